@@ -8,29 +8,29 @@
 
 namespace mxp {
 
-#define MXP_VERDICTS(X) \
-  X(Deliverable, "deliverable") \
+#define MXP_VERDICTS(X)             \
+  X(Deliverable, "deliverable")     \
   X(Undeliverable, "undeliverable") \
-  X(Risky, "risky") \
+  X(Risky, "risky")                 \
   X(Unknown, "unknown")
 
-#define MXP_REASONS(X)                  \
-  X(Accepted, "accepted")               \
-  X(InvalidSyntax, "invalid_syntax")    \
-  X(NoSuchDomain, "no_such_domain")     \
-  X(NullMx, "null_mx")                  \
-  X(NoMailServer, "no_mail_server")     \
-  X(MailboxNotFound, "mailbox_not_found") \
-  X(MailboxDisabled, "mailbox_disabled") \
-  X(CatchAll, "catch_all")              \
-  X(MailboxFull, "mailbox_full")        \
-  X(Greylisted, "greylisted")           \
-  X(RateLimited, "rate_limited")        \
-  X(Blocked, "blocked")                 \
-  X(Timeout, "timeout")                 \
+#define MXP_REASONS(X)                     \
+  X(Accepted, "accepted")                  \
+  X(InvalidSyntax, "invalid_syntax")       \
+  X(NoSuchDomain, "no_such_domain")        \
+  X(NullMx, "null_mx")                     \
+  X(NoMailServer, "no_mail_server")        \
+  X(MailboxNotFound, "mailbox_not_found")  \
+  X(MailboxDisabled, "mailbox_disabled")   \
+  X(CatchAll, "catch_all")                 \
+  X(MailboxFull, "mailbox_full")           \
+  X(Greylisted, "greylisted")              \
+  X(RateLimited, "rate_limited")           \
+  X(Blocked, "blocked")                    \
+  X(Timeout, "timeout")                    \
   X(ConnectionFailed, "connection_failed") \
-  X(DnsError, "dns_error")              \
-  X(ProtocolError, "protocol_error")    \
+  X(DnsError, "dns_error")                 \
+  X(ProtocolError, "protocol_error")       \
   X(TemporaryFailure, "temporary_failure")
 
 enum class Verdict : uint8_t {
