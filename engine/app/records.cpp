@@ -1,0 +1,199 @@
+#include "app/records.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace mxp::app {
+namespace {
+
+// Header names are matched trimmed and ASCII-case-insensitively ("Email", " EMAIL ").
+bool iequals_trimmed(std::string_view a, std::string_view b) {
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+      s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+      s.remove_suffix(1);
+    return s;
+  };
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c; };
+  a = trim(a), b = trim(b);
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [&](char x, char y) { return lower(x) == lower(y); });
+}
+
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+
+}  // namespace
+
+std::string_view to_string(RecordIssue i) {
+  switch (i) {
+    case RecordIssue::None:
+      return "none";
+    case RecordIssue::LineTooLong:
+      return "line_too_long";
+    case RecordIssue::RecordTooLong:
+      return "record_too_long";
+    case RecordIssue::MissingColumn:
+      return "missing_column";
+  }
+  return "?";
+}
+
+RecordReader::RecordReader(RecordOptions opts, Sink sink)
+    : opts_(std::move(opts)), sink_(std::move(sink)), format_(opts_.format) {}
+
+RecordReader::~RecordReader() {
+  if (csv_ready_) csv_free(&csv_);
+}
+
+bool RecordReader::feed(std::string_view bytes) {
+  if (!error_.empty()) return false;
+  // Until the format is known the first line may be a CSV header: allow it the CSV cap.
+  size_t cap = format_ == InputFormat::Lines ? opts_.max_line : opts_.max_record;
+  while (!bytes.empty()) {
+    const char* nl = static_cast<const char*>(std::memchr(bytes.data(), '\n', bytes.size()));
+    size_t part = nl ? static_cast<size_t>(nl - bytes.data()) : bytes.size();
+    if (nl && pending_.empty() && !overflow_ && part <= cap) {
+      on_line(bytes.substr(0, part), false);  // the common case: no copy
+    } else {
+      size_t room = cap > pending_.size() ? cap - pending_.size() : 0;
+      if (part > room) overflow_ = true;
+      pending_.append(bytes.data(), std::min(part, room));
+      if (nl) {
+        on_line(pending_, overflow_);
+        pending_.clear();
+        overflow_ = false;
+      }
+    }
+    if (!error_.empty()) return false;
+    cap = format_ == InputFormat::Lines ? opts_.max_line : opts_.max_record;
+    bytes.remove_prefix(nl ? part + 1 : part);
+  }
+  return true;
+}
+
+bool RecordReader::finish() {
+  if (!error_.empty()) return false;
+  if (!pending_.empty() || overflow_) {
+    on_line(pending_, overflow_);
+    pending_.clear();
+    overflow_ = false;
+  }
+  if (format_ == InputFormat::Csv && csv_ready_) {
+    csv_fini(&csv_, csv_field_cb, csv_record_cb, this);
+  }
+  if (first_line_ && opts_.column_given) {
+    error_ = "input is empty: no header with column '" + opts_.column + "'";
+  }
+  return error_.empty();
+}
+
+void RecordReader::on_line(std::string_view line, bool truncated) {
+  if (first_line_) {
+    first_line_ = false;
+    if (line.substr(0, kBom.size()) == kBom) line.remove_prefix(kBom.size());
+    if (format_ != InputFormat::Lines) {
+      if (detect(line)) {
+        format_ = InputFormat::Csv;
+        records_ = 1;  // the header is record 1, so record numbers match spreadsheet rows
+        return;
+      }
+      if (format_ == InputFormat::Csv || opts_.column_given) {
+        error_ = "no column named '" + opts_.column + "' in the CSV header";
+        return;
+      }
+      format_ = InputFormat::Lines;
+    }
+  }
+  if (format_ == InputFormat::Csv) {
+    csv_line(line, truncated);
+    return;
+  }
+  ++lines_;
+  ++records_;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (truncated || line.size() > opts_.max_line) {
+    sink_(Record{lines_, line.substr(0, opts_.max_line), RecordIssue::LineTooLong});
+    return;
+  }
+  sink_(Record{lines_, line, RecordIssue::None});
+}
+
+// Finds the address column in a header line, trying the usual delimiters. Uses libcsv so that
+// quoted header names are handled like the data.
+bool RecordReader::detect(std::string_view header) {
+  for (unsigned char d : {',', ';', '\t'}) {
+    csv_parser p;
+    if (csv_init(&p, 0) != 0) return false;
+    csv_set_delim(&p, d);
+    in_header_ = true;
+    header_found_ = false;
+    field_index_ = 0;
+    csv_parse(&p, header.data(), header.size(), csv_field_cb, nullptr, this);
+    csv_fini(&p, csv_field_cb, nullptr, this);
+    csv_free(&p);
+    in_header_ = false;
+    if (header_found_) {
+      delim_ = d;
+      reset_csv();
+      return true;
+    }
+  }
+  return false;
+}
+
+void RecordReader::reset_csv() {
+  if (csv_ready_) csv_free(&csv_);
+  csv_init(&csv_, 0);  // lenient: real lists have stray quotes; libcsv recovers by itself
+  csv_set_delim(&csv_, delim_);
+  csv_ready_ = true;
+  field_index_ = 0;
+  have_field_ = false;
+  bytes_in_record_ = 0;
+}
+
+void RecordReader::csv_line(std::string_view line, bool truncated) {
+  if (truncated) {
+    sink_(Record{++records_, {}, RecordIssue::RecordTooLong});
+    reset_csv();
+    return;
+  }
+  record_ended_ = false;
+  csv_parse(&csv_, line.data(), line.size(), csv_field_cb, csv_record_cb, this);
+  csv_parse(&csv_, "\n", 1, csv_field_cb, csv_record_cb, this);
+  // A quoted field may span lines; a runaway quote must not buffer the rest of the file.
+  bytes_in_record_ = record_ended_ ? 0 : bytes_in_record_ + line.size() + 1;
+  if (bytes_in_record_ > opts_.max_record) {
+    sink_(Record{++records_, {}, RecordIssue::RecordTooLong});
+    reset_csv();
+  }
+}
+
+void RecordReader::csv_field_cb(void* s, size_t len, void* self_p) {
+  auto* self = static_cast<RecordReader*>(self_p);
+  std::string_view f(static_cast<const char*>(s) ? static_cast<const char*>(s) : "", len);
+  if (self->in_header_) {
+    if (!self->header_found_ && iequals_trimmed(f, self->opts_.column)) {
+      self->header_found_ = true;
+      self->column_index_ = self->field_index_;
+    }
+  } else if (self->field_index_ == self->column_index_) {
+    self->field_.assign(f);
+    self->have_field_ = true;
+  }
+  ++self->field_index_;
+}
+
+void RecordReader::csv_record_cb(int, void* self_p) {
+  auto* self = static_cast<RecordReader*>(self_p);
+  self->record_ended_ = true;
+  ++self->records_;
+  if (self->have_field_)
+    self->sink_(Record{self->records_, self->field_, RecordIssue::None});
+  else
+    self->sink_(Record{self->records_, {}, RecordIssue::MissingColumn});
+  self->field_index_ = 0;
+  self->have_field_ = false;
+}
+
+}  // namespace mxp::app
