@@ -19,14 +19,16 @@ inline constexpr std::array<std::string_view, kStageCount> kStageNames = {
     "connect", "banner", "ehlo", "helo", "mail_from", "rcpt_to", "rset", "quit"};
 static_assert(kStageNames.size() == kStageCount);
 
-constexpr std::string_view to_string(Stage s) { return kStageNames[static_cast<int>(s)]; }
+constexpr std::string_view to_string(Stage s) {
+  return kStageNames[static_cast<int>(s)];
+}
 
 // RFC 3463 enhanced status code "class.subject.detail"; present == false when the reply had none.
 struct EnhancedCode {
   bool present = false;
-  uint8_t cls = 0;       // 2, 4 or 5
-  uint16_t subject = 0;  // 0..999
-  uint16_t detail = 0;   // 0..999
+  uint8_t cls = 0;          // 2, 4 or 5
+  uint16_t subject = 0;     // 0..999
+  uint16_t detail = 0;      // 0..999
   std::string str() const;  // "5.1.1", or "" when absent
   bool operator==(const EnhancedCode&) const = default;
 };
@@ -51,7 +53,9 @@ enum class Failure : uint8_t {
 };
 inline constexpr std::array<std::string_view, 6> kFailureNames = {
     "none", "connect_failed", "timeout", "closed", "protocol_error", "local_error"};
-constexpr std::string_view to_string(Failure f) { return kFailureNames[static_cast<int>(f)]; }
+constexpr std::string_view to_string(Failure f) {
+  return kFailureNames[static_cast<int>(f)];
+}
 
 // What decided one recipient: the stage we were in, and either the reply or the failure.
 // A 421 or a 5xx at banner/EHLO/MAIL decides every recipient of that session with that reply.

@@ -1,0 +1,237 @@
+// Sans-I/O SMTP client session for address verification: banner, EHLO (HELO fallback), MAIL FROM,
+// RCPT TO for any number of recipients in batches separated by RSET, QUIT. It never sends DATA.
+// The owner feeds it events (connected, bytes, timer expiry, closed) and carries out its answers
+// (bytes to write, one deadline to arm, close); it owns no socket and no timer (nghttp2 shape).
+#pragma once
+
+#include <array>
+#include <bitset>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "smtp/reply_parser.hpp"
+#include "smtp/types.hpp"
+
+namespace mxp::smtp {
+
+// All times are std::chrono::steady_clock time points supplied by the caller ("now"), so tests
+// drive the clock by hand and the session never reads a clock itself.
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+using StageTimeouts = std::array<std::chrono::milliseconds, kStageCount>;
+
+// Time allowed for each stage's reply (for Connect: for the TCP connect). RFC 5321 §4.5.3.2
+// suggests minutes (5 min for the greeting, MAIL and RCPT); a verifier gives up sooner, and a
+// tarpit must not hold a session for long. Postfix's smtp_connect_timeout is 30 s.
+inline constexpr StageTimeouts kDefaultStageTimeouts = {
+    std::chrono::seconds(30),  // connect
+    std::chrono::seconds(60),  // banner
+    std::chrono::seconds(60),  // ehlo
+    std::chrono::seconds(60),  // helo
+    std::chrono::seconds(60),  // mail_from
+    std::chrono::seconds(60),  // rcpt_to
+    std::chrono::seconds(30),  // rset
+    std::chrono::seconds(10),  // quit
+};
+static_assert(kDefaultStageTimeouts.size() == kStageCount);
+
+// EHLO keywords we look for (RFC 5321 §4.1.1.1 ehlo-line; keywords are case-insensitive).
+enum class Capability : uint8_t {
+  Pipelining,           // RFC 2920
+  Size,                 // RFC 1870
+  StartTls,             // RFC 3207
+  SmtpUtf8,             // RFC 6531
+  EnhancedStatusCodes,  // RFC 2034
+  EightBitMime,         // RFC 6152
+};
+inline constexpr int kCapabilityCount = 6;
+using Capabilities = std::bitset<kCapabilityCount>;
+inline constexpr std::array<std::string_view, kCapabilityCount> kCapabilityNames = {
+    "PIPELINING", "SIZE", "STARTTLS", "SMTPUTF8", "ENHANCEDSTATUSCODES", "8BITMIME"};
+constexpr std::string_view to_string(Capability c) {
+  return kCapabilityNames[static_cast<int>(c)];
+}
+inline bool has(const Capabilities& caps, Capability c) {
+  return caps.test(static_cast<int>(c));
+}
+
+// Shared by many sessions (a session keeps a pointer: the config must outlive it).
+struct SessionConfig {
+  std::string helo_name;  // EHLO/HELO argument, e.g. "probe.example.net" or "[192.0.2.1]"
+  std::string mail_from;  // reverse-path; empty means the null sender "MAIL FROM:<>"
+  StageTimeouts timeouts = kDefaultStageTimeouts;
+  uint32_t max_rcpts_per_transaction = 50;  // then RSET and a new MAIL FROM; 0 is taken as 1
+  bool use_pipelining = true;               // RFC 2920, only when the server offers it
+  ReplyLimits reply_limits;
+};
+
+// True when `arg` can travel as exactly one SMTP argument: non-empty, at most `max_len` bytes,
+// no control byte (CR, LF, NUL, ...), no space, no '<' or '>'. Bytes >= 0x80 pass only when
+// `allow_utf8` (RFC 6531 local parts); the session decides whether the server may see them.
+bool is_safe_argument(std::string_view arg, size_t max_len, bool allow_utf8);
+
+struct RecipientResult {
+  uint64_t id = 0;  // the caller's id given to add_recipient
+  Outcome outcome;
+};
+
+// Counters for metrics and probe-server reports.
+struct SessionStats {
+  uint32_t commands_sent = 0;
+  uint32_t replies_received = 0;
+  uint32_t rcpts_sent = 0;
+  uint32_t transactions = 0;  // MAIL FROM commands sent
+};
+
+enum class Direction : uint8_t { Sent, Received };
+// Transcript hook: every command line sent and every reply line received, without CRLF. Off (and
+// free) when no hook is set.
+using TranscriptFn = void (*)(void* user, Direction dir, std::string_view line);
+
+// A ready-made transcript: "C: EHLO x\n", "S: 250-...\n" lines appended to `text`.
+struct TranscriptBuffer {
+  std::string text;
+  static void append(void* self, Direction dir, std::string_view line);
+};
+
+// One connection to one MX. The owner's cycle: add_recipient()..., start(), begin the connect;
+// then on each event call the matching on_*(), write pending_output() (consume_output() what was
+// written), re-arm the one timer at next_deadline(), pop_result() until empty, and close the
+// socket when want_close() and the output is written. Every recipient accepted (Queued) gets
+// exactly one result. When no reply decided it, its Outcome carries the stage whose reply was
+// awaited and the Failure (Timeout, Closed, ProtocolError; ConnectFailed at Connect).
+class Session {
+ public:
+  enum class AddResult : uint8_t {
+    Queued,   // will be checked on this connection; a result follows
+    Refused,  // unsafe argument: a LocalError result is already queued, nothing was sent
+    Closed,   // the session no longer takes recipients (finishing or failed): use another one
+  };
+
+  explicit Session(const SessionConfig& config);
+
+  // ---- inputs ----
+  void start(TimePoint now);         // the owner starts the TCP connect: arms its deadline
+  void on_connected(TimePoint now);  // TCP connected: now waiting for the banner
+  void on_bytes(std::string_view bytes, TimePoint now);
+  void on_timeout(TimePoint now);  // the deadline passed (earlier calls are ignored)
+  void on_closed(TimePoint now);   // connect failed, or the peer closed/reset
+
+  // Queues a recipient (an address already validated by the address parser). May be called
+  // before start() and while the connection is open, to reuse it for more recipients.
+  AddResult add_recipient(std::string_view address, uint64_t id, TimePoint now);
+  // Nothing more will be added: QUIT once every recipient is decided.
+  void finish(TimePoint now);
+
+  // ---- outputs ----
+  std::string_view pending_output() const { return std::string_view(out_).substr(out_off_); }
+  void consume_output(size_t n);  // n bytes of pending_output() were written
+  std::optional<TimePoint> next_deadline() const {
+    return deadline_armed_ ? std::optional<TimePoint>(deadline_) : std::nullopt;
+  }
+  std::optional<RecipientResult> pop_result();
+  size_t results_ready() const { return results_.size() - results_head_; }
+
+  // Close the connection once pending_output() is written (after QUIT's reply, a 421, a timeout,
+  // a protocol error or a local refusal).
+  bool want_close() const { return want_close_; }
+  // Nothing more will happen: closed, or closing with no output left.
+  bool done() const { return closed_ || (want_close_ && out_off_ == out_.size()); }
+  // Takes recipients now (add_recipient would return Queued).
+  bool accepting() const { return !finishing_ && !failed_ && !want_close_ && !closed_; }
+  // Connected, greeted, nothing in flight, nothing queued: a pool may reuse it.
+  bool idle() const;
+
+  Stage stage() const { return stage_; }  // the stage reached (of the reply awaited, or last)
+  const Capabilities& capabilities() const { return caps_; }
+  bool pipelining() const;  // PIPELINING offered and enabled
+  const SessionStats& stats() const { return stats_; }
+  size_t undecided() const { return undecided_; }  // recipients without a result yet
+  // Why the session ended in Failure::ProtocolError (empty otherwise).
+  std::string_view protocol_error() const;
+
+  void set_transcript(TranscriptFn fn, void* user) {
+    transcript_ = fn;
+    transcript_user_ = user;
+  }
+  void set_transcript(TranscriptBuffer* buf) {
+    set_transcript(buf ? &TranscriptBuffer::append : nullptr, buf);
+  }
+
+ private:
+  struct Rcpt {
+    std::string address;
+    uint64_t id = 0;
+    bool decided = false;
+  };
+
+  static void on_raw_line(void* self, std::string_view line);
+  void handle_reply(Reply&& r);
+  bool advance();  // sends what may be sent now; true when something was sent
+  void send(std::string_view a, std::string_view b = {}, std::string_view c = {},
+            std::string_view d = {});
+  bool form_batch();      // takes the next recipients into rcpts_[0, batch_n_)
+  void send_batch();      // [RSET] MAIL RCPT...: all at once when pipelining, else the next one
+  void end_batch();       // drops the finished batch from rcpts_
+  Stage awaited() const;  // stage of the next reply due; only when in_flight()
+  bool in_flight() const;
+  void arm(TimePoint now);
+  void decide(Rcpt& r, Stage stage, Failure f, const Reply* reply);
+  // Decides every recipient still without a result (batch and queued ones).
+  void decide_all(Stage stage, Failure f, const Reply* reply);
+  void hard_close();  // stop now: nothing more is sent
+  void parse_ehlo(const Reply& r);
+
+  const SessionConfig* cfg_;
+  ReplyParser parser_;
+  std::string out_;
+  size_t out_off_ = 0;
+  // rcpts_[0, batch_n_) belong to the current transaction (sent or being sent); the rest wait.
+  // Decided recipients of the current batch are removed when its replies are all in.
+  std::vector<Rcpt> rcpts_;
+  std::vector<RecipientResult> results_;
+  size_t results_head_ = 0;
+  TranscriptFn transcript_ = nullptr;
+  void* transcript_user_ = nullptr;
+  TimePoint deadline_{};
+  SessionStats stats_;
+  // Pipelining cursors over the current batch (Postfix smtp_proto style): RCPTs sent, and RCPT
+  // replies received. Replies arrive in command order: [RSET] MAIL RCPT... [QUIT].
+  uint32_t batch_n_ = 0;
+  uint32_t rcpt_sent_ = 0;
+  uint32_t rcpt_recv_ = 0;
+  uint32_t undecided_ = 0;
+  const char* session_error_ = nullptr;  // protocol error found by the session (not the parser)
+  Stage stage_ = Stage::Connect;
+  enum class Greeting : uint8_t { None, Ehlo, Helo };
+  Greeting next_greeting_ = Greeting::None;  // the greeting command to send next
+  Capabilities caps_;
+  Failure local_error_ = Failure::None;  // LocalError when the config cannot be sent
+  Stage local_error_stage_ = Stage::Connect;
+  bool deadline_armed_ = false;
+  bool connected_ = false;
+  bool closed_ = false;
+  bool want_close_ = false;
+  bool finishing_ = false;
+  bool failed_ = false;  // a rejection decided everyone: drain replies, then QUIT
+  bool greeted_ = false;
+  bool ehlo_ok_ = false;
+  bool txn_open_ = false;    // MAIL sent and no RSET since
+  bool mail_sent_ = false;   // MAIL of the current batch sent
+  bool utf8_batch_ = false;  // the batch has a UTF-8 address: MAIL gets SMTPUTF8 (RFC 6531 §3.4)
+  // Replies awaited, besides RCPT replies (rcpt_recv_ < rcpt_sent_).
+  bool await_banner_ = false;
+  bool await_ehlo_ = false;
+  bool await_helo_ = false;
+  bool await_rset_ = false;
+  bool await_mail_ = false;
+  bool await_quit_ = false;
+  bool quit_sent_ = false;
+};
+
+}  // namespace mxp::smtp
