@@ -1,0 +1,104 @@
+// The verdict policy: turns how a verification ended (an SMTP reply at some stage, a network
+// failure, a DNS answer, a syntax error) into verdict + reason + the signals the scheduler acts
+// on. Every row of the decision table is documented, with the why, in docs/verdicts.md.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "core/verdict.hpp"
+#include "smtp/types.hpp"
+
+namespace mxp::verdict {
+
+// Whom a classification is about, i.e. what else shares the same answer.
+enum class Scope : uint8_t {
+  Recipient,    // this one address; the other recipients of the session are unaffected
+  Transaction,  // this mail transaction (MAIL FROM or its recipient limit): RSET and start again
+  Session,      // this connection / source identity: every recipient sent this way gets it
+  Domain,       // every address at the domain (DNS answers, "relaying denied")
+};
+inline constexpr std::array<std::string_view, 4> kScopeNames = {"recipient", "transaction",
+                                                                "session", "domain"};
+constexpr std::string_view to_string(Scope s) {
+  return kScopeNames[static_cast<int>(s)];
+}
+
+struct Classification {
+  Verdict verdict = Verdict::Unknown;
+  Reason reason = Reason::ProtocolError;
+  Scope scope = Scope::Recipient;
+  // Not final: asking again later may give a final answer (4xx replies, timeouts, DNS
+  // SERVFAIL). For greylisting, ask again from the SAME source IP: greylists key on it.
+  bool retry_later = false;
+  // Our identity (source IP, its PTR, our HELO name or our MAIL FROM address) was refused:
+  // the answer can only change from another source identity. Rotate the source IP.
+  bool source_blocked = false;
+  // The server is limiting or struggling with our traffic: slow down toward this MX.
+  bool back_off = false;
+  // The connection is unusable after this (421, timeouts, closed, refused banner): QUIT/close
+  // and send nothing more on it.
+  bool session_fatal = false;
+  // The server's per-transaction recipient limit (452 4.5.3): the recipient was not judged;
+  // retry it in a new transaction (RSET, MAIL FROM) on this or another session.
+  bool recipient_limit = false;
+
+  bool operator==(const Classification&) const = default;
+};
+
+// From (stage, failure, code, enhanced code, text) to a classification. Never allocates.
+Classification classify(const smtp::Outcome& outcome);
+
+// DNS outcomes that end a verification before any SMTP.
+enum class DnsStatus : uint8_t {
+  NxDomain,      // the domain does not exist (RCODE 3)
+  NullMx,        // RFC 7505 "MX 0 ." : the domain accepts no mail
+  NoMailServer,  // no MX and no A/AAAA (RFC 5321 §5.1 has nothing to fall back to)
+  ServFail,      // the domain's servers failed to answer (RCODE 2)
+  Refused,       // the resolver refused the query (RCODE 5) or another resolver error
+  Timeout,       // no answer in time
+};
+inline constexpr std::array<std::string_view, 6> kDnsStatusNames = {
+    "nxdomain", "null_mx", "no_mail_server", "servfail", "refused", "timeout"};
+constexpr std::string_view to_string(DnsStatus s) {
+  return kDnsStatusNames[static_cast<int>(s)];
+}
+
+Classification classify_dns(DnsStatus status);
+
+// The address failed our syntax check (engine/address): undeliverable/invalid_syntax.
+Classification classify_syntax_error();
+
+// Catch-all knowledge about the address's domain, for the record's "catch_all" field.
+enum class CatchAll : uint8_t { No, Yes, Unknown };
+inline constexpr std::array<std::string_view, 3> kCatchAllNames = {"no", "yes", "unknown"};
+constexpr std::string_view to_string(CatchAll c) {
+  return kCatchAllNames[static_cast<int>(c)];
+}
+// The JSON value: false / true / null.
+constexpr std::optional<bool> to_optional(CatchAll c) {
+  if (c == CatchAll::Unknown) return std::nullopt;
+  return c == CatchAll::Yes;
+}
+
+// What the classification of a random never-existing address at a domain (the catch-all probe)
+// says about the domain: accepted => Yes, rejected as unknown/disabled => No, else Unknown.
+// This is what a per-domain cache should store.
+CatchAll catch_all_from_probe(const Classification& probe);
+
+struct CatchAllResult {
+  Classification result;
+  CatchAll catch_all = CatchAll::Unknown;
+  bool operator==(const CatchAllResult&) const = default;
+};
+
+// Combines the address's classification with the probe's (nullopt: no probe was made).
+// Probe accepted => an accepted address becomes risky/catch_all. Probe rejected => the address's
+// result stands. Probe unknown (timeout, greylisted, blocked...) => an accepted address stays
+// deliverable/accepted with catch_all Unknown. Full rules: docs/verdicts.md.
+CatchAllResult combine_catch_all(const Classification& address,
+                                 const std::optional<Classification>& probe);
+
+}  // namespace mxp::verdict
