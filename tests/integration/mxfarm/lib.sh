@@ -1,0 +1,127 @@
+# Shared helpers of the mxfarm integration tests (sourced, not run).
+# Every test draws its 127.x.0.0/16 range and DNS port from its own band (see pick_net), so
+# ctest -j runs them side by side, and concurrent runs of the same test do not collide.
+set -euo pipefail
+
+MXFARM=${MXFARM:?MXFARM must name the mxfarm binary}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORK=$(mktemp -d /tmp/mxfarm-test.XXXXXX)
+FARM_PID=""
+CHECKS=0
+# Debian's interpreter directly: a version-manager shim on PATH can cost half a second a call.
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=python3
+
+cleanup() {
+  if [[ -n $FARM_PID ]] && kill -0 "$FARM_PID" 2>/dev/null; then
+    kill -TERM "$FARM_PID" 2>/dev/null || true
+    wait "$FARM_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  [[ -f $WORK/farm.err ]] && { echo "--- farm stderr:" >&2; tail -20 "$WORK/farm.err" >&2; }
+  exit 1
+}
+
+ok() { CHECKS=$((CHECKS + 1)); }
+
+# expect_match TEXT REGEX WHAT: TEXT must contain a line matching the extended regex.
+expect_match() {
+  grep -Eq -- "$2" <<<"$1" || { echo "$1" | tail -30 >&2; fail "$3: no match for /$2/"; }
+  ok
+}
+expect_no_match() {
+  if grep -Eq -- "$2" <<<"$1"; then echo "$1" | tail -30 >&2; fail "$3: unexpected /$2/"; fi
+  ok
+}
+expect_eq() {
+  [[ "$1" == "$2" ]] || fail "$3: got '$1', want '$2'"
+  ok
+}
+
+# start_farm SCENARIO REPORT [run options...]: starts mxfarm and waits for its ready line
+# (read from a FIFO: no polling, no sleeping). Sets FARM_PID and READY_LINE. Returns 1 when the
+# farm could not start because another run holds its addresses or DNS port; fails otherwise.
+start_farm() {
+  local fifo=$WORK/ready.fifo
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  "$MXFARM" run "$1" --report "$2" "${@:3}" >"$fifo" 2>"$WORK/farm.err" &
+  FARM_PID=$!
+  exec 3<"$fifo"
+  if ! read -r -t 10 READY_LINE <&3; then
+    exec 3<&-
+    local rc=0
+    kill -0 "$FARM_PID" 2>/dev/null && kill -TERM "$FARM_PID"
+    wait "$FARM_PID" || rc=$?
+    FARM_PID=""
+    if ((rc == 1)) && grep -Eq "already in use|dnsmasq exited" "$WORK/farm.err"; then
+      return 1
+    fi
+    fail "mxfarm did not print its ready line (exit $rc)"
+  fi
+  exec 3<&-
+  [[ $READY_LINE == ready\ dns=* ]] || fail "unexpected ready line: $READY_LINE"
+}
+
+# pick_net LO HI: a random 127.NET.0.0/16 with LO <= NET <= HI, and a DNS port of its own.
+# Each test has its own band, so tests never collide; two runs of one test (two build trees,
+# two engineers) usually pick different ranges, and `launch` retries when they do not.
+pick_net() {
+  NET=$((RANDOM % ($2 - $1 + 1) + $1))
+  BASE=127.$NET.0.0
+  DNS_PORT=$((15000 + NET * 10 + RANDOM % 10))
+}
+
+# launch LO HI GEN_OPTIONS...: generates $SC with `mxfarm gen GEN_OPTIONS --base-ip --dns-port`
+# in a free range of the band and starts the farm (report in $REPORT).
+launch() {
+  local lo=$1 hi=$2
+  shift 2
+  for _ in 1 2 3 4 5 6; do
+    pick_net "$lo" "$hi"
+    "$MXFARM" gen "$@" --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC"
+    start_farm "$SC" "$REPORT" && return 0
+    echo "range $BASE or DNS port $DNS_PORT taken, trying another" >&2
+  done
+  fail "no free address range in 127.$lo-$hi.0.0"
+}
+
+# stop_farm: SIGTERM, and mxfarm must exit 0.
+stop_farm() {
+  kill -TERM "$FARM_PID"
+  local rc=0
+  wait "$FARM_PID" || rc=$?
+  FARM_PID=""
+  expect_eq "$rc" 0 "mxfarm exit status after SIGTERM"
+}
+
+# ip_of SCENARIO DOMAIN [N]: address of the domain's Nth mail host (MX preference order).
+ip_of() {
+  "$PY" - "$@" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+hosts = {h["name"]: h for h in s["hosts"]}
+d = next(d for d in s["domains"] if d["name"] == sys.argv[2])
+names = [m["host"] for m in sorted(d.get("mx", []), key=lambda m: m["pref"])] or [d["host"]]
+print(hosts[names[int(sys.argv[3]) if len(sys.argv) > 3 else 0]]["ip"])
+EOF
+}
+
+# jq-like access to the report: report_get FILE EXPR (a Python expression over r).
+report_get() {
+  "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$1" "$2"
+}
+
+# sw SERVER ARGS...: swaks up to RCPT, as an independent SMTP client.
+sw() {
+  swaks --quit-after RCPT --server "$1" --from probe@client.test --timeout 3 "${@:2}" 2>&1 || true
+}
+
+raw() { "$PY" "$HERE/rawsmtp.py" "$@" 2>&1 || true; }
+
+now_ms() { date +%s%3N; }

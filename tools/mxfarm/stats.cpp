@@ -1,0 +1,172 @@
+// Counting and the JSON report (format in docs/mxfarm.md).
+#include "stats.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+namespace mxfarm {
+
+using nlohmann::json;
+
+size_t Window::add(uint64_t now, uint64_t span) {
+  // Drop what fell out of the window, oldest first.
+  while (size_ > 0 && ring_[head_] + span <= now) {
+    head_ = (head_ + 1) & (ring_.size() - 1);
+    --size_;
+  }
+  if (size_ == ring_.size()) {  // grow (power of two), unrolling the ring
+    std::vector<uint64_t> bigger(std::max<size_t>(16, ring_.size() * 2));
+    for (size_t i = 0; i < size_; ++i)
+      bigger[i] = ring_[(head_ + i) & (ring_.size() - 1)];
+    ring_.swap(bigger);
+    head_ = 0;
+  }
+  ring_[(head_ + size_) & (ring_.size() - 1)] = now;
+  return ++size_;
+}
+
+void Level::open(uint64_t now) {
+  ++current;
+  peak_concurrent = std::max(peak_concurrent, current);
+  peak_per_second = std::max<uint64_t>(peak_per_second, second.add(now, 1000));
+}
+
+void PairStats::reply(int code) {
+  for (auto& r : replies) {
+    if (r.first == code) {
+      ++r.second;
+      return;
+    }
+  }
+  replies.emplace_back(static_cast<uint16_t>(code), 1);
+}
+
+PairStats& Stats::open(int h, uint32_t ip, uint64_t now) {
+  HostStats& hs = hosts_[h];
+  PairStats& p = hs.clients[ip];
+  total_.open(now);
+  clients_[ip].open(now);
+  hs.level.open(now);
+  p.level.open(now);
+  ++p.connections;
+  return p;
+}
+
+void Stats::close(int h, uint32_t ip, PairStats& p) {
+  total_.close();
+  clients_[ip].close();
+  hosts_[h].level.close();
+  p.level.close();
+}
+
+void Stats::rcpt(std::string_view addr, std::string_view domain) {
+  auto it = rcpt_by_address_.find(addr);
+  if (it != rcpt_by_address_.end()) {
+    ++it->second;
+  } else if (rcpt_by_address_.size() < rcpt_cap_) {
+    rcpt_by_address_.emplace(std::string(addr), 1);
+  } else {
+    rcpt_truncated_ = true;
+  }
+  auto d = rcpt_by_domain_.find(domain);
+  if (d != rcpt_by_domain_.end()) {
+    ++d->second;
+  } else {
+    rcpt_by_domain_.emplace(std::string(domain), 1);
+  }
+}
+
+namespace {
+
+// Sums of pair counters, for a client, a host or the whole farm.
+struct Sum {
+  uint64_t connections = 0, limit_rejects = 0, data = 0, broken = 0;
+  std::array<uint64_t, kCmdCount> commands{};
+  std::map<int, uint64_t> replies;
+  void add(const PairStats& p) {
+    connections += p.connections;
+    limit_rejects += p.limit_rejects;
+    data += p.data;
+    broken += p.broken_replies;
+    for (int i = 0; i < kCmdCount; ++i)
+      commands[i] += p.commands[i];
+    for (const auto& [code, n] : p.replies)
+      replies[code] += n;
+  }
+};
+
+json to_json(const Sum& s, const Level& l) {
+  json cmds = json::object();
+  for (int i = 0; i < kCmdCount; ++i) {
+    if (s.commands[i] == 0 || i == static_cast<int>(Cmd::Connect)) continue;
+    std::string name(to_string(static_cast<Cmd>(i)));
+    std::transform(name.begin(), name.end(), name.begin(), ::toupper);
+    cmds[name] = s.commands[i];
+  }
+  json replies = json::object();
+  for (const auto& [code, n] : s.replies)
+    replies[std::to_string(code)] = n;
+  return {{"connections", s.connections},
+          {"current_connections", l.current},
+          {"peak_concurrent", l.peak_concurrent},
+          {"peak_connections_per_second", l.peak_per_second},
+          {"limit_rejects", s.limit_rejects},
+          {"commands", cmds},
+          {"replies", replies},
+          {"broken_replies", s.broken},
+          {"data_commands", s.data}};
+}
+
+}  // namespace
+
+json Stats::report(const Scenario& sc, uint64_t uptime_ms) const {
+  json j;
+  j["uptime_ms"] = uptime_ms;
+  Sum total;
+  std::map<uint32_t, Sum> by_client;
+  json mx = json::object();
+  for (size_t h = 0; h < hosts_.size(); ++h) {
+    const HostStats& hs = hosts_[h];
+    const Host& host = sc.hosts[h];
+    if (!host.b.listen) continue;
+    Sum hsum;
+    json clients = json::object();
+    std::map<uint32_t, const PairStats*> sorted;
+    for (const auto& [ip, p] : hs.clients)
+      sorted[ip] = &p;
+    for (const auto& [ip, p] : sorted) {
+      Sum ps;
+      ps.add(*p);
+      hsum.add(*p);
+      total.add(*p);
+      by_client[ip].add(*p);
+      clients[format_ipv4(ip)] = to_json(ps, p->level);
+    }
+    json o = to_json(hsum, hs.level);
+    o["ip"] = host.ip;
+    o["port"] = host.port;
+    o["clients"] = std::move(clients);
+    mx[host.name] = std::move(o);
+  }
+  json clients = json::object();
+  for (const auto& [ip, s] : by_client) {
+    auto it = clients_.find(ip);
+    clients[format_ipv4(ip)] = to_json(s, it == clients_.end() ? Level{} : it->second);
+  }
+  j["total"] = to_json(total, total_);
+  j["clients"] = std::move(clients);
+  j["mx"] = std::move(mx);
+  std::map<std::string_view, uint64_t> addrs, domains;
+  for (const auto& [k, v] : rcpt_by_address_)
+    addrs[k] = v;
+  for (const auto& [k, v] : rcpt_by_domain_)
+    domains[k] = v;
+  j["rcpt_by_address"] = addrs;
+  j["rcpt_by_address_truncated"] = rcpt_truncated_;
+  j["rcpt_by_domain"] = domains;
+  return j;
+}
+
+}  // namespace mxfarm
