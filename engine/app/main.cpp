@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "app/syntax.hpp"
+#include "app/verify.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"mxprobe: verify email addresses by asking their mail servers (never sends DATA)"};
@@ -25,6 +26,33 @@ int main(int argc, char** argv) {
   s->add_flag("--no-progress", no_progress, "never show progress");
   s->add_flag("--progress", status_lines, "show progress even when stderr is not a terminal");
 
+  mxp::app::EngineOptions eng;
+  mxp::app::CheckOptions chk;
+  auto* c = app.add_subcommand("check", "verify a few addresses and print a readable report");
+  c->add_option("address", chk.addresses, "addresses to verify")->required();
+  c->add_flag("--json", chk.json, "print the JSON record of each address");
+  c->add_flag("-v,--verbose", chk.verbose, "show the SMTP transcript and the event loop chosen");
+  mxp::app::add_engine_options(*c, eng);
+
+  mxp::app::VerifyOptions ver;
+  std::string vformat = "jsonl", vinformat = "auto";
+  bool v_no_progress = false, v_status = false;
+  auto* v = app.add_subcommand("verify", "verify a list of addresses (streamed; JSON Lines or CSV out)");
+  v->add_option("-i,--input", ver.input, "input file, '-' for stdin")->capture_default_str();
+  v->add_option("-o,--output", ver.output, "output file, '-' for stdout")->capture_default_str();
+  v->add_option("--format", vformat, "output format: jsonl or csv")
+      ->check(CLI::IsMember({"jsonl", "csv"}))
+      ->capture_default_str();
+  auto* vcol = v->add_option("--column", ver.records.column, "CSV column holding the address")
+                   ->capture_default_str();
+  v->add_option("--input-format", vinformat, "auto, lines or csv")
+      ->check(CLI::IsMember({"auto", "lines", "csv"}))
+      ->capture_default_str();
+  v->add_flag("--transcript", ver.transcripts, "add each address's SMTP dialogue to its record");
+  v->add_flag("--no-progress", v_no_progress, "never show progress");
+  v->add_flag("--progress", v_status, "status lines even when stderr is not a terminal");
+  mxp::app::add_engine_options(*v, eng);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -38,6 +66,16 @@ int main(int argc, char** argv) {
                                            : mxp::app::InputFormat::Auto;
     syn.progress = no_progress ? 0 : status_lines ? 1 : -1;
     return mxp::app::run_syntax(syn, stderr);
+  }
+  if (*c) return mxp::app::run_check(chk, eng, stdout, stderr);
+  if (*v) {
+    ver.records.column_given = vcol->count() > 0;
+    ver.records.format = vinformat == "lines" ? mxp::app::InputFormat::Lines
+                         : vinformat == "csv" ? mxp::app::InputFormat::Csv
+                                              : mxp::app::InputFormat::Auto;
+    ver.format = vformat == "csv" ? mxp::app::OutputFormat::Csv : mxp::app::OutputFormat::Jsonl;
+    ver.progress = v_no_progress ? 0 : v_status ? 1 : -1;
+    return mxp::app::run_verify(ver, eng, stderr);
   }
   return 2;
 }

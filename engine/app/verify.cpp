@@ -1,0 +1,325 @@
+#include "app/verify.hpp"
+
+#include <csv.h>
+#include <unistd.h>
+
+#include <array>
+#include <memory>
+
+#include "address/address.hpp"
+#include "app/io.hpp"
+#include "core/progress.hpp"
+#include "pipeline/result.hpp"
+#include "verdict/classify.hpp"
+
+namespace mxp::app {
+namespace {
+
+using pipeline::Result;
+
+// A result for a record that never reaches DNS: bad syntax or a broken input record.
+Result invalid_result(const Record& r, std::string_view error) {
+  Result res;
+  res.line = r.number;
+  res.email.assign(r.field);
+  auto c = verdict::classify_syntax_error();
+  res.verdict = c.verdict;
+  res.reason = c.reason;
+  res.error.assign(error);
+  res.checked_at = std::chrono::system_clock::now();
+  return res;
+}
+
+constexpr std::array<const char*, 20> kCsvColumns = {
+    "line",  "email",     "normalized",    "verdict",      "reason",    "domain",    "mx",
+    "mx_ip", "smtp_code", "smtp_enhanced", "smtp_message", "catch_all", "role",      "disposable",
+    "free",  "attempts",  "source_ip",     "elapsed_ms",   "error",     "checked_at"};
+
+void csv_field(std::string& out, std::string_view v, bool first = false) {
+  if (!first) out.push_back(',');
+  if (v.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out.append(v);
+    return;
+  }
+  // RFC 4180 quoting through libcsv's writer (doubles inner quotes).
+  std::string buf(v.size() * 2 + 2, '\0');
+  size_t n = csv_write(buf.data(), buf.size(), v.data(), v.size());
+  out.append(buf.data(), n);
+}
+
+std::string opt_bool(std::optional<bool> b) {
+  return !b ? "" : *b ? "true" : "false";
+}
+
+void append_csv(const Result& r, std::string& out) {
+  char num[64];
+  csv_field(out, std::to_string(r.line), true);
+  csv_field(out, r.email);
+  csv_field(out, r.normalized);
+  csv_field(out, to_string(r.verdict));
+  csv_field(out, to_string(r.reason));
+  csv_field(out, r.domain);
+  csv_field(out, r.mx);
+  csv_field(out, r.mx_ip);
+  csv_field(out, r.has_smtp ? std::to_string(r.code) : "");
+  csv_field(out, r.enhanced);
+  csv_field(out, r.has_smtp ? r.message : "");
+  csv_field(out, opt_bool(r.catch_all));
+  csv_field(out, opt_bool(r.role));
+  csv_field(out, "");
+  csv_field(out, "");
+  csv_field(out, std::to_string(r.attempts));
+  csv_field(out, r.source_ip);
+  std::snprintf(num, sizeof num, "%.1f", r.elapsed_ms);
+  csv_field(out, num);
+  csv_field(out, r.error);
+  csv_field(out, pipeline::iso8601(r.checked_at));
+  out.append("\r\n");
+}
+
+// Writes results as they come, in large blocks.
+class ResultWriter {
+ public:
+  ResultWriter(OutputFile& f, OutputFormat fmt, bool transcripts)
+      : f_(f), fmt_(fmt), transcripts_(transcripts) {
+    if (fmt_ == OutputFormat::Csv) {
+      for (size_t i = 0; i < kCsvColumns.size(); ++i)
+        csv_field(buf_, kCsvColumns[i], i == 0);
+      buf_.append("\r\n");
+    }
+  }
+  void write(const Result& r) {
+    if (fmt_ == OutputFormat::Csv)
+      append_csv(r, buf_);
+    else
+      pipeline::append_json(r, buf_, transcripts_);
+    ++counts_[static_cast<int>(r.verdict)];
+    ++written_;
+    if (buf_.size() >= (1 << 16)) flush();
+  }
+  bool flush() {
+    if (!failed_ && !f_.write(buf_, err_)) failed_ = true;
+    buf_.clear();
+    return !failed_;
+  }
+  bool failed() const { return failed_; }
+  const std::string& error() const { return err_; }
+  uint64_t written() const { return written_; }
+  std::string counts() const {
+    std::string s;
+    for (int i = 0; i < kVerdictCount; ++i) {
+      if (i) s += "  ";
+      s += to_string(static_cast<Verdict>(i));
+      s += ' ';
+      s += human_count(static_cast<double>(counts_[i]));
+    }
+    return s;
+  }
+
+ private:
+  OutputFile& f_;
+  OutputFormat fmt_;
+  bool transcripts_;
+  std::string buf_, err_;
+  bool failed_ = false;
+  uint64_t written_ = 0;
+  std::array<uint64_t, kVerdictCount> counts_{};
+};
+
+// Feeds the verifier from the input as it drains, and ticks the progress display.
+class Driver final : private loop::TimerHandler {
+ public:
+  Driver(Engine& e, InputFile& in, ResultWriter& w, const VerifyOptions& opts, Progress* progress,
+         uint64_t bytes_total)
+      : e_(e),
+        in_(in),
+        w_(w),
+        progress_(progress),
+        verifier_(*e.loop, *e.resolver, e.config, [this](Result&& r) { on_result(std::move(r)); }),
+        reader_(opts.records, [this](const Record& r) { on_record(r); }) {
+    // Enough queued work to keep every session busy, bounded so memory does not grow with
+    // the input: about four sessions' worth of addresses per concurrent session.
+    high_ =
+        std::max<uint64_t>(1000, uint64_t(e.config.max_sessions) * e.config.rcpts_per_session * 4);
+    ps_.bytes_total = bytes_total;
+  }
+
+  // Returns an exit code.
+  int run(std::FILE* diag) {
+    refill();
+    arm_tick();
+    if (!done()) e_.loop->run();
+    if (tick_armed_) e_.loop->cancel_timer(tick_);
+    if (!read_error_.empty()) {
+      std::fprintf(diag, "mxprobe verify: %s\n", read_error_.c_str());
+      return 1;
+    }
+    if (!reader_.error().empty()) {
+      std::fprintf(diag, "mxprobe verify: %s\n", reader_.error().c_str());
+      return 2;
+    }
+    return 0;
+  }
+  ProgressState& progress_state() { return ps_; }
+  uint64_t records() const { return records_; }
+
+ private:
+  bool done() const { return eof_ && verifier_.pending() == 0; }
+
+  void on_record(const Record& r) {
+    ++records_;
+    if (r.issue != RecordIssue::None) return w_.write(invalid_result(r, to_string(r.issue)));
+    auto p = address::parse(r.field);
+    if (!p.ok()) return w_.write(invalid_result(r, address::to_string(p.error)));
+    verifier_.submit(records_, r.number, std::string(r.field), std::move(p.address));
+  }
+
+  // Reads input until enough work is queued (or the input ends).
+  void refill() {
+    constexpr size_t kChunk = 64 * 1024;  // ~3,000 lines: keeps the read-ahead close to high_
+    if (!chunk_) chunk_ = std::make_unique<char[]>(kChunk);
+    while (!eof_ && verifier_.pending() < high_) {
+      long n = in_.read(chunk_.get(), kChunk, read_error_);
+      if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {
+        if (n == 0) reader_.finish();
+        eof_ = true;
+        break;
+      }
+      ps_.bytes_done += static_cast<uint64_t>(n);
+    }
+    if (done()) e_.loop->stop();
+  }
+
+  void on_result(Result&& r) {
+    w_.write(r);
+    if (!eof_ && verifier_.pending() < high_ / 2) refill();
+    if (done()) e_.loop->stop();
+  }
+
+  void arm_tick() {
+    tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(200), *this);
+    tick_armed_ = true;
+  }
+  void on_timer(loop::TimerId, uint64_t) override {
+    tick_armed_ = false;
+    if (progress_) {
+      ps_.done = w_.written();
+      ps_.extra = w_.counts();
+      progress_->maybe_draw(ps_, false);
+    }
+    if (!done()) arm_tick();
+  }
+
+  Engine& e_;
+  InputFile& in_;
+  ResultWriter& w_;
+  Progress* progress_;
+  pipeline::Verifier verifier_;
+  RecordReader reader_;
+  std::unique_ptr<char[]> chunk_;
+  std::string read_error_;
+  uint64_t high_ = 1000, records_ = 0;
+  bool eof_ = false;
+  loop::TimerId tick_{};
+  bool tick_armed_ = false;
+  ProgressState ps_;
+};
+
+}  // namespace
+
+int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag) {
+  std::string err;
+  InputFile in;
+  OutputFile out;
+  if (!in.open(opts.input, err) || !out.open(opts.output, err)) {
+    std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+    return 2;
+  }
+  Engine e;
+  if (!make_engine(eng, opts.transcripts, e, diag)) return 3;
+  std::fprintf(diag, "mxprobe verify: %s\n", e.loop_why.c_str());
+
+  // A bar on a terminal, a status line every few seconds otherwise, nothing with --no-progress.
+  bool show = opts.progress != 0;
+  Progress progress(diag, isatty(fileno(diag)) && opts.progress == -1, "verified");
+  ResultWriter writer(out, opts.format, opts.transcripts);
+  Driver driver(e, in, writer, opts, show ? &progress : nullptr, in.size());
+  int rc = driver.run(diag);
+  bool wrote = writer.flush() && out.close(err);
+  if (show) {
+    auto& ps = driver.progress_state();
+    ps.done = writer.written();
+    ps.extra = writer.counts();
+    progress.finish(ps);
+  }
+  if (!wrote) {
+    std::fprintf(diag, "mxprobe verify: %s\n",
+                 writer.failed() ? writer.error().c_str() : err.c_str());
+    return 1;
+  }
+  if (rc == 0)
+    std::fprintf(diag, "mxprobe verify: %llu records: %s\n", (unsigned long long)writer.written(),
+                 writer.counts().c_str());
+  return rc;
+}
+
+int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out, std::FILE* diag) {
+  Engine e;
+  if (!make_engine(eng, true, e, diag)) return 3;
+  if (opts.verbose) std::fprintf(diag, "mxprobe: %s\n", e.loop_why.c_str());
+  std::vector<Result> results(opts.addresses.size());
+  size_t pending = 0;
+  pipeline::Verifier v(*e.loop, *e.resolver, e.config, [&](Result&& r) {
+    results[r.id] = std::move(r);
+    if (--pending == 0) e.loop->stop();
+  });
+  for (size_t i = 0; i < opts.addresses.size(); ++i) {
+    Record rec{i + 1, opts.addresses[i], RecordIssue::None};
+    auto p = address::parse(opts.addresses[i]);
+    if (!p.ok()) {
+      results[i] = invalid_result(rec, address::to_string(p.error));
+      results[i].id = i;
+      continue;
+    }
+    ++pending;
+    v.submit(i, i + 1, opts.addresses[i], std::move(p.address));
+  }
+  if (pending) e.loop->run();
+
+  int undeliverable = 0;
+  for (const auto& r : results) {
+    if (r.verdict == Verdict::Undeliverable) ++undeliverable;
+    if (opts.json) {
+      std::string line;
+      pipeline::append_json(r, line, opts.verbose);
+      std::fputs(line.c_str(), out);
+      continue;
+    }
+    std::fprintf(out, "%s  %s (%s)\n", r.email.c_str(), std::string(to_string(r.verdict)).c_str(),
+                 std::string(to_string(r.reason)).c_str());
+    if (r.normalized.empty()) {
+      std::fprintf(out, "  syntax: %s\n", r.error.c_str());
+    } else {
+      if (!r.mx.empty()) std::fprintf(out, "  mx: %s [%s]\n", r.mx.c_str(), r.mx_ip.c_str());
+      if (r.has_smtp)
+        std::fprintf(out, "  smtp: %d %s %s\n", r.code, r.enhanced.c_str(), r.message.c_str());
+      std::fprintf(out, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",
+                   r.catch_all ? (*r.catch_all ? "yes" : "no") : "unknown",
+                   r.role.value_or(false) ? "yes" : "no", r.attempts, r.elapsed_ms);
+      if (opts.verbose && !r.transcript.empty()) {
+        std::fprintf(out, "  transcript:\n");
+        size_t pos = 0;
+        while (pos < r.transcript.size()) {
+          size_t nl = r.transcript.find('\n', pos);
+          if (nl == std::string::npos) nl = r.transcript.size();
+          std::fprintf(out, "    %.*s\n", static_cast<int>(nl - pos), r.transcript.data() + pos);
+          pos = nl + 1;
+        }
+      }
+    }
+  }
+  // Exit status for scripts: 0 all deliverable/risky/unknown, 4 when any is undeliverable.
+  return undeliverable ? 4 : 0;
+}
+
+}  // namespace mxp::app

@@ -1,0 +1,33 @@
+// `mxprobe check` (a few addresses, a readable report) and `mxprobe verify` (a list, streamed:
+// input is read as work drains, so a 10-million-line file never sits in memory).
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "app/engine_options.hpp"
+#include "app/records.hpp"
+
+namespace mxp::app {
+
+struct CheckOptions {
+  std::vector<std::string> addresses;
+  bool json = false;
+  bool verbose = false;  // the SMTP transcript, and the loop backend chosen
+};
+int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out, std::FILE* diag);
+
+enum class OutputFormat : uint8_t { Jsonl, Csv };
+
+struct VerifyOptions {
+  std::string input = "-";
+  std::string output = "-";
+  OutputFormat format = OutputFormat::Jsonl;
+  RecordOptions records;
+  bool transcripts = false;
+  int progress = -1;  // -1: a bar when stderr is a terminal; 0: never; 1: status lines
+};
+int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag);
+
+}  // namespace mxp::app

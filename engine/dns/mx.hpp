@@ -1,0 +1,56 @@
+// What the pipeline needs from DNS: for a domain, the ordered list of mail-server addresses to
+// try, or why there is none. Resolver (resolver.hpp) answers it with c-ares; tests use a table.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "loop/endpoint.hpp"
+#include "verdict/classify.hpp"
+
+namespace mxp::dns {
+
+struct MxTarget {
+  std::string host;  // the MX host name (or the domain itself for an implicit MX)
+  uint16_t preference = 0;
+  loop::Endpoint address;  // port 0: the pipeline sets --smtp-port
+};
+
+struct MxAnswer {
+  bool ok = false;
+  verdict::DnsStatus failure = verdict::DnsStatus::Timeout;  // when !ok
+  bool implicit = false;  // RFC 5321 §5.1: no MX, the domain's own A/AAAA stands in
+  // In the order to try: by preference, random among equal preferences, each host's addresses.
+  std::vector<MxTarget> targets;
+};
+
+class MxResolver {
+ public:
+  using Done = std::function<void(const MxAnswer&)>;
+  virtual ~MxResolver() = default;
+  // Calls done exactly once, possibly before returning (a cached answer).
+  virtual void resolve(const std::string& domain, Done done) = 0;
+};
+
+// A fixed table, for tests and for pinning domains to hosts by hand.
+using verdict::DnsStatus;
+
+class TableResolver : public MxResolver {
+ public:
+  void set(const std::string& domain, MxAnswer answer) { table_[domain] = std::move(answer); }
+  void resolve(const std::string& domain, Done done) override {
+    auto it = table_.find(domain);
+    if (it != table_.end()) return done(it->second);
+    MxAnswer nx;
+    nx.failure = verdict::DnsStatus::NxDomain;
+    done(nx);
+  }
+
+ private:
+  std::unordered_map<std::string, MxAnswer> table_;
+};
+
+}  // namespace mxp::dns

@@ -1,0 +1,327 @@
+#include "dns/resolver.hpp"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+
+#include <algorithm>
+#include <climits>
+#include <mutex>
+
+namespace mxp::dns {
+namespace {
+
+// The smallest TTL among the answer records of a reply (c-ares 1.18's MX parser drops TTLs).
+// UINT32_MAX when there is none or the reply is malformed.
+uint32_t min_answer_ttl(const unsigned char* abuf, int alen) {
+  uint32_t best = UINT32_MAX;
+  if (alen < HFIXEDSZ) return best;
+  int qd = (abuf[4] << 8) | abuf[5], an = (abuf[6] << 8) | abuf[7];
+  const unsigned char* p = abuf + HFIXEDSZ;
+  const unsigned char* end = abuf + alen;
+  auto skip_name = [&]() {
+    char* name = nullptr;
+    long len = 0;
+    if (ares_expand_name(p, abuf, alen, &name, &len) != ARES_SUCCESS) return false;
+    ares_free_string(name);
+    p += len;
+    return p <= end;
+  };
+  for (int i = 0; i < qd; ++i) {
+    if (!skip_name() || end - p < QFIXEDSZ) return best;
+    p += QFIXEDSZ;
+  }
+  for (int i = 0; i < an; ++i) {
+    if (!skip_name() || end - p < RRFIXEDSZ) return best;
+    uint32_t ttl = (uint32_t(p[4]) << 24) | (uint32_t(p[5]) << 16) | (uint32_t(p[6]) << 8) | p[7];
+    int rdlen = (p[8] << 8) | p[9];
+    best = std::min(best, ttl);
+    p += RRFIXEDSZ;
+    if (end - p < rdlen) return best;
+    p += rdlen;
+  }
+  return best;
+}
+
+// c-ares status to our DNS outcome. Anything that is not an answer about the domain itself is
+// a resolver problem (temporary), never "the domain does not exist".
+DnsStatus status_of(int ares_status) {
+  switch (ares_status) {
+    case ARES_ENOTFOUND:
+      return DnsStatus::NxDomain;
+    case ARES_ESERVFAIL:
+      return DnsStatus::ServFail;
+    case ARES_ETIMEOUT:
+    case ARES_ECONNREFUSED:
+      return DnsStatus::Timeout;
+    default:
+      return DnsStatus::Refused;
+  }
+}
+
+bool transient(DnsStatus s) {
+  return s == DnsStatus::ServFail || s == DnsStatus::Timeout || s == DnsStatus::Refused;
+}
+
+}  // namespace
+
+struct Resolver::Lookup {
+  struct Host {
+    std::string name;
+    uint16_t preference = 0;
+    std::vector<loop::Endpoint> v4, v6;
+  };
+  std::string domain;
+  std::vector<Done> waiters;
+  std::vector<Host> hosts;
+  int outstanding = 0;
+  uint32_t ttl = UINT32_MAX;
+  bool implicit = false;
+  bool address_lookup_failed = false;  // an A/AAAA query failed temporarily
+  DnsStatus address_failure = DnsStatus::Timeout;
+};
+
+struct Resolver::Query {
+  Resolver* self;
+  Lookup* lookup;
+  int type;
+  size_t host_index;
+};
+
+std::unique_ptr<Resolver> Resolver::create(loop::Loop& loop, const ResolverOptions& opts,
+                                           std::string& err) {
+  static std::once_flag once;
+  static int lib_status = ARES_SUCCESS;
+  std::call_once(once, [] { lib_status = ares_library_init(ARES_LIB_INIT_ALL); });
+  if (lib_status != ARES_SUCCESS) {
+    err = std::string("c-ares: ") + ares_strerror(lib_status);
+    return nullptr;
+  }
+  std::unique_ptr<Resolver> r(new Resolver(loop, opts));
+  ares_options o{};
+  o.sock_state_cb = &Resolver::on_sock_state;
+  o.sock_state_cb_data = r.get();
+  o.timeout = static_cast<int>(opts.timeout.count());
+  o.tries = opts.tries;
+  // Without NOCHECKRESP c-ares 1.18 turns a SERVFAIL answer into ARES_ECONNREFUSED, which
+  // would read as an unreachable resolver; we want SERVFAIL kept apart (it is the domain's
+  // servers failing). The price: c-ares no longer moves to the next --dns server on SERVFAIL.
+  o.flags = ARES_FLAG_NOCHECKRESP;
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
+  int st = ares_init_options(&r->channel_, &o, mask);
+  if (st != ARES_SUCCESS) {
+    err = std::string("c-ares init: ") + ares_strerror(st);
+    return nullptr;
+  }
+  if (!opts.servers.empty()) {
+    std::string csv;
+    for (const auto& s : opts.servers) {
+      // Validate here so a typo is a clear error, not a silent fallback.
+      if (!loop::Endpoint::parse_host_port(s, 53)) {
+        err = "bad DNS server '" + s + "' (want IP or IP:PORT, [IPv6]:PORT)";
+        return nullptr;
+      }
+      if (!csv.empty()) csv += ',';
+      csv += s;
+    }
+    st = ares_set_servers_ports_csv(r->channel_, csv.c_str());
+    if (st != ARES_SUCCESS) {
+      err = std::string("c-ares servers: ") + ares_strerror(st);
+      return nullptr;
+    }
+  }
+  return r;
+}
+
+Resolver::Resolver(loop::Loop& loop, const ResolverOptions& opts) : loop_(loop), opts_(opts) {}
+
+Resolver::~Resolver() {
+  if (timer_armed_) loop_.cancel_timer(timer_);
+  if (channel_) {
+    // Pending queries complete with ARES_EDESTRUCTION; on_answer drops them.
+    pending_.clear();
+    ares_destroy(channel_);
+  }
+}
+
+void Resolver::resolve(const std::string& domain, Done done) {
+  ++stats_.lookups;
+  auto now = loop_.now();
+  if (auto it = cache_.find(domain); it != cache_.end()) {
+    if (it->second.expires > now) {
+      ++stats_.cache_hits;
+      return done(it->second.answer);
+    }
+    cache_.erase(it);
+  }
+  if (auto it = pending_.find(domain); it != pending_.end()) {
+    ++stats_.shared;
+    it->second->waiters.push_back(std::move(done));
+    return;
+  }
+  auto l = std::make_unique<Lookup>();
+  l->domain = domain;
+  l->waiters.push_back(std::move(done));
+  Lookup* raw = l.get();
+  pending_.emplace(domain, std::move(l));
+  query(raw, domain, ns_t_mx, 0);
+}
+
+void Resolver::query(Lookup* l, const std::string& name, int type, size_t host_index) {
+  ++l->outstanding;
+  ++stats_.queries;
+  auto* q = new Query{this, l, type, host_index};
+  ares_query(channel_, name.c_str(), ns_c_in, type, &Resolver::on_answer, q);
+  rearm_timer();
+}
+
+void Resolver::on_answer(void* arg, int status, int, unsigned char* abuf, int alen) {
+  std::unique_ptr<Query> q(static_cast<Query*>(arg));
+  if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) return;
+  Resolver* self = q->self;
+  Lookup* l = q->lookup;
+  --l->outstanding;
+  if (q->type == ns_t_mx)
+    self->on_mx(l, status, abuf, alen);
+  else
+    self->on_addr(l, q->host_index, q->type, status, abuf, alen);
+}
+
+void Resolver::on_mx(Lookup* l, int status, const unsigned char* abuf, int alen) {
+  if (status == ARES_SUCCESS) {
+    ares_mx_reply* mx = nullptr;
+    int st = ares_parse_mx_reply(abuf, alen, &mx);
+    if (st == ARES_SUCCESS) {
+      l->ttl = std::min(l->ttl, min_answer_ttl(abuf, alen));
+      bool null_mx = false;
+      for (auto* m = mx; m; m = m->next) {
+        std::string host = m->host ? m->host : "";
+        if (host.empty() || host == ".")
+          null_mx = true;  // RFC 7505: "0 ."
+        else
+          l->hosts.push_back({host, m->priority, {}, {}});
+      }
+      ares_free_data(mx);
+      if (null_mx) return fail(l, DnsStatus::NullMx);
+    } else if (st != ARES_ENODATA) {
+      return fail(l, DnsStatus::Refused);  // malformed answer
+    }
+  } else if (status != ARES_ENODATA) {
+    return fail(l, status_of(status));
+  }
+  if (l->hosts.empty()) {
+    // RFC 5321 §5.1: no MX records, so the domain itself is the implicit MX.
+    l->implicit = true;
+    l->hosts.push_back({l->domain, 0, {}, {}});
+  } else {
+    // By preference; RFC 5321 §5.1 asks for a random order among equal preferences.
+    std::shuffle(l->hosts.begin(), l->hosts.end(), rng_);
+    std::stable_sort(l->hosts.begin(), l->hosts.end(),
+                     [](const auto& a, const auto& b) { return a.preference < b.preference; });
+  }
+  for (size_t i = 0; i < l->hosts.size(); ++i) {
+    std::string name = l->hosts[i].name;
+    query(l, name, ns_t_a, i);
+    if (opts_.ipv6) query(l, name, ns_t_aaaa, i);
+  }
+}
+
+void Resolver::on_addr(Lookup* l, size_t host_index, int type, int status,
+                       const unsigned char* abuf, int alen) {
+  auto& host = l->hosts[host_index];
+  if (status == ARES_SUCCESS) {
+    if (type == ns_t_a) {
+      ares_addrttl ttls[32];
+      int n = 32;
+      if (ares_parse_a_reply(abuf, alen, nullptr, ttls, &n) == ARES_SUCCESS) {
+        for (int i = 0; i < n; ++i) {
+          char ip[INET_ADDRSTRLEN];
+          inet_ntop(AF_INET, &ttls[i].ipaddr, ip, sizeof ip);
+          if (auto ep = loop::Endpoint::parse(ip, 0)) host.v4.push_back(*ep);
+          l->ttl = std::min(l->ttl, static_cast<uint32_t>(std::max(ttls[i].ttl, 0)));
+        }
+      }
+    } else {
+      ares_addr6ttl ttls[32];
+      int n = 32;
+      if (ares_parse_aaaa_reply(abuf, alen, nullptr, ttls, &n) == ARES_SUCCESS) {
+        for (int i = 0; i < n; ++i) {
+          char ip[INET6_ADDRSTRLEN];
+          inet_ntop(AF_INET6, &ttls[i].ip6addr, ip, sizeof ip);
+          if (auto ep = loop::Endpoint::parse(ip, 0)) host.v6.push_back(*ep);
+          l->ttl = std::min(l->ttl, static_cast<uint32_t>(std::max(ttls[i].ttl, 0)));
+        }
+      }
+    }
+  } else if (status != ARES_ENODATA && status != ARES_ENOTFOUND) {
+    l->address_lookup_failed = true;
+    l->address_failure = status_of(status);
+  }
+  if (l->outstanding == 0) finish(l);
+}
+
+void Resolver::finish(Lookup* l) {
+  MxAnswer a;
+  a.implicit = l->implicit;
+  for (const auto& h : l->hosts) {
+    for (const auto& ep : h.v4)
+      a.targets.push_back({h.name, h.preference, ep});
+    for (const auto& ep : h.v6)
+      a.targets.push_back({h.name, h.preference, ep});
+  }
+  if (!a.targets.empty()) {
+    a.ok = true;
+    auto ttl = std::chrono::seconds(l->ttl == UINT32_MAX ? opts_.min_ttl.count() : l->ttl);
+    ttl = std::clamp(ttl, opts_.min_ttl, opts_.max_ttl);
+    cache_[l->domain] = {a, loop_.now() + ttl};
+  } else {
+    // Nothing to connect to: for good (no A/AAAA anywhere), or because address lookups failed.
+    return fail(l, l->address_lookup_failed ? l->address_failure : DnsStatus::NoMailServer);
+  }
+  auto node = pending_.extract(l->domain);
+  for (auto& w : node.mapped()->waiters)
+    w(a);
+}
+
+void Resolver::fail(Lookup* l, DnsStatus status) {
+  MxAnswer a;
+  a.ok = false;
+  a.failure = status;
+  if (!transient(status)) cache_[l->domain] = {a, loop_.now() + opts_.negative_ttl};
+  // Queries still in flight for this lookup (none on the paths that call fail) would dangle.
+  auto node = pending_.extract(l->domain);
+  for (auto& w : node.mapped()->waiters)
+    w(a);
+}
+
+void Resolver::rearm_timer() {
+  timeval tv{};
+  timeval* t = ares_timeout(channel_, nullptr, &tv);
+  if (timer_armed_) loop_.cancel_timer(timer_);
+  timer_armed_ = false;
+  if (!t) return;
+  auto deadline =
+      loop_.now() + std::chrono::seconds(t->tv_sec) + std::chrono::microseconds(t->tv_usec);
+  timer_ = loop_.add_timer(deadline, *this);
+  timer_armed_ = true;
+}
+
+void Resolver::on_sock_state(void* data, ares_socket_t fd, int readable, int writable) {
+  auto* self = static_cast<Resolver*>(data);
+  if (readable || writable)
+    self->loop_.watch_fd(fd, readable != 0, writable != 0, *self);
+  else
+    self->loop_.unwatch_fd(fd);
+}
+
+void Resolver::on_fd_ready(int fd, bool readable, bool writable) {
+  ares_process_fd(channel_, readable ? fd : ARES_SOCKET_BAD, writable ? fd : ARES_SOCKET_BAD);
+  rearm_timer();
+}
+
+void Resolver::on_timer(loop::TimerId, uint64_t) {
+  timer_armed_ = false;
+  ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // expire timed-out queries
+  rearm_timer();
+}
+
+}  // namespace mxp::dns

@@ -1,0 +1,82 @@
+// c-ares hosted on the engine's loop: MX by preference (random among equals), implicit MX via
+// A/AAAA (RFC 5321 §5.1), null MX (RFC 7505), NXDOMAIN / no mail server / SERVFAIL / timeout
+// kept apart, answers cached by TTL, and lookups of the same name in flight shared.
+// c-ares 1.18 is driven through its socket-state callback and ares_process_fd (NOTES.md).
+#pragma once
+
+#include <ares.h>
+
+#include <chrono>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dns/mx.hpp"
+#include "loop/loop.hpp"
+
+namespace mxp::dns {
+
+struct ResolverOptions {
+  std::vector<std::string> servers;         // "127.0.0.1:5353", "[::1]:53"; empty: /etc/resolv.conf
+  std::chrono::milliseconds timeout{2000};  // per try
+  int tries = 2;
+  bool ipv6 = true;  // also ask AAAA for mail hosts
+  // Cache bounds: positive answers live min(TTL, max_ttl) but at least min_ttl; failures
+  // (SERVFAIL, timeout) are not cached, NXDOMAIN and no-mail answers for negative_ttl.
+  std::chrono::seconds min_ttl{30}, max_ttl{86400}, negative_ttl{300};
+};
+
+struct ResolverStats {
+  uint64_t lookups = 0;     // resolve() calls
+  uint64_t cache_hits = 0;  // answered from the cache
+  uint64_t shared = 0;      // joined a lookup already in flight
+  uint64_t queries = 0;     // DNS queries sent (MX, A, AAAA)
+};
+
+class Resolver final : public MxResolver, private loop::FdHandler, private loop::TimerHandler {
+ public:
+  // Fails (null, err set) when c-ares cannot start or a server is not "ip[:port]".
+  static std::unique_ptr<Resolver> create(loop::Loop& loop, const ResolverOptions& opts,
+                                          std::string& err);
+  ~Resolver() override;
+
+  void resolve(const std::string& domain, Done done) override;
+  const ResolverStats& stats() const { return stats_; }
+  size_t in_flight() const { return pending_.size(); }
+
+ private:
+  struct Lookup;
+  struct Query;
+  Resolver(loop::Loop& loop, const ResolverOptions& opts);
+
+  void query(Lookup* l, const std::string& name, int type, size_t host_index);
+  static void on_answer(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
+  void on_mx(Lookup* l, int status, const unsigned char* abuf, int alen);
+  void on_addr(Lookup* l, size_t host_index, int type, int status, const unsigned char* abuf,
+               int alen);
+  void finish(Lookup* l);
+  void fail(Lookup* l, DnsStatus status);
+  void rearm_timer();
+  static void on_sock_state(void* data, ares_socket_t fd, int readable, int writable);
+  void on_fd_ready(int fd, bool readable, bool writable) override;
+  void on_timer(loop::TimerId id, uint64_t cookie) override;
+
+  struct CacheEntry {
+    MxAnswer answer;
+    loop::TimePoint expires;
+  };
+
+  loop::Loop& loop_;
+  ResolverOptions opts_;
+  ares_channel channel_ = nullptr;
+  std::unordered_map<std::string, CacheEntry> cache_;
+  std::unordered_map<std::string, std::unique_ptr<Lookup>> pending_;
+  loop::TimerId timer_{};
+  bool timer_armed_ = false;
+  ResolverStats stats_;
+  std::mt19937 rng_{std::random_device{}()};
+};
+
+}  // namespace mxp::dns

@@ -1,0 +1,42 @@
+// One verification result: the record of DESIGN.md §3, and its JSON Lines form.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/verdict.hpp"
+
+namespace mxp::pipeline {
+
+struct Result {
+  uint64_t id = 0;         // the caller's id (submit order)
+  uint64_t line = 0;       // input line or CSV record number
+  std::string email;       // exactly as given
+  std::string normalized;  // "" when the syntax check failed
+  Verdict verdict = Verdict::Unknown;
+  Reason reason = Reason::ProtocolError;
+  std::string domain;
+  std::string mx, mx_ip;  // "" when no server was reached (null in JSON)
+  bool has_smtp = false;  // a reply decided: code, enhanced, message are set
+  int code = 0;
+  std::string enhanced;  // "" when the reply had none
+  std::string message;
+  std::optional<bool> catch_all;
+  std::optional<bool> role;
+  uint32_t attempts = 0;  // SMTP sessions this address took part in
+  std::string source_ip;  // "" when the kernel chose
+  double elapsed_ms = 0;  // from the first session attempt to the verdict
+  std::chrono::system_clock::time_point checked_at{};
+  std::string error;       // syntax or input error code (address parser), "" otherwise
+  std::string transcript;  // with --verbose / check: the SMTP dialogue ("C: ...\nS: ...\n")
+};
+
+// Appends the JSON Lines record (with a final newline). `with_transcript` adds "transcript".
+void append_json(const Result& r, std::string& out, bool with_transcript = false);
+
+// "2026-11-27T20:31:07Z"
+std::string iso8601(std::chrono::system_clock::time_point t);
+
+}  // namespace mxp::pipeline
