@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: set-up (idempotent), the release build (g++) with all tests, then the
+# ASan+UBSan build (clang, real libFuzzer targets) with the unit, fuzz-corpus and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+jobs=$(nproc)
+
+echo "== release build (g++) and all tests"
+cmake --preset release >/dev/null
+cmake --build --preset release -j"$jobs"
+ctest --preset release -j"$jobs" --timeout 600
+
+echo "== ASan+UBSan build (clang 14) and tests"
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j"$jobs"
+ctest --preset asan -j"$jobs" --timeout 600
