@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The real mxprobe binary against mxfarm (real dnsmasq), on one event-loop backend: every
+# behaviour that needs no scheduler (greylist retries and rate shaping come with it) must give
+# mxfarm's truth, address by address; the farm must see no DATA and no smuggled command; every
+# input line gets exactly one record; a server flooding bytes cannot grow memory without bound.
+# Usage: verify_farm.sh uring|uv   (env MXFARM, MXPROBE). Range 127.180-199.0.0/16.
+source "$(dirname "$0")/../mxfarm/lib.sh"
+MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
+BACKEND=${1:?backend}
+
+if [[ $BACKEND == uring ]] && ! "$MXPROBE" check --backend uring --dns 127.0.0.1:1 x@y.test >/dev/null 2>"$WORK/probe.err"; then
+  if grep -q "cannot start the event loop" "$WORK/probe.err"; then
+    echo "SKIP: io_uring unavailable here: $(cat "$WORK/probe.err")"
+    exit 0
+  fi
+fi
+
+SC=$WORK/scenario.json
+REPORT=$WORK/report.json
+SPECIAL=styles,catchall,slow,tarpit,blocked,blocked-banner,errlimit,rcptlimit,nopipelining,starttls,heloonly,drop-connect,drop-mail,reset-rcpt,garbage,endless,overlong,failover,aonly,nullmx,nomx,nxdomain,servfail,dnstimeout
+
+# The farm, plus one domain of our own for the 421 greeting: its first MX takes one connection per
+# client at a time (a slow greeting holds it), so concurrent sessions get "421" and must move on
+# to the second MX (RFC 5321 §5.1).
+gen_and_start() {
+  for _ in 1 2 3 4 5 6; do
+    pick_net 180 199
+    "$MXFARM" gen --domains 12 --hosts 4 --mailboxes 6 --catch-all-share 0.2 --greylist-share 0 \
+      --tarpit-byte-ms 200 --special "$SPECIAL" --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC.gen"
+    "$PY" - "$SC.gen" "$SC" "$NET" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+net = sys.argv[3]
+s["hosts"] += [
+    {"name": "mx1.busy.test", "ip": f"127.{net}.1.1", "max_conn_per_ip": 1, "banner_delay_ms": 1000},
+    {"name": "mx2.busy.test", "ip": f"127.{net}.1.2"},
+]
+s["domains"].append({"name": "busy.test", "dns": "mx", "style": "exchange",
+    "mx": [{"pref": 10, "host": "mx1.busy.test"}, {"pref": 20, "host": "mx2.busy.test"}],
+    "mailboxes": {f"user{i}": "ok" for i in range(1, 4)} | {"full1": "full"}})
+json.dump(s, open(sys.argv[2], "w"))
+PY
+    start_farm "$SC" "$REPORT" && return 0
+  done
+  fail "no free address range"
+}
+gen_and_start
+
+# The truth (timeouts: 2 s, as mxprobe is told below), plus hostile lines of our own.
+"$MXFARM" truth "$SC" --timeout-ms 2000 --invalid 5 >"$WORK/truth.csv"
+"$PY" - "$WORK/truth.csv" "$WORK/list.csv" "$WORK/expect.json" <<'PY'
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+busy = [f"user{i}@busy.test" for i in range(1, 4)] + ["full1@busy.test", "nobody1@busy.test"]
+expect = {r["email"]: [r["verdict"], r["reason"]] for r in rows}
+for a in busy:
+    expect[a] = ["risky", "mailbox_full"] if a.startswith("full") else \
+        ["undeliverable", "mailbox_not_found"] if a.startswith("nobody") else ["deliverable", "accepted"]
+emails = [r["email"] for r in rows] + busy
+# Hostile: CR/LF smuggling inside a quoted CSV field, a NUL, a 1 MB field; and a duplicate line.
+hostile = ['user1@postfix.test\r\nDATA\r\nRSET', 'user1@postfix.test\r\nRCPT TO:<x@evil.test>',
+           'a\x00b@postfix.test', 'x' * 1_000_000 + '@postfix.test']
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["id", "email"])
+    for i, e in enumerate(emails + hostile + [emails[0]]):
+        w.writerow([i, e])
+for h in hostile:
+    expect[h] = ["undeliverable", "invalid_syntax"]
+json.dump({"expect": expect, "records": len(emails) + len(hostile) + 1}, open(sys.argv[3], "w"))
+PY
+
+/usr/bin/time -f '%M' -o "$WORK/rss.txt" "$MXPROBE" verify --backend "$BACKEND" \
+  --dns "127.0.0.1:$DNS_PORT" --input "$WORK/list.csv" --output "$WORK/out.jsonl" --no-progress \
+  --timeout-connect 2 --timeout-banner 2 --timeout-command 2 --timeout-dns 0.5 \
+  -c 50 --domain-concurrency 2 --helo probe.client.test 2>"$WORK/mxprobe.err" ||
+  { cat "$WORK/mxprobe.err" >&2; fail "mxprobe verify failed"; }
+stop_farm
+
+"$PY" - "$WORK/expect.json" "$WORK/out.jsonl" "$REPORT" "$(cat "$WORK/rss.txt")" <<'PY' || fail "results differ from the truth"
+import json, sys
+exp = json.load(open(sys.argv[1]))
+recs = [json.loads(l) for l in open(sys.argv[2])]
+report = json.load(open(sys.argv[3]))
+rss_kib = int(sys.argv[4])
+bad = []
+lines = sorted(r["line"] for r in recs)
+if lines != list(range(2, exp["records"] + 2)):
+    bad.append(f"records: {len(recs)} for {exp['records']} input records, lines not each exactly once")
+seen_dup = [r for r in recs if r["line"] == exp["records"] + 1]
+for r in recs:
+    want = exp["expect"].get(r["email"])
+    if want is None:
+        bad.append(f"unexpected email {r['email'][:60]!r}")
+    elif [r["verdict"], r["reason"]] != want:
+        bad.append(f"{r['email'][:60]}: got {r['verdict']}/{r['reason']} smtp={r['smtp']} want {want[0]}/{want[1]}")
+total = report["total"]
+if total["data_commands"] != 0:
+    bad.append(f"the farm received {total['data_commands']} DATA commands")
+cmds = total["commands"]
+if cmds.get("OTHER", 0) or cmds.get("DATA", 0):
+    bad.append(f"unexpected commands at the farm: {cmds}")
+for addr in report["rcpt_by_address"]:
+    if "evil" in addr or "data" in addr.lower():
+        bad.append(f"a smuggled recipient reached the farm: {addr}")
+busy1 = report["mx"].get("mx1.busy.test", {})
+busy2 = report["mx"].get("mx2.busy.test", {})
+if busy1.get("limit_rejects", 0) < 1 or busy2.get("connections", 0) < 1:
+    bad.append(f"421 greeting failover not exercised: mx1 {busy1.get('limit_rejects')} rejects, mx2 {busy2.get('connections')} connections")
+# The endless (16 MiB) and over-long (1 MiB) replies must not be buffered: stay far below them.
+if rss_kib > 48 * 1024:
+    bad.append(f"peak RSS {rss_kib} KiB: a flooding server grew our memory")
+for b in bad:
+    print("MISMATCH", b)
+print(f"{len(recs)} records checked, {len(bad)} mismatches, peak RSS {rss_kib} KiB, "
+      f"farm: {total['connections']} connections, {cmds.get('RCPT', 0)} RCPTs, 0 DATA")
+sys.exit(1 if bad else 0)
+PY
+echo "PASS verify_farm $BACKEND"
