@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <unordered_map>
 
 namespace mxp::address {
 
@@ -193,6 +194,27 @@ Error convert_idn(std::string_view d, Address& a) {
   return Error::None;
 }
 
+// libidn2 costs microseconds a call (UTS #46 mapping, NFC, punycode) while lists repeat their
+// domains heavily, so conversions are remembered per thread. Bounded: cleared when full.
+Error convert_idn_cached(std::string_view d, Address& a) {
+  struct Entry {
+    Error error;
+    std::string domain, domain_unicode;
+  };
+  constexpr size_t kMaxEntries = 4096;
+  thread_local std::unordered_map<std::string, Entry> cache;
+  std::string key(d);
+  if (auto it = cache.find(key); it != cache.end()) {
+    a.domain = it->second.domain;
+    a.domain_unicode = it->second.domain_unicode;
+    return it->second.error;
+  }
+  Error e = convert_idn(d, a);
+  if (cache.size() >= kMaxEntries) cache.clear();
+  cache.emplace(std::move(key), Entry{e, a.domain, a.domain_unicode});
+  return e;
+}
+
 ParseResult fail(Error e) {
   ParseResult r;
   r.error = e;
@@ -348,7 +370,7 @@ ParseResult parse(std::string_view s) {
       return fail(Error::DomainInvalidChar);
     }
   }
-  Error e = idn ? convert_idn(d, a) : check_ascii_domain(d, a.domain);
+  Error e = idn ? convert_idn_cached(d, a) : check_ascii_domain(d, a.domain);
   if (e != Error::None) return fail(e);
   if (local_wire + 1 + a.domain.size() > kMaxPathOctets) return fail(Error::TooLong);
   a.role = is_role_account(a.local);
