@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   mxp::app::VerifyOptions ver;
   std::string vformat = "jsonl", vinformat = "auto";
   bool v_no_progress = false, v_status = false;
-  auto* v = app.add_subcommand("verify", "verify a list of addresses (streamed; JSON Lines or CSV out)");
+  auto* v =
+      app.add_subcommand("verify", "verify a list of addresses (streamed; JSON Lines or CSV out)");
   v->add_option("-i,--input", ver.input, "input file, '-' for stdin")->capture_default_str();
   v->add_option("-o,--output", ver.output, "output file, '-' for stdout")->capture_default_str();
   v->add_option("--format", vformat, "output format: jsonl or csv")

@@ -56,7 +56,9 @@ expect = {r["email"]: [r["verdict"], r["reason"]] for r in rows}
 for a in busy:
     expect[a] = ["risky", "mailbox_full"] if a.startswith("full") else \
         ["undeliverable", "mailbox_not_found"] if a.startswith("nobody") else ["deliverable", "accepted"]
-emails = [r["email"] for r in rows] + busy
+emails = [r["email"] for r in rows]
+with open(sys.argv[2].replace("list.csv", "busy.txt"), "w") as f:
+    f.write("\n".join(busy) + "\n")
 # Hostile: CR/LF smuggling inside a quoted CSV field, a NUL, a 1 MB field; and a duplicate line.
 hostile = ['user1@postfix.test\r\nDATA\r\nRSET', 'user1@postfix.test\r\nRCPT TO:<x@evil.test>',
            'a\x00b@postfix.test', 'x' * 1_000_000 + '@postfix.test']
@@ -67,17 +69,26 @@ with open(sys.argv[2], "w", newline="") as f:
         w.writerow([i, e])
 for h in hostile:
     expect[h] = ["undeliverable", "invalid_syntax"]
-json.dump({"expect": expect, "records": len(emails) + len(hostile) + 1}, open(sys.argv[3], "w"))
+json.dump({"expect": expect, "records": len(emails) + len(hostile) + 1, "busy": len(busy)},
+          open(sys.argv[3], "w"))
 PY
 
 /usr/bin/time -f '%M' -o "$WORK/rss.txt" "$MXPROBE" verify --backend "$BACKEND" \
   --dns "127.0.0.1:$DNS_PORT" --input "$WORK/list.csv" --output "$WORK/out.jsonl" --no-progress \
   --timeout-connect 2 --timeout-banner 2 --timeout-command 2 --timeout-dns 0.5 \
-  -c 50 --domain-concurrency 2 --helo probe.client.test 2>"$WORK/mxprobe.err" ||
+  -c 50 --domain-concurrency 2 --helo probe.client.test \
+  --source-ip "127.$NET.9.1,127.$NET.9.2" 2>"$WORK/mxprobe.err" ||
   { cat "$WORK/mxprobe.err" >&2; fail "mxprobe verify failed"; }
+# The 421 greeting: two sessions at once from one address, two recipients each, so one of them
+# meets the busy first MX and must go on to the second.
+"$MXPROBE" verify --backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --input "$WORK/busy.txt" \
+  --output "$WORK/busy.jsonl" --no-progress --domain-concurrency 2 --rcpts-per-session 2 \
+  --timeout-banner 3 --helo probe.client.test 2>"$WORK/mxprobe.err" ||
+  { cat "$WORK/mxprobe.err" >&2; fail "mxprobe verify (busy) failed"; }
 stop_farm
+cat "$WORK/busy.jsonl" >>"$WORK/out.jsonl"
 
-"$PY" - "$WORK/expect.json" "$WORK/out.jsonl" "$REPORT" "$(cat "$WORK/rss.txt")" <<'PY' || fail "results differ from the truth"
+"$PY" - "$WORK/expect.json" "$WORK/out.jsonl" "$REPORT" "$(cat "$WORK/rss.txt")" "127.$NET.9.1" "127.$NET.9.2" <<'PY' || fail "results differ from the truth"
 import json, sys
 exp = json.load(open(sys.argv[1]))
 recs = [json.loads(l) for l in open(sys.argv[2])]
@@ -85,9 +96,9 @@ report = json.load(open(sys.argv[3]))
 rss_kib = int(sys.argv[4])
 bad = []
 lines = sorted(r["line"] for r in recs)
-if lines != list(range(2, exp["records"] + 2)):
+want_lines = sorted(list(range(2, exp["records"] + 2)) + list(range(1, exp["busy"] + 1)))
+if lines != want_lines:
     bad.append(f"records: {len(recs)} for {exp['records']} input records, lines not each exactly once")
-seen_dup = [r for r in recs if r["line"] == exp["records"] + 1]
 for r in recs:
     want = exp["expect"].get(r["email"])
     if want is None:
@@ -107,6 +118,12 @@ busy1 = report["mx"].get("mx1.busy.test", {})
 busy2 = report["mx"].get("mx2.busy.test", {})
 if busy1.get("limit_rejects", 0) < 1 or busy2.get("connections", 0) < 1:
     bad.append(f"421 greeting failover not exercised: mx1 {busy1.get('limit_rejects')} rejects, mx2 {busy2.get('connections')} connections")
+# Sessions come from the --source-ip addresses, in turn, and records say which.
+sources = set(sys.argv[5:7])
+if set(report["clients"]) - {"127.0.0.1"} != sources:
+    bad.append(f"client addresses at the farm {sorted(report['clients'])}, want {sorted(sources)}")
+if {r["source_ip"] for r in recs if r["mx"] and r["domain"] != "busy.test"} != sources:
+    bad.append(f"source_ip in records: {sorted({str(r['source_ip']) for r in recs if r['mx']})}")
 # The endless (16 MiB) and over-long (1 MiB) replies must not be buffered: stay far below them.
 if rss_kib > 48 * 1024:
     bad.append(f"peak RSS {rss_kib} KiB: a flooding server grew our memory")

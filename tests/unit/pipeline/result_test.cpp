@@ -1,0 +1,88 @@
+// The result record (DESIGN.md §3): every field present, null where it does not apply.
+#include "pipeline/result.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace mxp::pipeline {
+namespace {
+
+nlohmann::json to_json(const Result& r, bool transcript = false) {
+  std::string out;
+  append_json(r, out, transcript);
+  EXPECT_EQ(out.back(), '\n');
+  EXPECT_EQ(out.find('\n'), out.size() - 1);
+  return nlohmann::json::parse(out);
+}
+
+const char* kFields[] = {"line",      "email",      "normalized", "verdict",   "reason", "domain",
+                         "mx",        "mx_ip",      "smtp",       "catch_all", "flags",  "attempts",
+                         "source_ip", "elapsed_ms", "error",      "checked_at"};
+
+TEST(ResultJson, DeliverableRecordHasTheSchema) {
+  Result r;
+  r.line = 12;
+  r.email = "Alice@Known.Example";
+  r.normalized = "Alice@known.example";
+  r.verdict = Verdict::Deliverable;
+  r.reason = Reason::Accepted;
+  r.domain = "known.example";
+  r.mx = "mx1.known.example";
+  r.mx_ip = "192.0.2.10";
+  r.has_smtp = true;
+  r.code = 250;
+  r.enhanced = "2.1.5";
+  r.message = "Ok";
+  r.catch_all = false;
+  r.role = false;
+  r.attempts = 1;
+  r.source_ip = "198.51.100.7";
+  r.elapsed_ms = 183.25;
+  r.checked_at = std::chrono::system_clock::from_time_t(1795811467);  // 2026-11-27T20:31:07Z
+  auto j = to_json(r);
+  for (const char* f : kFields)
+    EXPECT_TRUE(j.contains(f)) << f;
+  EXPECT_EQ(j["verdict"], "deliverable");
+  EXPECT_EQ(j["reason"], "accepted");
+  EXPECT_EQ(j["smtp"]["code"], 250);
+  EXPECT_EQ(j["smtp"]["enhanced"], "2.1.5");
+  EXPECT_EQ(j["smtp"]["message"], "Ok");
+  EXPECT_EQ(j["catch_all"], false);
+  EXPECT_EQ(j["flags"]["role"], false);
+  EXPECT_TRUE(j["flags"]["disposable"].is_null());
+  EXPECT_EQ(j["elapsed_ms"], 183.2);  // one decimal
+  EXPECT_EQ(j["checked_at"], "2026-11-27T20:31:07Z");
+  EXPECT_FALSE(j.contains("transcript"));
+}
+
+TEST(ResultJson, NotApplicableFieldsAreNullNeverMissing) {
+  Result r;
+  r.line = 3;
+  r.email = "x@nx.example";
+  r.normalized = "x@nx.example";
+  r.verdict = Verdict::Undeliverable;
+  r.reason = Reason::NoSuchDomain;
+  r.domain = "nx.example";
+  auto j = to_json(r);
+  for (const char* f : kFields)
+    EXPECT_TRUE(j.contains(f)) << f;
+  for (const char* f : {"mx", "mx_ip", "smtp", "catch_all", "source_ip", "error"})
+    EXPECT_TRUE(j[f].is_null()) << f;
+}
+
+TEST(ResultJson, HostileTextStaysOneValidLine) {
+  Result r;
+  r.email = std::string("a\r\nDATA\0\xff", 9);
+  r.has_smtp = true;
+  r.code = 550;
+  r.message = "line one\r\n550 line two \"quoted\"";
+  r.transcript = "C: EHLO x\nS: 250 ok\n";
+  auto j = to_json(r, true);
+  EXPECT_EQ(j["smtp"]["message"], "line one\r\n550 line two \"quoted\"");
+  EXPECT_EQ(j["transcript"], "C: EHLO x\nS: 250 ok\n");
+  EXPECT_TRUE(j["smtp"]["enhanced"].is_null());
+}
+
+}  // namespace
+}  // namespace mxp::pipeline
