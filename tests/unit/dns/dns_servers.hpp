@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+
 #include <unistd.h>
+#include <random>
 
 #include <atomic>
 #include <cerrno>
@@ -26,16 +28,23 @@
 
 namespace mxp::dns::testing {
 
-// A port that was free for UDP on 127.0.0.1 a moment ago (the caller retries if it is taken).
+// A port that was free for both UDP and TCP on 127.0.0.1 a moment ago (dnsmasq binds both; the
+// caller retries if it is taken meanwhile). Drawn below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range starts at 32768), so the thousands of client connections other
+// tests make at the same time cannot hold it; and above mxfarm tests' DNS ports (15000-16999).
 inline uint16_t free_udp_port() {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  const auto any = *loop::Endpoint::parse("127.0.0.1", 0);
-  ::bind(fd, any.sa(), any.len());
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  ::close(fd);
-  return loop::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len)->port();
+  static std::mt19937 rng(std::random_device{}());
+  for (;;) {
+    const auto port = static_cast<uint16_t>(20000 + rng() % 12000);
+    const auto ep = *loop::Endpoint::parse("127.0.0.1", port);
+    bool free = true;
+    for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
+      const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+      free = free && ::bind(fd, ep.sa(), ep.len()) == 0;
+      ::close(fd);
+    }
+    if (free) return port;
+  }
 }
 
 // dnsmasq serving only the given config lines, authoritative-style for *.test (unlisted names
@@ -52,7 +61,7 @@ class Dnsmasq {
       for (const auto& line : config_lines)
         conf << line << "\n";
     }
-    for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) {
+    for (int attempt = 0; attempt < 20 && pid_ <= 0; ++attempt) {
       port_ = free_udp_port();
       start();
     }
