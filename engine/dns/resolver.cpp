@@ -73,18 +73,28 @@ struct Resolver::Lookup {
   std::string domain;
   std::vector<Done> waiters;
   std::vector<Host> hosts;
-  int outstanding = 0;
+  int outstanding = 0;  // hosts whose addresses are still awaited
   uint32_t ttl = UINT32_MAX;
   bool implicit = false;
   bool address_lookup_failed = false;  // an A/AAAA query failed temporarily
   DnsStatus address_failure = DnsStatus::Timeout;
 };
 
+struct Resolver::HostLookup {
+  std::string name;
+  std::vector<loop::Endpoint> v4, v6;
+  int outstanding = 0;  // A/AAAA queries in flight
+  uint32_t ttl = UINT32_MAX;
+  bool failed = false;
+  DnsStatus failure = DnsStatus::Timeout;
+  std::vector<std::pair<Lookup*, size_t>> waiters;  // (lookup, index into its hosts)
+};
+
 struct Resolver::Query {
   Resolver* self;
-  Lookup* lookup;
+  Lookup* lookup;    // MX query
+  HostLookup* host;  // A/AAAA query
   int type;
-  size_t host_index;
 };
 
 std::unique_ptr<Resolver> Resolver::create(loop::Loop& loop, const ResolverOptions& opts,
@@ -136,9 +146,10 @@ Resolver::Resolver(loop::Loop& loop, const ResolverOptions& opts) : loop_(loop),
 
 Resolver::~Resolver() {
   if (timer_armed_) loop_.cancel_timer(timer_);
+  for (auto& w : queue_)
+    delete w.q;
   if (channel_) {
     // Pending queries complete with ARES_EDESTRUCTION; on_answer drops them.
-    pending_.clear();
     ares_destroy(channel_);
   }
 }
@@ -163,27 +174,38 @@ void Resolver::resolve(const std::string& domain, Done done) {
   l->waiters.push_back(std::move(done));
   Lookup* raw = l.get();
   pending_.emplace(domain, std::move(l));
-  query(raw, domain, ns_t_mx, 0);
+  query(new Query{this, raw, nullptr, ns_t_mx}, domain, ns_t_mx);
 }
 
-void Resolver::query(Lookup* l, const std::string& name, int type, size_t host_index) {
-  ++l->outstanding;
+void Resolver::query(Query* q, const std::string& name, int type) {
+  if (inflight_ >= opts_.max_inflight) {
+    queue_.push_back({q, name, type});
+    return;
+  }
+  ++inflight_;
   ++stats_.queries;
-  auto* q = new Query{this, l, type, host_index};
   ares_query(channel_, name.c_str(), ns_c_in, type, &Resolver::on_answer, q);
   rearm_timer();
+}
+
+void Resolver::drain_queue() {
+  while (inflight_ < opts_.max_inflight && !queue_.empty()) {
+    Waiting w = std::move(queue_.front());
+    queue_.pop_front();
+    query(w.q, w.name, w.type);
+  }
 }
 
 void Resolver::on_answer(void* arg, int status, int, unsigned char* abuf, int alen) {
   std::unique_ptr<Query> q(static_cast<Query*>(arg));
   if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) return;
   Resolver* self = q->self;
-  Lookup* l = q->lookup;
-  --l->outstanding;
+  --self->inflight_;
   if (q->type == ns_t_mx)
-    self->on_mx(l, status, abuf, alen);
+    self->on_mx(q->lookup, status, abuf, alen);
   else
-    self->on_addr(l, q->host_index, q->type, status, abuf, alen);
+    self->on_addr(q->host, q->type, status, abuf, alen);
+  self->drain_queue();
 }
 
 void Resolver::on_mx(Lookup* l, int status, const unsigned char* abuf, int alen) {
@@ -218,16 +240,39 @@ void Resolver::on_mx(Lookup* l, int status, const unsigned char* abuf, int alen)
     std::stable_sort(l->hosts.begin(), l->hosts.end(),
                      [](const auto& a, const auto& b) { return a.preference < b.preference; });
   }
-  for (size_t i = 0; i < l->hosts.size(); ++i) {
-    std::string name = l->hosts[i].name;
-    query(l, name, ns_t_a, i);
-    if (opts_.ipv6) query(l, name, ns_t_aaaa, i);
-  }
+  l->outstanding = static_cast<int>(l->hosts.size());
+  for (size_t i = 0; i < l->hosts.size(); ++i)
+    resolve_host(l, i);  // the last may finish(l)
 }
 
-void Resolver::on_addr(Lookup* l, size_t host_index, int type, int status,
-                       const unsigned char* abuf, int alen) {
-  auto& host = l->hosts[host_index];
+void Resolver::resolve_host(Lookup* l, size_t i) {
+  const std::string& name = l->hosts[i].name;
+  if (auto it = host_cache_.find(name); it != host_cache_.end()) {
+    if (it->second.expires > loop_.now()) {
+      ++stats_.host_hits;
+      l->hosts[i].v4 = it->second.v4;
+      l->hosts[i].v6 = it->second.v6;
+      if (--l->outstanding == 0) finish(l);
+      return;
+    }
+    host_cache_.erase(it);
+  }
+  auto& h = host_pending_[name];
+  if (h) {
+    ++stats_.host_hits;
+    h->waiters.emplace_back(l, i);
+    return;
+  }
+  h = std::make_unique<HostLookup>();
+  h->name = name;
+  h->waiters.emplace_back(l, i);
+  HostLookup* raw = h.get();
+  raw->outstanding = opts_.ipv6 ? 2 : 1;
+  query(new Query{this, nullptr, raw, ns_t_a}, name, ns_t_a);
+  if (opts_.ipv6) query(new Query{this, nullptr, raw, ns_t_aaaa}, name, ns_t_aaaa);
+}
+
+void Resolver::on_addr(HostLookup* h, int type, int status, const unsigned char* abuf, int alen) {
   if (status == ARES_SUCCESS) {
     if (type == ns_t_a) {
       ares_addrttl ttls[32];
@@ -236,8 +281,8 @@ void Resolver::on_addr(Lookup* l, size_t host_index, int type, int status,
         for (int i = 0; i < n; ++i) {
           char ip[INET_ADDRSTRLEN];
           inet_ntop(AF_INET, &ttls[i].ipaddr, ip, sizeof ip);
-          if (auto ep = loop::Endpoint::parse(ip, 0)) host.v4.push_back(*ep);
-          l->ttl = std::min(l->ttl, static_cast<uint32_t>(std::max(ttls[i].ttl, 0)));
+          if (auto ep = loop::Endpoint::parse(ip, 0)) h->v4.push_back(*ep);
+          h->ttl = std::min(h->ttl, static_cast<uint32_t>(std::max(ttls[i].ttl, 0)));
         }
       }
     } else {
@@ -247,16 +292,37 @@ void Resolver::on_addr(Lookup* l, size_t host_index, int type, int status,
         for (int i = 0; i < n; ++i) {
           char ip[INET6_ADDRSTRLEN];
           inet_ntop(AF_INET6, &ttls[i].ip6addr, ip, sizeof ip);
-          if (auto ep = loop::Endpoint::parse(ip, 0)) host.v6.push_back(*ep);
-          l->ttl = std::min(l->ttl, static_cast<uint32_t>(std::max(ttls[i].ttl, 0)));
+          if (auto ep = loop::Endpoint::parse(ip, 0)) h->v6.push_back(*ep);
+          h->ttl = std::min(h->ttl, static_cast<uint32_t>(std::max(ttls[i].ttl, 0)));
         }
       }
     }
   } else if (status != ARES_ENODATA && status != ARES_ENOTFOUND) {
-    l->address_lookup_failed = true;
-    l->address_failure = status_of(status);
+    h->failed = true;
+    h->failure = status_of(status);
   }
-  if (l->outstanding == 0) finish(l);
+  if (--h->outstanding == 0) host_done(h);
+}
+
+// A mail host's addresses are known: cache them (a temporary failure is not cached) and hand
+// them to every domain lookup that waits for this host.
+void Resolver::host_done(HostLookup* h) {
+  auto node = host_pending_.extract(h->name);
+  if (!h->failed) {
+    auto ttl = std::chrono::seconds(h->ttl == UINT32_MAX ? opts_.negative_ttl.count() : h->ttl);
+    host_cache_[h->name] = {h->v4, h->v6,
+                            loop_.now() + std::clamp(ttl, opts_.min_ttl, opts_.max_ttl)};
+  }
+  for (auto [l, i] : h->waiters) {
+    l->hosts[i].v4 = h->v4;
+    l->hosts[i].v6 = h->v6;
+    if (!h->v4.empty() || !h->v6.empty()) l->ttl = std::min(l->ttl, h->ttl);
+    if (h->failed) {
+      l->address_lookup_failed = true;
+      l->address_failure = h->failure;
+    }
+    if (--l->outstanding == 0) finish(l);
+  }
 }
 
 void Resolver::finish(Lookup* l) {
@@ -287,7 +353,6 @@ void Resolver::fail(Lookup* l, DnsStatus status) {
   a.ok = false;
   a.failure = status;
   if (!transient(status)) cache_[l->domain] = {a, loop_.now() + opts_.negative_ttl};
-  // Queries still in flight for this lookup (none on the paths that call fail) would dangle.
   auto node = pending_.extract(l->domain);
   for (auto& w : node.mapped()->waiters)
     w(a);

@@ -30,6 +30,8 @@ const std::vector<std::string> kZone = {
     "txt-record=nomail.test,\"exists, but no MX and no address\"",
 };
 
+constexpr int kSharedDomains = 300;
+
 class ResolverTest : public ::testing::TestWithParam<loop::Backend> {
  protected:
   void SetUp() override {
@@ -42,6 +44,13 @@ class ResolverTest : public ::testing::TestWithParam<loop::Backend> {
     }
     loop_ = std::move(made.loop);
     std::vector<std::string> zone = kZone;
+    // Many domains on two shared mail hosts, as thousands of domains share a provider's MX.
+    for (int i = 0; i < kSharedDomains; ++i) {
+      zone.push_back("mx-host=s" + std::to_string(i) + ".test,mx1.shared.test,10");
+      zone.push_back("mx-host=s" + std::to_string(i) + ".test,mx2.shared.test,20");
+    }
+    zone.push_back("host-record=mx1.shared.test,127.0.0.31");
+    zone.push_back("host-record=mx2.shared.test,127.0.0.32");
     // A forward to a port where nothing listens: dnsmasq never answers slow.test.
     zone.push_back("server=/slow.test/127.0.0.1#" + std::to_string(testing::free_udp_port()));
     dnsmasq_ = std::make_unique<Dnsmasq>(zone);
@@ -154,6 +163,24 @@ TEST_P(ResolverTest, ServfailIsNeitherNxdomainNorCached) {
   EXPECT_EQ(second.failure, DnsStatus::ServFail);
   EXPECT_EQ(r->stats().cache_hits, 0u);
   EXPECT_GT(r->stats().queries, queries);
+}
+
+// 300 domains at once through 4 query slots: every answer right, and each shared mail host asked
+// once (A and AAAA), however many domains name it.
+TEST_P(ResolverTest, BurstsAreQueuedAndSharedHostsAskedOnce) {
+  ResolverOptions o;
+  o.max_inflight = 4;
+  auto r = resolver(o);
+  std::vector<std::string> names;
+  for (int i = 0; i < kSharedDomains; ++i)
+    names.push_back("s" + std::to_string(i) + ".test");
+  const auto answers = resolve_all(*r, names);
+  for (const auto& a : answers) {
+    ASSERT_TRUE(a.ok);
+    EXPECT_EQ(hosts_of(a), (std::vector<std::string>{"mx1.shared.test", "mx2.shared.test"}));
+  }
+  EXPECT_EQ(r->stats().queries, uint64_t(kSharedDomains) + 2 * 2);
+  EXPECT_EQ(r->stats().host_hits, uint64_t(kSharedDomains) * 2 - 2);
 }
 
 TEST_P(ResolverTest, AnswersAreCachedByTtl) {
