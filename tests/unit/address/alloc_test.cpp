@@ -5,41 +5,15 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <new>
-
-namespace {
-long g_allocations = 0;
-}  // namespace
-
-void* operator new(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-  return operator new(n);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
+#include "count_allocations.hpp"
 
 namespace mxp::address {
 namespace {
 
 long allocations_of(std::string_view input, bool* ok) {
-  long before = g_allocations;
+  long before = mxp::testing::allocations();
   ParseResult r = parse(input);
-  long after = g_allocations;
+  long after = mxp::testing::allocations();
   *ok = r.ok();
   return after - before;
 }

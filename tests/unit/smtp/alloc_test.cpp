@@ -3,36 +3,10 @@
 // Counts every operator new in this test binary through a replaced global operator new.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <new>
+#include "count_allocations.hpp"
 
 #include "smtp/reply_parser.hpp"
 #include "smtp/session.hpp"
-
-namespace {
-long g_allocations = 0;
-}  // namespace
-
-void* operator new(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-  return operator new(n);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace mxp::smtp {
 namespace {
@@ -44,7 +18,7 @@ constexpr std::string_view kEhlo =
 
 long parse_allocations(std::string_view wire, size_t chunk) {
   ReplyParser p;
-  const long before = g_allocations;
+  const long before = mxp::testing::allocations();
   size_t n = 0;
   for (size_t off = 0; off < wire.size(); off += chunk) {
     std::string_view in = wire.substr(off, chunk);
@@ -53,7 +27,7 @@ long parse_allocations(std::string_view wire, size_t chunk) {
   }
   EXPECT_FALSE(p.failed());
   EXPECT_GT(n, 0u);
-  return g_allocations - before;
+  return mxp::testing::allocations() - before;
 }
 
 TEST(SmtpAlloc, ParserDoesNotAllocatePerByte) {
@@ -82,7 +56,7 @@ long session_allocations(size_t chunk) {
   // The server's turns; each is fed whole or in chunks of `chunk` bytes.
   const std::string turns[] = {"220 mx.example.org ESMTP\r\n", std::string(kEhlo), rcpts,
                                "221 2.0.0 Bye\r\n"};
-  const long before = g_allocations;
+  const long before = mxp::testing::allocations();
   Session s(cfg);
   for (int i = 0; i < 10; ++i)
     s.add_recipient("user@example.org", i, now);
@@ -100,7 +74,7 @@ long session_allocations(size_t chunk) {
     results += r->outcome.reply.code == 250;
   EXPECT_EQ(results, 10u);
   EXPECT_TRUE(s.done());
-  return g_allocations - before;
+  return mxp::testing::allocations() - before;
 }
 
 TEST(SmtpAlloc, SessionDoesNotAllocatePerByte) {
