@@ -203,6 +203,12 @@ class Driver final : private loop::TimerHandler {
   void on_timer(loop::TimerId, uint64_t) override {
     tick_armed_ = false;
     if (progress_) {
+      // Records expected: exact once the input is read; before, extrapolated from the share of
+      // the input's bytes read so far (the read-ahead is small next to a large list).
+      if (eof_)
+        ps_.total = records_;
+      else if (ps_.bytes_done > 0 && ps_.bytes_total > 0)
+        ps_.total = records_ * ps_.bytes_total / ps_.bytes_done;
       ps_.done = w_.written();
       ps_.extra = w_.counts();
       progress_->maybe_draw(ps_, false);
