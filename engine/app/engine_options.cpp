@@ -36,6 +36,10 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o) {
   cmd.add_option("--rcpts-per-session", o.rcpts_per_session,
                  "addresses checked on one connection (Postfix slows down after 10 rejections)")
       ->capture_default_str();
+  cmd.add_option("--max-domains", o.max_domains,
+                 "domains remembered at once; idle ones beyond are forgotten (bounded memory)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd.add_flag("--no-catch-all", o.no_catch_all, "do not probe domains with a random address");
   cmd.add_flag("--no-pipelining", o.no_pipelining,
                "one command per reply even when PIPELINING is offered");
@@ -107,6 +111,7 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
   c.max_sessions_per_domain = o.domain_concurrency;
   c.rcpts_per_session = o.rcpts_per_session;
   c.catch_all_probe = !o.no_catch_all;
+  c.max_domains = o.max_domains;
   c.transcripts = transcripts;
   return true;
 }

@@ -26,6 +26,7 @@ struct EngineOptions {
   uint32_t concurrency = 100;
   uint32_t domain_concurrency = 4;
   uint32_t rcpts_per_session = 8;
+  size_t max_domains = 50'000;
   bool no_catch_all = false;
   bool no_pipelining = false;
 };

@@ -162,6 +162,7 @@ class Driver final : private loop::TimerHandler {
   }
   ProgressState& progress_state() { return ps_; }
   uint64_t records() const { return records_; }
+  const pipeline::VerifierStats& stats() const { return verifier_.stats(); }
 
  private:
   bool done() const { return eof_ && verifier_.pending() == 0; }
@@ -263,9 +264,15 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
                  writer.failed() ? writer.error().c_str() : err.c_str());
     return 1;
   }
-  if (rc == 0)
-    std::fprintf(diag, "mxprobe verify: %llu records: %s\n", (unsigned long long)writer.written(),
-                 writer.counts().c_str());
+  if (rc == 0) {
+    const auto& st = driver.stats();
+    std::fprintf(diag,
+                 "mxprobe verify: %llu records: %s; %llu SMTP sessions, %llu failovers, "
+                 "%llu idle domains forgotten\n",
+                 (unsigned long long)writer.written(), writer.counts().c_str(),
+                 (unsigned long long)st.sessions_started, (unsigned long long)st.failovers,
+                 (unsigned long long)st.domains_evicted);
+  }
   return rc;
 }
 

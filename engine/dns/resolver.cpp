@@ -310,6 +310,7 @@ void Resolver::host_done(HostLookup* h) {
   auto node = host_pending_.extract(h->name);
   if (!h->failed) {
     auto ttl = std::chrono::seconds(h->ttl == UINT32_MAX ? opts_.negative_ttl.count() : h->ttl);
+    make_room(host_cache_);
     host_cache_[h->name] = {h->v4, h->v6,
                             loop_.now() + std::clamp(ttl, opts_.min_ttl, opts_.max_ttl)};
   }
@@ -338,6 +339,7 @@ void Resolver::finish(Lookup* l) {
     a.ok = true;
     auto ttl = std::chrono::seconds(l->ttl == UINT32_MAX ? opts_.min_ttl.count() : l->ttl);
     ttl = std::clamp(ttl, opts_.min_ttl, opts_.max_ttl);
+    make_room(cache_);
     cache_[l->domain] = {a, loop_.now() + ttl};
   } else {
     // Nothing to connect to: for good (no A/AAAA anywhere), or because address lookups failed.
@@ -352,10 +354,23 @@ void Resolver::fail(Lookup* l, DnsStatus status) {
   MxAnswer a;
   a.ok = false;
   a.failure = status;
-  if (!transient(status)) cache_[l->domain] = {a, loop_.now() + opts_.negative_ttl};
+  if (!transient(status)) {
+    make_room(cache_);
+    cache_[l->domain] = {a, loop_.now() + opts_.negative_ttl};
+  }
   auto node = pending_.extract(l->domain);
   for (auto& w : node.mapped()->waiters)
     w(a);
+}
+
+// Keeps a cache bounded: drops expired entries when full, and everything if that is not enough
+// (a list with millions of domains must not grow memory; a dropped answer is just asked again).
+template <typename Map>
+void Resolver::make_room(Map& cache) {
+  if (cache.size() < opts_.max_cache_entries) return;
+  auto now = loop_.now();
+  std::erase_if(cache, [&](const auto& kv) { return kv.second.expires <= now; });
+  if (cache.size() >= opts_.max_cache_entries) cache.clear();
 }
 
 void Resolver::rearm_timer() {

@@ -31,6 +31,8 @@ struct ResolverOptions {
   // socket buffer (dnsmasq drops them, and the retries come as one burst again), so the rest
   // wait in a FIFO: polite to the resolver and faster in the end.
   size_t max_inflight = 64;
+  // Entries kept in each cache (domains, mail hosts): past it, expired entries go, then all.
+  size_t max_cache_entries = 200'000;
 };
 
 struct ResolverStats {
@@ -68,6 +70,8 @@ class Resolver final : public MxResolver, private loop::FdHandler, private loop:
   void finish(Lookup* l);
   void fail(Lookup* l, DnsStatus status);
   void rearm_timer();
+  template <typename Map>
+  void make_room(Map& cache);
   static void on_sock_state(void* data, ares_socket_t fd, int readable, int writable);
   void on_fd_ready(int fd, bool readable, bool writable) override;
   void on_timer(loop::TimerId id, uint64_t cookie) override;

@@ -29,6 +29,8 @@ struct Verifier::Domain {
   std::deque<std::unique_ptr<Item>> queue;
   uint32_t active = 0;
   bool in_runnable = false;
+  bool idle = false;
+  std::list<Domain*>::iterator idle_it;
   Probe probe = Probe::NotStarted;
   verdict::Classification probe_cls;
   std::vector<std::unique_ptr<Item>> held;  // waiting for the catch-all probe
@@ -215,11 +217,37 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
   if (!slot) {
     slot = std::make_unique<Domain>();
     slot->name = item->addr.domain;
+  } else if (slot->idle) {
+    idle_.erase(slot->idle_it);
+    slot->idle = false;
   }
   slot->queue.push_back(std::move(item));
   ++stats_.submitted;
   make_runnable(*slot);
   kick();
+}
+
+void Verifier::maybe_idle(Domain& d) {
+  bool settled = d.state == Domain::State::Ready || d.state == Domain::State::Failed;
+  if (d.idle || !settled || !d.queue.empty() || d.active || !d.held.empty() ||
+      d.probe == Domain::Probe::InFlight)
+    return;
+  d.idle = true;
+  d.idle_it = idle_.insert(idle_.end(), &d);
+  if (domains_.size() > cfg_.max_domains) kick();  // evicted from the kick, not from here
+}
+
+void Verifier::evict_idle() {
+  for (auto it = idle_.begin(); it != idle_.end() && domains_.size() > cfg_.max_domains;) {
+    Domain* d = *it;
+    if (d->in_runnable) {  // still referenced by runnable_: it leaves on the next schedule()
+      ++it;
+      continue;
+    }
+    it = idle_.erase(it);
+    ++stats_.domains_evicted;
+    domains_.erase(d->name);
+  }
 }
 
 void Verifier::make_runnable(Domain& d) {
@@ -237,6 +265,8 @@ void Verifier::kick() {
 void Verifier::on_timer(loop::TimerId, uint64_t) {
   kick_armed_ = false;
   graveyard_.clear();
+  // Here and only here: no Domain reference is held up the stack.
+  if (domains_.size() > cfg_.max_domains) evict_idle();
   schedule();
 }
 
@@ -256,12 +286,14 @@ void Verifier::schedule() {
       d->in_runnable = false;
       fail_domain_queue(*d, d->failure, d->failure_has_outcome ? &d->failure_outcome : nullptr,
                         nullptr);
+      maybe_idle(*d);
       continue;
     }
     if (d->state != Domain::State::Ready || d->queue.empty() ||
         d->active >= cfg_.max_sessions_per_domain) {
       runnable_.pop_front();
       d->in_runnable = false;
+      maybe_idle(*d);
       continue;
     }
     if (stats_.active_sessions >= cfg_.max_sessions) break;
@@ -330,6 +362,7 @@ void Verifier::session_done(SessionSlot* s) {
   }
   sessions_.pop_back();
   if (!d.queue.empty()) make_runnable(d);
+  maybe_idle(d);
   kick();
 }
 

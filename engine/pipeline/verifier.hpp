@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <random>
 #include <string>
@@ -29,14 +30,18 @@ struct VerifierConfig {
   std::vector<loop::Endpoint> source_ips;  // bind sessions to these in turn; empty: any
   uint32_t max_sessions = 100;             // SMTP sessions open at once, all domains
   uint32_t max_sessions_per_domain = 4;    // at once, per recipient domain
-  uint32_t rcpts_per_session = 8;          // stay under Postfix's 10-error soft limit
-  bool catch_all_probe = true;             // one random address per domain, cached for the run
-  bool transcripts = false;                // keep each address's SMTP dialogue in its result
+  // Domains remembered at once. Past this, idle domains (nothing queued, in flight or held) are
+  // forgotten oldest first, so a list with millions of domains runs in bounded memory; a
+  // forgotten domain seen again is looked up (DNS cache) and probed again.
+  size_t max_domains = 50'000;
+  uint32_t rcpts_per_session = 8;  // stay under Postfix's 10-error soft limit
+  bool catch_all_probe = true;     // one random address per domain, cached for the run
+  bool transcripts = false;        // keep each address's SMTP dialogue in its result
 };
 
 struct VerifierStats {
   uint64_t submitted = 0, finished = 0;
-  uint64_t sessions_started = 0, connect_failures = 0, failovers = 0;
+  uint64_t sessions_started = 0, connect_failures = 0, failovers = 0, domains_evicted = 0;
   uint32_t active_sessions = 0;
 };
 
@@ -77,6 +82,8 @@ class Verifier : private loop::TimerHandler {
   void release_held(Domain& d);
   void emit_item(Domain& d, Item* item);
   void make_runnable(Domain& d);
+  void maybe_idle(Domain& d);  // joins the idle list when nothing is left to do for it
+  void evict_idle();
   std::string random_local_part();
 
   loop::Loop& loop_;
@@ -85,6 +92,7 @@ class Verifier : private loop::TimerHandler {
   Emit emit_;
   VerifierStats stats_;
   std::unordered_map<std::string, std::unique_ptr<Domain>> domains_;
+  std::list<Domain*> idle_;       // oldest first
   std::deque<Domain*> runnable_;  // domains with queued work and room for a session
   std::vector<std::unique_ptr<SessionSlot>> sessions_;   // live sessions (index kept in slot)
   std::vector<std::unique_ptr<SessionSlot>> graveyard_;  // ended in a callback; freed on kick

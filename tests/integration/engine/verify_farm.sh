@@ -2,7 +2,8 @@
 # The real mxprobe binary against mxfarm (real dnsmasq), on one event-loop backend: every
 # behaviour that needs no scheduler (greylist retries and rate shaping come with it) must give
 # mxfarm's truth, address by address; the farm must see no DATA and no smuggled command; every
-# input line gets exactly one record; a server flooding bytes cannot grow memory without bound.
+# input line gets exactly one record; a server flooding bytes cannot grow memory without bound;
+# and with --max-domains 5 idle domains are forgotten all the time without changing any verdict.
 # Usage: verify_farm.sh uring|uv   (env MXFARM, MXPROBE). Range 127.180-199.0.0/16.
 source "$(dirname "$0")/../mxfarm/lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
@@ -76,9 +77,11 @@ PY
 /usr/bin/time -f '%M' -o "$WORK/rss.txt" "$MXPROBE" verify --backend "$BACKEND" \
   --dns "127.0.0.1:$DNS_PORT" --input "$WORK/list.csv" --output "$WORK/out.jsonl" --no-progress \
   --timeout-connect 2 --timeout-banner 2 --timeout-command 2 --timeout-dns 0.5 \
-  -c 50 --domain-concurrency 2 --helo probe.client.test \
+  -c 50 --domain-concurrency 2 --helo probe.client.test --max-domains 5 \
   --source-ip "127.$NET.9.1,127.$NET.9.2" 2>"$WORK/mxprobe.err" ||
   { cat "$WORK/mxprobe.err" >&2; fail "mxprobe verify failed"; }
+forgotten=$(sed -n 's/.* \([0-9]*\) idle domains forgotten.*/\1/p' "$WORK/mxprobe.err")
+((forgotten > 0)) || fail "no idle domain was forgotten with --max-domains 5: $(cat "$WORK/mxprobe.err")"
 # The 421 greeting: two sessions at once from one address, two recipients each, so one of them
 # meets the busy first MX and must go on to the second.
 "$MXPROBE" verify --backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --input "$WORK/busy.txt" \
