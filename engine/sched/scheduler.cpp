@@ -754,13 +754,13 @@ bool Scheduler::try_group(GroupId g, TimePoint now, Grant& out) {
     fail_group(g);
     return false;
   }
-  bool late_unpin = true;
+  for (uint64_t pins = G.pin_mask & blocked; pins; pins &= pins - 1)
+    unpin_all(G, static_cast<SourceId>(std::countr_zero(pins)), now);
   SourceId pick = kNone;
   std::optional<TimePoint> wake;
   bool on_sessions = false;
   for (uint32_t n = 0; n < S; ++n) {
     const SourceId s = (G.rr + n) % S;
-    if (late_unpin && (blocked & bit(s)) && (G.pin_mask & bit(s))) unpin_all(G, s, now);
     if ((blocked & bit(s)) || !has_work_for(G, s)) continue;
     refresh_source_group(G, s, now);
     SourceGroup& sg = G.per_source[s];
