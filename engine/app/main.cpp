@@ -6,25 +6,46 @@
 #include "app/syntax.hpp"
 #include "app/verify.hpp"
 
+namespace {
+
+// The options every list-reading command shares: input, output, CSV column, input format,
+// progress. finish() turns what CLI11 parsed into the command's settings.
+struct ListOptions {
+  std::string input = "-", output = "-", input_format = "auto";
+  mxp::app::RecordOptions records;
+  bool no_progress = false, status_lines = false;
+  CLI::Option* column = nullptr;
+
+  void add(CLI::App& cmd, const char* output_help) {
+    cmd.add_option("-i,--input", input, "input file, '-' for stdin")->capture_default_str();
+    cmd.add_option("-o,--output", output, output_help)->capture_default_str();
+    column = cmd.add_option("--column", records.column, "CSV column holding the address")
+                 ->capture_default_str();
+    cmd.add_option("--input-format", input_format, "auto, lines or csv")
+        ->check(CLI::IsMember({"auto", "lines", "csv"}))
+        ->capture_default_str();
+    cmd.add_flag("--no-progress", no_progress, "never show progress");
+    cmd.add_flag("--progress", status_lines, "status lines even when stderr is not a terminal");
+  }
+  void finish() {
+    records.column_given = column->count() > 0;
+    records.format = input_format == "lines" ? mxp::app::InputFormat::Lines
+                     : input_format == "csv" ? mxp::app::InputFormat::Csv
+                                             : mxp::app::InputFormat::Auto;
+  }
+  int progress() const { return no_progress ? 0 : status_lines ? 1 : -1; }
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"mxprobe: verify email addresses by asking their mail servers (never sends DATA)"};
   app.set_version_flag("--version", "mxprobe 0.1.0");
   app.require_subcommand(1);
 
-  mxp::app::SyntaxOptions syn;
-  std::string format = "auto";
-  bool no_progress = false, status_lines = false;
+  ListOptions syn_list;
   auto* s = app.add_subcommand("syntax", "check and normalise addresses offline (no network)");
-  s->add_option("-i,--input", syn.input, "input file, '-' for stdin")->capture_default_str();
-  s->add_option("-o,--output", syn.output, "output file (JSON Lines), '-' for stdout")
-      ->capture_default_str();
-  auto* col = s->add_option("--column", syn.records.column, "CSV column holding the address")
-                  ->capture_default_str();
-  s->add_option("--input-format", format, "auto, lines or csv")
-      ->check(CLI::IsMember({"auto", "lines", "csv"}))
-      ->capture_default_str();
-  s->add_flag("--no-progress", no_progress, "never show progress");
-  s->add_flag("--progress", status_lines, "show progress even when stderr is not a terminal");
+  syn_list.add(*s, "output file (JSON Lines), '-' for stdout");
 
   mxp::app::EngineOptions eng;
   mxp::app::CheckOptions chk;
@@ -34,24 +55,16 @@ int main(int argc, char** argv) {
   c->add_flag("-v,--verbose", chk.verbose, "show the SMTP transcript and the event loop chosen");
   mxp::app::add_engine_options(*c, eng);
 
+  ListOptions ver_list;
   mxp::app::VerifyOptions ver;
-  std::string vformat = "jsonl", vinformat = "auto";
-  bool v_no_progress = false, v_status = false;
+  std::string format = "jsonl";
   auto* v =
       app.add_subcommand("verify", "verify a list of addresses (streamed; JSON Lines or CSV out)");
-  v->add_option("-i,--input", ver.input, "input file, '-' for stdin")->capture_default_str();
-  v->add_option("-o,--output", ver.output, "output file, '-' for stdout")->capture_default_str();
-  v->add_option("--format", vformat, "output format: jsonl or csv")
+  ver_list.add(*v, "output file, '-' for stdout");
+  v->add_option("--format", format, "output format: jsonl or csv")
       ->check(CLI::IsMember({"jsonl", "csv"}))
       ->capture_default_str();
-  auto* vcol = v->add_option("--column", ver.records.column, "CSV column holding the address")
-                   ->capture_default_str();
-  v->add_option("--input-format", vinformat, "auto, lines or csv")
-      ->check(CLI::IsMember({"auto", "lines", "csv"}))
-      ->capture_default_str();
   v->add_flag("--transcript", ver.transcripts, "add each address's SMTP dialogue to its record");
-  v->add_flag("--no-progress", v_no_progress, "never show progress");
-  v->add_flag("--progress", v_status, "status lines even when stderr is not a terminal");
   mxp::app::add_engine_options(*v, eng);
 
   try {
@@ -61,21 +74,19 @@ int main(int argc, char** argv) {
   }
 
   if (*s) {
-    syn.records.column_given = col->count() > 0;
-    syn.records.format = format == "lines" ? mxp::app::InputFormat::Lines
-                         : format == "csv" ? mxp::app::InputFormat::Csv
-                                           : mxp::app::InputFormat::Auto;
-    syn.progress = no_progress ? 0 : status_lines ? 1 : -1;
+    syn_list.finish();
+    mxp::app::SyntaxOptions syn{syn_list.input, syn_list.output, syn_list.records,
+                                syn_list.progress()};
     return mxp::app::run_syntax(syn, stderr);
   }
   if (*c) return mxp::app::run_check(chk, eng, stdout, stderr);
   if (*v) {
-    ver.records.column_given = vcol->count() > 0;
-    ver.records.format = vinformat == "lines" ? mxp::app::InputFormat::Lines
-                         : vinformat == "csv" ? mxp::app::InputFormat::Csv
-                                              : mxp::app::InputFormat::Auto;
-    ver.format = vformat == "csv" ? mxp::app::OutputFormat::Csv : mxp::app::OutputFormat::Jsonl;
-    ver.progress = v_no_progress ? 0 : v_status ? 1 : -1;
+    ver_list.finish();
+    ver.input = ver_list.input;
+    ver.output = ver_list.output;
+    ver.records = ver_list.records;
+    ver.progress = ver_list.progress();
+    ver.format = format == "csv" ? mxp::app::OutputFormat::Csv : mxp::app::OutputFormat::Jsonl;
     return mxp::app::run_verify(ver, eng, stderr);
   }
   return 2;

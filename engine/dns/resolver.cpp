@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <mutex>
 
 namespace mxp::dns {
@@ -55,6 +56,35 @@ DnsStatus status_of(int ares_status) {
       return DnsStatus::Timeout;
     default:
       return DnsStatus::Refused;
+  }
+}
+
+std::optional<loop::Endpoint> endpoint_of(const ares_addrttl& t) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr = t.ipaddr;
+  return loop::Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+}
+
+std::optional<loop::Endpoint> endpoint_of(const ares_addr6ttl& t) {
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  static_assert(sizeof(sa.sin6_addr) == sizeof(t.ip6addr));
+  std::memcpy(&sa.sin6_addr, &t.ip6addr, sizeof(sa.sin6_addr));
+  return loop::Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+}
+
+// Appends the addresses of an A or AAAA answer and lowers ttl to the smallest record TTL.
+template <typename Ttl, typename Parse>
+void collect(const unsigned char* abuf, int alen, Parse parse,
+             std::optional<loop::Endpoint> (*to_endpoint)(const Ttl&),
+             std::vector<loop::Endpoint>& out, uint32_t& ttl) {
+  Ttl ttls[32];
+  int n = 32;
+  if (parse(abuf, alen, nullptr, ttls, &n) != ARES_SUCCESS) return;
+  for (int i = 0; i < n; ++i) {
+    if (auto ep = to_endpoint(ttls[i])) out.push_back(*ep);
+    ttl = std::min(ttl, static_cast<uint32_t>(std::max(ttls[i].ttl, 0)));
   }
 }
 
@@ -274,29 +304,10 @@ void Resolver::resolve_host(Lookup* l, size_t i) {
 
 void Resolver::on_addr(HostLookup* h, int type, int status, const unsigned char* abuf, int alen) {
   if (status == ARES_SUCCESS) {
-    if (type == ns_t_a) {
-      ares_addrttl ttls[32];
-      int n = 32;
-      if (ares_parse_a_reply(abuf, alen, nullptr, ttls, &n) == ARES_SUCCESS) {
-        for (int i = 0; i < n; ++i) {
-          char ip[INET_ADDRSTRLEN];
-          inet_ntop(AF_INET, &ttls[i].ipaddr, ip, sizeof ip);
-          if (auto ep = loop::Endpoint::parse(ip, 0)) h->v4.push_back(*ep);
-          h->ttl = std::min(h->ttl, static_cast<uint32_t>(std::max(ttls[i].ttl, 0)));
-        }
-      }
-    } else {
-      ares_addr6ttl ttls[32];
-      int n = 32;
-      if (ares_parse_aaaa_reply(abuf, alen, nullptr, ttls, &n) == ARES_SUCCESS) {
-        for (int i = 0; i < n; ++i) {
-          char ip[INET6_ADDRSTRLEN];
-          inet_ntop(AF_INET6, &ttls[i].ip6addr, ip, sizeof ip);
-          if (auto ep = loop::Endpoint::parse(ip, 0)) h->v6.push_back(*ep);
-          h->ttl = std::min(h->ttl, static_cast<uint32_t>(std::max(ttls[i].ttl, 0)));
-        }
-      }
-    }
+    if (type == ns_t_a)
+      collect<ares_addrttl>(abuf, alen, ares_parse_a_reply, endpoint_of, h->v4, h->ttl);
+    else
+      collect<ares_addr6ttl>(abuf, alen, ares_parse_aaaa_reply, endpoint_of, h->v6, h->ttl);
   } else if (status != ARES_ENODATA && status != ARES_ENOTFOUND) {
     h->failed = true;
     h->failure = status_of(status);

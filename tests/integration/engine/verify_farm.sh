@@ -88,7 +88,26 @@ forgotten=$(sed -n 's/.* \([0-9]*\) idle domains forgotten.*/\1/p' "$WORK/mxprob
   --output "$WORK/busy.jsonl" --no-progress --domain-concurrency 2 --rcpts-per-session 2 \
   --timeout-banner 3 --helo probe.client.test 2>"$WORK/mxprobe.err" ||
   { cat "$WORK/mxprobe.err" >&2; fail "mxprobe verify (busy) failed"; }
+# CSV out: the same fields flattened, RFC 4180 quoting (Exchange's texts hold commas).
+"$MXPROBE" verify --backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --input "$WORK/busy.txt" \
+  --output "$WORK/busy.csv" --format csv --no-progress --helo probe.client.test \
+  2>"$WORK/mxprobe.err" || { cat "$WORK/mxprobe.err" >&2; fail "mxprobe verify --format csv failed"; }
 stop_farm
+"$PY" - "$WORK/busy.csv" "$WORK/busy.jsonl" <<'PY' || fail "CSV output differs from JSON Lines"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+recs = {r["email"]: r for r in map(json.loads, open(sys.argv[2]))}
+want = ["line", "email", "normalized", "verdict", "reason", "domain", "mx", "mx_ip", "smtp_code",
+        "smtp_enhanced", "smtp_message", "catch_all", "role", "disposable", "free", "attempts",
+        "source_ip", "elapsed_ms", "error", "checked_at"]
+assert list(rows[0].keys()) == want, list(rows[0].keys())
+assert sorted(r["email"] for r in rows) == sorted(recs), "not one row per address"
+for r in rows:
+    j = recs[r["email"]]
+    assert (r["verdict"], r["reason"]) == (j["verdict"], j["reason"]), (r, j)
+    if j["smtp"]:
+        assert r["smtp_code"] == str(j["smtp"]["code"]) and r["smtp_message"] == j["smtp"]["message"], r
+PY
 cat "$WORK/busy.jsonl" >>"$WORK/out.jsonl"
 
 "$PY" - "$WORK/expect.json" "$WORK/out.jsonl" "$REPORT" "$(cat "$WORK/rss.txt")" "127.$NET.9.1" "127.$NET.9.2" "${MXP_RSS_LIMIT_KIB:-49152}" <<'PY' || fail "results differ from the truth"
