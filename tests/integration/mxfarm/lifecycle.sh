@@ -81,7 +81,7 @@ dns_pid=$(pgrep -P "$FARM_PID" -x dnsmasq) || fail "no dnsmasq child"
 kill -KILL "$FARM_PID"
 wait "$FARM_PID" 2>/dev/null || true
 FARM_PID=""
-for _ in $(seq 1 60); do kill -0 "$dns_pid" 2>/dev/null || break; sleep 0.05; done
+timeout 3 tail --pid="$dns_pid" -f /dev/null 2>/dev/null || true  # returns when it exits
 kill -0 "$dns_pid" 2>/dev/null && fail "dnsmasq $dns_pid outlived a killed farm"
 ok
 
