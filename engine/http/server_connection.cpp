@@ -1,0 +1,818 @@
+// HTTP/1.1 request parsing on Debian's libhttp-parser, answers serialised by hand, and the
+// RFC 6455 upgrade whose frames go through libwslay's event API fed from memory buffers.
+// [SECTION] helpers  [SECTION] http_parser glue  [SECTION] HTTP  [SECTION] WebSocket
+#include "http/server_connection.hpp"
+
+#include <http_parser.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <wslay/wslay.h>
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+
+namespace mxp::http {
+
+// [SECTION] helpers ---------------------------------------------------------------------------
+
+namespace {
+
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// Calls f(token) for each element of a comma-separated list header (RFC 9110 §5.6.1), over
+// every field line with this name.
+template <typename F>
+void for_each_token(const Request& req, std::string_view name, F&& f) {
+  for (const auto& h : req.headers) {
+    if (!iequals(h.name, name)) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      const size_t comma = v.find(',');
+      const std::string_view tok = trim(v.substr(0, comma));
+      if (!tok.empty()) f(tok);
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+}
+
+bool has_token(const Request& req, std::string_view name, std::string_view token) {
+  bool found = false;
+  for_each_token(req, name, [&](std::string_view t) { found = found || iequals(t, token); });
+  return found;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Methods the admin server answers; anything else that parses gets 501 (RFC 9110 §15.6.2).
+bool supported_method(unsigned m) {
+  switch (m) {
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_POST:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+    case HTTP_OPTIONS:
+    case HTTP_PATCH:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool safe_header_text(std::string_view s) {
+  return s.find_first_of("\r\n", 0) == std::string_view::npos && s.find('\0') == s.npos;
+}
+
+constexpr std::string_view kWsGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  // RFC 6455 §1.3
+
+}  // namespace
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 426:
+      return "Upgrade Required";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
+  }
+}
+
+std::string websocket_accept(std::string_view key) {
+  std::string in(key);
+  in += kWsGuid;
+  std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
+  SHA1(reinterpret_cast<const unsigned char*>(in.data()), in.size(), digest.data());
+  std::array<unsigned char, 4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1> b64{};
+  const int n = EVP_EncodeBlock(b64.data(), digest.data(), SHA_DIGEST_LENGTH);
+  return std::string(reinterpret_cast<const char*>(b64.data()), static_cast<size_t>(n));
+}
+
+std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return std::nullopt;
+      const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+const std::string* Request::header(std::string_view name) const {
+  for (const auto& h : headers)
+    if (iequals(h.name, name)) return &h.value;
+  return nullptr;
+}
+
+const std::string* Request::param(std::string_view name) const {
+  for (const auto& p : params)
+    if (p.first == name) return &p.second;
+  return nullptr;
+}
+
+Response Response::json(int status, std::string body) {
+  return Response{status, {{"Content-Type", "application/json"}}, std::move(body)};
+}
+
+Response Response::text(int status, std::string body) {
+  return Response{status, {{"Content-Type", "text/plain; charset=utf-8"}}, std::move(body)};
+}
+
+// [SECTION] http_parser glue ------------------------------------------------------------------
+
+struct ServerConnection::Impl {
+  ServerConnection* self = nullptr;
+  http_parser parser{};
+  http_parser_settings settings{};
+  Request req;
+  bool in_message = false;
+  bool headers_done = false;
+  bool last_was_value = false;
+  size_t header_bytes = 0;
+  int fail_status = 0;  // set by a callback before it returns an error
+  std::string prefix;   // first bytes of the current request: tells 501 from 400 on a bad method
+  wslay_event_context_ptr ws = nullptr;
+  std::string ws_in;
+  size_t ws_in_pos = 0;
+
+  bool method_pending = false;  // an unknown method: waiting to see where its token ends
+
+  // After HPE_INVALID_METHOD: 501 for a well-formed but unknown method token followed by a
+  // space (RFC 9110 §15.6.2), 400 for anything else, 0 while the token may still go on.
+  int bad_method_status() const {
+    std::string_view t = prefix;
+    while (!t.empty() && (t.front() == '\r' || t.front() == '\n'))
+      t.remove_prefix(1);
+    for (size_t i = 0; i < t.size(); ++i) {
+      const char c = t[i];
+      if (c == ' ') return i > 0 ? 501 : 400;
+      if (!((c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return 400;
+    }
+    return prefix.size() < 24 ? 0 : 400;
+  }
+
+  static Impl& of(http_parser* p) { return *static_cast<Impl*>(p->data); }
+
+  int fail(int status) {
+    fail_status = status;
+    return -1;
+  }
+
+  static int on_message_begin(http_parser* p) {
+    Impl& m = of(p);
+    m.req = Request{};
+    m.in_message = true;
+    m.headers_done = false;
+    m.last_was_value = false;
+    m.header_bytes = 0;
+    return 0;
+  }
+
+  static int on_url(http_parser* p, const char* at, size_t len) {
+    Impl& m = of(p);
+    m.req.target.append(at, len);
+    m.header_bytes += len;
+    if (m.req.target.size() > m.self->limits_.max_url_bytes) return m.fail(414);
+    if (m.header_bytes > m.self->limits_.max_header_bytes) return m.fail(431);
+    return 0;
+  }
+
+  static int on_header_field(http_parser* p, const char* at, size_t len) {
+    Impl& m = of(p);
+    if (m.headers_done) return 0;  // trailer fields of a chunked body are not kept
+    if (m.req.headers.empty() || m.last_was_value) {
+      if (m.req.headers.size() >= m.self->limits_.max_headers) return m.fail(431);
+      m.req.headers.emplace_back();
+      m.header_bytes += 4;  // ": " and CRLF
+    }
+    m.last_was_value = false;
+    for (size_t i = 0; i < len; ++i)
+      m.req.headers.back().name += lower(at[i]);
+    m.header_bytes += len;
+    return m.header_bytes > m.self->limits_.max_header_bytes ? m.fail(431) : 0;
+  }
+
+  static int on_header_value(http_parser* p, const char* at, size_t len) {
+    Impl& m = of(p);
+    if (m.headers_done) return 0;
+    m.last_was_value = true;
+    m.req.headers.back().value.append(at, len);
+    m.header_bytes += len;
+    return m.header_bytes > m.self->limits_.max_header_bytes ? m.fail(431) : 0;
+  }
+
+  static int on_headers_complete(http_parser* p) {
+    Impl& m = of(p);
+    ServerConnection& c = *m.self;
+    m.headers_done = true;
+    // RFC 9112 §5.1: whitespace around a field value is not part of it (http_parser keeps the
+    // trailing part).
+    for (auto& h : m.req.headers) {
+      const std::string_view v = trim(h.value);
+      if (v.size() != h.value.size()) h.value = std::string(v);
+    }
+    if (p->http_major != 1) return m.fail(505);
+    if (!supported_method(p->method)) return m.fail(501);
+    // RFC 9112 §3.2: a 1.1 request without exactly one Host field gets 400.
+    if (p->http_minor >= 1) {
+      int hosts = 0;
+      for (const auto& h : m.req.headers)
+        hosts += h.name == "host";
+      if (hosts != 1) return m.fail(400);
+    }
+    // Content-Length is known up front (ULLONG_MAX means none); chunked bodies count in on_body.
+    if (p->content_length != ULLONG_MAX && p->content_length > c.limits_.max_body_bytes)
+      return m.fail(413);
+    // RFC 9110 §10.1.1: answer 100 only if no earlier answer is owed (it must not overtake one).
+    const std::string* expect = m.req.header("expect");
+    if (expect != nullptr && iequals(trim(*expect), "100-continue") && p->http_minor >= 1 &&
+        c.owed_.empty())
+      c.out_ += "HTTP/1.1 100 Continue\r\n\r\n";
+    return 0;
+  }
+
+  static int on_body(http_parser* p, const char* at, size_t len) {
+    Impl& m = of(p);
+    if (m.req.body.size() + len > m.self->limits_.max_body_bytes) return m.fail(413);
+    m.req.body.append(at, len);
+    return 0;
+  }
+
+  // Splits the request target (RFC 9112 §3.2: origin-form, absolute-form, asterisk-form).
+  bool split_target(Request& r) {
+    std::string_view path, query;
+    std::string_view t = r.target;
+    if (!t.empty() && t.front() == '/') {
+      const size_t q = t.find('?');
+      path = t.substr(0, q);
+      if (q != t.npos) query = t.substr(q + 1);
+    } else if (t == "*" && r.method == "OPTIONS") {
+      path = t;
+    } else {
+      http_parser_url u;
+      http_parser_url_init(&u);
+      if (http_parser_parse_url(t.data(), t.size(), 0, &u) != 0) return false;
+      if (u.field_set & (1 << UF_PATH))
+        path = t.substr(u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
+      else
+        path = "/";
+      if (u.field_set & (1 << UF_QUERY))
+        query = t.substr(u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+    }
+    const size_t hash = query.find('#');
+    query = query.substr(0, hash);
+    auto p = percent_decode(path, false);
+    if (!p) return false;
+    r.path = std::move(*p);
+    r.query = std::string(query);
+    while (!query.empty()) {
+      const size_t amp = query.find('&');
+      const std::string_view item = query.substr(0, amp);
+      if (!item.empty()) {
+        const size_t eq = item.find('=');
+        auto k = percent_decode(item.substr(0, eq), true);
+        auto v = percent_decode(eq == item.npos ? std::string_view{} : item.substr(eq + 1), true);
+        if (!k || !v) return false;
+        r.params.emplace_back(std::move(*k), std::move(*v));
+      }
+      if (amp == query.npos) break;
+      query.remove_prefix(amp + 1);
+    }
+    return true;
+  }
+
+  static int on_message_complete(http_parser* p) {
+    Impl& m = of(p);
+    ServerConnection& c = *m.self;
+    Request& r = m.req;
+    r.method = http_method_str(static_cast<http_method>(p->method));
+    if (!m.split_target(r)) return m.fail(400);
+    r.version_minor = p->http_minor;
+    r.keep_alive = http_should_keep_alive(p) != 0;
+    r.upgrade = p->upgrade != 0;
+    c.owed_.push_back(Owed{r.method == "HEAD", r.keep_alive, r.upgrade, p->http_minor == 0});
+    c.ready_.push_back(std::move(r));
+    c.request_deadline_.reset();
+    m.in_message = false;
+    m.prefix.clear();
+    // Nothing after a "Connection: close" request is read (RFC 9112 §9.6); after an upgrade
+    // request the bytes belong to the new protocol.
+    if (!c.ready_.back().keep_alive || c.ready_.back().upgrade) c.stop_parsing_ = true;
+    http_parser_pause(p, 1);  // one request per execute() so pipelining is under our control
+    return 0;
+  }
+
+  // wslay reads what feed() stored and writes into the connection's output buffer.
+  static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t* buf, size_t len, int, void* ud) {
+    Impl& m = *static_cast<Impl*>(ud);
+    const size_t avail = m.ws_in.size() - m.ws_in_pos;
+    if (avail == 0) {
+      wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+      return -1;
+    }
+    const size_t n = std::min(avail, len);
+    std::memcpy(buf, m.ws_in.data() + m.ws_in_pos, n);
+    m.ws_in_pos += n;
+    if (m.ws_in_pos == m.ws_in.size()) {
+      m.ws_in.clear();
+      m.ws_in_pos = 0;
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  static ssize_t ws_send(wslay_event_context_ptr, const uint8_t* data, size_t len, int, void* ud) {
+    static_cast<Impl*>(ud)->self->out_.append(reinterpret_cast<const char*>(data), len);
+    return static_cast<ssize_t>(len);
+  }
+
+  static void ws_msg(wslay_event_context_ptr, const wslay_event_on_msg_recv_arg* arg, void* ud) {
+    ServerConnection& c = *static_cast<Impl*>(ud)->self;
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+      c.ws_close_received_ = arg->status_code != 0 ? arg->status_code : 1005;
+    } else if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+      c.ws_ready_.push_back(
+          WsMessage{arg->opcode == WSLAY_BINARY_FRAME,
+                    std::string(reinterpret_cast<const char*>(arg->msg), arg->msg_length)});
+    }
+    // Pings are answered by wslay itself (RFC 6455 §5.5.2); pongs need nothing.
+  }
+};
+
+// [SECTION] HTTP ------------------------------------------------------------------------------
+
+ServerConnection::ServerConnection(Limits limits, TimePoint now)
+    : limits_(limits), impl_(std::make_unique<Impl>()) {
+  impl_->self = this;
+  http_parser_init(&impl_->parser, HTTP_REQUEST);
+  impl_->parser.data = impl_.get();
+  auto& s = impl_->settings;
+  http_parser_settings_init(&s);
+  s.on_message_begin = &Impl::on_message_begin;
+  s.on_url = &Impl::on_url;
+  s.on_header_field = &Impl::on_header_field;
+  s.on_header_value = &Impl::on_header_value;
+  s.on_headers_complete = &Impl::on_headers_complete;
+  s.on_body = &Impl::on_body;
+  s.on_message_complete = &Impl::on_message_complete;
+  idle_deadline_ = now + limits_.idle_timeout;  // a connection that never sends a byte
+}
+
+ServerConnection::~ServerConnection() {
+  if (impl_->ws != nullptr) wslay_event_context_free(impl_->ws);
+}
+
+void ServerConnection::feed(std::string_view bytes, TimePoint now) {
+  if (bytes.empty()) return;
+  if (state_ == State::websocket) {
+    impl_->ws_in.append(bytes);
+    ws_flush();
+    return;
+  }
+  if (impl_->method_pending && state_ == State::http) {
+    impl_->prefix.append(bytes.substr(0, 24 - std::min<size_t>(24, impl_->prefix.size())));
+    if (const int status = impl_->bad_method_status(); status != 0) {
+      impl_->method_pending = false;
+      fail(status);
+    }
+    return;
+  }
+  if (state_ != State::http) return;
+  if (stop_parsing_) {
+    // Frames may follow an upgrade request before the owner accepts it: keep them (bounded)
+    // for wslay. After an error or "Connection: close" the rest is ignored.
+    if (!owed_.empty() && owed_.back().upgrade && pending_error_ == 0 &&
+        in_.size() + bytes.size() <= limits_.max_ws_message + 16)
+      in_.append(bytes);
+    return;
+  }
+  in_.append(bytes);
+  pump(now);
+}
+
+void ServerConnection::feed_eof() {
+  if (state_ == State::websocket || owed_.empty()) {
+    state_ = State::closing;
+    return;
+  }
+  peer_eof_ = true;
+  stop_parsing_ = true;
+  request_deadline_.reset();
+}
+
+void ServerConnection::pump(TimePoint now) {
+  Impl& m = *impl_;
+  while (state_ == State::http && !stop_parsing_ && !in_.empty() &&
+         owed_.size() < limits_.max_pipelined) {
+    if (!m.in_message && m.prefix.empty()) {
+      // The first byte of a request: the slowloris clock starts (RFC 9112 §9.5 allows 408).
+      if (!request_deadline_) request_deadline_ = now + limits_.header_timeout;
+      idle_deadline_.reset();
+    }
+    if (m.prefix.size() < 24) m.prefix.append(in_, 0, 24 - m.prefix.size());
+    http_parser_pause(&m.parser, 0);
+    const size_t n = http_parser_execute(&m.parser, &m.settings, in_.data(), in_.size());
+    in_.erase(0, n);
+    const auto err = HTTP_PARSER_ERRNO(&m.parser);
+    if (err == HPE_PAUSED) continue;  // one request complete
+    if (err == HPE_OK) break;         // all consumed, request incomplete
+    int status = 400;
+    if (m.fail_status != 0) {
+      status = m.fail_status;
+    } else if (err == HPE_HEADER_OVERFLOW) {
+      status = 431;
+    } else if (err == HPE_INVALID_METHOD) {
+      status = m.bad_method_status();
+      if (status == 0) {  // the token may go on: decide when more bytes come
+        m.method_pending = true;
+        stop_parsing_ = true;
+        in_.clear();
+        return;
+      }
+    }
+    fail(status);
+  }
+}
+
+void ServerConnection::fail(int status) {
+  stop_parsing_ = true;
+  in_.clear();
+  request_deadline_.reset();
+  pending_error_ = status;
+  maybe_send_error();
+}
+
+void ServerConnection::maybe_send_error() {
+  if (pending_error_ == 0 || !owed_.empty() || chunking_ || state_ != State::http) return;
+  const int status = pending_error_;
+  pending_error_ = 0;
+  error_status_ = status;
+  std::string body(reason_phrase(status));
+  body += '\n';
+  write_head(status, {{"Content-Type", "text/plain; charset=utf-8"}}, true, false, body.size());
+  out_ += body;
+  state_ = State::closing;
+}
+
+void ServerConnection::write_head(int status, const std::vector<Header>& headers, bool close,
+                                  bool chunked, size_t content_length) {
+  out_ += "HTTP/1.1 ";
+  out_ += std::to_string(status);
+  out_ += ' ';
+  out_ += reason_phrase(status);
+  out_ += "\r\n";
+  for (const auto& h : headers) {
+    // Framing headers are ours; CR/LF in a field would split the response (RFC 9110 §5.5).
+    if (iequals(h.name, "content-length") || iequals(h.name, "transfer-encoding") ||
+        iequals(h.name, "connection") || !safe_header_text(h.name) || !safe_header_text(h.value))
+      continue;
+    out_ += h.name;
+    out_ += ": ";
+    out_ += h.value;
+    out_ += "\r\n";
+  }
+  // RFC 9110 §8.6: no Content-Length on 1xx and 204 answers.
+  if (chunked) {
+    out_ += "Transfer-Encoding: chunked\r\n";
+  } else if (status >= 200 && status != 204 && status != 304) {
+    out_ += "Content-Length: ";
+    out_ += std::to_string(content_length);
+    out_ += "\r\n";
+  }
+  if (close) out_ += "Connection: close\r\n";
+  out_ += "\r\n";
+}
+
+std::optional<Request> ServerConnection::next_request() {
+  if (ready_.empty()) return std::nullopt;
+  Request r = std::move(ready_.front());
+  ready_.pop_front();
+  return r;
+}
+
+namespace {
+bool wants_close(const std::vector<Header>& headers) {
+  return std::any_of(headers.begin(), headers.end(), [](const Header& h) {
+    return iequals(h.name, "connection") && iequals(trim(h.value), "close");
+  });
+}
+}  // namespace
+
+bool ServerConnection::respond(const Response& r, TimePoint now) {
+  if (state_ != State::http || chunking_ || owed_.size() <= ready_.size()) return false;
+  const Owed o = owed_.front();
+  owed_.pop_front();
+  // A plain answer to an upgrade request ends the connection: what follows is not HTTP.
+  const bool close = !o.keep_alive || o.upgrade || wants_close(r.headers);
+  const bool bodyless = r.status < 200 || r.status == 204 || r.status == 304;
+  write_head(r.status, r.headers, close, false, r.body.size());
+  if (!o.head && !bodyless) out_ += r.body;
+  after_answer(close, now);
+  return true;
+}
+
+void ServerConnection::after_answer(bool close, TimePoint now) {
+  if (close || (peer_eof_ && owed_.empty() && pending_error_ == 0)) {
+    state_ = State::closing;
+    in_.clear();
+    ready_.clear();
+    owed_.clear();
+    return;
+  }
+  maybe_send_error();
+  if (state_ != State::http) return;
+  if (owed_.empty() && !request_deadline_) idle_deadline_ = now + limits_.idle_timeout;
+  pump(now);
+}
+
+bool ServerConnection::begin_chunked(int status, const std::vector<Header>& headers) {
+  if (state_ != State::http || chunking_ || owed_.size() <= ready_.size()) return false;
+  const Owed& o = owed_.front();
+  chunking_ = true;
+  // HTTP/1.0 has no chunked coding: the body then ends with the connection (RFC 9112 §6.3).
+  chunk_close_ = !o.keep_alive || o.upgrade || o.http10 || wants_close(headers);
+  write_head(status, headers, chunk_close_, !o.http10, 0);
+  if (o.http10) {
+    // write_head wrote a Content-Length of 0; replace it by nothing for a close-delimited body.
+    const std::string cl = "Content-Length: 0\r\n";
+    const size_t at = out_.rfind(cl);
+    if (at != std::string::npos) out_.erase(at, cl.size());
+  }
+  return true;
+}
+
+bool ServerConnection::write_chunk(std::string_view data) {
+  if (!chunking_) return false;
+  const Owed& o = owed_.front();
+  if (data.empty() || o.head) return true;  // an empty chunk would end the body
+  if (o.http10) {
+    out_ += data;
+    return true;
+  }
+  char size[20];
+  const int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  out_.append(size, static_cast<size_t>(n));
+  out_ += data;
+  out_ += "\r\n";
+  return true;
+}
+
+bool ServerConnection::end_chunked(TimePoint now) {
+  if (!chunking_) return false;
+  const Owed o = owed_.front();
+  owed_.pop_front();
+  chunking_ = false;
+  if (!o.http10 && !o.head) out_ += "0\r\n\r\n";
+  after_answer(chunk_close_, now);
+  return true;
+}
+
+void ServerConnection::consume_output(size_t n) {
+  out_pos_ += std::min(n, out_.size() - out_pos_);
+  if (out_pos_ == out_.size()) {
+    out_.clear();
+    out_pos_ = 0;
+  }
+}
+
+std::optional<TimePoint> ServerConnection::next_deadline() const {
+  if (state_ != State::http) return std::nullopt;
+  if (request_deadline_) return request_deadline_;
+  if (owed_.empty() && pending_error_ == 0) return idle_deadline_;
+  return std::nullopt;  // the application owes an answer; its own timers apply
+}
+
+void ServerConnection::on_timeout(TimePoint now) {
+  if (state_ != State::http) return;
+  if (request_deadline_ && now >= *request_deadline_) {
+    fail(408);  // RFC 9110 §15.5.9
+  } else if (!request_deadline_ && owed_.empty() && idle_deadline_ && now >= *idle_deadline_) {
+    state_ = State::closing;  // an idle keep-alive connection closes silently (RFC 9112 §9.5)
+  }
+}
+
+// [SECTION] WebSocket -------------------------------------------------------------------------
+
+bool ServerConnection::is_websocket_handshake(const Request& req) {
+  // RFC 6455 §4.2.1: GET, HTTP/1.1+, Upgrade: websocket, Connection: upgrade, a 16-byte key
+  // in base64, version 13.
+  if (req.method != "GET" || req.version_minor < 1 || !req.upgrade) return false;
+  if (!has_token(req, "upgrade", "websocket") || !has_token(req, "connection", "upgrade"))
+    return false;
+  const std::string* key = req.header("sec-websocket-key");
+  const std::string* version = req.header("sec-websocket-version");
+  if (key == nullptr || version == nullptr || trim(*version) != "13") return false;
+  const std::string_view k = trim(*key);
+  if (k.size() != 24 || k.substr(22) != "==") return false;
+  std::array<unsigned char, 18> raw{};
+  return EVP_DecodeBlock(raw.data(), reinterpret_cast<const unsigned char*>(k.data()), 24) == 18;
+}
+
+std::vector<std::string> ServerConnection::offered_subprotocols(const Request& req) {
+  std::vector<std::string> out;
+  for_each_token(req, "sec-websocket-protocol", [&](std::string_view t) { out.emplace_back(t); });
+  return out;
+}
+
+bool ServerConnection::accept_websocket(const Request& req, std::string_view subprotocol) {
+  if (state_ != State::http || chunking_ || owed_.size() <= ready_.size() || !owed_.front().upgrade)
+    return false;
+  const auto offered = offered_subprotocols(req);
+  const bool proto_ok = subprotocol.empty() ||
+                        std::find(offered.begin(), offered.end(), subprotocol) != offered.end();
+  if (!is_websocket_handshake(req) || !proto_ok) {
+    const std::string* v = req.header("sec-websocket-version");
+    const bool bad_version =
+        req.header("sec-websocket-key") != nullptr && v != nullptr && trim(*v) != "13";
+    owed_.pop_front();
+    error_status_ = bad_version ? 426 : 400;
+    std::string body(reason_phrase(error_status_));
+    body += '\n';
+    std::vector<Header> hs{{"Content-Type", "text/plain; charset=utf-8"}};
+    if (bad_version) hs.push_back({"Sec-WebSocket-Version", "13"});  // RFC 6455 §4.4
+    write_head(error_status_, hs, true, false, body.size());
+    out_ += body;
+    after_answer(true, Clock::now());
+    return false;
+  }
+  owed_.pop_front();
+  out_ += "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+  out_ += "Sec-WebSocket-Accept: ";
+  out_ += websocket_accept(trim(*req.header("sec-websocket-key")));
+  out_ += "\r\n";
+  if (!subprotocol.empty()) {
+    out_ += "Sec-WebSocket-Protocol: ";
+    out_ += subprotocol;
+    out_ += "\r\n";
+  }
+  out_ += "\r\n";
+
+  wslay_event_callbacks cbs{};
+  cbs.recv_callback = &Impl::ws_recv;
+  cbs.send_callback = &Impl::ws_send;
+  cbs.on_msg_recv_callback = &Impl::ws_msg;
+  if (wslay_event_context_server_init(&impl_->ws, &cbs, impl_.get()) != 0) {
+    impl_->ws = nullptr;
+    state_ = State::closing;
+    return false;
+  }
+  wslay_event_config_set_max_recv_msg_length(impl_->ws, limits_.max_ws_message);
+  state_ = State::websocket;
+  request_deadline_.reset();
+  idle_deadline_.reset();
+  ready_.clear();
+  owed_.clear();
+  // Frames the client sent right behind its handshake were left unparsed by http_parser.
+  impl_->ws_in = std::move(in_);
+  in_.clear();
+  ws_flush();
+  return true;
+}
+
+void ServerConnection::ws_flush() {
+  if (state_ != State::websocket) return;
+  wslay_event_context_ptr ws = impl_->ws;
+  if (wslay_event_want_read(ws) && !impl_->ws_in.empty() && wslay_event_recv(ws) != 0) {
+    state_ = State::closing;
+    return;
+  }
+  if (wslay_event_want_write(ws) && wslay_event_send(ws) != 0) {
+    state_ = State::closing;
+    return;
+  }
+  // RFC 6455 §7.1.1: once our close frame is out and the peer's arrived (or we stopped
+  // reading, e.g. after 1009 or 1002), the TCP connection is closed.
+  if (wslay_event_get_close_sent(ws) &&
+      (wslay_event_get_close_received(ws) || !wslay_event_get_read_enabled(ws)))
+    state_ = State::closing;
+  if (!wslay_event_want_read(ws) && !wslay_event_want_write(ws)) state_ = State::closing;
+}
+
+std::optional<WsMessage> ServerConnection::next_ws_message() {
+  if (ws_ready_.empty()) return std::nullopt;
+  WsMessage m = std::move(ws_ready_.front());
+  ws_ready_.pop_front();
+  return m;
+}
+
+namespace {
+bool queue(wslay_event_context_ptr ws, uint8_t opcode, std::string_view data) {
+  wslay_event_msg msg{opcode, reinterpret_cast<const uint8_t*>(data.data()), data.size()};
+  return wslay_event_queue_msg(ws, &msg) == 0;  // wslay copies the payload
+}
+}  // namespace
+
+bool ServerConnection::ws_send_text(std::string_view data) {
+  if (state_ != State::websocket || !queue(impl_->ws, WSLAY_TEXT_FRAME, data)) return false;
+  ws_flush();
+  return true;
+}
+
+bool ServerConnection::ws_send_binary(std::string_view data) {
+  if (state_ != State::websocket || !queue(impl_->ws, WSLAY_BINARY_FRAME, data)) return false;
+  ws_flush();
+  return true;
+}
+
+bool ServerConnection::ws_ping(std::string_view data) {
+  if (state_ != State::websocket || !queue(impl_->ws, WSLAY_PING, data)) return false;
+  ws_flush();
+  return true;
+}
+
+bool ServerConnection::ws_close(uint16_t code, std::string_view reason) {
+  if (state_ != State::websocket) return false;
+  if (wslay_event_queue_close(impl_->ws, code, reinterpret_cast<const uint8_t*>(reason.data()),
+                              reason.size()) != 0)
+    return false;
+  ws_flush();
+  return true;
+}
+
+uint16_t ServerConnection::ws_close_code_sent() const {
+  if (impl_->ws == nullptr || !wslay_event_get_close_sent(impl_->ws)) return 0;
+  return wslay_event_get_status_code_sent(impl_->ws);
+}
+
+}  // namespace mxp::http
