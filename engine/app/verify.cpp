@@ -161,7 +161,6 @@ class Driver final : private loop::TimerHandler {
     return 0;
   }
   ProgressState& progress_state() { return ps_; }
-  uint64_t records() const { return records_; }
   const pipeline::VerifierStats& stats() const { return verifier_.stats(); }
 
  private:

@@ -54,7 +54,6 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   size_t target_index() const { return target_; }
   const std::string& source_ip() const { return source_ip_; }
   const std::string& transcript() const { return transcript_.text; }
-  bool ended() const { return ended_; }
 
   void begin() {
     TimePoint now = v_.loop_.now();
@@ -284,8 +283,7 @@ void Verifier::schedule() {
     if (d->state == Domain::State::Failed || exhausted) {
       runnable_.pop_front();
       d->in_runnable = false;
-      fail_domain_queue(*d, d->failure, d->failure_has_outcome ? &d->failure_outcome : nullptr,
-                        nullptr);
+      fail_domain_queue(*d, d->failure, d->failure_has_outcome ? &d->failure_outcome : nullptr);
       maybe_idle(*d);
       continue;
     }
@@ -396,23 +394,16 @@ void Verifier::on_outcome(SessionSlot& s, Item* raw, const smtp::Outcome& outcom
       return;
     }
   }
-  item->cls = c;
   Result& r = item->result;
   r.mx = s.target().host;
   r.mx_ip = s.target().address.ip_string();
   r.source_ip = s.source_ip();
-  if (outcome.failure == smtp::Failure::None) {
-    r.has_smtp = true;
-    r.code = outcome.reply.code;
-    r.enhanced = outcome.reply.enhanced.str();
-    r.message = outcome.reply.text();
-  }
   if (cfg_.transcripts) r.transcript = s.transcript();
-  finish_item(d, item.release(), c, nullptr, nullptr);
+  finish_item(d, item.release(), c, &outcome);
 }
 
 void Verifier::finish_item(Domain& d, Item* raw, const verdict::Classification& c,
-                           const smtp::Outcome* outcome, const dns::MxTarget* target) {
+                           const smtp::Outcome* outcome) {
   std::unique_ptr<Item> item(raw);
   item->cls = c;
   if (outcome && outcome->failure == smtp::Failure::None && !item->result.has_smtp) {
@@ -420,10 +411,6 @@ void Verifier::finish_item(Domain& d, Item* raw, const verdict::Classification& 
     item->result.code = outcome->reply.code;
     item->result.enhanced = outcome->reply.enhanced.str();
     item->result.message = outcome->reply.text();
-  }
-  if (target && item->result.mx.empty()) {
-    item->result.mx = target->host;
-    item->result.mx_ip = target->address.ip_string();
   }
   if (item->probe) {
     d.probe = Domain::Probe::Done;
@@ -472,11 +459,11 @@ void Verifier::emit_item(Domain& d, Item* raw) {
 }
 
 void Verifier::fail_domain_queue(Domain& d, const verdict::Classification& c,
-                                 const smtp::Outcome* outcome, const dns::MxTarget* target) {
+                                 const smtp::Outcome* outcome) {
   auto queue = std::move(d.queue);
   d.queue.clear();
   for (auto& it : queue)
-    finish_item(d, it.release(), c, outcome, target);
+    finish_item(d, it.release(), c, outcome);
 }
 
 std::string Verifier::random_local_part() {

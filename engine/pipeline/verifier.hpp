@@ -75,10 +75,10 @@ class Verifier : private loop::TimerHandler {
   void session_done(SessionSlot* s);
   // A recipient's outcome from a session: final, requeued, or held for the catch-all probe.
   void on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outcome);
+  // outcome: the reply that decided, copied into the result when there is one.
   void finish_item(Domain& d, Item* item, const verdict::Classification& c,
-                   const smtp::Outcome* outcome, const dns::MxTarget* target);
-  void fail_domain_queue(Domain& d, const verdict::Classification& c, const smtp::Outcome* outcome,
-                         const dns::MxTarget* target);
+                   const smtp::Outcome* outcome);
+  void fail_domain_queue(Domain& d, const verdict::Classification& c, const smtp::Outcome* outcome);
   void release_held(Domain& d);
   void emit_item(Domain& d, Item* item);
   void make_runnable(Domain& d);
