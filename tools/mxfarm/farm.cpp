@@ -55,6 +55,9 @@ struct DomainRt {
 
 class Session;
 
+// What greylisting made of one RCPT.
+enum class Grey : uint8_t { First, Early, Passed };
+
 class Farm {
  public:
   Farm(const Scenario& sc, const RunOptions& opt);
@@ -75,7 +78,7 @@ class Farm {
   const DomainRt& domain_rt(int d) const { return domains_[d]; }
   // Greylisting (postgrey-like): the first attempt of a triplet is refused; retries pass once
   // `delay_s` seconds have gone by since that first attempt.
-  bool greylist_passes(std::string_view key, uint32_t delay_s);
+  Grey greylist(std::string_view key, uint32_t delay_s);
   std::string& scratch() { return scratch_; }
   void release(Session* s);
   void link(Session* s);
@@ -207,6 +210,10 @@ class Session {
   Phase phase_ = Phase::Greeting;
   bool helo_ = false, mail_ = false;
   uint32_t rcpts_ = 0, accepted_ = 0, errors_ = 0;
+  // RCPTs of the whole session, and how many were answered >= 400 (for the report's peaks);
+  // rcpt_reply_ is set while the reply to an RCPT is being decided.
+  uint32_t session_rcpts_ = 0, session_rcpt_rejections_ = 0;
+  bool rcpt_reply_ = false;
   std::string from_;
   std::string_view rcpt_, rcpt_domain_;
 
@@ -266,14 +273,14 @@ Farm::Farm(const Scenario& sc, const RunOptions& opt)
   scratch_.reserve(512);
 }
 
-bool Farm::greylist_passes(std::string_view key, uint32_t delay_s) {
+Grey Farm::greylist(std::string_view key, uint32_t delay_s) {
   uint64_t now = uv_now(&loop_);
   auto it = greylist_.find(key);
   if (it == greylist_.end()) {
     greylist_.emplace(std::string(key), now);
-    return false;
+    return Grey::First;
   }
-  return now - it->second >= uint64_t{delay_s} * 1000;
+  return now - it->second >= uint64_t{delay_s} * 1000 ? Grey::Passed : Grey::Early;
 }
 
 void Farm::link(Session* s) {
@@ -316,6 +323,8 @@ void Session::reset_state() {
   phase_ = Phase::Greeting;
   helo_ = mail_ = false;
   rcpts_ = accepted_ = errors_ = 0;
+  session_rcpts_ = session_rcpt_rejections_ = 0;
+  rcpt_reply_ = false;
   from_.clear();
   rcpt_ = rcpt_domain_ = {};
   len_ = 0;
@@ -379,7 +388,7 @@ void Session::begin() {
       b.rate_count > 0 && pair_->rate.add(now, uint64_t{b.rate_window_s} * 1000) > b.rate_count;
   bool too_many = b.max_conn_per_ip > 0 && pair_->level.current > b.max_conn_per_ip;
   if (too_many || too_fast) {
-    ++pair_->limit_rejects;
+    farm_->stats().limit_reject(*pair_, now);
     done_ = true;
     respond(too_many ? Rk::TooManyConns : Rk::TooFastConns, host_->style, After::Close);
     flush();
@@ -493,7 +502,11 @@ void Session::handle_line(std::string_view line) {
   Cmd cmd = parse_command(line, &arg);
   ++pair_->commands[static_cast<int>(cmd)];
   if (cmd == Cmd::Data) ++pair_->data;
-  if (cmd == Cmd::Rcpt) count_rcpt(arg);  // every RCPT received, whatever the answer
+  if (cmd == Cmd::Rcpt) {  // every RCPT received, whatever the answer
+    count_rcpt(arg);
+    pair_->session_rcpts(++session_rcpts_);
+  }
+  rcpt_reply_ = cmd == Cmd::Rcpt;  // every command's reply is decided before this returns
   const HostBehaviour& b = host_->b;
   // Postfix checks the hard error limit before each command (smtpd_hard_error_limit).
   if (b.hard_error_limit > 0 && errors_ >= b.hard_error_limit) {
@@ -626,7 +639,17 @@ void Session::on_rcpt(std::string_view arg) {
     key += from_;
     key += '/';
     key += addr;
-    if (!farm_->greylist_passes(key, grey)) return respond(Rk::Greylisted, dom.style);
+    switch (farm_->greylist(key, grey)) {
+      case Grey::First:
+        ++pair_->greylist_triplets;
+        return respond(Rk::Greylisted, dom.style);
+      case Grey::Early:
+        ++pair_->greylist_early;
+        return respond(Rk::Greylisted, dom.style);
+      case Grey::Passed:
+        ++pair_->greylist_passed;
+        break;
+    }
   }
   auto it = drt->mailboxes.find(laddr_local);
   if (it == drt->mailboxes.end()) {
@@ -674,6 +697,10 @@ void Session::respond_text(std::string_view tmpl, After after, bool greeting) {
   ReplyVars v{host_->name, ip_, rcpt_, rcpt_domain_, from_, id_};
   int code = expand_reply(reply_, tmpl, v);
   pair_->reply(code);
+  if (rcpt_reply_) {
+    rcpt_reply_ = false;
+    if (code >= 400) pair_->session_rcpt_rejections(++session_rcpt_rejections_);
+  }
   const HostBehaviour& b = host_->b;
   uint32_t delay = greeting ? b.banner_delay_ms : b.reply_delay_ms;
   // Postfix's smtpd_error_sleep_time: once the client has made soft_error_limit errors, every
@@ -766,6 +793,7 @@ void Session::drop(bool reset) {
 void Session::broken(bool greeting) {
   const HostBehaviour& b = host_->b;
   ++pair_->broken_replies;
+  rcpt_reply_ = false;  // no reply code: not a rejection
   switch (b.broken) {
     case BrokenKind::None:
       break;
@@ -862,7 +890,7 @@ void Session::close_now(bool reset) {
   if (closing_) return;
   closing_ = done_ = true;
   uv_timer_stop(&timer_);
-  farm_->stats().close(host_idx_, client_ip_, *pair_);
+  farm_->stats().close(*pair_);
   farm_->unlink(this);
   if (!reset || uv_tcp_close_reset(&tcp_, on_closed) != 0)
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_closed);
@@ -1064,6 +1092,7 @@ void Farm::shutdown(int code) {
 int Farm::run() {
   started_ns_ = uv_hrtime();
   uv_loop_init(&loop_);
+  stats_.start(uv_now(&loop_));
   signal(SIGPIPE, SIG_IGN);
   struct {
     uv_signal_t* h;

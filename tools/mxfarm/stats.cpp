@@ -46,19 +46,30 @@ void PairStats::reply(int code) {
 PairStats& Stats::open(int h, uint32_t ip, uint64_t now) {
   HostStats& hs = hosts_[h];
   PairStats& p = hs.clients[ip];
-  total_.open(now);
-  clients_[ip].open(now);
-  hs.level.open(now);
-  p.level.open(now);
+  if (p.levels[0] == nullptr) {  // a new pair: hosts_ never grows, map nodes never move
+    ClientStats& c = clients_[ip];
+    p.levels = {&p.level, &hs.level, &c.level, &total_};
+    p.timelines = {&hs.timeline, &c.timeline, &total_timeline_};
+  }
+  for (Level* l : p.levels)
+    l->open(now);
+  const size_t sec = second(now);
+  for (Timeline* t : p.timelines)
+    Timeline::count(t->connections, sec);
   ++p.connections;
   return p;
 }
 
-void Stats::close(int h, uint32_t ip, PairStats& p) {
-  total_.close();
-  clients_[ip].close();
-  hosts_[h].level.close();
-  p.level.close();
+void Stats::close(PairStats& p) {
+  for (Level* l : p.levels)
+    l->close();
+}
+
+void Stats::limit_reject(PairStats& p, uint64_t now) {
+  ++p.limit_rejects;
+  const size_t sec = second(now);
+  for (Timeline* t : p.timelines)
+    Timeline::count(t->limit_rejects, sec);
 }
 
 void Stats::rcpt(std::string_view addr, std::string_view domain) {
@@ -83,6 +94,7 @@ namespace {
 // Sums of pair counters, for a client, a host or the whole farm.
 struct Sum {
   uint64_t connections = 0, limit_rejects = 0, data = 0, broken = 0;
+  uint64_t grey_triplets = 0, grey_passed = 0, grey_early = 0;
   std::array<uint64_t, kCmdCount> commands{};
   std::map<int, uint64_t> replies;
   void add(const PairStats& p) {
@@ -90,6 +102,9 @@ struct Sum {
     limit_rejects += p.limit_rejects;
     data += p.data;
     broken += p.broken_replies;
+    grey_triplets += p.greylist_triplets;
+    grey_passed += p.greylist_passed;
+    grey_early += p.greylist_early;
     for (int i = 0; i < kCmdCount; ++i)
       commands[i] += p.commands[i];
     for (const auto& [code, n] : p.replies)
@@ -97,7 +112,16 @@ struct Sum {
   }
 };
 
-json to_json(const Sum& s, const Level& l) {
+// Trailing zeros trimmed (Timeline::count only grows a vector to an index it counts, so there
+// are none today; the trim keeps the documented shape if that changes).
+json trimmed(const std::vector<uint64_t>& v) {
+  size_t n = v.size();
+  while (n > 0 && v[n - 1] == 0)
+    --n;
+  return json(std::vector<uint64_t>(v.begin(), v.begin() + static_cast<ptrdiff_t>(n)));
+}
+
+json to_json(const Sum& s, const Level& l, const Timeline* t = nullptr) {
   json cmds = json::object();
   for (int i = 0; i < kCmdCount; ++i) {
     if (s.commands[i] == 0 || i == static_cast<int>(Cmd::Connect)) continue;
@@ -108,15 +132,24 @@ json to_json(const Sum& s, const Level& l) {
   json replies = json::object();
   for (const auto& [code, n] : s.replies)
     replies[std::to_string(code)] = n;
-  return {{"connections", s.connections},
-          {"current_connections", l.current},
-          {"peak_concurrent", l.peak_concurrent},
-          {"peak_connections_per_second", l.peak_per_second},
-          {"limit_rejects", s.limit_rejects},
-          {"commands", cmds},
-          {"replies", replies},
-          {"broken_replies", s.broken},
-          {"data_commands", s.data}};
+  json j = {{"connections", s.connections},
+            {"current_connections", l.current},
+            {"peak_concurrent", l.peak_concurrent},
+            {"peak_connections_per_second", l.peak_per_second},
+            {"limit_rejects", s.limit_rejects},
+            {"commands", cmds},
+            {"replies", replies},
+            {"broken_replies", s.broken},
+            {"data_commands", s.data},
+            {"peak_rcpts_per_session", l.peak_rcpts},
+            {"peak_rcpt_rejections_per_session", l.peak_rcpt_rejections},
+            {"greylist_triplets", s.grey_triplets},
+            {"greylist_passed", s.grey_passed},
+            {"greylist_early", s.grey_early}};
+  if (t)
+    j["timeline"] = {{"connections", trimmed(t->connections)},
+                     {"limit_rejects", trimmed(t->limit_rejects)}};
+  return j;
 }
 
 }  // namespace
@@ -144,18 +177,20 @@ json Stats::report(const Scenario& sc, uint64_t uptime_ms) const {
       by_client[ip].add(*p);
       clients[format_ipv4(ip)] = to_json(ps, p->level);
     }
-    json o = to_json(hsum, hs.level);
+    json o = to_json(hsum, hs.level, &hs.timeline);
     o["ip"] = host.ip;
     o["port"] = host.port;
     o["clients"] = std::move(clients);
     mx[host.name] = std::move(o);
   }
   json clients = json::object();
+  static const ClientStats kNone;
   for (const auto& [ip, s] : by_client) {
     auto it = clients_.find(ip);
-    clients[format_ipv4(ip)] = to_json(s, it == clients_.end() ? Level{} : it->second);
+    const ClientStats& c = it == clients_.end() ? kNone : it->second;
+    clients[format_ipv4(ip)] = to_json(s, c.level, &c.timeline);
   }
-  j["total"] = to_json(total, total_);
+  j["total"] = to_json(total, total_, &total_timeline_);
   j["clients"] = std::move(clients);
   j["mx"] = std::move(mx);
   std::map<std::string_view, uint64_t> addrs, domains;

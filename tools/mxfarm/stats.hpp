@@ -1,8 +1,10 @@
 // What the farm counts, for politeness tests: connections, concurrency, connection bursts,
-// commands, replies and DATA per (MX, client IP), plus RCPTs per recipient. Counting is a few
-// integer updates per event; the JSON report is built only on demand (exit, SIGUSR1).
+// commands, replies, DATA and greylisting per (MX, client IP), RCPTs and rejections per session,
+// per-second timelines, plus RCPTs per recipient. Counting is a few integer updates per event;
+// the JSON report is built only on demand (exit, SIGUSR1).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -29,15 +31,31 @@ class Window {
   size_t size_ = 0;
 };
 
-// Concurrency and burst numbers, kept at every level (total, client, MX, MX x client) because
-// peaks cannot be summed from the levels below.
+// Concurrency, burst and per-session numbers, kept at every level (total, client, MX,
+// MX x client) because peaks cannot be summed from the levels below.
 struct Level {
   uint64_t current = 0;
   uint64_t peak_concurrent = 0;
   uint64_t peak_per_second = 0;
+  uint64_t peak_rcpts = 0;            // RCPT commands in one session
+  uint64_t peak_rcpt_rejections = 0;  // RCPTs answered >= 400 in one session
   Window second;
   void open(uint64_t now);
   void close() { --current; }
+};
+
+// Events per whole second of uptime (index = seconds since the farm started), kept for the
+// total, each client IP and each MX. Entries beyond kCap go to the last one, so the sums stay
+// equal to the counters.
+struct Timeline {
+  static constexpr size_t kCap = 3600;
+  std::vector<uint64_t> connections;
+  std::vector<uint64_t> limit_rejects;
+  static void count(std::vector<uint64_t>& v, size_t sec) {
+    if (sec >= kCap) sec = kCap - 1;
+    if (sec >= v.size()) v.resize(sec + 1);
+    ++v[sec];
+  }
 };
 
 // Counters of one client IP at one MX host; the per-client, per-MX and total figures of the
@@ -46,17 +64,39 @@ struct PairStats {
   Level level;
   Window rate;  // for the host's connection-rate limit
   uint64_t connections = 0;
-  uint64_t limit_rejects = 0;   // connections answered 421 by a connection limit
-  uint64_t data = 0;            // DATA commands received
-  uint64_t broken_replies = 0;  // garbage / endless / over-long replies sent
+  uint64_t limit_rejects = 0;      // connections answered 421 by a connection limit
+  uint64_t data = 0;               // DATA commands received
+  uint64_t broken_replies = 0;     // garbage / endless / over-long replies sent
+  uint64_t greylist_triplets = 0;  // triplets seen for the first time (and greylisted)
+  uint64_t greylist_passed = 0;    // RCPTs of a known triplet once its delay had passed
+  uint64_t greylist_early = 0;     // RCPTs of a known triplet refused: delay not over yet
   std::array<uint64_t, kCmdCount> commands{};
   std::vector<std::pair<uint16_t, uint64_t>> replies;  // code -> count, few distinct codes
+  // The levels this pair counts in (itself, its MX, its client, the total) and the timelines
+  // (MX, client, total): set once when the pair is created, so that no event needs a lookup.
+  std::array<Level*, 4> levels{};
+  std::array<Timeline*, 3> timelines{};
   void reply(int code);
+  // The session has now received `n` RCPTs / had `n` of them refused.
+  void session_rcpts(uint64_t n) {
+    for (Level* l : levels)
+      l->peak_rcpts = std::max(l->peak_rcpts, n);
+  }
+  void session_rcpt_rejections(uint64_t n) {
+    for (Level* l : levels)
+      l->peak_rcpt_rejections = std::max(l->peak_rcpt_rejections, n);
+  }
 };
 
 struct HostStats {
   Level level;
+  Timeline timeline;
   std::unordered_map<uint32_t, PairStats> clients;
+};
+
+struct ClientStats {
+  Level level;
+  Timeline timeline;
 };
 
 struct StringHash {
@@ -70,17 +110,26 @@ class Stats {
   explicit Stats(size_t hosts, size_t rcpt_map_cap = 1'000'000)
       : hosts_(hosts), rcpt_cap_(rcpt_map_cap) {}
 
+  // Timestamps given to open() and limit_reject() are uv_now() values; the timelines count
+  // whole seconds since `now` here.
+  void start(uint64_t now) { epoch_ = now; }
   // A new connection from `ip` to host `h`; returns its pair counters.
   PairStats& open(int h, uint32_t ip, uint64_t now);
-  void close(int h, uint32_t ip, PairStats& p);
+  void close(PairStats& p);
+  // The connection just opened was answered 421 by a connection limit.
+  void limit_reject(PairStats& p, uint64_t now);
   // An RCPT for `addr` (already lower case) of `domain` (lower case, may be empty).
   void rcpt(std::string_view addr, std::string_view domain);
 
   nlohmann::json report(const Scenario& sc, uint64_t uptime_ms) const;
 
  private:
+  size_t second(uint64_t now) const { return now > epoch_ ? (now - epoch_) / 1000 : 0; }
+
+  uint64_t epoch_ = 0;
   Level total_;
-  std::unordered_map<uint32_t, Level> clients_;
+  Timeline total_timeline_;
+  std::unordered_map<uint32_t, ClientStats> clients_;  // node-based: pairs point into it
   std::vector<HostStats> hosts_;
   CountMap rcpt_by_address_;
   CountMap rcpt_by_domain_;
