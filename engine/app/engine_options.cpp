@@ -20,22 +20,34 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o) {
   cmd.add_option("--source-ip", o.source_ips,
                  "local address(es) to connect from, in turn (IPv4/IPv6)")
       ->delimiter(',');
-  cmd.add_option("--timeout-connect", o.timeout_connect, "seconds to connect")
-      ->capture_default_str();
-  cmd.add_option("--timeout-banner", o.timeout_banner, "seconds to wait for the greeting")
-      ->capture_default_str();
-  cmd.add_option("--timeout-command", o.timeout_command, "seconds to wait for each reply")
-      ->capture_default_str();
+  cmd.add_option("--new-source-ip", o.new_source_ips,
+                 "source address(es) new to the pool: warmed up per the policy's [warmup]")
+      ->delimiter(',');
+  cmd.add_option("--policy", o.policy_file,
+                 "scheduling policy, TOML (docs/policy.md); reloaded on SIGHUP")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--timeout-connect", o.timeout_connect, "seconds to connect (default: policy, 30)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--timeout-banner", o.timeout_banner,
+                 "seconds to wait for the greeting (default: policy, 60)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--timeout-command", o.timeout_command,
+                 "seconds to wait for each reply (default: policy, 60)")
+      ->check(CLI::PositiveNumber);
   cmd.add_option("--timeout-dns", o.timeout_dns, "seconds per DNS try (2 tries)")
       ->capture_default_str();
   cmd.add_option("--helo", o.helo, "EHLO/HELO name (default: this host's name)");
   cmd.add_option("--mail-from", o.mail_from, "MAIL FROM address (default: the null sender <>)");
-  cmd.add_option("-c,--concurrency", o.concurrency, "SMTP sessions at once")->capture_default_str();
-  cmd.add_option("--domain-concurrency", o.domain_concurrency, "SMTP sessions at once per domain")
-      ->capture_default_str();
+  cmd.add_option("-c,--concurrency", o.concurrency,
+                 "SMTP sessions at once, all servers (default: policy, 200)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--domain-concurrency", o.domain_concurrency,
+                 "SMTP sessions at once per domain (default: policy, 4)")
+      ->check(CLI::PositiveNumber);
   cmd.add_option("--rcpts-per-session", o.rcpts_per_session,
-                 "addresses checked on one connection (Postfix slows down after 10 rejections)")
-      ->capture_default_str();
+                 "addresses checked on one connection (default: policy, 25; at most "
+                 "session.rejections, 8, are sent before replies come back)")
+      ->check(CLI::PositiveNumber);
   cmd.add_option("--max-domains", o.max_domains,
                  "domains remembered at once; idle ones beyond are forgotten (bounded memory)")
       ->check(CLI::PositiveNumber)
@@ -43,6 +55,47 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o) {
   cmd.add_flag("--no-catch-all", o.no_catch_all, "do not probe domains with a random address");
   cmd.add_flag("--no-pipelining", o.no_pipelining,
                "one command per reply even when PIPELINING is offered");
+}
+
+std::string policy_overrides(const EngineOptions& o) {
+  std::string g, d;
+  auto dur = [](double seconds) {
+    return "\"" + std::to_string(std::llround(seconds * 1000)) + "ms\"";
+  };
+  if (o.concurrency) g += "max_sessions = " + std::to_string(*o.concurrency) + "\n";
+  if (o.domain_concurrency)
+    d += "per_domain.sessions = " + std::to_string(*o.domain_concurrency) + "\n";
+  if (o.rcpts_per_session)
+    d += "session.recipients = " + std::to_string(*o.rcpts_per_session) + "\n";
+  if (o.timeout_connect) d += "timeouts.connect = " + dur(*o.timeout_connect) + "\n";
+  if (o.timeout_banner) d += "timeouts.banner = " + dur(*o.timeout_banner) + "\n";
+  if (o.timeout_command)
+    for (const char* k : {"ehlo", "helo", "mail_from", "rcpt_to", "rset", "quit"})
+      d += std::string("timeouts.") + k + " = " + dur(*o.timeout_command) + "\n";
+  if (o.no_catch_all) d += "catch_all_probe = false\n";
+  std::string doc;
+  if (!g.empty()) doc += "[global]\n" + g;
+  if (!d.empty()) doc += "[defaults]\n" + d;
+  return doc;
+}
+
+std::shared_ptr<const sched::Policy> load_engine_policy(const EngineOptions& o, std::string& err) {
+  std::vector<sched::PolicySource> docs;
+  if (!o.policy_file.empty()) {
+    auto text = sched::read_policy_file(o.policy_file);
+    if (!text) {
+      err = "policy " + text.error().to_string();
+      return nullptr;
+    }
+    docs.push_back({std::move(*text), o.policy_file});
+  }
+  docs.push_back({policy_overrides(o), "<command line>"});
+  auto p = sched::build_policy(docs);
+  if (!p) {
+    err = "policy " + p.error().to_string();
+    return nullptr;
+  }
+  return std::make_shared<const sched::Policy>(std::move(*p));
 }
 
 static std::chrono::milliseconds ms(double seconds) {
@@ -73,13 +126,26 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
 
   auto& c = e.config;
   c.smtp_port = o.smtp_port;
-  for (const auto& s : o.source_ips) {
-    auto ep = loop::Endpoint::parse(s, 0);
-    if (!ep) {
-      std::fprintf(diag, "mxprobe: --source-ip '%s' is not an IPv4 or IPv6 address\n", s.c_str());
-      return false;
+  e.options = o;
+  c.policy = load_engine_policy(o, err);
+  if (!c.policy) {
+    std::fprintf(diag, "mxprobe: %s\n", err.c_str());
+    return false;
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& s : pass ? o.new_source_ips : o.source_ips) {
+      auto ep = loop::Endpoint::parse(s, 0);
+      if (!ep) {
+        std::fprintf(diag, "mxprobe: %s '%s' is not an IPv4 or IPv6 address\n",
+                     pass ? "--new-source-ip" : "--source-ip", s.c_str());
+        return false;
+      }
+      c.sources.push_back({*ep, pass == 1});
     }
-    c.source_ips.push_back(*ep);
+  }
+  if (c.sources.size() > sched::kMaxSources) {
+    std::fprintf(diag, "mxprobe: at most %u source addresses\n", sched::kMaxSources);
+    return false;
   }
   std::string helo = o.helo;
   if (helo.empty()) {
@@ -101,15 +167,7 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
     }
     c.session.mail_from = p.address.normalized();
   }
-  for (int i = 0; i < smtp::kStageCount; ++i)
-    c.session.timeouts[i] = ms(o.timeout_command);
-  c.session.timeouts[static_cast<int>(smtp::Stage::Connect)] = ms(o.timeout_connect);
-  c.session.timeouts[static_cast<int>(smtp::Stage::Banner)] = ms(o.timeout_banner);
   c.session.use_pipelining = !o.no_pipelining;
-  c.session.max_rcpts_per_transaction = o.rcpts_per_session + 1;  // the catch-all probe rides along
-  c.max_sessions = o.concurrency;
-  c.max_sessions_per_domain = o.domain_concurrency;
-  c.rcpts_per_session = o.rcpts_per_session;
   c.catch_all_probe = !o.no_catch_all;
   c.max_domains = o.max_domains;
   c.transcripts = transcripts;

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,18 +15,20 @@
 
 namespace mxp::app {
 
+// Command-line values left unset mean "as the policy says" (docs/policy.md); when given they
+// replace the policy's [global]/[defaults] value (provider and domain tables still apply).
 struct EngineOptions {
   std::string backend = "auto";
   std::vector<std::string> dns;  // resolvers "IP[:PORT]"; empty: /etc/resolv.conf
   uint16_t smtp_port = 25;
   std::vector<std::string> source_ips;
-  double timeout_connect = 10, timeout_banner = 30, timeout_command = 30;  // seconds
+  std::vector<std::string> new_source_ips;  // warmed up per the policy's [warmup]
+  std::optional<double> timeout_connect, timeout_banner, timeout_command;  // seconds
   double timeout_dns = 5;
   std::string helo;       // default: this host's name
   std::string mail_from;  // default: the null sender <> (docs/usage.md says why)
-  uint32_t concurrency = 100;
-  uint32_t domain_concurrency = 4;
-  uint32_t rcpts_per_session = 8;
+  std::optional<uint32_t> concurrency, domain_concurrency, rcpts_per_session;
+  std::string policy_file;
   size_t max_domains = 50'000;
   bool no_catch_all = false;
   bool no_pipelining = false;
@@ -38,8 +41,15 @@ struct Engine {
   std::unique_ptr<loop::Loop> loop;
   std::unique_ptr<dns::Resolver> resolver;
   pipeline::VerifierConfig config;
-  std::string loop_why;  // which backend and why
+  std::string loop_why;   // which backend and why
+  EngineOptions options;  // as given, for policy reloads
 };
+
+// The policy: built-in, then --policy FILE, then the command-line values. Null and err set when
+// the file is missing or wrong.
+std::shared_ptr<const sched::Policy> load_engine_policy(const EngineOptions& o, std::string& err);
+// The command-line values as a policy document (the last layer).
+std::string policy_overrides(const EngineOptions& o);
 
 // Builds the engine; on failure prints a clear message to diag and returns false.
 bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE* diag);

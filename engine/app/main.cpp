@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
   c->add_option("address", chk.addresses, "addresses to verify")->required();
   c->add_flag("--json", chk.json, "print the JSON record of each address");
   c->add_flag("-v,--verbose", chk.verbose, "show the SMTP transcript and the event loop chosen");
+  c->add_option("--tries", chk.max_tries,
+                "tries per address at most; 1 answers at once (greylisted: unknown), 0: the "
+                "policy's retry schedule")
+      ->capture_default_str();
   mxp::app::add_engine_options(*c, eng);
 
   ListOptions ver_list;

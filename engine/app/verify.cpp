@@ -8,6 +8,7 @@
 
 #include "address/address.hpp"
 #include "app/io.hpp"
+#include "app/reload.hpp"
 #include "core/progress.hpp"
 #include "pipeline/result.hpp"
 #include "verdict/classify.hpp"
@@ -130,17 +131,19 @@ class ResultWriter {
 class Driver final : private loop::TimerHandler {
  public:
   Driver(Engine& e, InputFile& in, ResultWriter& w, const VerifyOptions& opts, Progress* progress,
-         uint64_t bytes_total)
+         uint64_t bytes_total, std::FILE* diag)
       : e_(e),
         in_(in),
         w_(w),
         progress_(progress),
         verifier_(*e.loop, *e.resolver, e.config, [this](Result&& r) { on_result(std::move(r)); }),
-        reader_(opts.records, [this](const Record& r) { on_record(r); }) {
+        reader_(opts.records, [this](const Record& r) { on_record(r); }),
+        reloader_(e, verifier_, diag) {
     // Enough queued work to keep every session busy, bounded so memory does not grow with
     // the input: about four sessions' worth of addresses per concurrent session.
-    high_ =
-        std::max<uint64_t>(1000, uint64_t(e.config.max_sessions) * e.config.rcpts_per_session * 4);
+    const auto& pol = verifier_.scheduler().policy();
+    high_ = std::max<uint64_t>(
+        1000, uint64_t(pol.max_sessions()) * pol.domain_settings("", std::nullopt).recipients * 4);
     ps_.bytes_total = bytes_total;
   }
 
@@ -210,7 +213,9 @@ class Driver final : private loop::TimerHandler {
       else if (ps_.bytes_done > 0 && ps_.bytes_total > 0)
         ps_.total = records_ * ps_.bytes_total / ps_.bytes_done;
       ps_.done = w_.written();
-      ps_.extra = w_.counts();
+      auto st = verifier_.scheduler().stats();
+      ps_.extra = w_.counts() + "  | sessions " + std::to_string(st.sessions) + ", waiting " +
+                  human_count(static_cast<double>(st.waiting)) + " (retries)";
       progress_->maybe_draw(ps_, false);
     }
     if (!done()) arm_tick();
@@ -222,6 +227,7 @@ class Driver final : private loop::TimerHandler {
   Progress* progress_;
   pipeline::Verifier verifier_;
   RecordReader reader_;
+  PolicyReloader reloader_;
   std::unique_ptr<char[]> chunk_;
   std::string read_error_;
   uint64_t high_ = 1000, records_ = 0;
@@ -244,12 +250,15 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   Engine e;
   if (!make_engine(eng, opts.transcripts, e, diag)) return 3;
   std::fprintf(diag, "mxprobe verify: %s\n", e.loop_why.c_str());
+  e.config.log = [diag](const std::string& line) {
+    std::fprintf(diag, "mxprobe: %s\n", line.c_str());
+  };
 
   // A bar on a terminal, a status line every few seconds otherwise, nothing with --no-progress.
   bool show = opts.progress != 0;
   Progress progress(diag, isatty(fileno(diag)) && opts.progress == -1, "verified");
   ResultWriter writer(out, opts.format, opts.transcripts);
-  Driver driver(e, in, writer, opts, show ? &progress : nullptr, in.size());
+  Driver driver(e, in, writer, opts, show ? &progress : nullptr, in.size(), diag);
   int rc = driver.run(diag);
   bool wrote = writer.flush() && out.close(err);
   if (show) {
@@ -266,11 +275,11 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   if (rc == 0) {
     const auto& st = driver.stats();
     std::fprintf(diag,
-                 "mxprobe verify: %llu records: %s; %llu SMTP sessions, %llu failovers, "
-                 "%llu idle domains forgotten\n",
+                 "mxprobe verify: %llu records: %s; %llu SMTP sessions, %llu retries, "
+                 "%llu failovers, %llu idle domains forgotten\n",
                  (unsigned long long)writer.written(), writer.counts().c_str(),
-                 (unsigned long long)st.sessions_started, (unsigned long long)st.failovers,
-                 (unsigned long long)st.domains_evicted);
+                 (unsigned long long)st.sessions_started, (unsigned long long)st.retries,
+                 (unsigned long long)st.failovers, (unsigned long long)st.domains_evicted);
   }
   return rc;
 }
@@ -278,6 +287,11 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
 int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out, std::FILE* diag) {
   Engine e;
   if (!make_engine(eng, true, e, diag)) return 3;
+  e.config.max_tries = opts.max_tries;
+  if (opts.verbose)
+    e.config.log = [diag](const std::string& line) {
+      std::fprintf(diag, "mxprobe: %s\n", line.c_str());
+    };
   if (opts.verbose) std::fprintf(diag, "mxprobe: %s\n", e.loop_why.c_str());
   std::vector<Result> results(opts.addresses.size());
   size_t pending = 0;

@@ -14,7 +14,8 @@ namespace mxp::app {
 struct CheckOptions {
   std::vector<std::string> addresses;
   bool json = false;
-  bool verbose = false;  // the SMTP transcript, and the loop backend chosen
+  bool verbose = false;    // the SMTP transcript, and the loop backend chosen
+  uint32_t max_tries = 1;  // real time: no waiting for retries unless asked
 };
 int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out, std::FILE* diag);
 

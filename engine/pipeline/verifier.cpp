@@ -1,12 +1,35 @@
 #include "pipeline/verifier.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace mxp::pipeline {
 
 using loop::TimePoint;
 
+namespace {
+constexpr uint64_t kKickCookie = 1, kDeadlineCookie = 2;
+
+std::vector<sched::SourceSpec> source_specs(const std::vector<SourceAddress>& sources) {
+  std::vector<sched::SourceSpec> specs;
+  for (const auto& s : sources) {
+    sched::SourceSpec spec;
+    spec.name = s.endpoint.ip_string();
+    // An established address is at the top of the warm-up ladder (the level is clamped); a new
+    // one starts at the bottom. Saved state comes with the jobs journal.
+    spec.warmup = sched::WarmupState{s.warming ? 0u : UINT32_MAX, {}, 0};
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+std::shared_ptr<const sched::Policy> or_builtin(std::shared_ptr<const sched::Policy> p) {
+  return p ? p : std::make_shared<sched::Policy>(sched::Policy::builtin());
+}
+}  // namespace
+
 struct Verifier::Item {
+  uint32_t slot = 0;  // index in items_: the scheduler's key
   uint64_t id = 0, line = 0;
   std::string email;
   address::Address addr;
@@ -15,6 +38,7 @@ struct Verifier::Item {
   uint32_t attempts = 0;
   bool started = false;
   TimePoint first_attempt{};
+  sched::ItemId sid;
   verdict::Classification cls;
   Result result;
 };
@@ -23,51 +47,63 @@ struct Verifier::Domain {
   enum class State : uint8_t { New, Resolving, Ready, Failed };
   enum class Probe : uint8_t { NotStarted, InFlight, Done };
   std::string name;
+  sched::DomainId sid = sched::kNone;
   State state = State::New;
   dns::MxAnswer answer;
   size_t target = 0;  // the answer's target in use; past the end: every server failed
-  std::deque<std::unique_ptr<Item>> queue;
+  uint32_t live = 0;  // items of this domain not yet emitted (queued, in flight, held)
   uint32_t active = 0;
-  bool in_runnable = false;
-  bool idle = false;
+  bool idle = false, failing = false;
   std::list<Domain*>::iterator idle_it;
   Probe probe = Probe::NotStarted;
   verdict::Classification probe_cls;
-  std::vector<std::unique_ptr<Item>> held;  // waiting for the catch-all probe
+  std::vector<Item*> held;      // waiting for the catch-all probe
+  std::vector<Item*> unqueued;  // submitted to a failed domain: finished on the next kick
   // Why the domain cannot be verified (DNS failure, or the last server's failure).
   verdict::Classification failure;
   smtp::Outcome failure_outcome;
   bool failure_has_outcome = false;
+  bool exhausted() const { return state == State::Ready && target >= answer.targets.size(); }
 };
 
-// One SMTP connection: drives an smtp::Session with the loop's events, and hands each
-// recipient's outcome back to the Verifier.
+// One SMTP connection granted by the scheduler: drives an smtp::Session with the loop's events,
+// takes more recipients from the scheduler when it has room, and hands each recipient's outcome
+// back to the Verifier.
 class Verifier::SessionSlot final : public loop::ConnHandler, public loop::TimerHandler {
  public:
-  SessionSlot(Verifier& v, Domain& d, size_t target, std::optional<loop::Endpoint> source)
-      : v_(v), d_(d), target_(target), source_(source), session_(v.cfg_.session) {
+  SessionSlot(Verifier& v, Domain& d, const sched::Grant& g, const smtp::SessionConfig& cfg)
+      : v_(v), d_(d), sid_(g.session), target_(d.target), cfg_(cfg), session_(cfg) {
+    if (!v.cfg_.sources.empty()) {
+      const loop::Endpoint& ep = v.cfg_.sources[g.source].endpoint;
+      // Only a source of the target's family can reach it (IPv6 pools: issue 10).
+      if (ep.family() == target().address.family()) {
+        source_ = ep;
+        source_ip_ = ep.ip_string();
+      }
+    }
     if (v.cfg_.transcripts) session_.set_transcript(&transcript_);
   }
 
   Domain& domain() { return d_; }
+  sched::SessionId id() const { return sid_; }
   const dns::MxTarget& target() const { return d_.answer.targets[target_]; }
   size_t target_index() const { return target_; }
   const std::string& source_ip() const { return source_ip_; }
   const std::string& transcript() const { return transcript_.text; }
 
-  void begin() {
+  void begin(const std::vector<sched::ItemRef>& refs) {
     TimePoint now = v_.loop_.now();
-    take_recipients(now);
+    add(refs, now);
     session_.start(now);
     loop::ConnectOptions co;
     co.peer = target().address;
     co.peer.set_port(v_.cfg_.smtp_port);
     co.source = source_;
-    if (source_) source_ip_ = source_->ip_string();
     // The session's own deadline is the connect timeout; the loop's is a backstop.
-    co.timeout = v_.cfg_.session.timeouts[0] + std::chrono::seconds(5);
+    co.timeout = cfg_.timeouts[0] + std::chrono::seconds(5);
     auto r = v_.loop_.connect(co, *this);
     if (r.status != loop::Status::Ok) {
+      connect_failed_ = true;
       session_.on_closed(now);
     } else {
       conn_ = r.id;
@@ -83,22 +119,16 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     timer_armed_ = false;
   }
 
-  // Items are owned here while their RCPT is in flight; the session knows them by index.
-  std::unique_ptr<Item> take_item(uint64_t index) { return std::move(items_[index]); }
-
  private:
-  void take_recipients(TimePoint now) {
-    while (rcpts_ < v_.cfg_.rcpts_per_session && !d_.queue.empty() && d_.target == target_ &&
-           session_.accepting()) {
-      auto item = std::move(d_.queue.front());
-      d_.queue.pop_front();
+  void add(const std::vector<sched::ItemRef>& refs, TimePoint now) {
+    for (const auto& ref : refs) {
+      Item* item = v_.items_[ref.key].get();
+      item->sid = ref.id;
       ++item->attempts;
       if (!item->started) item->started = true, item->first_attempt = now;
       uint64_t index = items_.size();
-      std::string_view wire = item->wire;
-      items_.push_back(std::move(item));
-      ++rcpts_;
-      session_.add_recipient(wire, index, now);
+      items_.push_back(item);
+      session_.add_recipient(item->wire, index, now);
     }
   }
 
@@ -108,6 +138,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       session_.on_connected(now);
     } else {
       conn_open_ = false;
+      connect_failed_ = true;
       ++v_.stats_.connect_failures;
       session_.on_closed(now);
     }
@@ -132,11 +163,17 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   void pump() {
     if (ended_) return;
     TimePoint now = v_.loop_.now();
-    while (auto r = session_.pop_result())
-      v_.on_outcome(*this, take_item(r->id).release(), r->outcome);
-    // Every recipient decided: reuse the connection for more of the domain, or say goodbye.
+    while (auto r = session_.pop_result()) {
+      Item* item = items_[r->id];
+      items_[r->id] = nullptr;
+      v_.on_outcome(*this, item, r->outcome);
+    }
+    // Every recipient decided: more of the domain on this connection if the scheduler allows
+    // (recipient, rejection and RCPT-rate budgets), else say goodbye.
     if (session_.undecided() == 0 && session_.accepting()) {
-      take_recipients(now);
+      auto& refs = v_.refs_;
+      refs.clear();
+      if (d_.target == target_ && v_.sched_.refill(sid_, now, refs) > 0) add(refs, now);
       if (session_.undecided() == 0) session_.finish(now);
     }
     if (conn_open_) {
@@ -152,10 +189,8 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       if (timer_armed_) v_.loop_.cancel_timer(timer_);
       timer_armed_ = false;
       ended_ = true;
-      // Recipients the session did not decide cannot exist; be safe and requeue any.
-      for (auto& it : items_)
-        if (it) d_.queue.push_front(std::move(it));
-      v_.session_done(this);
+      // Undecided recipients cannot exist here; the scheduler requeues any it still has.
+      v_.session_done(this, connect_failed_);
       return;
     }
     auto deadline = session_.next_deadline();
@@ -172,17 +207,18 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
 
   Verifier& v_;
   Domain& d_;
+  sched::SessionId sid_;
   size_t target_;
+  const smtp::SessionConfig& cfg_;
   std::optional<loop::Endpoint> source_;
   std::string source_ip_;
   smtp::Session session_;
   smtp::TranscriptBuffer transcript_;
-  std::vector<std::unique_ptr<Item>> items_;
+  std::vector<Item*> items_;  // by the session's recipient index; null once decided
   loop::ConnId conn_{};
   loop::TimerId timer_{};
   std::optional<TimePoint> armed_for_;
-  uint32_t rcpts_ = 0;
-  bool conn_open_ = false, timer_armed_ = false, ended_ = false;
+  bool conn_open_ = false, timer_armed_ = false, ended_ = false, connect_failed_ = false;
 
  public:
   size_t index = 0;  // position in Verifier::sessions_
@@ -193,20 +229,62 @@ Verifier::Verifier(loop::Loop& loop, dns::MxResolver& resolver, VerifierConfig c
       resolver_(resolver),
       cfg_(std::move(config)),
       emit_(std::move(emit)),
+      sched_(or_builtin(cfg_.policy), source_specs(cfg_.sources), loop.now()),
+      policy_(or_builtin(cfg_.policy)),
       rng_(std::random_device{}()) {
-  if (cfg_.rcpts_per_session == 0) cfg_.rcpts_per_session = 1;
-  if (cfg_.max_sessions == 0) cfg_.max_sessions = 1;
-  if (cfg_.max_sessions_per_domain == 0) cfg_.max_sessions_per_domain = 1;
+  if (cfg_.sources.size() > sched::kMaxSources) cfg_.sources.resize(sched::kMaxSources);
 }
 
 Verifier::~Verifier() {
   for (auto& s : sessions_)
     s->abort();
   if (kick_armed_) loop_.cancel_timer(kick_timer_);
+  if (deadline_armed_) loop_.cancel_timer(deadline_timer_);
+}
+
+void Verifier::set_policy(std::shared_ptr<const sched::Policy> policy) {
+  if (!policy) return;
+  // Sessions keep pointers to their configuration: retire, do not free.
+  for (auto& [ds, c] : configs_)
+    retired_configs_.push_back(std::move(c));
+  configs_.clear();
+  policy_ = policy;
+  sched_.set_policy(std::move(policy), loop_.now());
+  kick();
+}
+
+const smtp::SessionConfig& Verifier::session_config(const sched::DomainSettings& ds) {
+  auto& slot = configs_[&ds];
+  if (!slot) {
+    slot = std::make_unique<smtp::SessionConfig>(cfg_.session);
+    slot->timeouts = ds.timeouts;
+    slot->max_rcpts_per_transaction = std::max<uint32_t>(1, ds.recipients);
+  }
+  return *slot;
+}
+
+Verifier::Item* Verifier::new_item() {
+  uint32_t slot;
+  if (!free_items_.empty()) {
+    slot = free_items_.back();
+    free_items_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(items_.size());
+    items_.emplace_back();
+  }
+  items_[slot] = std::make_unique<Item>();
+  items_[slot]->slot = slot;
+  return items_[slot].get();
+}
+
+void Verifier::free_item(Item* item) {
+  uint32_t slot = item->slot;
+  items_[slot].reset();
+  free_items_.push_back(slot);
 }
 
 void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Address addr) {
-  auto item = std::make_unique<Item>();
+  Item* item = new_item();
   item->id = id;
   item->line = line;
   item->email = std::move(email);
@@ -216,20 +294,36 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
   if (!slot) {
     slot = std::make_unique<Domain>();
     slot->name = item->addr.domain;
+    slot->sid = sched_.domain(slot->name);
+    if (by_sched_id_.size() <= slot->sid) by_sched_id_.resize(slot->sid + 1, nullptr);
+    by_sched_id_[slot->sid] = slot.get();
   } else if (slot->idle) {
     idle_.erase(slot->idle_it);
     slot->idle = false;
   }
-  slot->queue.push_back(std::move(item));
+  Domain& d = *slot;
+  ++d.live;
   ++stats_.submitted;
-  make_runnable(*slot);
+  if (d.state == Domain::State::Failed || d.exhausted()) {
+    d.unqueued.push_back(item);
+    if (!d.failing) {
+      d.failing = true;
+      to_fail_.push_back(&d);
+    }
+  } else {
+    item->sid = sched_.enqueue(item->slot, d.sid, loop_.now());
+    if (d.state == Domain::State::New) {
+      d.state = Domain::State::Resolving;
+      Domain* dp = &d;
+      resolver_.resolve(d.name, [this, dp](const dns::MxAnswer& a) { on_resolved(*dp, a); });
+    }
+  }
   kick();
 }
 
 void Verifier::maybe_idle(Domain& d) {
   bool settled = d.state == Domain::State::Ready || d.state == Domain::State::Failed;
-  if (d.idle || !settled || !d.queue.empty() || d.active || !d.held.empty() ||
-      d.probe == Domain::Probe::InFlight)
+  if (d.idle || !settled || d.live || d.active || d.failing || d.probe == Domain::Probe::InFlight)
     return;
   d.idle = true;
   d.idle_it = idle_.insert(idle_.end(), &d);
@@ -239,117 +333,138 @@ void Verifier::maybe_idle(Domain& d) {
 void Verifier::evict_idle() {
   for (auto it = idle_.begin(); it != idle_.end() && domains_.size() > cfg_.max_domains;) {
     Domain* d = *it;
-    if (d->in_runnable) {  // still referenced by runnable_: it leaves on the next schedule()
+    if (!sched_.release_domain(d->sid)) {  // cannot happen for an idle domain; be safe
       ++it;
       continue;
     }
     it = idle_.erase(it);
     ++stats_.domains_evicted;
+    by_sched_id_[d->sid] = nullptr;
     domains_.erase(d->name);
   }
-}
-
-void Verifier::make_runnable(Domain& d) {
-  if (d.in_runnable) return;
-  d.in_runnable = true;
-  runnable_.push_back(&d);
 }
 
 void Verifier::kick() {
   if (kick_armed_) return;
   kick_armed_ = true;
-  kick_timer_ = loop_.add_timer(loop_.now(), *this);
+  kick_timer_ = loop_.add_timer(loop_.now(), *this, kKickCookie);
 }
 
-void Verifier::on_timer(loop::TimerId, uint64_t) {
-  kick_armed_ = false;
+void Verifier::on_timer(loop::TimerId, uint64_t cookie) {
+  if (cookie == kKickCookie)
+    kick_armed_ = false;
+  else
+    deadline_armed_ = false;
   graveyard_.clear();
   // Here and only here: no Domain reference is held up the stack.
-  if (domains_.size() > cfg_.max_domains) evict_idle();
+  auto failing = std::move(to_fail_);
+  to_fail_.clear();
+  for (Domain* d : failing) {
+    d->failing = false;
+    fail_domain(*d);
+  }
   schedule();
+  if (domains_.size() > cfg_.max_domains) evict_idle();
 }
 
 void Verifier::schedule() {
-  while (!runnable_.empty()) {
-    Domain* d = runnable_.front();
-    if (d->state == Domain::State::New) {
-      runnable_.pop_front();
-      d->in_runnable = false;
-      d->state = Domain::State::Resolving;
-      resolver_.resolve(d->name, [this, d](const dns::MxAnswer& a) { on_resolved(*d, a); });
-      continue;
+  TimePoint now = loop_.now();
+  while (sched_.next_ready(now, grant_))
+    start_session(grant_);
+  // Addresses the scheduler finished itself (every source IP blocked for their MX group).
+  while (auto f = sched_.pop_final()) {
+    Item* item = items_[f->key].get();
+    Domain& d = *domains_[item->addr.domain];
+    finish_item(d, item, f->result, nullptr);
+    maybe_idle(d);
+  }
+  log_events();
+  // Wake up when the scheduler's next not-before time (retry, token refill) comes.
+  auto deadline = sched_.next_deadline();
+  if (deadline && (!deadline_armed_ || *deadline < deadline_at_)) {
+    if (deadline_armed_) loop_.cancel_timer(deadline_timer_);
+    deadline_timer_ = loop_.add_timer(*deadline, *this, kDeadlineCookie);
+    deadline_armed_ = true;
+    deadline_at_ = *deadline;
+  }
+}
+
+void Verifier::log_events() {
+  while (auto e = sched_.pop_event()) {
+    if (!cfg_.log) continue;
+    char buf[512];
+    const std::string& group = sched_.group_name(e->group);
+    const std::string& source = sched_.source_name(e->source);
+    switch (e->kind) {
+      case sched::SchedEvent::Kind::BackOff:
+        std::snprintf(buf, sizeof buf,
+                      "back-off: MX group %s (%s, from %s): window %.2f of %u, rate x%.3f",
+                      group.c_str(), e->reason.c_str(), source.empty() ? "-" : source.c_str(),
+                      e->aimd.window, e->aimd.cap, e->aimd.rate_factor);
+        break;
+      case sched::SchedEvent::Kind::Recovered:
+        std::snprintf(buf, sizeof buf, "recovered: MX group %s: window %.2f of %u, rate x%.3f",
+                      group.c_str(), e->aimd.window, e->aimd.cap, e->aimd.rate_factor);
+        break;
+      case sched::SchedEvent::Kind::Blocked: {
+        auto secs = std::chrono::duration_cast<std::chrono::seconds>(e->until - loop_.now());
+        std::snprintf(buf, sizeof buf, "blocked: source %s by MX group %s (%s), resting %llds",
+                      source.empty() ? "-" : source.c_str(), group.c_str(), e->reason.c_str(),
+                      static_cast<long long>(secs.count()));
+        break;
+      }
     }
-    bool exhausted = d->state == Domain::State::Ready && d->target >= d->answer.targets.size();
-    if (d->state == Domain::State::Failed || exhausted) {
-      runnable_.pop_front();
-      d->in_runnable = false;
-      fail_domain_queue(*d, d->failure, d->failure_has_outcome ? &d->failure_outcome : nullptr);
-      maybe_idle(*d);
-      continue;
-    }
-    if (d->state != Domain::State::Ready || d->queue.empty() ||
-        d->active >= cfg_.max_sessions_per_domain) {
-      runnable_.pop_front();
-      d->in_runnable = false;
-      maybe_idle(*d);
-      continue;
-    }
-    if (stats_.active_sessions >= cfg_.max_sessions) break;
-    runnable_.pop_front();
-    d->in_runnable = false;
-    start_session(*d);
-    if (!d->queue.empty() && d->active < cfg_.max_sessions_per_domain) make_runnable(*d);
+    cfg_.log(buf);
   }
 }
 
 void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
   d.answer = answer;
+  TimePoint now = loop_.now();
   if (!answer.ok || answer.targets.empty()) {
     d.state = Domain::State::Failed;
     d.failure =
         verdict::classify_dns(answer.ok ? verdict::DnsStatus::NoMailServer : answer.failure);
+    if (!d.failing) {
+      d.failing = true;
+      to_fail_.push_back(&d);
+    }
   } else {
     d.state = Domain::State::Ready;
-    if (cfg_.catch_all_probe && d.probe == Domain::Probe::NotStarted) {
-      auto probe = std::make_unique<Item>();
+    sched_.set_domain_group(d.sid, sched_.group_for_mx(answer.targets[0].host), now);
+    if (cfg_.catch_all_probe && sched_.domain_settings(d.sid).catch_all_probe &&
+        d.probe == Domain::Probe::NotStarted) {
+      Item* probe = new_item();
       probe->probe = true;
       probe->addr.local = random_local_part();
       probe->addr.domain = d.name;
       probe->wire = probe->addr.normalized();
-      d.queue.push_front(std::move(probe));
+      probe->sid = sched_.enqueue(probe->slot, d.sid, now, {}, true);
+      ++d.live;
       d.probe = Domain::Probe::InFlight;
     }
   }
-  make_runnable(d);
   kick();
 }
 
-void Verifier::start_session(Domain& d) {
-  std::optional<loop::Endpoint> source;
-  if (!cfg_.source_ips.empty()) {
-    // Only a source of the target's family can reach it.
-    int family = d.answer.targets[d.target].address.family();
-    for (size_t i = 0; i < cfg_.source_ips.size(); ++i) {
-      const auto& s = cfg_.source_ips[(next_source_ + i) % cfg_.source_ips.size()];
-      if (s.family() == family) {
-        source = s;
-        next_source_ = (next_source_ + i + 1) % cfg_.source_ips.size();
-        break;
-      }
-    }
-  }
-  auto slot = std::make_unique<SessionSlot>(*this, d, d.target, source);
+void Verifier::start_session(const sched::Grant& g) {
+  Domain& d = *by_sched_id_[g.domain];
+  auto slot =
+      std::make_unique<SessionSlot>(*this, d, g, session_config(sched_.domain_settings(d.sid)));
   SessionSlot* s = slot.get();
   s->index = sessions_.size();
   sessions_.push_back(std::move(slot));
   ++d.active;
   ++stats_.active_sessions;
   ++stats_.sessions_started;
-  s->begin();
+  s->begin(g.items);
 }
 
-void Verifier::session_done(SessionSlot* s) {
+void Verifier::session_done(SessionSlot* s, bool connect_failed) {
   Domain& d = s->domain();
+  sched_.on_session_ended(
+      s->id(), loop_.now(),
+      connect_failed ? sched::SessionEnd::ConnectFailed : sched::SessionEnd::Normal);
   --d.active;
   --stats_.active_sessions;
   size_t i = s->index;
@@ -359,7 +474,6 @@ void Verifier::session_done(SessionSlot* s) {
     sessions_[i]->index = i;
   }
   sessions_.pop_back();
-  if (!d.queue.empty()) make_runnable(d);
   maybe_idle(d);
   kick();
 }
@@ -371,15 +485,24 @@ static bool server_unreachable(const smtp::Outcome& o) {
   return o.failure != smtp::Failure::None || (o.reply.code >= 400 && o.reply.code < 500);
 }
 
-void Verifier::on_outcome(SessionSlot& s, Item* raw, const smtp::Outcome& outcome) {
-  std::unique_ptr<Item> item(raw);
+static void copy_reply(Result& r, const smtp::Outcome& outcome) {
+  if (outcome.failure != smtp::Failure::None) return;
+  r.has_smtp = true;
+  r.code = outcome.reply.code;
+  r.enhanced = outcome.reply.enhanced.str();
+  r.message = outcome.reply.text();
+}
+
+void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outcome) {
   Domain& d = s.domain();
+  TimePoint now = loop_.now();
   auto c = verdict::classify(outcome);
-  if (c.recipient_limit) {  // not judged: ask again in a fresh transaction
-    d.queue.push_front(std::move(item));
-    make_runnable(d);
-    return;
-  }
+  Result& r = item->result;
+  r.mx = s.target().host;
+  r.mx_ip = s.target().address.ip_string();
+  r.source_ip = s.source_ip();
+  if (cfg_.transcripts) r.transcript = s.transcript();
+
   if (server_unreachable(outcome) && outcome.failure != smtp::Failure::LocalError) {
     if (d.target == s.target_index()) {
       ++d.target;
@@ -387,53 +510,76 @@ void Verifier::on_outcome(SessionSlot& s, Item* raw, const smtp::Outcome& outcom
       d.failure = c;
       d.failure_outcome = outcome;
       d.failure_has_outcome = true;
+      if (d.target < d.answer.targets.size())
+        sched_.set_domain_group(d.sid, sched_.group_for_mx(d.answer.targets[d.target].host), now);
+      else
+        sched_.set_domain_group(d.sid, sched::kNone, now);  // nothing more goes out
     }
     if (d.target < d.answer.targets.size()) {
-      d.queue.push_front(std::move(item));
-      make_runnable(d);
+      sched_.requeue(item->sid, now);  // to the next server, no try counted
       return;
     }
+    // Every server failed: this address and the domain's queue end with the last failure.
+    sched_.remove(item->sid);
+    finish_item(d, item, c, &outcome);
+    if (!d.failing) {
+      d.failing = true;
+      to_fail_.push_back(&d);
+      kick();
+    }
+    return;
   }
-  Result& r = item->result;
-  r.mx = s.target().host;
-  r.mx_ip = s.target().address.ip_string();
-  r.source_ip = s.source_ip();
-  if (cfg_.transcripts) r.transcript = s.transcript();
-  finish_item(d, item.release(), c, &outcome);
+  auto disp = sched_.on_outcome(s.id(), item->sid, c, now);
+  switch (disp.kind) {
+    case sched::Disposition::Kind::Retry:
+      if (cfg_.max_tries && disp.tries >= cfg_.max_tries && !c.recipient_limit &&
+          !c.source_blocked) {
+        sched_.remove(item->sid);
+        finish_item(d, item, c, &outcome);
+        return;
+      }
+      // Kept by the scheduler; the reply stays in the record in case no later try answers.
+      ++stats_.retries;
+      item->cls = c;
+      copy_reply(r, outcome);
+      return;
+    case sched::Disposition::Kind::Final:
+      finish_item(d, item, disp.result, &outcome);
+      return;
+    case sched::Disposition::Kind::Invalid:  // the scheduler lost track: finish it here
+      sched_.remove(item->sid);
+      finish_item(d, item, c, &outcome);
+      return;
+  }
 }
 
-void Verifier::finish_item(Domain& d, Item* raw, const verdict::Classification& c,
+void Verifier::finish_item(Domain& d, Item* item, const verdict::Classification& c,
                            const smtp::Outcome* outcome) {
-  std::unique_ptr<Item> item(raw);
   item->cls = c;
-  if (outcome && outcome->failure == smtp::Failure::None && !item->result.has_smtp) {
-    item->result.has_smtp = true;
-    item->result.code = outcome->reply.code;
-    item->result.enhanced = outcome->reply.enhanced.str();
-    item->result.message = outcome->reply.text();
-  }
+  if (outcome) copy_reply(item->result, *outcome);
   if (item->probe) {
     d.probe = Domain::Probe::Done;
     d.probe_cls = c;
+    --d.live;
+    free_item(item);
     release_held(d);
     return;
   }
   if (cfg_.catch_all_probe && d.probe == Domain::Probe::InFlight) {
-    d.held.push_back(std::move(item));
+    d.held.push_back(item);
     return;
   }
-  emit_item(d, item.release());
+  emit_item(d, item);
 }
 
 void Verifier::release_held(Domain& d) {
   auto held = std::move(d.held);
   d.held.clear();
-  for (auto& it : held)
-    emit_item(d, it.release());
+  for (Item* it : held)
+    emit_item(d, it);
 }
 
-void Verifier::emit_item(Domain& d, Item* raw) {
-  std::unique_ptr<Item> item(raw);
+void Verifier::emit_item(Domain& d, Item* item) {
   Result& r = item->result;
   verdict::Classification c = item->cls;
   if (cfg_.catch_all_probe && d.probe == Domain::Probe::Done) {
@@ -454,16 +600,25 @@ void Verifier::emit_item(Domain& d, Item* raw) {
     r.elapsed_ms =
         std::chrono::duration<double, std::milli>(loop_.now() - item->first_attempt).count();
   r.checked_at = std::chrono::system_clock::now();
+  Result out = std::move(r);
+  --d.live;
+  free_item(item);
   ++stats_.finished;
-  emit_(std::move(r));
+  maybe_idle(d);
+  emit_(std::move(out));
 }
 
-void Verifier::fail_domain_queue(Domain& d, const verdict::Classification& c,
-                                 const smtp::Outcome* outcome) {
-  auto queue = std::move(d.queue);
-  d.queue.clear();
-  for (auto& it : queue)
-    finish_item(d, it.release(), c, outcome);
+void Verifier::fail_domain(Domain& d) {
+  std::vector<uint64_t> keys;
+  sched_.drain_domain(d.sid, keys);
+  auto unqueued = std::move(d.unqueued);
+  d.unqueued.clear();
+  const smtp::Outcome* outcome = d.failure_has_outcome ? &d.failure_outcome : nullptr;
+  for (uint64_t k : keys)
+    finish_item(d, items_[k].get(), d.failure, outcome);
+  for (Item* it : unqueued)
+    finish_item(d, it, d.failure, outcome);
+  maybe_idle(d);
 }
 
 std::string Verifier::random_local_part() {

@@ -1,12 +1,13 @@
 // The verification pipeline: addresses in, results out. It groups addresses by domain, asks DNS
-// for the mail servers, runs SMTP sessions on the event loop (several addresses of one domain
-// share a session), fails over to the next MX, probes each domain once for catch-all, and turns
-// every outcome into a verdict through the verdict policy. It owns no socket: the loop does.
-// Rate shaping and greylisting retries come with the scheduler (docs/architecture.md).
+// for the mail servers, and lets the scheduler (engine/sched) decide which SMTP session to open
+// next: per domain, MX group and source IP token buckets and caps, fair round-robin among MX
+// groups, greylisting retries from the same source IP, AIMD back-off, rotation away from blocked
+// source IPs. It runs the sessions on the event loop (several addresses of one domain share a
+// session), fails over to the next MX, probes each domain once for catch-all, and turns every
+// outcome into a verdict through the verdict policy. It owns no socket: the loop does.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <list>
 #include <memory>
@@ -19,29 +20,42 @@
 #include "dns/mx.hpp"
 #include "loop/loop.hpp"
 #include "pipeline/result.hpp"
+#include "sched/scheduler.hpp"
 #include "smtp/session.hpp"
 #include "verdict/classify.hpp"
 
 namespace mxp::pipeline {
 
+struct SourceAddress {
+  loop::Endpoint endpoint;
+  bool warming = false;  // new to the pool: starts at the policy's first warm-up share
+};
+
 struct VerifierConfig {
-  smtp::SessionConfig session;  // HELO name, MAIL FROM, stage timeouts
+  // HELO name, MAIL FROM, PIPELINING. Stage timeouts and recipients per session come from the
+  // policy, per domain.
+  smtp::SessionConfig session;
   uint16_t smtp_port = 25;
-  std::vector<loop::Endpoint> source_ips;  // bind sessions to these in turn; empty: any
-  uint32_t max_sessions = 100;             // SMTP sessions open at once, all domains
-  uint32_t max_sessions_per_domain = 4;    // at once, per recipient domain
+  std::vector<SourceAddress> sources;  // the source-IP pool; empty: the kernel chooses
+  // Rates, caps, retries, timeouts (docs/policy.md). Null: the built-in policy.
+  std::shared_ptr<const sched::Policy> policy;
   // Domains remembered at once. Past this, idle domains (nothing queued, in flight or held) are
   // forgotten oldest first, so a list with millions of domains runs in bounded memory; a
   // forgotten domain seen again is looked up (DNS cache) and probed again.
   size_t max_domains = 50'000;
-  uint32_t rcpts_per_session = 8;  // stay under Postfix's 10-error soft limit
-  bool catch_all_probe = true;     // one random address per domain, cached for the run
-  bool transcripts = false;        // keep each address's SMTP dialogue in its result
+  // Tries per address at most, whatever the policy's retry.attempts (0: as the policy says).
+  // `check` answers in real time: 1, so a greylisted address says so instead of waiting.
+  uint32_t max_tries = 0;
+  bool catch_all_probe = true;  // false: never probe (else as the policy says, per domain)
+  bool transcripts = false;     // keep each address's SMTP dialogue in its result
+  // Operator-facing lines (back-off, recovery, blocks), without a trailing newline.
+  std::function<void(const std::string&)> log;
 };
 
 struct VerifierStats {
   uint64_t submitted = 0, finished = 0;
   uint64_t sessions_started = 0, connect_failures = 0, failovers = 0, domains_evicted = 0;
+  uint64_t retries = 0;  // tries given another go later (greylisting, 4xx, recipient limits)
   uint32_t active_sessions = 0;
 };
 
@@ -60,6 +74,9 @@ class Verifier : private loop::TimerHandler {
   uint64_t pending() const { return stats_.submitted - stats_.finished; }
   const VerifierStats& stats() const { return stats_; }
   const VerifierConfig& config() const { return cfg_; }
+  // A new policy (SIGHUP): queued and in-flight work is kept, limits apply from now on.
+  void set_policy(std::shared_ptr<const sched::Policy> policy);
+  const sched::Scheduler& scheduler() const { return sched_; }
 
  private:
   struct Item;
@@ -69,21 +86,25 @@ class Verifier : private loop::TimerHandler {
 
   void on_timer(loop::TimerId id, uint64_t cookie) override;
   void kick();      // run schedule() on the next loop iteration
-  void schedule();  // start sessions while there is room
+  void schedule();  // open every session the scheduler allows now; arm its next deadline
   void on_resolved(Domain& d, const dns::MxAnswer& answer);
-  void start_session(Domain& d);
-  void session_done(SessionSlot* s);
-  // A recipient's outcome from a session: final, requeued, or held for the catch-all probe.
+  void start_session(const sched::Grant& grant);
+  void session_done(SessionSlot* s, bool connect_failed);
+  // A recipient's outcome from a session: final, retried later, or held for the catch-all probe.
   void on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outcome);
   // outcome: the reply that decided, copied into the result when there is one.
   void finish_item(Domain& d, Item* item, const verdict::Classification& c,
                    const smtp::Outcome* outcome);
-  void fail_domain_queue(Domain& d, const verdict::Classification& c, const smtp::Outcome* outcome);
+  // The domain cannot be verified (DNS failed, every MX failed): everything queued ends `failure`.
+  void fail_domain(Domain& d);
   void release_held(Domain& d);
   void emit_item(Domain& d, Item* item);
-  void make_runnable(Domain& d);
   void maybe_idle(Domain& d);  // joins the idle list when nothing is left to do for it
   void evict_idle();
+  void log_events();
+  const smtp::SessionConfig& session_config(const sched::DomainSettings& ds);
+  Item* new_item();
+  void free_item(Item* item);
   std::string random_local_part();
 
   loop::Loop& loop_;
@@ -91,14 +112,25 @@ class Verifier : private loop::TimerHandler {
   VerifierConfig cfg_;
   Emit emit_;
   VerifierStats stats_;
+  sched::Scheduler sched_;
+  sched::Grant grant_;                        // reused by schedule()
+  std::vector<sched::ItemRef> refs_;          // reused by refills
+  std::vector<std::unique_ptr<Item>> items_;  // slab: the scheduler's key is the index
+  std::vector<uint32_t> free_items_;
   std::unordered_map<std::string, std::unique_ptr<Domain>> domains_;
-  std::list<Domain*> idle_;       // oldest first
-  std::deque<Domain*> runnable_;  // domains with queued work and room for a session
+  std::vector<Domain*> by_sched_id_;  // sched::DomainId -> Domain
+  std::list<Domain*> idle_;           // oldest first
+  std::vector<Domain*> to_fail_;      // failed domains with queued work, finished on kick
   std::vector<std::unique_ptr<SessionSlot>> sessions_;   // live sessions (index kept in slot)
   std::vector<std::unique_ptr<SessionSlot>> graveyard_;  // ended in a callback; freed on kick
-  loop::TimerId kick_timer_{};
-  bool kick_armed_ = false;
-  size_t next_source_ = 0;
+  // Session configurations by the policy's domain settings they were made from; the ones of a
+  // replaced policy stay alive (sessions point at them) until the verifier goes.
+  std::unordered_map<const sched::DomainSettings*, std::unique_ptr<smtp::SessionConfig>> configs_;
+  std::vector<std::unique_ptr<smtp::SessionConfig>> retired_configs_;
+  std::shared_ptr<const sched::Policy> policy_;
+  loop::TimerId kick_timer_{}, deadline_timer_{};
+  bool kick_armed_ = false, deadline_armed_ = false;
+  loop::TimePoint deadline_at_{};
   std::mt19937_64 rng_;
 };
 

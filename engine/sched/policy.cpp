@@ -690,7 +690,18 @@ Expected<Policy, PolicyError> parse_policy(std::string_view text, std::string_vi
   return PolicyBuilder::build({&builtin_layer(), &user}, true);
 }
 
-Expected<Policy, PolicyError> load_policy(const std::string& path) {
+Expected<Policy, PolicyError> build_policy(const std::vector<PolicySource>& documents) {
+  std::vector<Layer> layers(documents.size());
+  std::vector<const Layer*> order{&builtin_layer()};
+  for (size_t i = 0; i < documents.size(); ++i) {
+    DocParser parser{documents[i].name};
+    if (!parser.parse(documents[i].text, layers[i])) return parser.error();
+    order.push_back(&layers[i]);
+  }
+  return PolicyBuilder::build(order, true);
+}
+
+Expected<std::string, PolicyError> read_policy_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     PolicyError e;
@@ -706,7 +717,13 @@ Expected<Policy, PolicyError> load_policy(const std::string& path) {
     e.message = "read error";
     return e;
   }
-  return parse_policy(buf.str(), path);
+  return buf.str();
+}
+
+Expected<Policy, PolicyError> load_policy(const std::string& path) {
+  auto text = read_policy_file(path);
+  if (!text) return text.error();
+  return parse_policy(*text, path);
 }
 
 std::vector<PolicyKeyInfo> policy_keys() {

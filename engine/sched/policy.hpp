@@ -165,8 +165,22 @@ class Policy {
 // defaults; the built-in providers stay unless [global] builtin_providers = false, and a
 // [provider.NAME] in the document replaces the built-in one of that name.
 Expected<Policy, PolicyError> parse_policy(std::string_view toml_text, std::string_view source);
+// Reads a policy file's text (errors name the path).
+Expected<std::string, PolicyError> read_policy_file(const std::string& path);
 // Reads and parses a policy file (errors name the path).
 Expected<Policy, PolicyError> load_policy(const std::string& path);
+
+// One policy document and the name its errors carry.
+struct PolicySource {
+  std::string text;
+  std::string name;
+};
+// The built-in policy, then each document in order: a later document's [global], [warmup] and
+// [defaults] keys replace earlier values one by one, a later [provider.NAME] replaces an
+// earlier one. mxprobe passes the --policy file, then the command-line options written as a
+// document (so -c 50 beats the file's [global] max_sessions, while provider and domain tables
+// still apply over the defaults).
+Expected<Policy, PolicyError> build_policy(const std::vector<PolicySource>& documents);
 
 // Every key the policy accepts, for docs and tests: dotted name and where it may appear.
 struct PolicyKeyInfo {

@@ -255,12 +255,30 @@ GroupId Scheduler::group_for_mx(std::string_view mx_host) {
 
 DomainId Scheduler::domain(std::string_view name) {
   if (auto it = domain_by_name_.find(name); it != domain_by_name_.end()) return it->second;
-  const auto d = static_cast<DomainId>(domains_.size());
-  domains_.emplace_back();
-  domains_.back().name = std::string(name);
+  DomainId d;
+  if (!free_domains_.empty()) {
+    d = free_domains_.back();
+    free_domains_.pop_back();
+  } else {
+    d = static_cast<DomainId>(domains_.size());
+    domains_.emplace_back();
+  }
+  domains_[d].name = std::string(name);
   configure_domain(d, last_now_);
   domain_by_name_.emplace(std::string(name), d);
   return d;
+}
+
+bool Scheduler::release_domain(DomainId d) {
+  if (d >= domains_.size()) return false;
+  Domain& D = domains_[d];
+  if (D.name.empty() || D.in_flight || D.sessions || D.ready() || D.waiting.size) return false;
+  if (D.wake.valid()) wheel_.cancel(D.wake);
+  domain_ring_remove(d);
+  domain_by_name_.erase(D.name);
+  D = Domain{};
+  free_domains_.push_back(d);
+  return true;
 }
 
 void Scheduler::set_domain_group(DomainId d, GroupId g, TimePoint now) {
@@ -524,6 +542,18 @@ std::optional<Final> Scheduler::pop_final() {
     finals_head_ = 0;
   }
   return f;
+}
+
+void Scheduler::add_event(SchedEvent e) {
+  if (events_.size() >= 1000) events_.pop_front();
+  events_.push_back(std::move(e));
+}
+
+std::optional<SchedEvent> Scheduler::pop_event() {
+  if (events_.empty()) return std::nullopt;
+  SchedEvent e = std::move(events_.front());
+  events_.pop_front();
+  return e;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -904,7 +934,7 @@ size_t Scheduler::refill(SessionId sid, TimePoint now, std::vector<ItemRef>& out
 // ---------------------------------------------------------------------------------------------
 // Feedback
 
-void Scheduler::backoff_signal(Session& ses, TimePoint now) {
+void Scheduler::backoff_signal(Session& ses, TimePoint now, std::string_view why) {
   ses.trouble = true;
   Group& G = groups_[ses.group];
   sources_[ses.source].warm.on_trouble(now);
@@ -913,6 +943,13 @@ void Scheduler::backoff_signal(Session& ses, TimePoint now) {
     const GroupSettings& s = *G.settings;
     G.connect.configure(s.mx.connect.rate * G.aimd.rate_factor(), s.mx.connect.burst, now);
     G.rcpt.configure(s.mx.rcpt.rate * G.aimd.rate_factor(), s.mx.rcpt.burst, now);
+    SchedEvent e;
+    e.kind = SchedEvent::Kind::BackOff;
+    e.group = ses.group;
+    e.source = ses.source;
+    e.aimd = G.aimd.view();
+    e.reason = std::string(why);
+    add_event(std::move(e));
   }
 }
 
@@ -937,7 +974,8 @@ Disposition Scheduler::on_outcome(SessionId sid, ItemId id, const verdict::Class
   ++it.tries;
   // Postfix counts every error reply toward smtpd_soft_error_limit.
   if (!accepted(c)) ++ses->rejections;
-  if (c.back_off || c.reason == Reason::ConnectionFailed) backoff_signal(*ses, now);
+  if (c.back_off || c.reason == Reason::ConnectionFailed)
+    backoff_signal(*ses, now, to_string(c.reason));
   out.tries = it.tries;
   out.result = c;
 
@@ -947,11 +985,21 @@ Disposition Scheduler::on_outcome(SessionId sid, ItemId id, const verdict::Class
     ++stats_.blocks;
     Group& G = groups_[ses->group];
     SourceGroup& sg = G.per_source[ses->source];
+    const bool was_blocked = source_blocked(G, ses->source, now);
     sg.blocked = true;
     sg.blocked_until = now + G.settings->block_cooldown;
     G.last_block = c;
     sources_[ses->source].warm.on_block(now);
     it.blocked_from |= bit(ses->source);
+    if (!was_blocked) {
+      SchedEvent e;
+      e.kind = SchedEvent::Kind::Blocked;
+      e.group = ses->group;
+      e.source = ses->source;
+      e.until = sg.blocked_until;
+      e.reason = std::string(to_string(c.reason));
+      add_event(std::move(e));
+    }
     const Group& target = D.group == kNone ? G : groups_[D.group];
     const auto S = static_cast<uint32_t>(sources_.size());
     const uint64_t all = S == 64 ? ~uint64_t{0} : bit(S) - 1;
@@ -1012,7 +1060,7 @@ void Scheduler::on_session_ended(SessionId sid, TimePoint now, SessionEnd how) {
   if (!ses) return;
   while (ses->items.tail != kNone)  // from the back, each to the front: order kept
     requeue(ItemId{ses->items.tail, items_[ses->items.tail].gen}, now);
-  if (how == SessionEnd::ConnectFailed) backoff_signal(*ses, now);
+  if (how == SessionEnd::ConnectFailed) backoff_signal(*ses, now, "connect_failed");
   const GroupId g = ses->group;
   const DomainId d = ses->domain;
   Group& G = groups_[g];
@@ -1029,6 +1077,14 @@ void Scheduler::on_session_ended(SessionId sid, TimePoint now, SessionEnd how) {
       const GroupSettings& s = *G.settings;
       G.connect.configure(s.mx.connect.rate * G.aimd.rate_factor(), s.mx.connect.burst, now);
       G.rcpt.configure(s.mx.rcpt.rate * G.aimd.rate_factor(), s.mx.rcpt.burst, now);
+      if (G.aimd.rate_factor() >= 1.0) {
+        SchedEvent e;
+        e.kind = SchedEvent::Kind::Recovered;
+        e.group = g;
+        e.source = ses->source;
+        e.aimd = G.aimd.view();
+        add_event(std::move(e));
+      }
     }
   }
   ses->live = false;
@@ -1129,7 +1185,7 @@ SchedulerStats Scheduler::stats() const {
   SchedulerStats s = stats_;
   s.sessions = open_sessions_;
   s.groups = groups_.size();
-  s.domains = domains_.size();
+  s.domains = domains_.size() - free_domains_.size();
   s.timers = wheel_.size();
   return s;
 }

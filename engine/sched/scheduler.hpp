@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -124,6 +125,21 @@ struct SourceGroupView {
   double connect_rate = 0, rcpt_rate = 0;
 };
 
+// Something an operator wants to hear about (logs now, WebSocket events later).
+struct SchedEvent {
+  enum class Kind : uint8_t {
+    BackOff,    // an MX group's window and rate dropped (a counted back-off signal)
+    Recovered,  // the group's rate factor climbed back to 1
+    Blocked,    // a source IP was blocked by the group, resting until `until`
+  };
+  Kind kind = Kind::BackOff;
+  GroupId group = kNone;
+  SourceId source = kNone;
+  AimdView aimd;       // BackOff, Recovered: the state after the change
+  TimePoint until{};   // Blocked
+  std::string reason;  // Blocked: why (the verdict reason), BackOff: what signalled
+};
+
 struct SchedulerStats {
   uint64_t ready = 0, waiting = 0, in_flight = 0;  // addresses by state
   uint32_t sessions = 0;                           // open now
@@ -142,11 +158,15 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // --- Registries (interned names; ids are never reused) ---
+  // --- Registries (interned names; group ids are never reused, domain ids after release) ---
   // The MX group of an MX host: its provider's group when a [provider] pattern matches, else
   // the host's own group. Cached per host name.
   GroupId group_for_mx(std::string_view mx_host);
   DomainId domain(std::string_view name);
+  // Forgets an idle domain (nothing queued, waiting, in flight or open): its id and memory are
+  // reused by a later domain(), and its buckets start full if the name comes back. Returns
+  // false, doing nothing, when the domain still has work.
+  bool release_domain(DomainId d);
   // The domain's work goes to this group from now on (DNS answered, or MX fail-over). Items
   // already queued move along; a domain without a group is never scheduled.
   void set_domain_group(DomainId d, GroupId g, TimePoint now);
@@ -181,6 +201,8 @@ class Scheduler {
   // The session is over; addresses still in flight on it are requeued as by requeue().
   void on_session_ended(SessionId s, TimePoint now, SessionEnd how = SessionEnd::Normal);
   std::optional<Final> pop_final();
+  // Events since the last call, oldest first (bounded: the oldest are dropped past 1,000).
+  std::optional<SchedEvent> pop_event();
 
   // Moves time forward (next_ready does it too): due retries become ready, parked groups and
   // domains whose tokens refilled come back.
@@ -272,7 +294,7 @@ class Scheduler {
   void fail_group(GroupId g);
   uint32_t take_items(Domain& d, SourceId s, uint32_t k, Session& ses, SessionId sid,
                       std::vector<ItemRef>& out);
-  void backoff_signal(Session& ses, TimePoint now);
+  void backoff_signal(Session& ses, TimePoint now, std::string_view why);
   void on_timer(uint64_t payload, TimePoint now);
   void add_final(uint32_t item, const verdict::Classification& c);
 
@@ -280,6 +302,7 @@ class Scheduler {
   std::vector<Source> sources_;
   std::vector<Group> groups_;
   std::vector<Domain> domains_;
+  std::vector<DomainId> free_domains_;
   std::vector<Item> items_;
   std::vector<uint32_t> free_items_;
   std::vector<Session> sessions_;
@@ -292,7 +315,9 @@ class Scheduler {
   std::unordered_map<std::string, DomainId, Hash, std::equal_to<>> domain_by_name_;
   TimerWheel wheel_;
   Ring active_;  // groups with work and (as far as known) room: the round-robin
+  void add_event(SchedEvent e);
   std::vector<Final> finals_;
+  std::deque<SchedEvent> events_;
   size_t finals_head_ = 0;
   uint32_t open_sessions_ = 0;
   int64_t quantum_ = 1;

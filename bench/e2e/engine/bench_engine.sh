@@ -112,6 +112,23 @@ start_sink() {
 
 # Result rows: client rcpts conc rate cpu_us sys_us rss_kib sink_pct
 ROWS=()
+# bench_policy CONC RCPTS FILE: a policy that lets mxprobe open CONC sessions at once to the one
+# sink with RCPTS recipients (all may be rejected) each, no rate limits: the same shape as
+# smtp-source -s CONC -r RCPTS. The polite built-in policy is not what is measured here.
+bench_policy() {
+  cat >"$3" <<EOF
+[global]
+max_sessions = $1
+builtin_providers = false
+[defaults]
+per_mx = { sessions = $1, connect_rate = 0, rcpt_rate = 0 }
+per_source = { sessions = $1, connect_rate = 0, rcpt_rate = 0 }
+per_domain = { sessions = $1, connect_rate = 0, rcpt_rate = 0 }
+session = { recipients = $2, rejections = $2 }
+backoff = { initial_sessions = $1 }
+EOF
+}
+
 # measure CLIENT RCPTS CONC: one run on a fresh sink; appends a row.
 measure() {
   local client=$1 rcpts=$2 conc=$3 t0 t1 c0 c1 wall_ms got
@@ -124,9 +141,10 @@ measure() {
       smtp-source -A -s "$conc" -m $((N / rcpts)) -r "$rcpts" -f x@a.test -t y@bench.test \
       "$SINK_IP:25" 2>"$WORK/client.err" &
   else
+    bench_policy "$conc" "$rcpts" "$WORK/policy.toml"
     taskset -c 0 /usr/bin/time -f '%U %S %M' -o "$WORK/time.txt" \
       "$MXPROBE" verify --dns 127.0.0.1:$DNS_PORT --input "$WORK/in.txt" \
-      --output "$WORK/out.jsonl" \
+      --output "$WORK/out.jsonl" --policy "$WORK/policy.toml" \
       --backend "${client#mxprobe-}" --no-progress -c "$conc" --domain-concurrency "$conc" \
       --rcpts-per-session "$rcpts" --no-catch-all --smtp-port 25 2>"$WORK/client.err" &
   fi
@@ -239,7 +257,9 @@ park() {
   o0=$(listen_overflows)
   t0=$(now_ns)
   # Same flags whatever the number of sessions; timeouts far beyond the run.
+  bench_policy "$PARKED" 1 "$WORK/parked.toml"
   taskset -c 0 "$MXPROBE" verify --dns 127.0.0.1:$FARM_DNS_PORT --input "$input" \
+    --policy "$WORK/parked.toml" \
     --output /dev/null --backend "$backend" --no-progress -c "$PARKED" \
     --domain-concurrency $(((PARKED + FARM_HOSTS - 1) / FARM_HOSTS)) --rcpts-per-session 1 \
     --no-catch-all --timeout-connect 600 --timeout-banner 600 --timeout-command 600 \

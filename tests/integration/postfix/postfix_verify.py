@@ -385,7 +385,10 @@ def main():
         with open(in_path, "w") as f:
             f.write("\n".join(addrs) + "\n")
         n_domain = sum(1 for a in addrs if a.lower().endswith("@" + DOMAIN))
-        common = ["--dns", dns, "--helo", "probe.mxprobe.test", "--timeout-connect", "3",
+        # Our own Postfix: the lab policy (no rate limits, retries seconds apart).
+        lab = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools",
+                           "policy", "lab.toml")
+        common = ["--policy", lab, "--dns", dns, "--helo", "probe.mxprobe.test", "--timeout-connect", "3",
                   "--timeout-banner", "5", "--timeout-command", "5", "--timeout-dns", "2"]
         table = {}
         ran = []
