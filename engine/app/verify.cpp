@@ -99,6 +99,7 @@ class ResultWriter {
     if (buf_.size() >= (1 << 16)) flush();
   }
   bool flush() {
+    if (buf_.empty()) return !failed_;
     if (!failed_ && !f_.write(buf_, err_)) failed_ = true;
     buf_.clear();
     return !failed_;
@@ -205,6 +206,9 @@ class Driver final : private loop::TimerHandler {
   }
   void on_timer(loop::TimerId, uint64_t) override {
     tick_armed_ = false;
+    // Results reach the file within a tick even when they trickle in (retries, slow servers):
+    // a reader of the output, or a crash, never waits on a half-full buffer.
+    w_.flush();
     if (progress_) {
       // Records expected: exact once the input is read; before, extrapolated from the share of
       // the input's bytes read so far (the read-ahead is small next to a large list).

@@ -432,8 +432,13 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
   } else {
     d.state = Domain::State::Ready;
     sched_.set_domain_group(d.sid, sched_.group_for_mx(answer.targets[0].host), now);
-    if (cfg_.catch_all_probe && sched_.domain_settings(d.sid).catch_all_probe &&
-        d.probe == Domain::Probe::NotStarted) {
+    const bool want_probe = cfg_.catch_all_probe && sched_.domain_settings(d.sid).catch_all_probe;
+    if (want_probe && d.probe == Domain::Probe::NotStarted &&
+        catch_all_.state(d.name) == sched::CatchAllCache::State::Known) {
+      d.probe = Domain::Probe::Done;  // probed before this domain was forgotten
+      d.probe_cls = *catch_all_.probe(d.name);
+    }
+    if (want_probe && d.probe == Domain::Probe::NotStarted && catch_all_.begin_probe(d.name)) {
       Item* probe = new_item();
       probe->probe = true;
       probe->addr.local = random_local_part();
@@ -560,6 +565,11 @@ void Verifier::finish_item(Domain& d, Item* item, const verdict::Classification&
   if (item->probe) {
     d.probe = Domain::Probe::Done;
     d.probe_cls = c;
+    // Kept for the run, within a bound: past 4x max_domains a forgotten domain is probed again.
+    if (catch_all_.size() <= 4 * cfg_.max_domains)
+      catch_all_.record(d.name, c);
+    else
+      catch_all_.forget(d.name);
     --d.live;
     free_item(item);
     release_held(d);

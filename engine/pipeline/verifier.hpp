@@ -20,6 +20,7 @@
 #include "dns/mx.hpp"
 #include "loop/loop.hpp"
 #include "pipeline/result.hpp"
+#include "sched/catch_all.hpp"
 #include "sched/scheduler.hpp"
 #include "smtp/session.hpp"
 #include "verdict/classify.hpp"
@@ -113,8 +114,9 @@ class Verifier : private loop::TimerHandler {
   Emit emit_;
   VerifierStats stats_;
   sched::Scheduler sched_;
-  sched::Grant grant_;                        // reused by schedule()
-  std::vector<sched::ItemRef> refs_;          // reused by refills
+  sched::CatchAllCache catch_all_;    // probe answers by domain, for the run (outlives eviction)
+  sched::Grant grant_;                // reused by schedule()
+  std::vector<sched::ItemRef> refs_;  // reused by refills
   std::vector<std::unique_ptr<Item>> items_;  // slab: the scheduler's key is the index
   std::vector<uint32_t> free_items_;
   std::unordered_map<std::string, std::unique_ptr<Domain>> domains_;

@@ -278,6 +278,28 @@ TEST(Policy, LoadPolicyReadsFilesAndNamesThemInErrors) {
   std::remove(bad.c_str());
 }
 
+TEST(Policy, LayersLaterDocumentsWinOverDefaultsNotOverProviders) {
+  // The file, then the command line as a document (what mxprobe does with -c, --timeout-*...).
+  auto p = build_policy({{"[global]\nmax_sessions = 40\n[defaults]\nper_domain.sessions = 3\n"
+                          "[provider.big]\nmatch = [\"*.big.test\"]\nper_domain.sessions = 9\n",
+                          "file.toml"},
+                         {"[global]\nmax_sessions = 7\n[defaults]\nper_domain.sessions = 2\n"
+                          "timeouts.rcpt_to = \"1500ms\"\n",
+                          "<command line>"}});
+  ASSERT_TRUE(p) << p.error().to_string();
+  EXPECT_EQ(p->max_sessions(), 7u);
+  EXPECT_EQ(p->domain_settings("x.test", std::nullopt).domain.sessions, 2u);
+  const auto big = p->provider_for_mx("mx1.big.test");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(p->domain_settings("x.test", big).domain.sessions, 9u);  // the provider's own
+  EXPECT_EQ(p->domain_settings("x.test", big).timeouts[static_cast<int>(smtp::Stage::RcptTo)],
+            std::chrono::milliseconds(1500));  // not set by the provider: the layered default
+  // Errors name the document they are in.
+  auto bad = build_policy({{"[defaults]\n", "file.toml"}, {"[global]\nnope = 1\n", "<cli>"}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().source, "<cli>");
+}
+
 TEST(Policy, Durations) {
   EXPECT_EQ(parse_duration("90"), Duration(90s));
   EXPECT_EQ(parse_duration("1.5"), Duration(1500ms));

@@ -915,6 +915,78 @@ TEST(Scheduler, PolicySwapKeepsQueuedWorkAndAppliesNewLimits) {
   EXPECT_EQ(h.s.stats().ready + h.s.stats().waiting, 0u);
 }
 
+// --- Events and domain release --------------------------------------------------------------
+
+TEST(Scheduler, EventsTellBackoffRecoveryAndBlocksOnce) {
+  Harness h(make_policy({{"per_mx.sessions", "4"},
+                         {"backoff.initial_sessions", "4"},
+                         {"backoff.rate_increase", "0.5"},
+                         {"backoff.holdoff", "\"1s\""},
+                         {"block_cooldown", "\"60s\""},
+                         {"session.recipients", "1"}}),
+            2);
+  h.add("busy.test", "mx.busy.test", 100);
+  const GroupId g = h.s.group_for_mx("mx.busy.test");
+  auto open = h.grant_all();
+  ASSERT_EQ(open.size(), 4u);
+  for (auto& gr : open)
+    h.finish(gr, too_busy());  // one storm: one counted back-off, one event
+  auto e = h.s.pop_event();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->kind, SchedEvent::Kind::BackOff);
+  EXPECT_EQ(e->group, g);
+  EXPECT_DOUBLE_EQ(e->aimd.rate_factor, 0.5);
+  EXPECT_EQ(e->reason, "rate_limited");
+  EXPECT_FALSE(h.s.pop_event());
+  // Clean sessions: the factor climbs 0.5 -> 1.0 in one step; one Recovered event.
+  Grant gr;
+  ASSERT_TRUE(h.s.next_ready(h.now, gr));
+  h.finish(gr);
+  e = h.s.pop_event();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->kind, SchedEvent::Kind::Recovered);
+  EXPECT_DOUBLE_EQ(e->aimd.rate_factor, 1.0);
+  ASSERT_TRUE(h.s.next_ready(h.now, gr));
+  h.finish(gr);
+  EXPECT_FALSE(h.s.pop_event());  // already at 1: nothing new
+  // A session whose every recipient is blocked: one Blocked event, resting until +60 s.
+  ASSERT_TRUE(h.s.next_ready(h.now, gr));
+  const SourceId src = gr.source;
+  h.finish(gr, blocked_reply());
+  e = h.s.pop_event();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->kind, SchedEvent::Kind::Blocked);
+  EXPECT_EQ(e->source, src);
+  EXPECT_EQ(e->until, h.now + 60s);
+  EXPECT_FALSE(h.s.pop_event());
+}
+
+TEST(Scheduler, ReleaseDomainRecyclesIdleDomainsOnly) {
+  Harness h(make_policy({{"per_domain.connect_rate", "1"}, {"per_domain.connect_burst", "1"}}));
+  const DomainId a = h.add("a.test", "mx.test", 1);
+  EXPECT_FALSE(h.s.release_domain(a));  // queued work
+  Grant gr;
+  ASSERT_TRUE(h.s.next_ready(h.now, gr));
+  EXPECT_FALSE(h.s.release_domain(a));  // in flight
+  h.finish(gr);
+  EXPECT_EQ(h.s.stats().domains, 1u);
+  EXPECT_TRUE(h.s.release_domain(a));
+  EXPECT_FALSE(h.s.release_domain(a));  // already gone
+  EXPECT_EQ(h.s.stats().domains, 0u);
+  // The id is reused by the next domain, which starts clean: no group, full buckets.
+  const DomainId b = h.s.domain("b.test");
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(h.s.domain_name(b), "b.test");
+  EXPECT_EQ(h.s.domain_group(b), kNone);
+  h.s.set_domain_group(b, h.s.group_for_mx("mx.test"), h.now);
+  h.s.enqueue(99, b, h.now);
+  ASSERT_TRUE(h.s.next_ready(h.now, gr));  // a.test's spent token is not b.test's
+  ASSERT_EQ(gr.items.size(), 1u);
+  EXPECT_EQ(gr.items[0].key, 99u);
+  // "a.test" seen again gets a fresh id: the old name was forgotten.
+  EXPECT_NE(h.s.domain("a.test"), b);
+}
+
 // --- Catch-all cache -----------------------------------------------------------------------
 
 TEST(CatchAllCache, OneProbePerDomainThenTheFact) {
