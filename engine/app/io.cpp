@@ -3,11 +3,33 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 namespace mxp::app {
+namespace {
+
+constexpr size_t kGzipIn = 256 * 1024;  // compressed bytes per read(2)
+
+}  // namespace
+
+struct InputFile::Gzip {
+  z_stream zs{};
+  bool ready = false;
+  std::unique_ptr<Bytef[]> in = std::make_unique<Bytef[]>(kGzipIn);
+  uint64_t in_total = 0;    // compressed bytes read from the file
+  bool in_eof = false;      // the file has no more
+  bool member_open = true;  // inside a gzip member (or expecting the first one)
+  std::string error;        // a failure is final: every later read repeats it
+  ~Gzip() {
+    if (ready) inflateEnd(&zs);
+  }
+};
+
+InputFile::InputFile() = default;
 
 bool InputFile::open(const std::string& path, std::string& err) {
   if (path == "-") {
@@ -29,7 +51,7 @@ InputFile::~InputFile() {
   if (owned_) ::close(fd_);
 }
 
-long InputFile::read(char* buf, size_t cap, std::string& err) {
+long InputFile::read_fd(char* buf, size_t cap, std::string& err) {
   for (;;) {
     ssize_t n = ::read(fd_, buf, cap);
     if (n >= 0) return static_cast<long>(n);
@@ -37,6 +59,100 @@ long InputFile::read(char* buf, size_t cap, std::string& err) {
     err = std::string("read error: ") + std::strerror(errno);
     return -1;
   }
+}
+
+// Reads the first two bytes (fewer only at the end of the input) to look for the gzip magic.
+bool InputFile::probe(std::string& err) {
+  while (head_len_ < sizeof head_) {
+    long n = read_fd(head_ + head_len_, sizeof head_ - head_len_, err);
+    if (n < 0) return false;
+    if (n == 0) break;
+    head_len_ += static_cast<size_t>(n);
+  }
+  probed_ = true;
+  if (head_len_ < 2 || static_cast<unsigned char>(head_[0]) != 0x1f ||
+      static_cast<unsigned char>(head_[1]) != 0x8b)
+    return true;
+  auto gz = std::make_unique<Gzip>();
+  if (inflateInit2(&gz->zs, 16 + MAX_WBITS) != Z_OK) {  // gzip only, no zlib or raw deflate
+    err = "gzip: cannot initialise zlib";
+    return false;
+  }
+  gz->ready = true;
+  std::memcpy(gz->in.get(), head_, head_len_);
+  gz->zs.next_in = gz->in.get();
+  gz->zs.avail_in = static_cast<uInt>(head_len_);
+  gz->in_total = head_len_;
+  head_len_ = 0;
+  gz_ = std::move(gz);
+  return true;
+}
+
+long InputFile::read(char* buf, size_t cap, std::string& err) {
+  if (!probed_ && !probe(err)) return -1;
+  if (gz_) return read_gzip(buf, cap, err);
+  if (head_pos_ < head_len_) {
+    // Returned alone: reading more could block a pipe whose writer waits for our output.
+    size_t n = std::min(cap, head_len_ - head_pos_);
+    std::memcpy(buf, head_ + head_pos_, n);
+    head_pos_ += n;
+    consumed_ += n;
+    return static_cast<long>(n);
+  }
+  long n = read_fd(buf, cap, err);
+  if (n > 0) consumed_ += static_cast<uint64_t>(n);
+  return n;
+}
+
+// Inflates until some output is ready, a member boundary at the end of the input, or an error.
+// Members follow each other (as `cat a.gz b.gz` makes); zero bytes between or after members
+// are padding and skipped, as gzip(1) does; anything else must be a gzip member.
+long InputFile::read_gzip(char* buf, size_t cap, std::string& err) {
+  Gzip& g = *gz_;
+  if (!g.error.empty()) {
+    err = g.error;
+    return -1;
+  }
+  z_stream& zs = g.zs;
+  cap = std::min<size_t>(cap, 1u << 30);
+  zs.next_out = reinterpret_cast<Bytef*>(buf);
+  zs.avail_out = static_cast<uInt>(cap);
+  auto fail = [&](std::string what) {
+    g.error = "gzip: " + what + " at byte offset " + std::to_string(consumed_);
+    err = g.error;
+    return -1L;
+  };
+  while (cap > 0 && zs.avail_out == cap) {
+    if (zs.avail_in == 0 && !g.in_eof) {
+      long n = read_fd(reinterpret_cast<char*>(g.in.get()), kGzipIn, err);
+      if (n < 0) return -1;
+      if (n == 0) g.in_eof = true;
+      zs.next_in = g.in.get();
+      zs.avail_in = static_cast<uInt>(n);
+      g.in_total += static_cast<uint64_t>(n);
+    }
+    if (!g.member_open) {
+      while (zs.avail_in > 0 && *zs.next_in == 0) {
+        ++zs.next_in;
+        --zs.avail_in;
+      }
+      consumed_ = g.in_total - zs.avail_in;
+      if (zs.avail_in == 0) {
+        if (g.in_eof) break;  // the clean end
+        continue;
+      }
+      inflateReset(&zs);
+      g.member_open = true;
+    }
+    if (zs.avail_in == 0) return fail("unexpected end of input (truncated file)");
+    int rc = inflate(&zs, Z_NO_FLUSH);
+    consumed_ = g.in_total - zs.avail_in;
+    if (rc == Z_STREAM_END)
+      g.member_open = false;
+    else if (rc != Z_OK && !(rc == Z_BUF_ERROR && zs.avail_in == 0))
+      return fail(zs.msg ? zs.msg : zError(rc));
+  }
+  return static_cast<long>(cap - zs.avail_out);
 }
 
 bool OutputFile::open(const std::string& path, std::string& err) {

@@ -1,25 +1,49 @@
-// Plain POSIX file plumbing for the bulk commands: big reads, buffered writes, honest errors.
+// POSIX file plumbing for the bulk commands: big reads (gzip decompressed on the fly), buffered
+// writes, honest errors.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 namespace mxp::app {
 
-// An input opened from a path or "-" (stdin). size() is 0 when unknown (pipes).
+// An input opened from a path or "-" (stdin). Gzip input (found by its magic bytes 1f 8b,
+// whatever the name, pipes included) is decompressed on the fly, concatenated members too; a
+// corrupt or truncated gzip stream is a read error, never a silently short input.
 class InputFile {
  public:
-  bool open(const std::string& path, std::string& err);
+  InputFile();
   ~InputFile();
-  // Reads up to cap bytes into buf; returns bytes read, 0 at end, -1 on error (err set).
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  bool open(const std::string& path, std::string& err);
+  // Reads up to cap bytes (decompressed) into buf; returns bytes read, 0 at end, -1 on error
+  // (err set: "read error: ..." or "gzip: ... at byte offset N").
   long read(char* buf, size_t cap, std::string& err);
+  // The input's size on disk (compressed for gzip); 0 when unknown (pipes).
   uint64_t size() const { return size_; }
+  // Bytes of the input itself (compressed for gzip) consumed so far: consumed() / size() is
+  // the share read, for plain and gzip files alike. Plain files: the bytes returned.
+  uint64_t consumed() const { return consumed_; }
+  // Whether the input is gzip; known after the first read().
+  bool gzip() const { return gz_ != nullptr; }
 
  private:
+  struct Gzip;
+  long read_fd(char* buf, size_t cap, std::string& err);
+  bool probe(std::string& err);
+  long read_gzip(char* buf, size_t cap, std::string& err);
+
   int fd_ = -1;
   bool owned_ = false;
-  uint64_t size_ = 0;
+  bool probed_ = false;
+  uint64_t size_ = 0, consumed_ = 0;
+  char head_[2] = {};  // the bytes read to look for the gzip magic, until returned
+  size_t head_len_ = 0, head_pos_ = 0;
+  std::unique_ptr<Gzip> gz_;
 };
 
 // An output opened from a path or "-" (stdout), written in large blocks.

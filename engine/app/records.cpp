@@ -23,6 +23,36 @@ bool iequals_trimmed(std::string_view a, std::string_view b) {
 
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
 
+// libcsv ends a record at CR as well as LF, which would let a bare CR split a line into two
+// records. Lines are cut at LF before they reach libcsv, so LF alone ends a record and a CR is
+// blank space: trimmed after an unquoted field or a closing quote, kept inside quotes.
+int csv_is_space(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\r';
+}
+int csv_is_term(unsigned char c) {
+  return c == '\n';
+}
+
+void csv_setup(csv_parser& p, unsigned char delim) {
+  csv_set_delim(&p, delim);
+  csv_set_space_func(&p, csv_is_space);
+  csv_set_term_func(&p, csv_is_term);
+}
+
+// A line libcsv skips between records: blank space only (a delimiter is not blank).
+bool csv_blank(std::string_view line, unsigned char delim) {
+  for (char ch : line) {
+    auto c = static_cast<unsigned char>(ch);
+    if (!csv_is_space(c) || c == delim) return false;
+  }
+  return true;
+}
+
+std::string_view strip_cr(std::string_view s) {
+  if (!s.empty() && s.back() == '\r') s.remove_suffix(1);
+  return s;
+}
+
 }  // namespace
 
 std::string_view to_string(RecordIssue i) {
@@ -80,7 +110,10 @@ bool RecordReader::finish() {
     overflow_ = false;
   }
   if (format_ == InputFormat::Csv && csv_ready_) {
+    raw_cur_ = raw_;  // a quoted field left open at the end: its lines so far
     csv_fini(&csv_, csv_field_cb, csv_record_cb, this);
+    raw_.clear();
+    in_record_ = false;
   }
   if (first_line_ && opts_.column_given) {
     error_ = "input is empty: no header with column '" + opts_.column + "'";
@@ -95,6 +128,7 @@ void RecordReader::on_line(std::string_view line, bool truncated) {
     if (format_ != InputFormat::Lines) {
       if (detect(line)) {
         format_ = InputFormat::Csv;
+        header_.assign(strip_cr(line));
         records_ = 1;  // the header is record 1, so record numbers match spreadsheet rows
         return;
       }
@@ -113,10 +147,11 @@ void RecordReader::on_line(std::string_view line, bool truncated) {
   ++records_;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (truncated || line.size() > opts_.max_line) {
-    sink_(Record{lines_, line.substr(0, opts_.max_line), RecordIssue::LineTooLong});
+    line = line.substr(0, opts_.max_line);
+    sink_(Record{lines_, line, RecordIssue::LineTooLong, line});
     return;
   }
-  sink_(Record{lines_, line, RecordIssue::None});
+  sink_(Record{lines_, line, RecordIssue::None, line});
 }
 
 // Finds the address column in a header line, trying the usual delimiters. Uses libcsv so that
@@ -125,7 +160,7 @@ bool RecordReader::detect(std::string_view header) {
   for (unsigned char d : {',', ';', '\t'}) {
     csv_parser p;
     if (csv_init(&p, 0) != 0) return false;
-    csv_set_delim(&p, d);
+    csv_setup(p, d);
     in_header_ = true;
     header_found_ = false;
     field_index_ = 0;
@@ -145,26 +180,42 @@ bool RecordReader::detect(std::string_view header) {
 void RecordReader::reset_csv() {
   if (csv_ready_) csv_free(&csv_);
   csv_init(&csv_, 0);  // lenient: real lists have stray quotes; libcsv recovers by itself
-  csv_set_delim(&csv_, delim_);
+  csv_setup(csv_, delim_);
   csv_ready_ = true;
   field_index_ = 0;
   have_field_ = false;
-  bytes_in_record_ = 0;
+  in_record_ = false;
+  raw_.clear();
 }
 
 void RecordReader::csv_line(std::string_view line, bool truncated) {
   if (truncated) {
-    sink_(Record{++records_, {}, RecordIssue::RecordTooLong});
+    // The rest of this line is gone: report the record as kept, then start afresh.
+    std::string_view raw = line;
+    if (in_record_) raw = raw_.append(1, '\n').append(line);
+    sink_(Record{++records_, {}, RecordIssue::RecordTooLong, raw.substr(0, opts_.max_record)});
     reset_csv();
     return;
   }
+  if (!in_record_ && csv_blank(line, delim_)) return;  // libcsv would skip it too
+  // A record begun on an earlier line (an open quoted field) has those lines in raw_.
+  raw_cur_ = in_record_ ? std::string_view(raw_.append(1, '\n').append(line)) : line;
   record_ended_ = false;
   csv_parse(&csv_, line.data(), line.size(), csv_field_cb, csv_record_cb, this);
   csv_parse(&csv_, "\n", 1, csv_field_cb, csv_record_cb, this);
+  if (record_ended_) {  // LF is the only terminator: the record ended with this line
+    in_record_ = false;
+    raw_.clear();
+    return;
+  }
+  if (!in_record_) raw_.assign(line);
+  in_record_ = true;
   // A quoted field may span lines; a runaway quote must not buffer the rest of the file.
-  bytes_in_record_ = record_ended_ ? 0 : bytes_in_record_ + line.size() + 1;
-  if (bytes_in_record_ > opts_.max_record) {
-    sink_(Record{++records_, {}, RecordIssue::RecordTooLong});
+  if (raw_.size() >= opts_.max_record) {
+    sink_(Record{++records_,
+                 {},
+                 RecordIssue::RecordTooLong,
+                 std::string_view(raw_).substr(0, opts_.max_record)});
     reset_csv();
   }
 }
@@ -188,10 +239,11 @@ void RecordReader::csv_record_cb(int, void* self_p) {
   auto* self = static_cast<RecordReader*>(self_p);
   self->record_ended_ = true;
   ++self->records_;
+  std::string_view raw = strip_cr(self->raw_cur_);
   if (self->have_field_)
-    self->sink_(Record{self->records_, self->field_, RecordIssue::None});
+    self->sink_(Record{self->records_, self->field_, RecordIssue::None, raw});
   else
-    self->sink_(Record{self->records_, {}, RecordIssue::MissingColumn});
+    self->sink_(Record{self->records_, {}, RecordIssue::MissingColumn, raw});
   self->field_index_ = 0;
   self->have_field_ = false;
 }

@@ -24,10 +24,22 @@ enum class RecordIssue : uint8_t {
 };
 std::string_view to_string(RecordIssue i);
 
+// Every view is valid only during the sink call.
 struct Record {
   uint64_t number = 0;     // plain list: physical line; CSV: record number, header = 1
-  std::string_view field;  // the address as given (line ending removed); valid during the call
+  std::string_view field;  // the address as given (line ending removed)
   RecordIssue issue = RecordIssue::None;
+  // The whole record exactly as read, without its line ending (LF or CRLF), so that output
+  // can carry the user's own columns. CSV: every field, quotes as in the input, a
+  // multi-line quoted record with its inner line endings. Plain list: the same as field.
+  // With an issue: LineTooLong, the kept first max_line bytes (== field); RecordTooLong, the
+  // record's first max_record bytes at most; MissingColumn, the whole record.
+  std::string_view raw;
+
+  Record() = default;
+  // Not an aggregate so that callers may leave raw out ({number, field, issue}) under -Wextra.
+  Record(uint64_t n, std::string_view f, RecordIssue i = RecordIssue::None, std::string_view r = {})
+      : number(n), field(f), issue(i), raw(r) {}
 };
 
 struct RecordOptions {
@@ -53,6 +65,12 @@ class RecordReader {
   const std::string& error() const { return error_; }
   InputFormat format() const { return format_; }
   uint64_t records() const { return records_; }
+  // CSV: the header line as read, without a UTF-8 BOM and without its line ending (a CSV is
+  // only recognised by its header, so it always has one). Empty for plain lists and until the
+  // first line has been seen.
+  std::string_view header() const { return header_; }
+  // CSV: the delimiter found in the header (',', ';' or TAB). ',' for plain lists.
+  unsigned char delimiter() const { return delim_; }
 
  private:
   void on_line(std::string_view line, bool truncated);
@@ -74,9 +92,13 @@ class RecordReader {
   csv_parser csv_{};
   bool csv_ready_ = false;
   unsigned char delim_ = ',';
-  size_t column_index_ = 0, field_index_ = 0, bytes_in_record_ = 0;
+  size_t column_index_ = 0, field_index_ = 0;
   bool have_field_ = false, record_ended_ = false, in_header_ = false;
+  bool in_record_ = false;  // a record spans lines: its earlier lines are in raw_
   std::string field_;
+  std::string header_;
+  std::string raw_;           // earlier lines of a record spanning lines (bounded by the cap)
+  std::string_view raw_cur_;  // the current record's raw text, handed to the sink
   std::string header_match_;  // during detection: columns seen
   bool header_found_ = false;
 };

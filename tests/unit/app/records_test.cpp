@@ -159,5 +159,155 @@ TEST(Records, ForcedLinesFormatKeepsHeaderLine) {
   EXPECT_EQ(got[0].field, "email");
 }
 
+// Raw record text: what the output needs to carry the user's own columns.
+struct Raw {
+  uint64_t number;
+  std::string field, raw;
+  RecordIssue issue;
+  bool operator==(const Raw&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const Raw& r) {
+  return os << "{" << r.number << ",'" << r.field << "','" << r.raw << "'," << to_string(r.issue)
+            << "}";
+}
+
+struct RawRun {
+  std::vector<Raw> got;
+  std::string header;
+  unsigned char delimiter = 0;
+  InputFormat format = InputFormat::Auto;
+};
+
+RawRun read_raw(std::string_view input, RecordOptions opts = {}, size_t chunk = 0) {
+  RawRun run;
+  RecordReader r(opts, [&](const Record& rec) {
+    run.got.push_back({rec.number, std::string(rec.field), std::string(rec.raw), rec.issue});
+  });
+  bool ok = true;
+  if (chunk == 0) chunk = input.size() ? input.size() : 1;
+  for (size_t i = 0; i < input.size() && ok; i += chunk)
+    ok = r.feed(input.substr(i, chunk));
+  if (ok) ok = r.finish();
+  EXPECT_TRUE(ok) << r.error();
+  run.header = std::string(r.header());
+  run.delimiter = r.delimiter();
+  run.format = r.format();
+  return run;
+}
+
+void expect_raw_split_invariant(std::string_view input, RecordOptions opts = {}) {
+  auto whole = read_raw(input, opts);
+  for (size_t chunk = 1; chunk <= input.size(); ++chunk) {
+    auto part = read_raw(input, opts, chunk);
+    ASSERT_EQ(part.got, whole.got) << "chunk " << chunk;
+    ASSERT_EQ(part.header, whole.header) << "chunk " << chunk;
+  }
+}
+
+TEST(RecordsRaw, CsvRecordsComeWithTheirRawText) {
+  std::string input =
+      "\xEF\xBB\xBF"
+      "name,Email,note\r\n"
+      "\"Bob, Jr\",bob@x.example,\"said \"\"hi\"\"\"\r\n"
+      "Ann,ann@x.example,\"two\r\nlines, \"\"quoted\"\"\"\r\n"
+      "\r\n"
+      "   \n"
+      "Carl\r\n"
+      "  Dan , dan@x.example ,x\n"
+      "last,l@x.example,end";
+  auto run = read_raw(input);
+  EXPECT_EQ(run.format, InputFormat::Csv);
+  EXPECT_EQ(run.header, "name,Email,note");  // no BOM, no CR
+  EXPECT_EQ(run.delimiter, ',');
+  std::vector<Raw> want = {
+      {2, "bob@x.example", "\"Bob, Jr\",bob@x.example,\"said \"\"hi\"\"\"", RecordIssue::None},
+      {3, "ann@x.example", "Ann,ann@x.example,\"two\r\nlines, \"\"quoted\"\"\"", RecordIssue::None},
+      {4, "", "Carl", RecordIssue::MissingColumn},  // blank lines are no records
+      {5, "dan@x.example", "  Dan , dan@x.example ,x", RecordIssue::None},
+      {6, "l@x.example", "last,l@x.example,end", RecordIssue::None}};
+  EXPECT_EQ(run.got, want);
+  expect_raw_split_invariant(input);
+}
+
+TEST(RecordsRaw, MultiLineQuotedAddressKeepsItsLineEndings) {
+  auto run = read_raw("id,email\n1,\"a\r\nb\"\r\n2,\"c\nd\"\n");
+  std::vector<Raw> want = {{2, "a\r\nb", "1,\"a\r\nb\"", RecordIssue::None},
+                           {3, "c\nd", "2,\"c\nd\"", RecordIssue::None}};
+  EXPECT_EQ(run.got, want);
+}
+
+TEST(RecordsRaw, SemicolonAndTabDelimiters) {
+  std::string semi = "x;\"E-mail\";email\n\"1;2\";y;a@x.example\n";
+  auto run = read_raw(semi);
+  EXPECT_EQ(run.delimiter, ';');
+  EXPECT_EQ(run.header, "x;\"E-mail\";email");
+  ASSERT_EQ(run.got.size(), 1u);
+  EXPECT_EQ(run.got[0], (Raw{2, "a@x.example", "\"1;2\";y;a@x.example", RecordIssue::None}));
+  expect_raw_split_invariant(semi);
+
+  auto tab = read_raw("email\tname\r\nb@x.example\t\tB\r\n");
+  EXPECT_EQ(tab.delimiter, '\t');
+  EXPECT_EQ(tab.header, "email\tname");
+  ASSERT_EQ(tab.got.size(), 1u);
+  EXPECT_EQ(tab.got[0].raw, "b@x.example\t\tB");
+}
+
+TEST(RecordsRaw, BareCarriageReturnDoesNotSplitACsvRecord) {
+  // One line, one record: a CR alone is no line ending (plain lists agree).
+  auto run = read_raw("email,n\na@x.example\rb,1\nc@x.example,2\n");
+  std::vector<Raw> want = {{2, "a@x.example\rb", "a@x.example\rb,1", RecordIssue::None},
+                           {3, "c@x.example", "c@x.example,2", RecordIssue::None}};
+  EXPECT_EQ(run.got, want);
+}
+
+TEST(RecordsRaw, PlainListRawIsTheField) {
+  RecordOptions o;
+  o.max_line = 16;
+  std::string input =
+      "\xEF\xBB\xBF"
+      "a@x.example\r\n\"q,\"@x.example\n" +
+      std::string(40, 'z') + "\nlast";
+  auto run = read_raw(input, o);
+  EXPECT_EQ(run.format, InputFormat::Lines);
+  EXPECT_EQ(run.header, "");
+  EXPECT_EQ(run.delimiter, ',');
+  std::vector<Raw> want = {
+      {1, "a@x.example", "a@x.example", RecordIssue::None},
+      {2, "\"q,\"@x.example", "\"q,\"@x.example", RecordIssue::None},
+      {3, std::string(16, 'z'), std::string(16, 'z'), RecordIssue::LineTooLong},
+      {4, "last", "last", RecordIssue::None}};
+  EXPECT_EQ(run.got, want);
+  expect_raw_split_invariant(input, o);
+}
+
+TEST(RecordsRaw, OverlongCsvRecordsCarryTheirFirstMaxRecordBytes) {
+  RecordOptions o;
+  o.max_record = 100;
+  // A runaway quote: the record's lines so far, cut at max_record.
+  std::string runaway = "email,n\n\"never closed";
+  for (int i = 0; i < 20; ++i)
+    runaway += "\nfiller line";
+  runaway += "\"\n";
+  auto run = read_raw(runaway, o);
+  ASSERT_FALSE(run.got.empty());
+  EXPECT_EQ(run.got[0].issue, RecordIssue::RecordTooLong);
+  EXPECT_EQ(run.got[0].raw, runaway.substr(8, 100));
+  expect_raw_split_invariant(runaway, o);
+
+  // One overlong line: its first max_record bytes; reading goes on.
+  std::string line = "email,n\n" + std::string(300, 'y') + ",1\nb@x.example,2\n";
+  run = read_raw(line, o);
+  ASSERT_EQ(run.got.size(), 2u);
+  EXPECT_EQ(run.got[0], (Raw{2, "", std::string(100, 'y'), RecordIssue::RecordTooLong}));
+  EXPECT_EQ(run.got[1], (Raw{3, "b@x.example", "b@x.example,2", RecordIssue::None}));
+}
+
+TEST(RecordsRaw, QuoteOpenAtTheEndStillGivesItsRecord) {
+  auto run = read_raw("email\n\"a@x.example\nmore");
+  ASSERT_EQ(run.got.size(), 1u);
+  EXPECT_EQ(run.got[0], (Raw{2, "a@x.example\nmore\n", "\"a@x.example\nmore", RecordIssue::None}));
+}
+
 }  // namespace
 }  // namespace mxp::app
