@@ -89,7 +89,7 @@ int run_syntax(const SyntaxOptions& opts, std::FILE* diag) {
       return 1;
     }
     if (n == 0) break;
-    ps.bytes_done += static_cast<uint64_t>(n);
+    ps.bytes_done = in.consumed();
     if (!reader.feed({chunk.get(), static_cast<size_t>(n)})) break;
     if (write_failed) break;
     update(false);

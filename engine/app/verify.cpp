@@ -137,7 +137,8 @@ class Driver final : private loop::TimerHandler {
         in_(in),
         w_(w),
         progress_(progress),
-        verifier_(*e.loop, *e.resolver, e.config, [this](Result&& r) { on_result(std::move(r)); }),
+        verifier_(*e.loop, *e.resolver, with_starved(e.config),
+                  [this](Result&& r) { on_result(std::move(r)); }),
         reader_(opts.records, [this](const Record& r) { on_record(r); }),
         reloader_(e, verifier_, diag) {
     // Enough queued work to keep every session busy, bounded so memory does not grow with
@@ -145,6 +146,7 @@ class Driver final : private loop::TimerHandler {
     const auto& pol = verifier_.scheduler().policy();
     high_ = std::max<uint64_t>(
         1000, uint64_t(pol.max_sessions()) * pol.domain_settings("", std::nullopt).recipients * 4);
+    ceiling_ = std::max<uint64_t>(200'000, high_ * 10);
     ps_.bytes_total = bytes_total;
   }
 
@@ -180,18 +182,30 @@ class Driver final : private loop::TimerHandler {
 
   // Reads input until enough work is queued (or the input ends).
   void refill() {
+    while (!eof_ && verifier_.pending() < high_)
+      read_chunk();
+    if (done()) e_.loop->stop();
+  }
+
+  // The scheduler has room for sessions but nothing it may start: whatever is queued waits on
+  // its MX group (a tarpit holding its sessions, tokens, a retry time). Reading on is what
+  // keeps the other groups busy; one chunk at a time, so this stops as soon as sessions can
+  // start again, and never past `ceiling_` queued addresses (memory).
+  void on_starved() {
+    if (!eof_ && verifier_.pending() < ceiling_) read_chunk();
+    if (done()) e_.loop->stop();
+  }
+
+  void read_chunk() {
     constexpr size_t kChunk = 64 * 1024;  // ~3,000 lines: keeps the read-ahead close to high_
     if (!chunk_) chunk_ = std::make_unique<char[]>(kChunk);
-    while (!eof_ && verifier_.pending() < high_) {
-      long n = in_.read(chunk_.get(), kChunk, read_error_);
-      if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {
-        if (n == 0) reader_.finish();
-        eof_ = true;
-        break;
-      }
-      ps_.bytes_done += static_cast<uint64_t>(n);
+    long n = in_.read(chunk_.get(), kChunk, read_error_);
+    if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {
+      if (n == 0) reader_.finish();
+      eof_ = true;
+      return;
     }
-    if (done()) e_.loop->stop();
+    ps_.bytes_done = in_.consumed();
   }
 
   void on_result(Result&& r) {
@@ -225,6 +239,11 @@ class Driver final : private loop::TimerHandler {
     if (!done()) arm_tick();
   }
 
+  pipeline::VerifierConfig with_starved(pipeline::VerifierConfig c) {
+    c.on_starved = [this] { on_starved(); };
+    return c;
+  }
+
   Engine& e_;
   InputFile& in_;
   ResultWriter& w_;
@@ -234,7 +253,7 @@ class Driver final : private loop::TimerHandler {
   PolicyReloader reloader_;
   std::unique_ptr<char[]> chunk_;
   std::string read_error_;
-  uint64_t high_ = 1000, records_ = 0;
+  uint64_t high_ = 1000, ceiling_ = 200'000, records_ = 0;
   bool eof_ = false;
   loop::TimerId tick_{};
   bool tick_armed_ = false;

@@ -314,6 +314,7 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
     item->sid = sched_.enqueue(item->slot, d.sid, loop_.now());
     if (d.state == Domain::State::New) {
       d.state = Domain::State::Resolving;
+      ++resolving_;
       Domain* dp = &d;
       resolver_.resolve(d.name, [this, dp](const dns::MxAnswer& a) { on_resolved(*dp, a); });
     }
@@ -371,6 +372,7 @@ void Verifier::schedule() {
   TimePoint now = loop_.now();
   while (sched_.next_ready(now, grant_))
     start_session(grant_);
+  const bool starved = stats_.active_sessions < sched_.policy().max_sessions() && resolving_ == 0;
   // Addresses the scheduler finished itself (every source IP blocked for their MX group).
   while (auto f = sched_.pop_final()) {
     Item* item = items_[f->key].get();
@@ -387,6 +389,7 @@ void Verifier::schedule() {
     deadline_armed_ = true;
     deadline_at_ = *deadline;
   }
+  if (starved && cfg_.on_starved) cfg_.on_starved();
 }
 
 void Verifier::log_events() {
@@ -420,6 +423,7 @@ void Verifier::log_events() {
 
 void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
   d.answer = answer;
+  --resolving_;
   TimePoint now = loop_.now();
   if (!answer.ok || answer.targets.empty()) {
     d.state = Domain::State::Failed;

@@ -49,6 +49,9 @@ struct VerifierConfig {
   uint32_t max_tries = 0;
   bool catch_all_probe = true;  // false: never probe (else as the policy says, per domain)
   bool transcripts = false;     // keep each address's SMTP dialogue in its result
+  // Called (from the loop, never from submit) when the scheduler has room for sessions but no
+  // queued address may start now and no DNS answer is awaited: the feeder may submit more.
+  std::function<void()> on_starved;
   // Operator-facing lines (back-off, recovery, blocks), without a trailing newline.
   std::function<void(const std::string&)> log;
 };
@@ -123,6 +126,7 @@ class Verifier : private loop::TimerHandler {
   std::vector<Domain*> by_sched_id_;  // sched::DomainId -> Domain
   std::list<Domain*> idle_;           // oldest first
   std::vector<Domain*> to_fail_;      // failed domains with queued work, finished on kick
+  uint32_t resolving_ = 0;            // domains waiting for DNS
   std::vector<std::unique_ptr<SessionSlot>> sessions_;   // live sessions (index kept in slot)
   std::vector<std::unique_ptr<SessionSlot>> graveyard_;  // ended in a callback; freed on kick
   // Session configurations by the policy's domain settings they were made from; the ones of a
