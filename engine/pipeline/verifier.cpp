@@ -59,11 +59,8 @@ struct Verifier::Domain {
   verdict::Classification probe_cls;
   std::vector<Item*> held;      // waiting for the catch-all probe
   std::vector<Item*> unqueued;  // submitted to a failed domain: finished on the next kick
-  // Why the domain cannot be verified (DNS failure, or the last server's failure).
+  // Why the domain cannot be verified (its DNS failure).
   verdict::Classification failure;
-  smtp::Outcome failure_outcome;
-  bool failure_has_outcome = false;
-  bool exhausted() const { return state == State::Ready && target >= answer.targets.size(); }
 };
 
 // One SMTP connection granted by the scheduler: drives an smtp::Session with the loop's events,
@@ -304,7 +301,7 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
   Domain& d = *slot;
   ++d.live;
   ++stats_.submitted;
-  if (d.state == Domain::State::Failed || d.exhausted()) {
+  if (d.state == Domain::State::Failed) {
     d.unqueued.push_back(item);
     if (!d.failing) {
       d.failing = true;
@@ -513,30 +510,24 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   if (cfg_.transcripts) r.transcript = s.transcript();
 
   if (server_unreachable(outcome) && outcome.failure != smtp::Failure::LocalError) {
-    if (d.target == s.target_index()) {
-      ++d.target;
-      ++stats_.failovers;
-      d.failure = c;
-      d.failure_outcome = outcome;
-      d.failure_has_outcome = true;
-      if (d.target < d.answer.targets.size())
+    const bool last = s.target_index() + 1 >= d.answer.targets.size();
+    if (!last) {
+      // RFC 5321 §5.1: on to the next MX, without counting a try.
+      if (d.target == s.target_index()) {
+        ++d.target;
+        ++stats_.failovers;
         sched_.set_domain_group(d.sid, sched_.group_for_mx(d.answer.targets[d.target].host), now);
-      else
-        sched_.set_domain_group(d.sid, sched::kNone, now);  // nothing more goes out
-    }
-    if (d.target < d.answer.targets.size()) {
-      sched_.requeue(item->sid, now);  // to the next server, no try counted
+      }
+      sched_.requeue(item->sid, now);
       return;
     }
-    // Every server failed: this address and the domain's queue end with the last failure.
-    sched_.remove(item->sid);
-    finish_item(d, item, c, &outcome);
-    if (!d.failing) {
-      d.failing = true;
-      to_fail_.push_back(&d);
-      kick();
+    // The last MX failed too: this try is over. The next one starts again at the most
+    // preferred MX; whether there is one (a refused connection, a 421 or a timeout is retried
+    // later, with back-off) is the scheduler's call below.
+    if (d.target == s.target_index()) {
+      d.target = 0;
+      sched_.set_domain_group(d.sid, sched_.group_for_mx(d.answer.targets[0].host), now);
     }
-    return;
   }
   auto disp = sched_.on_outcome(s.id(), item->sid, c, now);
   switch (disp.kind) {
@@ -627,11 +618,10 @@ void Verifier::fail_domain(Domain& d) {
   sched_.drain_domain(d.sid, keys);
   auto unqueued = std::move(d.unqueued);
   d.unqueued.clear();
-  const smtp::Outcome* outcome = d.failure_has_outcome ? &d.failure_outcome : nullptr;
   for (uint64_t k : keys)
-    finish_item(d, items_[k].get(), d.failure, outcome);
+    finish_item(d, items_[k].get(), d.failure, nullptr);
   for (Item* it : unqueued)
-    finish_item(d, it, d.failure, outcome);
+    finish_item(d, it, d.failure, nullptr);
   maybe_idle(d);
 }
 

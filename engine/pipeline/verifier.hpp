@@ -99,7 +99,7 @@ class Verifier : private loop::TimerHandler {
   // outcome: the reply that decided, copied into the result when there is one.
   void finish_item(Domain& d, Item* item, const verdict::Classification& c,
                    const smtp::Outcome* outcome);
-  // The domain cannot be verified (DNS failed, every MX failed): everything queued ends `failure`.
+  // The domain cannot be verified (its DNS failed): everything queued ends with `failure`.
   void fail_domain(Domain& d);
   void release_held(Domain& d);
   void emit_item(Domain& d, Item* item);
