@@ -31,10 +31,10 @@ Result invalid_result(const Record& r, std::string_view error) {
   return res;
 }
 
-constexpr std::array<const char*, 20> kCsvColumns = {
-    "line",  "email",     "normalized",    "verdict",      "reason",    "domain",    "mx",
-    "mx_ip", "smtp_code", "smtp_enhanced", "smtp_message", "catch_all", "role",      "disposable",
-    "free",  "attempts",  "source_ip",     "elapsed_ms",   "error",     "checked_at"};
+constexpr std::array<const char*, 21> kCsvColumns = {
+    "line",  "email",     "normalized",    "verdict",      "reason",    "domain",     "mx",
+    "mx_ip", "smtp_code", "smtp_enhanced", "smtp_message", "catch_all", "role",       "disposable",
+    "free",  "attempts",  "source_ip",     "elapsed_ms",   "error",     "checked_at", "cached"};
 
 void csv_field(std::string& out, std::string_view v, bool first = false) {
   if (!first) out.push_back(',');
@@ -75,6 +75,7 @@ void append_csv(const Result& r, std::string& out) {
   csv_field(out, num);
   csv_field(out, r.error);
   csv_field(out, pipeline::iso8601(r.checked_at));
+  csv_field(out, r.cached ? "true" : "false");
   out.append("\r\n");
 }
 

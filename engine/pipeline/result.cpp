@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 #include "core/json_out.hpp"
 
 namespace mxp::pipeline {
@@ -28,6 +30,82 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view s) {
+  std::tm tm{};
+  if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+      s[16] != ':' || s[19] != 'Z')
+    return std::nullopt;
+  auto num = [&](size_t at, size_t len, int& v) {
+    v = 0;
+    for (size_t i = at; i < at + len; ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+      v = v * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  int y, mo, d, h, mi, se;
+  if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) ||
+      !num(17, 2, se))
+    return std::nullopt;
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = se;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+bool parse_json(std::string_view text, Result& r, std::string& err) {
+  using nlohmann::json;
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    err = "not a JSON object";
+    return false;
+  }
+  auto str = [&](const char* k) -> std::string {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto opt_bool = [](const json& v) -> std::optional<bool> {
+    return v.is_boolean() ? std::optional<bool>(v.get<bool>()) : std::nullopt;
+  };
+  auto verdict = parse_verdict(str("verdict"));
+  auto reason = parse_reason(str("reason"));
+  auto when = parse_iso8601(str("checked_at"));
+  if (!verdict || !reason || !when || !j.contains("line") || !j["line"].is_number_unsigned()) {
+    err = "not an mxprobe record (line, verdict, reason, checked_at)";
+    return false;
+  }
+  r = Result{};
+  r.line = j["line"].get<uint64_t>();
+  r.email = str("email");
+  r.normalized = str("normalized");
+  r.verdict = *verdict;
+  r.reason = *reason;
+  r.domain = str("domain");
+  r.mx = str("mx");
+  r.mx_ip = str("mx_ip");
+  if (auto it = j.find("smtp"); it != j.end() && it->is_object()) {
+    r.has_smtp = true;
+    r.code = it->value("code", 0);
+    if (auto e = it->find("enhanced"); e != it->end() && e->is_string()) r.enhanced = *e;
+    if (auto m = it->find("message"); m != it->end() && m->is_string()) r.message = *m;
+  }
+  if (auto it = j.find("catch_all"); it != j.end()) r.catch_all = opt_bool(*it);
+  if (auto it = j.find("flags"); it != j.end() && it->is_object() && it->contains("role"))
+    r.role = opt_bool((*it)["role"]);
+  if (auto it = j.find("attempts"); it != j.end() && it->is_number_unsigned())
+    r.attempts = it->get<uint32_t>();
+  r.source_ip = str("source_ip");
+  if (auto it = j.find("elapsed_ms"); it != j.end() && it->is_number()) r.elapsed_ms = *it;
+  r.error = str("error");
+  r.checked_at = *when;
+  if (auto it = j.find("cached"); it != j.end() && it->is_boolean()) r.cached = *it;
+  r.transcript = str("transcript");
+  return true;
 }
 
 void append_json(const Result& r, std::string& out, bool with_transcript) {
@@ -75,7 +153,7 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
   str_or_null(out, r.error);
   out.append(",\"checked_at\":\"");
   out.append(iso8601(r.checked_at));
-  out.append("\"");
+  out.append(r.cached ? "\",\"cached\":true" : "\",\"cached\":false");
   if (with_transcript) {
     out.append(",\"transcript\":");
     json::append_string(out, r.transcript);

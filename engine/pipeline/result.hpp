@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/verdict.hpp"
 
@@ -29,6 +30,7 @@ struct Result {
   std::string source_ip;  // "" when the kernel chose
   double elapsed_ms = 0;  // from the first session attempt to the verdict
   std::chrono::system_clock::time_point checked_at{};
+  bool cached = false;     // reused from the results cache (checked_at: when it was checked)
   std::string error;       // syntax or input error code (address parser), "" otherwise
   std::string transcript;  // with --verbose / check: the SMTP dialogue ("C: ...\nS: ...\n")
 };
@@ -36,7 +38,13 @@ struct Result {
 // Appends the JSON Lines record (with a final newline). `with_transcript` adds "transcript".
 void append_json(const Result& r, std::string& out, bool with_transcript = false);
 
+// Reads a record written by append_json back (journal, cache). False, with `err`, for anything
+// that is not such a record.
+bool parse_json(std::string_view text, Result& out, std::string& err);
+
 // "2026-11-27T20:31:07Z"
 std::string iso8601(std::chrono::system_clock::time_point t);
+// The inverse of iso8601; nullopt unless exactly that form.
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view s);
 
 }  // namespace mxp::pipeline

@@ -68,6 +68,20 @@ struct DomainFacts {
   UnixSeconds expires = 0;  // get_domain_facts() ignores facts at or past this time
 };
 
+// A finished row with its input text and its record, for rebuilding an output.
+struct DoneRow {
+  uint64_t line = 0;
+  std::string raw;
+  std::string record;
+};
+
+// One entry of the results cache: the normalised address, its record and when it was checked.
+struct CacheEntry {
+  std::string normalized;
+  UnixSeconds checked_at = 0;
+  std::string record;
+};
+
 struct StateCounts {
   uint64_t pending = 0, in_flight = 0, done = 0;
   uint64_t total() const { return pending + in_flight + done; }
@@ -99,6 +113,14 @@ class JobStore {
                                                                               uint64_t after_line,
                                                                               size_t limit) = 0;
 
+  // Finished rows joined with their records, keyset pages in line order.
+  virtual Expected<std::vector<DoneRow>> done_page(JobId job, uint64_t after_line,
+                                                   size_t limit) = 0;
+  // The highest line stored for the job (0: none): where reading the input resumes.
+  virtual Expected<uint64_t> max_line(JobId job) = 0;
+  // The most recently created job, if any.
+  virtual Expected<std::optional<JobInfo>> latest_job() = 0;
+
   virtual Expected<StateCounts> count_by_state(JobId job) = 0;
   // (verdict, count) sorted by verdict.
   virtual Expected<std::vector<std::pair<std::string, uint64_t>>> count_by_verdict(JobId job) = 0;
@@ -108,6 +130,15 @@ class JobStore {
   virtual Expected<std::optional<CachedResult>> lookup_cached_at(std::string_view normalized,
                                                                  std::chrono::seconds max_age,
                                                                  UnixSeconds now) = 0;
+  // The results cache proper (a table of its own, keyed by normalised address, newest wins): what
+  // `mxprobe verify` reuses across jobs and runs. Put in one transaction.
+  virtual Status put_cache(std::span<const CacheEntry> entries) = 0;
+  virtual Expected<std::optional<CachedResult>> get_cache_at(std::string_view normalized,
+                                                             std::chrono::seconds max_age,
+                                                             UnixSeconds now) = 0;
+  // Deletes cache entries checked before `before` and domain facts expired by then.
+  virtual Expected<uint64_t> prune_cache(UnixSeconds before) = 0;
+
   virtual Status put_domain_facts(const DomainFacts& facts) = 0;  // insert or replace
   // The facts if present and not expired at `now`.
   virtual Expected<std::optional<DomainFacts>> get_domain_facts_at(std::string_view domain,

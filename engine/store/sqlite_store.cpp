@@ -35,6 +35,11 @@ CREATE TABLE domain_facts(domain TEXT PRIMARY KEY, mx_json TEXT NOT NULL, catch_
                           greylisting_seen INTEGER NOT NULL, last_contact INTEGER NOT NULL,
                           expires INTEGER NOT NULL);
 )sql";
+// Version 2 adds the results cache (v1 files are upgraded in place): one row per normalised
+// address, the newest record wins.
+constexpr const char* kSchemaV2 =
+    "CREATE TABLE cache(addr TEXT PRIMARY KEY, checked_at INTEGER NOT NULL, "
+    "record TEXT NOT NULL) WITHOUT ROWID;";
 
 // The results cache is found through the ROWS table: rows(addr_hash) is indexed when the input is
 // added (big chunks, off the hot path), and results join on (job, line). Indexing results by
@@ -110,13 +115,21 @@ struct SqliteStore::Stmts {
   sqlite3_stmt* lookup_cached = nullptr;
   sqlite3_stmt* put_facts = nullptr;
   sqlite3_stmt* get_facts = nullptr;
+  sqlite3_stmt* done_page = nullptr;
+  sqlite3_stmt* max_line = nullptr;
+  sqlite3_stmt* latest_job = nullptr;
+  sqlite3_stmt* put_cache = nullptr;
+  sqlite3_stmt* get_cache = nullptr;
+  sqlite3_stmt* prune_cache = nullptr;
+  sqlite3_stmt* prune_facts = nullptr;
 
-  static constexpr size_t kCount = 18;
-  sqlite3_stmt** all[kCount] = {&begin,         &commit,        &rollback,        &create_job,
-                                &get_job,       &set_job_state, &add_row,         &mark_in_flight,
-                                &insert_result, &mark_done,     &reset_in_flight, &pending_rows,
-                                &result_page,   &count_state,   &count_verdict,   &lookup_cached,
-                                &put_facts,     &get_facts};
+  static constexpr size_t kCount = 25;
+  sqlite3_stmt** all[kCount] = {
+      &begin,           &commit,       &rollback,       &create_job,    &get_job,
+      &set_job_state,   &add_row,      &mark_in_flight, &insert_result, &mark_done,
+      &reset_in_flight, &pending_rows, &result_page,    &count_state,   &count_verdict,
+      &lookup_cached,   &put_facts,    &get_facts,      &done_page,     &max_line,
+      &latest_job,      &put_cache,    &get_cache,      &prune_cache,   &prune_facts};
   ~Stmts() {
     for (sqlite3_stmt** s : all)
       sqlite3_finalize(*s);
@@ -199,7 +212,8 @@ Status SqliteStore::init_schema() {
       (void)exec("ROLLBACK");
       return Error{0, "database has tables but no mxprobe meta table: not an mxprobe store"};
     }
-    std::string ddl = std::string(kSchema) + "INSERT INTO meta VALUES('schema_version','" +
+    std::string ddl = std::string(kSchema) + kSchemaV2 +
+                      "INSERT INTO meta VALUES('schema_version','" +
                       std::to_string(kSchemaVersion) + "');";
     if (Status st = exec(ddl.c_str()); !st) {
       (void)exec("ROLLBACK");
@@ -210,6 +224,15 @@ Status SqliteStore::init_schema() {
   rc = sqlite3_step(q);
   int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
   sqlite3_finalize(q);
+  if (version == 1) {  // upgrade in place, in this transaction
+    std::string ddl =
+        std::string(kSchemaV2) + "UPDATE meta SET value='2' WHERE key='schema_version';";
+    if (Status st = exec(ddl.c_str()); !st) {
+      (void)exec("ROLLBACK");
+      return st;
+    }
+    return exec("COMMIT");
+  }
   (void)exec("ROLLBACK");
   if (version > kSchemaVersion)
     return Error{0, "store schema version " + std::to_string(version) +
@@ -257,6 +280,16 @@ Status SqliteStore::prepare_all() {
       {&st_->get_facts,
        "SELECT mx_json,catch_all,greylisting_seen,last_contact,expires FROM domain_facts "
        "WHERE domain=? AND expires>?"},
+      {&st_->done_page,
+       "SELECT w.line,w.raw,r.record FROM rows w JOIN results r ON r.job=w.job AND r.line=w.line "
+       "WHERE w.job=? AND w.line>? ORDER BY w.line LIMIT ?"},
+      {&st_->max_line, "SELECT max(line) FROM rows WHERE job=?"},
+      {&st_->latest_job,
+       "SELECT id,created,input,options,state FROM jobs ORDER BY id DESC LIMIT 1"},
+      {&st_->put_cache, "INSERT OR REPLACE INTO cache(addr,checked_at,record) VALUES(?,?,?)"},
+      {&st_->get_cache, "SELECT record,checked_at FROM cache WHERE addr=? AND checked_at>=?"},
+      {&st_->prune_cache, "DELETE FROM cache WHERE checked_at<?"},
+      {&st_->prune_facts, "DELETE FROM domain_facts WHERE expires<=?"},
   };
   static_assert(std::size(defs) == Stmts::kCount);
   for (const auto& d : defs) {
@@ -405,6 +438,74 @@ Expected<std::vector<std::pair<uint64_t, std::string>>> SqliteStore::result_page
     out.emplace_back(static_cast<uint64_t>(u.col_i(0)), u.col_t(1));
   if (rc != SQLITE_DONE) return err("result_page");
   return out;
+}
+
+Expected<std::vector<DoneRow>> SqliteStore::done_page(JobId job, uint64_t after_line,
+                                                      size_t limit) {
+  Use u(st_->done_page);
+  u.i(1, job).i(2, static_cast<int64_t>(after_line)).i(3, static_cast<int64_t>(limit));
+  std::vector<DoneRow> out;
+  int rc;
+  while ((rc = u.step()) == SQLITE_ROW)
+    out.push_back({static_cast<uint64_t>(u.col_i(0)), u.col_t(1), u.col_t(2)});
+  if (rc != SQLITE_DONE) return err("done_page");
+  return out;
+}
+
+Expected<uint64_t> SqliteStore::max_line(JobId job) {
+  Use u(st_->max_line);
+  u.i(1, job);
+  if (u.step() != SQLITE_ROW) return err("max_line");
+  return static_cast<uint64_t>(u.col_null(0) ? 0 : u.col_i(0));
+}
+
+Expected<std::optional<JobInfo>> SqliteStore::latest_job() {
+  Use u(st_->latest_job);
+  int rc = u.step();
+  if (rc == SQLITE_DONE) return std::optional<JobInfo>();
+  if (rc != SQLITE_ROW) return err("latest_job");
+  return std::optional<JobInfo>(
+      JobInfo{u.col_i(0), u.col_i(1), u.col_t(2), u.col_t(3), u.col_t(4)});
+}
+
+Status SqliteStore::put_cache(std::span<const CacheEntry> entries) {
+  if (entries.empty()) return {};
+  if (Status s = begin(); !s) return s;
+  for (const CacheEntry& e : entries) {
+    Use u(st_->put_cache);
+    u.t(1, e.normalized).i(2, e.checked_at).t(3, e.record);
+    if (u.step() != SQLITE_DONE) {
+      Error er = err("put_cache");
+      rollback();
+      return er;
+    }
+  }
+  return commit();
+}
+
+Expected<std::optional<CachedResult>> SqliteStore::get_cache_at(std::string_view normalized,
+                                                                std::chrono::seconds max_age,
+                                                                UnixSeconds now) {
+  Use u(st_->get_cache);
+  u.t(1, normalized).i(2, now - max_age.count());
+  int rc = u.step();
+  if (rc == SQLITE_DONE) return std::optional<CachedResult>();
+  if (rc != SQLITE_ROW) return err("get_cache");
+  return std::optional<CachedResult>(CachedResult{u.col_t(0), u.col_i(1)});
+}
+
+Expected<uint64_t> SqliteStore::prune_cache(UnixSeconds before) {
+  uint64_t n = 0;
+  {
+    Use u(st_->prune_cache);
+    u.i(1, before);
+    if (u.step() != SQLITE_DONE) return err("prune_cache");
+    n += static_cast<uint64_t>(sqlite3_changes(db_));
+  }
+  Use u(st_->prune_facts);
+  u.i(1, before);
+  if (u.step() != SQLITE_DONE) return err("prune_cache: facts");
+  return n;
 }
 
 Expected<StateCounts> SqliteStore::count_by_state(JobId job) {

@@ -14,7 +14,7 @@ struct sqlite3_stmt;
 
 namespace mxp::store {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;  // 2: the cache table
 
 struct SqliteOptions {
   int busy_timeout_ms = 5000;
@@ -41,11 +41,19 @@ class SqliteStore final : public JobStore {
   Expected<std::vector<std::pair<uint64_t, std::string>>> result_page(JobId job,
                                                                       uint64_t after_line,
                                                                       size_t limit) override;
+  Expected<std::vector<DoneRow>> done_page(JobId job, uint64_t after_line, size_t limit) override;
+  Expected<uint64_t> max_line(JobId job) override;
+  Expected<std::optional<JobInfo>> latest_job() override;
   Expected<StateCounts> count_by_state(JobId job) override;
   Expected<std::vector<std::pair<std::string, uint64_t>>> count_by_verdict(JobId job) override;
   Expected<std::optional<CachedResult>> lookup_cached_at(std::string_view normalized,
                                                          std::chrono::seconds max_age,
                                                          UnixSeconds now) override;
+  Status put_cache(std::span<const CacheEntry> entries) override;
+  Expected<std::optional<CachedResult>> get_cache_at(std::string_view normalized,
+                                                     std::chrono::seconds max_age,
+                                                     UnixSeconds now) override;
+  Expected<uint64_t> prune_cache(UnixSeconds before) override;
   Status put_domain_facts(const DomainFacts& facts) override;
   Expected<std::optional<DomainFacts>> get_domain_facts_at(std::string_view domain,
                                                            UnixSeconds now) override;

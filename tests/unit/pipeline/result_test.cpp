@@ -16,9 +16,10 @@ nlohmann::json to_json(const Result& r, bool transcript = false) {
   return nlohmann::json::parse(out);
 }
 
-const char* kFields[] = {"line",      "email",      "normalized", "verdict",   "reason", "domain",
-                         "mx",        "mx_ip",      "smtp",       "catch_all", "flags",  "attempts",
-                         "source_ip", "elapsed_ms", "error",      "checked_at"};
+const char* kFields[] = {"line",       "email",    "normalized", "verdict",    "reason",
+                         "domain",     "mx",       "mx_ip",      "smtp",       "catch_all",
+                         "flags",      "attempts", "source_ip",  "elapsed_ms", "error",
+                         "checked_at", "cached"};
 
 TEST(ResultJson, DeliverableRecordHasTheSchema) {
   Result r;
@@ -53,7 +54,41 @@ TEST(ResultJson, DeliverableRecordHasTheSchema) {
   EXPECT_TRUE(j["flags"]["disposable"].is_null());
   EXPECT_EQ(j["elapsed_ms"], 183.2);  // one decimal
   EXPECT_EQ(j["checked_at"], "2026-11-27T20:31:07Z");
+  EXPECT_EQ(j["cached"], false);
   EXPECT_FALSE(j.contains("transcript"));
+}
+
+TEST(ResultJson, RecordsReadBackAsWritten) {
+  Result r;
+  r.line = 7;
+  r.email = "Bob@Ex.test";
+  r.normalized = "Bob@ex.test";
+  r.verdict = Verdict::Risky;
+  r.reason = Reason::CatchAll;
+  r.domain = "ex.test";
+  r.mx = "mx.ex.test";
+  r.mx_ip = "192.0.2.1";
+  r.has_smtp = true;
+  r.code = 250;
+  r.message = "ok \"quoted\"";
+  r.catch_all = true;
+  r.role = false;
+  r.attempts = 3;
+  r.elapsed_ms = 12.5;
+  r.cached = true;
+  r.transcript = "C: RCPT\nS: 250\n";
+  r.checked_at = std::chrono::system_clock::from_time_t(1795811467);
+  std::string a, b, err;
+  append_json(r, a, true);
+  Result back;
+  ASSERT_TRUE(parse_json(a, back, err)) << err;
+  append_json(back, b, true);
+  EXPECT_EQ(a, b);
+  EXPECT_TRUE(back.cached);
+  EXPECT_EQ(back.checked_at, r.checked_at);
+  EXPECT_FALSE(parse_json("{\"line\":1}", back, err));
+  EXPECT_FALSE(parse_json("not json", back, err));
+  EXPECT_FALSE(parse_iso8601("2026-11-27 20:31:07Z"));
 }
 
 TEST(ResultJson, NotApplicableFieldsAreNullNeverMissing) {

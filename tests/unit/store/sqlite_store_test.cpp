@@ -363,14 +363,95 @@ TEST(SqliteStore, NewerSchemaVersionIsAClearError) {
   { ASSERT_TRUE(open_ok(tmp.path())); }
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(tmp.path().c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "UPDATE meta SET value='2' WHERE key='schema_version'", nullptr,
+  ASSERT_EQ(sqlite3_exec(raw, "UPDATE meta SET value='99' WHERE key='schema_version'", nullptr,
                          nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(raw);
   auto s = SqliteStore::open(tmp.path());
   ASSERT_FALSE(s);
-  EXPECT_NE(s.error().message.find("schema version 2 is newer"), std::string::npos)
+  EXPECT_NE(s.error().message.find("schema version 99 is newer"), std::string::npos)
       << s.error().message;
+}
+
+TEST(SqliteStore, VersionOneFilesAreUpgradedKeepingTheirJobs) {
+  TempDb tmp;
+  JobId job;
+  {
+    auto s = open_ok(tmp.path());
+    ASSERT_TRUE(s);
+    job = *s->create_job("in.txt", "{}");
+    RowIn r{1, "a@x.test", "a@x.test"};
+    ASSERT_TRUE(s->add_rows(job, {&r, 1}).ok());
+  }
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(tmp.path().c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(raw, "DROP TABLE cache; UPDATE meta SET value='1' WHERE key='schema_version'",
+                   nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(raw);
+  auto s = open_ok(tmp.path());
+  ASSERT_TRUE(s);
+  EXPECT_EQ(query_int(s->handle(), "SELECT value FROM meta WHERE key='schema_version'"), 2);
+  EXPECT_EQ(*s->max_line(job), 1u);
+  CacheEntry e{"a@x.test", 100, "{}"};
+  EXPECT_TRUE(s->put_cache({&e, 1}).ok());
+}
+
+TEST(SqliteStore, CacheKeepsTheNewestAndHonoursTheTtl) {
+  TempDb tmp;
+  auto s = open_ok(tmp.path());
+  ASSERT_TRUE(s);
+  std::vector<CacheEntry> v = {{"a@x.test", 1000, "old"}, {"b@x.test", 1500, "b"}};
+  ASSERT_TRUE(s->put_cache(v).ok());
+  CacheEntry newer{"a@x.test", 1800, "new"};
+  ASSERT_TRUE(s->put_cache({&newer, 1}).ok());
+  auto got = s->get_cache_at("a@x.test", std::chrono::seconds(300), 2000);
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->json, "new");
+  EXPECT_EQ((*got)->checked_at, 1800);
+  got = s->get_cache_at("a@x.test", std::chrono::seconds(100), 2000);  // 200 s old: expired
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->has_value());
+  got = s->get_cache_at("nobody@x.test", std::chrono::seconds(1000), 2000);
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->has_value());
+  auto pruned = s->prune_cache(1600);  // b (1500) goes, a (1800) stays
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(*pruned, 1u);
+  EXPECT_EQ(query_int(s->handle(), "SELECT count(*) FROM cache"), 1);
+}
+
+TEST(SqliteStore, DonePagesJoinInputAndRecordInLineOrder) {
+  TempDb tmp;
+  auto s = open_ok(tmp.path());
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->latest_job()->has_value());
+  JobId job = *s->create_job("in.csv", "{}");
+  std::vector<RowIn> rows;
+  for (uint64_t l = 2; l <= 9; ++l)
+    rows.push_back({l, "raw" + std::to_string(l), "a" + std::to_string(l) + "@x.test"});
+  ASSERT_TRUE(s->add_rows(job, rows).ok());
+  EXPECT_EQ(*s->max_line(job), 9u);
+  std::vector<ResultRecord> res = {{7, "deliverable", "accepted", 1, "r7"},
+                                   {3, "risky", "catch_all", 1, "r3"},
+                                   {5, "unknown", "timeout", 1, "r5"}};
+  ASSERT_TRUE(s->record_results(job, res).ok());
+  auto p1 = s->done_page(job, 0, 2);
+  ASSERT_TRUE(p1);
+  ASSERT_EQ(p1->size(), 2u);
+  EXPECT_EQ((*p1)[0].line, 3u);
+  EXPECT_EQ((*p1)[0].raw, "raw3");
+  EXPECT_EQ((*p1)[0].record, "r3");
+  EXPECT_EQ((*p1)[1].line, 5u);
+  auto p2 = s->done_page(job, 5, 10);
+  ASSERT_TRUE(p2);
+  ASSERT_EQ(p2->size(), 1u);
+  EXPECT_EQ((*p2)[0].record, "r7");
+  auto latest = s->latest_job();
+  ASSERT_TRUE(latest && latest->has_value());
+  EXPECT_EQ((*latest)->id, job);
+  EXPECT_EQ((*latest)->input, "in.csv");
 }
 
 TEST(SqliteStore, ForeignDatabaseIsRefused) {
