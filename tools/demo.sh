@@ -39,7 +39,7 @@ rm -f "$fifo"
 echo "   farm: $ready"
 
 # Our own farm: tools/policy/lab.toml lifts the rate limits of the polite built-in policy.
-"$bin" verify --dns 127.0.0.1:$dns_port --input "$out/truth.csv" --output "$out/results.jsonl" \
+"$bin" verify --no-cache --dns 127.0.0.1:$dns_port --input "$out/truth.csv" --output "$out/results.jsonl" \
   --policy tools/policy/lab.toml \
   --concurrency 200 --domain-concurrency 4 --timeout-banner 5 --timeout-command 5 \
   --timeout-dns 1 --helo demo.mxprobe.test

@@ -5,6 +5,7 @@
 
 #include "app/syntax.hpp"
 #include "app/verify.hpp"
+#include "sched/policy.hpp"
 
 namespace {
 
@@ -69,6 +70,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"jsonl", "csv"}))
       ->capture_default_str();
   v->add_flag("--transcript", ver.transcripts, "add each address's SMTP dialogue to its record");
+  v->add_option("--journal", ver.journal,
+                "SQLite journal of the job, for --resume (default: OUTPUT.journal)");
+  v->add_flag("--no-journal", ver.no_journal, "keep no journal (the job cannot be resumed)");
+  v->add_flag("--resume", ver.resume,
+              "finish the job in the journal (after a crash or Ctrl-C): same input and output");
+  v->add_flag("--keep-journal", ver.keep_journal, "keep the journal when the job finishes");
+  v->add_option("--cache", ver.cache, "results cache, SQLite (default: ~/.cache/mxprobe/cache.db)");
+  v->add_flag("--no-cache", ver.no_cache, "neither read nor write the results cache");
+  std::string cache_ttl = "7d";
+  v->add_option("--cache-ttl", cache_ttl, "reuse cached results this recent: 90s, 30m, 12h, 7d")
+      ->capture_default_str();
   mxp::app::add_engine_options(*v, eng);
 
   try {
@@ -91,6 +103,14 @@ int main(int argc, char** argv) {
     ver.records = ver_list.records;
     ver.progress = ver_list.progress();
     ver.format = format == "csv" ? mxp::app::OutputFormat::Csv : mxp::app::OutputFormat::Jsonl;
+    auto ttl = mxp::sched::parse_duration(cache_ttl);
+    if (!ttl) {
+      std::fprintf(stderr,
+                   "mxprobe verify: --cache-ttl '%s' is not a duration (90s, 30m, 12h, 7d)\n",
+                   cache_ttl.c_str());
+      return 2;
+    }
+    ver.cache_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
     return mxp::app::run_verify(ver, eng, stderr);
   }
   return 2;

@@ -6,11 +6,16 @@
 
 namespace mxp::app {
 
-PolicyReloader::PolicyReloader(Engine& e, pipeline::Verifier& v, std::FILE* diag)
-    : e_(e), v_(v), diag_(diag) {
+PolicyReloader::PolicyReloader(Engine& e, pipeline::Verifier& v, std::FILE* diag,
+                               std::function<void(int)> on_stop)
+    : e_(e), v_(v), diag_(diag), on_stop_(std::move(on_stop)) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGHUP);
+  if (on_stop_) {
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+  }
   int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0) return;
   if (e_.loop->watch_fd(fd, true, false, *this) != loop::Status::Ok) {
@@ -25,13 +30,25 @@ PolicyReloader::~PolicyReloader() {
   if (fd_ < 0) return;
   e_.loop->unwatch_fd(fd_);
   close(fd_);
+  // Default actions again (the process is about to exit; a second Ctrl-C should work).
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  if (on_stop_) sigprocmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 void PolicyReloader::on_fd_ready(int fd, bool, bool) {
   signalfd_siginfo info;
   bool hup = false;
-  while (read(fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
-    hup = true;
+  int stop = 0;
+  while (read(fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    if (info.ssi_signo == SIGHUP)
+      hup = true;
+    else
+      stop = static_cast<int>(info.ssi_signo);
+  }
+  if (stop && on_stop_) on_stop_(stop);
   if (!hup) return;
   std::string err;
   auto policy = load_engine_policy(e_.options, err);

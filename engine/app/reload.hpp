@@ -1,8 +1,11 @@
-// SIGHUP reloads the scheduling policy (--policy FILE and the command-line values) without
-// losing work: a signalfd watched by the engine's loop, so the reload runs between events.
+// Signals as loop events (a signalfd watched by the engine's loop, so handlers run between
+// events, never inside one): SIGHUP reloads the scheduling policy (--policy FILE and the
+// command-line values) without losing work; SIGINT/SIGTERM, when a stop handler is given, ask
+// the command to stop cleanly.
 #pragma once
 
 #include <cstdio>
+#include <functional>
 
 #include "app/engine_options.hpp"
 #include "pipeline/verifier.hpp"
@@ -13,7 +16,8 @@ class PolicyReloader final : private loop::FdHandler {
  public:
   // Blocks SIGHUP for the process and watches it; a bad file is reported and the old policy
   // stays. Without a signalfd (never on Linux), SIGHUP keeps its default action.
-  PolicyReloader(Engine& e, pipeline::Verifier& v, std::FILE* diag);
+  PolicyReloader(Engine& e, pipeline::Verifier& v, std::FILE* diag,
+                 std::function<void(int signal)> on_stop = {});
   ~PolicyReloader();
   PolicyReloader(const PolicyReloader&) = delete;
   PolicyReloader& operator=(const PolicyReloader&) = delete;
@@ -23,6 +27,7 @@ class PolicyReloader final : private loop::FdHandler {
   Engine& e_;
   pipeline::Verifier& v_;
   std::FILE* diag_;
+  std::function<void(int)> on_stop_;
   int fd_ = -1;
 };
 

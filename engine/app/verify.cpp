@@ -1,16 +1,27 @@
 #include "app/verify.hpp"
 
-#include <csv.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include <array>
 #include <memory>
 
 #include "address/address.hpp"
 #include "app/io.hpp"
+#include "app/output.hpp"
 #include "app/reload.hpp"
 #include "core/progress.hpp"
 #include "pipeline/result.hpp"
+#include "store/sqlite_store.hpp"
 #include "verdict/classify.hpp"
 
 namespace mxp::app {
@@ -31,83 +42,125 @@ Result invalid_result(const Record& r, std::string_view error) {
   return res;
 }
 
-constexpr std::array<const char*, 21> kCsvColumns = {
-    "line",  "email",     "normalized",    "verdict",      "reason",    "domain",     "mx",
-    "mx_ip", "smtp_code", "smtp_enhanced", "smtp_message", "catch_all", "role",       "disposable",
-    "free",  "attempts",  "source_ip",     "elapsed_ms",   "error",     "checked_at", "cached"};
+using store::JobId;
+using Clock = std::chrono::steady_clock;
 
-void csv_field(std::string& out, std::string_view v, bool first = false) {
-  if (!first) out.push_back(',');
-  if (v.find_first_of(",\"\r\n") == std::string_view::npos) {
-    out.append(v);
-    return;
-  }
-  // RFC 4180 quoting through libcsv's writer (doubles inner quotes).
-  std::string buf(v.size() * 2 + 2, '\0');
-  size_t n = csv_write(buf.data(), buf.size(), v.data(), v.size());
-  out.append(buf.data(), n);
+constexpr size_t kCommitCount = 2000;  // results per journal transaction at most
+constexpr auto kForever = std::chrono::hours(24 * 365 * 100);
+
+bool cacheable(const Result& r) {
+  // Final answers about the mailbox or domain; never "unknown" (it may change in minutes) nor
+  // syntax errors (no address to key on).
+  return r.verdict != Verdict::Unknown && !r.normalized.empty();
 }
 
-std::string opt_bool(std::optional<bool> b) {
-  return !b ? "" : *b ? "true" : "false";
+std::string options_json(const VerifyOptions& o, std::string_view header, unsigned char delim) {
+  nlohmann::json j = {{"input", o.input},
+                      {"output", o.output},
+                      {"format", o.format == OutputFormat::Csv ? "csv" : "jsonl"},
+                      {"column", o.records.column},
+                      {"header", std::string(header)},
+                      {"delimiter", std::string(1, static_cast<char>(delim))}};
+  return j.dump();
 }
 
-void append_csv(const Result& r, std::string& out) {
-  char num[64];
-  csv_field(out, std::to_string(r.line), true);
-  csv_field(out, r.email);
-  csv_field(out, r.normalized);
-  csv_field(out, to_string(r.verdict));
-  csv_field(out, to_string(r.reason));
-  csv_field(out, r.domain);
-  csv_field(out, r.mx);
-  csv_field(out, r.mx_ip);
-  csv_field(out, r.has_smtp ? std::to_string(r.code) : "");
-  csv_field(out, r.enhanced);
-  csv_field(out, r.has_smtp ? r.message : "");
-  csv_field(out, opt_bool(r.catch_all));
-  csv_field(out, opt_bool(r.role));
-  csv_field(out, "");
-  csv_field(out, "");
-  csv_field(out, std::to_string(r.attempts));
-  csv_field(out, r.source_ip);
-  std::snprintf(num, sizeof num, "%.1f", r.elapsed_ms);
-  csv_field(out, num);
-  csv_field(out, r.error);
-  csv_field(out, pipeline::iso8601(r.checked_at));
-  csv_field(out, r.cached ? "true" : "false");
-  out.append("\r\n");
-}
-
-// Writes results as they come, in large blocks.
-class ResultWriter {
+// Everything `mxprobe verify` does around the verifier: reads the input as work drains,
+// journals rows and results, dedupes, answers from the cache, writes the output, resumes.
+class Runner final : private loop::TimerHandler {
  public:
-  ResultWriter(OutputFile& f, OutputFormat fmt, bool transcripts)
-      : f_(f), fmt_(fmt), transcripts_(transcripts) {
-    if (fmt_ == OutputFormat::Csv) {
-      for (size_t i = 0; i < kCsvColumns.size(); ++i)
-        csv_field(buf_, kCsvColumns[i], i == 0);
-      buf_.append("\r\n");
+  Runner(Engine& e, const VerifyOptions& opts, InputFile& in, OutputFile& out, std::FILE* diag,
+         Progress* progress)
+      : e_(e),
+        opts_(opts),
+        in_(in),
+        out_(out),
+        diag_(diag),
+        progress_(progress),
+        fmt_(opts.format, opts.transcripts),
+        verifier_(*e.loop, *e.resolver, with_hooks(e.config),
+                  [this](Result&& r) { on_result(std::move(r)); }),
+        reader_(opts.records, [this](const Record& r) { on_record(r); }),
+        signals_(e, verifier_, diag, [this](int sig) { interrupt(sig); }) {
+    const auto& pol = verifier_.scheduler().policy();
+    high_ = std::max<uint64_t>(
+        1000, uint64_t(pol.max_sessions()) * pol.domain_settings("", std::nullopt).recipients * 4);
+    ceiling_ = std::max<uint64_t>(200'000, high_ * 10);
+    ps_.bytes_total = in.size();
+  }
+
+  void set_journal(store::SqliteStore* j) { journal_ = j; }
+  void set_cache(store::SqliteStore* c) { cache_ = c; }
+
+  // Resuming `job`: rebuilds the output from the journal and continues after its last row.
+  bool resume(JobId job, const nlohmann::json& options) {
+    job_ = job;
+    header_ = options.value("header", std::string());
+    std::string d = options.value("delimiter", std::string(","));
+    delim_ = static_cast<unsigned char>(d.empty() ? ',' : d[0]);
+    if (!header_.empty()) fmt_.set_input_header(header_, delim_);
+    auto max = journal_->max_line(job);
+    if (!max) return fail_store("journal", max.error());
+    resume_after_ = *max;
+    resuming_ = true;
+    pending_cursor_ = 0;
+    // The output is made whole from the journal: every committed record once, none torn.
+    std::string buf = fmt_.header();
+    header_written_ = true;
+    uint64_t after = 0;
+    for (;;) {
+      auto page = journal_->done_page(job, after, 4096);
+      if (!page) return fail_store("journal", page.error());
+      if (page->empty()) break;
+      for (const auto& row : *page) {
+        Result r;
+        std::string err;
+        if (!pipeline::parse_json(row.record, r, err)) {
+          std::fprintf(diag_, "mxprobe verify: journal line %llu: %s\n",
+                       static_cast<unsigned long long>(row.line), err.c_str());
+          return false;
+        }
+        fmt_.append(r, row.raw, buf);
+        count(r);
+        after = row.line;
+      }
+      if (!write_out(buf)) return false;
+      buf.clear();
     }
+    if (!write_out(buf)) return false;
+    rebuilt_ = written_;
+    return true;
   }
-  void write(const Result& r) {
-    if (fmt_ == OutputFormat::Csv)
-      append_csv(r, buf_);
-    else
-      pipeline::append_json(r, buf_, transcripts_);
-    ++counts_[static_cast<int>(r.verdict)];
-    ++written_;
-    if (buf_.size() >= (1 << 16)) flush();
+
+  // Returns an exit code.
+  int run() {
+    refill();
+    if (failed_) return 1;
+    arm_tick();
+    if (!done()) e_.loop->run();
+    if (tick_armed_) e_.loop->cancel_timer(tick_);
+    tick_armed_ = false;
+    if (!commit()) return 1;
+    if (failed_) return 1;
+    if (!read_error_.empty()) {
+      std::fprintf(diag_, "mxprobe verify: %s\n", read_error_.c_str());
+      return 1;
+    }
+    if (!reader_.error().empty()) {
+      std::fprintf(diag_, "mxprobe verify: %s\n", reader_.error().c_str());
+      return 2;
+    }
+    if (interrupted_) return 130;
+    return 0;
   }
-  bool flush() {
-    if (buf_.empty()) return !failed_;
-    if (!failed_ && !f_.write(buf_, err_)) failed_ = true;
-    buf_.clear();
-    return !failed_;
-  }
-  bool failed() const { return failed_; }
-  const std::string& error() const { return err_; }
+
+  bool finished() const { return done() && !interrupted_ && !failed_; }
+  JobId job() const { return job_; }
   uint64_t written() const { return written_; }
+  uint64_t rebuilt() const { return rebuilt_; }
+  uint64_t deduped() const { return deduped_; }
+  uint64_t from_cache() const { return from_cache_; }
+  ProgressState& progress_state() { return ps_; }
+  const pipeline::VerifierStats& stats() const { return verifier_.stats(); }
   std::string counts() const {
     std::string s;
     for (int i = 0; i < kVerdictCount; ++i) {
@@ -120,81 +173,190 @@ class ResultWriter {
   }
 
  private:
-  OutputFile& f_;
-  OutputFormat fmt_;
-  bool transcripts_;
-  std::string buf_, err_;
-  bool failed_ = false;
-  uint64_t written_ = 0;
-  std::array<uint64_t, kVerdictCount> counts_{};
-};
+  struct Waiter {
+    uint64_t line = 0;
+    std::string email, raw;
+  };
 
-// Feeds the verifier from the input as it drains, and ticks the progress display.
-class Driver final : private loop::TimerHandler {
- public:
-  Driver(Engine& e, InputFile& in, ResultWriter& w, const VerifyOptions& opts, Progress* progress,
-         uint64_t bytes_total, std::FILE* diag)
-      : e_(e),
-        in_(in),
-        w_(w),
-        progress_(progress),
-        verifier_(*e.loop, *e.resolver, with_starved(e.config),
-                  [this](Result&& r) { on_result(std::move(r)); }),
-        reader_(opts.records, [this](const Record& r) { on_record(r); }),
-        reloader_(e, verifier_, diag) {
-    // Enough queued work to keep every session busy, bounded so memory does not grow with
-    // the input: about four sessions' worth of addresses per concurrent session.
-    const auto& pol = verifier_.scheduler().policy();
-    high_ = std::max<uint64_t>(
-        1000, uint64_t(pol.max_sessions()) * pol.domain_settings("", std::nullopt).recipients * 4);
-    ceiling_ = std::max<uint64_t>(200'000, high_ * 10);
-    ps_.bytes_total = bytes_total;
+  pipeline::VerifierConfig with_hooks(pipeline::VerifierConfig c) {
+    c.on_starved = [this] { on_starved(); };
+    c.catch_all_known = [this](const std::string& domain) { return known_catch_all(domain); };
+    c.catch_all_learned = [this](const std::string& domain, std::optional<bool> yes) {
+      learned_catch_all(domain, yes);
+    };
+    return c;
   }
 
-  // Returns an exit code.
-  int run(std::FILE* diag) {
-    refill();
-    arm_tick();
-    if (!done()) e_.loop->run();
-    if (tick_armed_) e_.loop->cancel_timer(tick_);
-    if (!read_error_.empty()) {
-      std::fprintf(diag, "mxprobe verify: %s\n", read_error_.c_str());
-      return 1;
-    }
-    if (!reader_.error().empty()) {
-      std::fprintf(diag, "mxprobe verify: %s\n", reader_.error().c_str());
-      return 2;
-    }
-    return 0;
+  bool done() const {
+    return (eof_ || interrupted_ || failed_) && verifier_.pending() == 0 && !pending_rows_left();
   }
-  ProgressState& progress_state() { return ps_; }
-  const pipeline::VerifierStats& stats() const { return verifier_.stats(); }
+  bool pending_rows_left() const { return resuming_ && !pending_done_ && !interrupted_; }
 
- private:
-  bool done() const { return eof_ && verifier_.pending() == 0; }
+  void interrupt(int sig) {
+    if (interrupted_) return;
+    interrupted_ = true;
+    std::fprintf(diag_, "\nmxprobe verify: %s: stopping; finished work is kept\n",
+                 sig == SIGINT ? "interrupted" : "terminated");
+    e_.loop->stop();
+  }
+
+  bool fail_store(const char* what, const store::Error& err) {
+    std::fprintf(diag_, "mxprobe verify: %s: %s\n", what, err.message.c_str());
+    failed_ = true;
+    e_.loop->stop();
+    return false;
+  }
+
+  bool write_out(std::string_view data) {
+    std::string err;
+    if (data.empty() || out_.write(data, err)) return true;
+    std::fprintf(diag_, "mxprobe verify: %s\n", err.c_str());
+    failed_ = true;
+    e_.loop->stop();
+    return false;
+  }
+
+  // --- Input ---
 
   void on_record(const Record& r) {
-    ++records_;
-    if (r.issue != RecordIssue::None) return w_.write(invalid_result(r, to_string(r.issue)));
+    ++records_seen_;
+    if (!header_known_) note_format();
+    if (resuming_ && r.number <= resume_after_) return;  // in the journal already
+    std::string_view raw = r.issue == RecordIssue::RecordTooLong ? std::string_view() : r.raw;
+    if (r.issue != RecordIssue::None) {
+      add_row(r.number, raw, "");
+      return emit(invalid_result(r, to_string(r.issue)), raw);
+    }
     auto p = address::parse(r.field);
-    if (!p.ok()) return w_.write(invalid_result(r, address::to_string(p.error)));
-    verifier_.submit(records_, r.number, std::string(r.field), std::move(p.address));
+    if (!p.ok()) {
+      add_row(r.number, raw, "");
+      return emit(invalid_result(r, address::to_string(p.error)), raw);
+    }
+    add_row(r.number, raw, p.address.normalized());
+    handle(r.number, r.field, raw, std::move(p.address));
   }
 
-  // Reads input until enough work is queued (or the input ends).
+  void add_row(uint64_t line, std::string_view raw, std::string normalized) {
+    if (journal_) rows_.push_back({line, std::string(raw), std::move(normalized)});
+  }
+
+  // One valid address: joins an identical one in flight, or is answered from this job's
+  // earlier lines or the cache, or goes to the verifier.
+  void handle(uint64_t line, std::string_view email, std::string_view raw, address::Address a) {
+    std::string key = a.normalized();
+    if (auto it = inflight_.find(key); it != inflight_.end()) {
+      it->second.push_back({line, std::string(email), std::string(raw)});
+      ++deduped_;
+      return;
+    }
+    if (auto earlier = find_done(key)) {
+      Result r;
+      std::string err;
+      if (pipeline::parse_json(*earlier, r, err)) {
+        r.line = line;
+        r.email.assign(email);
+        r.transcript.clear();
+        ++deduped_;
+        return emit(std::move(r), raw);
+      }
+    }
+    if (cache_) {
+      auto hit = cache_->get_cache_at(key, opts_.cache_ttl, store::unix_now());
+      if (!hit) {
+        fail_store("cache", hit.error());
+        return;
+      }
+      Result r;
+      std::string err;
+      if (hit->has_value() && pipeline::parse_json((*hit)->json, r, err)) {
+        r.line = line;
+        r.email.assign(email);
+        r.cached = true;
+        r.transcript.clear();
+        ++from_cache_;
+        return emit(std::move(r), raw);
+      }
+    }
+    const uint64_t id = next_id_++;
+    ids_.emplace(id, key);
+    inflight_[key].push_back({line, std::string(email), std::string(raw)});
+    verifier_.submit(id, line, std::string(email), std::move(a));
+  }
+
+  std::optional<std::string> find_done(const std::string& key) {
+    if (auto it = recent_.find(key); it != recent_.end()) return it->second;
+    if (!journal_) return std::nullopt;
+    auto got = journal_->lookup_cached_at(
+        key, std::chrono::duration_cast<std::chrono::seconds>(kForever), store::unix_now());
+    if (!got) {
+      fail_store("journal", got.error());
+      return std::nullopt;
+    }
+    if (!got->has_value()) return std::nullopt;
+    return (*got)->json;
+  }
+
+  // Reads input until enough work is queued (or the input ends): the journal's pending rows
+  // first when resuming, then the input.
   void refill() {
-    while (!eof_ && verifier_.pending() < high_)
-      read_chunk();
+    while (!done_reading() && verifier_.pending() < high_ && !failed_)
+      read_more();
     if (done()) e_.loop->stop();
   }
+  bool done_reading() const { return eof_ && !pending_rows_left(); }
 
   // The scheduler has room for sessions but nothing it may start: whatever is queued waits on
-  // its MX group (a tarpit holding its sessions, tokens, a retry time). Reading on is what
-  // keeps the other groups busy; one chunk at a time, so this stops as soon as sessions can
-  // start again, and never past `ceiling_` queued addresses (memory).
+  // its MX group (a tarpit holding its sessions, tokens, a retry time). Reading on is what keeps
+  // the other groups busy; one chunk at a time, so this stops as soon as sessions can start
+  // again, and never past `ceiling_` queued addresses (memory).
   void on_starved() {
-    if (!eof_ && verifier_.pending() < ceiling_) read_chunk();
+    if (!done_reading() && verifier_.pending() < ceiling_ && !interrupted_ && !failed_) read_more();
     if (done()) e_.loop->stop();
+  }
+
+  void read_more() {
+    if (interrupted_) return;
+    if (pending_rows_left()) return read_pending_page();
+    read_chunk();
+  }
+
+  void read_pending_page() {
+    auto page = journal_->pending_rows(job_, pending_cursor_, 1024);
+    if (!page) {
+      fail_store("journal", page.error());
+      return;
+    }
+    if (page->empty()) {
+      pending_done_ = true;
+      return;
+    }
+    for (const auto& row : *page) {
+      pending_cursor_ = row.line;
+      std::string field = field_of(row.raw);
+      auto p = address::parse(field);
+      if (!p.ok()) {  // cannot happen for a row stored valid; finish it rather than lose it
+        Record rec(row.line, field, RecordIssue::None, row.raw);
+        emit(invalid_result(rec, address::to_string(p.error)), row.raw);
+        continue;
+      }
+      handle(row.line, field, row.raw, std::move(p.address));
+    }
+  }
+
+  // The address field of a stored input record (CSV: parsed again under the job's header).
+  std::string field_of(const std::string& raw) {
+    if (header_.empty()) return raw;
+    std::string field;
+    RecordOptions ro = opts_.records;
+    ro.format = InputFormat::Csv;
+    RecordReader rr(ro, [&](const Record& r) { field.assign(r.field); });
+    rr.feed(header_);
+    rr.feed("\n");
+    field.clear();
+    rr.feed(raw);
+    rr.feed("\n");
+    rr.finish();
+    return field;
   }
 
   void read_chunk() {
@@ -204,16 +366,140 @@ class Driver final : private loop::TimerHandler {
     if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {
       if (n == 0) reader_.finish();
       eof_ = true;
-      return;
+    } else {
+      ps_.bytes_done = in_.consumed();
     }
-    ps_.bytes_done = in_.consumed();
+    if (!header_known_ && eof_) note_format();
+    store_rows();
   }
 
+  // The input's format is known from its first record on (CSV: its header line), before any
+  // record is formatted: CSV output then starts with the user's columns.
+  void note_format() {
+    header_known_ = true;
+    if (reader_.format() == InputFormat::Csv && header_.empty()) {
+      header_ = std::string(reader_.header());
+      delim_ = reader_.delimiter();
+      fmt_.set_input_header(header_, delim_);
+    }
+  }
+
+  // The rows read so far go to the journal (one transaction per chunk), the job first.
+  void store_rows() {
+    if (!journal_ || rows_.empty()) return;
+    if (job_ == 0) {
+      auto j = journal_->create_job(opts_.input, options_json(opts_, header_, delim_));
+      if (!j) {
+        fail_store("journal", j.error());
+        return;
+      }
+      job_ = *j;
+      (void)journal_->set_job_state(job_, "running");
+    }
+    if (auto st = journal_->add_rows(job_, rows_); !st) fail_store("journal", st.error());
+    rows_.clear();
+  }
+
+  // --- Results ---
+
   void on_result(Result&& r) {
-    w_.write(r);
-    if (!eof_ && verifier_.pending() < high_ / 2) refill();
+    auto id = ids_.find(r.id);
+    std::string key = id == ids_.end() ? r.normalized : id->second;
+    if (id != ids_.end()) ids_.erase(id);
+    auto waiting = inflight_.find(key);
+    std::vector<Waiter> lines;
+    if (waiting != inflight_.end()) {
+      lines = std::move(waiting->second);
+      inflight_.erase(waiting);
+    }
+    if (cache_ && cacheable(r)) {
+      std::string json;
+      pipeline::append_json(r, json, false);
+      cache_batch_.push_back({key, std::chrono::system_clock::to_time_t(r.checked_at), json});
+    }
+    for (size_t i = 0; i < lines.size(); ++i) {
+      Result copy = i + 1 < lines.size() ? r : std::move(r);
+      copy.line = lines[i].line;
+      copy.email = std::move(lines[i].email);
+      emit(std::move(copy), lines[i].raw);
+    }
+    if (batch_.size() >= kCommitCount) commit();
+    if (verifier_.pending() < high_ / 2) refill();
     if (done()) e_.loop->stop();
   }
+
+  // A record is final: journal it (in the next commit), then the output.
+  void emit(Result&& r, std::string_view raw) {
+    std::string json;
+    pipeline::append_json(r, json, opts_.transcripts);
+    if (!r.normalized.empty()) recent_[r.normalized] = json;
+    fmt_.append(r, raw, out_buf_);
+    count(r);
+    if (journal_) {
+      store::ResultRecord rec;
+      rec.line = r.line;
+      rec.verdict = to_string(r.verdict);
+      rec.reason = to_string(r.reason);
+      rec.checked_at = std::chrono::system_clock::to_time_t(r.checked_at);
+      rec.json = std::move(json);
+      batch_.push_back(std::move(rec));
+    }
+    ++emitted_;
+  }
+
+  void count(const Result& r) {
+    ++counts_[static_cast<int>(r.verdict)];
+    ++written_;
+  }
+
+  // Makes the batch durable (one transaction), then writes it out. A crash between the two
+  // loses nothing: --resume rebuilds the output from the journal.
+  bool commit() {
+    store_rows();
+    if (failed_) return false;
+    if (journal_ && !batch_.empty()) {
+      if (auto st = journal_->record_results(job_, batch_); !st)
+        return fail_store("journal", st.error());
+      batch_.clear();
+      recent_.clear();  // findable in the journal now
+    }
+    if (!header_written_ && (header_known_ || eof_)) {
+      header_written_ = true;
+      std::string h = fmt_.header();
+      if (!write_out(h)) return false;
+    }
+    if (header_written_) {
+      if (!write_out(out_buf_)) return false;
+      out_buf_.clear();
+    }
+    if (cache_ && !cache_batch_.empty()) {
+      if (auto st = cache_->put_cache(cache_batch_); !st)
+        std::fprintf(diag_, "mxprobe verify: cache: %s (results not cached)\n",
+                     st.error().message.c_str());
+      cache_batch_.clear();
+    }
+    return true;
+  }
+
+  // --- Catch-all facts across runs (cache) ---
+
+  std::optional<bool> known_catch_all(const std::string& domain) {
+    if (!cache_) return std::nullopt;
+    auto f = cache_->get_domain_facts(domain);
+    if (!f || !f->has_value()) return std::nullopt;
+    return (*f)->catch_all;
+  }
+  void learned_catch_all(const std::string& domain, std::optional<bool> yes) {
+    if (!cache_ || !yes) return;
+    store::DomainFacts f;
+    f.domain = domain;
+    f.catch_all = yes;
+    f.last_contact = store::unix_now();
+    f.expires = f.last_contact + opts_.cache_ttl.count();
+    (void)cache_->put_domain_facts(f);
+  }
+
+  // --- Ticks ---
 
   void arm_tick() {
     tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(200), *this);
@@ -221,50 +507,215 @@ class Driver final : private loop::TimerHandler {
   }
   void on_timer(loop::TimerId, uint64_t) override {
     tick_armed_ = false;
-    // Results reach the file within a tick even when they trickle in (retries, slow servers):
-    // a reader of the output, or a crash, never waits on a half-full buffer.
-    w_.flush();
+    // Results reach the journal and the file within a tick even when they trickle in.
+    if (!commit()) return;
     if (progress_) {
-      // Records expected: exact once the input is read; before, extrapolated from the share of
-      // the input's bytes read so far (the read-ahead is small next to a large list).
       if (eof_)
-        ps_.total = records_;
+        ps_.total = records_seen_ > resume_after_ ? std::max(records_seen_, written_) : written_;
       else if (ps_.bytes_done > 0 && ps_.bytes_total > 0)
-        ps_.total = records_ * ps_.bytes_total / ps_.bytes_done;
-      ps_.done = w_.written();
+        ps_.total = records_seen_ * ps_.bytes_total / ps_.bytes_done;
+      ps_.done = written_;
       auto st = verifier_.scheduler().stats();
-      ps_.extra = w_.counts() + "  | sessions " + std::to_string(st.sessions) + ", waiting " +
+      ps_.extra = counts() + "  | sessions " + std::to_string(st.sessions) + ", waiting " +
                   human_count(static_cast<double>(st.waiting)) + " (retries)";
       progress_->maybe_draw(ps_, false);
     }
     if (!done()) arm_tick();
   }
 
-  pipeline::VerifierConfig with_starved(pipeline::VerifierConfig c) {
-    c.on_starved = [this] { on_starved(); };
-    return c;
-  }
-
   Engine& e_;
+  const VerifyOptions& opts_;
   InputFile& in_;
-  ResultWriter& w_;
+  OutputFile& out_;
+  std::FILE* diag_;
   Progress* progress_;
+  RecordFormatter fmt_;
   pipeline::Verifier verifier_;
   RecordReader reader_;
-  PolicyReloader reloader_;
+  PolicyReloader signals_;
+  store::SqliteStore* journal_ = nullptr;
+  store::SqliteStore* cache_ = nullptr;
+  JobId job_ = 0;
+  std::string header_;
+  unsigned char delim_ = ',';
+  bool header_known_ = false, header_written_ = false;
+  // Resume.
+  bool resuming_ = false, pending_done_ = false;
+  uint64_t resume_after_ = 0, pending_cursor_ = 0;
+  // In flight: verifier id -> normalised address -> the lines waiting for it (dedupe).
+  std::unordered_map<uint64_t, std::string> ids_;
+  std::unordered_map<std::string, std::vector<Waiter>> inflight_;
+  // Records not yet in the journal (all of them without one), by normalised address.
+  std::unordered_map<std::string, std::string> recent_;
+  std::vector<store::RowIn> rows_;
+  std::vector<store::ResultRecord> batch_;
+  std::vector<store::CacheEntry> cache_batch_;
+  std::string out_buf_;
   std::unique_ptr<char[]> chunk_;
   std::string read_error_;
-  uint64_t high_ = 1000, ceiling_ = 200'000, records_ = 0;
-  bool eof_ = false;
+  uint64_t high_ = 1000, ceiling_ = 200'000, records_seen_ = 0, next_id_ = 1;
+  uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
+  std::array<uint64_t, kVerdictCount> counts_{};
+  bool eof_ = false, interrupted_ = false, failed_ = false;
   loop::TimerId tick_{};
   bool tick_armed_ = false;
   ProgressState ps_;
 };
 
+// One mxprobe per journal: an exclusive flock on a lock file next to it, held for the run
+// (released by the kernel however the process ends). -1 and `err` when another one holds it.
+int lock_journal(const std::string& path, std::string& err) {
+  std::string lock = path + ".lock";
+  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    err = "cannot open " + lock + ": " + std::strerror(errno);
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    err = path + " is in use by another mxprobe (lock " + lock + ")";
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void remove_journal(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm"})
+    std::remove((path + suffix).c_str());
+}
+
+std::string default_cache_path() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  std::string base;
+  if (xdg && *xdg) {
+    base = xdg;
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    base = std::string(home) + "/.cache";
+  } else {
+    return {};
+  }
+  return base + "/mxprobe/cache.db";
+}
+
+bool make_parent_dirs(const std::string& path) {
+  for (size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
+    std::string dir = path.substr(0, pos);
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag) {
   std::string err;
+  // The journal: --journal, or OUTPUT.journal next to an output file.
+  std::string journal_path = opts.journal;
+  if (journal_path.empty() && !opts.no_journal && opts.output != "-")
+    journal_path = opts.output + ".journal";
+  if (opts.no_journal) journal_path.clear();
+  if (opts.resume && journal_path.empty()) {
+    std::fprintf(diag, "mxprobe verify: --resume needs a journal (an output file, or --journal)\n");
+    return 2;
+  }
+  std::unique_ptr<store::SqliteStore> journal;
+  std::optional<store::JobInfo> old_job;
+  struct LockFd {
+    int fd = -1;
+    ~LockFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } lock;
+  if (!journal_path.empty()) {
+    lock.fd = lock_journal(journal_path, err);
+    if (lock.fd < 0) {
+      std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+      return 2;
+    }
+  }
+  nlohmann::json old_options;
+  if (!journal_path.empty()) {
+    struct stat st {};
+    bool exists = stat(journal_path.c_str(), &st) == 0;
+    if (opts.resume && !exists) {
+      std::fprintf(diag, "mxprobe verify: nothing to resume: no journal %s\n",
+                   journal_path.c_str());
+      return 2;
+    }
+    if (exists) {
+      auto j = store::SqliteStore::open(journal_path);
+      if (!j) {
+        std::fprintf(diag, "mxprobe verify: journal %s: %s\n", journal_path.c_str(),
+                     j.error().message.c_str());
+        return 2;
+      }
+      auto latest = (*j)->latest_job();
+      if (!latest) {
+        std::fprintf(diag, "mxprobe verify: journal %s: %s\n", journal_path.c_str(),
+                     latest.error().message.c_str());
+        return 2;
+      }
+      old_job = *latest;
+      if (old_job && old_job->state != "finished" && !opts.resume) {
+        auto counts = (*j)->count_by_state(old_job->id);
+        std::fprintf(diag,
+                     "mxprobe verify: %s holds an unfinished job (%llu records done): add "
+                     "--resume to finish it, or delete the file to start over\n",
+                     journal_path.c_str(),
+                     counts ? static_cast<unsigned long long>(counts->done) : 0ULL);
+        return 2;
+      }
+      if (opts.resume) {
+        if (!old_job) {
+          std::fprintf(diag, "mxprobe verify: nothing to resume in %s\n", journal_path.c_str());
+          return 2;
+        }
+        old_options = nlohmann::json::parse(old_job->options_json, nullptr, false);
+        if (old_options.is_discarded()) old_options = nlohmann::json::object();
+        const std::string fmt = opts.format == OutputFormat::Csv ? "csv" : "jsonl";
+        if (old_options.value("input", "") != opts.input ||
+            old_options.value("output", "") != opts.output ||
+            old_options.value("format", "") != fmt) {
+          std::fprintf(diag,
+                       "mxprobe verify: %s is the journal of another job (input %s, output %s, "
+                       "format %s): resume with the same --input, --output and --format\n",
+                       journal_path.c_str(), old_options.value("input", "?").c_str(),
+                       old_options.value("output", "?").c_str(),
+                       old_options.value("format", "?").c_str());
+          return 2;
+        }
+        journal = std::move(*j);
+      } else {
+        j->reset();  // a finished job's journal: start over
+        remove_journal(journal_path);
+      }
+    }
+    if (!journal) {
+      auto j = store::SqliteStore::open(journal_path);
+      if (!j) {
+        std::fprintf(diag, "mxprobe verify: journal %s: %s\n", journal_path.c_str(),
+                     j.error().message.c_str());
+        return 2;
+      }
+      journal = std::move(*j);
+      old_job.reset();
+    }
+  }
+  std::unique_ptr<store::SqliteStore> cache;
+  if (!opts.no_cache) {
+    std::string path = opts.cache.empty() ? default_cache_path() : opts.cache;
+    if (!path.empty() && make_parent_dirs(path)) {
+      auto c = store::SqliteStore::open(path);
+      if (c) {
+        cache = std::move(*c);
+        (void)cache->prune_cache(store::unix_now() - opts.cache_ttl.count());
+      } else {
+        std::fprintf(diag, "mxprobe verify: cache %s: %s (going on without it)\n", path.c_str(),
+                     c.error().message.c_str());
+      }
+    }
+  }
+
   InputFile in;
   OutputFile out;
   if (!in.open(opts.input, err) || !out.open(opts.output, err)) {
@@ -281,29 +732,56 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   // A bar on a terminal, a status line every few seconds otherwise, nothing with --no-progress.
   bool show = opts.progress != 0;
   Progress progress(diag, isatty(fileno(diag)) && opts.progress == -1, "verified");
-  ResultWriter writer(out, opts.format, opts.transcripts);
-  Driver driver(e, in, writer, opts, show ? &progress : nullptr, in.size(), diag);
-  int rc = driver.run(diag);
-  bool wrote = writer.flush() && out.close(err);
+  Runner runner(e, opts, in, out, diag, show ? &progress : nullptr);
+  runner.set_journal(journal.get());
+  runner.set_cache(cache.get());
+  if (old_job && opts.resume) {
+    if (!runner.resume(old_job->id, old_options)) return 1;
+    std::fprintf(diag, "mxprobe verify: resuming: %llu records from the journal\n",
+                 static_cast<unsigned long long>(runner.rebuilt()));
+  }
+  int rc = runner.run();
+  bool closed = out.close(err);
   if (show) {
-    auto& ps = driver.progress_state();
-    ps.done = writer.written();
-    ps.extra = writer.counts();
+    auto& ps = runner.progress_state();
+    ps.done = runner.written();
+    ps.extra = runner.counts();
     progress.finish(ps);
   }
-  if (!wrote) {
-    std::fprintf(diag, "mxprobe verify: %s\n",
-                 writer.failed() ? writer.error().c_str() : err.c_str());
+  if (!closed) {
+    std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
     return 1;
   }
+  if (rc == 130) {
+    if (journal) {
+      (void)journal->set_job_state(runner.job(), "interrupted");
+      std::fprintf(diag,
+                   "mxprobe verify: %llu records written; to finish, run the same command with "
+                   "--resume (journal: %s)\n",
+                   static_cast<unsigned long long>(runner.written()), journal_path.c_str());
+    } else {
+      std::fprintf(diag, "mxprobe verify: %llu records written; no journal, cannot resume\n",
+                   static_cast<unsigned long long>(runner.written()));
+    }
+    return rc;
+  }
   if (rc == 0) {
-    const auto& st = driver.stats();
+    if (journal && runner.finished()) {
+      if (runner.job() != 0) (void)journal->set_job_state(runner.job(), "finished");
+      if (!opts.keep_journal) {
+        journal.reset();
+        remove_journal(journal_path);
+        std::remove((journal_path + ".lock").c_str());
+      }
+    }
+    const auto& st = runner.stats();
     std::fprintf(diag,
                  "mxprobe verify: %llu records: %s; %llu SMTP sessions, %llu retries, "
-                 "%llu failovers, %llu idle domains forgotten\n",
-                 (unsigned long long)writer.written(), writer.counts().c_str(),
+                 "%llu failovers, %llu duplicates, %llu from cache, %llu idle domains forgotten\n",
+                 (unsigned long long)runner.written(), runner.counts().c_str(),
                  (unsigned long long)st.sessions_started, (unsigned long long)st.retries,
-                 (unsigned long long)st.failovers, (unsigned long long)st.domains_evicted);
+                 (unsigned long long)st.failovers, (unsigned long long)runner.deduped(),
+                 (unsigned long long)runner.from_cache(), (unsigned long long)st.domains_evicted);
   }
   return rc;
 }

@@ -6,7 +6,10 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
+
 #include "app/engine_options.hpp"
+#include "app/output.hpp"
 #include "app/records.hpp"
 
 namespace mxp::app {
@@ -19,8 +22,6 @@ struct CheckOptions {
 };
 int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out, std::FILE* diag);
 
-enum class OutputFormat : uint8_t { Jsonl, Csv };
-
 struct VerifyOptions {
   std::string input = "-";
   std::string output = "-";
@@ -28,6 +29,13 @@ struct VerifyOptions {
   RecordOptions records;
   bool transcripts = false;
   int progress = -1;  // -1: a bar when stderr is a terminal; 0: never; 1: status lines
+  // Journal (docs/jobs.md): default OUTPUT.journal for an output file, none for stdout.
+  std::string journal;
+  bool no_journal = false, resume = false, keep_journal = false;
+  // Results cache: default $XDG_CACHE_HOME/mxprobe/cache.db (~/.cache/...).
+  std::string cache;
+  bool no_cache = false;
+  std::chrono::seconds cache_ttl = std::chrono::hours(24 * 7);
 };
 int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag);
 

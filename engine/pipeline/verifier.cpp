@@ -435,6 +435,17 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
     sched_.set_domain_group(d.sid, sched_.group_for_mx(answer.targets[0].host), now);
     const bool want_probe = cfg_.catch_all_probe && sched_.domain_settings(d.sid).catch_all_probe;
     if (want_probe && d.probe == Domain::Probe::NotStarted &&
+        catch_all_.state(d.name) == sched::CatchAllCache::State::Unknown && cfg_.catch_all_known) {
+      // Learned in an earlier run: the answer a probe gave then stands in for the probe.
+      if (auto yes = cfg_.catch_all_known(d.name)) {
+        verdict::Classification probe;
+        probe.verdict = *yes ? Verdict::Deliverable : Verdict::Undeliverable;
+        probe.reason = *yes ? Reason::Accepted : Reason::MailboxNotFound;
+        catch_all_.begin_probe(d.name);
+        catch_all_.record(d.name, probe);
+      }
+    }
+    if (want_probe && d.probe == Domain::Probe::NotStarted &&
         catch_all_.state(d.name) == sched::CatchAllCache::State::Known) {
       d.probe = Domain::Probe::Done;  // probed before this domain was forgotten
       d.probe_cls = *catch_all_.probe(d.name);
@@ -565,6 +576,12 @@ void Verifier::finish_item(Domain& d, Item* item, const verdict::Classification&
       catch_all_.record(d.name, c);
     else
       catch_all_.forget(d.name);
+    if (cfg_.catch_all_learned) {
+      auto fact = verdict::catch_all_from_probe(c);
+      cfg_.catch_all_learned(d.name, fact == verdict::CatchAll::Unknown
+                                         ? std::nullopt
+                                         : std::optional<bool>(fact == verdict::CatchAll::Yes));
+    }
     --d.live;
     free_item(item);
     release_held(d);

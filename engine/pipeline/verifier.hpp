@@ -52,6 +52,10 @@ struct VerifierConfig {
   // Called (from the loop, never from submit) when the scheduler has room for sessions but no
   // queued address may start now and no DNS answer is awaited: the feeder may submit more.
   std::function<void()> on_starved;
+  // Catch-all facts from earlier runs (the results cache): yes/no, or nullopt when unknown; and
+  // what this run learned (nullopt: the probe could not tell). Called on the loop.
+  std::function<std::optional<bool>(const std::string& domain)> catch_all_known;
+  std::function<void(const std::string& domain, std::optional<bool> catch_all)> catch_all_learned;
   // Operator-facing lines (back-off, recovery, blocks), without a trailing newline.
   std::function<void(const std::string&)> log;
 };

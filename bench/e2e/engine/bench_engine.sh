@@ -143,7 +143,7 @@ measure() {
   else
     bench_policy "$conc" "$rcpts" "$WORK/policy.toml"
     taskset -c 0 /usr/bin/time -f '%U %S %M' -o "$WORK/time.txt" \
-      "$MXPROBE" verify --dns 127.0.0.1:$DNS_PORT --input "$WORK/in.txt" \
+      "$MXPROBE" verify --no-cache --dns 127.0.0.1:$DNS_PORT --input "$WORK/in.txt" \
       --output "$WORK/out.jsonl" --policy "$WORK/policy.toml" \
       --backend "${client#mxprobe-}" --no-progress -c "$conc" --domain-concurrency "$conc" \
       --rcpts-per-session "$rcpts" --no-catch-all --smtp-port 25 2>"$WORK/client.err" &
@@ -258,7 +258,7 @@ park() {
   t0=$(now_ns)
   # Same flags whatever the number of sessions; timeouts far beyond the run.
   bench_policy "$PARKED" 1 "$WORK/parked.toml"
-  taskset -c 0 "$MXPROBE" verify --dns 127.0.0.1:$FARM_DNS_PORT --input "$input" \
+  taskset -c 0 "$MXPROBE" verify --no-cache --dns 127.0.0.1:$FARM_DNS_PORT --input "$input" \
     --policy "$WORK/parked.toml" \
     --output /dev/null --backend "$backend" --no-progress -c "$PARKED" \
     --domain-concurrency $(((PARKED + FARM_HOSTS - 1) / FARM_HOSTS)) --rcpts-per-session 1 \

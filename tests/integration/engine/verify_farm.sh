@@ -76,7 +76,7 @@ json.dump({"expect": expect, "records": len(emails) + len(hostile) + 1, "busy": 
           open(sys.argv[3], "w"))
 PY
 
-/usr/bin/time -f '%M' -o "$WORK/rss.txt" "$MXPROBE" verify --backend "$BACKEND" --policy "$LAB_POLICY" \
+/usr/bin/time -f '%M' -o "$WORK/rss.txt" "$MXPROBE" verify --backend "$BACKEND" --policy "$LAB_POLICY" --no-cache \
   --dns "127.0.0.1:$DNS_PORT" --input "$WORK/list.csv" --output "$WORK/out.jsonl" --no-progress \
   --timeout-connect 2 --timeout-banner 2 --timeout-command 2 --timeout-dns 0.5 \
   -c 50 --domain-concurrency 2 --helo probe.client.test --max-domains 5 \
@@ -86,12 +86,12 @@ forgotten=$(sed -n 's/.* \([0-9]*\) idle domains forgotten.*/\1/p' "$WORK/mxprob
 ((forgotten > 0)) || fail "no idle domain was forgotten with --max-domains 5: $(cat "$WORK/mxprobe.err")"
 # The 421 greeting: two sessions at once from one address, two recipients each, so one of them
 # meets the busy first MX and must go on to the second.
-"$MXPROBE" verify --backend "$BACKEND" --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" --input "$WORK/busy.txt" \
+"$MXPROBE" verify --backend "$BACKEND" --policy "$LAB_POLICY" --no-cache --dns "127.0.0.1:$DNS_PORT" --input "$WORK/busy.txt" \
   --output "$WORK/busy.jsonl" --no-progress --domain-concurrency 2 --rcpts-per-session 2 \
   --timeout-banner 3 --helo probe.client.test 2>"$WORK/mxprobe.err" ||
   { cat "$WORK/mxprobe.err" >&2; fail "mxprobe verify (busy) failed"; }
 # CSV out: the same fields flattened, RFC 4180 quoting (Exchange's texts hold commas).
-"$MXPROBE" verify --backend "$BACKEND" --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" --input "$WORK/busy.txt" \
+"$MXPROBE" verify --backend "$BACKEND" --policy "$LAB_POLICY" --no-cache --dns "127.0.0.1:$DNS_PORT" --input "$WORK/busy.txt" \
   --output "$WORK/busy.csv" --format csv --no-progress --helo probe.client.test \
   2>"$WORK/mxprobe.err" || { cat "$WORK/mxprobe.err" >&2; fail "mxprobe verify --format csv failed"; }
 stop_farm

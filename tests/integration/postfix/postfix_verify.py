@@ -398,7 +398,7 @@ def main():
                 tag = f"[{backend}{' --transcript' if transcript else ''}]"
                 out_path = os.path.join(work, f"out-{backend}-{transcript}.jsonl")
                 t = time.monotonic()
-                p = run([mxprobe, "verify", "--input", in_path, "--output", out_path, "--format",
+                p = run([mxprobe, "verify", "--no-cache", "--input", in_path, "--output", out_path, "--format",
                          "jsonl", "--backend", backend, "--no-progress", "--rcpts-per-session",
                          str(RCPTS_PER_SESSION)] + (["--transcript"] if transcript else []) +
                         common)

@@ -163,7 +163,7 @@ def run(kind):
     global tr
     drain_log()  # the previous run's last lines (sessions closing) go to the old state
     tr = RunState()
-    cmd = [mxprobe, "verify", "--input", f"{work}/{kind}.txt", "--output", "-", "--no-progress",
+    cmd = [mxprobe, "verify", "--no-cache", "--input", f"{work}/{kind}.txt", "--output", "-", "--no-progress",
            "--dns", f"127.0.0.1:{dns_port}", "--timeout-dns", "1",
            "--policy", f"{work}/policy.toml", "--source-ip", SOURCE_IP,
            "--helo", "probe.client.test",

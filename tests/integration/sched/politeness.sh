@@ -148,7 +148,7 @@ session = { recipients = 1, rejections = 4 }
 EOF
 
 run() { # NAME SOURCE-OPTIONS...
-  "$MXPROBE" verify --policy "$WORK/$1.toml" --dns "127.0.0.1:$DNS_PORT" \
+  "$MXPROBE" verify --no-cache --policy "$WORK/$1.toml" --dns "127.0.0.1:$DNS_PORT" \
     --input "$WORK/list-$1.txt" --output "$WORK/out-$1.jsonl" --no-progress \
     --timeout-connect 5 --timeout-banner 5 --timeout-command 5 --helo probe.client.test \
     "${@:2}" 2>"$WORK/err-$1.txt"

@@ -35,7 +35,7 @@ TOML
 }
 policy 2 1
 
-"$MXPROBE" verify --policy "$WORK/policy.toml" --dns "127.0.0.1:$DNS_PORT" --no-progress \
+"$MXPROBE" verify --no-cache --policy "$WORK/policy.toml" --dns "127.0.0.1:$DNS_PORT" --no-progress \
   --input "$WORK/list.txt" --output "$WORK/out.jsonl" --helo reload.client.test \
   2>"$WORK/mxprobe.err" &
 MX_PID=$!
