@@ -611,8 +611,12 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   std::string err;
   // The journal: --journal, or OUTPUT.journal next to an output file.
   std::string journal_path = opts.journal;
-  if (journal_path.empty() && !opts.no_journal && opts.output != "-")
-    journal_path = opts.output + ".journal";
+  if (journal_path.empty() && !opts.no_journal && opts.output != "-") {
+    struct stat st {};
+    // Next to a file, not next to /dev/null or a FIFO.
+    if (stat(opts.output.c_str(), &st) != 0 || S_ISREG(st.st_mode))
+      journal_path = opts.output + ".journal";
+  }
   if (opts.no_journal) journal_path.clear();
   if (opts.resume && journal_path.empty()) {
     std::fprintf(diag, "mxprobe verify: --resume needs a journal (an output file, or --journal)\n");

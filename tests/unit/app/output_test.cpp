@@ -1,0 +1,77 @@
+// CSV and JSON Lines records: the user's columns first (same delimiter, untouched), ours after,
+// renamed on a clash; fields quoted for the delimiter in use; a record too long to keep gets
+// empty user fields, never a broken line.
+#include "app/output.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mxp::app {
+namespace {
+
+pipeline::Result sample() {
+  pipeline::Result r;
+  r.line = 2;
+  r.email = "a;b@x.test";
+  r.normalized = "a;b@x.test";
+  r.verdict = Verdict::Deliverable;
+  r.reason = Reason::Accepted;
+  r.has_smtp = true;
+  r.code = 250;
+  r.message = "ok \"fine\"";
+  r.checked_at = std::chrono::system_clock::from_time_t(1795811467);
+  return r;
+}
+
+TEST(RecordFormatter, PlainCsvHasOurColumnsOnly) {
+  RecordFormatter f(OutputFormat::Csv, false);
+  EXPECT_EQ(f.header().substr(0, 30), "line,email,normalized,verdict,");
+  std::string out;
+  f.append(sample(), "", out);
+  auto fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ',');
+  ASSERT_EQ(fields.size(), RecordFormatter::columns().size());
+  EXPECT_EQ(fields[1], "a;b@x.test");
+  EXPECT_EQ(fields[10], "ok \"fine\"");
+  EXPECT_EQ(fields.back(), "false");
+}
+
+TEST(RecordFormatter, CsvInputColumnsComeFirstWithTheirDelimiter) {
+  RecordFormatter f(OutputFormat::Csv, false);
+  f.set_input_header("ID;EMAIL;\"note;x\"", ';');
+  EXPECT_TRUE(f.keeps_input_columns());
+  std::string h = f.header();
+  ASSERT_EQ(h.substr(h.size() - 2), "\r\n");
+  auto names = RecordFormatter::split_csv_line(h.substr(0, h.size() - 2), ';');
+  ASSERT_EQ(names.size(), 3 + RecordFormatter::columns().size());
+  EXPECT_EQ(names[2], "note;x");
+  EXPECT_EQ(names[3], "line");
+  EXPECT_EQ(names[4], "mxprobe_email");  // "EMAIL" is the user's (case-insensitive clash)
+  EXPECT_EQ(names[5], "normalized");
+  std::string out;
+  f.append(sample(), "7;a;b@x.test;\"n;1\"", out);
+  auto fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ';');
+  EXPECT_EQ(fields[0], "7");
+  EXPECT_EQ(fields[3], "n;1");  // the user's record untouched
+  EXPECT_EQ(fields[5], "a;b@x.test");  // ours, quoted for ';'
+  // A record too long to keep: the user's three columns are empty, the line still parses.
+  out.clear();
+  f.append(sample(), "", out);
+  fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ';');
+  ASSERT_EQ(fields.size(), names.size());
+  EXPECT_EQ(fields[0], "");
+  EXPECT_EQ(fields[2], "");
+  EXPECT_EQ(fields[3], "2");
+}
+
+TEST(RecordFormatter, JsonLinesIgnoreTheInputColumns) {
+  RecordFormatter f(OutputFormat::Jsonl, false);
+  f.set_input_header("id,email", ',');
+  EXPECT_FALSE(f.keeps_input_columns());
+  EXPECT_EQ(f.header(), "");
+  std::string out;
+  f.append(sample(), "1,a;b@x.test", out);
+  EXPECT_EQ(out.rfind("{\"line\":2,", 0), 0u) << out;
+  EXPECT_EQ(out.back(), '\n');
+}
+
+}  // namespace
+}  // namespace mxp::app
