@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "app/serve.hpp"
 #include "app/syntax.hpp"
 #include "app/verify.hpp"
 #include "sched/policy.hpp"
@@ -83,6 +84,23 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   mxp::app::add_engine_options(*v, eng);
 
+  mxp::app::ServeOptions srv;
+  std::string srv_ttl = "7d";
+  auto* sv = app.add_subcommand(
+      "serve", "HTTP API, WebSocket and metrics on the engine's loop (docs/api.md)");
+  sv->add_option("--listen", srv.listen, "IP:PORT to listen on (loopback unless a token is set)")
+      ->capture_default_str();
+  sv->add_option("--token", srv.token, "Bearer token every endpoint but /healthz needs");
+  sv->add_option("--token-file", srv.token_file, "read the token from this file (first line)")
+      ->check(CLI::ExistingFile);
+  sv->add_option("--console", srv.console, "directory served at / (the admin console)")
+      ->check(CLI::ExistingDirectory);
+  sv->add_option("--cache", srv.cache,
+                 "results cache, SQLite (default: ~/.cache/mxprobe/cache.db)");
+  sv->add_flag("--no-cache", srv.no_cache, "neither read nor write the results cache");
+  sv->add_option("--cache-ttl", srv_ttl, "reuse cached results this recent")->capture_default_str();
+  mxp::app::add_engine_options(*sv, eng);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -112,6 +130,15 @@ int main(int argc, char** argv) {
     }
     ver.cache_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
     return mxp::app::run_verify(ver, eng, stderr);
+  }
+  if (*sv) {
+    auto ttl = mxp::sched::parse_duration(srv_ttl);
+    if (!ttl) {
+      std::fprintf(stderr, "mxprobe serve: --cache-ttl '%s' is not a duration\n", srv_ttl.c_str());
+      return 2;
+    }
+    srv.cache_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+    return mxp::app::run_serve(srv, eng, stderr);
   }
   return 2;
 }

@@ -39,4 +39,9 @@ struct VerifyOptions {
 };
 int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag);
 
+// $XDG_CACHE_HOME/mxprobe/cache.db, else ~/.cache/mxprobe/cache.db; "" without either.
+std::string default_cache_path();
+// mkdir -p of the directories above `path`.
+bool make_parent_dirs(const std::string& path);
+
 }  // namespace mxp::app

@@ -90,6 +90,8 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
 
   void begin(const std::vector<sched::ItemRef>& refs) {
     TimePoint now = v_.loop_.now();
+    stage_since_ = now;
+    if (v_.cfg_.on_session) v_.cfg_.on_session();
     add(refs, now);
     session_.start(now);
     loop::ConnectOptions co;
@@ -160,6 +162,14 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   void pump() {
     if (ended_) return;
     TimePoint now = v_.loop_.now();
+    if (v_.cfg_.on_stage) {
+      const smtp::Stage st = session_.stage();
+      if (st != stage_ || session_.done()) {
+        v_.cfg_.on_stage(stage_, now - stage_since_);
+        stage_ = st;
+        stage_since_ = now;
+      }
+    }
     while (auto r = session_.pop_result()) {
       Item* item = items_[r->id];
       items_[r->id] = nullptr;
@@ -216,6 +226,8 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   loop::TimerId timer_{};
   std::optional<TimePoint> armed_for_;
   bool conn_open_ = false, timer_armed_ = false, ended_ = false, connect_failed_ = false;
+  smtp::Stage stage_ = smtp::Stage::Connect;  // for on_stage
+  TimePoint stage_since_{};
 
  public:
   size_t index = 0;  // position in Verifier::sessions_

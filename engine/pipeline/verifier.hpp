@@ -56,6 +56,11 @@ struct VerifierConfig {
   // what this run learned (nullopt: the probe could not tell). Called on the loop.
   std::function<std::optional<bool>(const std::string& domain)> catch_all_known;
   std::function<void(const std::string& domain, std::optional<bool> catch_all)> catch_all_learned;
+  // Time spent waiting in each SMTP stage of a session (connect, banner, EHLO, ...), reported as
+  // the session moves on; with PIPELINING, MAIL FROM and RCPT TO replies arrive together.
+  std::function<void(smtp::Stage stage, std::chrono::nanoseconds waited)> on_stage;
+  // A session was opened (connects/s).
+  std::function<void()> on_session;
   // Operator-facing lines (back-off, recovery, blocks), without a trailing newline.
   std::function<void(const std::string&)> log;
 };

@@ -1,0 +1,661 @@
+// The job runner of `mxprobe verify` (and of the jobs of `mxprobe serve`): reads the input as
+// work drains, journals rows and results, dedupes, answers from the cache, writes the output,
+// resumes after a crash. It drives a Verifier it owns (the CLI) or one shared with other work
+// (serve: real-time checks and several jobs; the owner routes each result to its runner by id).
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "address/address.hpp"
+#include "app/engine_options.hpp"
+#include "app/io.hpp"
+#include "app/output.hpp"
+#include "app/records.hpp"
+#include "app/reload.hpp"
+#include "app/verify.hpp"
+#include "core/progress.hpp"
+#include "pipeline/result.hpp"
+#include "pipeline/verifier.hpp"
+#include "store/sqlite_store.hpp"
+#include "verdict/classify.hpp"
+
+namespace mxp::app {
+
+using pipeline::Result;
+
+// A result for a record that never reaches DNS: bad syntax or a broken input record.
+inline Result invalid_result(const Record& r, std::string_view error) {
+  Result res;
+  res.line = r.number;
+  res.email.assign(r.field);
+  auto c = verdict::classify_syntax_error();
+  res.verdict = c.verdict;
+  res.reason = c.reason;
+  res.error.assign(error);
+  res.checked_at = std::chrono::system_clock::now();
+  return res;
+}
+
+using store::JobId;
+
+inline constexpr size_t kCommitCount = 2000;  // results per journal transaction at most
+inline constexpr auto kForever = std::chrono::hours(24 * 365 * 100);
+
+inline bool cacheable(const Result& r) {
+  // Final answers about the mailbox or domain; never "unknown" (it may change in minutes) nor
+  // syntax errors (no address to key on).
+  return r.verdict != Verdict::Unknown && !r.normalized.empty();
+}
+
+inline std::string options_json(const VerifyOptions& o, std::string_view header,
+                                unsigned char delim) {
+  nlohmann::json j = {{"input", o.input},
+                      {"output", o.output},
+                      {"format", o.format == OutputFormat::Csv ? "csv" : "jsonl"},
+                      {"column", o.records.column},
+                      {"header", std::string(header)},
+                      {"delimiter", std::string(1, static_cast<char>(delim))}};
+  return j.dump();
+}
+
+// Everything `mxprobe verify` does around the verifier: reads the input as work drains,
+// journals rows and results, dedupes, answers from the cache, writes the output, resumes.
+class Runner final : private loop::TimerHandler {
+ public:
+  // The CLI: the runner owns its verifier and the loop (stops it when done; Ctrl-C stops it).
+  Runner(Engine& e, const VerifyOptions& opts, InputFile& in, OutputFile& out, std::FILE* diag,
+         Progress* progress)
+      : e_(e),
+        opts_(opts),
+        in_(in),
+        out_(out),
+        diag_(diag),
+        progress_(progress),
+        fmt_(opts.format, opts.transcripts),
+        own_verifier_(
+            std::make_unique<pipeline::Verifier>(*e.loop, *e.resolver, with_hooks(e.config),
+                                                 [this](Result&& r) { deliver(std::move(r)); })),
+        verifier_(*own_verifier_),
+        reader_(opts.records, [this](const Record& r) { on_record(r); }) {
+    signals_ =
+        std::make_unique<PolicyReloader>(e, verifier_, diag, [this](int sig) { interrupt(sig); });
+    init(in);
+  }
+
+  // serve: a verifier shared with other work. Results must be handed to deliver(); ids this
+  // runner submits start at `id_base`; the owner calls on_starved() when the verifier starves
+  // and learns the end through `on_done` (the loop keeps running).
+  Runner(Engine& e, const VerifyOptions& opts, InputFile& in, OutputFile& out, std::FILE* diag,
+         pipeline::Verifier& shared, uint64_t id_base, std::function<void()> on_done)
+      : e_(e),
+        opts_(opts),
+        in_(in),
+        out_(out),
+        diag_(diag),
+        progress_(nullptr),
+        fmt_(opts.format, opts.transcripts),
+        verifier_(shared),
+        reader_(opts.records, [this](const Record& r) { on_record(r); }),
+        on_done_(std::move(on_done)),
+        next_id_(id_base) {
+    init(in);
+  }
+
+  ~Runner() {
+    if (tick_armed_) e_.loop->cancel_timer(tick_);
+  }
+
+  // Starts feeding without running the loop (serve); run() does both (CLI).
+  void begin() {
+    refill();
+    arm_tick();
+  }
+  // Stops taking new addresses (in-flight ones finish and are recorded); resume() goes on.
+  void pause() { paused_ = true; }
+  void resume_feeding() {
+    paused_ = false;
+    refill();
+  }
+  // Stops for good: nothing more is read or submitted; in-flight addresses finish.
+  void cancel() {
+    cancelled_ = true;
+    check_done();
+  }
+  bool paused() const { return paused_; }
+  bool cancelled() const { return cancelled_; }
+  bool is_done() const { return done(); }
+  uint64_t records_seen() const { return records_seen_; }
+  bool input_read() const { return eof_; }
+  double progress_fraction() const {
+    if (eof_) return records_seen_ ? double(written_) / double(records_seen_) : 1.0;
+    return ps_.bytes_total ? double(ps_.bytes_done) / double(ps_.bytes_total) : 0.0;
+  }
+  uint64_t count_of(Verdict v) const { return counts_[static_cast<int>(v)]; }
+  // A result of an address this runner submitted.
+  void deliver(Result&& r) { on_result(std::move(r)); }
+  bool owns(uint64_t id) const { return ids_.count(id) != 0; }
+  void on_starved() { starved(); }
+
+  void init(InputFile& in) {
+    const auto& pol = verifier_.scheduler().policy();
+    high_ = std::max<uint64_t>(
+        1000, uint64_t(pol.max_sessions()) * pol.domain_settings("", std::nullopt).recipients * 4);
+    ceiling_ = std::max<uint64_t>(200'000, high_ * 10);
+    ps_.bytes_total = in.size();
+  }
+
+  void set_journal(store::SqliteStore* j) { journal_ = j; }
+  void set_cache(store::SqliteStore* c) { cache_ = c; }
+
+  // Resuming `job`: rebuilds the output from the journal and continues after its last row.
+  bool resume(JobId job, const nlohmann::json& options) {
+    job_ = job;
+    header_ = options.value("header", std::string());
+    std::string d = options.value("delimiter", std::string(","));
+    delim_ = static_cast<unsigned char>(d.empty() ? ',' : d[0]);
+    if (!header_.empty()) fmt_.set_input_header(header_, delim_);
+    auto max = journal_->max_line(job);
+    if (!max) return fail_store("journal", max.error());
+    resume_after_ = *max;
+    resuming_ = true;
+    pending_cursor_ = 0;
+    // The output is made whole from the journal: every committed record once, none torn.
+    std::string buf = fmt_.header();
+    header_written_ = true;
+    uint64_t after = 0;
+    for (;;) {
+      auto page = journal_->done_page(job, after, 4096);
+      if (!page) return fail_store("journal", page.error());
+      if (page->empty()) break;
+      for (const auto& row : *page) {
+        Result r;
+        std::string err;
+        if (!pipeline::parse_json(row.record, r, err)) {
+          std::fprintf(diag_, "mxprobe verify: journal line %llu: %s\n",
+                       static_cast<unsigned long long>(row.line), err.c_str());
+          return false;
+        }
+        fmt_.append(r, row.raw, buf);
+        count(r);
+        after = row.line;
+      }
+      if (!write_out(buf)) return false;
+      buf.clear();
+    }
+    if (!write_out(buf)) return false;
+    rebuilt_ = written_;
+    return true;
+  }
+
+  // Returns an exit code.
+  int run() {
+    begin();
+    if (failed_) return 1;
+    if (!done()) e_.loop->run();
+    if (tick_armed_) e_.loop->cancel_timer(tick_);
+    tick_armed_ = false;
+    if (!commit()) return 1;
+    if (failed_) return 1;
+    if (!read_error_.empty()) {
+      std::fprintf(diag_, "mxprobe verify: %s\n", read_error_.c_str());
+      return 1;
+    }
+    if (!reader_.error().empty()) {
+      std::fprintf(diag_, "mxprobe verify: %s\n", reader_.error().c_str());
+      return 2;
+    }
+    if (interrupted_) return 130;
+    return 0;
+  }
+
+  bool finished() const { return done() && !interrupted_ && !failed_; }
+  JobId job() const { return job_; }
+  uint64_t written() const { return written_; }
+  uint64_t rebuilt() const { return rebuilt_; }
+  uint64_t deduped() const { return deduped_; }
+  uint64_t from_cache() const { return from_cache_; }
+  ProgressState& progress_state() { return ps_; }
+  const pipeline::VerifierStats& stats() const { return verifier_.stats(); }
+  std::string counts() const {
+    std::string s;
+    for (int i = 0; i < kVerdictCount; ++i) {
+      if (i) s += "  ";
+      s += to_string(static_cast<Verdict>(i));
+      s += ' ';
+      s += human_count(static_cast<double>(counts_[i]));
+    }
+    return s;
+  }
+
+ private:
+  struct Waiter {
+    uint64_t line = 0;
+    std::string email, raw;
+  };
+
+  pipeline::VerifierConfig with_hooks(pipeline::VerifierConfig c) {
+    c.on_starved = [this] { starved(); };
+    c.catch_all_known = [this](const std::string& domain) { return known_catch_all(domain); };
+    c.catch_all_learned = [this](const std::string& domain, std::optional<bool> yes) {
+      learned_catch_all(domain, yes);
+    };
+    return c;
+  }
+
+  bool done() const {
+    return (eof_ || interrupted_ || failed_ || cancelled_) && ids_.empty() && !pending_rows_left();
+  }
+  bool pending_rows_left() const {
+    return resuming_ && !pending_done_ && !interrupted_ && !cancelled_;
+  }
+  // Addresses this runner submitted and has no result for yet.
+  uint64_t in_flight() const { return ids_.size(); }
+  // The end: the CLI stops the loop, serve hears about it (once).
+  void check_done() {
+    if (!done()) return;
+    if (own_verifier_) {
+      e_.loop->stop();
+    } else if (on_done_ && !done_reported_) {
+      done_reported_ = true;
+      commit();
+      on_done_();
+    }
+  }
+
+  void interrupt(int sig) {
+    if (interrupted_) return;
+    interrupted_ = true;
+    std::fprintf(diag_, "\nmxprobe verify: %s: stopping; finished work is kept\n",
+                 sig == SIGINT ? "interrupted" : "terminated");
+    stop_loop();
+  }
+
+  bool fail_store(const char* what, const store::Error& err) {
+    std::fprintf(diag_, "mxprobe verify: %s: %s\n", what, err.message.c_str());
+    failed_ = true;
+    stop_loop();
+    return false;
+  }
+
+  bool write_out(std::string_view data) {
+    std::string err;
+    if (data.empty() || out_.write(data, err)) return true;
+    std::fprintf(diag_, "mxprobe verify: %s\n", err.c_str());
+    failed_ = true;
+    stop_loop();
+    return false;
+  }
+
+  // --- Input ---
+
+  void on_record(const Record& r) {
+    ++records_seen_;
+    if (!header_known_) note_format();
+    if (resuming_ && r.number <= resume_after_) return;  // in the journal already
+    std::string_view raw = r.issue == RecordIssue::RecordTooLong ? std::string_view() : r.raw;
+    if (r.issue != RecordIssue::None) {
+      add_row(r.number, raw, "");
+      return emit(invalid_result(r, to_string(r.issue)), raw);
+    }
+    auto p = address::parse(r.field);
+    if (!p.ok()) {
+      add_row(r.number, raw, "");
+      return emit(invalid_result(r, address::to_string(p.error)), raw);
+    }
+    add_row(r.number, raw, p.address.normalized());
+    handle(r.number, r.field, raw, std::move(p.address));
+  }
+
+  void add_row(uint64_t line, std::string_view raw, std::string normalized) {
+    if (journal_) rows_.push_back({line, std::string(raw), std::move(normalized)});
+  }
+
+  // One valid address: joins an identical one in flight, or is answered from this job's
+  // earlier lines or the cache, or goes to the verifier.
+  void handle(uint64_t line, std::string_view email, std::string_view raw, address::Address a) {
+    std::string key = a.normalized();
+    if (auto it = inflight_.find(key); it != inflight_.end()) {
+      it->second.push_back({line, std::string(email), std::string(raw)});
+      ++deduped_;
+      return;
+    }
+    if (auto earlier = find_done(key)) {
+      Result r;
+      std::string err;
+      if (pipeline::parse_json(*earlier, r, err)) {
+        r.line = line;
+        r.email.assign(email);
+        r.transcript.clear();
+        ++deduped_;
+        return emit(std::move(r), raw);
+      }
+    }
+    if (cache_) {
+      auto hit = cache_->get_cache_at(key, opts_.cache_ttl, store::unix_now());
+      if (!hit) {
+        fail_store("cache", hit.error());
+        return;
+      }
+      Result r;
+      std::string err;
+      if (hit->has_value() && pipeline::parse_json((*hit)->json, r, err)) {
+        r.line = line;
+        r.email.assign(email);
+        r.cached = true;
+        r.transcript.clear();
+        ++from_cache_;
+        return emit(std::move(r), raw);
+      }
+    }
+    const uint64_t id = next_id_++;
+    ids_.emplace(id, key);
+    inflight_[key].push_back({line, std::string(email), std::string(raw)});
+    verifier_.submit(id, line, std::string(email), std::move(a));
+  }
+
+  std::optional<std::string> find_done(const std::string& key) {
+    if (auto it = recent_.find(key); it != recent_.end()) return it->second;
+    if (!journal_) return std::nullopt;
+    auto got = journal_->lookup_cached_at(
+        key, std::chrono::duration_cast<std::chrono::seconds>(kForever), store::unix_now());
+    if (!got) {
+      fail_store("journal", got.error());
+      return std::nullopt;
+    }
+    if (!got->has_value()) return std::nullopt;
+    return (*got)->json;
+  }
+
+  // Reads input until enough work is queued (or the input ends): the journal's pending rows
+  // first when resuming, then the input.
+  void refill() {
+    while (!done_reading() && in_flight() < high_ && !failed_ && !paused_ && !cancelled_)
+      read_more();
+    check_done();
+  }
+  void stop_loop() {
+    if (own_verifier_)
+      e_.loop->stop();
+    else
+      check_done();
+  }
+  bool done_reading() const { return eof_ && !pending_rows_left(); }
+
+  // The scheduler has room for sessions but nothing it may start: whatever is queued waits on
+  // its MX group (a tarpit holding its sessions, tokens, a retry time). Reading on is what keeps
+  // the other groups busy; one chunk at a time, so this stops as soon as sessions can start
+  // again, and never past `ceiling_` queued addresses (memory).
+  void starved() {
+    if (!done_reading() && in_flight() < ceiling_ && !interrupted_ && !failed_ && !paused_ &&
+        !cancelled_)
+      read_more();
+    check_done();
+  }
+
+  void read_more() {
+    if (interrupted_ || cancelled_) return;
+    if (pending_rows_left()) return read_pending_page();
+    read_chunk();
+  }
+
+  void read_pending_page() {
+    auto page = journal_->pending_rows(job_, pending_cursor_, 1024);
+    if (!page) {
+      fail_store("journal", page.error());
+      return;
+    }
+    if (page->empty()) {
+      pending_done_ = true;
+      return;
+    }
+    for (const auto& row : *page) {
+      pending_cursor_ = row.line;
+      std::string field = field_of(row.raw);
+      auto p = address::parse(field);
+      if (!p.ok()) {  // cannot happen for a row stored valid; finish it rather than lose it
+        Record rec(row.line, field, RecordIssue::None, row.raw);
+        emit(invalid_result(rec, address::to_string(p.error)), row.raw);
+        continue;
+      }
+      handle(row.line, field, row.raw, std::move(p.address));
+    }
+  }
+
+  // The address field of a stored input record (CSV: parsed again under the job's header).
+  std::string field_of(const std::string& raw) {
+    if (header_.empty()) return raw;
+    std::string field;
+    RecordOptions ro = opts_.records;
+    ro.format = InputFormat::Csv;
+    RecordReader rr(ro, [&](const Record& r) { field.assign(r.field); });
+    rr.feed(header_);
+    rr.feed("\n");
+    field.clear();
+    rr.feed(raw);
+    rr.feed("\n");
+    rr.finish();
+    return field;
+  }
+
+  void read_chunk() {
+    constexpr size_t kChunk = 64 * 1024;  // ~3,000 lines: keeps the read-ahead close to high_
+    if (!chunk_) chunk_ = std::make_unique<char[]>(kChunk);
+    long n = in_.read(chunk_.get(), kChunk, read_error_);
+    if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {
+      if (n == 0) reader_.finish();
+      eof_ = true;
+    } else {
+      ps_.bytes_done = in_.consumed();
+    }
+    if (!header_known_ && eof_) note_format();
+    store_rows();
+  }
+
+  // The input's format is known from its first record on (CSV: its header line), before any
+  // record is formatted: CSV output then starts with the user's columns.
+  void note_format() {
+    header_known_ = true;
+    if (reader_.format() == InputFormat::Csv && header_.empty()) {
+      header_ = std::string(reader_.header());
+      delim_ = reader_.delimiter();
+      fmt_.set_input_header(header_, delim_);
+    }
+  }
+
+  // The rows read so far go to the journal (one transaction per chunk), the job first.
+  void store_rows() {
+    if (!journal_ || rows_.empty()) return;
+    if (job_ == 0) {
+      auto j = journal_->create_job(opts_.input, options_json(opts_, header_, delim_));
+      if (!j) {
+        fail_store("journal", j.error());
+        return;
+      }
+      job_ = *j;
+      (void)journal_->set_job_state(job_, "running");
+    }
+    if (auto st = journal_->add_rows(job_, rows_); !st) fail_store("journal", st.error());
+    rows_.clear();
+  }
+
+  // --- Results ---
+
+  void on_result(Result&& r) {
+    auto id = ids_.find(r.id);
+    std::string key = id == ids_.end() ? r.normalized : id->second;
+    if (id != ids_.end()) ids_.erase(id);
+    auto waiting = inflight_.find(key);
+    std::vector<Waiter> lines;
+    if (waiting != inflight_.end()) {
+      lines = std::move(waiting->second);
+      inflight_.erase(waiting);
+    }
+    if (cache_ && cacheable(r)) {
+      std::string json;
+      pipeline::append_json(r, json, false);
+      cache_batch_.push_back({key, std::chrono::system_clock::to_time_t(r.checked_at), json});
+    }
+    for (size_t i = 0; i < lines.size(); ++i) {
+      Result copy = i + 1 < lines.size() ? r : std::move(r);
+      copy.line = lines[i].line;
+      copy.email = std::move(lines[i].email);
+      emit(std::move(copy), lines[i].raw);
+    }
+    if (batch_.size() >= kCommitCount) commit();
+    if (in_flight() < high_ / 2) refill();
+    check_done();
+  }
+
+  // A record is final: journal it (in the next commit), then the output.
+  void emit(Result&& r, std::string_view raw) {
+    std::string json;
+    pipeline::append_json(r, json, opts_.transcripts);
+    if (!r.normalized.empty()) recent_[r.normalized] = json;
+    fmt_.append(r, raw, out_buf_);
+    count(r);
+    if (journal_) {
+      store::ResultRecord rec;
+      rec.line = r.line;
+      rec.verdict = to_string(r.verdict);
+      rec.reason = to_string(r.reason);
+      rec.checked_at = std::chrono::system_clock::to_time_t(r.checked_at);
+      rec.json = std::move(json);
+      batch_.push_back(std::move(rec));
+    }
+    ++emitted_;
+  }
+
+  void count(const Result& r) {
+    ++counts_[static_cast<int>(r.verdict)];
+    ++written_;
+  }
+
+  // Makes the batch durable (one transaction), then writes it out. A crash between the two
+  // loses nothing: --resume rebuilds the output from the journal.
+  bool commit() {
+    store_rows();
+    if (failed_) return false;
+    if (journal_ && !batch_.empty()) {
+      if (auto st = journal_->record_results(job_, batch_); !st)
+        return fail_store("journal", st.error());
+      batch_.clear();
+      recent_.clear();  // findable in the journal now
+    }
+    if (!header_written_ && (header_known_ || eof_)) {
+      header_written_ = true;
+      std::string h = fmt_.header();
+      if (!write_out(h)) return false;
+    }
+    if (header_written_) {
+      if (!write_out(out_buf_)) return false;
+      out_buf_.clear();
+    }
+    if (cache_ && !cache_batch_.empty()) {
+      if (auto st = cache_->put_cache(cache_batch_); !st)
+        std::fprintf(diag_, "mxprobe verify: cache: %s (results not cached)\n",
+                     st.error().message.c_str());
+      cache_batch_.clear();
+    }
+    return true;
+  }
+
+  // --- Catch-all facts across runs (cache) ---
+
+  std::optional<bool> known_catch_all(const std::string& domain) {
+    if (!cache_) return std::nullopt;
+    auto f = cache_->get_domain_facts(domain);
+    if (!f || !f->has_value()) return std::nullopt;
+    return (*f)->catch_all;
+  }
+  void learned_catch_all(const std::string& domain, std::optional<bool> yes) {
+    if (!cache_ || !yes) return;
+    store::DomainFacts f;
+    f.domain = domain;
+    f.catch_all = yes;
+    f.last_contact = store::unix_now();
+    f.expires = f.last_contact + opts_.cache_ttl.count();
+    (void)cache_->put_domain_facts(f);
+  }
+
+  // --- Ticks ---
+
+  void arm_tick() {
+    tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(200), *this);
+    tick_armed_ = true;
+  }
+  void on_timer(loop::TimerId, uint64_t) override {
+    tick_armed_ = false;
+    // Results reach the journal and the file within a tick even when they trickle in.
+    if (!commit()) return;
+    if (progress_) {
+      if (eof_)
+        ps_.total = records_seen_ > resume_after_ ? std::max(records_seen_, written_) : written_;
+      else if (ps_.bytes_done > 0 && ps_.bytes_total > 0)
+        ps_.total = records_seen_ * ps_.bytes_total / ps_.bytes_done;
+      ps_.done = written_;
+      auto st = verifier_.scheduler().stats();
+      ps_.extra = counts() + "  | sessions " + std::to_string(st.sessions) + ", waiting " +
+                  human_count(static_cast<double>(st.waiting)) + " (retries)";
+      progress_->maybe_draw(ps_, false);
+    }
+    if (!done()) arm_tick();
+  }
+
+  Engine& e_;
+  const VerifyOptions& opts_;
+  InputFile& in_;
+  OutputFile& out_;
+  std::FILE* diag_;
+  Progress* progress_;
+  RecordFormatter fmt_;
+  std::unique_ptr<pipeline::Verifier> own_verifier_;
+  pipeline::Verifier& verifier_;
+  RecordReader reader_;
+  std::unique_ptr<PolicyReloader> signals_;
+  std::function<void()> on_done_;
+  bool paused_ = false, cancelled_ = false, done_reported_ = false;
+  store::SqliteStore* journal_ = nullptr;
+  store::SqliteStore* cache_ = nullptr;
+  JobId job_ = 0;
+  std::string header_;
+  unsigned char delim_ = ',';
+  bool header_known_ = false, header_written_ = false;
+  // Resume.
+  bool resuming_ = false, pending_done_ = false;
+  uint64_t resume_after_ = 0, pending_cursor_ = 0;
+  // In flight: verifier id -> normalised address -> the lines waiting for it (dedupe).
+  std::unordered_map<uint64_t, std::string> ids_;
+  std::unordered_map<std::string, std::vector<Waiter>> inflight_;
+  // Records not yet in the journal (all of them without one), by normalised address.
+  std::unordered_map<std::string, std::string> recent_;
+  std::vector<store::RowIn> rows_;
+  std::vector<store::ResultRecord> batch_;
+  std::vector<store::CacheEntry> cache_batch_;
+  std::string out_buf_;
+  std::unique_ptr<char[]> chunk_;
+  std::string read_error_;
+  uint64_t high_ = 1000, ceiling_ = 200'000, records_seen_ = 0;
+  uint64_t next_id_ = 1;
+  uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
+  std::array<uint64_t, kVerdictCount> counts_{};
+  bool eof_ = false, interrupted_ = false, failed_ = false;
+  loop::TimerId tick_{};
+  bool tick_armed_ = false;
+  ProgressState ps_;
+};
+
+}  // namespace mxp::app

@@ -1,0 +1,658 @@
+#include "app/serve.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+#include <vector>
+
+#include "address/address.hpp"
+#include "app/reload.hpp"
+#include "app/verify.hpp"
+#include "metrics/metrics.hpp"
+#include "pipeline/verifier.hpp"
+#include "server/server.hpp"
+#include "store/sqlite_store.hpp"
+#include "verdict/classify.hpp"
+
+namespace mxp::app {
+namespace {
+
+using json = nlohmann::ordered_json;
+using pipeline::Result;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kProtocolVersion = 1;
+constexpr size_t kTopGroups = 20;
+constexpr size_t kRecentCap = 100'000;  // real-time results kept in memory for retries
+
+http::Response json_response(int status, const json& j) {
+  return http::Response::json(status, j.dump());
+}
+http::Response error(int status, std::string_view code, std::string_view message) {
+  return server::HttpServer::json_error(status, code, message);
+}
+
+// The record as an object, fields in the record's own order (DESIGN.md §3).
+json record_json(const Result& r, bool transcript) {
+  std::string line;
+  pipeline::append_json(r, line, transcript && !r.transcript.empty());
+  return json::parse(line, nullptr, false);
+}
+
+json level_json(const sched::LevelLimits& l) {
+  return {{"sessions", l.sessions},
+          {"connect_rate", l.connect.rate},
+          {"connect_burst", l.connect.burst},
+          {"rcpt_rate", l.rcpt.rate},
+          {"rcpt_burst", l.rcpt.burst}};
+}
+
+json group_settings_json(const sched::GroupSettings& g) {
+  return {{"per_mx", level_json(g.mx)},
+          {"per_source", level_json(g.source)},
+          {"weight", g.weight},
+          {"block_cooldown_s", std::chrono::duration<double>(g.block_cooldown).count()},
+          {"backoff",
+           {{"decrease", g.backoff.decrease},
+            {"min_factor", g.backoff.min_factor},
+            {"rate_increase", g.backoff.rate_increase},
+            {"window_increase", g.backoff.window_increase},
+            {"initial_sessions", g.backoff.initial_sessions}}}};
+}
+
+json domain_settings_json(const sched::DomainSettings& d) {
+  json retry = json::array();
+  for (auto s : d.retry_schedule)
+    retry.push_back(std::chrono::duration<double>(s).count());
+  json timeouts = json::object();
+  for (int i = 0; i < smtp::kStageCount; ++i)
+    timeouts[std::string(smtp::kStageNames[i])] =
+        std::chrono::duration<double>(d.timeouts[i]).count();
+  return {{"per_domain", level_json(d.domain)},
+          {"recipients", d.recipients},
+          {"rejections", d.rejections},
+          {"retry_schedule_s", retry},
+          {"attempts", d.attempts},
+          {"timeouts_s", timeouts},
+          {"catch_all_probe", d.catch_all_probe}};
+}
+
+// The keys a live group change may set (per_mx.* and per_source.*), with their TOML form.
+bool live_key(const std::string& k) {
+  static const std::array<std::string_view, 10> kKeys = {
+      "per_mx.sessions",         "per_mx.connect_rate",      "per_mx.connect_burst",
+      "per_mx.rcpt_rate",        "per_mx.rcpt_burst",        "per_source.sessions",
+      "per_source.connect_rate", "per_source.connect_burst", "per_source.rcpt_rate",
+      "per_source.rcpt_burst"};
+  return std::find(kKeys.begin(), kKeys.end(), k) != kKeys.end();
+}
+
+class Service final : public server::WsHandler, private loop::TimerHandler {
+ public:
+  Service(Engine& e, const ServeOptions& o, std::FILE* diag)
+      : e_(e),
+        o_(o),
+        diag_(diag),
+        verifier_(*e.loop, *e.resolver, hooks(e.config),
+                  [this](Result&& r) { on_result(std::move(r)); }),
+        reloader_(e, verifier_, diag, [this](int) { stop(); }) {}
+
+  bool start(std::string& err) {
+    if (!o_.no_cache) {
+      std::string path = o_.cache.empty() ? default_cache_path() : o_.cache;
+      if (!path.empty() && make_parent_dirs(path)) {
+        auto c = store::SqliteStore::open(path);
+        if (c)
+          cache_ = std::move(*c);
+        else
+          std::fprintf(diag_, "mxprobe serve: cache %s: %s (going on without it)\n", path.c_str(),
+                       c.error().message.c_str());
+      }
+    }
+    server::ServerOptions so;
+    so.listen = o_.listen;
+    so.token = token_;
+    http_ = server::HttpServer::create(*e_.loop, so, err);
+    if (!http_) return false;
+    auto self = this;
+    http_->route("GET", "/healthz", [](const http::Request&, server::Responder r) {
+      r.respond(http::Response::json(200, R"({"status":"ok"})"));
+    });
+    http_->route("GET", "/v1/verify", [self](const http::Request& q, server::Responder r) {
+      const std::string* email = q.param("email");
+      const std::string* t = q.param("timeout");
+      const std::string* tr = q.param("transcript");
+      self->verify(email ? *email : std::string(), !email, t ? *t : std::string(),
+                   tr && (*tr == "1" || *tr == "true"), std::move(r));
+    });
+    http_->route("POST", "/v1/verify", [self](const http::Request& q, server::Responder r) {
+      json body = json::parse(q.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object() || !body.contains("email") ||
+          !body["email"].is_string())
+        return r.respond(error(400, "bad_request", "expected a JSON object {\"email\": \"...\"}"));
+      std::string timeout;
+      if (body.contains("timeout") && body["timeout"].is_number())
+        timeout = std::to_string(body["timeout"].get<double>());
+      self->verify(body["email"].get<std::string>(), false, timeout,
+                   body.value("transcript", false), std::move(r));
+    });
+    http_->route("GET", "/v1/policy", [self](const http::Request&, server::Responder r) {
+      r.respond(json_response(200, self->policy_json()));
+    });
+    http_->route("PUT", "/v1/policy", [self](const http::Request& q, server::Responder r) {
+      std::string err;
+      if (!self->apply_overrides(q.body, self->live_groups_, err))
+        return r.respond(error(400, "invalid_policy", err));
+      r.respond(json_response(200, self->policy_json()));
+    });
+    http_->route("GET", "/metrics", [self](const http::Request&, server::Responder r) {
+      http::Response resp;
+      resp.status = 200;
+      resp.headers.push_back({"Content-Type", "text/plain; version=0.0.4; charset=utf-8"});
+      resp.body = self->prometheus();
+      r.respond(std::move(resp));
+    });
+    http_->websocket("/ws", *this);
+    if (!o_.console.empty()) http_->static_dir(o_.console);
+    tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
+    return true;
+  }
+
+  void set_token(std::string t) { token_ = std::move(t); }
+  uint16_t port() const { return http_ ? http_->port() : 0; }
+  void stop() {
+    stopping_ = true;
+    e_.loop->stop();
+  }
+
+ private:
+  struct Waiter {
+    server::Responder http;   // or
+    bool transcript = false;  // the SMTP dialogue in the answer
+    uint64_t ws_client = 0;   // a WebSocket client and its request id
+    json ws_request_id;
+    Clock::time_point deadline;  // HTTP only: answer "still verifying" by then
+  };
+  struct Pending {
+    std::string email, normalized;
+    std::vector<Waiter> waiters;
+  };
+
+  pipeline::VerifierConfig hooks(pipeline::VerifierConfig c) {
+    c.transcripts = true;
+    c.on_stage = [this](smtp::Stage s, std::chrono::nanoseconds d) {
+      stage_[static_cast<int>(s)].observe(std::chrono::duration<double>(d).count());
+    };
+    c.on_session = [this] { connects_.add(Clock::now()); };
+    c.log = [this](const std::string& line) {
+      std::fprintf(diag_, "mxprobe: %s\n", line.c_str());
+      if (http_) http_->broadcast_text(json{{"type", "event"}, {"text", line}}.dump());
+    };
+    c.catch_all_known = [this](const std::string& d) -> std::optional<bool> {
+      if (!cache_) return std::nullopt;
+      auto f = cache_->get_domain_facts(d);
+      if (!f || !f->has_value()) return std::nullopt;
+      return (*f)->catch_all;
+    };
+    c.catch_all_learned = [this](const std::string& d, std::optional<bool> yes) {
+      if (!cache_ || !yes) return;
+      store::DomainFacts f;
+      f.domain = d;
+      f.catch_all = yes;
+      f.last_contact = store::unix_now();
+      f.expires = f.last_contact + o_.cache_ttl.count();
+      (void)cache_->put_domain_facts(f);
+    };
+    return c;
+  }
+
+  // --- Real-time verification ---
+
+  // Answers `r` with the record for `email` now (syntax error, cache, a result a moment ago), or
+  // when the verification ends, or at the timeout with "still verifying".
+  void verify(const std::string& email, bool missing, const std::string& timeout_text,
+              bool transcript, server::Responder r) {
+    if (missing || email.empty())
+      return r.respond(error(400, "bad_request", "missing the email parameter"));
+    double timeout = 10;
+    if (!timeout_text.empty()) {
+      char* end = nullptr;
+      timeout = std::strtod(timeout_text.c_str(), &end);
+      if (end == timeout_text.c_str() || *end || !(timeout > 0) || timeout > 300)
+        return r.respond(error(400, "bad_request", "timeout: seconds, more than 0, at most 300"));
+    }
+    Waiter w;
+    w.http = std::move(r);
+    w.transcript = transcript;
+    w.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(timeout));
+    check(email, std::move(w));
+  }
+
+  void check(const std::string& email, Waiter w) {
+    ++requests_;
+    auto p = address::parse(email);
+    if (!p.ok()) {
+      Result res;
+      res.line = 1;
+      res.email = email;
+      auto c = verdict::classify_syntax_error();
+      res.verdict = c.verdict;
+      res.reason = c.reason;
+      res.error = std::string(address::to_string(p.error));
+      res.checked_at = std::chrono::system_clock::now();
+      return answer(w, record_json(res, false));
+    }
+    std::string key = p.address.normalized();
+    if (auto it = recent_.find(key); it != recent_.end()) {
+      json rec = json::parse(it->second, nullptr, false);
+      rec["email"] = email;
+      rec["cached"] = true;
+      return answer(w, rec);
+    }
+    if (cache_) {
+      auto hit = cache_->get_cache_at(key, o_.cache_ttl, store::unix_now());
+      if (hit && hit->has_value()) {
+        json rec = json::parse((*hit)->json, nullptr, false);
+        if (!rec.is_discarded()) {
+          rec["email"] = email;
+          rec["cached"] = true;
+          return answer(w, rec);
+        }
+      }
+    }
+    if (auto it = by_addr_.find(key); it != by_addr_.end()) {
+      pending_[it->second].waiters.push_back(std::move(w));
+      return;
+    }
+    const uint64_t id = next_id_++;
+    Pending& pd = pending_[id];
+    pd.email = email;
+    pd.normalized = key;
+    pd.waiters.push_back(std::move(w));
+    by_addr_[key] = id;
+    verifier_.submit(id, 1, email, std::move(p.address));
+  }
+
+  void answer(Waiter& w, json rec) {
+    if (!w.transcript && rec.is_object()) rec.erase("transcript");
+    if (w.ws_client) {
+      auto it = ws_.find(w.ws_client);
+      if (it != ws_.end())
+        it->second->send_text(
+            json{{"type", "result"}, {"id", w.ws_request_id}, {"record", rec}}.dump());
+      return;
+    }
+    w.http.respond(json_response(200, rec));
+  }
+
+  void on_result(Result&& r) {
+    count(r);
+    auto it = pending_.find(r.id);
+    if (it == pending_.end()) return;
+    Pending pd = std::move(it->second);
+    pending_.erase(it);
+    by_addr_.erase(pd.normalized);
+    json rec = record_json(r, true);
+    // Kept for a retry after a timeout: in memory, and in the cache when the answer is final.
+    std::string line = rec.dump();
+    if (recent_.size() >= kRecentCap) recent_.clear();
+    recent_[pd.normalized] = line;
+    if (cache_ && r.verdict != Verdict::Unknown) {
+      Result plain = r;
+      plain.transcript.clear();
+      std::string j;
+      pipeline::append_json(plain, j, false);
+      store::CacheEntry ce{pd.normalized, std::chrono::system_clock::to_time_t(r.checked_at), j};
+      (void)cache_->put_cache({&ce, 1});
+    }
+    for (auto& w : pd.waiters)
+      answer(w, rec);
+  }
+
+  void count(const Result& r) {
+    ++by_verdict_reason_[static_cast<int>(r.verdict)][static_cast<int>(r.reason)];
+    finished_[static_cast<int>(r.verdict)].add(Clock::now());
+    ++total_;
+  }
+
+  // HTTP waiters past their deadline get the record "unknown / timeout, still verifying".
+  void expire(Clock::time_point now) {
+    for (auto& [id, pd] : pending_) {
+      for (auto& w : pd.waiters) {
+        if (w.ws_client || !w.http.alive() || w.deadline > now) continue;
+        Result res;
+        res.line = 1;
+        res.email = pd.email;
+        res.normalized = pd.normalized;
+        res.verdict = Verdict::Unknown;
+        res.reason = Reason::Timeout;
+        res.error = "still_verifying";
+        res.checked_at = std::chrono::system_clock::now();
+        json rec = record_json(res, false);
+        rec["pending"] = true;
+        w.http.respond(json_response(200, rec));
+      }
+      std::erase_if(pd.waiters, [](const Waiter& w) { return !w.ws_client && !w.http.alive(); });
+    }
+  }
+
+  // --- Policy ---
+
+  json policy_json() const {
+    const sched::Policy& p = verifier_.scheduler().policy();
+    json providers = json::array();
+    for (uint32_t i = 0; i < p.provider_count(); ++i)
+      providers.push_back({{"name", p.provider_name(i)},
+                           {"match", p.provider_patterns(i)},
+                           {"group", group_settings_json(p.group_settings(i))},
+                           {"domain", domain_settings_json(p.domain_settings("", i))}});
+    json groups = json::object();
+    for (const auto& [g, keys] : live_groups_)
+      groups[g] = keys;
+    return {{"file", e_.options.policy_file},
+            {"overrides", overrides_},
+            {"live_groups", groups},
+            {"effective",
+             {{"max_sessions", p.max_sessions()},
+              {"defaults",
+               {{"group", group_settings_json(p.group_settings(std::nullopt))},
+                {"domain", domain_settings_json(p.domain_settings("", std::nullopt))}}},
+              {"providers", providers}}}};
+  }
+
+  // Builds the policy from file + command line + `overrides` + one [provider] per live group
+  // change, and swaps it in; on error nothing changes.
+  bool apply_overrides(const std::string& overrides, const std::map<std::string, json>& groups,
+                       std::string& err) {
+    std::vector<sched::PolicySource> docs;
+    if (!e_.options.policy_file.empty()) {
+      auto text = sched::read_policy_file(e_.options.policy_file);
+      if (!text) {
+        err = text.error().to_string();
+        return false;
+      }
+      docs.push_back({std::move(*text), e_.options.policy_file});
+    }
+    docs.push_back({policy_overrides(e_.options), "<command line>"});
+    docs.push_back({overrides, "<PUT /v1/policy>"});
+    std::string live;
+    int n = 0;
+    for (const auto& [host, keys] : groups) {
+      live += "[provider.live_" + std::to_string(n++) + "]\nmatch = [" + json(host).dump() + "]\n";
+      for (const auto& [k, v] : keys.items())
+        live += k + " = " + v.dump() + "\n";
+    }
+    docs.push_back({live, "<live group changes>"});
+    auto p = sched::build_policy(docs);
+    if (!p) {
+      err = p.error().to_string();
+      return false;
+    }
+    overrides_ = overrides;
+    live_groups_ = groups;
+    verifier_.set_policy(std::make_shared<const sched::Policy>(std::move(*p)));
+    return true;
+  }
+
+  // --- Metrics ---
+
+  std::string prometheus() const {
+    std::string out;
+    out += "# HELP mxprobe_verifications_total Verifications finished, by verdict and reason.\n";
+    out += "# TYPE mxprobe_verifications_total counter\n";
+    for (int v = 0; v < kVerdictCount; ++v)
+      for (int r = 0; r < kReasonCount; ++r)
+        if (by_verdict_reason_[v][r])
+          out += "mxprobe_verifications_total{verdict=\"" +
+                 std::string(to_string(static_cast<Verdict>(v))) + "\",reason=\"" +
+                 std::string(to_string(static_cast<Reason>(r))) + "\"} " +
+                 std::to_string(by_verdict_reason_[v][r]) + "\n";
+    const auto& vs = verifier_.stats();
+    auto counter = [&](const char* name, const char* help, uint64_t v) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+             " " + std::to_string(v) + "\n";
+    };
+    auto gauge = [&](const char* name, const char* help, double v) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.6g", v);
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+             " " + buf + "\n";
+    };
+    counter("mxprobe_smtp_sessions_total", "SMTP sessions opened.", vs.sessions_started);
+    counter("mxprobe_smtp_connect_failures_total", "TCP connects that failed.",
+            vs.connect_failures);
+    counter("mxprobe_retries_total", "Tries given another go later.", vs.retries);
+    counter("mxprobe_failovers_total", "Moves to the next MX host.", vs.failovers);
+    const auto& ds = e_.resolver->stats();
+    counter("mxprobe_dns_lookups_total", "Domain lookups.", ds.lookups);
+    counter("mxprobe_dns_cache_hits_total", "Domain lookups answered from the cache.",
+            ds.cache_hits);
+    counter("mxprobe_dns_queries_total", "DNS queries sent.", ds.queries);
+    counter("mxprobe_http_verify_requests_total", "Real-time verifications asked.", requests_);
+    gauge("mxprobe_smtp_sessions_active", "SMTP sessions open now.", vs.active_sessions);
+    gauge("mxprobe_verifications_pending", "Addresses submitted and not finished.",
+          static_cast<double>(verifier_.pending()));
+    auto ss = verifier_.scheduler().stats();
+    gauge("mxprobe_scheduler_waiting", "Addresses waiting for a retry time.",
+          static_cast<double>(ss.waiting));
+    gauge("mxprobe_scheduler_groups", "MX groups known.", static_cast<double>(ss.groups));
+    counter("mxprobe_scheduler_backoffs_total", "Counted back-off events.", ss.backoffs);
+    counter("mxprobe_scheduler_blocks_total", "Block replies (source IP rested).", ss.blocks);
+    gauge("mxprobe_websocket_clients", "WebSocket clients connected.",
+          static_cast<double>(http_ ? http_->ws_clients() : 0));
+    out += "# HELP mxprobe_smtp_stage_seconds Time waiting in each SMTP stage.\n";
+    out += "# TYPE mxprobe_smtp_stage_seconds histogram\n";
+    for (int i = 0; i < smtp::kStageCount; ++i)
+      stage_[i].append_prometheus(out, "mxprobe_smtp_stage_seconds",
+                                  "stage=\"" + std::string(smtp::kStageNames[i]) + "\"");
+    return out;
+  }
+
+  json snapshot() {
+    const auto now = Clock::now();
+    json rates = json::object(), series = json::object(), totals = json::object();
+    uint64_t per_verdict[kVerdictCount] = {};
+    for (int v = 0; v < kVerdictCount; ++v) {
+      for (int r = 0; r < kReasonCount; ++r)
+        per_verdict[v] += by_verdict_reason_[v][r];
+      std::string name(to_string(static_cast<Verdict>(v)));
+      rates[name] = finished_[v].rate(now, 5);
+      series[name] = finished_[v].series(now, 60);
+      totals[name] = per_verdict[v];
+    }
+    json reasons = json::object();
+    for (int r = 0; r < kReasonCount; ++r) {
+      uint64_t n = 0;
+      for (int v = 0; v < kVerdictCount; ++v)
+        n += by_verdict_reason_[v][r];
+      if (n) reasons[std::string(to_string(static_cast<Reason>(r)))] = n;
+    }
+    json latency = json::object();
+    for (int i = 0; i < smtp::kStageCount; ++i) {
+      const auto& h = stage_[i];
+      if (!h.count()) continue;
+      latency[std::string(smtp::kStageNames[i])] = {{"count", h.count()},
+                                                    {"p50_ms", h.quantile(0.5) * 1000},
+                                                    {"p90_ms", h.quantile(0.9) * 1000},
+                                                    {"p99_ms", h.quantile(0.99) * 1000}};
+    }
+    const auto& ds = e_.resolver->stats();
+    dns_queries_.add(now, ds.queries - last_dns_queries_);
+    last_dns_queries_ = ds.queries;
+    // The busiest MX groups: the top N by open sessions and queued work (no per-session cost).
+    const auto& sch = verifier_.scheduler();
+    std::vector<std::pair<uint64_t, sched::GroupId>> load;
+    for (sched::GroupId g = 0; g < sch.group_count(); ++g) {
+      auto v = sch.group_view(g, now);
+      load.push_back({uint64_t(v.sessions) * 1000 + v.ready, g});
+    }
+    const size_t n = std::min(kTopGroups, load.size());
+    std::partial_sort(load.begin(), load.begin() + static_cast<long>(n), load.end(),
+                      std::greater<>());
+    json groups = json::array();
+    for (size_t i = 0; i < n; ++i) {
+      auto v = sch.group_view(load[i].second, now);
+      groups.push_back({{"name", v.name},
+                        {"provider", v.provider},
+                        {"sessions", v.sessions},
+                        {"session_limit", v.session_limit},
+                        {"ready", v.ready},
+                        {"connect_rate", v.connect_rate},
+                        {"rcpt_rate", v.rcpt_rate},
+                        {"window", v.aimd.window},
+                        {"rate_factor", v.aimd.rate_factor},
+                        {"backing_off", v.aimd.rate_factor < 1.0},
+                        {"backoffs", v.aimd.decreases},
+                        {"parked", v.parked_on_timer || v.parked_on_sessions}});
+    }
+    json sources = json::array();
+    for (size_t s = 0; s < sch.source_count(); ++s) {
+      const std::string& name = sch.source_name(static_cast<sched::SourceId>(s));
+      sources.push_back({{"ip", name.empty() ? "(kernel's choice)" : name}});
+    }
+    const auto& vs = verifier_.stats();
+    auto ss = sch.stats();
+    return {{"type", "snapshot"},
+            {"version", kProtocolVersion},
+            {"seq", ++snapshot_seq_},
+            {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count()},
+            {"totals", totals},
+            {"reasons", reasons},
+            {"rates", rates},
+            {"series", series},
+            {"sessions", vs.active_sessions},
+            {"pending", verifier_.pending()},
+            {"waiting", ss.waiting},
+            {"connects_per_s", connects_.rate(now, 5)},
+            {"dns",
+             {{"queries_per_s", dns_queries_.rate(now, 5)},
+              {"cache_hit_rate",
+               ds.lookups ? double(ds.cache_hits + ds.shared) / double(ds.lookups) : 0.0}}},
+            {"latency", latency},
+            {"groups", groups},
+            {"sources", sources},
+            {"jobs", json::array()}};
+  }
+
+  void on_timer(loop::TimerId, uint64_t) override {
+    const auto now = Clock::now();
+    expire(now);
+    if (http_ && http_->ws_clients()) http_->broadcast_text(snapshot().dump());
+    if (!stopping_)
+      tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
+  }
+
+  // --- WebSocket ---
+
+  void on_open(server::WsClient& c) override {
+    ws_[c.id()] = &c;
+    c.send_text(
+        json{{"type", "hello"}, {"version", kProtocolVersion}, {"server", "mxprobe"}}.dump());
+    c.send_text(snapshot().dump());
+  }
+  void on_close(server::WsClient& c) override { ws_.erase(c.id()); }
+
+  void on_message(server::WsClient& c, const http::WsMessage& m) override {
+    json req = json::parse(m.data, nullptr, false);
+    auto ack = [&](const json& id, bool ok, std::string_view err = {}, json extra = nullptr) {
+      json a = {{"type", "ack"}, {"id", id}, {"ok", ok}};
+      if (!ok) a["error"] = err;
+      if (!extra.is_null()) a["data"] = extra;
+      c.send_text(a.dump());
+    };
+    if (req.is_discarded() || !req.is_object()) return ack(nullptr, false, "not a JSON object");
+    json id = req.value("id", json());
+    std::string cmd = req.value("cmd", "");
+    if (cmd == "ping") return ack(id, true);
+    if (cmd == "check") {
+      if (!req.contains("email") || !req["email"].is_string())
+        return ack(id, false, "check needs an email");
+      ack(id, true);
+      Waiter w;
+      w.ws_client = c.id();
+      w.transcript = true;
+      w.ws_request_id = id;
+      return check(req["email"].get<std::string>(), std::move(w));
+    }
+    if (cmd == "set_group_policy") {
+      std::string group = req.value("group", "");
+      if (group.empty() || !req.contains("set") || !req["set"].is_object())
+        return ack(id, false, "set_group_policy needs group and set {key: value}");
+      auto groups = live_groups_;
+      for (const auto& [k, v] : req["set"].items()) {
+        if (!live_key(k) || !v.is_number())
+          return ack(id, false, "unknown or non-numeric key: " + k);
+        groups[group][k] = v;
+      }
+      std::string err;
+      if (!apply_overrides(overrides_, groups, err)) return ack(id, false, err);
+      return ack(id, true, {}, policy_json()["live_groups"]);
+    }
+    if (cmd == "pause" || cmd == "resume" || cmd == "cancel")
+      return ack(id, false, "no such job (bulk jobs over the API are not in this version)");
+    ack(id, false, "unknown command: " + cmd);
+  }
+
+  Engine& e_;
+  const ServeOptions& o_;
+  std::FILE* diag_;
+  pipeline::Verifier verifier_;
+  PolicyReloader reloader_;
+  std::unique_ptr<store::SqliteStore> cache_;
+  std::unique_ptr<server::HttpServer> http_;
+  std::string token_;
+  std::string overrides_;
+  std::map<std::string, json> live_groups_;
+  std::unordered_map<uint64_t, Pending> pending_;
+  std::unordered_map<std::string, uint64_t> by_addr_;
+  std::unordered_map<std::string, std::string> recent_;
+  std::unordered_map<uint64_t, server::WsClient*> ws_;
+  uint64_t next_id_ = 1, requests_ = 0, total_ = 0, snapshot_seq_ = 0, last_dns_queries_ = 0;
+  std::array<std::array<uint64_t, kReasonCount>, kVerdictCount> by_verdict_reason_{};
+  std::array<metrics::RateWindow, kVerdictCount> finished_;
+  metrics::RateWindow connects_, dns_queries_;
+  std::array<metrics::Histogram, smtp::kStageCount> stage_;
+  loop::TimerId tick_{};
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* diag) {
+  std::string token = opts.token;
+  if (token.empty() && !opts.token_file.empty()) {
+    std::ifstream f(opts.token_file);
+    if (!f || !std::getline(f, token) || token.empty()) {
+      std::fprintf(diag, "mxprobe serve: cannot read a token from %s\n", opts.token_file.c_str());
+      return 2;
+    }
+  }
+  Engine e;
+  if (!make_engine(eng, true, e, diag)) return 3;
+  Service svc(e, opts, diag);
+  svc.set_token(token);
+  std::string err;
+  if (!svc.start(err)) {
+    std::fprintf(diag, "mxprobe serve: %s\n", err.c_str());
+    return 2;
+  }
+  std::fprintf(diag, "mxprobe serve: %s; listening on http://%s:%u/%s\n", e.loop_why.c_str(),
+               opts.listen.substr(0, opts.listen.rfind(':')).c_str(), svc.port(),
+               token.empty() ? "" : " (token required)");
+  std::fflush(diag);
+  e.loop->run();
+  std::fprintf(diag, "mxprobe serve: stopped\n");
+  return 0;
+}
+
+}  // namespace mxp::app

@@ -1,0 +1,26 @@
+// `mxprobe serve`: the engine behind an HTTP API on its own loop — real-time verification,
+// the policy read and changed live, Prometheus metrics, and a WebSocket that pushes snapshots
+// and events and takes commands (docs/api.md, docs/protocol.md).
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "app/engine_options.hpp"
+
+namespace mxp::app {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8025";
+  std::string token;       // Bearer token; required to listen on a non-loopback address
+  std::string token_file;  // or read it from this file (first line)
+  std::string console;     // directory served at / (the admin console's build output)
+  std::string cache;       // results cache (default as for verify); "" = default
+  bool no_cache = false;
+  std::chrono::seconds cache_ttl = std::chrono::hours(24 * 7);
+};
+
+int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* diag);
+
+}  // namespace mxp::app

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# `mxprobe serve` with real clients: curl for every endpoint and error path, a WebSocket client
+# (python3-websockets) for snapshots and commands, a token-protected instance, and the refusal
+# to listen beyond loopback without a token. Env MXFARM, MXPROBE. Range 127.20-39.0.0/16.
+MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
+source "$(dirname "$0")/../mxfarm/lib.sh"
+LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+HERE_SERVE=$(cd "$(dirname "$0")" && pwd)
+
+REPORT=$WORK/report.json
+for _ in 1 2 3 4 5 6; do
+  pick_net 20 39
+  "$MXFARM" gen --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 5 --catch-all-share 0 \
+    --special slow --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
+  start_farm "$WORK/sc.json" "$REPORT" && break
+done
+[[ -n $FARM_PID ]] || fail "no free address range"
+"$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
+OK_ADDR=$(awk -F, '$2=="deliverable" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")
+BAD_ADDR=$(awk -F, '$3=="mailbox_not_found" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")
+SLOW_ADDR=$(awk -F, '$1 ~ /@slow\./ && $2=="deliverable" {print $1; exit}' "$WORK/truth.csv")
+[[ -n $OK_ADDR && -n $BAD_ADDR && -n $SLOW_ADDR ]] || fail "truth lacks the addresses we need"
+
+SERVE_PIDS=()
+stop_serve() {
+  for p in "${SERVE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${SERVE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  cleanup
+}
+trap stop_serve EXIT
+
+# serve NAME ARGS...: starts mxprobe serve on an ephemeral port; sets URL from its first line.
+serve() {
+  local name=$1 fifo=$WORK/$1.fifo line
+  shift
+  mkfifo "$fifo"
+  "$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
+    --no-cache --helo serve.client.test "$@" 2>"$fifo" &
+  SERVE_PIDS+=($!)
+  exec 4<"$fifo"
+  read -r -t 10 line <&4 || fail "$name: no start-up line"
+  [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] || fail "$name: '$line'"
+  URL=${BASH_REMATCH[1]}
+  cat <&4 >"$WORK/$name.err" &
+  exec 4<&-
+}
+
+# req METHOD PATH [curl args...]: sets CODE and BODY.
+req() {
+  local method=$1 path=$2
+  shift 2
+  BODY=$(curl -sS -o - -w '\n%{http_code}' -X "$method" "$@" "${URL}${path#/}") || fail "curl $path"
+  CODE=${BODY##*$'\n'}
+  BODY=${BODY%$'\n'*}
+}
+jq_eq() {  # jq_eq FILTER WANT WHAT
+  local got
+  got=$(jq -r "$1" <<<"$BODY") || fail "$3: not JSON: $BODY"
+  expect_eq "$got" "$2" "$3"
+}
+
+serve open
+
+req GET /healthz
+expect_eq "$CODE" 200 "healthz"
+jq_eq .status ok "healthz body"
+
+# Real-time verification, GET and POST, and their errors.
+req GET "/v1/verify?email=$OK_ADDR"
+expect_eq "$CODE" 200 "verify GET"
+jq_eq .verdict deliverable "verify GET verdict"
+jq_eq '.smtp.code' 250 "verify GET smtp code"
+jq_eq '.transcript' null "no transcript unless asked"
+req POST /v1/verify -H 'Content-Type: application/json' -d "{\"email\":\"$BAD_ADDR\",\"transcript\":true}"
+expect_eq "$CODE" 200 "verify POST"
+jq_eq .reason mailbox_not_found "verify POST reason"
+expect_match "$(jq -r .transcript <<<"$BODY")" "RCPT TO:<$BAD_ADDR>" "transcript when asked"
+req GET "/v1/verify?email=no-at-sign"
+jq_eq .reason invalid_syntax "syntax error is a record"
+req GET /v1/verify
+expect_eq "$CODE" 400 "missing email"
+jq_eq .error bad_request "missing email error"
+req GET "/v1/verify?email=$OK_ADDR&timeout=abc"
+expect_eq "$CODE" 400 "bad timeout"
+req POST /v1/verify -d 'not json'
+expect_eq "$CODE" 400 "bad JSON body"
+req GET /nope
+expect_eq "$CODE" 404 "unknown path"
+req DELETE /v1/verify
+expect_eq "$CODE" 405 "wrong method"
+req POST /v1/verify --data-binary @<(head -c 2000000 /dev/zero | tr '\0' x)
+expect_eq "$CODE" 413 "body too large"
+req GET /healthz -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' y)"
+expect_eq "$CODE" 431 "headers too large"
+
+# Timeout: the slow domain answers after ~1 s; with timeout=0.2 the record says so at once,
+# the work goes on, and asking again later gets the result (from memory: "cached").
+req GET "/v1/verify?email=$SLOW_ADDR&timeout=0.2"
+expect_eq "$CODE" 200 "timed-out verify"
+jq_eq .reason timeout "timed-out reason"
+jq_eq .pending true "timed-out record says pending"
+for _ in $(seq 100); do
+  req GET "/v1/verify?email=$SLOW_ADDR&timeout=0.2"
+  [[ $(jq -r .pending <<<"$BODY") != true ]] && break
+  sleep 0.1
+done
+jq_eq .verdict deliverable "a retry gets the result"
+req GET "/v1/verify?email=$SLOW_ADDR&timeout=0.2"
+jq_eq .verdict deliverable "a later retry too"
+jq_eq .cached true "a later retry is answered from the cache"
+
+# Policy: read, change live (validated), refuse a bad one.
+req GET /v1/policy
+expect_eq "$CODE" 200 "policy GET"
+jq_eq '.effective.defaults.group.per_mx.sessions' 50 "lab policy in force"
+req PUT /v1/policy --data-binary $'[defaults]\nper_mx.sessions = 7\n'
+expect_eq "$CODE" 200 "policy PUT"
+jq_eq '.effective.defaults.group.per_mx.sessions' 7 "policy PUT applied"
+req PUT /v1/policy --data-binary $'[defaults]\nper_mx.sessions = -1\n'
+expect_eq "$CODE" 400 "bad policy refused"
+expect_match "$(jq -r .message <<<"$BODY")" "per_mx.sessions" "bad policy names the key"
+req GET /v1/policy
+jq_eq '.effective.defaults.group.per_mx.sessions' 7 "bad policy changed nothing"
+
+# WebSocket: snapshots, check, live group policy, errors.
+WS_URL="ws://${URL#http://}ws"
+"$PY" "$HERE_SERVE/ws_client.py" "$WS_URL" - mx1.farm.test "$OK_ADDR" "$BAD_ADDR" ||
+  fail "WebSocket checks"
+ok
+req GET /v1/policy
+jq_eq '.live_groups["mx1.farm.test"]["per_mx.connect_rate"]' 3 "group change by WebSocket"
+jq_eq '.effective.providers[] | select(.match == ["mx1.farm.test"]) | .group.per_mx.sessions' 2 \
+  "group change in the effective policy"
+
+# Metrics.
+req GET /metrics
+expect_eq "$CODE" 200 "metrics"
+expect_match "$BODY" '^mxprobe_verifications_total\{verdict="deliverable",reason="accepted"\} [1-9]' "verdict counter"
+expect_match "$BODY" '^mxprobe_smtp_stage_seconds_bucket\{stage="rcpt_to",le="\+Inf"\} [1-9]' "stage histogram"
+expect_match "$BODY" '^# TYPE mxprobe_smtp_sessions_active gauge' "gauge type"
+CT=$(curl -sS -o /dev/null -w '%{content_type}' "${URL}metrics")
+expect_match "$CT" '^text/plain; version=0.0.4' "metrics content type"
+
+# Security: beyond loopback only with a token; with one, everything but /healthz needs it.
+rc=0
+"$MXPROBE" serve --listen 0.0.0.0:0 --dns "127.0.0.1:$DNS_PORT" 2>"$WORK/open.err" || rc=$?
+expect_eq "$rc" 2 "non-loopback listen without a token refused"
+expect_match "$(cat "$WORK/open.err")" "token" "refusal says why"
+echo "s3cret-token" >"$WORK/token"
+serve locked --token-file "$WORK/token"
+req GET /healthz
+expect_eq "$CODE" 200 "healthz needs no token"
+req GET "/v1/verify?email=$OK_ADDR"
+expect_eq "$CODE" 401 "no token"
+HDRS=$(curl -sS -D - -o /dev/null "${URL}v1/policy")
+expect_match "$HDRS" "^WWW-Authenticate: Bearer" "401 says Bearer"
+expect_no_match "$HDRS" "^Access-Control-" "no CORS headers"
+req GET "/v1/verify?email=$OK_ADDR" -H "Authorization: Bearer wrong"
+expect_eq "$CODE" 401 "wrong token"
+req GET "/v1/verify?email=$OK_ADDR" -H "Authorization: Bearer s3cret-token"
+expect_eq "$CODE" 200 "right token"
+"$PY" "$HERE_SERVE/ws_client.py" "ws://${URL#http://}ws" s3cret-token mx1.farm.test "$OK_ADDR" \
+  "$BAD_ADDR" || fail "WebSocket checks with a token"
+ok
+
+# A clean stop.
+kill -TERM "${SERVE_PIDS[0]}"
+wait "${SERVE_PIDS[0]}" || fail "serve did not exit 0 on SIGTERM"
+ok
+echo "PASS: $CHECKS checks"

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""WebSocket checks of `mxprobe serve` with a real client (Debian's python3-websockets).
+
+Usage: ws_client.py URL TOKEN_OR_- GROUP EMAIL_OK EMAIL_BAD
+Checks: hello then snapshots ~4 per second with the documented keys; `check` answers an ack then
+the record with its transcript; `set_group_policy` is acknowledged (and a bad key refused);
+unknown commands and garbage get error acks; with a token, a client without it is refused.
+"""
+import asyncio
+import json
+import sys
+import time
+
+import websockets
+
+URL, TOKEN, GROUP, EMAIL_OK, EMAIL_BAD = sys.argv[1:6]
+PROTOS = ["mxprobe.v1"] + ([f"bearer.{TOKEN}"] if TOKEN != "-" else [])
+
+
+def fail(msg):
+    print(f"FAIL (ws): {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+async def recv_until(ws, pred, timeout=15):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = json.loads(await asyncio.wait_for(ws.recv(), end - time.monotonic()))
+        if pred(m):
+            return m
+    fail("timed out waiting for a message")
+
+
+async def main():
+    if TOKEN != "-":
+        try:
+            async with websockets.connect(URL, subprotocols=["mxprobe.v1", "bearer.wrong"]):
+                fail("a wrong token was accepted")
+        except websockets.exceptions.InvalidStatusCode as e:
+            if e.status_code != 401:
+                fail(f"wrong token: status {e.status_code}, want 401")
+    async with websockets.connect(URL, subprotocols=PROTOS, max_size=2**24) as ws:
+        if ws.subprotocol != "mxprobe.v1":
+            fail(f"subprotocol {ws.subprotocol!r}")
+        hello = json.loads(await ws.recv())
+        if hello.get("type") != "hello" or hello.get("version") != 1:
+            fail(f"first message {hello}")
+        # Snapshots: 4 per second, with the documented keys.
+        t0, snaps = time.monotonic(), []
+        while len(snaps) < 5:
+            m = json.loads(await ws.recv())
+            if m.get("type") == "snapshot":
+                snaps.append((time.monotonic(), m))
+        span = snaps[-1][0] - snaps[0][0]
+        if not 0.6 <= span <= 1.6:
+            fail(f"4 snapshot intervals took {span:.2f} s (want ~1 s)")
+        keys = {"seq", "totals", "rates", "series", "sessions", "connects_per_s", "dns",
+                "latency", "groups", "sources", "jobs", "reasons", "pending"}
+        missing = keys - set(snaps[-1][1])
+        if missing:
+            fail(f"snapshot lacks {missing}")
+        seqs = [s["seq"] for _, s in snaps]
+        if seqs != sorted(seqs):
+            fail(f"snapshot seq not increasing: {seqs}")
+        # check: ack, then the record with its transcript.
+        await ws.send(json.dumps({"id": 7, "cmd": "check", "email": EMAIL_OK}))
+        ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == 7)
+        if not ack["ok"]:
+            fail(f"check ack {ack}")
+        res = await recv_until(ws, lambda m: m.get("type") == "result" and m.get("id") == 7)
+        rec = res["record"]
+        if rec["email"] != EMAIL_OK or rec["verdict"] not in ("deliverable", "risky"):
+            fail(f"check record {rec}")
+        if "RCPT TO:" not in rec.get("transcript", ""):
+            fail("check record has no transcript")
+        await ws.send(json.dumps({"id": 8, "cmd": "check", "email": EMAIL_BAD}))
+        res = await recv_until(ws, lambda m: m.get("type") == "result" and m.get("id") == 8)
+        if res["record"]["verdict"] != "undeliverable":
+            fail(f"bad address record {res}")
+        # A group's policy, live.
+        await ws.send(json.dumps({"id": 9, "cmd": "set_group_policy", "group": GROUP,
+                                  "set": {"per_mx.connect_rate": 3, "per_mx.sessions": 2}}))
+        ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == 9)
+        if not ack["ok"]:
+            fail(f"set_group_policy ack {ack}")
+        await ws.send(json.dumps({"id": 10, "cmd": "set_group_policy", "group": GROUP,
+                                  "set": {"per_mx.nonsense": 1}}))
+        ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == 10)
+        if ack["ok"] or "nonsense" not in ack.get("error", ""):
+            fail(f"bad key accepted: {ack}")
+        for bad, want in (("not json", None), (json.dumps({"id": 11, "cmd": "fly"}), 11)):
+            await ws.send(bad)
+            ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == want)
+            if ack["ok"]:
+                fail(f"{bad!r} acknowledged as ok")
+    print("ws: hello, 5 snapshots in %.2f s, check, set_group_policy, errors" % span)
+
+
+asyncio.run(main())
