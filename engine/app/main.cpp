@@ -95,6 +95,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   sv->add_option("--console", srv.console, "directory served at / (the admin console)")
       ->check(CLI::ExistingDirectory);
+  sv->add_option("--data", srv.data,
+                 "where bulk jobs keep their files (default: ~/.local/share/mxprobe/jobs)");
   sv->add_option("--cache", srv.cache,
                  "results cache, SQLite (default: ~/.cache/mxprobe/cache.db)");
   sv->add_flag("--no-cache", srv.no_cache, "neither read nor write the results cache");

@@ -113,6 +113,8 @@ class Runner final : private loop::TimerHandler {
         on_done_(std::move(on_done)),
         next_id_(id_base) {
     init(in);
+    // Shared: a small read-ahead, so that pause stops soon; starvation still reads on.
+    high_ = 1000;
   }
 
   ~Runner() {

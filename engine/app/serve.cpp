@@ -14,6 +14,7 @@
 
 #include "address/address.hpp"
 #include "app/reload.hpp"
+#include "app/runner.hpp"
 #include "app/verify.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/verifier.hpp"
@@ -159,6 +160,21 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       resp.body = self->prometheus();
       r.respond(std::move(resp));
     });
+    http_->route("POST", "/v1/jobs", [self](const http::Request& q, server::Responder r) {
+      self->create_job(q, std::move(r));
+    });
+    http_->route("GET", "/v1/jobs", [self](const http::Request&, server::Responder r) {
+      json list = json::array();
+      for (auto& [id, j] : self->jobs_)
+        list.push_back(self->job_json(*j));
+      r.respond(json_response(200, json{{"jobs", list}}));
+    });
+    http_->route("GET", "/v1/jobs/*", [self](const http::Request& q, server::Responder r) {
+      self->job_get(q, std::move(r));
+    });
+    http_->route("POST", "/v1/jobs/*", [self](const http::Request& q, server::Responder r) {
+      self->job_post(q, std::move(r));
+    });
     http_->websocket("/ws", *this);
     if (!o_.console.empty()) http_->static_dir(o_.console);
     tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
@@ -187,6 +203,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
 
   pipeline::VerifierConfig hooks(pipeline::VerifierConfig c) {
     c.transcripts = true;
+    c.on_starved = [this] {
+      for (auto& [id, j] : jobs_)
+        if (j->runner && !j->finished) j->runner->on_starved();
+    };
     c.on_stage = [this](smtp::Stage s, std::chrono::nanoseconds d) {
       stage_[static_cast<int>(s)].observe(std::chrono::duration<double>(d).count());
     };
@@ -295,6 +315,11 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
 
   void on_result(Result&& r) {
     count(r);
+    if (const uint64_t job = r.id >> kJobIdShift; job != 0) {
+      auto it = jobs_.find(job);
+      if (it != jobs_.end() && it->second->runner) it->second->runner->deliver(std::move(r));
+      return;
+    }
     auto it = pending_.find(r.id);
     if (it == pending_.end()) return;
     Pending pd = std::move(it->second);
@@ -341,6 +366,260 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
         w.http.respond(json_response(200, rec));
       }
       std::erase_if(pd.waiters, [](const Waiter& w) { return !w.ws_client && !w.http.alive(); });
+    }
+  }
+
+  // --- Bulk jobs ---
+
+  // A job: its files under --data DIR/ID/ (input as uploaded, journal, results), and the runner
+  // that feeds the shared verifier.
+  struct Job {
+    uint64_t id = 0;
+    std::string dir;
+    VerifyOptions opts;
+    InputFile in;
+    OutputFile out;
+    std::unique_ptr<store::SqliteStore> journal;
+    std::unique_ptr<Runner> runner;
+    std::chrono::system_clock::time_point created;
+    Clock::time_point started, ended;
+    bool finished = false;
+    uint64_t input_bytes = 0;
+  };
+  static constexpr int kJobIdShift = 40;  // verifier ids: job << 40 | sequence; 0 = real time
+
+  static std::string job_state(const Job& j) {
+    if (j.runner && j.runner->cancelled()) return "cancelled";
+    if (j.finished) return "finished";
+    if (j.runner && j.runner->paused()) return "paused";
+    return "running";
+  }
+
+  json job_json(const Job& j) const {
+    json counts = json::object();
+    uint64_t done = 0;
+    for (int v = 0; v < kVerdictCount; ++v) {
+      uint64_t n = j.runner ? j.runner->count_of(static_cast<Verdict>(v)) : 0;
+      counts[std::string(to_string(static_cast<Verdict>(v)))] = n;
+      done += n;
+    }
+    const auto until = j.finished ? j.ended : Clock::now();
+    const double secs = std::chrono::duration<double>(until - j.started).count();
+    const double rate = secs > 0 ? double(done) / secs : 0;
+    const bool known = j.runner && j.runner->input_read();
+    const uint64_t records = j.runner ? j.runner->records_seen() : 0;
+    json eta = nullptr;
+    if (!j.finished && rate > 0) {
+      double left = known ? double(records - std::min(records, done))
+                          : double(done) / std::max(1e-9, j.runner->progress_fraction()) - done;
+      eta = std::max(0.0, left / rate);
+    }
+    return {{"id", j.id},
+            {"state", job_state(j)},
+            {"created", pipeline::iso8601(j.created)},
+            {"format", j.opts.format == OutputFormat::Csv ? "csv" : "jsonl"},
+            {"input_bytes", j.input_bytes},
+            {"records", known ? json(records) : json(nullptr)},
+            {"done", done},
+            {"progress", j.finished ? 1.0 : (j.runner ? j.runner->progress_fraction() : 0.0)},
+            {"counts", counts},
+            {"rate_per_s", rate},
+            {"eta_s", eta},
+            {"links",
+             {{"self", "/v1/jobs/" + std::to_string(j.id)},
+              {"results", "/v1/jobs/" + std::to_string(j.id) + "/results"}}}};
+  }
+
+  json jobs_summary() const {
+    json list = json::array();
+    for (const auto& [id, j] : jobs_)
+      list.push_back(job_json(*j));
+    return list;
+  }
+
+  // POST /v1/jobs?format=jsonl|csv&column=NAME, body: the list (plain, CSV or gzip).
+  void create_job(const http::Request& q, server::Responder r) {
+    if (q.body.empty()) return r.respond(error(400, "bad_request", "empty body: send the list"));
+    auto job = std::make_unique<Job>();
+    job->id = next_job_++;
+    job->dir = o_.data + "/" + std::to_string(job->id);
+    if (!make_parent_dirs(job->dir + "/x")) {
+      return r.respond(error(500, "storage", "cannot create " + job->dir));
+    }
+    const std::string* fmt = q.param("format");
+    if (fmt && *fmt != "jsonl" && *fmt != "csv")
+      return r.respond(error(400, "bad_request", "format: jsonl or csv"));
+    auto& vo = job->opts;
+    vo.format = fmt && *fmt == "csv" ? OutputFormat::Csv : OutputFormat::Jsonl;
+    if (const std::string* col = q.param("column")) {
+      vo.records.column = *col;
+      vo.records.column_given = true;
+    }
+    vo.input = job->dir + "/input";
+    vo.output = job->dir + (vo.format == OutputFormat::Csv ? "/results.csv" : "/results.jsonl");
+    vo.progress = 0;
+    vo.cache_ttl = o_.cache_ttl;
+    vo.no_cache = o_.no_cache;
+    {
+      std::ofstream f(vo.input, std::ios::binary);
+      f.write(q.body.data(), static_cast<std::streamsize>(q.body.size()));
+      if (!f) return r.respond(error(500, "storage", "cannot write " + vo.input));
+    }
+    job->input_bytes = q.body.size();
+    std::string err;
+    auto journal = store::SqliteStore::open(job->dir + "/journal.db");
+    if (!journal) return r.respond(error(500, "storage", journal.error().message));
+    job->journal = std::move(*journal);
+    if (!job->in.open(vo.input, err) || !job->out.open(vo.output, err))
+      return r.respond(error(500, "storage", err));
+    job->created = std::chrono::system_clock::now();
+    job->started = Clock::now();
+    const uint64_t id = job->id;
+    job->runner = std::make_unique<Runner>(e_, job->opts, job->in, job->out, diag_, verifier_,
+                                           id << kJobIdShift, [this, id] { job_done(id); });
+    job->runner->set_journal(job->journal.get());
+    job->runner->set_cache(cache_.get());
+    Job& ref = *job;
+    jobs_[id] = std::move(job);
+    ref.runner->begin();
+    r.respond(json_response(201, job_json(ref)));
+    if (http_)
+      http_->broadcast_text(json{{"type", "event"},
+                                 {"event", "job_started"},
+                                 {"job", id},
+                                 {"text", "job " + std::to_string(id) + " started"}}
+                                .dump());
+  }
+
+  void job_done(uint64_t id) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || it->second->finished) return;
+    Job& j = *it->second;
+    j.finished = true;
+    j.ended = Clock::now();
+    (void)j.journal->set_job_state(j.runner->job(), job_state(j));
+    std::string err;
+    (void)j.out.close(err);
+    std::fprintf(diag_, "mxprobe serve: job %llu %s: %llu records\n",
+                 static_cast<unsigned long long>(id), job_state(j).c_str(),
+                 static_cast<unsigned long long>(j.runner->written()));
+    if (http_)
+      http_->broadcast_text(json{{"type", "event"},
+                                 {"event", "job_done"},
+                                 {"job", id},
+                                 {"text", "job " + std::to_string(id) + " " + job_state(j)}}
+                                .dump());
+  }
+
+  bool job_action(uint64_t id, const std::string& action, std::string& err) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) {
+      err = "no job " + std::to_string(id);
+      return false;
+    }
+    Job& j = *it->second;
+    if (j.finished) {
+      err = "job " + std::to_string(id) + " is " + job_state(j);
+      return false;
+    }
+    if (action == "pause") j.runner->pause();
+    if (action == "resume") j.runner->resume_feeding();
+    if (action == "cancel") j.runner->cancel();
+    return true;
+  }
+
+  // "/v1/jobs/ID" or "/v1/jobs/ID/REST": the job (or null) and REST.
+  Job* job_of(const std::string& path, std::string& rest) {
+    std::string tail = path.substr(std::string("/v1/jobs/").size());
+    size_t slash = tail.find('/');
+    std::string idtext = tail.substr(0, slash);
+    rest = slash == std::string::npos ? "" : tail.substr(slash + 1);
+    char* end = nullptr;
+    unsigned long long id = std::strtoull(idtext.c_str(), &end, 10);
+    if (idtext.empty() || *end) return nullptr;
+    auto it = jobs_.find(id);
+    return it == jobs_.end() ? nullptr : it->second.get();
+  }
+
+  void job_get(const http::Request& q, server::Responder r) {
+    std::string rest;
+    Job* j = job_of(q.path, rest);
+    if (!j) return r.respond(error(404, "not_found", "no such job"));
+    if (rest.empty()) return r.respond(json_response(200, job_json(*j)));
+    if (rest != "results") return r.respond(error(404, "not_found", "no such resource"));
+    const std::string* fmt = q.param("format");
+    if (fmt && *fmt != "jsonl" && *fmt != "csv")
+      return r.respond(error(400, "bad_request", "format: jsonl or csv"));
+    stream_results(*j, fmt && *fmt == "csv" ? OutputFormat::Csv : OutputFormat::Jsonl,
+                   std::move(r));
+  }
+
+  void job_post(const http::Request& q, server::Responder r) {
+    std::string rest, err;
+    Job* j = job_of(q.path, rest);
+    if (!j) return r.respond(error(404, "not_found", "no such job"));
+    if (rest != "pause" && rest != "resume" && rest != "cancel")
+      return r.respond(error(404, "not_found", "POST /v1/jobs/ID/pause, resume or cancel"));
+    if (!job_action(j->id, rest, err)) return r.respond(error(409, "conflict", err));
+    r.respond(json_response(200, job_json(*j)));
+  }
+
+  // The records committed so far, in line order, from the job's journal; pages are written as
+  // the client takes them (at most ~1 MiB waiting), so a large job never sits in memory.
+  struct Download {
+    Job* job;
+    RecordFormatter fmt;
+    server::Responder r;
+    uint64_t after = 0;
+  };
+  void stream_results(Job& j, OutputFormat f, server::Responder r) {
+    auto d = std::make_unique<Download>(Download{&j, RecordFormatter(f, false), std::move(r), 0});
+    auto info = j.journal->latest_job();
+    std::string header;
+    if (info && info->has_value()) {
+      json o = json::parse((*info)->options_json, nullptr, false);
+      if (!o.is_discarded()) {
+        header = o.value("header", "");
+        std::string dl = o.value("delimiter", ",");
+        if (!header.empty())
+          d->fmt.set_input_header(header, static_cast<unsigned char>(dl.empty() ? ',' : dl[0]));
+      }
+    }
+    d->r.begin_chunked(200, {{"Content-Type", f == OutputFormat::Csv ? "text/csv; charset=utf-8"
+                                                                     : "application/x-ndjson"}});
+    d->r.write_chunk(d->fmt.header());
+    downloads_.push_back(std::move(d));
+    pump_downloads();
+  }
+
+  void pump_downloads() {
+    for (auto& d : downloads_) {
+      while (d->r.alive() && d->r.pending_output() < (1u << 20)) {
+        auto info = d->job->journal->latest_job();
+        if (!info || !info->has_value()) {
+          d->r.end_chunked();
+          break;
+        }
+        auto page = d->job->journal->done_page((*info)->id, d->after, 1000);
+        if (!page || page->empty()) {
+          d->r.end_chunked();
+          break;
+        }
+        std::string buf;
+        for (const auto& row : *page) {
+          Result res;
+          std::string err;
+          if (pipeline::parse_json(row.record, res, err)) d->fmt.append(res, row.raw, buf);
+          d->after = row.line;
+        }
+        d->r.write_chunk(buf);
+      }
+    }
+    std::erase_if(downloads_, [](const auto& d) { return !d->r.alive(); });
+    if (!downloads_.empty() && !download_timer_armed_) {
+      download_timer_armed_ = true;
+      download_timer_ =
+          e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(10), *this, 1);
     }
   }
 
@@ -541,10 +820,14 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
             {"latency", latency},
             {"groups", groups},
             {"sources", sources},
-            {"jobs", json::array()}};
+            {"jobs", jobs_summary()}};
   }
 
-  void on_timer(loop::TimerId, uint64_t) override {
+  void on_timer(loop::TimerId, uint64_t cookie) override {
+    if (cookie == 1) {
+      download_timer_armed_ = false;
+      return pump_downloads();
+    }
     const auto now = Clock::now();
     expire(now);
     if (http_ && http_->ws_clients()) http_->broadcast_text(snapshot().dump());
@@ -598,8 +881,12 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       if (!apply_overrides(overrides_, groups, err)) return ack(id, false, err);
       return ack(id, true, {}, policy_json()["live_groups"]);
     }
-    if (cmd == "pause" || cmd == "resume" || cmd == "cancel")
-      return ack(id, false, "no such job (bulk jobs over the API are not in this version)");
+    if (cmd == "pause" || cmd == "resume" || cmd == "cancel") {
+      uint64_t job = req.value("job", uint64_t{0});
+      std::string err;
+      if (!job_action(job, cmd, err)) return ack(id, false, err);
+      return ack(id, true, {}, job_json(*jobs_.at(job)));
+    }
     ack(id, false, "unknown command: " + cmd);
   }
 
@@ -624,6 +911,11 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   std::array<metrics::Histogram, smtp::kStageCount> stage_;
   loop::TimerId tick_{};
   bool stopping_ = false;
+  std::map<uint64_t, std::unique_ptr<Job>> jobs_;
+  uint64_t next_job_ = 1;
+  std::vector<std::unique_ptr<Download>> downloads_;
+  loop::TimerId download_timer_{};
+  bool download_timer_armed_ = false;
 };
 
 }  // namespace
@@ -637,9 +929,21 @@ int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* dia
       return 2;
     }
   }
+  ServeOptions o = opts;
+  if (o.data.empty()) {
+    const char* xdg = std::getenv("XDG_DATA_HOME");
+    const char* home = std::getenv("HOME");
+    o.data = xdg && *xdg     ? std::string(xdg) + "/mxprobe/jobs"
+             : home && *home ? std::string(home) + "/.local/share/mxprobe/jobs"
+                             : std::string("mxprobe-jobs");
+  }
+  if (!make_parent_dirs(o.data + "/x")) {
+    std::fprintf(diag, "mxprobe serve: cannot create %s\n", o.data.c_str());
+    return 2;
+  }
   Engine e;
   if (!make_engine(eng, true, e, diag)) return 3;
-  Service svc(e, opts, diag);
+  Service svc(e, o, diag);
   svc.set_token(token);
   std::string err;
   if (!svc.start(err)) {

@@ -16,6 +16,7 @@ struct ServeOptions {
   std::string token;       // Bearer token; required to listen on a non-loopback address
   std::string token_file;  // or read it from this file (first line)
   std::string console;     // directory served at / (the admin console's build output)
+  std::string data;        // where bulk jobs keep their files ("" = ~/.local/share/mxprobe/jobs)
   std::string cache;       // results cache (default as for verify); "" = default
   bool no_cache = false;
   std::chrono::seconds cache_ttl = std::chrono::hours(24 * 7);

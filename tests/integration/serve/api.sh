@@ -35,7 +35,7 @@ serve() {
   shift
   mkfifo "$fifo"
   "$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
-    --no-cache --helo serve.client.test "$@" 2>"$fifo" &
+    --no-cache --helo serve.client.test --data "$WORK/data-$name" "$@" 2>"$fifo" &
   SERVE_PIDS+=($!)
   exec 4<"$fifo"
   read -r -t 10 line <&4 || fail "$name: no start-up line"
@@ -131,6 +131,77 @@ req GET /v1/policy
 jq_eq '.live_groups["mx1.farm.test"]["per_mx.connect_rate"]' 3 "group change by WebSocket"
 jq_eq '.effective.providers[] | select(.match == ["mx1.farm.test"]) | .group.per_mx.sessions' 2 \
   "group change in the effective policy"
+
+# Bulk jobs: upload, progress, pause/resume, results as JSON Lines and CSV, cancel, errors.
+"$PY" - "$WORK/truth.csv" "$WORK/job.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["ref", "email"])
+    for i, r in enumerate(rows * 20):  # duplicates on purpose: verified once each
+        w.writerow([f"r{i}", r["email"]])
+PY
+req POST "/v1/jobs?format=csv" --data-binary @"$WORK/job.csv"
+expect_eq "$CODE" 201 "job created"
+JOB=$(jq -r .id <<<"$BODY")
+jq_eq .state running "new job runs"
+req POST "/v1/jobs/$JOB/pause"
+expect_eq "$CODE" 200 "pause"
+jq_eq .state paused "paused"
+req GET "/v1/jobs/$JOB"
+jq_eq .state paused "still paused"
+req POST "/v1/jobs/$JOB/resume"
+jq_eq .state running "resumed"
+for _ in $(seq 300); do
+  req GET "/v1/jobs/$JOB"
+  [[ $(jq -r .state <<<"$BODY") == finished ]] && break
+  sleep 0.1
+done
+jq_eq .state finished "job finished"
+ROWS=$(($(wc -l <"$WORK/job.csv") - 1))
+jq_eq .done "$ROWS" "every row done"
+jq_eq .records "$ROWS" "records counted"
+req GET /v1/jobs
+jq_eq ".jobs | map(.id) | index($JOB) != null" true "job listed"
+curl -sS "${URL}v1/jobs/$JOB/results" >"$WORK/job.jsonl"
+curl -sS "${URL}v1/jobs/$JOB/results?format=csv" >"$WORK/job.out.csv"
+check_job() {
+  "$PY" - "$WORK/truth.csv" "$WORK/job.csv" "$WORK/job.jsonl" "$WORK/job.out.csv"
+}
+check_job <<'PY' || fail "job results"
+import csv, json, sys
+truth = {r["email"]: (r["verdict"], r["reason"]) for r in csv.DictReader(open(sys.argv[1]))}
+inp = list(csv.reader(open(sys.argv[2], newline="")))
+recs = [json.loads(l) for l in open(sys.argv[3])]
+assert [r["line"] for r in recs] == list(range(2, len(inp) + 1)), "line order, each once"
+for r in recs:
+    assert (r["verdict"], r["reason"]) == truth[r["email"]], r
+out = list(csv.reader(open(sys.argv[4], newline="")))
+assert out[0][:3] == ["ref", "email", "line"] and "mxprobe_email" in out[0], out[0][:5]
+assert [row[:2] for row in out[1:]] == inp[1:], "the user's columns first, as they were"
+PY
+ok
+req POST "/v1/jobs/$JOB/cancel"
+expect_eq "$CODE" 409 "a finished job cannot be cancelled"
+req POST /v1/jobs --data-binary @"$WORK/job.csv"
+JOB2=$(jq -r .id <<<"$BODY")
+req POST "/v1/jobs/$JOB2/cancel"
+expect_eq "$CODE" 200 "cancel"
+for _ in $(seq 300); do
+  req GET "/v1/jobs/$JOB2"
+  [[ $(jq -r .eta_s <<<"$BODY") == null ]] && break
+  sleep 0.1
+done
+jq_eq .state cancelled "cancelled"
+req GET /v1/jobs/999
+expect_eq "$CODE" 404 "no such job"
+req POST /v1/jobs/999/pause
+expect_eq "$CODE" 404 "no such job to pause"
+req POST "/v1/jobs/$JOB/fly"
+expect_eq "$CODE" 404 "no such job action"
+req POST /v1/jobs
+expect_eq "$CODE" 400 "empty upload"
 
 # Metrics.
 req GET /metrics
