@@ -111,7 +111,8 @@ class Runner final : private loop::TimerHandler {
         verifier_(shared),
         reader_(opts.records, [this](const Record& r) { on_record(r); }),
         on_done_(std::move(on_done)),
-        next_id_(id_base) {
+        next_id_(id_base),
+        own_id_base_(id_base) {
     init(in);
     // Shared: a small read-ahead, so that pause stops soon; starvation still reads on.
     high_ = 1000;
@@ -126,15 +127,28 @@ class Runner final : private loop::TimerHandler {
     refill();
     arm_tick();
   }
-  // Stops taking new addresses (in-flight ones finish and are recorded); resume() goes on.
-  void pause() { paused_ = true; }
+  // Stops: addresses not yet in a session go back (kept here), those in a session finish and
+  // are recorded; resume_feeding() goes on where it stopped.
+  void pause() {
+    paused_ = true;
+    withdraw(true);
+  }
   void resume_feeding() {
     paused_ = false;
+    auto parked = std::move(parked_);
+    parked_.clear();
+    for (auto& w : parked) {
+      auto p = address::parse(w.email);
+      if (p.ok()) handle(w.line, w.email, w.raw, std::move(p.address));
+    }
     refill();
   }
-  // Stops for good: nothing more is read or submitted; in-flight addresses finish.
+  // Stops for good: nothing more is read or submitted; addresses in a session finish, the
+  // others stay undone (pending in the journal).
   void cancel() {
     cancelled_ = true;
+    withdraw(false);
+    parked_.clear();
     check_done();
   }
   bool paused() const { return paused_; }
@@ -259,10 +273,30 @@ class Runner final : private loop::TimerHandler {
   }
 
   bool done() const {
-    return (eof_ || interrupted_ || failed_ || cancelled_) && ids_.empty() && !pending_rows_left();
+    return (eof_ || interrupted_ || failed_ || cancelled_) && ids_.empty() && parked_.empty() &&
+           !pending_rows_left();
   }
   bool pending_rows_left() const {
     return resuming_ && !pending_done_ && !interrupted_ && !cancelled_;
+  }
+  // Takes this runner's queued addresses back from the verifier (keeping their lines to submit
+  // again when `keep`).
+  void withdraw(bool keep) {
+    if (!own_id_base_) return;
+    std::vector<uint64_t> ids;
+    verifier_.withdraw(own_id_base_, own_id_base_ + (uint64_t{1} << 40), ids);
+    for (uint64_t id : ids) {
+      auto it = ids_.find(id);
+      if (it == ids_.end()) continue;
+      auto w = inflight_.find(it->second);
+      if (w != inflight_.end()) {
+        if (keep)
+          for (auto& x : w->second)
+            parked_.push_back(std::move(x));
+        inflight_.erase(w);
+      }
+      ids_.erase(it);
+    }
   }
   // Addresses this runner submitted and has no result for yet.
   uint64_t in_flight() const { return ids_.size(); }
@@ -652,6 +686,8 @@ class Runner final : private loop::TimerHandler {
   std::string read_error_;
   uint64_t high_ = 1000, ceiling_ = 200'000, records_seen_ = 0;
   uint64_t next_id_ = 1;
+  uint64_t own_id_base_ = 0;    // shared verifier: this runner's ids are [base, base + 2^40)
+  std::vector<Waiter> parked_;  // taken back by pause(), submitted again by resume_feeding()
   uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
   std::array<uint64_t, kVerdictCount> counts_{};
   bool eof_ = false, interrupted_ = false, failed_ = false;

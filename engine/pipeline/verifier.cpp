@@ -331,6 +331,29 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
   kick();
 }
 
+size_t Verifier::withdraw(uint64_t lo, uint64_t hi, std::vector<uint64_t>& out) {
+  size_t n = 0;
+  for (auto& slot : items_) {
+    Item* it = slot.get();
+    if (!it || it->probe || it->id < lo || it->id >= hi) continue;
+    Domain* d = domains_.count(it->addr.domain) ? domains_[it->addr.domain].get() : nullptr;
+    if (!d) continue;
+    const bool unqueued =
+        std::find(d->unqueued.begin(), d->unqueued.end(), it) != d->unqueued.end();
+    if (unqueued) continue;                 // finished on the next kick: let it
+    if (!sched_.queued(it->sid)) continue;  // in a session, or finished and held
+    sched_.remove(it->sid);
+    out.push_back(it->id);
+    --d->live;
+    ++stats_.withdrawn;
+    free_item(it);
+    maybe_idle(*d);
+    ++n;
+  }
+  if (n) kick();
+  return n;
+}
+
 void Verifier::maybe_idle(Domain& d) {
   bool settled = d.state == Domain::State::Ready || d.state == Domain::State::Failed;
   if (d.idle || !settled || d.live || d.active || d.failing || d.probe == Domain::Probe::InFlight)

@@ -68,7 +68,8 @@ struct VerifierConfig {
 struct VerifierStats {
   uint64_t submitted = 0, finished = 0;
   uint64_t sessions_started = 0, connect_failures = 0, failovers = 0, domains_evicted = 0;
-  uint64_t retries = 0;  // tries given another go later (greylisting, 4xx, recipient limits)
+  uint64_t retries = 0;    // tries given another go later (greylisting, 4xx, recipient limits)
+  uint64_t withdrawn = 0;  // taken back by withdraw()
   uint32_t active_sessions = 0;
 };
 
@@ -83,8 +84,11 @@ class Verifier : private loop::TimerHandler {
   // Queues one address (already parsed and valid). Work starts on the loop's next iteration;
   // the result comes through emit (never from inside submit).
   void submit(uint64_t id, uint64_t line, std::string email, address::Address addr);
-  // Addresses submitted and not yet emitted.
-  uint64_t pending() const { return stats_.submitted - stats_.finished; }
+  // Addresses submitted and not yet emitted (nor withdrawn).
+  uint64_t pending() const { return stats_.submitted - stats_.finished - stats_.withdrawn; }
+  // Takes back the addresses with lo <= id < hi that no session has taken yet (queued or waiting
+  // for a retry): no result will come for them. Appends their ids to `out`. O(addresses held).
+  size_t withdraw(uint64_t lo, uint64_t hi, std::vector<uint64_t>& out);
   const VerifierStats& stats() const { return stats_; }
   const VerifierConfig& config() const { return cfg_; }
   // A new policy (SIGHUP): queued and in-flight work is kept, limits apply from now on.

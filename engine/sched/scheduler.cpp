@@ -508,6 +508,12 @@ bool Scheduler::remove(ItemId id) {
   return true;
 }
 
+bool Scheduler::queued(ItemId id) const {
+  if (!valid(id)) return false;
+  const ItemState st = items_[id.index].state;
+  return st == ItemState::Ready || st == ItemState::Waiting;
+}
+
 size_t Scheduler::drain_domain(DomainId d, std::vector<uint64_t>& keys) {
   Domain& D = domains_[d];
   size_t n = 0;

@@ -195,6 +195,8 @@ class Scheduler {
   bool requeue(ItemId item, TimePoint now);
   // Forgets an address whatever its state (the pipeline finished it itself).
   bool remove(ItemId item);
+  // The address is queued (due or waiting for its time), not in a session.
+  bool queued(ItemId item) const;
   // Removes every queued (due or waiting) address of a domain, appending their keys (a domain
   // whose DNS failed or whose every MX failed).
   size_t drain_domain(DomainId d, std::vector<uint64_t>& keys);

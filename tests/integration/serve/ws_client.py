@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 import time
+import urllib.request
 
 import websockets
 
@@ -88,12 +89,34 @@ async def main():
         ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == 10)
         if ack["ok"] or "nonsense" not in ack.get("error", ""):
             fail(f"bad key accepted: {ack}")
+        # Jobs: a small one over HTTP, then pause, resume and cancel over the WebSocket.
+        http = URL.replace("ws://", "http://", 1).rsplit("/ws", 1)[0]
+        domain = EMAIL_OK.split("@")[1]
+        body = "\n".join(f"zz{i}@{domain}" for i in range(40000)).encode()
+        rq = urllib.request.Request(f"{http}/v1/jobs", data=body, method="POST")
+        if TOKEN != "-":
+            rq.add_header("Authorization", f"Bearer {TOKEN}")
+        job = json.load(urllib.request.urlopen(rq))["id"]
+        for n, cmd, state in ((20, "pause", "paused"), (21, "resume", "running"),
+                              (22, "cancel", "cancelled")):
+            await ws.send(json.dumps({"id": n, "cmd": cmd, "job": job}))
+            ack = await recv_until(ws, lambda m, n=n: m.get("type") == "ack" and m.get("id") == n)
+            got = ack.get("data", {}).get("state")
+            if not (ack["ok"] and got == state):
+                fail(f"{cmd}: {ack}")
+        await ws.send(json.dumps({"id": 23, "cmd": "pause", "job": 999999}))
+        ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == 23)
+        if ack["ok"]:
+            fail("pause of a job that does not exist acknowledged")
+        snap = await recv_until(ws, lambda m: m.get("type") == "snapshot")
+        if not any(j["id"] == job for j in snap["jobs"]):
+            fail("the job is not in the snapshot")
         for bad, want in (("not json", None), (json.dumps({"id": 11, "cmd": "fly"}), 11)):
             await ws.send(bad)
             ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == want)
             if ack["ok"]:
                 fail(f"{bad!r} acknowledged as ok")
-    print("ws: hello, 5 snapshots in %.2f s, check, set_group_policy, errors" % span)
+    print("ws: hello, 5 snapshots in %.2f s, check, set_group_policy, jobs, errors" % span)
 
 
 asyncio.run(main())
