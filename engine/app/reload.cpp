@@ -7,8 +7,8 @@
 namespace mxp::app {
 
 PolicyReloader::PolicyReloader(Engine& e, pipeline::Verifier& v, std::FILE* diag,
-                               std::function<void(int)> on_stop)
-    : e_(e), v_(v), diag_(diag), on_stop_(std::move(on_stop)) {
+                               std::function<void(int)> on_stop, std::function<void()> on_reload)
+    : e_(e), v_(v), diag_(diag), on_stop_(std::move(on_stop)), on_reload_(std::move(on_reload)) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGHUP);
@@ -50,6 +50,7 @@ void PolicyReloader::on_fd_ready(int fd, bool, bool) {
   }
   if (stop && on_stop_) on_stop_(stop);
   if (!hup) return;
+  if (on_reload_) return on_reload_();
   std::string err;
   auto policy = load_engine_policy(e_.options, err);
   if (!policy) {

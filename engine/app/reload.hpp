@@ -16,8 +16,10 @@ class PolicyReloader final : private loop::FdHandler {
  public:
   // Blocks SIGHUP for the process and watches it; a bad file is reported and the old policy
   // stays. Without a signalfd (never on Linux), SIGHUP keeps its default action.
+  // on_reload replaces the default SIGHUP action (re-read --policy and the command line).
   PolicyReloader(Engine& e, pipeline::Verifier& v, std::FILE* diag,
-                 std::function<void(int signal)> on_stop = {});
+                 std::function<void(int signal)> on_stop = {},
+                 std::function<void()> on_reload = {});
   ~PolicyReloader();
   PolicyReloader(const PolicyReloader&) = delete;
   PolicyReloader& operator=(const PolicyReloader&) = delete;
@@ -28,6 +30,7 @@ class PolicyReloader final : private loop::FdHandler {
   pipeline::Verifier& v_;
   std::FILE* diag_;
   std::function<void(int)> on_stop_;
+  std::function<void()> on_reload_;
   int fd_ = -1;
 };
 

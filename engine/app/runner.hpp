@@ -152,6 +152,12 @@ class Runner final : private loop::TimerHandler {
     check_done();
   }
   bool paused() const { return paused_; }
+  // Why the job could not run to its end (an up-front input error, a read or store error).
+  std::string failure() const {
+    if (!reader_.error().empty()) return reader_.error();
+    if (!read_error_.empty()) return read_error_;
+    return failed_ ? "journal or output error (see the log)" : "";
+  }
   bool cancelled() const { return cancelled_; }
   bool is_done() const { return done(); }
   uint64_t records_seen() const { return records_seen_; }

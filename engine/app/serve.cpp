@@ -1,5 +1,6 @@
 #include "app/serve.hpp"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,9 +104,28 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
         diag_(diag),
         verifier_(*e.loop, *e.resolver, hooks(e.config),
                   [this](Result&& r) { on_result(std::move(r)); }),
-        reloader_(e, verifier_, diag, [this](int) { stop(); }) {}
+        reloader_(
+            e, verifier_, diag, [this](int) { stop(); }, [this] { reload(); }) {}
+
+  // SIGHUP: the file again, with the command line, PUT /v1/policy and live group changes.
+  void reload() {
+    std::string err;
+    if (apply_overrides(overrides_, live_groups_, err))
+      std::fprintf(diag_, "mxprobe: SIGHUP: policy reloaded\n");
+    else
+      std::fprintf(diag_, "mxprobe: SIGHUP: %s; keeping the policy in force\n", err.c_str());
+  }
 
   bool start(std::string& err) {
+    // Job ids go on from the highest directory under --data: a restart never reuses one.
+    if (DIR* dir = opendir(o_.data.c_str())) {
+      while (dirent* de = readdir(dir)) {
+        char* end = nullptr;
+        unsigned long long n = std::strtoull(de->d_name, &end, 10);
+        if (end != de->d_name && *end == 0 && n >= next_job_) next_job_ = n + 1;
+      }
+      closedir(dir);
+    }
     if (!o_.no_cache) {
       std::string path = o_.cache.empty() ? default_cache_path() : o_.cache;
       if (!path.empty() && make_parent_dirs(path)) {
@@ -120,20 +140,21 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     server::ServerOptions so;
     so.listen = o_.listen;
     so.token = token_;
+    so.limits.max_body_bytes = 16 << 20;  // job uploads (held in memory while they arrive)
     http_ = server::HttpServer::create(*e_.loop, so, err);
     if (!http_) return false;
     auto self = this;
-    http_->route("GET", "/healthz", [](const http::Request&, server::Responder r) {
+    route("GET", "/healthz", [](const http::Request&, server::Responder r) {
       r.respond(http::Response::json(200, R"({"status":"ok"})"));
     });
-    http_->route("GET", "/v1/verify", [self](const http::Request& q, server::Responder r) {
+    route("GET", "/v1/verify", [self](const http::Request& q, server::Responder r) {
       const std::string* email = q.param("email");
       const std::string* t = q.param("timeout");
       const std::string* tr = q.param("transcript");
       self->verify(email ? *email : std::string(), !email, t ? *t : std::string(),
                    tr && (*tr == "1" || *tr == "true"), std::move(r));
     });
-    http_->route("POST", "/v1/verify", [self](const http::Request& q, server::Responder r) {
+    route("POST", "/v1/verify", [self](const http::Request& q, server::Responder r) {
       json body = json::parse(q.body, nullptr, false);
       if (body.is_discarded() || !body.is_object() || !body.contains("email") ||
           !body["email"].is_string())
@@ -141,40 +162,43 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       std::string timeout;
       if (body.contains("timeout") && body["timeout"].is_number())
         timeout = std::to_string(body["timeout"].get<double>());
-      self->verify(body["email"].get<std::string>(), false, timeout,
-                   body.value("transcript", false), std::move(r));
+      const bool transcript = body.contains("transcript") && body["transcript"].is_boolean() &&
+                              body["transcript"].get<bool>();
+      if (body.contains("transcript") && !body["transcript"].is_boolean())
+        return r.respond(error(400, "bad_request", "transcript: true or false"));
+      if (body.contains("timeout") && !body["timeout"].is_number())
+        return r.respond(error(400, "bad_request", "timeout: a number of seconds"));
+      self->verify(body["email"].get<std::string>(), false, timeout, transcript, std::move(r));
     });
-    http_->route("GET", "/v1/policy", [self](const http::Request&, server::Responder r) {
+    route("GET", "/v1/policy", [self](const http::Request&, server::Responder r) {
       r.respond(json_response(200, self->policy_json()));
     });
-    http_->route("PUT", "/v1/policy", [self](const http::Request& q, server::Responder r) {
+    route("PUT", "/v1/policy", [self](const http::Request& q, server::Responder r) {
       std::string err;
       if (!self->apply_overrides(q.body, self->live_groups_, err))
         return r.respond(error(400, "invalid_policy", err));
       r.respond(json_response(200, self->policy_json()));
     });
-    http_->route("GET", "/metrics", [self](const http::Request&, server::Responder r) {
+    route("GET", "/metrics", [self](const http::Request&, server::Responder r) {
       http::Response resp;
       resp.status = 200;
       resp.headers.push_back({"Content-Type", "text/plain; version=0.0.4; charset=utf-8"});
       resp.body = self->prometheus();
       r.respond(std::move(resp));
     });
-    http_->route("POST", "/v1/jobs", [self](const http::Request& q, server::Responder r) {
+    route("POST", "/v1/jobs", [self](const http::Request& q, server::Responder r) {
       self->create_job(q, std::move(r));
     });
-    http_->route("GET", "/v1/jobs", [self](const http::Request&, server::Responder r) {
+    route("GET", "/v1/jobs", [self](const http::Request&, server::Responder r) {
       json list = json::array();
       for (auto& [id, j] : self->jobs_)
         list.push_back(self->job_json(*j));
       r.respond(json_response(200, json{{"jobs", list}}));
     });
-    http_->route("GET", "/v1/jobs/*", [self](const http::Request& q, server::Responder r) {
-      self->job_get(q, std::move(r));
-    });
-    http_->route("POST", "/v1/jobs/*", [self](const http::Request& q, server::Responder r) {
-      self->job_post(q, std::move(r));
-    });
+    route("GET", "/v1/jobs/*",
+          [self](const http::Request& q, server::Responder r) { self->job_get(q, std::move(r)); });
+    route("POST", "/v1/jobs/*",
+          [self](const http::Request& q, server::Responder r) { self->job_post(q, std::move(r)); });
     http_->websocket("/ws", *this);
     if (!o_.console.empty()) http_->static_dir(o_.console);
     tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
@@ -182,6 +206,20 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   }
 
   void set_token(std::string t) { token_ = std::move(t); }
+
+  // Every route through here: a handler that throws (a bug) answers 500 (the Responder does it
+  // when unwound) and the server goes on.
+  void route(std::string method, std::string path, server::Handler h) {
+    http_->route(std::move(method), std::move(path),
+                 [this, h = std::move(h)](const http::Request& q, server::Responder r) {
+                   try {
+                     h(q, std::move(r));
+                   } catch (const std::exception& e) {
+                     std::fprintf(diag_, "mxprobe serve: %s %s: %s\n", q.method.c_str(),
+                                  q.path.c_str(), e.what());
+                   }
+                 });
+  }
   uint16_t port() const { return http_ ? http_->port() : 0; }
   void stop() {
     stopping_ = true;
@@ -271,8 +309,8 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       return answer(w, record_json(res, false));
     }
     std::string key = p.address.normalized();
-    if (auto it = recent_.find(key); it != recent_.end()) {
-      json rec = json::parse(it->second, nullptr, false);
+    if (auto it = recent_.find(key); it != recent_.end() && fresh(it->second)) {
+      json rec = json::parse(it->second.json, nullptr, false);
       rec["email"] = email;
       rec["cached"] = true;
       return answer(w, rec);
@@ -329,7 +367,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     // Kept for a retry after a timeout: in memory, and in the cache when the answer is final.
     std::string line = rec.dump();
     if (recent_.size() >= kRecentCap) recent_.clear();
-    recent_[pd.normalized] = line;
+    recent_[pd.normalized] = Recent{line, Clock::now(), r.verdict == Verdict::Unknown};
     if (cache_ && r.verdict != Verdict::Unknown) {
       Result plain = r;
       plain.transcript.clear();
@@ -389,6 +427,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   static constexpr int kJobIdShift = 40;  // verifier ids: job << 40 | sequence; 0 = real time
 
   static std::string job_state(const Job& j) {
+    if (j.runner && !j.runner->failure().empty()) return "failed";
     if (j.runner && j.runner->cancelled()) return "cancelled";
     if (j.finished) return "finished";
     if (j.runner && j.runner->paused()) return "paused";
@@ -425,6 +464,8 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
             {"counts", counts},
             {"rate_per_s", rate},
             {"eta_s", eta},
+            {"error",
+             j.runner && !j.runner->failure().empty() ? json(j.runner->failure()) : json(nullptr)},
             {"links",
              {{"self", "/v1/jobs/" + std::to_string(j.id)},
               {"results", "/v1/jobs/" + std::to_string(j.id) + "/results"}}}};
@@ -579,8 +620,11 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     if (info && info->has_value()) {
       json o = json::parse((*info)->options_json, nullptr, false);
       if (!o.is_discarded()) {
-        header = o.value("header", "");
-        std::string dl = o.value("delimiter", ",");
+        header =
+            o.contains("header") && o["header"].is_string() ? o["header"].get<std::string>() : "";
+        std::string dl = o.contains("delimiter") && o["delimiter"].is_string()
+                             ? o["delimiter"].get<std::string>()
+                             : ",";
         if (!header.empty())
           d->fmt.set_input_header(header, static_cast<unsigned char>(dl.empty() ? ',' : dl[0]));
       }
@@ -845,7 +889,17 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   }
   void on_close(server::WsClient& c) override { ws_.erase(c.id()); }
 
+  // A command that throws (a bug) answers an error ack; it never takes the server down.
   void on_message(server::WsClient& c, const http::WsMessage& m) override {
+    try {
+      command(c, m);
+    } catch (const std::exception& e) {
+      c.send_text(
+          json{{"type", "ack"}, {"id", nullptr}, {"ok", false}, {"error", e.what()}}.dump());
+    }
+  }
+
+  void command(server::WsClient& c, const http::WsMessage& m) {
     json req = json::parse(m.data, nullptr, false);
     auto ack = [&](const json& id, bool ok, std::string_view err = {}, json extra = nullptr) {
       json a = {{"type", "ack"}, {"id", id}, {"ok", ok}};
@@ -854,8 +908,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       c.send_text(a.dump());
     };
     if (req.is_discarded() || !req.is_object()) return ack(nullptr, false, "not a JSON object");
-    json id = req.value("id", json());
-    std::string cmd = req.value("cmd", "");
+    json id = req.contains("id") ? req["id"] : json();
+    if (!req.contains("cmd") || !req["cmd"].is_string())
+      return ack(id, false, "cmd: a string (ping, check, set_group_policy, pause, resume, cancel)");
+    const std::string cmd = req["cmd"].get<std::string>();
     if (cmd == "ping") return ack(id, true);
     if (cmd == "check") {
       if (!req.contains("email") || !req["email"].is_string())
@@ -868,7 +924,8 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       return check(req["email"].get<std::string>(), std::move(w));
     }
     if (cmd == "set_group_policy") {
-      std::string group = req.value("group", "");
+      std::string group =
+          req.contains("group") && req["group"].is_string() ? req["group"].get<std::string>() : "";
       if (group.empty() || !req.contains("set") || !req["set"].is_object())
         return ack(id, false, "set_group_policy needs group and set {key: value}");
       auto groups = live_groups_;
@@ -882,7 +939,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       return ack(id, true, {}, policy_json()["live_groups"]);
     }
     if (cmd == "pause" || cmd == "resume" || cmd == "cancel") {
-      uint64_t job = req.value("job", uint64_t{0});
+      if (!req.contains("job") || !req["job"].is_number_unsigned())
+        return ack(id, false, cmd + " needs job: a job id (a number)");
+      const uint64_t job = req["job"].get<uint64_t>();
       std::string err;
       if (!job_action(job, cmd, err)) return ack(id, false, err);
       return ack(id, true, {}, job_json(*jobs_.at(job)));
@@ -902,7 +961,18 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   std::map<std::string, json> live_groups_;
   std::unordered_map<uint64_t, Pending> pending_;
   std::unordered_map<std::string, uint64_t> by_addr_;
-  std::unordered_map<std::string, std::string> recent_;
+  // Results a moment ago, for retries after a timeout: an "unknown" one for a minute (it may be
+  // gone by then), the others as long as the cache would keep them.
+  struct Recent {
+    std::string json;
+    Clock::time_point at;
+    bool unknown = false;
+  };
+  bool fresh(const Recent& r) const {
+    const auto age = Clock::now() - r.at;
+    return r.unknown ? age < std::chrono::minutes(1) : age < o_.cache_ttl;
+  }
+  std::unordered_map<std::string, Recent> recent_;
   std::unordered_map<uint64_t, server::WsClient*> ws_;
   uint64_t next_id_ = 1, requests_ = 0, total_ = 0, snapshot_seq_ = 0, last_dns_queries_ = 0;
   std::array<std::array<uint64_t, kReasonCount>, kVerdictCount> by_verdict_reason_{};

@@ -1118,7 +1118,9 @@ void Scheduler::set_policy(std::shared_ptr<const Policy> policy, TimePoint now) 
   policy_ = std::move(policy);
   const DomainSettings& dd = policy_->domain_settings("", std::nullopt);
   quantum_ = std::max<uint32_t>(1, std::min(dd.recipients, dd.rejections));
-  group_by_host_.clear();  // new lookups follow the new patterns; named groups stay
+  // New lookups follow the new patterns; a host that has a group of its own keeps it (a new
+  // provider pattern for it changes its settings below, it does not split it in two).
+  std::erase_if(group_by_host_, [this](const auto& kv) { return groups_[kv.second].provider; });
   for (auto& s : sources_)
     s.warm.set_settings(policy_->warmup(), now);
   for (GroupId g = 0; g < groups_.size(); ++g) {

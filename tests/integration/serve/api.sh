@@ -88,8 +88,10 @@ req GET /nope
 expect_eq "$CODE" 404 "unknown path"
 req DELETE /v1/verify
 expect_eq "$CODE" 405 "wrong method"
-req POST /v1/verify --data-binary @<(head -c 2000000 /dev/zero | tr '\0' x)
+req POST /v1/verify --data-binary @<(head -c 17000000 /dev/zero | tr '\0' x)
 expect_eq "$CODE" 413 "body too large"
+req POST /v1/verify -d "{\"email\":\"$OK_ADDR\",\"transcript\":\"yes\"}"
+expect_eq "$CODE" 400 "wrong JSON types are a 400, not a crash"
 req GET /healthz -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' y)"
 expect_eq "$CODE" 431 "headers too large"
 
@@ -202,6 +204,15 @@ req POST "/v1/jobs/$JOB/fly"
 expect_eq "$CODE" 404 "no such job action"
 req POST /v1/jobs
 expect_eq "$CODE" 400 "empty upload"
+req POST "/v1/jobs?column=nope" --data-binary @"$WORK/job.csv"
+JOB3=$(jq -r .id <<<"$BODY")
+for _ in $(seq 100); do
+  req GET "/v1/jobs/$JOB3"
+  [[ $(jq -r .state <<<"$BODY") == failed ]] && break
+  sleep 0.1
+done
+jq_eq .state failed "a job whose column is missing fails"
+expect_match "$(jq -r .error <<<"$BODY")" "nope" "and says which column"
 
 # Metrics.
 req GET /metrics

@@ -111,7 +111,11 @@ async def main():
         snap = await recv_until(ws, lambda m: m.get("type") == "snapshot")
         if not any(j["id"] == job for j in snap["jobs"]):
             fail("the job is not in the snapshot")
-        for bad, want in (("not json", None), (json.dumps({"id": 11, "cmd": "fly"}), 11)):
+        for bad, want in (("not json", None), (json.dumps({"id": 11, "cmd": "fly"}), 11),
+                          (json.dumps({"id": 12, "cmd": 5}), 12),
+                          (json.dumps({"id": 13, "cmd": "pause", "job": "1"}), 13),
+                          (json.dumps({"id": 14, "cmd": "set_group_policy", "group": 5,
+                                       "set": {"per_mx.sessions": 1}}), 14)):
             await ws.send(bad)
             ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == want)
             if ack["ok"]:

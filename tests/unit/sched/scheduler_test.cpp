@@ -987,6 +987,20 @@ TEST(Scheduler, ReleaseDomainRecyclesIdleDomainsOnly) {
   EXPECT_NE(h.s.domain("a.test"), b);
 }
 
+TEST(Scheduler, NewProviderPatternChangesAHostGroupWithoutSplittingIt) {
+  Harness h(make_policy({{"per_mx.sessions", "10"}}));
+  const GroupId g = h.s.group_for_mx("mx1.farm.test");
+  EXPECT_EQ(h.s.group_settings(g).mx.sessions, 10u);
+  // A live change for that one host (what `serve` does): a provider matching it exactly.
+  h.s.set_policy(make_policy({{"per_mx.sessions", "10"}},
+                             "[provider.live_0]\nmatch = [\"mx1.farm.test\"]\n"
+                             "per_mx = { sessions = 2 }\n"),
+                 h.now);
+  EXPECT_EQ(h.s.group_for_mx("mx1.farm.test"), g);  // still one group for the host
+  EXPECT_EQ(h.s.group_settings(g).mx.sessions, 2u);
+  EXPECT_EQ(h.s.group_count(), 1u);
+}
+
 // --- Catch-all cache -----------------------------------------------------------------------
 
 TEST(CatchAllCache, OneProbePerDomainThenTheFact) {
