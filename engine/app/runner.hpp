@@ -412,6 +412,9 @@ class Runner final : private loop::TimerHandler {
   std::optional<std::string> find_done(const std::string& key) {
     if (auto it = recent_.find(key); it != recent_.end()) return it->second;
     if (!journal_) return std::nullopt;
+    // Most addresses were never seen: a bit per hash (2 MiB, false positives only cost a
+    // lookup) spares the journal query. A resumed job's journal holds earlier runs' work too.
+    if (!resuming_ && !seen_bit(key)) return std::nullopt;
     auto got = journal_->lookup_cached_at(
         key, std::chrono::duration_cast<std::chrono::seconds>(kForever), store::unix_now());
     if (!got) {
@@ -494,8 +497,10 @@ class Runner final : private loop::TimerHandler {
   }
 
   void read_chunk() {
-    constexpr size_t kChunk = 64 * 1024;  // ~3,000 lines: keeps the read-ahead close to high_
-    if (!chunk_) chunk_ = std::make_unique<char[]>(kChunk);
+    // CLI: 64 KiB (~3,000 lines) at a time. Shared (serve): 8 KiB, so that reading and
+    // journalling a chunk never holds the loop (and the API) for more than a few ms.
+    const size_t kChunk = own_verifier_ ? 64 * 1024 : 8 * 1024;
+    if (!chunk_) chunk_ = std::make_unique<char[]>(64 * 1024);
     long n = in_.read(chunk_.get(), kChunk, read_error_);
     if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {
       if (n == 0) reader_.finish();
@@ -566,7 +571,10 @@ class Runner final : private loop::TimerHandler {
   void emit(Result&& r, std::string_view raw) {
     std::string json;
     pipeline::append_json(r, json, opts_.transcripts);
-    if (!r.normalized.empty()) recent_[r.normalized] = json;
+    if (!r.normalized.empty()) {
+      recent_[r.normalized] = json;
+      set_seen_bit(r.normalized);
+    }
     fmt_.append(r, raw, out_buf_);
     count(r);
     if (journal_) {
@@ -694,6 +702,16 @@ class Runner final : private loop::TimerHandler {
   uint64_t next_id_ = 1;
   uint64_t own_id_base_ = 0;    // shared verifier: this runner's ids are [base, base + 2^40)
   std::vector<Waiter> parked_;  // taken back by pause(), submitted again by resume_feeding()
+  // Addresses finished in this run, one bit per hash (see find_done).
+  std::vector<uint64_t> seen_ = std::vector<uint64_t>(1 << 18);
+  bool seen_bit(const std::string& key) const {
+    const uint64_t h = std::hash<std::string>{}(key) & ((uint64_t{1} << 24) - 1);
+    return seen_[h >> 6] & (uint64_t{1} << (h & 63));
+  }
+  void set_seen_bit(const std::string& key) {
+    const uint64_t h = std::hash<std::string>{}(key) & ((uint64_t{1} << 24) - 1);
+    seen_[h >> 6] |= uint64_t{1} << (h & 63);
+  }
   uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
   std::array<uint64_t, kVerdictCount> counts_{};
   bool eof_ = false, interrupted_ = false, failed_ = false;

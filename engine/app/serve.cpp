@@ -541,6 +541,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     (void)j.journal->set_job_state(j.runner->job(), job_state(j));
     std::string err;
     (void)j.out.close(err);
+    // The journal's page cache (tens of MiB) goes with it; downloads open it again.
+    j.runner->set_journal(nullptr);
+    j.journal.reset();
     std::fprintf(diag_, "mxprobe serve: job %llu %s: %llu records\n",
                  static_cast<unsigned long long>(id), job_state(j).c_str(),
                  static_cast<unsigned long long>(j.runner->written()));
@@ -608,14 +611,17 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   // The records committed so far, in line order, from the job's journal; pages are written as
   // the client takes them (at most ~1 MiB waiting), so a large job never sits in memory.
   struct Download {
-    Job* job;
+    std::unique_ptr<store::SqliteStore> journal;  // its own connection: the job may be running
     RecordFormatter fmt;
     server::Responder r;
     uint64_t after = 0;
   };
   void stream_results(Job& j, OutputFormat f, server::Responder r) {
-    auto d = std::make_unique<Download>(Download{&j, RecordFormatter(f, false), std::move(r), 0});
-    auto info = j.journal->latest_job();
+    auto store = store::SqliteStore::open(j.dir + "/journal.db");
+    if (!store) return r.respond(error(500, "storage", store.error().message));
+    auto d = std::make_unique<Download>(
+        Download{std::move(*store), RecordFormatter(f, false), std::move(r), 0});
+    auto info = d->journal->latest_job();
     std::string header;
     if (info && info->has_value()) {
       json o = json::parse((*info)->options_json, nullptr, false);
@@ -639,12 +645,12 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   void pump_downloads() {
     for (auto& d : downloads_) {
       while (d->r.alive() && d->r.pending_output() < (1u << 20)) {
-        auto info = d->job->journal->latest_job();
+        auto info = d->journal->latest_job();
         if (!info || !info->has_value()) {
           d->r.end_chunked();
           break;
         }
-        auto page = d->job->journal->done_page((*info)->id, d->after, 1000);
+        auto page = d->journal->done_page((*info)->id, d->after, 1000);
         if (!page || page->empty()) {
           d->r.end_chunked();
           break;

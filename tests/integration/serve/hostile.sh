@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `mxprobe serve` against hostile clients (hostile.py: malformed requests, huge headers, URLs and
+# bodies, slowloris, 1,000 idle connections, bad WebSocket frames): the server stays up and keeps
+# verifying. Env MXFARM, MXPROBE. Range 127.2-19.0.0/16.
+MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
+source "$(dirname "$0")/../mxfarm/lib.sh"
+LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+HERE_SERVE=$(cd "$(dirname "$0")" && pwd)
+
+REPORT=$WORK/report.json
+for _ in 1 2 3 4 5 6; do
+  pick_net 2 19
+  "$MXFARM" gen --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 20 --catch-all-share 0 \
+    --special none --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
+  start_farm "$WORK/sc.json" "$REPORT" && break
+done
+[[ -n $FARM_PID ]] || fail "no free address range"
+"$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
+OK_ADDRS=$(awk -F, '$2=="deliverable" {print $1}' "$WORK/truth.csv" | paste -sd,)
+BAD_ADDR=$(awk -F, '$3=="mailbox_not_found" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")
+[[ -n $OK_ADDRS && -n $BAD_ADDR ]] || fail "truth lacks the addresses we need"
+
+# 1,000 idle connections plus the rest: the client needs the descriptors (mxprobe raises its own).
+if (($(ulimit -n) < 2048)); then
+  ulimit -n 2048 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+fi
+(($(ulimit -n) >= 1200)) || fail "open files limit $(ulimit -n) is too low for 1,000 connections"
+
+SERVE_PID=""
+stop_serve() {
+  if [[ -n $SERVE_PID ]]; then
+    kill -TERM "$SERVE_PID" 2>/dev/null || true
+    wait "$SERVE_PID" 2>/dev/null || true
+  fi
+  cleanup
+}
+trap stop_serve EXIT
+
+mkfifo "$WORK/serve.fifo"
+"$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
+  --no-cache --helo serve.client.test --data "$WORK/data" 2>"$WORK/serve.fifo" &
+SERVE_PID=$!
+exec 4<"$WORK/serve.fifo"
+read -r -t 10 LINE <&4 || fail "serve: no start-up line"
+[[ $LINE =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] || fail "serve: '$LINE'"
+URL=${BASH_REMATCH[1]}
+cat <&4 >"$WORK/serve.err" &
+exec 4<&-
+
+"$PY" "$HERE_SERVE/hostile.py" "$URL" "$OK_ADDRS" "$BAD_ADDR" "$SERVE_PID" "$WORK/serve.err" ||
+  fail "hostile clients (serve stderr: $(tail -5 "$WORK/serve.err"))"
+ok
+kill -0 "$SERVE_PID" 2>/dev/null || fail "serve died"
+ok
+
+# It still stops cleanly.
+kill -TERM "$SERVE_PID"
+rc=0
+wait "$SERVE_PID" || rc=$?
+SERVE_PID=""
+expect_eq "$rc" 0 "serve exit status after SIGTERM"
+if grep -Eq "AddressSanitizer|LeakSanitizer|runtime error" "$WORK/serve.err"; then
+  tail -40 "$WORK/serve.err" >&2
+  fail "sanitizer report in serve stderr"
+fi
+ok
+echo "PASS: $CHECKS checks"
