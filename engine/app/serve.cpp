@@ -249,10 +249,33 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       stage_[static_cast<int>(s)].observe(std::chrono::duration<double>(d).count());
     };
     c.on_session = [this] { connects_.add(Clock::now()); };
-    c.log = [this](const std::string& line) {
-      std::fprintf(diag_, "mxprobe: %s\n", line.c_str());
-      if (http_) http_->broadcast_text(json{{"type", "event"}, {"text", line}}.dump());
+    c.on_reply = [this](sched::GroupId g, int cls) {
+      if (g >= replies_.size()) replies_.resize(g + 1);
+      ++replies_[g][std::clamp(cls, 0, 5)];
     };
+    c.on_event = [this](const sched::SchedEvent& e) {
+      if (e.kind == sched::SchedEvent::Kind::Blocked) blocks_[{e.source, e.group}] = e.until;
+      if (http_) {
+        const auto& sch = verifier_.scheduler();
+        static constexpr const char* kKinds[] = {"backoff", "recovered", "blocked"};
+        json ev = {{"type", "event"},
+                   {"event", kKinds[static_cast<int>(e.kind)]},
+                   {"group", sch.group_name(e.group)},
+                   {"source", sch.source_name(e.source)},
+                   {"window", e.aimd.window},
+                   {"rate_factor", e.aimd.rate_factor},
+                   {"reason", e.reason}};
+        char text[256];
+        std::snprintf(text, sizeof text, "%s: MX group %s%s%s (window %.2f, rate x%.3f)",
+                      kKinds[static_cast<int>(e.kind)], sch.group_name(e.group).c_str(),
+                      e.reason.empty() ? "" : ", ", e.reason.c_str(), e.aimd.window,
+                      e.aimd.rate_factor);
+        ev["text"] = text;
+        http_->broadcast_text(ev.dump());
+      }
+    };
+    // The same events as text on stderr (the WebSocket gets them structured, above).
+    c.log = [this](const std::string& line) { std::fprintf(diag_, "mxprobe: %s\n", line.c_str()); };
     c.catch_all_known = [this](const std::string& d) -> std::optional<bool> {
       if (!cache_) return std::nullopt;
       auto f = cache_->get_domain_facts(d);
@@ -840,12 +863,24 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
                         {"rate_factor", v.aimd.rate_factor},
                         {"backing_off", v.aimd.rate_factor < 1.0},
                         {"backoffs", v.aimd.decreases},
-                        {"parked", v.parked_on_timer || v.parked_on_sessions}});
+                        {"parked", v.parked_on_timer || v.parked_on_sessions},
+                        {"replies", reply_classes(load[i].second)}});
     }
+    // Source IPs: warm-up level and the MX groups that blocked them (until when).
+    std::erase_if(blocks_, [&](const auto& kv) { return kv.second <= now; });
     json sources = json::array();
     for (size_t s = 0; s < sch.source_count(); ++s) {
-      const std::string& name = sch.source_name(static_cast<sched::SourceId>(s));
-      sources.push_back({{"ip", name.empty() ? "(kernel's choice)" : name}});
+      const auto sid = static_cast<sched::SourceId>(s);
+      const std::string& name = sch.source_name(sid);
+      json blocked = json::array();
+      for (const auto& [key, until] : blocks_)
+        if (key.first == sid)
+          blocked.push_back({{"group", sch.group_name(key.second)},
+                             {"for_s", std::chrono::duration<double>(until - now).count()}});
+      sources.push_back({{"ip", name.empty() ? "(kernel's choice)" : name},
+                         {"warmup_level", sch.warmup_state(sid, now).level},
+                         {"state", blocked.empty() ? "ok" : "blocked"},
+                         {"blocked_by", blocked}});
     }
     const auto& vs = verifier_.stats();
     auto ss = sch.stats();
@@ -985,6 +1020,15 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   std::array<metrics::RateWindow, kVerdictCount> finished_;
   metrics::RateWindow connects_, dns_queries_;
   std::array<metrics::Histogram, smtp::kStageCount> stage_;
+  // Per MX group: recipients answered by reply class (0: no reply, 2, 4, 5).
+  std::vector<std::array<uint64_t, 6>> replies_;
+  json reply_classes(sched::GroupId g) const {
+    std::array<uint64_t, 6> r{};
+    if (g < replies_.size()) r = replies_[g];
+    return {{"2xx", r[2]}, {"4xx", r[4]}, {"5xx", r[5]}, {"none", r[0]}};
+  }
+  // (source, group) -> blocked until.
+  std::map<std::pair<sched::SourceId, sched::GroupId>, Clock::time_point> blocks_;
   loop::TimerId tick_{};
   bool stopping_ = false;
   std::map<uint64_t, std::unique_ptr<Job>> jobs_;

@@ -69,7 +69,13 @@ struct Verifier::Domain {
 class Verifier::SessionSlot final : public loop::ConnHandler, public loop::TimerHandler {
  public:
   SessionSlot(Verifier& v, Domain& d, const sched::Grant& g, const smtp::SessionConfig& cfg)
-      : v_(v), d_(d), sid_(g.session), target_(d.target), cfg_(cfg), session_(cfg) {
+      : v_(v),
+        d_(d),
+        sid_(g.session),
+        group_(g.group),
+        target_(d.target),
+        cfg_(cfg),
+        session_(cfg) {
     if (!v.cfg_.sources.empty()) {
       const loop::Endpoint& ep = v.cfg_.sources[g.source].endpoint;
       // Only a source of the target's family can reach it (IPv6 pools: issue 10).
@@ -83,6 +89,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
 
   Domain& domain() { return d_; }
   sched::SessionId id() const { return sid_; }
+  sched::GroupId group() const { return group_; }
   const dns::MxTarget& target() const { return d_.answer.targets[target_]; }
   size_t target_index() const { return target_; }
   const std::string& source_ip() const { return source_ip_; }
@@ -215,6 +222,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   Verifier& v_;
   Domain& d_;
   sched::SessionId sid_;
+  sched::GroupId group_;
   size_t target_;
   const smtp::SessionConfig& cfg_;
   std::optional<loop::Endpoint> source_;
@@ -426,6 +434,7 @@ void Verifier::schedule() {
 
 void Verifier::log_events() {
   while (auto e = sched_.pop_event()) {
+    if (cfg_.on_event) cfg_.on_event(*e);
     if (!cfg_.log) continue;
     char buf[512];
     const std::string& group = sched_.group_name(e->group);
@@ -548,6 +557,8 @@ static void copy_reply(Result& r, const smtp::Outcome& outcome) {
 void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outcome) {
   Domain& d = s.domain();
   TimePoint now = loop_.now();
+  if (cfg_.on_reply)
+    cfg_.on_reply(s.group(), outcome.failure == smtp::Failure::None ? outcome.reply.code / 100 : 0);
   auto c = verdict::classify(outcome);
   Result& r = item->result;
   r.mx = s.target().host;

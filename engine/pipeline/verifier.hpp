@@ -61,6 +61,11 @@ struct VerifierConfig {
   std::function<void(smtp::Stage stage, std::chrono::nanoseconds waited)> on_stage;
   // A session was opened (connects/s).
   std::function<void()> on_session;
+  // A recipient's answer from an MX group: the reply class (2, 4, 5; 0 when no reply decided:
+  // timeout, closed, refused).
+  std::function<void(sched::GroupId group, int reply_class)> on_reply;
+  // The scheduler's events (back-off, recovery, blocks), as they happen.
+  std::function<void(const sched::SchedEvent& event)> on_event;
   // Operator-facing lines (back-off, recovery, blocks), without a trailing newline.
   std::function<void(const std::string&)> log;
 };

@@ -111,6 +111,10 @@ async def main():
         snap = await recv_until(ws, lambda m: m.get("type") == "snapshot")
         if not any(j["id"] == job for j in snap["jobs"]):
             fail("the job is not in the snapshot")
+        if not any(g["replies"]["2xx"] > 0 and g["replies"]["5xx"] > 0 for g in snap["groups"]):
+            fail(f"no MX group counts 2xx and 5xx replies: {snap['groups']}")
+        if not snap["sources"] or any(s["state"] not in ("ok", "blocked") for s in snap["sources"]):
+            fail(f"source states: {snap['sources']}")
         for bad, want in (("not json", None), (json.dumps({"id": 11, "cmd": "fly"}), 11),
                           (json.dumps({"id": 12, "cmd": 5}), 12),
                           (json.dumps({"id": 13, "cmd": "pause", "job": "1"}), 13),
