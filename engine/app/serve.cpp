@@ -904,6 +904,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
                ds.lookups ? double(ds.cache_hits + ds.shared) / double(ds.lookups) : 0.0}}},
             {"latency", latency},
             {"groups", groups},
+            {"domains", domains_json()},
             {"sources", sources},
             {"jobs", jobs_summary()}};
   }
@@ -1022,6 +1023,16 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   std::array<metrics::Histogram, smtp::kStageCount> stage_;
   // Per MX group: recipients answered by reply class (0: no reply, 2, 4, 5).
   std::vector<std::array<uint64_t, 6>> replies_;
+  json domains_json() const {
+    json out = json::array();
+    for (const auto& d : verifier_.busiest_domains(kTopGroups))
+      out.push_back({{"name", d.name},
+                     {"group", d.group},
+                     {"pending", d.pending},
+                     {"sessions", d.sessions},
+                     {"catch_all", d.catch_all ? json(*d.catch_all) : json(nullptr)}});
+    return out;
+  }
   json reply_classes(sched::GroupId g) const {
     std::array<uint64_t, 6> r{};
     if (g < replies_.size()) r = replies_[g];

@@ -339,6 +339,31 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
   kick();
 }
 
+std::vector<Verifier::DomainView> Verifier::busiest_domains(size_t n) const {
+  std::vector<const Domain*> all;
+  for (const auto& [name, d] : domains_)
+    if (d->live || d->active) all.push_back(d.get());
+  n = std::min(n, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<long>(n), all.end(),
+                    [](const Domain* a, const Domain* b) { return a->live > b->live; });
+  std::vector<DomainView> out;
+  for (size_t i = 0; i < n; ++i) {
+    const Domain& d = *all[i];
+    DomainView v;
+    v.name = d.name;
+    const auto g = sched_.domain_group(d.sid);
+    if (g != sched::kNone) v.group = sched_.group_name(g);
+    v.pending = d.live;
+    v.sessions = d.active;
+    if (d.probe == Domain::Probe::Done) {
+      auto fact = verdict::catch_all_from_probe(d.probe_cls);
+      if (fact != verdict::CatchAll::Unknown) v.catch_all = fact == verdict::CatchAll::Yes;
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 size_t Verifier::withdraw(uint64_t lo, uint64_t hi, std::vector<uint64_t>& out) {
   size_t n = 0;
   for (auto& slot : items_) {

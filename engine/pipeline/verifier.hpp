@@ -78,7 +78,7 @@ struct VerifierStats {
   uint32_t active_sessions = 0;
 };
 
-class Verifier : private loop::TimerHandler {
+class Verifier final : private loop::TimerHandler {
  public:
   using Emit = std::function<void(Result&&)>;
   Verifier(loop::Loop& loop, dns::MxResolver& resolver, VerifierConfig config, Emit emit);
@@ -99,6 +99,15 @@ class Verifier : private loop::TimerHandler {
   // A new policy (SIGHUP): queued and in-flight work is kept, limits apply from now on.
   void set_policy(std::shared_ptr<const sched::Policy> policy);
   const sched::Scheduler& scheduler() const { return sched_; }
+
+  // The busiest domains (most addresses not yet finished), for the operator's view.
+  struct DomainView {
+    std::string name, group;
+    uint32_t pending = 0;           // queued, in flight or held for the catch-all probe
+    uint32_t sessions = 0;          // open now
+    std::optional<bool> catch_all;  // once its probe answered
+  };
+  std::vector<DomainView> busiest_domains(size_t n) const;
 
  private:
   struct Item;

@@ -55,7 +55,7 @@ async def main():
         span = snaps[-1][0] - snaps[0][0]
         if not 0.6 <= span <= 1.6:
             fail(f"4 snapshot intervals took {span:.2f} s (want ~1 s)")
-        keys = {"seq", "totals", "rates", "series", "sessions", "connects_per_s", "dns",
+        keys = {"seq", "totals", "rates", "series", "sessions", "connects_per_s", "dns", "domains",
                 "latency", "groups", "sources", "jobs", "reasons", "pending"}
         missing = keys - set(snaps[-1][1])
         if missing:
@@ -104,6 +104,10 @@ async def main():
             got = ack.get("data", {}).get("state")
             if not (ack["ok"] and got == state):
                 fail(f"{cmd}: {ack}")
+            if cmd == "resume":  # the job's domain is among the busiest now
+                snap = await recv_until(ws, lambda m: m.get("type") == "snapshot")
+                if not any(d["name"] == domain and d["pending"] > 0 for d in snap["domains"]):
+                    fail(f"{domain} not among the busiest domains: {snap['domains']}")
         await ws.send(json.dumps({"id": 23, "cmd": "pause", "job": 999999}))
         ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == 23)
         if ack["ok"]:
