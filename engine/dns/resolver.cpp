@@ -270,9 +270,11 @@ void Resolver::on_mx(Lookup* l, int status, const unsigned char* abuf, int alen)
     std::stable_sort(l->hosts.begin(), l->hosts.end(),
                      [](const auto& a, const auto& b) { return a.preference < b.preference; });
   }
-  l->outstanding = static_cast<int>(l->hosts.size());
-  for (size_t i = 0; i < l->hosts.size(); ++i)
-    resolve_host(l, i);  // the last may finish(l)
+  // The last call may finish(l), which frees l: the count is read before, l never after.
+  const size_t n = l->hosts.size();
+  l->outstanding = static_cast<int>(n);
+  for (size_t i = 0; i < n; ++i)
+    resolve_host(l, i);
 }
 
 void Resolver::resolve_host(Lookup* l, size_t i) {

@@ -183,6 +183,19 @@ TEST_P(ResolverTest, BurstsAreQueuedAndSharedHostsAskedOnce) {
   EXPECT_EQ(r->stats().host_hits, uint64_t(kSharedDomains) * 2 - 2);
 }
 
+TEST_P(ResolverTest, DomainWhoseMailHostsAreAllCachedFinishesAtOnce) {
+  // s1's MX hosts were looked up for s0: its own MX answer finishes the lookup inside the MX
+  // callback, which must not touch the lookup afterwards (ASan caught a use after free here).
+  auto r = resolver();
+  const auto first = resolve_all(*r, {"s0.test"});
+  ASSERT_TRUE(first[0].ok);
+  const uint64_t host_hits = r->stats().host_hits;
+  const auto second = resolve_all(*r, {"s1.test"});
+  ASSERT_TRUE(second[0].ok);
+  EXPECT_EQ(hosts_of(second[0]), hosts_of(first[0]));
+  EXPECT_EQ(r->stats().host_hits, host_hits + 2);  // both hosts from the cache
+}
+
 TEST_P(ResolverTest, AnswersAreCachedByTtl) {
   auto r = resolver();
   const auto first = resolve_all(*r, {"multi.test", "nullmx.test"});
