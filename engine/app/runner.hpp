@@ -55,6 +55,24 @@ using store::JobId;
 inline constexpr size_t kCommitCount = 2000;  // results per journal transaction at most
 inline constexpr auto kForever = std::chrono::hours(24 * 365 * 100);
 
+// Catch-all facts kept in the results cache across runs (domain facts: yes/no, with a TTL).
+inline std::optional<bool> cached_catch_all(store::JobStore* cache, const std::string& domain) {
+  if (!cache) return std::nullopt;
+  auto f = cache->get_domain_facts(domain);
+  if (!f || !f->has_value()) return std::nullopt;
+  return (*f)->catch_all;
+}
+inline void remember_catch_all(store::JobStore* cache, const std::string& domain,
+                               std::optional<bool> yes, std::chrono::seconds ttl) {
+  if (!cache || !yes) return;
+  store::DomainFacts f;
+  f.domain = domain;
+  f.catch_all = yes;
+  f.last_contact = store::unix_now();
+  f.expires = f.last_contact + ttl.count();
+  (void)cache->put_domain_facts(f);
+}
+
 inline bool cacheable(const Result& r) {
   // Final answers about the mailbox or domain; never "unknown" (it may change in minutes) nor
   // syntax errors (no address to key on).
@@ -626,19 +644,10 @@ class Runner final : private loop::TimerHandler {
   // --- Catch-all facts across runs (cache) ---
 
   std::optional<bool> known_catch_all(const std::string& domain) {
-    if (!cache_) return std::nullopt;
-    auto f = cache_->get_domain_facts(domain);
-    if (!f || !f->has_value()) return std::nullopt;
-    return (*f)->catch_all;
+    return cached_catch_all(cache_, domain);
   }
   void learned_catch_all(const std::string& domain, std::optional<bool> yes) {
-    if (!cache_ || !yes) return;
-    store::DomainFacts f;
-    f.domain = domain;
-    f.catch_all = yes;
-    f.last_contact = store::unix_now();
-    f.expires = f.last_contact + opts_.cache_ttl.count();
-    (void)cache_->put_domain_facts(f);
+    remember_catch_all(cache_, domain, yes, opts_.cache_ttl);
   }
 
   // --- Ticks ---

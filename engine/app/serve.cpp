@@ -276,20 +276,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     };
     // The same events as text on stderr (the WebSocket gets them structured, above).
     c.log = [this](const std::string& line) { std::fprintf(diag_, "mxprobe: %s\n", line.c_str()); };
-    c.catch_all_known = [this](const std::string& d) -> std::optional<bool> {
-      if (!cache_) return std::nullopt;
-      auto f = cache_->get_domain_facts(d);
-      if (!f || !f->has_value()) return std::nullopt;
-      return (*f)->catch_all;
-    };
+    c.catch_all_known = [this](const std::string& d) { return cached_catch_all(cache_.get(), d); };
     c.catch_all_learned = [this](const std::string& d, std::optional<bool> yes) {
-      if (!cache_ || !yes) return;
-      store::DomainFacts f;
-      f.domain = d;
-      f.catch_all = yes;
-      f.last_contact = store::unix_now();
-      f.expires = f.last_contact + o_.cache_ttl.count();
-      (void)cache_->put_domain_facts(f);
+      remember_catch_all(cache_.get(), d, yes, o_.cache_ttl);
     };
     return c;
   }
