@@ -619,7 +619,9 @@ void HttpServer::close_now(const std::shared_ptr<Conn>& c) {
   }
   if (c->timer.value != 0) loop_.cancel_timer(c->timer);
   c->timer = {};
-  if (c->watch_r || c->watch_w) loop_.unwatch_fd(c->fd);
+  // Always: a watch the loop still holds (libuv keeps it after an error) would make the fd
+  // number, once reused by an SMTP connect, refuse to register.
+  loop_.unwatch_fd(c->fd);
   c->watch_r = c->watch_w = false;
   by_fd_.erase(c->fd);
   by_id_.erase(c->id);

@@ -59,7 +59,7 @@ snapshot base
 OUT=$WORK/out.jsonl
 : >"$WORK/run.err"
 kills=0 truncated=0 appended=0 finished=0
-while ((kills < 12)); do
+while ((kills < 40)); do  # slow builds (ASan) need more tries to tear the output both ways
   resume=()
   ((kills > 0)) && resume=(--resume)
   # A simple command in the background: $! is mxprobe itself, not a subshell around it.
@@ -99,7 +99,7 @@ while ((kills < 12)); do
     expect_eq "$(md5sum <"$OUT")" "$sum" "the output after the refusal"
   fi
   size=$(stat -c %s "$OUT")
-  if ((!truncated && size > 1000)); then
+  if ((!truncated && size > 300)); then
     # A torn write: cut the file at a random byte that is not the end of a line.
     at=$("$PY" -c 'import random, sys
 d = open(sys.argv[1], "rb").read()

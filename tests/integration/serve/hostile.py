@@ -796,4 +796,9 @@ def main():
           f"{idle[1] * 1000:.0f} ms; {idle[2]}/60 over the limit refused (server fds {idle[3]})")
 
 
-main()
+try:
+    main()
+except Exception as e:  # a timeout or a refused connection: the server misbehaved
+    import traceback
+    traceback.print_exc()
+    fail(f"{type(e).__name__}: {e}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `mxprobe serve` against hostile clients (hostile.py: malformed requests, huge headers, URLs and
 # bodies, slowloris, 1,000 idle connections, bad WebSocket frames): the server stays up and keeps
-# verifying. Env MXFARM, MXPROBE. Range 127.2-19.0.0/16.
+# verifying. Env MXFARM, MXPROBE, optional SERVE_BACKEND (auto, uring or uv; default auto).
+# Range 127.2-19.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../mxfarm/lib.sh"
 LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
@@ -38,7 +39,8 @@ trap stop_serve EXIT
 
 mkfifo "$WORK/serve.fifo"
 "$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
-  --no-cache --helo serve.client.test --data "$WORK/data" 2>"$WORK/serve.fifo" &
+  --backend "${SERVE_BACKEND:-auto}" --no-cache --helo serve.client.test --data "$WORK/data" \
+  2>"$WORK/serve.fifo" &
 SERVE_PID=$!
 exec 4<"$WORK/serve.fifo"
 read -r -t 10 LINE <&4 || fail "serve: no start-up line"
