@@ -50,7 +50,7 @@ TEST(RecordFormatter, CsvInputColumnsComeFirstWithTheirDelimiter) {
   f.append(sample(), "7;a;b@x.test;\"n;1\"", out);
   auto fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ';');
   EXPECT_EQ(fields[0], "7");
-  EXPECT_EQ(fields[3], "n;1");  // the user's record untouched
+  EXPECT_EQ(fields[3], "n;1");         // the user's record untouched
   EXPECT_EQ(fields[5], "a;b@x.test");  // ours, quoted for ';'
   // A record too long to keep: the user's three columns are empty, the line still parses.
   out.clear();
