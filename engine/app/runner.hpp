@@ -12,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,7 @@
 #include "pipeline/result.hpp"
 #include "pipeline/verifier.hpp"
 #include "store/sqlite_store.hpp"
+#include "store/writer.hpp"
 #include "verdict/classify.hpp"
 
 namespace mxp::app {
@@ -62,7 +64,7 @@ inline std::optional<bool> cached_catch_all(store::JobStore* cache, const std::s
   if (!f || !f->has_value()) return std::nullopt;
   return (*f)->catch_all;
 }
-inline void remember_catch_all(store::JobStore* cache, const std::string& domain,
+inline void remember_catch_all(store::Writer* cache, const std::string& domain,
                                std::optional<bool> yes, std::chrono::seconds ttl) {
   if (!cache || !yes) return;
   store::DomainFacts f;
@@ -70,7 +72,7 @@ inline void remember_catch_all(store::JobStore* cache, const std::string& domain
   f.catch_all = yes;
   f.last_contact = store::unix_now();
   f.expires = f.last_contact + ttl.count();
-  (void)cache->put_domain_facts(f);
+  cache->post_detached([f](store::SqliteStore& s) { return s.put_domain_facts(f); });
 }
 
 inline bool cacheable(const Result& r) {
@@ -92,7 +94,7 @@ inline std::string options_json(const VerifyOptions& o, std::string_view header,
 
 // Everything `mxprobe verify` does around the verifier: reads the input as work drains,
 // journals rows and results, dedupes, answers from the cache, writes the output, resumes.
-class Runner final : private loop::TimerHandler {
+class Runner final : private loop::TimerHandler, private loop::FdHandler {
  public:
   // The CLI: the runner owns its verifier and the loop (stops it when done; Ctrl-C stops it).
   Runner(Engine& e, const VerifyOptions& opts, InputFile& in, OutputFile& out, std::FILE* diag,
@@ -138,6 +140,7 @@ class Runner final : private loop::TimerHandler {
 
   ~Runner() {
     if (tick_armed_) e_.loop->cancel_timer(tick_);
+    set_journal(nullptr, nullptr);
   }
 
   // Starts feeding without running the loop (serve); run() does both (CLI).
@@ -198,8 +201,23 @@ class Runner final : private loop::TimerHandler {
     ps_.bytes_total = in.size();
   }
 
-  void set_journal(store::SqliteStore* j) { journal_ = j; }
-  void set_cache(store::SqliteStore* c) { cache_ = c; }
+  // The journal: read here on the loop's thread, written by `writes` on its own thread (the
+  // runner owns it). Null, null: no journal (any writes left are run first).
+  void set_journal(store::SqliteStore* reads, std::unique_ptr<store::Writer> writes) {
+    if (writer_) {
+      e_.loop->unwatch_fd(writer_->event_fd());
+      writer_->drain();
+      absorb_writes();
+    }
+    journal_ = reads;
+    writer_ = std::move(writes);
+    if (writer_) (void)e_.loop->watch_fd(writer_->event_fd(), true, false, *this);
+  }
+  // The results cache: read here, written (detached) by `writes`, shared with other work.
+  void set_cache(store::SqliteStore* reads, store::Writer* writes) {
+    cache_ = reads;
+    cache_writer_ = writes;
+  }
 
   // Resuming `job`: rebuilds the output from the journal and continues after its last row.
   bool resume(JobId job, const nlohmann::json& options) {
@@ -248,7 +266,7 @@ class Runner final : private loop::TimerHandler {
     if (!done()) e_.loop->run();
     if (tick_armed_) e_.loop->cancel_timer(tick_);
     tick_armed_ = false;
-    if (!commit()) return 1;
+    if (!flush_now()) return 1;
     if (failed_) return 1;
     if (!read_error_.empty()) {
       std::fprintf(diag_, "mxprobe verify: %s\n", read_error_.c_str());
@@ -296,10 +314,18 @@ class Runner final : private loop::TimerHandler {
     return c;
   }
 
-  bool done() const {
+  // Every record this run will produce has been produced...
+  bool work_done() const {
     return (eof_ || interrupted_ || failed_ || cancelled_) && ids_.empty() && parked_.empty() &&
            !pending_rows_left();
   }
+  // ...and is in the journal and the output (or can never be: a store or output error).
+  bool flushed() const {
+    return failed_ ||
+           (rows_.empty() && batch_.empty() && out_buf_.empty() && waiting_out_.empty() &&
+            !(writer_ && writer_->outstanding()) && (header_written_ || !(header_known_ || eof_)));
+  }
+  bool done() const { return work_done() && flushed(); }
   bool pending_rows_left() const {
     return resuming_ && !pending_done_ && !interrupted_ && !cancelled_;
   }
@@ -326,12 +352,13 @@ class Runner final : private loop::TimerHandler {
   uint64_t in_flight() const { return ids_.size(); }
   // The end: the CLI stops the loop, serve hears about it (once).
   void check_done() {
-    if (!done()) return;
+    if (!work_done()) return;
+    if (!flushed()) commit();  // the end is reached when the writer says the last batch is in
+    if (!flushed()) return;
     if (own_verifier_) {
       e_.loop->stop();
     } else if (on_done_ && !done_reported_) {
       done_reported_ = true;
-      commit();
       on_done_();
     }
   }
@@ -429,6 +456,8 @@ class Runner final : private loop::TimerHandler {
 
   std::optional<std::string> find_done(const std::string& key) {
     if (auto it = recent_.find(key); it != recent_.end()) return it->second;
+    for (const auto& c : committing_)
+      if (auto it = c.records.find(key); it != c.records.end()) return it->second;
     if (!journal_) return std::nullopt;
     // Most addresses were never seen: a bit per hash (2 MiB, false positives only cost a
     // lookup) spares the journal query. A resumed job's journal holds earlier runs' work too.
@@ -446,10 +475,13 @@ class Runner final : private loop::TimerHandler {
   // Reads input until enough work is queued (or the input ends): the journal's pending rows
   // first when resuming, then the input.
   void refill() {
-    while (!done_reading() && in_flight() < high_ && !failed_ && !paused_ && !cancelled_)
+    while (!done_reading() && in_flight() < high_ && !failed_ && !paused_ && !cancelled_ &&
+           !interrupted_ && !writer_behind())
       read_more();
     check_done();
   }
+  // The journal's writer has a backlog: reading on would only grow it (memory).
+  bool writer_behind() const { return writer_ && writer_->outstanding() > 8; }
   void stop_loop() {
     if (own_verifier_)
       e_.loop->stop();
@@ -464,7 +496,7 @@ class Runner final : private loop::TimerHandler {
   // again, and never past `ceiling_` queued addresses (memory).
   void starved() {
     if (!done_reading() && in_flight() < ceiling_ && !interrupted_ && !failed_ && !paused_ &&
-        !cancelled_)
+        !cancelled_ && !writer_behind())
       read_more();
     check_done();
   }
@@ -553,7 +585,9 @@ class Runner final : private loop::TimerHandler {
       job_ = *j;
       (void)journal_->set_job_state(job_, "running");
     }
-    if (auto st = journal_->add_rows(job_, rows_); !st) fail_store("journal", st.error());
+    writer_->post([job = job_, rows = std::move(rows_)](store::SqliteStore& s) {
+      return s.add_rows(job, rows);
+    });
     rows_.clear();
   }
 
@@ -569,7 +603,7 @@ class Runner final : private loop::TimerHandler {
       lines = std::move(waiting->second);
       inflight_.erase(waiting);
     }
-    if (cache_ && cacheable(r)) {
+    if (cache_writer_ && cacheable(r)) {
       std::string json;
       pipeline::append_json(r, json, false);
       cache_batch_.push_back({key, std::chrono::system_clock::to_time_t(r.checked_at), json});
@@ -612,33 +646,77 @@ class Runner final : private loop::TimerHandler {
     ++written_;
   }
 
-  // Makes the batch durable (one transaction), then writes it out. A crash between the two
-  // loses nothing: --resume rebuilds the output from the journal.
+  // Hands the batch to the journal's writer (one transaction on its thread) and writes it out
+  // when the writer says it is durable (on_fd_ready). A crash between the two loses nothing:
+  // --resume rebuilds the output from the journal. Without a journal, writes out at once.
   bool commit() {
     store_rows();
     if (failed_) return false;
-    if (journal_ && !batch_.empty()) {
-      if (auto st = journal_->record_results(job_, batch_); !st)
-        return fail_store("journal", st.error());
-      batch_.clear();
-      recent_.clear();  // findable in the journal now
-    }
     if (!header_written_ && (header_known_ || eof_)) {
       header_written_ = true;
-      std::string h = fmt_.header();
-      if (!write_out(h)) return false;
+      out_buf_.insert(0, fmt_.header());
     }
-    if (header_written_) {
+    if (writer_ && !batch_.empty()) {
+      // The output of these records waits for their transaction; later output queues behind.
+      const uint64_t ticket =
+          writer_->post([job = job_, batch = std::move(batch_)](store::SqliteStore& s) {
+            return s.record_results(job, batch);
+          });
+      batch_.clear();
+      committing_.push_back({ticket, std::move(recent_)});
+      recent_.clear();
+      waiting_out_.push_back({ticket, std::move(out_buf_)});
+      out_buf_.clear();
+    } else if (!waiting_out_.empty()) {
+      waiting_out_.back().data += out_buf_;
+      out_buf_.clear();
+    }
+    if (header_written_ && waiting_out_.empty()) {
       if (!write_out(out_buf_)) return false;
       out_buf_.clear();
     }
-    if (cache_ && !cache_batch_.empty()) {
-      if (auto st = cache_->put_cache(cache_batch_); !st)
-        std::fprintf(diag_, "mxprobe verify: cache: %s (results not cached)\n",
-                     st.error().message.c_str());
+    if (cache_writer_ && !cache_batch_.empty()) {
+      cache_writer_->post_detached(
+          [batch = std::move(cache_batch_)](store::SqliteStore& s) { return s.put_cache(batch); });
       cache_batch_.clear();
     }
     return true;
+  }
+
+  // The journal's writer finished batches: their records are durable, so out they go.
+  void on_fd_ready(int, bool, bool) override {
+    absorb_writes();
+    if (in_flight() < high_ / 2)
+      refill();
+    else
+      check_done();
+  }
+  void absorb_writes() {
+    for (auto& d : writer_->reap()) {
+      if (!d.status.ok()) {
+        fail_store("journal", d.status.error());
+        continue;
+      }
+      while (!committing_.empty() && committing_.front().ticket <= d.ticket)
+        committing_.pop_front();
+      while (!failed_ && !waiting_out_.empty() && waiting_out_.front().ticket <= d.ticket) {
+        if (!write_out(waiting_out_.front().data)) break;
+        waiting_out_.pop_front();
+      }
+    }
+  }
+
+  // The end of the CLI's run (or an interrupt): everything to the journal and the output now.
+  bool flush_now() {
+    if (!commit()) return false;
+    if (writer_) {
+      writer_->drain();
+      absorb_writes();
+      if (failed_) return false;
+      if (!write_out(out_buf_)) return false;
+      out_buf_.clear();
+    }
+    return !failed_;
   }
 
   // --- Catch-all facts across runs (cache) ---
@@ -647,7 +725,7 @@ class Runner final : private loop::TimerHandler {
     return cached_catch_all(cache_, domain);
   }
   void learned_catch_all(const std::string& domain, std::optional<bool> yes) {
-    remember_catch_all(cache_, domain, yes, opts_.cache_ttl);
+    remember_catch_all(cache_writer_, domain, yes, opts_.cache_ttl);
   }
 
   // --- Ticks ---
@@ -688,7 +766,20 @@ class Runner final : private loop::TimerHandler {
   std::function<void()> on_done_;
   bool paused_ = false, cancelled_ = false, done_reported_ = false;
   store::SqliteStore* journal_ = nullptr;
+  std::unique_ptr<store::Writer> writer_;  // the journal's writes
   store::SqliteStore* cache_ = nullptr;
+  store::Writer* cache_writer_ = nullptr;
+  // Handed to the writer and not yet durable: records (for dedupe) and output, by ticket.
+  struct Committing {
+    uint64_t ticket;
+    std::unordered_map<std::string, std::string> records;
+  };
+  struct WaitingOut {
+    uint64_t ticket;
+    std::string data;
+  };
+  std::deque<Committing> committing_;
+  std::deque<WaitingOut> waiting_out_;
   JobId job_ = 0;
   std::string header_;
   unsigned char delim_ = ',';

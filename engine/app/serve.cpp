@@ -130,11 +130,15 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       std::string path = o_.cache.empty() ? default_cache_path() : o_.cache;
       if (!path.empty() && make_parent_dirs(path)) {
         auto c = store::SqliteStore::open(path);
-        if (c)
+        auto w = c ? store::Writer::open(path, diag_, "mxprobe serve: cache (results not cached)")
+                   : store::Expected<std::unique_ptr<store::Writer>>(c.error());
+        if (w) {
           cache_ = std::move(*c);
-        else
+          cache_writer_ = std::move(*w);
+        } else {
           std::fprintf(diag_, "mxprobe serve: cache %s: %s (going on without it)\n", path.c_str(),
-                       c.error().message.c_str());
+                       w.error().message.c_str());
+        }
       }
     }
     server::ServerOptions so;
@@ -278,7 +282,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     c.log = [this](const std::string& line) { std::fprintf(diag_, "mxprobe: %s\n", line.c_str()); };
     c.catch_all_known = [this](const std::string& d) { return cached_catch_all(cache_.get(), d); };
     c.catch_all_learned = [this](const std::string& d, std::optional<bool> yes) {
-      remember_catch_all(cache_.get(), d, yes, o_.cache_ttl);
+      remember_catch_all(cache_writer_.get(), d, yes, o_.cache_ttl);
     };
     return c;
   }
@@ -380,13 +384,16 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     std::string line = rec.dump();
     if (recent_.size() >= kRecentCap) recent_.clear();
     recent_[pd.normalized] = Recent{line, Clock::now(), r.verdict == Verdict::Unknown};
-    if (cache_ && r.verdict != Verdict::Unknown) {
+    if (cache_writer_ && r.verdict != Verdict::Unknown) {
       Result plain = r;
       plain.transcript.clear();
       std::string j;
       pipeline::append_json(plain, j, false);
-      store::CacheEntry ce{pd.normalized, std::chrono::system_clock::to_time_t(r.checked_at), j};
-      (void)cache_->put_cache({&ce, 1});
+      cache_writer_->post_detached(
+          [ce = store::CacheEntry{pd.normalized, std::chrono::system_clock::to_time_t(r.checked_at),
+                                  j}](store::SqliteStore& s) {
+            return s.put_cache({&ce, 1});
+          });
     }
     for (auto& w : pd.waiters)
       answer(w, rec);
@@ -530,8 +537,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     const uint64_t id = job->id;
     job->runner = std::make_unique<Runner>(e_, job->opts, job->in, job->out, diag_, verifier_,
                                            id << kJobIdShift, [this, id] { job_done(id); });
-    job->runner->set_journal(job->journal.get());
-    job->runner->set_cache(cache_.get());
+    auto writer = store::Writer::open(job->dir + "/journal.db", diag_, "mxprobe serve: journal");
+    if (!writer) return r.respond(error(500, "storage", writer.error().message));
+    job->runner->set_journal(job->journal.get(), std::move(*writer));
+    job->runner->set_cache(cache_.get(), cache_writer_.get());
     Job& ref = *job;
     jobs_[id] = std::move(job);
     ref.runner->begin();
@@ -554,7 +563,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     std::string err;
     (void)j.out.close(err);
     // The journal's page cache (tens of MiB) goes with it; downloads open it again.
-    j.runner->set_journal(nullptr);
+    j.runner->set_journal(nullptr, nullptr);
     j.journal.reset();
     std::fprintf(diag_, "mxprobe serve: job %llu %s: %llu records\n",
                  static_cast<unsigned long long>(id), job_state(j).c_str(),
@@ -986,6 +995,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   pipeline::Verifier verifier_;
   PolicyReloader reloader_;
   std::unique_ptr<store::SqliteStore> cache_;
+  std::unique_ptr<store::Writer> cache_writer_;  // the cache's writes, off the loop's thread
   std::unique_ptr<server::HttpServer> http_;
   std::string token_;
   std::string overrides_;

@@ -172,16 +172,20 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
     }
   }
   std::unique_ptr<store::SqliteStore> cache;
+  std::unique_ptr<store::Writer> cache_writer;
   if (!opts.no_cache) {
     std::string path = opts.cache.empty() ? default_cache_path() : opts.cache;
     if (!path.empty() && make_parent_dirs(path)) {
       auto c = store::SqliteStore::open(path);
-      if (c) {
+      auto w = c ? store::Writer::open(path, diag, "mxprobe verify: cache (results not cached)")
+                 : store::Expected<std::unique_ptr<store::Writer>>(c.error());
+      if (w) {
         cache = std::move(*c);
+        cache_writer = std::move(*w);
         (void)cache->prune_cache(store::unix_now() - opts.cache_ttl.count());
       } else {
         std::fprintf(diag, "mxprobe verify: cache %s: %s (going on without it)\n", path.c_str(),
-                     c.error().message.c_str());
+                     w.error().message.c_str());
       }
     }
   }
@@ -203,14 +207,23 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   bool show = opts.progress != 0;
   Progress progress(diag, isatty(fileno(diag)) && opts.progress == -1, "verified");
   Runner runner(e, opts, in, out, diag, show ? &progress : nullptr);
-  runner.set_journal(journal.get());
-  runner.set_cache(cache.get());
+  if (journal) {
+    auto w = store::Writer::open(journal_path, diag, "mxprobe verify: journal");
+    if (!w) {
+      std::fprintf(diag, "mxprobe verify: journal %s: %s\n", journal_path.c_str(),
+                   w.error().message.c_str());
+      return 1;
+    }
+    runner.set_journal(journal.get(), std::move(*w));
+  }
+  runner.set_cache(cache.get(), cache_writer.get());
   if (old_job && opts.resume) {
     if (!runner.resume(old_job->id, old_options)) return 1;
     std::fprintf(diag, "mxprobe verify: resuming: %llu records from the journal\n",
                  static_cast<unsigned long long>(runner.rebuilt()));
   }
   int rc = runner.run();
+  runner.set_journal(nullptr, nullptr);  // its writer's connection closes before any removal
   bool closed = out.close(err);
   if (show) {
     auto& ps = runner.progress_state();

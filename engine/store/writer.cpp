@@ -1,0 +1,96 @@
+// store::Writer: the store's writes on a thread of their own (writer.hpp).
+#include "store/writer.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mxp::store {
+
+Expected<std::unique_ptr<Writer>> Writer::open(const std::string& path, std::FILE* log,
+                                               std::string prefix, SqliteOptions opts) {
+  auto db = SqliteStore::open(path, opts);
+  if (!db) return db.error();
+  int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) return Error{0, std::string("eventfd: ") + std::strerror(errno)};
+  return std::unique_ptr<Writer>(new Writer(std::move(*db), efd, log, std::move(prefix)));
+}
+
+Writer::Writer(std::unique_ptr<SqliteStore> db, int efd, std::FILE* log, std::string prefix)
+    : db_(std::move(db)), efd_(efd), log_(log), prefix_(std::move(prefix)), thread_([this] {
+        run();
+      }) {}
+
+Writer::~Writer() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+  ::close(efd_);
+}
+
+uint64_t Writer::post(Work w) {
+  const uint64_t ticket = ++posted_;
+  {
+    std::lock_guard lock(mu_);
+    queue_.emplace_back(ticket, std::move(w));
+    ++queued_;
+  }
+  cv_.notify_one();
+  return ticket;
+}
+
+void Writer::post_detached(Work w) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.emplace_back(0, std::move(w));
+    ++queued_;
+  }
+  cv_.notify_one();
+}
+
+std::vector<Writer::Done> Writer::reap() {
+  uint64_t n = 0;
+  (void)!::read(efd_, &n, sizeof n);  // EAGAIN when nothing is signalled: fine
+  std::vector<Done> out;
+  {
+    std::lock_guard lock(mu_);
+    out.swap(done_);
+  }
+  reaped_ += out.size();
+  return out;
+}
+
+void Writer::drain() {
+  std::unique_lock lock(mu_);
+  idle_cv_.wait(lock, [&] { return queued_ == 0; });
+}
+
+void Writer::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stop_ with nothing left to run
+    auto [ticket, work] = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    Status st = work(*db_);
+    work = nullptr;  // what it captured is freed off the loop thread too
+    if (!ticket && !st.ok() && log_)
+      std::fprintf(log_, "%s: %s\n", prefix_.c_str(), st.error().message.c_str());
+    lock.lock();
+    --queued_;
+    if (ticket) {
+      done_.push_back({ticket, std::move(st)});
+      const uint64_t one = 1;
+      (void)!::write(efd_, &one, sizeof one);
+    }
+    idle_cv_.notify_all();
+  }
+}
+
+}  // namespace mxp::store
