@@ -100,6 +100,10 @@ int main(int argc, char** argv) {
   sv->add_option("--cache", srv.cache,
                  "results cache, SQLite (default: ~/.cache/mxprobe/cache.db)");
   sv->add_flag("--no-cache", srv.no_cache, "neither read nor write the results cache");
+  sv->add_option("--max-upload", srv.max_upload,
+                 "largest job upload, streamed to disk (bytes; 10MB, 2GiB... accepted)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   sv->add_option("--cache-ttl", srv_ttl, "reuse cached results this recent")->capture_default_str();
   mxp::app::add_engine_options(*sv, eng);
 

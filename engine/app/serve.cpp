@@ -1,11 +1,15 @@
 #include "app/serve.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -144,7 +148,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     server::ServerOptions so;
     so.listen = o_.listen;
     so.token = token_;
-    so.limits.max_body_bytes = 16 << 20;  // job uploads (held in memory while they arrive)
+    // Job uploads are streamed to disk (route_streamed); other bodies are small JSON.
+    so.limits.max_body_bytes = 1 << 20;
+    so.limits.max_stream_body_bytes = o_.max_upload;
     http_ = server::HttpServer::create(*e_.loop, so, err);
     if (!http_) return false;
     auto self = this;
@@ -190,8 +196,8 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       resp.body = self->prometheus();
       r.respond(std::move(resp));
     });
-    route("POST", "/v1/jobs", [self](const http::Request& q, server::Responder r) {
-      self->create_job(q, std::move(r));
+    http_->route_streamed("POST", "/v1/jobs", [self](const http::Request& q, server::Responder r) {
+      return self->upload_job(q, std::move(r));
     });
     route("GET", "/v1/jobs", [self](const http::Request&, server::Responder r) {
       json list = json::array();
@@ -497,18 +503,57 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     return list;
   }
 
-  // POST /v1/jobs?format=jsonl|csv&column=NAME, body: the list (plain, CSV or gzip).
-  void create_job(const http::Request& q, server::Responder r) {
-    if (q.body.empty()) return r.respond(error(400, "bad_request", "empty body: send the list"));
+  // POST /v1/jobs?format=jsonl|csv&column=NAME, body: the list (plain, CSV or gzip), written
+  // to the job's input file as it arrives (never whole in memory); the job starts at its end.
+  class Upload final : public server::BodySink {
+   public:
+    Upload(Service& s, std::unique_ptr<Job> job, server::Responder r, int fd)
+        : s_(s), job_(std::move(job)), r_(std::move(r)), fd_(fd) {}
+    ~Upload() override {
+      if (fd_ >= 0) ::close(fd_);
+      if (job_) std::filesystem::remove_all(job_->dir);  // never started: nothing to keep
+    }
+    bool on_body(std::string_view bytes) override {
+      while (!bytes.empty()) {
+        const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          r_.respond(
+              error(507, "storage",
+                    "writing " + job_->opts.input + ": " + std::strerror(n < 0 ? errno : ENOSPC)));
+          return false;
+        }
+        bytes.remove_prefix(static_cast<size_t>(n));
+        job_->input_bytes += static_cast<uint64_t>(n);
+      }
+      return true;
+    }
+    void on_body_end() override {
+      ::close(std::exchange(fd_, -1));
+      s_.create_job(std::move(job_), std::move(r_));
+    }
+    void on_body_error() override {}  // the destructor removes what was written
+
+   private:
+    Service& s_;
+    std::unique_ptr<Job> job_;
+    server::Responder r_;
+    int fd_;
+  };
+
+  std::unique_ptr<server::BodySink> upload_job(const http::Request& q, server::Responder r) {
+    const std::string* fmt = q.param("format");
+    if (fmt && *fmt != "jsonl" && *fmt != "csv") {
+      r.respond(error(400, "bad_request", "format: jsonl or csv"));
+      return nullptr;
+    }
     auto job = std::make_unique<Job>();
     job->id = next_job_++;
     job->dir = o_.data + "/" + std::to_string(job->id);
     if (!make_parent_dirs(job->dir + "/x")) {
-      return r.respond(error(500, "storage", "cannot create " + job->dir));
+      r.respond(error(500, "storage", "cannot create " + job->dir));
+      return nullptr;
     }
-    const std::string* fmt = q.param("format");
-    if (fmt && *fmt != "jsonl" && *fmt != "csv")
-      return r.respond(error(400, "bad_request", "format: jsonl or csv"));
     auto& vo = job->opts;
     vo.format = fmt && *fmt == "csv" ? OutputFormat::Csv : OutputFormat::Jsonl;
     if (const std::string* col = q.param("column")) {
@@ -520,12 +565,22 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     vo.progress = 0;
     vo.cache_ttl = o_.cache_ttl;
     vo.no_cache = o_.no_cache;
-    {
-      std::ofstream f(vo.input, std::ios::binary);
-      f.write(q.body.data(), static_cast<std::streamsize>(q.body.size()));
-      if (!f) return r.respond(error(500, "storage", "cannot write " + vo.input));
+    const int fd = ::open(vo.input.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      r.respond(error(500, "storage", "cannot write " + vo.input + ": " + std::strerror(errno)));
+      std::filesystem::remove_all(job->dir);
+      return nullptr;
     }
-    job->input_bytes = q.body.size();
+    return std::make_unique<Upload>(*this, std::move(job), std::move(r), fd);
+  }
+
+  // The upload is complete: the job starts.
+  void create_job(std::unique_ptr<Job> job, server::Responder r) {
+    if (job->input_bytes == 0) {
+      std::filesystem::remove_all(job->dir);
+      return r.respond(error(400, "bad_request", "empty body: send the list"));
+    }
+    auto& vo = job->opts;
     std::string err;
     auto journal = store::SqliteStore::open(job->dir + "/journal.db");
     if (!journal) return r.respond(error(500, "storage", journal.error().message));

@@ -20,6 +20,7 @@ struct ServeOptions {
   std::string cache;       // results cache (default as for verify); "" = default
   bool no_cache = false;
   std::chrono::seconds cache_ttl = std::chrono::hours(24 * 7);
+  uint64_t max_upload = uint64_t{4} << 30;  // bytes of one job upload (streamed to disk)
 };
 
 int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* diag);

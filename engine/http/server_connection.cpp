@@ -209,6 +209,8 @@ struct ServerConnection::Impl {
   Request req;
   bool in_message = false;
   bool headers_done = false;
+  bool streamed = false;  // the current request was handed out at its header
+  uint64_t streamed_bytes = 0;
   bool last_was_value = false;
   size_t header_bytes = 0;
   int fail_status = 0;  // set by a callback before it returns an error
@@ -245,6 +247,8 @@ struct ServerConnection::Impl {
     m.req = Request{};
     m.in_message = true;
     m.headers_done = false;
+    m.streamed = false;
+    m.streamed_bytes = 0;
     m.last_was_value = false;
     m.header_bytes = 0;
     return 0;
@@ -302,20 +306,46 @@ struct ServerConnection::Impl {
         hosts += h.name == "host";
       if (hosts != 1) return m.fail(400);
     }
+    Request& r = m.req;
+    r.method = http_method_str(static_cast<http_method>(p->method));
+    if (!m.split_target(r)) return m.fail(400);
+    r.version_minor = p->http_minor;
+    r.keep_alive = http_should_keep_alive(p) != 0;
+    r.upgrade = p->upgrade != 0;
+    m.streamed = !r.upgrade && c.stream_pred_ && c.stream_pred_(r);
     // Content-Length is known up front (ULLONG_MAX means none); chunked bodies count in on_body.
-    if (p->content_length != ULLONG_MAX && p->content_length > c.limits_.max_body_bytes)
+    if (p->content_length != ULLONG_MAX &&
+        p->content_length >
+            (m.streamed ? c.limits_.max_stream_body_bytes : uint64_t{c.limits_.max_body_bytes}))
       return m.fail(413);
     // RFC 9110 §10.1.1: answer 100 only if no earlier answer is owed (it must not overtake one).
-    const std::string* expect = m.req.header("expect");
+    const std::string* expect = r.header("expect");
     if (expect != nullptr && iequals(trim(*expect), "100-continue") && p->http_minor >= 1 &&
         c.owed_.empty())
       c.out_ += "HTTP/1.1 100 Continue\r\n\r\n";
+    if (m.streamed) {
+      // Handed out now; the body follows through take_body(), each piece restarting the clock.
+      r.streamed = true;
+      c.owed_.push_back(Owed{false, r.keep_alive, false, p->http_minor == 0});
+      c.ready_.push_back(r);
+      c.body_ = Body::arriving;
+      c.stream_answer_owed_ = true;
+      c.request_deadline_ = c.now_ + c.limits_.header_timeout;
+    }
     return 0;
   }
 
   static int on_body(http_parser* p, const char* at, size_t len) {
     Impl& m = of(p);
-    if (m.req.body.size() + len > m.self->limits_.max_body_bytes) return m.fail(413);
+    ServerConnection& c = *m.self;
+    if (m.streamed) {
+      m.streamed_bytes += len;
+      if (m.streamed_bytes > c.limits_.max_stream_body_bytes) return m.fail(413);
+      c.body_in_.append(at, len);
+      c.request_deadline_ = c.now_ + c.limits_.header_timeout;
+      return 0;
+    }
+    if (m.req.body.size() + len > c.limits_.max_body_bytes) return m.fail(413);
     m.req.body.append(at, len);
     return 0;
   }
@@ -367,19 +397,19 @@ struct ServerConnection::Impl {
     Impl& m = of(p);
     ServerConnection& c = *m.self;
     Request& r = m.req;
-    r.method = http_method_str(static_cast<http_method>(p->method));
-    if (!m.split_target(r)) return m.fail(400);
-    r.version_minor = p->http_minor;
-    r.keep_alive = http_should_keep_alive(p) != 0;
-    r.upgrade = p->upgrade != 0;
-    c.owed_.push_back(Owed{r.method == "HEAD", r.keep_alive, r.upgrade, p->http_minor == 0});
-    c.ready_.push_back(std::move(r));
+    const bool last = !r.keep_alive || r.upgrade;
+    if (m.streamed) {
+      c.body_ = Body::ended;  // parsing waits until the owner has taken it (body_taken)
+    } else {
+      c.owed_.push_back(Owed{r.method == "HEAD", r.keep_alive, r.upgrade, p->http_minor == 0});
+      c.ready_.push_back(std::move(r));
+    }
     c.request_deadline_.reset();
     m.in_message = false;
     m.prefix.clear();
     // Nothing after a "Connection: close" request is read (RFC 9112 §9.6); after an upgrade
     // request the bytes belong to the new protocol.
-    if (!c.ready_.back().keep_alive || c.ready_.back().upgrade) c.stop_parsing_ = true;
+    if (last) c.stop_parsing_ = true;
     http_parser_pause(p, 1);  // one request per execute() so pipelining is under our control
     return 0;
   }
@@ -459,6 +489,7 @@ void ServerConnection::feed(std::string_view bytes, TimePoint now) {
     return;
   }
   if (state_ != State::http) return;
+  now_ = now;
   if (stop_parsing_) {
     // Frames may follow an upgrade request before the owner accepts it: keep them (bounded)
     // for wslay. After an error or "Connection: close" the rest is ignored.
@@ -472,6 +503,7 @@ void ServerConnection::feed(std::string_view bytes, TimePoint now) {
 }
 
 void ServerConnection::feed_eof() {
+  if (body_ == Body::arriving) fail_body();
   if (state_ == State::websocket || owed_.empty()) {
     state_ = State::closing;
     return;
@@ -483,8 +515,9 @@ void ServerConnection::feed_eof() {
 
 void ServerConnection::pump(TimePoint now) {
   Impl& m = *impl_;
+  // A streamed body's end stops parsing until the owner has taken it (body_taken()).
   while (state_ == State::http && !stop_parsing_ && !in_.empty() &&
-         owed_.size() < limits_.max_pipelined) {
+         owed_.size() < limits_.max_pipelined && body_ != Body::ended && body_ != Body::failed) {
     if (!m.in_message && m.prefix.empty()) {
       // The first byte of a request: the slowloris clock starts (RFC 9112 §9.5 allows 408).
       if (!request_deadline_) request_deadline_ = now + limits_.header_timeout;
@@ -515,7 +548,36 @@ void ServerConnection::pump(TimePoint now) {
   }
 }
 
+void ServerConnection::fail_body() {
+  body_ = Body::failed;
+  body_in_.clear();
+  if (!stream_answer_owed_) return;
+  // Its answer is the codec's error now (or nothing, when the client is gone).
+  stream_answer_owed_ = false;
+  owed_.pop_back();
+  if (!ready_.empty() && ready_.back().streamed) ready_.pop_back();
+}
+
+ServerConnection::Body ServerConnection::body_state() const {
+  // Nothing to say of the body before its request is handed out.
+  if (!ready_.empty() && ready_.back().streamed) return Body::none;
+  return body_;
+}
+
+std::string ServerConnection::take_body() {
+  std::string out;
+  out.swap(body_in_);
+  return out;
+}
+
+void ServerConnection::body_taken(TimePoint now) {
+  if (body_ != Body::ended && body_ != Body::failed) return;
+  body_ = Body::none;
+  if (state_ == State::http) pump(now);
+}
+
 void ServerConnection::fail(int status) {
+  if (body_ == Body::arriving) fail_body();
   stop_parsing_ = true;
   in_.clear();
   request_deadline_.reset();
@@ -583,8 +645,11 @@ bool ServerConnection::respond(const Response& r, TimePoint now) {
   if (state_ != State::http || chunking_ || owed_.size() <= ready_.size()) return false;
   const Owed o = owed_.front();
   owed_.pop_front();
+  // Answering a streamed request whose body is still coming (an early error): the rest of the
+  // body is not read, so the connection ends after the answer.
+  const bool cut = answer_cuts_body();
   // A plain answer to an upgrade request ends the connection: what follows is not HTTP.
-  const bool close = !o.keep_alive || o.upgrade || wants_close(r.headers);
+  const bool close = !o.keep_alive || o.upgrade || wants_close(r.headers) || cut;
   const bool bodyless = r.status < 200 || r.status == 204 || r.status == 304;
   write_head(r.status, r.headers, close, false, r.body.size());
   if (!o.head && !bodyless) out_ += r.body;
@@ -611,7 +676,8 @@ bool ServerConnection::begin_chunked(int status, const std::vector<Header>& head
   const Owed& o = owed_.front();
   chunking_ = true;
   // HTTP/1.0 has no chunked coding: the body then ends with the connection (RFC 9112 §6.3).
-  chunk_close_ = !o.keep_alive || o.upgrade || o.http10 || wants_close(headers);
+  chunk_close_ = !o.keep_alive || o.upgrade || o.http10 || wants_close(headers) ||
+                 (owed_.size() == 1 && stream_answer_owed_ && body_ == Body::arriving);
   write_head(status, headers, chunk_close_, !o.http10, 0);
   if (o.http10) {
     // write_head wrote a Content-Length of 0; replace it by nothing for a close-delimited body.
@@ -642,6 +708,7 @@ bool ServerConnection::end_chunked(TimePoint now) {
   if (!chunking_) return false;
   const Owed o = owed_.front();
   owed_.pop_front();
+  (void)answer_cuts_body();  // chunk_close_ already said so
   chunking_ = false;
   if (!o.http10 && !o.head) out_ += "0\r\n\r\n";
   after_answer(chunk_close_, now);

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,7 +25,10 @@ struct Limits {
   size_t max_headers = 64;              // header field count (431)
   size_t max_url_bytes = 4096;          // request target (414)
   size_t max_body_bytes = 1 << 20;      // decoded body (413)
-  size_t max_pipelined = 16;            // requests handed out but not yet answered
+  // A streamed body (see ServerConnection::stream_bodies): handed over as it arrives, never
+  // held whole, so only this bounds it (413). Its header_timeout restarts with every piece.
+  uint64_t max_stream_body_bytes = uint64_t{4} << 30;
+  size_t max_pipelined = 16;                         // requests handed out but not yet answered
   std::chrono::milliseconds header_timeout{10'000};  // first byte of a request to its last (408)
   std::chrono::milliseconds idle_timeout{60'000};    // between requests on a keep-alive connection
   size_t max_ws_message = 1 << 20;  // reassembled WebSocket message (close 1009 past it)
@@ -42,7 +46,8 @@ struct Request {
   std::string query;   // raw query string without '?'
   std::vector<std::pair<std::string, std::string>> params;  // decoded query params, in order
   std::vector<Header> headers;
-  std::string body;
+  std::string body;        // empty when `streamed`: the body comes through take_body()
+  bool streamed = false;   // handed out at the end of its header, before its body
   int version_minor = 1;   // HTTP/1.x
   bool keep_alive = true;  // per RFC 9112 §9.3 (Connection header and version)
   bool upgrade = false;    // an Upgrade request; answer with accept_websocket() or respond()
@@ -97,6 +102,24 @@ class ServerConnection {
   void feed_eof();
 
   std::optional<Request> next_request();
+
+  // Requests for which `pred` (method and path are set) says yes are handed out by
+  // next_request() as soon as their header is complete, with `streamed` set; their body then
+  // comes through take_body() in pieces, bounded by what one feed() brought. Answering such a
+  // request before its body ended closes the connection after the answer.
+  void stream_bodies(std::function<bool(const Request&)> pred) { stream_pred_ = std::move(pred); }
+  enum class Body : uint8_t {
+    none,      // no streamed body in progress
+    arriving,  // more may come
+    ended,     // all of it was handed out by take_body(); call body_taken()
+    failed,    // cut short (client gone, timeout, size, bad chunking): the codec answers, if anyone
+  };
+  // The streamed body of the request last handed out (`none` while it still waits in line).
+  Body body_state() const;
+  // The streamed body's bytes received since the last call (once body_state() is not none).
+  std::string take_body();
+  // The owner saw `ended` or `failed`: the codec reads the requests that follow.
+  void body_taken(TimePoint now = Clock::now());
   // Answers the oldest request handed out and not yet answered (pipelined answers go in order).
   // Returns false when nothing is owed or a chunked answer is in progress.
   bool respond(const Response& r, TimePoint now = Clock::now());
@@ -152,6 +175,13 @@ class ServerConnection {
 
   void pump(TimePoint now);
   void fail(int status);
+  void fail_body();
+  // The answer just taken off owed_ was the streamed request's, with its body still coming.
+  bool answer_cuts_body() {
+    if (!stream_answer_owed_ || !owed_.empty()) return false;
+    stream_answer_owed_ = false;
+    return body_ == Body::arriving;
+  }
   void maybe_send_error();
   void write_head(int status, const std::vector<Header>& headers, bool close, bool chunked,
                   size_t content_length);
@@ -175,6 +205,11 @@ class ServerConnection {
   std::optional<TimePoint> request_deadline_;
   std::optional<TimePoint> idle_deadline_;
   std::deque<WsMessage> ws_ready_;
+  std::function<bool(const Request&)> stream_pred_;
+  Body body_ = Body::none;
+  bool stream_answer_owed_ = false;  // the streamed request (owed_.back()) is not answered yet
+  std::string body_in_;              // streamed body bytes not yet taken
+  TimePoint now_{};                  // of the current feed(): restarts a streamed body's deadline
   uint16_t ws_close_received_ = 0;
 };
 

@@ -181,6 +181,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
   WsHandler* ws = nullptr;
   bool ws_open = false;
+
+  std::unique_ptr<BodySink> sink;  // a streamed request's body goes here as it arrives
 };
 
 }  // namespace detail
@@ -399,10 +401,43 @@ HttpServer::~HttpServer() {
 void HttpServer::route(std::string method, std::string path, Handler h) {
   if (!path.empty() && path.back() == '*') {
     path.pop_back();
-    prefix_[path].push_back(Route{std::move(method), std::move(h)});
+    prefix_[path].push_back(Route{std::move(method), std::move(h), nullptr});
   } else {
-    exact_[path].push_back(Route{std::move(method), std::move(h)});
+    exact_[path].push_back(Route{std::move(method), std::move(h), nullptr});
   }
+}
+
+void HttpServer::route_streamed(std::string method, std::string path, StreamHandler h) {
+  exact_[std::move(path)].push_back(Route{std::move(method), nullptr, std::move(h)});
+}
+
+bool HttpServer::streamed(const http::Request& req) const {
+  const auto e = exact_.find(req.path);
+  if (e == exact_.end()) return false;
+  return std::any_of(e->second.begin(), e->second.end(),
+                     [&](const Route& r) { return r.stream && r.method == req.method; });
+}
+
+// Hands what arrived of a streamed body to its sink, and its end or failure.
+void HttpServer::pump_body(Conn& c) {
+  using Body = http::ServerConnection::Body;
+  const Body state = c.codec.body_state();
+  if (state == Body::none) return;
+  const std::string bytes = c.codec.take_body();
+  if (c.sink && !bytes.empty() && !c.sink->on_body(bytes)) c.sink.reset();  // it answered
+  if (state == Body::arriving) return;
+  if (auto sink = std::move(c.sink)) {
+    if (state == Body::ended)
+      sink->on_body_end();
+    else
+      sink->on_body_error();
+  }
+  c.codec.body_taken(loop_.now());
+}
+
+// The connection ends with a body half-read: its sink hears so.
+void HttpServer::drop_body(Conn& c) {
+  if (auto sink = std::move(c.sink)) sink->on_body_error();
 }
 
 void HttpServer::websocket(std::string path, WsHandler& h) {
@@ -502,6 +537,7 @@ void HttpServer::accept_ready() {
     const uint64_t id = next_id_++;
     auto c = std::make_shared<Conn>(this, fd, id, peer ? peer->to_string() : std::string(),
                                     options_.limits, loop_.now());
+    c->codec.stream_bodies([this](const http::Request& r) { return streamed(r); });
     by_fd_[fd] = c;
     by_id_[id] = c;
     stats_.connections_open = by_id_.size();
@@ -596,6 +632,7 @@ void HttpServer::begin_close(const std::shared_ptr<Conn>& c) {
   c->closed = true;
   c->answers.clear();
   ws_closed(*c);
+  drop_body(*c);
   if (c->peer_eof) {
     close_now(c);
     return;
@@ -616,6 +653,7 @@ void HttpServer::close_now(const std::shared_ptr<Conn>& c) {
     c->closed = true;
     c->answers.clear();
     ws_closed(*c);
+    drop_body(*c);
   }
   if (c->timer.value != 0) loop_.cancel_timer(c->timer);
   c->timer = {};
@@ -673,6 +711,9 @@ void HttpServer::dispatch(const std::shared_ptr<Conn>& c) {
       c->ws->on_message(c->client, *m);
       continue;
     }
+    pump_body(*c);
+    flush_answers(*c);
+    if (c->closed || c->broken) break;
     auto r = c->codec.next_request();
     if (!r) break;
     ++stats_.requests;
@@ -818,7 +859,10 @@ void HttpServer::handle_request(const std::shared_ptr<Conn>& c, http::Request re
     }
     // Reserve the slot first: a handler that answers synchronously fills it in.
     Responder responder(c, seq, c->peer);
-    match->handler(req, std::move(responder));
+    if (match->stream)
+      c->sink = match->stream(req, std::move(responder));
+    else
+      match->handler(req, std::move(responder));
     return;
   }
 

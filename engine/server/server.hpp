@@ -95,6 +95,24 @@ class Responder {
 
 using Handler = std::function<void(const http::Request&, Responder)>;
 
+// The body of a streamed request (route_streamed), handed over as it arrives: uploads larger
+// than memory go to disk piece by piece.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // A piece of the body. False: stop here (the sink has answered, e.g. 500 on a full disk); the
+  // rest is not read and the connection closes after the answer.
+  virtual bool on_body(std::string_view bytes) = 0;
+  // All of it arrived: answer through the Responder the handler was given.
+  virtual void on_body_end() = 0;
+  // It never will (client gone, too slow, too large, broken chunked coding): the server answers
+  // the error, if anyone is left to read it; the Responder is dead.
+  virtual void on_body_error() = 0;
+};
+// Returns the sink for the body, or null after answering at once (a bad parameter: the body is
+// then not read, and the connection closes after the answer).
+using StreamHandler = std::function<std::unique_ptr<BodySink>(const http::Request&, Responder)>;
+
 // One WebSocket connection, from WsHandler::on_open until on_close returns (do not keep the
 // reference longer).
 class WsClient {
@@ -161,6 +179,10 @@ class HttpServer final : private loop::FdHandler, private loop::TimerHandler {
   // exact routes win, then the longest prefix. A GET route also answers HEAD. A path known with
   // another method gets 405 with Allow.
   void route(std::string method, std::string path, Handler h);
+  // An exact path whose requests are handed to `h` at the end of their header, their body then
+  // streamed to the sink it returns (bounded by Limits::max_stream_body_bytes, not
+  // max_body_bytes). Authentication and routing are as for route().
+  void route_streamed(std::string method, std::string path, StreamHandler h);
   // A WebSocket endpoint (exact path). Non-upgrade requests to it get 426.
   void websocket(std::string path, WsHandler& h);
   // Serves GET/HEAD of files under `root` ("/" is index.html), publicly (see above). Traversal
@@ -181,7 +203,11 @@ class HttpServer final : private loop::FdHandler, private loop::TimerHandler {
   struct Route {
     std::string method;
     Handler handler;
+    StreamHandler stream;  // set instead of `handler` for route_streamed()
   };
+  bool streamed(const http::Request& req) const;
+  void pump_body(detail::Conn& c);
+  void drop_body(detail::Conn& c);
 
   HttpServer(loop::Loop& loop, ServerOptions options);
   bool open_listener(std::string& err);
