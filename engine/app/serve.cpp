@@ -154,8 +154,11 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     http_ = server::HttpServer::create(*e_.loop, so, err);
     if (!http_) return false;
     auto self = this;
-    route("GET", "/healthz", [](const http::Request&, server::Responder r) {
-      r.respond(http::Response::json(200, R"({"status":"ok"})"));
+    // Public: also tells the console whether to ask for a token before calling the API.
+    route("GET", "/healthz", [self](const http::Request&, server::Responder r) {
+      r.respond(http::Response::json(200, self->token_.empty()
+                                              ? R"({"status":"ok","token":false})"
+                                              : R"({"status":"ok","token":true})"));
     });
     route("GET", "/v1/verify", [self](const http::Request& q, server::Responder r) {
       const std::string* email = q.param("email");
@@ -406,6 +409,19 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   }
 
   void count(const Result& r) {
+    if (r.has_smtp && !r.mx.empty()) {
+      // The last deciding reply per MX host, for the console's groups (capped: hosts are many
+      // only on huge jobs, and an old entry is worth little).
+      if (last_reply_.size() >= 100000) last_reply_.clear();
+      std::string& t = last_reply_[r.mx];
+      t = std::to_string(r.code);
+      if (!r.enhanced.empty()) t += " " + r.enhanced;
+      t += " " + r.message.substr(0, 160);
+      // Printable ASCII only (RFC 5321 replies are ASCII): the snapshot's JSON must stay valid
+      // whatever bytes a server sent.
+      for (char& c : t)
+        if (c < 0x20 || c > 0x7e) c = '?';
+    }
     ++by_verdict_reason_[static_cast<int>(r.verdict)][static_cast<int>(r.reason)];
     finished_[static_cast<int>(r.verdict)].add(Clock::now());
     ++total_;
@@ -917,7 +933,11 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
                         {"backing_off", v.aimd.rate_factor < 1.0},
                         {"backoffs", v.aimd.decreases},
                         {"parked", v.parked_on_timer || v.parked_on_sessions},
-                        {"replies", reply_classes(load[i].second)}});
+                        {"replies", reply_classes(load[i].second)},
+                        {"buckets",
+                         {{"connect", {{"tokens", v.connect_tokens}, {"burst", v.connect_burst}}},
+                          {"rcpt", {{"tokens", v.rcpt_tokens}, {"burst", v.rcpt_burst}}}}},
+                        {"last_reply", last_reply_json(v.name)}});
     }
     // Source IPs: warm-up level and the MX groups that blocked them (until when).
     std::erase_if(blocks_, [&](const auto& kv) { return kv.second <= now; });
@@ -1086,6 +1106,12 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
                      {"sessions", d.sessions},
                      {"catch_all", d.catch_all ? json(*d.catch_all) : json(nullptr)}});
     return out;
+  }
+  // MX host -> its last deciding reply ("550 5.1.1 ..."); a provider group shows null.
+  std::unordered_map<std::string, std::string> last_reply_;
+  json last_reply_json(const std::string& group) const {
+    auto it = last_reply_.find(group);
+    return it == last_reply_.end() ? json(nullptr) : json(it->second);
   }
   json reply_classes(sched::GroupId g) const {
     std::array<uint64_t, 6> r{};

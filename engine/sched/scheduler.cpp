@@ -1148,7 +1148,6 @@ void Scheduler::set_policy(std::shared_ptr<const Policy> policy, TimePoint now) 
 // State
 
 GroupView Scheduler::group_view(GroupId g, TimePoint now) const {
-  (void)now;
   const Group& G = groups_[g];
   GroupView v;
   v.name = G.name;
@@ -1158,6 +1157,14 @@ GroupView Scheduler::group_view(GroupId g, TimePoint now) const {
   v.aimd = G.aimd.view();
   v.connect_rate = G.connect.rate();
   v.rcpt_rate = G.rcpt.rate();
+  if (!G.connect.unlimited()) {
+    v.connect_tokens = G.connect.available(now);
+    v.connect_burst = G.connect.burst();
+  }
+  if (!G.rcpt.unlimited()) {
+    v.rcpt_tokens = G.rcpt.available(now);
+    v.rcpt_burst = G.rcpt.burst();
+  }
   v.ready = G.ready;
   v.active = G.active_link.linked();
   v.parked_on_timer = G.wake.valid();

@@ -111,8 +111,10 @@ struct GroupView {
   uint32_t session_limit = 0;  // min(per_mx.sessions, AIMD window)
   AimdView aimd;
   double connect_rate = 0, rcpt_rate = 0;  // effective, after AIMD (0 = unlimited)
-  uint64_t ready = 0;                      // addresses queued and due
-  bool active = false;                     // in the round-robin now
+  // Tokens in the group's buckets now, and their bursts; all 0 for an unlimited bucket.
+  uint32_t connect_tokens = 0, connect_burst = 0, rcpt_tokens = 0, rcpt_burst = 0;
+  uint64_t ready = 0;   // addresses queued and due
+  bool active = false;  // in the round-robin now
   bool parked_on_timer = false, parked_on_sessions = false;
   int64_t deficit = 0;
 };
