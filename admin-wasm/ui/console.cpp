@@ -1,0 +1,1203 @@
+// The console's panels (console.hpp): Overview, Domains and MX groups, Source IPs, Jobs, Check,
+// and the token login. Each is a function of the model and the UI state; widgets the browser
+// test clicks are named with Marks.
+//
+// [SECTION] Theme and fonts
+// [SECTION] Small widgets (chips, right-aligned numbers, cards, charts)
+// [SECTION] Frame: top bar and sidebar
+// [SECTION] Overview
+// [SECTION] Domains and MX groups
+// [SECTION] Source IPs
+// [SECTION] Jobs
+// [SECTION] Check
+// [SECTION] Login
+#include "console.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "format.hpp"
+#include "imgui.h"
+#include "imgui_internal.h"
+
+#if __has_include("console_fonts.inc")
+#include "console_fonts.inc"  // generated at build time: subsets of DejaVu Sans and Sans Mono
+#define MXC_HAVE_FONTS 1
+#endif
+
+namespace mxc {
+
+const char* const kPanelNames[static_cast<int>(Panel::Count)] = {"overview", "domains", "sources",
+                                                                 "jobs", "check"};
+
+void Marks::mark(const std::string& name) {
+  const ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
+  rects[name] = {a.x, a.y, b.x - a.x, b.y - a.y};
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Theme and fonts
+// ---------------------------------------------------------------------------------------------
+
+ImVec4 rgb(int r, int g, int b, float a = 1.f) {
+  return ImVec4(r / 255.f, g / 255.f, b / 255.f, a);
+}
+
+const ImVec4 kVerdictColor[kVerdictCount] = {rgb(72, 199, 116), rgb(239, 83, 80), rgb(245, 176, 65),
+                                             rgb(144, 152, 164)};
+const ImVec4 kText = rgb(222, 226, 232), kDim = rgb(138, 146, 158), kAccent = rgb(86, 156, 245);
+const ImVec4 kGood = kVerdictColor[kDeliverable], kBad = kVerdictColor[kUndeliverable],
+             kWarn = kVerdictColor[kRisky], kGrey = kVerdictColor[kUnknown];
+const ImVec4 kPanelBg = rgb(24, 27, 33), kCardBg = rgb(31, 35, 43), kBorder = rgb(45, 50, 60);
+
+ImU32 col(const ImVec4& c, float alpha = 1.f) {
+  return ImGui::GetColorU32(ImVec4(c.x, c.y, c.z, c.w * alpha));
+}
+
+ImVec4 verdict_color(std::string_view v) {
+  const int i = verdict_index(v);
+  return i < 0 ? kGrey : kVerdictColor[i];
+}
+
+const Fonts* g_fonts = nullptr;
+struct FontScope {
+  explicit FontScope(ImFont* f) : on(f != nullptr) {
+    if (on) ImGui::PushFont(f);
+  }
+  ~FontScope() {
+    if (on) ImGui::PopFont();
+  }
+  bool on;
+};
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Small widgets
+// ---------------------------------------------------------------------------------------------
+
+void text_colored(const ImVec4& c, const std::string& s) {
+  ImGui::PushStyleColor(ImGuiCol_Text, c);
+  ImGui::TextUnformatted(s.c_str());
+  ImGui::PopStyleColor();
+}
+void text_dim(const std::string& s) {
+  text_colored(kDim, s);
+}
+
+// Right-aligned in the current table cell (or the remaining width).
+void text_right(const std::string& s, const ImVec4& c = kText) {
+  const float w = ImGui::CalcTextSize(s.c_str()).x, avail = ImGui::GetContentRegionAvail().x;
+  if (avail > w) ImGui::SetCursorPosX(ImGui::GetCursorPosX() + avail - w);
+  text_colored(c, s);
+}
+
+// A small rounded label with a tinted background.
+void chip(const std::string& s, const ImVec4& c) {
+  const ImVec2 pad(7, 1), ts = ImGui::CalcTextSize(s.c_str());
+  const ImVec2 p = ImGui::GetCursorScreenPos();
+  const ImVec2 size(ts.x + 2 * pad.x, ts.y + 2 * pad.y);
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  dl->AddRectFilled(p, ImVec2(p.x + size.x, p.y + size.y), col(c, 0.18f), size.y * 0.5f);
+  dl->AddText(ImVec2(p.x + pad.x, p.y + pad.y), col(c), s.c_str());
+  ImGui::Dummy(size);
+}
+
+// A framed child region with a title, for grouping.
+bool begin_card(const char* id, ImVec2 size, const char* title = nullptr) {
+  ImGui::PushStyleColor(ImGuiCol_ChildBg, kCardBg);
+  ImGui::PushStyleVar(ImGuiStyleVar_ChildRounding, 6.f);
+  ImGui::PushStyleVar(ImGuiStyleVar_WindowPadding, ImVec2(12, 10));
+  const bool open = ImGui::BeginChild(id, size, true, ImGuiWindowFlags_NoScrollbar);
+  ImGui::PopStyleVar(2);
+  ImGui::PopStyleColor();
+  if (title) {
+    text_dim(title);
+  }
+  return open;
+}
+void end_card() {
+  ImGui::EndChild();
+}
+
+// A headline number: label, big value, a line under it.
+void kpi(const char* id, float w, const char* label, const std::string& value,
+         const std::string& sub, const ImVec4& accent) {
+  const float h = 84;
+  begin_card(id, ImVec2(w, h));
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  const ImVec2 p = ImGui::GetWindowPos();
+  dl->AddRectFilled(ImVec2(p.x + 1, p.y + 8), ImVec2(p.x + 4, p.y + h - 8), col(accent), 2.f);
+  text_dim(label);
+  {
+    FontScope f(g_fonts ? g_fonts->big : nullptr);
+    ImGui::TextUnformatted(value.c_str());
+  }
+  text_dim(sub);
+  end_card();
+}
+
+// The smallest "nice" step (1, 2, 2.5 or 5 x 10^k) with 4 steps covering v.
+double nice_step(double v) {
+  const double want = v > 0 ? v / 4 : 0.25;
+  const double p = std::pow(10.0, std::floor(std::log10(want)));
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (m * p >= want) return m * p;
+  return 10 * p;
+}
+
+std::string axis_label(double v) {
+  if (v >= 1000) return fmt_short(v);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, v == std::floor(v) ? "%.0f" : "%.2g", v);
+  return buf;
+}
+
+struct Line {
+  const std::vector<float>* v;
+  ImVec4 color;
+  const char* label;
+};
+
+// A time chart drawn with the draw list: grid with a labelled scale, one polyline per series
+// (or stacked areas), legend at the top right. `seconds` is the span of the x axis.
+void chart(const char* id, const char* title, const std::string& now_text,
+           const std::vector<Line>& lines, ImVec2 size, bool stacked, double seconds) {
+  begin_card(id, size);
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  text_dim(title);
+  ImGui::SameLine();
+  text_right(now_text);
+  const ImVec2 wp = ImGui::GetWindowPos(), ws = ImGui::GetWindowSize();
+  const float label_w = 44, top = ImGui::GetCursorScreenPos().y + 4;
+  const ImVec2 a(wp.x + 12 + label_w, top), b(wp.x + ws.x - 14, wp.y + ws.y - 24);
+  if (b.y - a.y < 20 || b.x - a.x < 40) return end_card();
+  size_t n = 0;
+  for (const auto& l : lines)
+    n = std::max(n, l.v->size());
+  // The scale: the highest point (or stacked sum), rounded up to 1, 2, 2.5 or 5 x 10^k.
+  double top_value = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double sum = 0;
+    for (const auto& l : lines) {
+      const size_t off = n - l.v->size();
+      const double x = i >= off ? (*l.v)[i - off] : 0.0;
+      if (stacked)
+        sum += x;
+      else
+        top_value = std::max(top_value, x);
+    }
+    top_value = std::max(top_value, sum);
+  }
+  const double step = nice_step(top_value), scale = 4 * step;
+  for (int g = 0; g <= 4; ++g) {
+    const float y = b.y - (b.y - a.y) * float(g) / 4.f;
+    dl->AddLine(ImVec2(a.x, y), ImVec2(b.x, y), col(kBorder), 1.f);
+    const std::string t = axis_label(step * g);
+    const ImVec2 ts = ImGui::CalcTextSize(t.c_str());
+    dl->AddText(ImVec2(a.x - 8 - ts.x, y - ts.y * 0.5f), col(kDim), t.c_str());
+  }
+  char left[32];
+  std::snprintf(left, sizeof left, "-%.0f s", seconds);
+  dl->AddText(ImVec2(a.x, b.y + 4), col(kDim), left);
+  const float now_w = ImGui::CalcTextSize("now").x;
+  dl->AddText(ImVec2(b.x - now_w, b.y + 4), col(kDim), "now");
+  if (n >= 2) {
+    const float dx = (b.x - a.x) / float(n - 1);
+    auto ypos = [&](double v) { return b.y - float(v / scale) * (b.y - a.y); };
+    std::vector<double> base(n, 0.0);
+    std::vector<ImVec2> pts(n);
+    for (const auto& l : lines) {
+      const size_t off = n - l.v->size();
+      for (size_t i = 0; i < n; ++i) {
+        const double x = i >= off ? (*l.v)[i - off] : 0.0;
+        const double lo = stacked ? base[i] : 0.0;
+        pts[i] = ImVec2(a.x + dx * float(i), ypos(lo + x));
+        if (stacked && i > 0) {
+          const ImVec2 p0(a.x + dx * float(i - 1), ypos(base[i - 1]));
+          const ImVec2 p1(a.x + dx * float(i), ypos(lo));
+          dl->AddQuadFilled(p0, pts[i - 1], pts[i], p1, col(l.color, 0.35f));
+        }
+      }
+      if (stacked)
+        for (size_t i = 0; i < n; ++i)
+          base[i] += (i >= off ? (*l.v)[i - off] : 0.0);
+      dl->AddPolyline(pts.data(), static_cast<int>(n), col(l.color), 0, 1.6f);
+    }
+  }
+  // Legend (when several lines).
+  if (lines.size() > 1) {
+    float x = a.x + 8;
+    for (const auto& l : lines) {
+      dl->AddRectFilled(ImVec2(x, a.y + 4), ImVec2(x + 10, a.y + 14), col(l.color), 2.f);
+      dl->AddText(ImVec2(x + 14, a.y + 1), col(kDim), l.label);
+      x += 24 + ImGui::CalcTextSize(l.label).x;
+    }
+  }
+  end_card();
+}
+
+std::string clock_text(int64_t time_ms) {
+  if (time_ms <= 0) return "-";
+  const std::time_t t = static_cast<std::time_t>(time_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%H:%M:%S UTC", &tm);
+  return buf;
+}
+
+bool filter_match(const char* filter, const std::string& s) {
+  if (!*filter) return true;
+  std::string f(filter), h(s);
+  for (auto& c : f)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : h)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return h.find(f) != std::string::npos;
+}
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Frame: top bar and sidebar
+// ---------------------------------------------------------------------------------------------
+
+void top_bar(const Model& m, const Connection& c, double now, float h) {
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  const ImVec2 p = ImGui::GetCursorScreenPos();
+  const float w = ImGui::GetContentRegionAvail().x;
+  dl->AddRectFilled(ImVec2(p.x - 8, p.y - 8), ImVec2(p.x + w + 8, p.y + h), col(kPanelBg));
+  dl->AddLine(ImVec2(p.x - 8, p.y + h), ImVec2(p.x + w + 8, p.y + h), col(kBorder));
+  ImGui::SetCursorScreenPos(ImVec2(p.x + 6, p.y + (h - 8 - ImGui::GetTextLineHeight()) * 0.5f));
+  {
+    FontScope f(g_fonts ? g_fonts->big : nullptr);
+    ImGui::SetCursorScreenPos(ImVec2(p.x + 6, p.y + (h - 8 - ImGui::GetTextLineHeight()) * 0.5f));
+    text_colored(kText, "mxprobe");
+  }
+  ImGui::SameLine();
+  ImGui::SetCursorPosY(ImGui::GetCursorPosY() + 5);
+  text_dim("operator console");
+  // Connection indicator, at the right: a dot and words, with the age of the data.
+  std::string label;
+  ImVec4 color;
+  const double age = m.have_snapshot ? now - m.last_snapshot_at : 1e9;
+  switch (c.link) {
+    case Link::Live:
+      if (age > 2.0) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "stale: no data for %.0f s", age);
+        label = buf;
+        color = kWarn;
+      } else {
+        label = "live";
+        color = kGood;
+      }
+      break;
+    case Link::Connecting:
+      label = "connecting...";
+      color = kWarn;
+      break;
+    case Link::Reconnecting: {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "disconnected: retrying in %.0f s",
+                    std::max(0.0, std::ceil(c.retry_at - now)));
+      label = buf;
+      color = kBad;
+      break;
+    }
+    case Link::NeedToken:
+      label = "token needed";
+      color = kWarn;
+  }
+  std::string right = label;
+  if (m.have_snapshot) right += "   " + clock_text(m.snap.time_ms);
+  const float rw = ImGui::CalcTextSize(right.c_str()).x + 22;
+  const float y = p.y + (h - 8 - ImGui::GetTextLineHeight()) * 0.5f;
+  ImGui::SetCursorScreenPos(ImVec2(p.x + w - rw, y));
+  const ImVec2 dot(p.x + w - rw + 5, y + ImGui::GetTextLineHeight() * 0.5f);
+  // The dot pulses gently while live, so a frozen page is visible at a glance.
+  const float pulse = c.link == Link::Live && age <= 2.0
+                          ? 0.6f + 0.4f * float(std::fabs(std::sin(now * 2.0)))
+                          : 1.f;
+  dl->AddCircleFilled(dot, 5.f, col(color, pulse));
+  ImGui::SetCursorScreenPos(ImVec2(p.x + w - rw + 16, y));
+  text_colored(color, label);
+  if (m.have_snapshot) {
+    ImGui::SameLine();
+    text_dim("   " + clock_text(m.snap.time_ms));
+  }
+  ImGui::SetCursorScreenPos(ImVec2(p.x, p.y + h + 8));
+}
+
+void sidebar(Model& m, UiState& ui, Marks& marks, float w) {
+  ImGui::PushStyleColor(ImGuiCol_ChildBg, kPanelBg);
+  ImGui::BeginChild("sidebar", ImVec2(w, 0), false);
+  ImGui::Dummy(ImVec2(0, 4));
+  const char* labels[] = {"Overview", "Domains & MX", "Source IPs", "Jobs", "Check"};
+  std::string badges[5];
+  const auto& s = m.snap;
+  if (m.have_snapshot) {
+    badges[0] = fmt_rate(s.rate());
+    badges[1] = std::to_string(s.groups.size());
+    size_t blocked = 0;
+    for (const auto& x : s.sources)
+      blocked += x.state != "ok";
+    badges[2] = blocked ? std::to_string(blocked) + " blocked" : std::to_string(s.sources.size());
+    size_t running = 0;
+    for (const auto& j : s.jobs)
+      running += j.state == "running";
+    badges[3] = running ? std::to_string(running) + " running" : std::to_string(s.jobs.size());
+  }
+  badges[4] = m.checks.empty() ? "" : std::to_string(m.checks.size());
+  for (int i = 0; i < static_cast<int>(Panel::Count); ++i) {
+    const bool sel = static_cast<int>(ui.panel) == i;
+    ImGui::PushID(i);
+    const ImVec2 p = ImGui::GetCursorScreenPos();
+    ImGui::PushStyleColor(ImGuiCol_Header, rgb(44, 54, 72));
+    ImGui::PushStyleColor(ImGuiCol_HeaderHovered, rgb(38, 44, 56));
+    if (ImGui::Selectable("##nav", sel, 0, ImVec2(w, 34))) ui.panel = static_cast<Panel>(i);
+    ImGui::PopStyleColor(2);
+    marks.mark(std::string("nav.") + kPanelNames[i]);
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const float ty = p.y + (34 - ImGui::GetTextLineHeight()) * 0.5f;
+    if (sel) dl->AddRectFilled(ImVec2(p.x, p.y), ImVec2(p.x + 3, p.y + 34), col(kAccent));
+    dl->AddText(ImVec2(p.x + 16, ty), col(sel ? kText : kDim), labels[i]);
+    if (!badges[i].empty()) {
+      const float bw = ImGui::CalcTextSize(badges[i].c_str()).x;
+      dl->AddText(ImVec2(p.x + w - bw - 12, ty), col(kDim), badges[i].c_str());
+    }
+    ImGui::PopID();
+  }
+  ImGui::EndChild();
+  ImGui::PopStyleColor();
+}
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Overview
+// ---------------------------------------------------------------------------------------------
+
+void overview(const Model& m) {
+  const auto& s = m.snap;
+  const float sp = ImGui::GetStyle().ItemSpacing.x, avail = ImGui::GetContentRegionAvail().x;
+  const float kw = (avail - 5 * sp) / 6;
+  const uint64_t total = s.total();
+  kpi("k_total", kw, "Verified", fmt_count(total), fmt_rate(s.rate()) + " now", kAccent);
+  static const char* const titles[] = {"Deliverable", "Undeliverable", "Risky", "Unknown"};
+  for (int v = 0; v < kVerdictCount; ++v) {
+    ImGui::SameLine();
+    const std::string sub =
+        (total ? fmt_percent(double(s.totals[v]) / double(total)) : std::string("-")) +
+        "  \u00b7  " + fmt_rate(s.rates[v]);
+    kpi(kVerdictNames[v], kw, titles[v], fmt_count(s.totals[v]), sub, kVerdictColor[v]);
+  }
+  ImGui::SameLine();
+  kpi("k_sessions", kw, "SMTP sessions open", fmt_count(s.sessions),
+      fmt_count(s.pending) + " pending, " + fmt_count(s.waiting) + " waiting", kAccent);
+
+  // Verifications per second and the latency table.
+  const float h1 = std::max(200.f, ImGui::GetContentRegionAvail().y * 0.42f);
+  std::vector<Line> lines;
+  for (int v = 0; v < kVerdictCount; ++v)
+    lines.push_back({&s.series[v], kVerdictColor[v], kVerdictNames[v]});
+  const float cw = (avail - sp) * 0.60f;
+  chart("c_verdicts", "Verifications per second, by verdict", fmt_rate(s.rate()) + " (5 s mean)",
+        lines, ImVec2(cw, h1), true, 60);
+  ImGui::SameLine();
+  begin_card("latency", ImVec2(avail - cw - sp, h1), "SMTP latency per stage (since start)");
+  if (ImGui::BeginTable("lat", 5, ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingStretchProp)) {
+    ImGui::TableSetupColumn("stage", 0, 1.3f);
+    for (const char* h : {"count", "p50", "p90", "p99"})
+      ImGui::TableSetupColumn(h, 0, 1.f);
+    ImGui::TableNextRow(ImGuiTableRowFlags_Headers);
+    ImGui::TableNextColumn();
+    text_dim("stage");
+    for (const char* h : {"count", "p50", "p90", "p99"}) {
+      ImGui::TableNextColumn();
+      text_right(h, kDim);
+    }
+    for (const auto& l : s.latency) {
+      ImGui::TableNextRow();
+      ImGui::TableNextColumn();
+      ImGui::TextUnformatted(l.stage.c_str());
+      ImGui::TableNextColumn();
+      text_right(fmt_count(l.count), kDim);
+      for (double v : {l.p50_ms, l.p90_ms, l.p99_ms}) {
+        ImGui::TableNextColumn();
+        text_right(fmt_ms(v), v >= 1000 ? kWarn : kText);
+      }
+    }
+    ImGui::EndTable();
+  }
+  if (s.latency.empty()) text_dim("no SMTP sessions yet");
+  end_card();
+
+  // Sessions, connects, DNS.
+  const float h2 = std::max(140.f, ImGui::GetContentRegionAvail().y * 0.46f);
+  const float w3 = (avail - 2 * sp) / 3;
+  const double span = double(m.h_sessions.values().size()) / 4.0;
+  chart("c_sessions", "Active SMTP sessions", fmt_count(s.sessions),
+        {{&m.h_sessions.values(), kAccent, "sessions"}}, ImVec2(w3, h2), false,
+        std::max(span, 1.0));
+  ImGui::SameLine();
+  chart("c_connects", "Connects per second", fmt_rate(s.connects_per_s),
+        {{&m.h_connects.values(), rgb(160, 120, 240), "connects/s"}}, ImVec2(w3, h2), false,
+        std::max(span, 1.0));
+  ImGui::SameLine();
+  chart("c_dns", "DNS queries per second",
+        fmt_rate(s.dns_queries_per_s) + ", cache hits " + fmt_percent(s.dns_cache_hit_rate),
+        {{&m.h_dns.values(), rgb(80, 200, 210), "queries/s"}}, ImVec2(w3, h2), false,
+        std::max(span, 1.0));
+
+  // Reasons and events.
+  const float h3 = ImGui::GetContentRegionAvail().y;
+  const float rw = (avail - sp) * 0.40f;
+  begin_card("reasons", ImVec2(rw, h3), "Reasons (since start)");
+  uint64_t top = s.reasons.empty() ? 1 : s.reasons.front().second;
+  for (const auto& [name, n] : s.reasons) {
+    const ImVec2 p = ImGui::GetCursorScreenPos();
+    const float w = ImGui::GetContentRegionAvail().x;
+    const float bar = (w - 210) * float(n) / float(std::max<uint64_t>(top, 1));
+    ImGui::GetWindowDrawList()->AddRectFilled(ImVec2(p.x + 140, p.y + 3),
+                                              ImVec2(p.x + 140 + std::max(bar, 2.f), p.y + 13),
+                                              col(kAccent, 0.55f), 2.f);
+    ImGui::TextUnformatted(name.c_str());
+    ImGui::SameLine();
+    text_right(fmt_count(n), kDim);
+  }
+  end_card();
+  ImGui::SameLine();
+  begin_card("events", ImVec2(avail - rw - sp, h3), "Events (newest first)");
+  ImGui::BeginChild("events_list", ImVec2(0, 0), false);
+  for (auto it = m.events.rbegin(); it != m.events.rend(); ++it) {
+    ImVec4 c = kDim;
+    if (it->kind == "backoff" || it->kind == "blocked") c = kWarn;
+    if (it->kind == "recovered" || it->kind == "job_done") c = kGood;
+    text_dim(clock_text(it->time_ms).substr(0, 8));
+    ImGui::SameLine();
+    text_colored(c, it->text);
+  }
+  if (m.events.empty()) text_dim("back-offs, recoveries, blocks and jobs appear here");
+  ImGui::EndChild();
+  end_card();
+}
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Domains and MX groups
+// ---------------------------------------------------------------------------------------------
+
+std::string bucket_text(double tokens, double burst) {
+  if (tokens < 0 || burst < 0) return "-";
+  if (burst == 0) return "unlimited";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.0f / %.0f", tokens, burst);
+  return buf;
+}
+
+ImVec4 reply_color(const std::string& r) {
+  if (r.empty()) return kDim;
+  if (r[0] == '2') return kGood;
+  if (r[0] == '4') return kWarn;
+  if (r[0] == '5') return kBad;
+  return kDim;
+}
+
+void backoff_chip(const Group& g) {
+  if (g.backing_off) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "backing off x%.2f", g.rate_factor);
+    chip(buf, kWarn);
+  } else if (g.parked) {
+    chip("at its limit", kGrey);
+  } else {
+    chip("ok", kGood);
+  }
+}
+
+void group_editor(Model& m, UiState& ui, Actions& act, Marks& marks, const Group& g) {
+  if (ui.edit_for != g.name) {
+    ui.edit_for = g.name;
+    ui.edit_sessions = static_cast<int>(g.session_limit);
+    ui.edit_connect_rate = static_cast<float>(g.connect_rate);
+    ui.edit_rcpt_rate = static_cast<float>(g.rcpt_rate);
+    ui.policy_status.clear();
+  }
+  text_dim("Change limits live (0 = unlimited)");
+  ImGui::PushItemWidth(150);
+  ImGui::InputInt("sessions", &ui.edit_sessions, 1, 10);
+  marks.mark("policy.sessions");
+  ImGui::InputFloat("connects/s", &ui.edit_connect_rate, 1.f, 10.f, "%.2f");
+  marks.mark("policy.connect_rate");
+  ImGui::InputFloat("RCPT/s", &ui.edit_rcpt_rate, 1.f, 10.f, "%.2f");
+  marks.mark("policy.rcpt_rate");
+  ImGui::PopItemWidth();
+  ui.edit_sessions = std::max(ui.edit_sessions, 1);
+  ui.edit_connect_rate = std::max(ui.edit_connect_rate, 0.f);
+  ui.edit_rcpt_rate = std::max(ui.edit_rcpt_rate, 0.f);
+  ImGui::PushStyleColor(ImGuiCol_Button, rgb(40, 90, 160));
+  ImGui::PushStyleColor(ImGuiCol_ButtonHovered, rgb(52, 110, 190));
+  const bool apply = ImGui::Button("Apply to group", ImVec2(150, 0));
+  ImGui::PopStyleColor(2);
+  marks.mark("policy.apply");
+  if (apply) {
+    act.send(m.cmd_set_group_policy(g.name, {{"per_mx.sessions", ui.edit_sessions},
+                                             {"per_mx.connect_rate", ui.edit_connect_rate},
+                                             {"per_mx.rcpt_rate", ui.edit_rcpt_rate}}));
+    ui.policy_cmd_id = m.last_id();
+    ui.policy_status = "sent...";
+    ui.policy_status_ok = true;
+  }
+  if (m.last_ack && m.last_ack->id == ui.policy_cmd_id && ui.policy_cmd_id) {
+    ui.policy_status = m.last_ack->ok ? "applied: the group uses the new limits now"
+                                      : "refused: " + m.last_ack->error;
+    ui.policy_status_ok = m.last_ack->ok;
+  }
+  if (!ui.policy_status.empty()) {
+    ImGui::SameLine();
+    text_colored(ui.policy_status_ok ? kGood : kBad, ui.policy_status);
+  }
+}
+
+void domains_panel(Model& m, UiState& ui, Actions& act, Marks& marks) {
+  const auto& s = m.snap;
+  ImGui::SetNextItemWidth(280);
+  ImGui::InputTextWithHint("##filter", "filter by MX group or domain", ui.filter, sizeof ui.filter);
+  marks.mark("groups.filter");
+  ImGui::SameLine();
+  ImGui::Checkbox("backing off only", &ui.only_backing_off);
+  ImGui::SameLine();
+  text_dim("   the 20 busiest MX groups and domains, 4 times a second");
+
+  // The groups, sorted as the operator asks (ImGui tables keep the sort specs).
+  std::vector<const Group*> rows;
+  for (const auto& g : s.groups) {
+    bool match = filter_match(ui.filter, g.name);
+    for (const auto& d : s.domains)
+      match = match || (d.group == g.name && filter_match(ui.filter, d.name));
+    if (match && (!ui.only_backing_off || g.backing_off)) rows.push_back(&g);
+  }
+  const float avail_h = ImGui::GetContentRegionAvail().y;
+  const float rows_h = 40 + 27 * float(std::max<size_t>(rows.size(), 3));
+  const float table_h = std::clamp(rows_h, 120.f, avail_h * 0.55f);
+  const ImGuiTableFlags tf = ImGuiTableFlags_Sortable | ImGuiTableFlags_RowBg |
+                             ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerH |
+                             ImGuiTableFlags_Resizable | ImGuiTableFlags_SizingFixedFit;
+  enum Col { cName, cSess, cQueue, cBucket, cLimit, cRps, c2, c4, c5, cNone, cBack, cLast };
+  if (ImGui::BeginTable("groups", 12, tf, ImVec2(0, table_h))) {
+    ImGui::TableSetupScrollFreeze(1, 1);
+    const ImGuiTableColumnFlags num =
+        ImGuiTableColumnFlags_WidthFixed | ImGuiTableColumnFlags_PreferSortDescending;
+    const ImGuiTableColumnFlags fixed = ImGuiTableColumnFlags_WidthFixed;
+    ImGui::TableSetupColumn("MX group",
+                            ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_WidthStretch,
+                            1.f, cName);
+    ImGui::TableSetupColumn("in flight", num, 0, cSess);
+    ImGui::TableSetupColumn("queue", num, 0, cQueue);
+    ImGui::TableSetupColumn("bucket", fixed | ImGuiTableColumnFlags_NoSort, 0, cBucket);
+    ImGui::TableSetupColumn("limit conn / RCPT", fixed | ImGuiTableColumnFlags_NoSort, 0, cLimit);
+    ImGui::TableSetupColumn("replies", num, 0, cRps);
+    ImGui::TableSetupColumn("2xx", num, 0, c2);
+    ImGui::TableSetupColumn("4xx", num, 0, c4);
+    ImGui::TableSetupColumn("5xx", num, 0, c5);
+    ImGui::TableSetupColumn("none", num, 0, cNone);
+    ImGui::TableSetupColumn("back-off", num, 0, cBack);
+    ImGui::TableSetupColumn("last reply",
+                            ImGuiTableColumnFlags_NoSort | ImGuiTableColumnFlags_WidthStretch, 1.3f,
+                            cLast);
+    ImGui::TableHeadersRow();
+    if (ImGuiTableSortSpecs* ss = ImGui::TableGetSortSpecs(); ss && ss->SpecsCount > 0) {
+      const auto spec = ss->Specs[0];
+      auto key = [&](const Group* g) -> double {
+        switch (spec.ColumnUserID) {
+          case cSess:
+            return g->sessions;
+          case cQueue:
+            return double(g->ready);
+          case cRps:
+            return g->replies_per_s;
+          case c2:
+            return double(g->r2xx);
+          case c4:
+            return double(g->r4xx);
+          case c5:
+            return double(g->r5xx);
+          case cNone:
+            return double(g->rnone);
+          case cBack:
+            return (g->backing_off ? 1e6 : 0) + double(g->backoffs);
+          default:
+            return 0;
+        }
+      };
+      const bool asc = spec.SortDirection == ImGuiSortDirection_Ascending;
+      std::stable_sort(rows.begin(), rows.end(), [&](const Group* x, const Group* y) {
+        if (spec.ColumnUserID == cName) return asc ? x->name < y->name : x->name > y->name;
+        return asc ? key(x) < key(y) : key(x) > key(y);
+      });
+    }
+    for (const Group* g : rows) {
+      ImGui::TableNextRow(0, 26);
+      ImGui::TableNextColumn();
+      const bool sel = ui.selected_group == g->name;
+      if (ImGui::Selectable(g->name.c_str(), sel, ImGuiSelectableFlags_SpanAllColumns))
+        ui.selected_group = g->name;
+      marks.mark("group.row." + g->name);
+      ImGui::TableNextColumn();
+      text_right(std::to_string(g->sessions) + " / " + std::to_string(g->session_limit));
+      ImGui::TableNextColumn();
+      text_right(fmt_count(g->ready));
+      ImGui::TableNextColumn();
+      text_right(bucket_text(g->connect_tokens, g->connect_burst), kDim);
+      ImGui::TableNextColumn();
+      text_right(g->connect_rate <= 0 && g->rcpt_rate <= 0
+                     ? std::string("unlimited")
+                     : fmt_limit(g->connect_rate) + " / " + fmt_limit(g->rcpt_rate),
+                 kDim);
+      ImGui::TableNextColumn();
+      text_right(fmt_rate(g->replies_per_s));
+      ImGui::TableNextColumn();
+      text_right(fmt_count(g->r2xx), g->r2xx ? kGood : kDim);
+      ImGui::TableNextColumn();
+      text_right(fmt_count(g->r4xx), g->r4xx ? kWarn : kDim);
+      ImGui::TableNextColumn();
+      text_right(fmt_count(g->r5xx), g->r5xx ? kBad : kDim);
+      ImGui::TableNextColumn();
+      text_right(fmt_count(g->rnone), kDim);
+      ImGui::TableNextColumn();
+      backoff_chip(*g);
+      ImGui::TableNextColumn();
+      text_colored(reply_color(g->last_reply), g->last_reply.empty() ? "-" : g->last_reply);
+    }
+    ImGui::EndTable();
+  }
+  if (rows.empty()) text_dim(s.groups.empty() ? "no MX groups yet" : "nothing matches the filter");
+
+  // Domains (left) and the selected group (right).
+  const float sp = ImGui::GetStyle().ItemSpacing.x, avail = ImGui::GetContentRegionAvail().x;
+  const float h = ImGui::GetContentRegionAvail().y;
+  const float lw = (avail - sp) * 0.50f;
+  begin_card("domains", ImVec2(lw, h), "Domains with the most work left");
+  if (ImGui::BeginTable(
+          "doms", 5,
+          ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY | ImGuiTableFlags_SizingStretchProp,
+          ImVec2(0, 0))) {
+    ImGui::TableSetupScrollFreeze(0, 1);
+    ImGui::TableSetupColumn("domain", 0, 2.f);
+    ImGui::TableSetupColumn("MX group", 0, 2.f);
+    ImGui::TableSetupColumn("pending", 0, 0.8f);
+    ImGui::TableSetupColumn("sessions", 0, 0.8f);
+    ImGui::TableSetupColumn("catch-all", 0, 0.8f);
+    ImGui::TableHeadersRow();
+    for (const auto& d : s.domains) {
+      if (!filter_match(ui.filter, d.name) && !filter_match(ui.filter, d.group)) continue;
+      ImGui::TableNextRow();
+      ImGui::TableNextColumn();
+      if (ImGui::Selectable(d.name.c_str(), ui.selected_group == d.group,
+                            ImGuiSelectableFlags_SpanAllColumns))
+        ui.selected_group = d.group;
+      ImGui::TableNextColumn();
+      text_dim(d.group.empty() ? "(DNS pending)" : d.group);
+      ImGui::TableNextColumn();
+      text_right(fmt_count(d.pending));
+      ImGui::TableNextColumn();
+      text_right(std::to_string(d.sessions));
+      ImGui::TableNextColumn();
+      if (!d.catch_all)
+        text_dim("?");
+      else
+        text_colored(*d.catch_all ? kWarn : kDim, *d.catch_all ? "yes" : "no");
+    }
+    ImGui::EndTable();
+  }
+  end_card();
+  ImGui::SameLine();
+  begin_card("detail", ImVec2(avail - lw - sp, h));
+  const Group* g = nullptr;
+  for (const auto& x : s.groups)
+    if (x.name == ui.selected_group) g = &x;
+  if (!g) {
+    text_dim("Select an MX group (or a domain) to see its state and change its limits.");
+  } else {
+    {
+      FontScope f(g_fonts ? g_fonts->big : nullptr);
+      ImGui::TextUnformatted(g->name.c_str());
+    }
+    backoff_chip(*g);
+    ImGui::SameLine();
+    text_dim(g->provider ? "provider group" : "MX host");
+    ImGui::SameLine();
+    text_dim("  window " + fmt_short(g->window) + ", " + std::to_string(g->backoffs) +
+             " back-offs");
+    text_dim("in flight " + std::to_string(g->sessions) + " / " + std::to_string(g->session_limit) +
+             "   queue " + fmt_count(g->ready) + "   replies " + fmt_rate(g->replies_per_s));
+    text_dim("buckets: connect " + bucket_text(g->connect_tokens, g->connect_burst) + ", RCPT " +
+             bucket_text(g->rcpt_tokens, g->rcpt_burst) + "   limits: connect " +
+             fmt_limit(g->connect_rate) + ", RCPT " + fmt_limit(g->rcpt_rate));
+    ImGui::Separator();
+    group_editor(m, ui, act, marks, *g);
+  }
+  end_card();
+}
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Source IPs
+// ---------------------------------------------------------------------------------------------
+
+void sources_panel(const Model& m) {
+  const auto& s = m.snap;
+  const float h = ImGui::GetContentRegionAvail().y;
+  const float rows_h = 96 + 30 * float(std::max<size_t>(s.sources.size(), 1));
+  begin_card("src", ImVec2(0, std::min(std::max(140.f, h * 0.45f), rows_h)),
+             "Source addresses (--source-ip)");
+  if (ImGui::BeginTable("sources", 4,
+                        ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerH |
+                            ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_ScrollY)) {
+    ImGui::TableSetupScrollFreeze(0, 1);
+    ImGui::TableSetupColumn("source IP", 0, 1.4f);
+    ImGui::TableSetupColumn("state", 0, 0.8f);
+    ImGui::TableSetupColumn("warm-up level", 0, 0.8f);
+    ImGui::TableSetupColumn("blocked by (time left)", 0, 3.f);
+    ImGui::TableHeadersRow();
+    for (const auto& x : s.sources) {
+      ImGui::TableNextRow(0, 26);
+      ImGui::TableNextColumn();
+      ImGui::TextUnformatted(x.ip.c_str());
+      ImGui::TableNextColumn();
+      if (x.state == "ok")
+        chip("ok", kGood);
+      else
+        chip(x.state + " by " + std::to_string(x.blocked_by.size()) +
+                 (x.blocked_by.size() == 1 ? " group" : " groups"),
+             kBad);
+      ImGui::TableNextColumn();
+      text_right(std::to_string(x.warmup_level));
+      ImGui::TableNextColumn();
+      if (x.blocked_by.empty()) text_dim("-");
+      for (const auto& b : x.blocked_by) {
+        text_colored(kBad, b.group);
+        ImGui::SameLine();
+        text_dim("until " + clock_text(s.time_ms + int64_t(b.for_s * 1000)) + " (" +
+                 fmt_duration(b.for_s) + " left)");
+      }
+    }
+    ImGui::EndTable();
+  }
+  end_card();
+  begin_card("grp_state", ImVec2(0, 0), "MX groups: back-off state toward each group");
+  if (ImGui::BeginTable("gstate", 6,
+                        ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerH |
+                            ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_ScrollY)) {
+    ImGui::TableSetupScrollFreeze(0, 1);
+    ImGui::TableSetupColumn("MX group", 0, 2.f);
+    ImGui::TableSetupColumn("state", 0, 1.8f);
+    ImGui::TableSetupColumn("blocked source IPs", 0, 1.f);
+    ImGui::TableSetupColumn("rate factor", 0, 0.8f);
+    ImGui::TableSetupColumn("window", 0, 0.8f);
+    ImGui::TableSetupColumn("back-offs", 0, 0.8f);
+    ImGui::TableHeadersRow();
+    for (const auto& g : s.groups) {
+      size_t blocked = 0;
+      double longest = 0;
+      for (const auto& x : s.sources)
+        for (const auto& b : x.blocked_by)
+          if (b.group == g.name) {
+            ++blocked;
+            longest = std::max(longest, b.for_s);
+          }
+      ImGui::TableNextRow(0, 26);
+      ImGui::TableNextColumn();
+      ImGui::TextUnformatted(g.name.c_str());
+      ImGui::TableNextColumn();
+      if (blocked)
+        chip("blocked for " + fmt_duration(longest), kBad);
+      else
+        backoff_chip(g);
+      ImGui::TableNextColumn();
+      text_right(std::to_string(blocked) + " / " + std::to_string(s.sources.size()),
+                 blocked ? kBad : kDim);
+      ImGui::TableNextColumn();
+      text_right(fmt_short(g.rate_factor), g.rate_factor < 1 ? kWarn : kDim);
+      ImGui::TableNextColumn();
+      text_right(fmt_short(g.window), kDim);
+      ImGui::TableNextColumn();
+      text_right(fmt_count(g.backoffs), g.backoffs ? kWarn : kDim);
+    }
+    ImGui::EndTable();
+  }
+  end_card();
+}
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Jobs
+// ---------------------------------------------------------------------------------------------
+
+ImVec4 job_state_color(const std::string& st) {
+  if (st == "running") return kAccent;
+  if (st == "finished") return kGood;
+  if (st == "paused") return kWarn;
+  if (st == "cancelled" || st == "failed") return kBad;
+  return kGrey;
+}
+
+void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
+                const std::string& host) {
+  const auto& s = m.snap;
+  if (s.jobs.empty()) {
+    text_dim("No jobs yet. Start one over the API, for example:");
+    text_colored(kText,
+                 "curl -X POST --data-binary @list.csv 'http://" + host + "/v1/jobs?format=csv'");
+    return;
+  }
+  if (ui.cancel_armed && now - ui.cancel_armed_at > 4) ui.cancel_armed = 0;
+  ImGui::BeginChild("jobs_scroll", ImVec2(0, 0), false);
+  for (auto it = s.jobs.rbegin(); it != s.jobs.rend(); ++it) {
+    const Job& j = *it;
+    const std::string id = std::to_string(j.id);
+    ImGui::PushID(static_cast<int>(j.id));
+    begin_card("job", ImVec2(0, 132));
+    {
+      FontScope f(g_fonts ? g_fonts->big : nullptr);
+      ImGui::TextUnformatted(("Job " + id).c_str());
+    }
+    ImGui::SameLine();
+    ImGui::SetCursorPosY(ImGui::GetCursorPosY() + 4);
+    chip(j.state, job_state_color(j.state));
+    ImGui::SameLine();
+    text_dim("  " + j.format + ", " + fmt_count(j.records) + " records (" +
+             fmt_bytes(j.input_bytes) + "), created " + j.created);
+    // Buttons at the right of the title line.
+    const bool running = j.state == "running", paused = j.state == "paused";
+    const float bw = 120, sp = ImGui::GetStyle().ItemSpacing.x;
+    ImGui::SameLine(ImGui::GetWindowContentRegionMax().x - 3 * bw - 2 * sp);
+    ImGui::BeginDisabled(!running && !paused);
+    if (paused) {
+      if (ImGui::Button("Resume", ImVec2(bw, 0))) act.send(m.cmd_job("resume", j.id));
+      marks.mark("job." + id + ".resume");
+    } else {
+      if (ImGui::Button("Pause", ImVec2(bw, 0))) act.send(m.cmd_job("pause", j.id));
+      marks.mark("job." + id + ".pause");
+    }
+    ImGui::SameLine();
+    const bool armed = ui.cancel_armed == j.id;
+    ImGui::PushStyleColor(ImGuiCol_Button, armed ? rgb(150, 45, 45) : rgb(60, 40, 44));
+    if (ImGui::Button(armed ? "Really cancel?" : "Cancel", ImVec2(bw, 0))) {
+      if (armed) {
+        act.send(m.cmd_job("cancel", j.id));
+        ui.cancel_armed = 0;
+      } else {
+        ui.cancel_armed = j.id;
+        ui.cancel_armed_at = now;
+      }
+    }
+    ImGui::PopStyleColor();
+    marks.mark("job." + id + ".cancel");
+    ImGui::EndDisabled();
+    ImGui::SameLine();
+    ImGui::BeginDisabled(j.results_link.empty());
+    if (ImGui::Button("Download results", ImVec2(bw, 0)))
+      act.download(j.results_link + "?format=" + j.format,
+                   "mxprobe-job-" + id + "-results." + (j.format == "csv" ? "csv" : "jsonl"));
+    marks.mark("job." + id + ".download");
+    ImGui::EndDisabled();
+
+    ImGui::Spacing();
+    char overlay[96];
+    std::snprintf(overlay, sizeof overlay, "%s / %s  (%s)", fmt_count(j.done).c_str(),
+                  fmt_count(j.records).c_str(), fmt_percent(j.progress).c_str());
+    ImGui::PushStyleColor(ImGuiCol_PlotHistogram, job_state_color(j.state));
+    ImGui::ProgressBar(static_cast<float>(j.progress), ImVec2(-FLT_MIN, 22), overlay);
+    ImGui::PopStyleColor();
+    marks.mark("job." + id + ".progress");
+    ImGui::Spacing();
+    text_dim("rate");
+    ImGui::SameLine();
+    ImGui::TextUnformatted(fmt_rate(j.rate_per_s).c_str());
+    ImGui::SameLine(0, 24);
+    text_dim("ETA");
+    ImGui::SameLine();
+    ImGui::TextUnformatted(
+        (j.eta_s ? fmt_duration(*j.eta_s) : std::string(running ? "-" : "")).c_str());
+    ImGui::SameLine(0, 32);
+    static const char* const names[] = {"deliverable", "undeliverable", "risky", "unknown"};
+    for (int v = 0; v < kVerdictCount; ++v) {
+      chip(fmt_count(j.counts[v]) + " " + names[v], kVerdictColor[v]);
+      ImGui::SameLine();
+    }
+    ImGui::NewLine();
+    end_card();
+    ImGui::PopID();
+  }
+  ImGui::EndChild();
+}
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Check
+// ---------------------------------------------------------------------------------------------
+
+void transcript_view(const std::string& t) {
+  FontScope f(g_fonts ? g_fonts->mono : nullptr);
+  size_t pos = 0;
+  while (pos < t.size()) {
+    size_t end = t.find('\n', pos);
+    if (end == std::string::npos) end = t.size();
+    const std::string line = t.substr(pos, end - pos);
+    pos = end + 1;
+    ImVec4 c = kText;
+    if (line.rfind("C: ", 0) == 0) c = rgb(130, 180, 255);
+    if (line.rfind("S: ", 0) == 0 && line.size() > 3) c = reply_color(line.substr(3));
+    text_colored(c, line);
+  }
+}
+
+void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) {
+  ImGui::SetNextItemWidth(420);
+  const bool enter = ImGui::InputTextWithHint("##email", "address to verify, e.g. user@example.com",
+                                              ui.check_email, sizeof ui.check_email,
+                                              ImGuiInputTextFlags_EnterReturnsTrue);
+  marks.mark("check.input");
+  ImGui::SameLine();
+  const bool click = ImGui::Button("Check", ImVec2(100, 0));
+  marks.mark("check.run");
+  if ((enter || click) && ui.check_email[0]) {
+    std::string email(ui.check_email);
+    while (!email.empty() && std::isspace(static_cast<unsigned char>(email.back())))
+      email.pop_back();
+    act.send(m.cmd_check(email, now));
+    ui.selected_check = m.checks.back().id;
+    ui.check_email[0] = 0;
+  }
+  ImGui::SameLine();
+  text_dim("  verifies one address over SMTP (never DATA) and shows the dialogue");
+
+  const float sp = ImGui::GetStyle().ItemSpacing.x, avail = ImGui::GetContentRegionAvail().x;
+  const float lw = 300;
+  begin_card("history", ImVec2(lw, 0), "Checks this session");
+  for (auto it = m.checks.rbegin(); it != m.checks.rend(); ++it) {
+    ImGui::PushID(static_cast<int>(it->id));
+    const bool sel = ui.selected_check == it->id;
+    const ImVec2 p = ImGui::GetCursorScreenPos();
+    if (ImGui::Selectable("##c", sel, 0, ImVec2(0, 24))) ui.selected_check = it->id;
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec4 c = !it->done                                   ? kAccent
+                     : it->error.empty() || !it->verdict.empty() ? verdict_color(it->verdict)
+                                                                 : kBad;
+    dl->AddCircleFilled(ImVec2(p.x + 8, p.y + 12), 4.f, col(c));
+    dl->AddText(ImVec2(p.x + 20, p.y + 4), col(kText), it->email.c_str());
+    ImGui::PopID();
+  }
+  if (m.checks.empty()) text_dim("none yet");
+  end_card();
+  ImGui::SameLine();
+  begin_card("record", ImVec2(avail - lw - sp, 0));
+  const CheckRecord* c = nullptr;
+  for (const auto& x : m.checks)
+    if (x.id == ui.selected_check) c = &x;
+  if (!c && !m.checks.empty()) c = &m.checks.back();
+  if (!c) {
+    text_dim("Type an address above and press Enter.");
+  } else {
+    {
+      FontScope f(g_fonts ? g_fonts->big : nullptr);
+      ImGui::TextUnformatted(c->email.c_str());
+    }
+    if (!c->done) {
+      const char* spin = "|/-\\";
+      text_colored(kAccent, std::string(1, spin[int(now * 8) % 4]) + " verifying... " +
+                                fmt_duration(now - c->started) +
+                                "  (a greylisted address can take minutes)");
+    } else if (c->verdict.empty()) {
+      text_colored(kBad, "failed: " + c->error);
+    } else {
+      chip(c->verdict, verdict_color(c->verdict));
+      ImGui::SameLine();
+      ImGui::TextUnformatted(c->reason.c_str());
+      ImGui::SameLine();
+      text_dim("  in " + fmt_ms(c->elapsed_ms) + ", " + std::to_string(c->attempts) +
+               (c->attempts == 1 ? " attempt" : " attempts") +
+               (c->cached.value_or(false) ? ", from the cache" : ""));
+      ImGui::Spacing();
+      if (ImGui::BeginTable("rec", 4, ImGuiTableFlags_SizingStretchProp)) {
+        auto row = [](const char* k, const std::string& v, const char* k2, const std::string& v2) {
+          ImGui::TableNextRow();
+          ImGui::TableNextColumn();
+          text_dim(k);
+          ImGui::TableNextColumn();
+          ImGui::TextUnformatted(v.empty() ? "-" : v.c_str());
+          ImGui::TableNextColumn();
+          text_dim(k2);
+          ImGui::TableNextColumn();
+          ImGui::TextUnformatted(v2.empty() ? "-" : v2.c_str());
+        };
+        auto yn = [](std::optional<bool> b) {
+          return b ? std::string(*b ? "yes" : "no") : std::string("-");
+        };
+        const std::string reply =
+            c->code ? std::to_string(c->code) + " " + c->enhanced + " " + c->message : "";
+        row("domain", c->domain, "catch-all", yn(c->catch_all));
+        row("MX", c->mx, "role account", yn(c->role));
+        row("MX address", c->mx_ip, "checked at", c->checked_at);
+        row("SMTP reply", reply, "error", c->error);
+        ImGui::EndTable();
+      }
+      ImGui::Separator();
+      text_dim("SMTP transcript");
+      ImGui::PushStyleColor(ImGuiCol_ChildBg, rgb(18, 20, 25));
+      ImGui::BeginChild("transcript", ImVec2(0, 0), true, ImGuiWindowFlags_HorizontalScrollbar);
+      if (c->transcript.empty())
+        text_dim("(none: a syntax error, a DNS answer or the cache decided)");
+      else
+        transcript_view(c->transcript);
+      ImGui::EndChild();
+      ImGui::PopStyleColor();
+    }
+  }
+  end_card();
+}
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Login
+// ---------------------------------------------------------------------------------------------
+
+void login_panel(UiState& ui, const Connection& c, Actions& act, Marks& marks) {
+  const ImVec2 avail = ImGui::GetContentRegionAvail();
+  const ImVec2 size(460, 210);
+  ImGui::SetCursorPos(ImVec2(ImGui::GetCursorPosX() + (avail.x - size.x) * 0.5f,
+                             ImGui::GetCursorPosY() + std::max(0.f, (avail.y - size.y) * 0.35f)));
+  begin_card("login", size);
+  {
+    FontScope f(g_fonts ? g_fonts->big : nullptr);
+    ImGui::TextUnformatted("Sign in");
+  }
+  text_dim("This server needs its API token (mxprobe serve --token-file).");
+  text_dim("It is kept in this tab only, never in the address bar.");
+  ImGui::Spacing();
+  ImGui::SetNextItemWidth(-FLT_MIN);
+  if (ImGui::IsWindowAppearing()) ImGui::SetKeyboardFocusHere();
+  const bool enter =
+      ImGui::InputTextWithHint("##token", "token", ui.token, sizeof ui.token,
+                               ImGuiInputTextFlags_Password | ImGuiInputTextFlags_EnterReturnsTrue);
+  marks.mark("login.token");
+  if (c.token_refused) text_colored(kBad, "That token was refused.");
+  const bool click = ImGui::Button("Sign in", ImVec2(120, 0));
+  marks.mark("login.submit");
+  if ((enter || click) && ui.token[0]) {
+    act.login(ui.token);
+    std::memset(ui.token, 0, sizeof ui.token);
+  }
+  end_card();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------------
+
+void setup_style(Fonts& fonts, float body_px) {
+  ImGuiIO& io = ImGui::GetIO();
+#ifdef MXC_HAVE_FONTS
+  ImFontConfig cfg;
+  cfg.FontDataOwnedByAtlas = false;
+  cfg.OversampleH = 2;
+  static const ImWchar ranges[] = {0x0020, 0x00FF, 0x2026, 0x2026, 0x2190,
+                                   0x2193, 0x25CF, 0x25CF, 0};
+  auto* sans = const_cast<unsigned char*>(kFontSans);
+  auto* mono = const_cast<unsigned char*>(kFontMono);
+  fonts.body = io.Fonts->AddFontFromMemoryTTF(sans, sizeof kFontSans, body_px, &cfg, ranges);
+  fonts.big = io.Fonts->AddFontFromMemoryTTF(sans, sizeof kFontSans, body_px * 1.45f, &cfg, ranges);
+  fonts.mono = io.Fonts->AddFontFromMemoryTTF(mono, sizeof kFontMono, body_px - 1, &cfg, ranges);
+  fonts.small = io.Fonts->AddFontFromMemoryTTF(sans, sizeof kFontSans, body_px - 2, &cfg, ranges);
+#else
+  (void)body_px;
+  fonts.body = io.Fonts->AddFontDefault();
+#endif
+  ImGui::StyleColorsDark();
+  ImGuiStyle& st = ImGui::GetStyle();
+  st.WindowRounding = 0;
+  st.ChildRounding = 6;
+  st.FrameRounding = 4;
+  st.GrabRounding = 4;
+  st.TabRounding = 4;
+  st.ScrollbarRounding = 6;
+  st.FramePadding = ImVec2(8, 5);
+  st.ItemSpacing = ImVec2(10, 7);
+  st.CellPadding = ImVec2(8, 4);
+  st.WindowPadding = ImVec2(12, 12);
+  st.ScrollbarSize = 12;
+  st.WindowBorderSize = 0;
+  st.ChildBorderSize = 1;
+  ImVec4* c = st.Colors;
+  c[ImGuiCol_Text] = kText;
+  c[ImGuiCol_TextDisabled] = kDim;
+  c[ImGuiCol_WindowBg] = rgb(19, 21, 26);
+  c[ImGuiCol_ChildBg] = ImVec4(0, 0, 0, 0);
+  c[ImGuiCol_Border] = kBorder;
+  c[ImGuiCol_FrameBg] = rgb(38, 43, 53);
+  c[ImGuiCol_FrameBgHovered] = rgb(46, 52, 64);
+  c[ImGuiCol_FrameBgActive] = rgb(52, 60, 74);
+  c[ImGuiCol_Button] = rgb(44, 50, 62);
+  c[ImGuiCol_ButtonHovered] = rgb(56, 64, 80);
+  c[ImGuiCol_ButtonActive] = rgb(66, 76, 96);
+  c[ImGuiCol_Header] = rgb(44, 62, 92);
+  c[ImGuiCol_HeaderHovered] = rgb(44, 54, 72);
+  c[ImGuiCol_HeaderActive] = rgb(52, 70, 104);
+  c[ImGuiCol_TableHeaderBg] = rgb(34, 38, 47);
+  c[ImGuiCol_TableRowBg] = ImVec4(0, 0, 0, 0);
+  c[ImGuiCol_TableRowBgAlt] = rgb(255, 255, 255, 0.025f);
+  c[ImGuiCol_TableBorderLight] = kBorder;
+  c[ImGuiCol_TableBorderStrong] = kBorder;
+  c[ImGuiCol_Separator] = kBorder;
+  c[ImGuiCol_CheckMark] = kAccent;
+  c[ImGuiCol_PlotHistogram] = kAccent;
+  c[ImGuiCol_ScrollbarBg] = ImVec4(0, 0, 0, 0);
+}
+
+void draw_console(Model& m, UiState& ui, const Connection& conn, Actions& act, const Fonts& fonts,
+                  double now, Marks& marks) {
+  g_fonts = &fonts;
+  marks.rects.clear();
+  const ImGuiViewport* vp = ImGui::GetMainViewport();
+  ImGui::SetNextWindowPos(vp->Pos);
+  ImGui::SetNextWindowSize(vp->Size);
+  ImGui::Begin("console", nullptr,
+               ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
+                   ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_NoBringToFrontOnFocus);
+  top_bar(m, conn, now, 40);
+  if (conn.link == Link::NeedToken) {
+    login_panel(ui, conn, act, marks);
+    ImGui::End();
+    return;
+  }
+  sidebar(m, ui, marks, 190);
+  ImGui::SameLine();
+  ImGui::BeginChild("content", ImVec2(0, 0), false);
+  if (!m.have_snapshot) {
+    text_dim("Waiting for the first snapshot from the server...");
+  } else {
+    switch (ui.panel) {
+      case Panel::Overview:
+        overview(m);
+        break;
+      case Panel::Domains:
+        domains_panel(m, ui, act, marks);
+        break;
+      case Panel::Sources:
+        sources_panel(m);
+        break;
+      case Panel::Jobs:
+        jobs_panel(m, ui, act, marks, now, conn.host);
+        break;
+      case Panel::Check:
+        check_panel(m, ui, act, marks, now);
+        break;
+      case Panel::Count:
+        break;
+    }
+  }
+  ImGui::EndChild();
+  ImGui::End();
+}
+
+}  // namespace mxc

@@ -1,0 +1,168 @@
+// What the console knows about the server: the last snapshot of protocol v1 (docs/protocol.md)
+// parsed into plain structs, short histories kept on this side, events, acks and check results.
+// No ImGui and no browser here: the same code is unit-tested natively (tests/unit/console/).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace mxc {
+
+enum Verdict : int { kDeliverable, kUndeliverable, kRisky, kUnknown, kVerdictCount };
+extern const char* const kVerdictNames[kVerdictCount];
+// -1 for a name that is not a verdict.
+int verdict_index(std::string_view name);
+
+struct StageLatency {
+  std::string stage;
+  uint64_t count = 0;
+  double p50_ms = 0, p90_ms = 0, p99_ms = 0;
+};
+
+struct Group {
+  std::string name;
+  bool provider = false;
+  uint32_t sessions = 0, session_limit = 0;
+  uint64_t ready = 0;
+  double connect_rate = 0, rcpt_rate = 0;  // effective limits, 0 = unlimited
+  double window = 0, rate_factor = 1;
+  bool backing_off = false, parked = false;
+  uint64_t backoffs = 0;
+  uint64_t r2xx = 0, r4xx = 0, r5xx = 0, rnone = 0;
+  // Token buckets (absent from older servers): tokens now and burst; -1 = unlimited/unknown.
+  double connect_tokens = -1, connect_burst = -1, rcpt_tokens = -1, rcpt_burst = -1;
+  std::string last_reply;    // "550 5.1.1 ..." (may be empty)
+  double replies_per_s = 0;  // measured here from successive snapshots
+  uint64_t replies() const { return r2xx + r4xx + r5xx + rnone; }
+};
+
+struct Domain {
+  std::string name, group;
+  uint64_t pending = 0;
+  uint32_t sessions = 0;
+  std::optional<bool> catch_all;
+};
+
+struct SourceBlock {
+  std::string group;
+  double for_s = 0;
+};
+
+struct Source {
+  std::string ip, state;
+  int warmup_level = 0;
+  std::vector<SourceBlock> blocked_by;
+};
+
+struct Job {
+  uint64_t id = 0;
+  std::string state, created, format, results_link;
+  uint64_t records = 0, done = 0, input_bytes = 0;
+  double progress = 0, rate_per_s = 0;
+  std::optional<double> eta_s;
+  std::array<uint64_t, kVerdictCount> counts{};
+};
+
+struct Snapshot {
+  uint64_t seq = 0;
+  int64_t time_ms = 0;
+  std::array<uint64_t, kVerdictCount> totals{};
+  std::array<double, kVerdictCount> rates{};
+  std::array<std::vector<float>, kVerdictCount> series;   // per second, oldest first
+  std::vector<std::pair<std::string, uint64_t>> reasons;  // most frequent first
+  uint64_t sessions = 0, pending = 0, waiting = 0;
+  double connects_per_s = 0, dns_queries_per_s = 0, dns_cache_hit_rate = 0;
+  std::vector<StageLatency> latency;  // in SMTP order
+  std::vector<Group> groups;
+  std::vector<Domain> domains;
+  std::vector<Source> sources;
+  std::vector<Job> jobs;
+  uint64_t total() const;
+  double rate() const;
+};
+
+// A fixed-size ring of samples, oldest first when read through values().
+class History {
+ public:
+  explicit History(size_t cap = 480) : cap_(cap) {}
+  void push(float v);
+  const std::vector<float>& values() const { return v_; }
+  float last() const { return v_.empty() ? 0.f : v_.back(); }
+
+ private:
+  size_t cap_;
+  std::vector<float> v_;
+};
+
+struct Event {
+  int64_t time_ms = 0;  // server time of the snapshot before it (0 before any)
+  std::string kind;     // backoff, recovered, blocked, job_started, job_done, ...
+  std::string text;
+};
+
+struct CheckRecord {
+  int64_t id = 0;
+  std::string email;
+  double started = 0, finished = 0;  // client clock, seconds
+  bool acked = false, done = false;
+  std::string error;  // a refused command
+  std::string verdict, reason, domain, mx, mx_ip, enhanced, message, transcript, checked_at;
+  int code = 0;
+  double elapsed_ms = 0;
+  uint32_t attempts = 0;
+  std::optional<bool> catch_all, role, cached;
+};
+
+struct Ack {
+  int64_t id = 0;
+  std::string cmd;  // the command it answers, when we sent it
+  bool ok = false;
+  std::string error;
+  double at = 0;
+};
+
+// The state of the console, fed every message of the WebSocket.
+class Model {
+ public:
+  // Parses one server message; `now` is the client clock in seconds. False for text that is
+  // not a JSON object with a known `type` (ignored, as the protocol asks).
+  bool apply(std::string_view message, double now);
+
+  // Builds a command and remembers it, so its ack and result find their way back.
+  std::string cmd_ping();
+  std::string cmd_check(const std::string& email, double now);
+  std::string cmd_set_group_policy(const std::string& group,
+                                   const std::vector<std::pair<std::string, double>>& set);
+  std::string cmd_job(const char* action, uint64_t job);  // pause, resume, cancel
+
+  int64_t last_id() const { return next_id_ - 1; }  // of the last command built
+  void reset_connection();                          // a new socket: server-side state starts again
+
+  bool have_snapshot = false;
+  uint64_t snapshots = 0;  // received on every connection so far
+  double last_snapshot_at = 0;
+  int protocol_version = 0;
+  Snapshot snap;
+  History h_sessions, h_connects, h_dns, h_pending;
+  std::deque<Event> events;  // newest last, at most kMaxEvents
+  std::vector<CheckRecord> checks;
+  std::optional<Ack> last_ack;
+  static constexpr size_t kMaxEvents = 200;
+
+ private:
+  void apply_snapshot(const nlohmann::json& j, double now);
+  int64_t next_id_ = 1;
+  std::map<int64_t, std::string> sent_;  // id -> cmd, until acked
+  // Per group: (server ms, replies) over the last few seconds, for replies/s.
+  std::map<std::string, std::deque<std::pair<int64_t, uint64_t>>> reply_hist_;
+};
+
+}  // namespace mxc

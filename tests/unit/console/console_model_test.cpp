@@ -1,0 +1,219 @@
+// The console's model (admin-wasm/ui/model.cpp): protocol v1 messages (docs/protocol.md) parsed
+// field by field, bad input ignored, commands built with ids that route acks and results back;
+// and the number formatting the panels use.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "format.hpp"
+#include "model.hpp"
+
+namespace mxc {
+namespace {
+
+using nlohmann::json;
+
+// A snapshot as docs/protocol.md shows it (cut), plus the console's fields of groups.
+const char* kSnapshot = R"({"type":"snapshot","version":1,"seq":14,"time_ms":1795826792732,
+ "totals":{"deliverable":45,"undeliverable":67,"risky":26,"unknown":38},
+ "reasons":{"accepted":45,"mailbox_not_found":34,"blocked":14},
+ "rates":{"deliverable":9.0,"undeliverable":13.4,"risky":5.2,"unknown":7.6},
+ "series":{"deliverable":[0,0,1,42,2],"undeliverable":[0,0,0,64,3],"risky":[0,0,0,25,1],"unknown":[0,0,0,38,0]},
+ "sessions":1,"pending":36,"waiting":28,"connects_per_s":6.6,
+ "dns":{"queries_per_s":18.2,"cache_hit_rate":0.25},
+ "latency":{"rcpt_to":{"count":25,"p50_ms":3.1,"p90_ms":7.5,"p99_ms":875.0},
+            "connect":{"count":33,"p50_ms":3.0,"p90_ms":4.6,"p99_ms":4.9},"future_stage":{"count":1}},
+ "groups":[{"name":"mx.tarpit.test","provider":false,"sessions":1,"session_limit":50,"ready":7,
+            "connect_rate":2.0,"rcpt_rate":0.0,"window":50.0,"rate_factor":1.0,"backing_off":false,
+            "backoffs":0,"parked":false,"replies":{"2xx":10,"4xx":2,"5xx":3,"none":1},
+            "buckets":{"connect":{"tokens":1,"burst":4},"rcpt":{"tokens":0,"burst":0}},
+            "last_reply":"550 5.1.1 no such user"},
+           {"name":"mx.storm.test","sessions":0,"rate_factor":0.5,"backing_off":true,"backoffs":3}],
+ "domains":[{"name":"tarpit.test","group":"mx.tarpit.test","pending":7,"sessions":1,"catch_all":null},
+            {"name":"d1.test","group":"mx1.farm.test","pending":2,"sessions":0,"catch_all":false}],
+ "sources":[{"ip":"127.0.0.1","state":"blocked","warmup_level":2,
+             "blocked_by":[{"group":"mx1.blocked.test","for_s":291.5}]}],
+ "jobs":[{"id":1,"state":"running","created":"2026-11-28T00:46:30Z","format":"csv","input_bytes":5140,
+          "records":205,"done":169,"progress":0.824,"counts":{"deliverable":42,"undeliverable":66,
+          "risky":25,"unknown":36},"rate_per_s":83.2,"eta_s":0.43,
+          "links":{"self":"/v1/jobs/1","results":"/v1/jobs/1/results"}},
+         {"id":2,"state":"finished","records":40,"done":40,"eta_s":null}]})";
+
+TEST(ConsoleModel, ParsesEverySnapshotField) {
+  Model m;
+  ASSERT_TRUE(m.apply(kSnapshot, 10.0));
+  const Snapshot& s = m.snap;
+  EXPECT_TRUE(m.have_snapshot);
+  EXPECT_EQ(m.snapshots, 1u);
+  EXPECT_EQ(s.seq, 14u);
+  EXPECT_EQ(s.time_ms, 1795826792732);
+  EXPECT_EQ(s.totals[kUndeliverable], 67u);
+  EXPECT_EQ(s.total(), 45u + 67 + 26 + 38);
+  EXPECT_DOUBLE_EQ(s.rates[kRisky], 5.2);
+  EXPECT_NEAR(s.rate(), 9.0 + 13.4 + 5.2 + 7.6, 1e-9);
+  ASSERT_EQ(s.series[kDeliverable].size(), 5u);
+  EXPECT_EQ(s.series[kDeliverable][3], 42.f);
+  ASSERT_EQ(s.reasons.size(), 3u);
+  EXPECT_EQ(s.reasons[0].first, "accepted");  // most frequent first
+  EXPECT_EQ(s.sessions, 1u);
+  EXPECT_EQ(s.pending, 36u);
+  EXPECT_EQ(s.waiting, 28u);
+  EXPECT_DOUBLE_EQ(s.connects_per_s, 6.6);
+  EXPECT_DOUBLE_EQ(s.dns_queries_per_s, 18.2);
+  EXPECT_DOUBLE_EQ(s.dns_cache_hit_rate, 0.25);
+  ASSERT_EQ(s.latency.size(), 2u);  // SMTP order, unknown stages ignored
+  EXPECT_EQ(s.latency[0].stage, "connect");
+  EXPECT_EQ(s.latency[1].stage, "rcpt_to");
+  EXPECT_DOUBLE_EQ(s.latency[1].p99_ms, 875.0);
+  ASSERT_EQ(s.groups.size(), 2u);
+  const Group& g = s.groups[0];
+  EXPECT_EQ(g.name, "mx.tarpit.test");
+  EXPECT_EQ(g.session_limit, 50u);
+  EXPECT_EQ(g.ready, 7u);
+  EXPECT_DOUBLE_EQ(g.connect_rate, 2.0);
+  EXPECT_EQ(g.r2xx, 10u);
+  EXPECT_EQ(g.replies(), 16u);
+  EXPECT_DOUBLE_EQ(g.connect_tokens, 1);
+  EXPECT_DOUBLE_EQ(g.connect_burst, 4);
+  EXPECT_DOUBLE_EQ(g.rcpt_burst, 0);
+  EXPECT_EQ(g.last_reply, "550 5.1.1 no such user");
+  EXPECT_TRUE(s.groups[1].backing_off);
+  EXPECT_DOUBLE_EQ(s.groups[1].rate_factor, 0.5);
+  EXPECT_DOUBLE_EQ(s.groups[1].connect_tokens, -1);  // absent: unknown
+  ASSERT_EQ(s.domains.size(), 2u);
+  EXPECT_FALSE(s.domains[0].catch_all.has_value());
+  EXPECT_EQ(s.domains[1].catch_all, std::optional<bool>(false));
+  ASSERT_EQ(s.sources.size(), 1u);
+  EXPECT_EQ(s.sources[0].state, "blocked");
+  EXPECT_EQ(s.sources[0].warmup_level, 2);
+  ASSERT_EQ(s.sources[0].blocked_by.size(), 1u);
+  EXPECT_DOUBLE_EQ(s.sources[0].blocked_by[0].for_s, 291.5);
+  ASSERT_EQ(s.jobs.size(), 2u);
+  EXPECT_EQ(s.jobs[0].id, 1u);
+  EXPECT_EQ(s.jobs[0].counts[kUnknown], 36u);
+  EXPECT_EQ(s.jobs[0].results_link, "/v1/jobs/1/results");
+  ASSERT_TRUE(s.jobs[0].eta_s.has_value());
+  EXPECT_FALSE(s.jobs[1].eta_s.has_value());
+  EXPECT_EQ(m.h_sessions.values().size(), 1u);
+  EXPECT_DOUBLE_EQ(m.last_snapshot_at, 10.0);
+}
+
+TEST(ConsoleModel, RepliesPerSecondFromSuccessiveSnapshots) {
+  Model m;
+  auto snap = [&](int64_t t, int replies) {
+    json j = {{"type", "snapshot"},
+              {"time_ms", t},
+              {"groups", {{{"name", "g"}, {"replies", {{"2xx", replies}}}}}}};
+    ASSERT_TRUE(m.apply(j.dump(), double(t) / 1000));
+  };
+  snap(1000, 0);
+  snap(1250, 5);
+  snap(2000, 20);
+  EXPECT_DOUBLE_EQ(m.snap.groups[0].replies_per_s, 20.0);  // 20 replies in 1 s
+}
+
+TEST(ConsoleModel, WrongTypesAndUnknownMessagesAreIgnored) {
+  Model m;
+  EXPECT_FALSE(m.apply("not json", 0));
+  EXPECT_FALSE(m.apply("[1,2]", 0));
+  EXPECT_FALSE(m.apply(R"({"type":"from_the_future"})", 0));
+  EXPECT_TRUE(m.apply(
+      R"({"type":"snapshot","seq":"x","totals":[1],"groups":{"a":1},"jobs":[{"id":"one","counts":7}],
+          "sessions":-5,"series":{"deliverable":"no"}})",
+      0));
+  EXPECT_EQ(m.snap.seq, 0u);
+  EXPECT_EQ(m.snap.total(), 0u);
+  EXPECT_TRUE(m.snap.groups.empty());
+  ASSERT_EQ(m.snap.jobs.size(), 1u);
+  EXPECT_EQ(m.snap.jobs[0].id, 0u);
+  EXPECT_EQ(m.snap.sessions, 0u);
+  EXPECT_TRUE(m.snap.series[kDeliverable].empty());
+}
+
+TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
+  Model m;
+  const json cmd = json::parse(m.cmd_check("user1@postfix.test", 5.0));
+  EXPECT_EQ(cmd["cmd"], "check");
+  EXPECT_EQ(cmd["email"], "user1@postfix.test");
+  const int64_t id = cmd["id"].get<int64_t>();
+  ASSERT_EQ(m.checks.size(), 1u);
+  EXPECT_FALSE(m.checks[0].done);
+  ASSERT_TRUE(m.apply(json{{"type", "ack"}, {"id", id}, {"ok", true}}.dump(), 5.1));
+  EXPECT_TRUE(m.checks[0].acked);
+  EXPECT_EQ(m.last_ack->cmd, "check");
+  const json rec = {{"type", "result"},
+                    {"id", id},
+                    {"record",
+                     {{"verdict", "deliverable"},
+                      {"reason", "accepted"},
+                      {"mx", "mx.postfix.test"},
+                      {"smtp", {{"code", 250}, {"enhanced", "2.1.5"}, {"message", "Ok"}}},
+                      {"catch_all", false},
+                      {"elapsed_ms", 1.5},
+                      {"attempts", 1},
+                      {"transcript", "C: RCPT TO:<user1@postfix.test>\nS: 250 2.1.5 Ok\n"}}}};
+  ASSERT_TRUE(m.apply(rec.dump(), 5.3));
+  const CheckRecord& c = m.checks[0];
+  EXPECT_TRUE(c.done);
+  EXPECT_EQ(c.verdict, "deliverable");
+  EXPECT_EQ(c.code, 250);
+  EXPECT_EQ(c.enhanced, "2.1.5");
+  EXPECT_EQ(c.catch_all, std::optional<bool>(false));
+  EXPECT_NE(c.transcript.find("RCPT TO:<user1@postfix.test>"), std::string::npos);
+  EXPECT_DOUBLE_EQ(c.finished, 5.3);
+}
+
+TEST(ConsoleModel, RefusedCommandsAndLostConnections) {
+  Model m;
+  const json p = json::parse(m.cmd_set_group_policy(
+      "mx1.farm.test", {{"per_mx.sessions", 2.0}, {"per_mx.connect_rate", 2.5}}));
+  EXPECT_EQ(p["set"]["per_mx.sessions"], 2);  // an integer for the policy
+  EXPECT_TRUE(p["set"]["per_mx.sessions"].is_number_integer());
+  EXPECT_DOUBLE_EQ(p["set"]["per_mx.connect_rate"].get<double>(), 2.5);
+  ASSERT_TRUE(
+      m.apply(json{{"type", "ack"}, {"id", p["id"]}, {"ok", false}, {"error", "nope"}}.dump(), 1));
+  EXPECT_EQ(m.last_ack->cmd, "set_group_policy");
+  EXPECT_FALSE(m.last_ack->ok);
+  EXPECT_EQ(m.last_ack->error, "nope");
+  const json j = json::parse(m.cmd_job("pause", 3));
+  EXPECT_EQ(j["cmd"], "pause");
+  EXPECT_EQ(j["job"], 3);
+  m.cmd_check("a@b.test", 2);
+  m.reset_connection();
+  EXPECT_TRUE(m.checks.back().done);
+  EXPECT_FALSE(m.checks.back().error.empty());
+}
+
+TEST(ConsoleModel, EventsAreKeptNewestLastAndBounded) {
+  Model m;
+  for (size_t i = 0; i < Model::kMaxEvents + 10; ++i)
+    ASSERT_TRUE(m.apply(
+        json{{"type", "event"}, {"event", "backoff"}, {"text", "t" + std::to_string(i)}}.dump(),
+        0));
+  EXPECT_EQ(m.events.size(), Model::kMaxEvents);
+  EXPECT_EQ(m.events.back().text, "t" + std::to_string(Model::kMaxEvents + 9));
+}
+
+TEST(ConsoleFormat, NumbersForHumans) {
+  EXPECT_EQ(fmt_count(0), "0");
+  EXPECT_EQ(fmt_count(1234567), "1,234,567");
+  EXPECT_EQ(fmt_short(950), "950");
+  EXPECT_EQ(fmt_short(12345), "12.3k");
+  EXPECT_EQ(fmt_short(4560000), "4.56M");
+  EXPECT_EQ(fmt_rate(0), "0/s");
+  EXPECT_EQ(fmt_rate(0.25), "0.25/s");
+  EXPECT_EQ(fmt_rate(83.3), "83/s");
+  EXPECT_EQ(fmt_ms(0.42), "0.42 ms");
+  EXPECT_EQ(fmt_ms(123.4), "123 ms");
+  EXPECT_EQ(fmt_ms(1250), "1.25 s");
+  EXPECT_EQ(fmt_duration(4.5), "4.5 s");
+  EXPECT_EQ(fmt_duration(200), "3 min 20 s");
+  EXPECT_EQ(fmt_duration(7500), "2 h 05 min");
+  EXPECT_EQ(fmt_percent(0.824), "82 %");
+  EXPECT_EQ(fmt_percent(0.062), "6.2 %");
+  EXPECT_EQ(fmt_limit(0), "unlimited");
+  EXPECT_EQ(fmt_bytes(5140), "5.0 KiB");
+}
+
+}  // namespace
+}  // namespace mxc
