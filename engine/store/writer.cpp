@@ -2,6 +2,8 @@
 #include "store/writer.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -71,6 +73,10 @@ void Writer::drain() {
 }
 
 void Writer::run() {
+  // Background work: where it shares a core with the event loop (a pinned process, a busy
+  // machine), the loop's latency comes first. Nice 19 (this thread only, a Linux property)
+  // still gets its share, and the loop stops reading input while the writer is behind.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
