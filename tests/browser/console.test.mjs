@@ -1,0 +1,309 @@
+// Browser test of the operator console (admin-wasm/): starts mxfarm and `mxprobe serve --console`
+// with a rate-limited bulk job, drives the console in headless Chromium (Debian's, through npm's
+// playwright-core) by canvas coordinates published in window.mxprobe, and checks the server saw
+// what the clicks asked: pause/resume of the job, a group's rate, a check with its transcript;
+// then the token login. Fails on any console error or page error. Screenshots: $MXP_SCREENS.
+// Env: MXFARM, MXPROBE, MXP_CONSOLE_DIR (empty: console not built, exit 77 = skipped).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const consoleDir = process.env.MXP_CONSOLE_DIR || '';
+if (!consoleDir) {
+  console.log('SKIP: the console was not built (MXP_BUILD_CONSOLE=OFF)');
+  process.exit(77);
+}
+const MXFARM = process.env.MXFARM, MXPROBE = process.env.MXPROBE;
+if (!MXFARM || !MXPROBE) throw new Error('MXFARM and MXPROBE must name the binaries');
+const screens = process.env.MXP_SCREENS || path.join(os.tmpdir(), 'mxprobe-console-screens');
+const { chromium } = await import(path.join(here, 'node_modules/playwright-core/index.mjs'));
+
+const started = Date.now();
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mxprobe-browser-'));
+const children = [];
+let browser = null;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
+let checks = 0;
+function expect(cond, what) {
+  if (!cond) throw new Error(`FAIL: ${what}`);
+  checks++;
+}
+
+// --- Processes ---------------------------------------------------------------------------------
+
+// Starts a process and resolves with the first line of `stream` matching re (or rejects).
+function start(cmd, args, stream, re, timeoutMs = 15000) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(p);
+  let out = '', err = '';
+  p.stdout.on('data', (d) => (out += d));
+  p.stderr.on('data', (d) => (err += d));
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${cmd}: no ready line\n${err}`)), timeoutMs);
+    const src = stream === 'stdout' ? p.stdout : p.stderr;
+    src.on('data', () => {
+      const m = (stream === 'stdout' ? out : err).match(re);
+      if (m) {
+        clearTimeout(t);
+        resolve({ proc: p, match: m, stderr: () => err });
+      }
+    });
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      reject(Object.assign(new Error(`${cmd} exited ${code}\n${err}`), { stderr: err }));
+    });
+  });
+}
+
+async function stopAll() {
+  if (browser) await browser.close().catch(() => {});
+  for (const p of children.reverse()) {
+    if (p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGTERM');
+      await new Promise((r) => {
+        const t = setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000);
+        p.once('exit', () => { clearTimeout(t); r(); });
+      });
+    }
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.on(sig, () => { stopAll().finally(() => process.exit(130)); });
+
+// The farm: a few ordinary domains for the job (rate-limited below, so it runs for minutes) and
+// the styles special for the check (hosts of its own, idle). Addresses 127.240-254.x: the band
+// of sched/fairness, which runs alone (RUN_SERIAL); a taken range is retried elsewhere.
+async function startFarm() {
+  for (let i = 0; i < 6; i++) {
+    const net = 240 + Math.floor(Math.random() * 15);
+    const dnsPort = 15000 + net * 10 + Math.floor(Math.random() * 10);
+    const sc = path.join(work, 'farm.json');
+    await run(MXFARM, ['gen', '--domains', '4', '--hosts', '2', '--mx-per-domain', '1',
+      '--mailboxes', '300', '--catch-all-share', '0', '--special', 'styles',
+      '--base-ip', `127.${net}.0.0`, '--dns-port', String(dnsPort)], sc);
+    try {
+      const f = await start(MXFARM, ['run', sc], 'stdout', /^ready dns=(\S+)/m);
+      return { sc, dns: f.match[1] };
+    } catch (e) {
+      if (!/already in use|dnsmasq exited/.test(e.stderr || '')) throw e;
+      log(`range 127.${net}.0.0 taken, trying another`);
+    }
+  }
+  throw new Error('no free address range for the farm');
+}
+
+function run(cmd, args, outFile) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', outFile ? fs.openSync(outFile, 'w') : 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`${cmd} ${args[0]}: exit ${c}\n${err}`))));
+  });
+}
+
+async function startServe(name, dns, policy, extra = []) {
+  const s = await start(MXPROBE, ['serve', '--listen', '127.0.0.1:0', '--policy', policy,
+    '--dns', dns, '--no-cache', '--helo', 'console.test', '--data', path.join(work, `data-${name}`),
+    '--console', consoleDir, ...extra], 'stderr', /listening on (http:\/\/[0-9.]+:[0-9]+\/)/);
+  return s.match[1];
+}
+
+async function api(base, method, p, body, token) {
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const r = await fetch(base + p.replace(/^\//, ''), { method, body, headers });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, json, text };
+}
+
+// --- Browser helpers ---------------------------------------------------------------------------
+
+const errors = [];
+async function newPage(url) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  await page.goto(url);
+  return page;
+}
+// Waits until fn(window.mxprobe, arg) is true.
+function waitState(page, fn, arg, what, timeout = 20000) {
+  return page.waitForFunction(
+    ([src, a]) => window.mxprobe && new Function('s', 'a', `return (${src})(s, a)`)(window.mxprobe, a),
+    [fn.toString(), arg], { timeout, polling: 50 }).catch((e) => {
+    throw new Error(`timed out waiting for ${what}: ${e.message.split('\n')[0]}`);
+  });
+}
+async function rect(page, name) {
+  await waitState(page, (s, n) => s.rects && s.rects[n], name, `widget ${name}`);
+  return page.evaluate((n) => window.mxprobe.rects[n], name);
+}
+// A click as a user makes it: move, short pause, down, short pause, up (WASM.md).
+async function click(page, name, dx = 0.5) {
+  const r = await rect(page, name);
+  const x = r[0] + r[2] * dx, y = r[1] + r[3] / 2;
+  await page.mouse.move(x, y);
+  await sleep(60);
+  await page.mouse.down();
+  await sleep(60);
+  await page.mouse.up();
+}
+// A key held like a finger holds it: ImGui 1.86 reads key state once a frame, so a press and
+// release within one frame would go unseen.
+async function press(page, key) {
+  await page.keyboard.down(key);
+  await sleep(80);
+  await page.keyboard.up(key);
+}
+async function show(page, panel) {
+  await click(page, `nav.${panel}`);
+  await waitState(page, (s, p) => s.panel === p, panel, `panel ${panel}`);
+}
+async function screenshot(page, name) {
+  await sleep(300);  // a few frames at 4 snapshots/s
+  await page.screenshot({ path: path.join(screens, `${name}.png`) });
+}
+
+// --- The test ----------------------------------------------------------------------------------
+
+async function main() {
+  fs.mkdirSync(screens, { recursive: true });
+  // Size of what the browser downloads (gzip, as a server would send it).
+  const gz = ['index.wasm', 'index.js'].map((f) =>
+    zlib.gzipSync(fs.readFileSync(path.join(consoleDir, f)), { level: 9 }).length);
+  const gzKB = (gz[0] + gz[1]) / 1024;
+  log(`console size: wasm ${(gz[0] / 1024).toFixed(0)} KB + js ${(gz[1] / 1024).toFixed(0)} KB gzipped = ${gzKB.toFixed(0)} KB`);
+  expect(gzKB < 600, `wasm + js under 600 KB gzipped (${gzKB.toFixed(0)} KB)`);
+
+  const farm = await startFarm();
+  log(`farm ready, DNS ${farm.dns}`);
+  // Lab policy with slow groups: ~5 RCPT/s per MX group, so the job outlives the test.
+  const policy = path.join(work, 'policy.toml');
+  fs.writeFileSync(policy, fs.readFileSync(path.join(root, 'tools/policy/lab.toml'), 'utf8')
+    .replace(/^per_mx = .*$/m, 'per_mx = { sessions = 2, connect_rate = 2, rcpt_rate = 5 }'));
+  const base = await startServe('open', farm.dns, policy);
+  log(`serve at ${base}`);
+  const truth = path.join(work, 'truth.csv');
+  await run(MXFARM, ['truth', farm.sc], truth);
+  const rows = fs.readFileSync(truth, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+  const jobList = rows.filter((r) => /@d\d+\.test$/.test(r[0])).map((r) => r[0]);
+  const checkAddr = rows.find((r) => /@postfix\.test$/.test(r[0]) && r[1] === 'deliverable')[0];
+  expect(jobList.length >= 1000, `a job of 1000+ addresses (${jobList.length})`);
+  const job = await api(base, 'POST', '/v1/jobs?format=csv', 'email\n' + jobList.join('\n') + '\n');
+  expect(job.status === 201, `job created (${job.status} ${job.text})`);
+  const jobId = job.json.id;
+
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--use-gl=angle', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+      '--disable-gpu-sandbox', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run'],
+  });
+  const page = await newPage(base);
+  await waitState(page, (s) => s.connected && s.snapshots >= 3 && s.jobs.length > 0, null,
+    'live data with the job');
+  const firstFrame = await page.evaluate(() => window.mxprobe.firstDataFrameMs);
+  log(`first useful frame (navigation start to the first snapshot drawn): ${firstFrame.toFixed(0)} ms`);
+  expect(firstFrame > 0 && firstFrame < 5000, `first useful frame in time (${firstFrame} ms)`);
+  // A few seconds of history in the charts (for the screenshot), results of the job.
+  await waitState(page, (s) => s.snapshots >= 16 && s.jobs.some((x) => x.done > 0) &&
+    s.groups.length > 0, null, 'results of the job');
+  await screenshot(page, 'overview');
+
+  // Jobs: pause, then resume, by clicking; the server's job state follows.
+  await show(page, 'jobs');
+  let j = (await api(base, 'GET', `/v1/jobs/${jobId}`)).json;
+  expect(j.state === 'running' && j.done < j.records, `job ${jobId} running before the clicks`);
+  await click(page, `job.${jobId}.pause`);
+  await waitState(page, (s, id) => s.jobs.some((x) => x.id === id && x.state === 'paused'), jobId,
+    'the job shown paused');
+  j = (await api(base, 'GET', `/v1/jobs/${jobId}`)).json;
+  expect(j.state === 'paused', `server says paused (${j.state})`);
+  await screenshot(page, 'jobs-paused');
+  await click(page, `job.${jobId}.resume`);
+  await waitState(page, (s, id) => s.jobs.some((x) => x.id === id && x.state === 'running'), jobId,
+    'the job shown running again');
+  j = (await api(base, 'GET', `/v1/jobs/${jobId}`)).json;
+  expect(j.state === 'running', `server says running (${j.state})`);
+  await screenshot(page, 'jobs');
+
+  // Domains and MX groups: select the busiest ordinary group, set its connect rate to 3/s.
+  await show(page, 'domains');
+  const group = await page.evaluate(() => window.mxprobe.groups.map((g) => g.name)
+    .filter((n) => /^mx\d+\.farm\.test$/.test(n)).sort()[0]);
+  expect(!!group, 'an MX group of the job is listed');
+  await click(page, `group.row.${group}`, 0.1);
+  await waitState(page, (s, g) => s.selectedGroup === g, group, 'group selected');
+  await click(page, 'policy.connect_rate', 0.3);  // a scalar input selects all on click
+  await page.keyboard.type('3', { delay: 30 });
+  await click(page, 'policy.apply');
+  await waitState(page, (s) => s.lastAck && s.lastAck.cmd === 'set_group_policy', null,
+    'the policy ack');
+  const ack = await page.evaluate(() => window.mxprobe.lastAck);
+  expect(ack.ok, `policy change accepted (${ack.error})`);
+  const pol = (await api(base, 'GET', '/v1/policy')).json;
+  const live = pol.live_groups && pol.live_groups[group];
+  expect(live && live['per_mx.connect_rate'] === 3,
+    `GET /v1/policy shows the new rate: ${JSON.stringify(pol.live_groups)}`);
+  await waitState(page, (s, g) => s.groups.some((x) => x.name === g && x.connect_rate > 0 &&
+    x.connect_rate <= 3), group, 'the group shown at 3 connects/s');
+  await screenshot(page, 'domains');
+
+  await show(page, 'sources');
+  await screenshot(page, 'sources');
+
+  // Check: type an address, press Enter, see its record and transcript.
+  await show(page, 'check');
+  await click(page, 'check.input', 0.3);
+  await page.keyboard.type(checkAddr, { delay: 5 });
+  await press(page, 'Enter');
+  await waitState(page, (s, e) => s.checks.some((c) => c.email === e && c.done), checkAddr,
+    'the check result');
+  const rec = await page.evaluate((e) => window.mxprobe.checks.find((c) => c.email === e), checkAddr);
+  expect(rec.verdict === 'deliverable', `check verdict (${rec.verdict} ${rec.reason} ${rec.error})`);
+  expect(rec.transcript.includes(`RCPT TO:<${checkAddr}>`), 'transcript with the RCPT');
+  await screenshot(page, 'check');
+  await page.close();
+
+  // Token: a server with a token shows the login; #token= in the URL is used and removed.
+  const tokenFile = path.join(work, 'token');
+  const token = 'console-test-' + Math.random().toString(36).slice(2);
+  fs.writeFileSync(tokenFile, token + '\n');
+  const tbase = await startServe('token', farm.dns, policy, ['--token-file', tokenFile]);
+  const tpage = await newPage(tbase);
+  await waitState(tpage, (s) => s.link === 'token', null, 'the login form');
+  await screenshot(tpage, 'login');
+  await click(tpage, 'login.token', 0.5);
+  await tpage.keyboard.type(token, { delay: 5 });
+  await press(tpage, 'Enter');
+  await waitState(tpage, (s) => s.connected && s.snapshots >= 1, null, 'live after login');
+  expect(!tpage.url().includes(token), 'no token in the URL after login');
+  await tpage.close();
+  const upage = await newPage(`${tbase}#token=${token}`);
+  await waitState(upage, (s) => s.connected && s.snapshots >= 1, null, 'live with #token=');
+  expect(!upage.url().includes(token), `token taken out of the URL (${upage.url()})`);
+  await upage.close();
+
+  expect(errors.length === 0, `no console or page errors:\n${errors.join('\n')}`);
+  log(`ok: ${checks} checks, screenshots in ${screens}`);
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  console.error(e.stack || String(e));
+  if (errors.length) console.error(errors.join('\n'));
+  code = 1;
+} finally {
+  await stopAll();
+}
+process.exit(code);
