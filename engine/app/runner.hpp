@@ -87,6 +87,7 @@ inline std::string options_json(const VerifyOptions& o, std::string_view header,
                       {"output", o.output},
                       {"format", o.format == OutputFormat::Csv ? "csv" : "jsonl"},
                       {"column", o.records.column},
+                      {"column_given", o.records.column_given},
                       {"header", std::string(header)},
                       {"delimiter", std::string(1, static_cast<char>(delim))}};
   return j.dump();
@@ -163,6 +164,14 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
       if (p.ok()) handle(w.line, w.email, w.raw, std::move(p.address));
     }
     refill();
+    if (!tick_armed_ && !done()) arm_tick();  // paused since before begin() (a restart)
+  }
+  // Keeps a state in the journal ("paused", "running") for whoever opens it next.
+  void save_state(std::string state) {
+    if (!writer_ || job_ == 0) return;
+    writer_->post([job = job_, state = std::move(state)](store::SqliteStore& s) {
+      return s.set_job_state(job, state);
+    });
   }
   // Stops for good: nothing more is read or submitted; addresses in a session finish, the
   // others stay undone (pending in the journal).

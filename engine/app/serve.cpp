@@ -121,15 +121,6 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   }
 
   bool start(std::string& err) {
-    // Job ids go on from the highest directory under --data: a restart never reuses one.
-    if (DIR* dir = opendir(o_.data.c_str())) {
-      while (dirent* de = readdir(dir)) {
-        char* end = nullptr;
-        unsigned long long n = std::strtoull(de->d_name, &end, 10);
-        if (end != de->d_name && *end == 0 && n >= next_job_) next_job_ = n + 1;
-      }
-      closedir(dir);
-    }
     if (!o_.no_cache) {
       std::string path = o_.cache.empty() ? default_cache_path() : o_.cache;
       if (!path.empty() && make_parent_dirs(path)) {
@@ -215,6 +206,8 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     http_->websocket("/ws", *this);
     if (!o_.console.empty()) http_->static_dir(o_.console);
     tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
+    // Job ids go on from the highest directory under --data: a restart never reuses one.
+    restore_jobs();
     return true;
   }
 
@@ -464,10 +457,14 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     Clock::time_point started, ended;
     bool finished = false;
     uint64_t input_bytes = 0;
+    // A job that had ended before this run of the server: what its journal says (no runner).
+    std::string ended_state;
+    std::array<uint64_t, kVerdictCount> ended_counts{};
   };
   static constexpr int kJobIdShift = 40;  // verifier ids: job << 40 | sequence; 0 = real time
 
   static std::string job_state(const Job& j) {
+    if (!j.runner) return j.ended_state;
     if (j.runner && !j.runner->failure().empty()) return "failed";
     if (j.runner && j.runner->cancelled()) return "cancelled";
     if (j.finished) return "finished";
@@ -479,15 +476,17 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     json counts = json::object();
     uint64_t done = 0;
     for (int v = 0; v < kVerdictCount; ++v) {
-      uint64_t n = j.runner ? j.runner->count_of(static_cast<Verdict>(v)) : 0;
+      uint64_t n = j.runner ? j.runner->count_of(static_cast<Verdict>(v)) : j.ended_counts[v];
       counts[std::string(to_string(static_cast<Verdict>(v)))] = n;
       done += n;
     }
+    // The rate of this server's run: a job resumed after a restart had some done before.
+    const uint64_t here = done - (j.runner ? std::min(done, j.runner->rebuilt()) : done);
     const auto until = j.finished ? j.ended : Clock::now();
     const double secs = std::chrono::duration<double>(until - j.started).count();
-    const double rate = secs > 0 ? double(done) / secs : 0;
-    const bool known = j.runner && j.runner->input_read();
-    const uint64_t records = j.runner ? j.runner->records_seen() : 0;
+    const double rate = secs > 0 ? double(here) / secs : 0;
+    const bool known = !j.runner || j.runner->input_read();
+    const uint64_t records = j.runner ? j.runner->records_seen() : done;
     json eta = nullptr;
     if (!j.finished && rate > 0) {
       double left = known ? double(records - std::min(records, done))
@@ -596,22 +595,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       std::filesystem::remove_all(job->dir);
       return r.respond(error(400, "bad_request", "empty body: send the list"));
     }
-    auto& vo = job->opts;
-    std::string err;
-    auto journal = store::SqliteStore::open(job->dir + "/journal.db");
-    if (!journal) return r.respond(error(500, "storage", journal.error().message));
-    job->journal = std::move(*journal);
-    if (!job->in.open(vo.input, err) || !job->out.open(vo.output, err))
-      return r.respond(error(500, "storage", err));
     job->created = std::chrono::system_clock::now();
-    job->started = Clock::now();
+    std::string err;
+    if (!start_job(*job, nullptr, err)) return r.respond(error(500, "storage", err));
     const uint64_t id = job->id;
-    job->runner = std::make_unique<Runner>(e_, job->opts, job->in, job->out, diag_, verifier_,
-                                           id << kJobIdShift, [this, id] { job_done(id); });
-    auto writer = store::Writer::open(job->dir + "/journal.db", diag_, "mxprobe serve: journal");
-    if (!writer) return r.respond(error(500, "storage", writer.error().message));
-    job->runner->set_journal(job->journal.get(), std::move(*writer));
-    job->runner->set_cache(cache_.get(), cache_writer_.get());
     Job& ref = *job;
     jobs_[id] = std::move(job);
     ref.runner->begin();
@@ -622,6 +609,118 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
                                  {"job", id},
                                  {"text", "job " + std::to_string(id) + " started"}}
                                 .dump());
+  }
+
+  // Opens a job's files and gives it a runner (not yet fed: begin()); `resume`: the journal's
+  // job, whose finished records make the output again and whose other lines are done now.
+  bool start_job(Job& job, const store::JobInfo* resume, std::string& err) {
+    auto journal = store::SqliteStore::open(job.dir + "/journal.db");
+    if (!journal) {
+      err = journal.error().message;
+      return false;
+    }
+    job.journal = std::move(*journal);
+    if (!job.in.open(job.opts.input, err) || !job.out.open(job.opts.output, err)) return false;
+    job.started = Clock::now();
+    const uint64_t id = job.id;
+    job.runner = std::make_unique<Runner>(e_, job.opts, job.in, job.out, diag_, verifier_,
+                                          id << kJobIdShift, [this, id] { job_done(id); });
+    auto writer = store::Writer::open(job.dir + "/journal.db", diag_, "mxprobe serve: journal");
+    if (!writer) {
+      err = writer.error().message;
+      return false;
+    }
+    job.runner->set_journal(job.journal.get(), std::move(*writer));
+    job.runner->set_cache(cache_.get(), cache_writer_.get());
+    if (resume) {
+      json o = json::parse(resume->options_json, nullptr, false);
+      if (!o.is_object() || !job.runner->resume(resume->id, o)) {
+        err = "cannot resume from " + job.dir + "/journal.db";
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // At start-up: the jobs under --data, as their journals left them. Ended ones are listed
+  // (and their results downloadable); unfinished ones go on where they stopped (a paused one
+  // stays paused), nothing done twice; an upload that never completed is removed.
+  void restore_jobs() {
+    std::vector<uint64_t> ids;
+    if (DIR* dir = opendir(o_.data.c_str())) {
+      while (dirent* de = readdir(dir)) {
+        char* end = nullptr;
+        const unsigned long long n = std::strtoull(de->d_name, &end, 10);
+        if (end != de->d_name && *end == 0 && n > 0) ids.push_back(n);
+      }
+      closedir(dir);
+    }
+    std::sort(ids.begin(), ids.end());
+    for (uint64_t id : ids) {
+      next_job_ = std::max(next_job_, id + 1);
+      auto job = std::make_unique<Job>();
+      job->id = id;
+      job->dir = o_.data + "/" + std::to_string(id);
+      if (!std::filesystem::exists(job->dir + "/journal.db")) {
+        std::filesystem::remove_all(job->dir);  // its upload never completed (no 201 was sent)
+        continue;
+      }
+      std::string err = restore_job(*job);
+      if (!err.empty()) {
+        std::fprintf(diag_, "mxprobe serve: job %llu in %s: %s (skipped)\n",
+                     static_cast<unsigned long long>(id), job->dir.c_str(), err.c_str());
+        continue;
+      }
+      std::fprintf(diag_, "mxprobe serve: job %llu restored: %s, %llu records done\n",
+                   static_cast<unsigned long long>(id), job_state(*job).c_str(),
+                   static_cast<unsigned long long>(job->runner ? job->runner->written() : 0));
+      Job& ref = *job;
+      jobs_[id] = std::move(job);
+      if (ref.runner && !ref.runner->paused()) ref.runner->begin();
+    }
+  }
+
+  std::string restore_job(Job& job) {
+    std::error_code ec;
+    job.input_bytes = std::filesystem::file_size(job.dir + "/input", ec);
+    if (ec) return "no input file";
+    auto store = store::SqliteStore::open(job.dir + "/journal.db");
+    if (!store) return store.error().message;
+    auto latest = (*store)->latest_job();
+    if (!latest) return latest.error().message;
+    std::optional<store::JobInfo> info;
+    if (latest->has_value()) info = **latest;
+    // The options it was started with (the journal has them once a row was read).
+    json o = info ? json::parse(info->options_json, nullptr, false) : json::object();
+    if (!o.is_object()) return "unreadable job options";
+    auto& vo = job.opts;
+    vo.format = o.value("format", "jsonl") == "csv" ? OutputFormat::Csv : OutputFormat::Jsonl;
+    vo.input = job.dir + "/input";
+    vo.output = job.dir + (vo.format == OutputFormat::Csv ? "/results.csv" : "/results.jsonl");
+    vo.records.column = o.value("column", vo.records.column);
+    vo.records.column_given = o.value("column_given", false);
+    vo.progress = 0;
+    vo.cache_ttl = o_.cache_ttl;
+    vo.no_cache = o_.no_cache;
+    job.created = info ? std::chrono::system_clock::from_time_t(info->created)
+                       : std::chrono::system_clock::now();
+    const std::string state = info ? info->state : "running";
+    if (state == "finished" || state == "cancelled" || state == "failed") {
+      auto counts = (*store)->count_by_verdict(info->id);
+      if (!counts) return counts.error().message;
+      for (const auto& [verdict, n] : *counts)
+        for (int v = 0; v < kVerdictCount; ++v)
+          if (verdict == to_string(static_cast<Verdict>(v))) job.ended_counts[v] = n;
+      job.ended_state = state;
+      job.finished = true;
+      job.started = job.ended = Clock::now();
+      return "";
+    }
+    store->reset();
+    std::string err;
+    if (!start_job(job, info ? &*info : nullptr, err)) return err;
+    if (state == "paused") job.runner->pause();
+    return "";
   }
 
   void job_done(uint64_t id) {
@@ -661,6 +760,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     if (action == "pause") j.runner->pause();
     if (action == "resume") j.runner->resume_feeding();
     if (action == "cancel") j.runner->cancel();
+    if (action != "cancel") j.runner->save_state(action == "pause" ? "paused" : "running");
     return true;
   }
 
