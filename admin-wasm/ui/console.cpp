@@ -869,8 +869,8 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
              fmt_bytes(j.input_bytes) + "), created " + j.created);
     // Buttons at the right of the title line.
     const bool running = j.state == "running", paused = j.state == "paused";
-    const float bw = 120, sp = ImGui::GetStyle().ItemSpacing.x;
-    ImGui::SameLine(ImGui::GetWindowContentRegionMax().x - 3 * bw - 2 * sp);
+    const float bw = 120, dw = 160, sp = ImGui::GetStyle().ItemSpacing.x;
+    ImGui::SameLine(ImGui::GetWindowContentRegionMax().x - 2 * bw - dw - 2 * sp);
     ImGui::BeginDisabled(!running && !paused);
     if (paused) {
       if (ImGui::Button("Resume", ImVec2(bw, 0))) act.send(m.cmd_job("resume", j.id));
@@ -896,7 +896,7 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
     ImGui::EndDisabled();
     ImGui::SameLine();
     ImGui::BeginDisabled(j.results_link.empty());
-    if (ImGui::Button("Download results", ImVec2(bw, 0)))
+    if (ImGui::Button("Download results", ImVec2(dw, 0)))
       act.download(j.results_link + "?format=" + j.format,
                    "mxprobe-job-" + id + "-results." + (j.format == "csv" ? "csv" : "jsonl"));
     marks.mark("job." + id + ".download");
