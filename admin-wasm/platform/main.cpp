@@ -209,7 +209,8 @@ struct App final : mxc::Actions {
     // Text frames arrive NUL-terminated.
     const size_t n = e->numBytes - (e->data[e->numBytes - 1] == 0 ? 1 : 0);
     a->model.apply(std::string_view(reinterpret_cast<const char*>(e->data), n), now_s());
-    a->dirty = std::max(a->dirty, 1);
+    // Two frames: ImGui sizes a table (or window) that appears in one frame on the next one.
+    a->dirty = std::max(a->dirty, 2);
     return EM_TRUE;
   }
   static EM_BOOL on_close(int, const EmscriptenWebSocketCloseEvent* e, void* self) {
@@ -319,7 +320,8 @@ struct App final : mxc::Actions {
                         {"verdict", c.verdict},
                         {"reason", c.reason},
                         {"error", c.error},
-                        {"transcript", c.transcript}});
+                        {"transcript", c.transcript},
+                        {"live_lines", c.live_lines}});
     json ack = nullptr;
     if (model.last_ack)
       ack = {{"id", model.last_ack->id},

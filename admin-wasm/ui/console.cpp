@@ -1007,6 +1007,17 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
       text_colored(kAccent, std::string(1, spin[int(now * 8) % 4]) + " verifying... " +
                                 fmt_duration(now - c->started) +
                                 "  (a greylisted address can take minutes)");
+      ImGui::Separator();
+      text_dim("SMTP transcript, live");
+      ImGui::PushStyleColor(ImGuiCol_ChildBg, rgb(18, 20, 25));
+      ImGui::BeginChild("transcript", ImVec2(0, 0), true, ImGuiWindowFlags_HorizontalScrollbar);
+      if (c->transcript.empty())
+        text_dim("(waiting for the DNS answer and the server's greeting)");
+      else
+        transcript_view(c->transcript);
+      if (ImGui::GetScrollY() >= ImGui::GetScrollMaxY()) ImGui::SetScrollHereY(1.0f);
+      ImGui::EndChild();
+      ImGui::PopStyleColor();
     } else if (c->verdict.empty()) {
       text_colored(kBad, "failed: " + c->error);
     } else {

@@ -147,6 +147,16 @@ bool Model::apply(std::string_view message, double now) {
     last_ack = std::move(a);
     return true;
   }
+  if (type == "transcript") {  // one line of a running check's SMTP dialogue
+    const int64_t id = static_cast<int64_t>(num(j, "id", -1));
+    for (auto& c : checks) {
+      if (c.id != id || c.done) continue;
+      c.transcript += str(j, "line");
+      c.transcript += '\n';
+      ++c.live_lines;
+    }
+    return true;
+  }
   if (type == "result") {
     const int64_t id = static_cast<int64_t>(num(j, "id", -1));
     const json& r = obj(j, "record");
@@ -162,7 +172,8 @@ bool Model::apply(std::string_view message, double now) {
       c.code = static_cast<int>(num(obj(r, "smtp"), "code"));
       c.enhanced = str(obj(r, "smtp"), "enhanced");
       c.message = str(obj(r, "smtp"), "message");
-      c.transcript = str(r, "transcript");
+      // The record's transcript is the whole dialogue; keep the live one when it has none.
+      if (std::string t = str(r, "transcript"); !t.empty()) c.transcript = std::move(t);
       c.checked_at = str(r, "checked_at");
       c.elapsed_ms = num(r, "elapsed_ms");
       c.attempts = static_cast<uint32_t>(count(r, "attempts"));

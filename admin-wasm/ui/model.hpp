@@ -115,6 +115,7 @@ struct CheckRecord {
   bool acked = false, done = false;
   std::string error;  // a refused command
   std::string verdict, reason, domain, mx, mx_ip, enhanced, message, transcript, checked_at;
+  uint32_t live_lines = 0;  // transcript lines received while it ran (`transcript` messages)
   int code = 0;
   double elapsed_ms = 0;
   uint32_t attempts = 0;

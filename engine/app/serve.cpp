@@ -247,6 +247,28 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
 
   pipeline::VerifierConfig hooks(pipeline::VerifierConfig c) {
     c.transcripts = true;
+    // A WebSocket `check` watches its SMTP dialogue live: each line as a `transcript` message.
+    c.watched = [this](uint64_t id) {
+      if (id >> kJobIdShift) return false;  // jobs' addresses: nobody watches them
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return false;
+      for (const auto& w : it->second.waiters)
+        if (w.ws_client) return true;
+      return false;
+    };
+    c.on_transcript_line = [this](uint64_t id, std::string_view line) {
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;
+      for (const auto& w : it->second.waiters) {
+        if (!w.ws_client) continue;
+        auto ws = ws_.find(w.ws_client);
+        if (ws == ws_.end()) continue;
+        // A server's reply may hold any bytes: invalid UTF-8 becomes U+FFFD, never an exception.
+        ws->second->send_text(
+            json{{"type", "transcript"}, {"id", w.ws_request_id}, {"line", line}}.dump(
+                -1, ' ', false, json::error_handler_t::replace));
+      }
+    };
     c.on_starved = [this] {
       for (auto& [id, j] : jobs_)
         if (j->runner && !j->finished) j->runner->on_starved();

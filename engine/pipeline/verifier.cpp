@@ -84,7 +84,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
         source_ip_ = ep.ip_string();
       }
     }
-    if (v.cfg_.transcripts) session_.set_transcript(&transcript_);
+    if (v.cfg_.transcripts) session_.set_transcript(&SessionSlot::on_line, this);
   }
 
   Domain& domain() { return d_; }
@@ -134,7 +134,32 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       if (!item->started) item->started = true, item->first_attempt = now;
       uint64_t index = items_.size();
       items_.push_back(item);
+      if (watched(*item) && !transcript_.text.empty()) replay(*item);
       session_.add_recipient(item->wire, index, now);
+    }
+  }
+
+  // Transcript lines: kept for the results, and streamed to whoever watches one of this
+  // session's addresses (a live check).
+  static void on_line(void* self, smtp::Direction dir, std::string_view line) {
+    auto* slot = static_cast<SessionSlot*>(self);
+    const size_t from = slot->transcript_.text.size();
+    smtp::TranscriptBuffer::append(&slot->transcript_, dir, line);
+    if (!slot->v_.cfg_.on_transcript_line) return;
+    std::string_view added = std::string_view(slot->transcript_.text).substr(from);
+    if (!added.empty() && added.back() == '\n') added.remove_suffix(1);
+    for (Item* item : slot->items_)
+      if (item && slot->watched(*item)) slot->v_.cfg_.on_transcript_line(item->id, added);
+  }
+  bool watched(const Item& item) const {
+    return !item.probe && v_.cfg_.watched && v_.cfg_.on_transcript_line && v_.cfg_.watched(item.id);
+  }
+  void replay(const Item& item) {
+    std::string_view text = transcript_.text;
+    while (!text.empty()) {
+      const size_t nl = text.find('\n');
+      v_.cfg_.on_transcript_line(item.id, text.substr(0, nl));
+      text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     }
   }
 

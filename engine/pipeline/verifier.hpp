@@ -49,6 +49,11 @@ struct VerifierConfig {
   uint32_t max_tries = 0;
   bool catch_all_probe = true;  // false: never probe (else as the policy says, per domain)
   bool transcripts = false;     // keep each address's SMTP dialogue in its result
+  // With `transcripts`: each line of the dialogue as it is sent or received ("C: ...", "S: ..."),
+  // for the addresses (by submit id) for which `watched` says yes — a check someone watches
+  // live. A session that already talked when the address joined it replays its lines first.
+  std::function<bool(uint64_t id)> watched;
+  std::function<void(uint64_t id, std::string_view line)> on_transcript_line;
   // Called (from the loop, never from submit) when the scheduler has room for sessions but no
   // queued address may start now and no DNS answer is awaited: the feeder may submit more.
   std::function<void()> on_starved;

@@ -86,7 +86,7 @@ async function startFarm() {
     const dnsPort = 15000 + net * 10 + Math.floor(Math.random() * 10);
     const sc = path.join(work, 'farm.json');
     await run(MXFARM, ['gen', '--domains', '4', '--hosts', '2', '--mx-per-domain', '1',
-      '--mailboxes', '300', '--catch-all-share', '0', '--special', 'styles',
+      '--mailboxes', '300', '--catch-all-share', '0', '--special', 'styles,slow',
       '--base-ip', `127.${net}.0.0`, '--dns-port', String(dnsPort)], sc);
     try {
       const f = await start(MXFARM, ['run', sc], 'stdout', /^ready dns=(\S+)/m);
@@ -195,7 +195,9 @@ async function main() {
   await run(MXFARM, ['truth', farm.sc], truth);
   const rows = fs.readFileSync(truth, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
   const jobList = rows.filter((r) => /@d\d+\.test$/.test(r[0])).map((r) => r[0]);
-  const checkAddr = rows.find((r) => /@postfix\.test$/.test(r[0]) && r[1] === 'deliverable')[0];
+  // The check goes to the slow special (banner after 300 ms, each reply 100 ms later): its SMTP
+  // dialogue is seen line by line before the result.
+  const checkAddr = rows.find((r) => /@slow\.test$/.test(r[0]) && r[1] === 'deliverable')[0];
   expect(jobList.length >= 1000, `a job of 1000+ addresses (${jobList.length})`);
   const job = await api(base, 'POST', '/v1/jobs?format=csv', 'email\n' + jobList.join('\n') + '\n');
   expect(job.status === 201, `job created (${job.status} ${job.text})`);
@@ -260,11 +262,15 @@ async function main() {
   await show(page, 'sources');
   await screenshot(page, 'sources');
 
-  // Check: type an address, press Enter, see its record and transcript.
+  // Check: type an address, press Enter, see its SMTP dialogue as it happens, then its record.
   await show(page, 'check');
   await click(page, 'check.input', 0.3);
   await page.keyboard.type(checkAddr, { delay: 5 });
   await press(page, 'Enter');
+  await waitState(page, (s, e) => s.checks.some((c) => c.email === e && !c.done &&
+    c.live_lines >= 2 && c.transcript.includes('S: 220')), checkAddr,
+    'transcript lines shown while the check runs');
+  await screenshot(page, 'check-live');
   await waitState(page, (s, e) => s.checks.some((c) => c.email === e && c.done), checkAddr,
     'the check result');
   const rec = await page.evaluate((e) => window.mxprobe.checks.find((c) => c.email === e), checkAddr);

@@ -19,7 +19,9 @@ done
 OK_ADDR=$(awk -F, '$2=="deliverable" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")
 BAD_ADDR=$(awk -F, '$3=="mailbox_not_found" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")
 SLOW_ADDR=$(awk -F, '$1 ~ /@slow\./ && $2=="deliverable" {print $1; exit}' "$WORK/truth.csv")
-[[ -n $OK_ADDR && -n $BAD_ADDR && -n $SLOW_ADDR ]] || fail "truth lacks the addresses we need"
+# Verified for the first time over the WebSocket (nothing in memory yet): its dialogue is live.
+WS_ADDR=$(awk -F, '$2=="deliverable" && $1 ~ /@d2\./ {print $1; exit}' "$WORK/truth.csv")
+[[ -n $OK_ADDR && -n $BAD_ADDR && -n $SLOW_ADDR && -n $WS_ADDR ]] || fail "truth lacks the addresses we need"
 
 SERVE_PIDS=()
 stop_serve() {
@@ -126,7 +128,7 @@ jq_eq '.effective.defaults.group.per_mx.sessions' 7 "bad policy changed nothing"
 
 # WebSocket: snapshots, check, live group policy, errors.
 WS_URL="ws://${URL#http://}ws"
-"$PY" "$HERE_SERVE/ws_client.py" "$WS_URL" - mx1.farm.test "$OK_ADDR" "$BAD_ADDR" ||
+"$PY" "$HERE_SERVE/ws_client.py" "$WS_URL" - mx1.farm.test "$WS_ADDR" "$BAD_ADDR" ||
   fail "WebSocket checks"
 ok
 req GET /v1/policy
@@ -261,7 +263,7 @@ req GET "/v1/verify?email=$OK_ADDR" -H "Authorization: Bearer wrong"
 expect_eq "$CODE" 401 "wrong token"
 req GET "/v1/verify?email=$OK_ADDR" -H "Authorization: Bearer s3cret-token"
 expect_eq "$CODE" 200 "right token"
-"$PY" "$HERE_SERVE/ws_client.py" "ws://${URL#http://}ws" s3cret-token mx1.farm.test "$OK_ADDR" \
+"$PY" "$HERE_SERVE/ws_client.py" "ws://${URL#http://}ws" s3cret-token mx1.farm.test "$WS_ADDR" \
   "$BAD_ADDR" || fail "WebSocket checks with a token"
 ok
 

@@ -68,12 +68,24 @@ async def main():
         ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == 7)
         if not ack["ok"]:
             fail(f"check ack {ack}")
-        res = await recv_until(ws, lambda m: m.get("type") == "result" and m.get("id") == 7)
+        # The dialogue comes line by line as it happens (`transcript`), then the record.
+        lines = []
+        while True:
+            m = json.loads(await ws.recv())
+            if m.get("type") == "transcript" and m.get("id") == 7:
+                lines.append(m["line"])
+            if m.get("type") == "result" and m.get("id") == 7:
+                res = m
+                break
         rec = res["record"]
         if rec["email"] != EMAIL_OK or rec["verdict"] not in ("deliverable", "risky"):
             fail(f"check record {rec}")
         if "RCPT TO:" not in rec.get("transcript", ""):
             fail("check record has no transcript")
+        if not lines or not lines[0].startswith("S: 220") or f"C: RCPT TO:<{EMAIL_OK}>" not in lines:
+            fail(f"live transcript lines {lines}")
+        if "\n".join(lines) + "\n" != rec["transcript"]:
+            fail(f"live lines differ from the record's transcript: {lines} / {rec['transcript']!r}")
         await ws.send(json.dumps({"id": 8, "cmd": "check", "email": EMAIL_BAD}))
         res = await recv_until(ws, lambda m: m.get("type") == "result" and m.get("id") == 8)
         if res["record"]["verdict"] != "undeliverable":

@@ -130,6 +130,35 @@ TEST(ConsoleModel, WrongTypesAndUnknownMessagesAreIgnored) {
   EXPECT_TRUE(m.snap.series[kDeliverable].empty());
 }
 
+TEST(ConsoleModel, CheckTranscriptArrivesLineByLineBeforeItsRecord) {
+  Model m;
+  const int64_t id = json::parse(m.cmd_check("user1@slow.test", 1.0))["id"].get<int64_t>();
+  const int64_t other = json::parse(m.cmd_check("user2@slow.test", 1.0))["id"].get<int64_t>();
+  for (const char* line : {"S: 220 mx.slow.test ESMTP", "C: EHLO console.test"})
+    ASSERT_TRUE(m.apply(json{{"type", "transcript"}, {"id", id}, {"line", line}}.dump(), 1.2));
+  EXPECT_EQ(m.checks[0].live_lines, 2u);
+  EXPECT_EQ(m.checks[0].transcript, "S: 220 mx.slow.test ESMTP\nC: EHLO console.test\n");
+  EXPECT_FALSE(m.checks[0].done);
+  EXPECT_EQ(m.checks[1].live_lines, 0u) << "lines go to their own check only";
+  // The record's transcript is the whole dialogue and replaces the live one...
+  ASSERT_TRUE(
+      m.apply(json{{"type", "result"},
+                   {"id", id},
+                   {"record", {{"verdict", "deliverable"}, {"transcript", "S: 220 x\nALL\n"}}}}
+                  .dump(),
+              1.5));
+  EXPECT_EQ(m.checks[0].transcript, "S: 220 x\nALL\n");
+  // ...and a late line for a finished check changes nothing.
+  ASSERT_TRUE(m.apply(json{{"type", "transcript"}, {"id", id}, {"line", "late"}}.dump(), 1.6));
+  EXPECT_EQ(m.checks[0].transcript, "S: 220 x\nALL\n");
+  // A record without a transcript (from the cache) keeps what was seen live.
+  ASSERT_TRUE(
+      m.apply(json{{"type", "transcript"}, {"id", other}, {"line", "S: 220 y"}}.dump(), 1.7));
+  ASSERT_TRUE(m.apply(
+      json{{"type", "result"}, {"id", other}, {"record", {{"verdict", "risky"}}}}.dump(), 1.8));
+  EXPECT_EQ(m.checks[1].transcript, "S: 220 y\n");
+}
+
 TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
   Model m;
   const json cmd = json::parse(m.cmd_check("user1@postfix.test", 5.0));
