@@ -63,4 +63,8 @@ fi
 if [[ -f $root/tests/browser/package.json && ! -d $root/tests/browser/node_modules ]]; then
   (cd "$root/tests/browser" && npm install --no-audit --no-fund --silent)
 fi
+# The published verifier that bench-peers compares with (pinned by its package-lock.json).
+if [[ -f $root/bench/e2e/peers/package-lock.json && ! -d $root/bench/e2e/peers/node_modules ]]; then
+  (cd "$root/bench/e2e/peers" && npm ci --no-audit --no-fund --silent)
+fi
 echo "setup: ok"
