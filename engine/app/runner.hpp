@@ -640,7 +640,10 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
       recent_[r.normalized] = json;
       set_seen_bit(r.normalized);
     }
-    fmt_.append(r, raw, out_buf_);
+    if (fmt_.format() == OutputFormat::Jsonl)
+      out_buf_ += json;  // what fmt_.append would write: append_json, same transcripts flag
+    else
+      fmt_.append(r, raw, out_buf_);
     count(r);
     if (journal_) {
       store::ResultRecord rec;
