@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "app/probe_server.hpp"
 #include "app/serve.hpp"
 #include "app/syntax.hpp"
 #include "app/verify.hpp"
@@ -107,6 +108,37 @@ int main(int argc, char** argv) {
   sv->add_option("--cache-ttl", srv_ttl, "reuse cached results this recent")->capture_default_str();
   mxp::app::add_engine_options(*sv, eng);
 
+  mxp::app::ProbeOptions prb;
+  auto* pr = app.add_subcommand(
+      "probe-server", "measure how one mail server behaves (latency, limits, greylisting...)");
+  pr->add_option("target", prb.target, "HOST[:PORT], IP[:PORT], or a domain (its best MX)")
+      ->required();
+  pr->add_option("--domain", prb.domain, "domain of the RCPT probes (default: the target's)");
+  pr->add_flag("--json", prb.json, "print the report as JSON (keys: docs/probe.md)");
+  pr->add_option("--samples", prb.samples, "plain sessions for the latency figures")
+      ->capture_default_str();
+  pr->add_option("--greylist-step", prb.greylist_step, "seconds between greylisting retries")
+      ->capture_default_str();
+  pr->add_option("--greylist-wait", prb.greylist_wait, "seconds of greylisting retries at most")
+      ->capture_default_str();
+  pr->add_option("--max-connections", prb.max_connections,
+                 "concurrency ramp: connections held at once at most")
+      ->capture_default_str();
+  pr->add_option("--max-rate", prb.max_rate, "connection-rate ramp: up to this many per second")
+      ->capture_default_str();
+  pr->add_option("--rate-step", prb.rate_step, "seconds per step of the rate ramp")
+      ->capture_default_str();
+  pr->add_option("--bad-rcpts", prb.bad_rcpts, "error-limit test: unknown recipients in a row")
+      ->capture_default_str();
+  pr->add_option("--tarpit-ms", prb.tarpit_ms, "a greeting or reply this slow is a tarpit")
+      ->capture_default_str();
+  pr->add_option("--timeout", prb.timeout, "seconds for the connect, greeting and each reply")
+      ->capture_default_str();
+  pr->add_flag("--no-concurrency", prb.no_concurrency, "skip the concurrency ramp");
+  pr->add_flag("--no-rate", prb.no_rate, "skip the connection-rate ramp");
+  pr->add_flag("--no-error-limit", prb.no_error_limit, "skip the error-limit test");
+  mxp::app::add_engine_options(*pr, eng);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -120,6 +152,7 @@ int main(int argc, char** argv) {
     return mxp::app::run_syntax(syn, stderr);
   }
   if (*c) return mxp::app::run_check(chk, eng, stdout, stderr);
+  if (*pr) return mxp::app::run_probe_server(prb, eng, stdout, stderr);
   if (*v) {
     ver_list.finish();
     ver.input = ver_list.input;

@@ -1,0 +1,527 @@
+// probe-server's driver: connections on the engine's loop, each an smtp::Session (sans-I/O) with
+// a transcript hook that times every command and reply; the measurements run one after another
+// and stop at the first sign of limiting. Conclusions are drawn by probe::analyze (pure).
+#include "app/probe_server.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "probe/report.hpp"
+#include "smtp/session.hpp"
+
+namespace mxp::app {
+namespace {
+
+using probe::ConnRecord;
+using probe::Phase;
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+std::string random_local_part(std::mt19937_64& rng) {
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string s = "mxp";
+  for (int i = 0; i < 12; ++i)
+    s += kChars[rng() % (sizeof kChars - 1)];
+  return s;
+}
+
+// One connection: an smtp::Session driven by the loop, its exchanges timed into a ConnRecord.
+class ProbeConn final : public loop::ConnHandler, public loop::TimerHandler {
+ public:
+  // `hold`: greet and EHLO, then wait for release() (concurrency ramp).
+  ProbeConn(loop::Loop& loop, const smtp::SessionConfig& cfg, ConnRecord& rec,
+            std::function<void(ProbeConn&)> on_greeted, std::function<void(ProbeConn&)> on_end)
+      : loop_(loop),
+        session_(cfg),
+        rec_(rec),
+        on_greeted_(std::move(on_greeted)),
+        on_end_(std::move(on_end)) {
+    session_.set_transcript(&ProbeConn::on_line, this);
+  }
+
+  void start(const loop::Endpoint& peer, const std::optional<loop::Endpoint>& source,
+             const std::vector<std::string>& rcpts, bool hold, double timeout_s) {
+    const auto now = loop_.now();
+    started_ = now;
+    for (size_t i = 0; i < rcpts.size(); ++i)
+      session_.add_recipient(rcpts[i], i, now);
+    if (!hold) session_.finish(now);
+    session_.start(now);
+    loop::ConnectOptions co;
+    co.peer = peer;
+    co.source = source;
+    co.timeout =
+        std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)) + std::chrono::seconds(5);
+    auto r = loop_.connect(co, *this);
+    if (r.status != loop::Status::Ok) {
+      session_.on_closed(now);
+    } else {
+      conn_ = r.id;
+      open_ = true;
+    }
+    pump();
+  }
+  void release() {
+    session_.finish(loop_.now());
+    pump();
+  }
+  bool ended() const { return ended_; }
+  bool greeted() const { return greeted_; }
+
+ private:
+  static void on_line(void* self, smtp::Direction dir, std::string_view line) {
+    static_cast<ProbeConn*>(self)->line(dir, line);
+  }
+  void line(smtp::Direction dir, std::string_view text) {
+    const auto now = Clock::now();
+    if (dir == smtp::Direction::Sent) {
+      std::string verb(text.substr(0, text.find(' ')));  // "MAIL FROM:<>" -> MAIL
+      rec_.exchanges.push_back({verb, 0, 0, ""});
+      sent_at_ = now;
+      awaiting_ = true;
+      reply_lines_.clear();
+      return;
+    }
+    reply_lines_.emplace_back(text);
+    const bool last = text.size() < 4 || text[3] == ' ';
+    if (!last) return;
+    const int code = std::isdigit(static_cast<unsigned char>(text[0]))
+                         ? std::atoi(std::string(text.substr(0, 3)).c_str())
+                         : 0;
+    const std::string rest(text.size() > 4 ? text.substr(4) : std::string_view());
+    if (!banner_seen_) {
+      banner_seen_ = true;
+      rec_.banner_code = code;
+      rec_.banner_ms = ms_between(connected_at_, now);
+      rec_.banner_text = rest;
+      reply_lines_.clear();
+      return;
+    }
+    if (awaiting_ && !rec_.exchanges.empty()) {
+      auto& e = rec_.exchanges.back();
+      e.ms = ms_between(sent_at_, now);
+      e.code = code;
+      e.text = rest;
+      if (e.verb == "EHLO" && code >= 200 && code < 300) {
+        for (size_t i = 1; i < reply_lines_.size(); ++i) {
+          std::string k = reply_lines_[i].size() > 4 ? reply_lines_[i].substr(4) : "";
+          for (auto& ch : k)
+            ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+          if (!k.empty()) rec_.ehlo_keywords.push_back(k);
+        }
+      }
+      if (e.verb == "QUIT") quit_answered_ = true;
+    }
+    awaiting_ = false;
+    reply_lines_.clear();
+  }
+
+  void on_connect(loop::ConnId, loop::Status status) override {
+    const auto now = loop_.now();
+    if (status == loop::Status::Ok) {
+      connected_at_ = now;
+      rec_.connected = true;
+      rec_.connect_ms = ms_between(started_, now);
+      session_.on_connected(now);
+    } else {
+      open_ = false;
+      session_.on_closed(now);
+    }
+    pump();
+  }
+  void on_data(loop::ConnId, std::string_view bytes) override {
+    session_.on_bytes(bytes, loop_.now());
+    pump();
+  }
+  void on_closed(loop::ConnId, loop::Status) override {
+    open_ = false;
+    if (!quit_answered_) rec_.closed_by_server = true;
+    session_.on_closed(loop_.now());
+    pump();
+  }
+  void on_timer(loop::TimerId, uint64_t) override {
+    timer_armed_ = false;
+    rec_.timed_out = true;
+    session_.on_timeout(loop_.now());
+    pump();
+  }
+
+  void pump() {
+    if (ended_) return;
+    while (session_.pop_result()) {
+    }
+    if (open_) {
+      std::string_view out = session_.pending_output();
+      if (!out.empty()) {
+        loop_.send(conn_, out);
+        session_.consume_output(out.size());
+      }
+    }
+    // Greeted: the EHLO (or HELO) answered and nothing else asked (a held connection).
+    if (!greeted_ && rec_.banner_code && (session_.idle() || session_.done())) {
+      greeted_ = true;
+      if (on_greeted_) on_greeted_(*this);
+      if (ended_) return;
+    }
+    if (session_.done() || (!open_ && session_.want_close())) {
+      if (open_) loop_.close(conn_, loop::CloseMode::Graceful);
+      open_ = false;
+      if (timer_armed_) loop_.cancel_timer(timer_);
+      timer_armed_ = false;
+      ended_ = true;
+      if (!greeted_ && on_greeted_) on_greeted_(*this);  // refused: the ramp hears of it too
+      on_end_(*this);
+      return;
+    }
+    auto deadline = session_.next_deadline();
+    if (deadline != armed_for_ || !timer_armed_) {
+      if (timer_armed_) loop_.cancel_timer(timer_);
+      timer_armed_ = false;
+      if (deadline) {
+        timer_ = loop_.add_timer(*deadline, *this);
+        timer_armed_ = true;
+        armed_for_ = deadline;
+      }
+    }
+  }
+
+  loop::Loop& loop_;
+  smtp::Session session_;
+  ConnRecord& rec_;
+  std::function<void(ProbeConn&)> on_greeted_, on_end_;
+  loop::ConnId conn_{};
+  loop::TimerId timer_{};
+  std::optional<Clock::time_point> armed_for_;
+  Clock::time_point started_{}, connected_at_{}, sent_at_{};
+  std::vector<std::string> reply_lines_;
+  bool open_ = false, timer_armed_ = false, ended_ = false, greeted_ = false;
+  bool banner_seen_ = false, awaiting_ = false, quit_answered_ = false;
+};
+
+// The measurements, one after another: samples, greylisting retries, concurrency ramp, error
+// limit, connection-rate ramp. Each waits for the previous one's connections to end.
+class Prober final : private loop::TimerHandler {
+ public:
+  Prober(loop::Loop& loop, const ProbeOptions& o, const smtp::SessionConfig& cfg,
+         loop::Endpoint peer, std::optional<loop::Endpoint> source, std::string domain)
+      : loop_(loop), o_(o), cfg_(cfg), peer_(peer), source_(source), domain_(std::move(domain)) {
+    std::random_device rd;
+    rng_.seed((uint64_t(rd()) << 32) ^ rd());
+    probe_addr_ = random_local_part(rng_) + "@" + domain_;
+    bulk_cfg_ = cfg_;
+    bulk_cfg_.max_rcpts_per_transaction = static_cast<uint32_t>(o_.bad_rcpts) + 1;
+  }
+
+  void run() {
+    t0_ = loop_.now();
+    next_sample();
+    loop_.run();
+  }
+  std::vector<ConnRecord> records() const { return {records_.begin(), records_.end()}; }
+  std::vector<std::string>& notes() { return notes_; }
+  double duration_s() const { return ms_between(t0_, end_) / 1000; }
+  double rate_at_refusal() const { return rate_at_refusal_; }
+  double rate_tried() const { return rate_tried_; }
+
+ private:
+  double now_s() const { return ms_between(t0_, loop_.now()) / 1000; }
+
+  ConnRecord& new_record(Phase p) {
+    records_.push_back({});
+    ConnRecord& r = records_.back();
+    r.phase = p;
+    r.at_s = now_s();
+    r.open_at_start = open_;
+    return r;
+  }
+  // Opens one connection; `done` runs when it ended (or, for a held one, `greeted` first).
+  void open(Phase p, std::vector<std::string> rcpts, bool hold, const smtp::SessionConfig& cfg,
+            std::function<void(ProbeConn&, const ConnRecord&)> greeted,
+            std::function<void(const ConnRecord&)> done) {
+    ConnRecord& rec = new_record(p);
+    ++open_;
+    auto conn = std::make_unique<ProbeConn>(
+        loop_, cfg, rec,
+        greeted
+            ? std::function<void(ProbeConn&)>([&rec, greeted](ProbeConn& c) { greeted(c, rec); })
+            : nullptr,
+        [this, &rec, done](ProbeConn&) {
+          --open_;
+          done(rec);
+        });
+    ProbeConn& c = *conn;
+    conns_.push_back(std::move(conn));
+    c.start(peer_, source_, rcpts, hold, o_.timeout);
+  }
+  // Continues on the next loop iteration (or after `s` seconds): never inside a connection's
+  // own callback.
+  void later(double s, std::function<void()> f) {
+    const uint64_t id = ++next_id_;
+    pending_[id] = std::move(f);
+    loop_.add_timer(loop_.now() + std::chrono::microseconds(int64_t(s * 1e6)), *this, id);
+  }
+  void on_timer(loop::TimerId, uint64_t id) override {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    auto f = std::move(it->second);
+    pending_.erase(it);
+    if (!stopped_) f();
+  }
+  void finish(const std::string& why = "") {
+    if (stopped_) return;
+    stopped_ = true;
+    if (!why.empty()) notes_.push_back(why);
+    end_ = loop_.now();
+    loop_.stop();
+  }
+  bool refused(const ConnRecord& r) const { return !r.accepted(); }
+
+  // 1. Plain sessions: greeting, EHLO, MAIL, RCPT to a random address (catch-all), QUIT.
+  void next_sample() {
+    if (samples_done_ >= o_.samples) return later(0, [this] { greylist(); });
+    open(Phase::Sample, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
+      ++samples_done_;
+      if (refused(r)) {
+        return later(0, [this] { finish("stopped after a refused connection: no more probing"); });
+      }
+      later(0, [this] { next_sample(); });
+    });
+  }
+
+  // 2. Greylisting: the same random address again, every step, until not 4xx.
+  void greylist() {
+    const probe::Exchange* first = nullptr;
+    for (const auto& rec : records_)
+      for (const auto& e : rec.exchanges)
+        if (!first && e.verb == "RCPT") first = &e;
+    if (!first || first->code < 400 || first->code >= 500) return concurrency();
+    if (grey_started_ < 0) grey_started_ = now_s();
+    if (now_s() - grey_started_ > o_.greylist_wait) {
+      notes_.push_back("greylisting not passed within the wait");
+      return concurrency();
+    }
+    later(o_.greylist_step, [this] {
+      open(Phase::Greylist, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
+        if (refused(r))
+          return later(0,
+                       [this] { finish("stopped after a refused connection: no more probing"); });
+        const probe::Exchange* e = nullptr;
+        for (const auto& x : r.exchanges)
+          if (!e && x.verb == "RCPT") e = &x;
+        if (e && e->code >= 400 && e->code < 500 && now_s() - grey_started_ <= o_.greylist_wait)
+          return later(0, [this] { greylist_again(); });
+        later(0, [this] { concurrency(); });
+      });
+    });
+  }
+  void greylist_again() {
+    if (now_s() - grey_started_ > o_.greylist_wait) {
+      notes_.push_back("greylisting not passed within the wait");
+      return concurrency();
+    }
+    later(o_.greylist_step, [this] {
+      open(Phase::Greylist, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
+        if (refused(r))
+          return later(0,
+                       [this] { finish("stopped after a refused connection: no more probing"); });
+        const probe::Exchange* e = nullptr;
+        for (const auto& x : r.exchanges)
+          if (!e && x.verb == "RCPT") e = &x;
+        if (e && e->code >= 400 && e->code < 500) return later(0, [this] { greylist_again(); });
+        later(0, [this] { concurrency(); });
+      });
+    });
+  }
+
+  // 3. Concurrency: hold connections one more at a time; stop at the first refused.
+  void concurrency() {
+    if (o_.no_concurrency || o_.max_connections <= 0) return error_limit();
+    held_.clear();
+    hold_next();
+  }
+  void hold_next() {
+    open(
+        Phase::Concurrency, {}, true, cfg_,
+        [this](ProbeConn& c, const ConnRecord& r) {
+          if (c.ended() || refused(r)) return;  // the end callback decides
+          held_.push_back(&c);
+          if (static_cast<int>(held_.size()) < o_.max_connections)
+            later(0, [this] { hold_next(); });
+          else
+            later(0, [this] { release_held(); });
+        },
+        [this](const ConnRecord& r) {
+          // Refused with none of ours open: not a concurrency limit but a sign of limiting.
+          if (refused(r) && r.open_at_start == 0)
+            return later(0,
+                         [this] { finish("stopped after a refused connection: no more probing"); });
+          if (refused(r) && !releasing_) later(0, [this] { release_held(); });
+          if (releasing_ && open_ == 0)
+            later(0, [this] {
+              releasing_ = false;
+              error_limit();
+            });
+        });
+  }
+  void release_held() {
+    releasing_ = true;
+    for (ProbeConn* c : held_)
+      if (!c->ended()) c->release();
+    held_.clear();
+    if (open_ == 0)
+      later(0, [this] {
+        releasing_ = false;
+        error_limit();
+      });
+  }
+
+  // 4. Error limit: unknown recipients one after another in one session.
+  void error_limit() {
+    if (o_.no_error_limit || o_.bad_rcpts <= 0) return rate();
+    std::vector<std::string> rcpts;
+    for (int i = 0; i < o_.bad_rcpts; ++i)
+      rcpts.push_back(random_local_part(rng_) + "@" + domain_);
+    open(Phase::ErrorLimit, rcpts, false, bulk_cfg_, nullptr, [this](const ConnRecord& r) {
+      if (refused(r))
+        return later(0, [this] { finish("stopped after a refused connection: no more probing"); });
+      later(0, [this] { rate(); });
+    });
+  }
+
+  // 5. Connection rate: greet-and-quit connections at 1, 2, 4... per second, `rate_step` s each.
+  void rate() {
+    if (o_.no_rate || o_.max_rate <= 0) return finish();
+    rate_ = std::min(1.0, o_.max_rate);
+    step_started_ = now_s();
+    rate_tick();
+  }
+  void rate_tick() {
+    if (stop_rate_) return;
+    if (now_s() - step_started_ >= o_.rate_step) {
+      rate_tried_ = rate_;
+      if (rate_ >= o_.max_rate) {
+        stop_rate_ = true;
+        if (open_ == 0) finish();
+        return;
+      }
+      rate_ = std::min(rate_ * 2, o_.max_rate);
+      step_started_ = now_s();
+    }
+    open(Phase::Rate, {}, false, cfg_, nullptr, [this](const ConnRecord& r) {
+      if (refused(r) && !stop_rate_) {
+        stop_rate_ = true;
+        rate_at_refusal_ = rate_;
+      }
+      if (stop_rate_ && open_ == 0) later(0, [this] { finish(); });
+    });
+    later(1.0 / rate_, [this] { rate_tick(); });
+  }
+
+  loop::Loop& loop_;
+  const ProbeOptions& o_;
+  const smtp::SessionConfig& cfg_;
+  smtp::SessionConfig bulk_cfg_;
+  loop::Endpoint peer_;
+  std::optional<loop::Endpoint> source_;
+  std::string domain_, probe_addr_;
+  std::mt19937_64 rng_;
+  std::deque<ConnRecord> records_;  // live connections point into it: a deque keeps them put
+  std::vector<std::unique_ptr<ProbeConn>> conns_;
+  std::vector<ProbeConn*> held_;
+  std::vector<std::string> notes_;
+  std::map<uint64_t, std::function<void()>> pending_;  // later(): by timer cookie
+  uint64_t next_id_ = 0;
+  bool stopped_ = false;
+  Clock::time_point t0_{}, end_{};
+  int open_ = 0, samples_done_ = 0;
+  double grey_started_ = -1, rate_ = 0, step_started_ = 0, rate_at_refusal_ = 0, rate_tried_ = 0;
+  bool releasing_ = false, stop_rate_ = false;
+};
+
+}  // namespace
+
+int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FILE* out,
+                     std::FILE* diag) {
+  Engine e;
+  if (!make_engine(eng, true, e, diag)) return 3;
+  // The target: an address, or a name (a domain's best MX, or a host when it has no MX).
+  std::string host = opts.target, domain = opts.domain;
+  loop::Endpoint peer;
+  if (auto ep = loop::Endpoint::parse_host_port(opts.target, eng.smtp_port); ep && ep->valid()) {
+    peer = *ep;
+    host = peer.ip_string();
+  } else {
+    std::string name = opts.target;
+    uint16_t port = eng.smtp_port;
+    if (auto colon = name.rfind(':'); colon != std::string::npos) {
+      port = static_cast<uint16_t>(std::atoi(name.c_str() + colon + 1));
+      name.resize(colon);
+    }
+    dns::MxAnswer answer;
+    bool got = false;
+    e.resolver->resolve(name, [&](const dns::MxAnswer& a) {
+      answer = a;
+      got = true;
+      e.loop->stop();
+    });
+    if (!got) e.loop->run();
+    if (!answer.ok || answer.targets.empty()) {
+      std::fprintf(diag, "mxprobe probe-server: %s: no mail server found (%s)\n", name.c_str(),
+                   std::string(verdict::to_string(answer.failure)).c_str());
+      return 1;
+    }
+    host = answer.targets[0].host;
+    peer = answer.targets[0].address;
+    peer.set_port(port);
+    if (domain.empty()) domain = name;
+  }
+  if (domain.empty()) domain = host;
+
+  smtp::SessionConfig cfg = e.config.session;
+  cfg.use_pipelining = false;  // one reply per command: each one timed
+  const auto t = std::chrono::milliseconds(static_cast<int64_t>(opts.timeout * 1000));
+  cfg.timeouts.fill(t);
+  cfg.timeouts[static_cast<int>(smtp::Stage::Quit)] = std::min(t, std::chrono::milliseconds(5000));
+  cfg.max_rcpts_per_transaction = 10;
+
+  std::fprintf(diag, "mxprobe probe-server: %s (%s), RCPT probes at %s\n", host.c_str(),
+               peer.to_string().c_str(), domain.c_str());
+  // From the first --source-ip of the target's family, if any (all limits are per client IP).
+  std::optional<loop::Endpoint> source;
+  for (const auto& s : e.config.sources)
+    if (!source && s.endpoint.family() == peer.family()) source = s.endpoint;
+  Prober p(*e.loop, opts, cfg, peer, source, domain);
+  p.run();
+
+  probe::Report r;
+  r.target = opts.target;
+  r.host = host;
+  r.address = peer.to_string();
+  probe::Thresholds th;
+  th.tarpit_ms = opts.tarpit_ms;
+  probe::analyze(p.records(), th, r);
+  if (p.rate_at_refusal() > 0) r.rate_per_s = p.rate_at_refusal();
+  r.rate_tried_per_s = p.rate_tried();
+  for (auto& n : p.notes())
+    r.notes.push_back(n);
+  r.duration_s = p.duration_s();
+  if (opts.json)
+    std::fprintf(
+        out, "%s\n",
+        probe::to_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  else
+    std::fputs(probe::to_text(r).c_str(), out);
+  return 0;
+}
+
+}  // namespace mxp::app

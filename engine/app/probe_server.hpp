@@ -1,0 +1,33 @@
+// `mxprobe probe-server HOST[:PORT] | DOMAIN`: measures how one mail server behaves, politely
+// and in bounded steps (docs/probe.md): latency per SMTP stage, capabilities, catch-all,
+// greylisting and its delay, concurrent connections, the connection rate at which it refuses,
+// error limits, tarpitting. Never sends DATA.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "app/engine_options.hpp"
+
+namespace mxp::app {
+
+struct ProbeOptions {
+  std::string target;  // HOST[:PORT], IP[:PORT] or a domain (its best MX)
+  std::string domain;  // the domain of the RCPT probes (default: the target's)
+  bool json = false;
+  int samples = 5;             // plain sessions for the latency figures
+  double greylist_step = 60;   // s between greylisting retries
+  double greylist_wait = 900;  // s of retrying at most
+  int max_connections = 10;    // concurrency ramp: at most this many held at once
+  double max_rate = 8;         // connection-rate ramp: 1, 2, 4... up to this per second
+  double rate_step = 2;        // s per ramp step
+  int bad_rcpts = 25;          // error-limit test: RCPTs of unknown users in one session
+  double tarpit_ms = 2000;     // a greeting or reply this slow is a tarpit
+  double timeout = 30;         // s for the connect, the greeting and each reply
+  bool no_concurrency = false, no_rate = false, no_error_limit = false;
+};
+
+int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FILE* out,
+                     std::FILE* diag);
+
+}  // namespace mxp::app
