@@ -213,8 +213,15 @@ class ProbeConn final : public loop::ConnHandler, public loop::TimerHandler {
 class Prober final : private loop::TimerHandler {
  public:
   Prober(loop::Loop& loop, const ProbeOptions& o, const smtp::SessionConfig& cfg,
-         loop::Endpoint peer, std::optional<loop::Endpoint> source, std::string domain)
-      : loop_(loop), o_(o), cfg_(cfg), peer_(peer), source_(source), domain_(std::move(domain)) {
+         loop::Endpoint peer, std::optional<loop::Endpoint> source, std::string domain,
+         std::function<void()> on_done)
+      : loop_(loop),
+        o_(o),
+        cfg_(cfg),
+        peer_(peer),
+        source_(source),
+        domain_(std::move(domain)),
+        on_done_(std::move(on_done)) {
     std::random_device rd;
     rng_.seed((uint64_t(rd()) << 32) ^ rd());
     probe_addr_ = random_local_part(rng_) + "@" + domain_;
@@ -222,13 +229,13 @@ class Prober final : private loop::TimerHandler {
     bulk_cfg_.max_rcpts_per_transaction = static_cast<uint32_t>(o_.bad_rcpts) + 1;
   }
 
-  void run() {
+  void start() {
     t0_ = loop_.now();
     next_sample();
-    loop_.run();
   }
+  bool done() const { return stopped_; }
   std::vector<ConnRecord> records() const { return {records_.begin(), records_.end()}; }
-  std::vector<std::string>& notes() { return notes_; }
+  const std::vector<std::string>& notes() const { return notes_; }
   double duration_s() const { return ms_between(t0_, end_) / 1000; }
   double rate_at_refusal() const { return rate_at_refusal_; }
   double rate_tried() const { return rate_tried_; }
@@ -282,7 +289,7 @@ class Prober final : private loop::TimerHandler {
     stopped_ = true;
     if (!why.empty()) notes_.push_back(why);
     end_ = loop_.now();
-    loop_.stop();
+    if (on_done_) on_done_();
   }
   bool refused(const ConnRecord& r) const { return !r.accepted(); }
 
@@ -434,6 +441,7 @@ class Prober final : private loop::TimerHandler {
   loop::Endpoint peer_;
   std::optional<loop::Endpoint> source_;
   std::string domain_, probe_addr_;
+  std::function<void()> on_done_;
   std::mt19937_64 rng_;
   std::deque<ConnRecord> records_;  // live connections point into it: a deque keeps them put
   std::vector<std::unique_ptr<ProbeConn>> conns_;
@@ -450,71 +458,118 @@ class Prober final : private loop::TimerHandler {
 
 }  // namespace
 
-int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FILE* out,
-                     std::FILE* diag) {
-  Engine e;
-  if (!make_engine(eng, true, e, diag)) return 3;
-  // The target: an address, or a name (a domain's best MX, or a host when it has no MX).
-  std::string host = opts.target, domain = opts.domain;
-  loop::Endpoint peer;
-  if (auto ep = loop::Endpoint::parse_host_port(opts.target, eng.smtp_port); ep && ep->valid()) {
-    peer = *ep;
-    host = peer.ip_string();
-  } else {
-    std::string name = opts.target;
-    uint16_t port = eng.smtp_port;
-    if (auto colon = name.rfind(':'); colon != std::string::npos) {
-      port = static_cast<uint16_t>(std::atoi(name.c_str() + colon + 1));
-      name.resize(colon);
-    }
-    dns::MxAnswer answer;
-    bool got = false;
-    e.resolver->resolve(name, [&](const dns::MxAnswer& a) {
-      answer = a;
-      got = true;
-      e.loop->stop();
-    });
-    if (!got) e.loop->run();
-    if (!answer.ok || answer.targets.empty()) {
-      std::fprintf(diag, "mxprobe probe-server: %s: no mail server found (%s)\n", name.c_str(),
-                   std::string(verdict::to_string(answer.failure)).c_str());
-      return 1;
-    }
-    host = answer.targets[0].host;
-    peer = answer.targets[0].address;
-    peer.set_port(port);
-    if (domain.empty()) domain = name;
-  }
-  if (domain.empty()) domain = host;
+struct Probe::Impl {
+  ProbeOptions opts;
+  ProbeTarget target;
+  smtp::SessionConfig cfg;
+  std::unique_ptr<Prober> prober;
+};
 
-  smtp::SessionConfig cfg = e.config.session;
+Probe::Probe(loop::Loop& loop, const ProbeOptions& opts, const smtp::SessionConfig& base,
+             ProbeTarget target, std::function<void()> on_done)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->opts = opts;
+  impl_->target = std::move(target);
+  smtp::SessionConfig& cfg = impl_->cfg;
+  cfg = base;
   cfg.use_pipelining = false;  // one reply per command: each one timed
   const auto t = std::chrono::milliseconds(static_cast<int64_t>(opts.timeout * 1000));
   cfg.timeouts.fill(t);
   cfg.timeouts[static_cast<int>(smtp::Stage::Quit)] = std::min(t, std::chrono::milliseconds(5000));
   cfg.max_rcpts_per_transaction = 10;
+  impl_->prober =
+      std::make_unique<Prober>(loop, impl_->opts, impl_->cfg, impl_->target.peer,
+                               impl_->target.source, impl_->target.domain, std::move(on_done));
+}
+Probe::~Probe() = default;
+void Probe::start() {
+  impl_->prober->start();
+}
+bool Probe::done() const {
+  return impl_->prober->done();
+}
 
-  std::fprintf(diag, "mxprobe probe-server: %s (%s), RCPT probes at %s\n", host.c_str(),
-               peer.to_string().c_str(), domain.c_str());
-  // From the first --source-ip of the target's family, if any (all limits are per client IP).
-  std::optional<loop::Endpoint> source;
-  for (const auto& s : e.config.sources)
-    if (!source && s.endpoint.family() == peer.family()) source = s.endpoint;
-  Prober p(*e.loop, opts, cfg, peer, source, domain);
-  p.run();
-
+probe::Report Probe::report() const {
+  const Prober& p = *impl_->prober;
   probe::Report r;
-  r.target = opts.target;
-  r.host = host;
-  r.address = peer.to_string();
+  r.target = impl_->opts.target;
+  r.host = impl_->target.host;
+  r.address = impl_->target.peer.to_string();
   probe::Thresholds th;
-  th.tarpit_ms = opts.tarpit_ms;
+  th.tarpit_ms = impl_->opts.tarpit_ms;
   probe::analyze(p.records(), th, r);
   if (p.rate_at_refusal() > 0) r.rate_per_s = p.rate_at_refusal();
   r.rate_tried_per_s = p.rate_tried();
-  for (auto& n : p.notes())
+  for (const auto& n : p.notes())
     r.notes.push_back(n);
   r.duration_s = p.duration_s();
+  return r;
+}
+
+void resolve_probe_target(dns::MxResolver& resolver, const ProbeOptions& opts, uint16_t port,
+                          const std::vector<pipeline::SourceAddress>& sources,
+                          std::function<void(std::optional<ProbeTarget>, std::string)> done) {
+  auto finish = [sources, opts](ProbeTarget t) {
+    if (t.domain.empty()) t.domain = opts.domain.empty() ? t.host : opts.domain;
+    // From the first source address of the target's family (limits are per client IP).
+    for (const auto& s : sources)
+      if (!t.source && s.endpoint.family() == t.peer.family()) t.source = s.endpoint;
+    return t;
+  };
+  if (auto ep = loop::Endpoint::parse_host_port(opts.target, port); ep && ep->valid()) {
+    ProbeTarget t;
+    t.peer = *ep;
+    t.host = ep->ip_string();
+    return done(finish(std::move(t)), "");
+  }
+  std::string name = opts.target;
+  if (auto colon = name.rfind(':'); colon != std::string::npos) {
+    char* end = nullptr;
+    const unsigned long p = std::strtoul(name.c_str() + colon + 1, &end, 10);
+    if (!end || *end || p == 0 || p > 65535) return done(std::nullopt, "bad port in " + name);
+    port = static_cast<uint16_t>(p);
+    name.resize(colon);
+  }
+  if (name.empty() || name.find_first_of(" \r\n\t<>@") != std::string::npos)
+    return done(std::nullopt, "not a host name, address or domain: " + opts.target);
+  resolver.resolve(name, [=](const dns::MxAnswer& a) {
+    if (!a.ok || a.targets.empty())
+      return done(std::nullopt, name + ": no mail server found (" +
+                                    std::string(verdict::to_string(a.failure)) + ")");
+    ProbeTarget t;
+    t.host = a.targets[0].host;
+    t.peer = a.targets[0].address;
+    t.peer.set_port(port);
+    t.domain = opts.domain.empty() ? name : opts.domain;
+    done(finish(std::move(t)), "");
+  });
+}
+
+int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FILE* out,
+                     std::FILE* diag) {
+  Engine e;
+  if (!make_engine(eng, true, e, diag)) return 3;
+  std::optional<ProbeTarget> target;
+  std::string err;
+  bool resolved = false;
+  resolve_probe_target(*e.resolver, opts, eng.smtp_port, e.config.sources,
+                       [&](std::optional<ProbeTarget> t, std::string why) {
+                         target = std::move(t);
+                         err = std::move(why);
+                         resolved = true;
+                         e.loop->stop();
+                       });
+  if (!resolved) e.loop->run();
+  if (!target) {
+    std::fprintf(diag, "mxprobe probe-server: %s\n", err.c_str());
+    return 1;
+  }
+  std::fprintf(diag, "mxprobe probe-server: %s (%s), RCPT probes at %s\n", target->host.c_str(),
+               target->peer.to_string().c_str(), target->domain.c_str());
+  Probe p(*e.loop, opts, e.config.session, *target, [&] { e.loop->stop(); });
+  p.start();
+  if (!p.done()) e.loop->run();
+  const probe::Report r = p.report();
   if (opts.json)
     std::fprintf(
         out, "%s\n",

@@ -5,9 +5,14 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "app/engine_options.hpp"
+#include "probe/report.hpp"
 
 namespace mxp::app {
 
@@ -29,5 +34,34 @@ struct ProbeOptions {
 
 int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FILE* out,
                      std::FILE* diag);
+
+// Where a probe goes: the server, the source address, the domain of its RCPT probes.
+struct ProbeTarget {
+  std::string host;  // MX host name (or the address given)
+  loop::Endpoint peer;
+  std::optional<loop::Endpoint> source;
+  std::string domain;
+};
+// opts.target as an address, or a name through `resolver` (its best MX); `done` may run before
+// this returns (a cached answer, an address) and gets nullopt with the reason on failure.
+void resolve_probe_target(dns::MxResolver& resolver, const ProbeOptions& opts, uint16_t port,
+                          const std::vector<pipeline::SourceAddress>& sources,
+                          std::function<void(std::optional<ProbeTarget>, std::string)> done);
+
+// One probe on a loop (the CLI's own, or serve's): start(), then `on_done` runs (on the loop)
+// when it has finished; report() then says what it found. Never sends DATA.
+class Probe {
+ public:
+  Probe(loop::Loop& loop, const ProbeOptions& opts, const smtp::SessionConfig& base,
+        ProbeTarget target, std::function<void()> on_done);
+  ~Probe();
+  void start();
+  bool done() const;
+  probe::Report report() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace mxp::app
