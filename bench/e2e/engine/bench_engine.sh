@@ -9,7 +9,8 @@
 # gnuplot). Exits 1 only when a run is wrong (missing records, bad verdicts).
 #
 # Usage: bench_engine.sh MXPROBE MXFARM [VERIFICATIONS=100000] [PARKED_SESSIONS=10000] [OUT=.]
-# Environment (for quick looks): CONCS="100 1000 10000", RCPTS="1 10", SINKS="reject accept".
+# Environment (for quick looks): CONCS="100 1000 10000", RCPTS="1 10", SINKS="reject accept";
+# REPEAT=1: rounds of the whole matrix, the table shows each column's median over them.
 # Client on CPU 0, server on CPU 1. Range 127.70.6.0-127.70.7.255, DNS ports 15376-15377.
 set -euo pipefail
 USAGE="usage: bench_engine.sh MXPROBE MXFARM [VERIFICATIONS] [PARKED_SESSIONS] [OUT]"
@@ -21,6 +22,7 @@ OUT=${5:-.}
 CONCS=${CONCS:-100 1000 10000}
 RCPTS=${RCPTS:-1 10}
 SINKS=${SINKS:-reject accept}
+REPEAT=${REPEAT:-1}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 SINK_IP=127.70.6.25
@@ -94,7 +96,7 @@ wait_listen() {  # until $1:25 is in LISTEN state (no probe connection: it would
 echo "== mxprobe engine benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 CPU_MODEL=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-CMDLINE="CONCS=\"$CONCS\" RCPTS=\"$RCPTS\" SINKS=\"$SINKS\" bash bench/e2e/engine/bench_engine.sh"
+CMDLINE="REPEAT=$REPEAT CONCS=\"$CONCS\" RCPTS=\"$RCPTS\" SINKS=\"$SINKS\" bash bench/e2e/engine/bench_engine.sh"
 CMDLINE+=" $MXPROBE $MXFARM $N $PARKED $OUT"
 echo "   $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r), load average $LOAD_START at start"
 echo "   $("$MXPROBE" --version 2>/dev/null | head -1)"
@@ -257,21 +259,41 @@ echo
 echo "== 1. $N verifications at one domain against smtp-sink (client CPU 0, sink CPU 1)"
 echo "   (one line per run: client sink rcpts conc sessions/s rcpt/s cpu_us sys_us rss_kib"
 echo "    sink% load1 listen_overflows wall_ms)"
-for sink in $SINKS; do
-  for rcpts in $RCPTS; do
-    for conc in $CONCS; do
-      for client in smtp-source mxprobe-uring mxprobe-uv; do
-        measure "$client" "$sink" "$rcpts" "$conc"
+# REPEAT rounds of the whole matrix (interleaved, so that a burst of load elsewhere hits one
+# round, not one client); the table shows, per client and shape, the median of each column.
+for ((round = 1; round <= REPEAT; round++)); do
+  ((REPEAT == 1)) || echo "   round $round of $REPEAT"
+  for sink in $SINKS; do
+    for rcpts in $RCPTS; do
+      for conc in $CONCS; do
+        for client in smtp-source mxprobe-uring mxprobe-uv; do
+          measure "$client" "$sink" "$rcpts" "$conc"
+        done
       done
     done
   done
 done
+cp "$WORK/rows.dat" "$OUT/bench-engine-runs.dat"
+# rows.dat becomes one line per client and shape (first-seen order), each column's median.
+awk -v r="$REPEAT" '
+  { k = $1 " " $2 " " $3 " " $4; if (!(k in n)) order[++m] = k; n[k]++
+    for (i = 5; i <= NF; i++) v[k, i, n[k]] = $i; nf = NF }
+  function median(k, i,   a, j, l, t, c) {
+    c = n[k]; for (j = 1; j <= c; j++) a[j] = v[k, i, j]
+    for (j = 2; j <= c; j++) { t = a[j]; for (l = j - 1; l >= 1 && a[l] + 0 > t + 0; l--) a[l + 1] = a[l]; a[l + 1] = t }
+    return c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2 }
+  END { for (j = 1; j <= m; j++) { k = order[j]; line = k
+    for (i = 5; i <= nf; i++) line = line " " median(k, i); print line } }' "$WORK/rows.dat" \
+  >"$WORK/median.dat"
+mv "$WORK/median.dat" "$WORK/rows.dat"
 cp "$WORK/rows.dat" "$OUT/bench-engine.dat"
 
 # The table (text and Markdown): each mxprobe row over the smtp-source row of its shape.
 table() {  # table text|md
   awk -v fmt="$1" '
-    function commas(x,   s) { s = sprintf("%d", x); while (s ~ /[0-9]{4}/) sub(/[0-9]{3}($|,)/, ",&", s); return s }
+    function commas(x,   s, o) { s = sprintf("%d", x); o = ""
+      while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
+      return s o }
     BEGIN {
       if (fmt == "md") {
         print "| client | sink | rcpts/session | concurrency | sessions/s | RCPT checks/s | client CPU µs/verif (sys) | peak RSS MiB | sink CPU | load | sessions/s ÷ smtp-source | CPU ÷ smtp-source | RSS ÷ smtp-source |"
@@ -469,7 +491,8 @@ echo "load average $LOAD_END at end"
   echo
   echo "Command: \`$CMDLINE\`"
   echo
-  echo "## Throughput: $N verifications per row, client on CPU 0, smtp-sink on CPU 1"
+  echo "## Throughput: $N verifications per run, client on CPU 0, smtp-sink on CPU 1"
+  ((REPEAT == 1)) || { echo; echo "Each row: the median of each column over $REPEAT runs (every run in bench-engine-runs.dat)."; }
   echo
   table md
   echo
