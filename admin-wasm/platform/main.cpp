@@ -266,6 +266,8 @@ struct App final : mxc::Actions {
     bool busy = false;  // something animates: a check in progress, a countdown
     for (const auto& c : model.checks)
       busy = busy || !c.done;
+    for (const auto& p : model.probes)
+      busy = busy || !p.done;
     const double idle = busy ? 0.1 : 0.5;
     if (dirty <= 0 && now - last_frame < idle) return;
     dirty = std::max(0, dirty - 1);
@@ -322,6 +324,13 @@ struct App final : mxc::Actions {
                         {"error", c.error},
                         {"transcript", c.transcript},
                         {"live_lines", c.live_lines}});
+    json probes = json::array();
+    for (const auto& p : model.probes)
+      probes.push_back({{"id", p.id},
+                        {"target", p.target},
+                        {"done", p.done},
+                        {"error", p.error},
+                        {"report", p.report}});
     json ack = nullptr;
     if (model.last_ack)
       ack = {{"id", model.last_ack->id},
@@ -338,6 +347,7 @@ struct App final : mxc::Actions {
               {"jobs", jobs},
               {"groups", groups},
               {"checks", checks},
+              {"probes", probes},
               {"lastAck", ack},
               {"rects", rects},
               {"canvas", {width, height}}};

@@ -32,7 +32,7 @@
 namespace mxc {
 
 const char* const kPanelNames[static_cast<int>(Panel::Count)] = {"overview", "domains", "sources",
-                                                                 "jobs", "check"};
+                                                                 "jobs",     "check",   "probe"};
 
 void Marks::mark(const std::string& name) {
   const ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
@@ -336,8 +336,9 @@ void sidebar(Model& m, UiState& ui, Marks& marks, float w) {
   ImGui::PushStyleColor(ImGuiCol_ChildBg, kPanelBg);
   ImGui::BeginChild("sidebar", ImVec2(w, 0), false);
   ImGui::Dummy(ImVec2(0, 4));
-  const char* labels[] = {"Overview", "Domains & MX", "Source IPs", "Jobs", "Check"};
-  std::string badges[5];
+  const char* labels[] = {"Overview", "Domains & MX", "Source IPs",
+                          "Jobs",     "Check",        "Probe server"};
+  std::string badges[6];
   const auto& s = m.snap;
   if (m.have_snapshot) {
     badges[0] = fmt_rate(s.rate());
@@ -352,6 +353,7 @@ void sidebar(Model& m, UiState& ui, Marks& marks, float w) {
     badges[3] = running ? std::to_string(running) + " running" : std::to_string(s.jobs.size());
   }
   badges[4] = m.checks.empty() ? "" : std::to_string(m.checks.size());
+  badges[5] = m.probes.empty() ? "" : std::to_string(m.probes.size());
   for (int i = 0; i < static_cast<int>(Panel::Count); ++i) {
     const bool sel = static_cast<int>(ui.panel) == i;
     ImGui::PushID(i);
@@ -1068,6 +1070,181 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
 }
 
 // ---------------------------------------------------------------------------------------------
+// [SECTION] Probe server
+// ---------------------------------------------------------------------------------------------
+
+std::string jtext(const nlohmann::json& j, const char* k) {
+  if (!j.contains(k) || j[k].is_null()) return "-";
+  if (j[k].is_string()) return j[k].get<std::string>();
+  if (j[k].is_boolean()) return j[k].get<bool>() ? "yes" : "no";
+  if (j[k].is_number_integer()) return std::to_string(j[k].get<int64_t>());
+  if (j[k].is_number()) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f", j[k].get<double>());
+    return b;
+  }
+  return j[k].dump();
+}
+
+void probe_report(const nlohmann::json& r) {
+  auto row = [](const char* k, const std::string& v, ImVec4 c = kText) {
+    ImGui::TableNextRow();
+    ImGui::TableNextColumn();
+    text_dim(k);
+    ImGui::TableNextColumn();
+    text_colored(c, v);
+  };
+  const auto& caps = r.contains("capabilities") ? r["capabilities"] : nlohmann::json::object();
+  const auto& el = r.contains("error_limit") ? r["error_limit"] : nlohmann::json::object();
+  if (ImGui::BeginTable("facts", 2, ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_RowBg)) {
+    ImGui::TableSetupColumn("k", ImGuiTableColumnFlags_WidthFixed, 190);
+    ImGui::TableSetupColumn("v", ImGuiTableColumnFlags_WidthStretch);
+    row("server", jtext(r, "host") + "  (" + jtext(r, "address") + ")");
+    row("greeting", jtext(r, "banner"));
+    std::string cl;
+    for (const char* k : {"pipelining", "starttls", "smtputf8", "enhancedstatuscodes", "8bitmime",
+                          "chunking", "size"})
+      if (caps.contains(k) && caps[k].is_boolean() && caps[k].get<bool>())
+        cl += std::string(cl.empty() ? "" : ", ") + k;
+    row("capabilities", cl.empty() ? "-" : cl);
+    const bool ca = r.value("catch_all", false);
+    row("catch-all", jtext(r, "catch_all") + "   " + jtext(r, "catch_all_reply"),
+        r["catch_all"].is_null() ? kDim
+        : ca                     ? kWarn
+                                 : kGood);
+    const bool grey = r.value("greylisting", false);
+    row("greylisting",
+        grey ? "yes, passed after " + jtext(r, "greylisting_delay_s") + " s" : std::string("no"),
+        grey ? kWarn : kText);
+    const bool conc =
+        r.contains("max_concurrent_connections") && !r["max_concurrent_connections"].is_null();
+    row("concurrent connections",
+        conc ? jtext(r, "max_concurrent_connections") +
+                   ", the next refused: " + jtext(r, "concurrency_refusal")
+             : "no refusal (" + jtext(r, "concurrent_connections_tried") + " tried)",
+        conc ? kWarn : kText);
+    const bool rl = r.value("connection_rate_limited", false);
+    row("connection rate",
+        rl ? "refused after " + jtext(r, "connection_rate_refused_after") + " connections in " +
+                 jtext(r, "connection_rate_window_s") + " s: " + jtext(r, "connection_rate_refusal")
+           : "no refusal up to " + jtext(r, "connection_rate_tried_per_s") + "/s",
+        rl ? kWarn : kText);
+    std::string e = jtext(el, "bad_rcpts_tried") + " unknown recipients: ";
+    e += el.contains("delay_after") && !el["delay_after"].is_null()
+             ? "slower after " + jtext(el, "delay_after") + " (" + jtext(el, "delay_ms") + " ms)"
+             : "no slow-down";
+    e += el.contains("disconnect_after") && !el["disconnect_after"].is_null()
+             ? ", hung up after " + jtext(el, "disconnect_after")
+             : ", no hang-up";
+    row("error limits", e);
+    const bool tp = r.value("tarpit", false);
+    row("tarpit", tp ? "yes: " + jtext(r, "slowest_reply_ms") + " ms" : std::string("no"),
+        tp ? kBad : kText);
+    row("connections", jtext(r, "connections") + " in " + jtext(r, "duration_s") + " s");
+    if (r.contains("notes") && r["notes"].is_array())
+      for (const auto& n : r["notes"])
+        if (n.is_string()) row("note", n.get<std::string>(), kWarn);
+    ImGui::EndTable();
+  }
+  ImGui::Spacing();
+  text_dim("Latency per SMTP stage (ms)");
+  if (r.contains("latency") && r["latency"].is_object() &&
+      ImGui::BeginTable("lat", 6, ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_RowBg)) {
+    for (const char* h : {"stage", "count", "min", "p50", "p90", "max"})
+      ImGui::TableSetupColumn(h);
+    ImGui::TableHeadersRow();
+    for (const char* stage :
+         {"connect", "banner", "ehlo", "helo", "mail_from", "rcpt_to", "rset", "quit"}) {
+      if (!r["latency"].contains(stage)) continue;
+      const auto& s = r["latency"][stage];
+      ImGui::TableNextRow();
+      ImGui::TableNextColumn();
+      ImGui::TextUnformatted(stage);
+      for (const char* k : {"count", "min_ms", "p50_ms", "p90_ms", "max_ms"}) {
+        ImGui::TableNextColumn();
+        text_right(jtext(s, k));
+      }
+    }
+    ImGui::EndTable();
+  }
+}
+
+void probe_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) {
+  ImGui::SetNextItemWidth(320);
+  const bool enter =
+      ImGui::InputTextWithHint("##target", "domain, host[:port] or IP", ui.probe_target,
+                               sizeof ui.probe_target, ImGuiInputTextFlags_EnterReturnsTrue);
+  marks.mark("probe.input");
+  ImGui::SameLine();
+  ImGui::SetNextItemWidth(90);
+  ImGui::InputInt("samples", &ui.probe_samples);
+  ImGui::SameLine();
+  ImGui::SetNextItemWidth(90);
+  ImGui::InputInt("connections", &ui.probe_connections);
+  ImGui::SameLine();
+  ImGui::SetNextItemWidth(90);
+  ImGui::InputFloat("conn/s", &ui.probe_rate, 1, 2, "%.0f");
+  ui.probe_samples = std::clamp(ui.probe_samples, 1, 20);
+  ui.probe_connections = std::clamp(ui.probe_connections, 0, 50);
+  ui.probe_rate = std::clamp(ui.probe_rate, 0.f, 50.f);
+  ImGui::SameLine();
+  const bool click = ImGui::Button("Probe", ImVec2(90, 0));
+  marks.mark("probe.run");
+  if ((enter || click) && ui.probe_target[0]) {
+    nlohmann::json o = {{"samples", ui.probe_samples}, {"max_connections", ui.probe_connections},
+                        {"max_rate", ui.probe_rate},   {"rate_step", 1},
+                        {"greylist_step", 30},         {"greylist_wait", 600}};
+    act.send(m.cmd_probe(ui.probe_target, o, now));
+    ui.selected_probe = m.probes.back().id;
+  }
+  text_dim(
+      "Measures one mail server politely: latency per stage, capabilities, catch-all, "
+      "greylisting, concurrent connections, connection rate, error limits, tarpit (never DATA).");
+
+  const float sp = ImGui::GetStyle().ItemSpacing.x, avail = ImGui::GetContentRegionAvail().x;
+  const float lw = 300;
+  begin_card("probes", ImVec2(lw, 0), "Probes this session");
+  for (auto it = m.probes.rbegin(); it != m.probes.rend(); ++it) {
+    ImGui::PushID(static_cast<int>(it->id));
+    const bool sel = ui.selected_probe == it->id;
+    const ImVec2 p = ImGui::GetCursorScreenPos();
+    if (ImGui::Selectable("##p", sel, 0, ImVec2(0, 24))) ui.selected_probe = it->id;
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec4 c = !it->done ? kAccent : it->error.empty() ? kGood : kBad;
+    dl->AddCircleFilled(ImVec2(p.x + 8, p.y + 12), 4.f, col(c));
+    dl->AddText(ImVec2(p.x + 20, p.y + 4), col(kText), it->target.c_str());
+    ImGui::PopID();
+  }
+  if (m.probes.empty()) text_dim("none yet");
+  end_card();
+  ImGui::SameLine();
+  begin_card("report", ImVec2(avail - lw - sp, 0));
+  const ProbeRecord* p = nullptr;
+  for (const auto& x : m.probes)
+    if (x.id == ui.selected_probe) p = &x;
+  if (!p && !m.probes.empty()) p = &m.probes.back();
+  if (!p) {
+    text_dim("Type a domain (its best MX is probed), a host or an address, and press Enter.");
+  } else {
+    {
+      FontScope f(g_fonts ? g_fonts->big : nullptr);
+      ImGui::TextUnformatted(p->target.c_str());
+    }
+    if (!p->done) {
+      const char* spin = "|/-\\";
+      text_colored(kAccent, std::string(1, spin[int(now * 8) % 4]) + " probing... " +
+                                fmt_duration(now - p->started) +
+                                "  (greylisting and rate ramps take a while)");
+    } else if (!p->error.empty()) {
+      text_colored(kBad, "failed: " + p->error);
+    } else {
+      probe_report(p->report);
+    }
+  }
+  end_card();
+}
+
+// ---------------------------------------------------------------------------------------------
 // [SECTION] Login
 // ---------------------------------------------------------------------------------------------
 
@@ -1202,6 +1379,9 @@ void draw_console(Model& m, UiState& ui, const Connection& conn, Actions& act, c
         break;
       case Panel::Check:
         check_panel(m, ui, act, marks, now);
+        break;
+      case Panel::Probe:
+        probe_panel(m, ui, act, marks, now);
         break;
       case Panel::Count:
         break;

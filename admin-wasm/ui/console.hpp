@@ -34,7 +34,7 @@ struct Connection {
   std::string host;
 };
 
-enum class Panel : int { Overview, Domains, Sources, Jobs, Check, Count };
+enum class Panel : int { Overview, Domains, Sources, Jobs, Check, Probe, Count };
 extern const char* const kPanelNames[static_cast<int>(Panel::Count)];  // overview, domains, ...
 
 struct UiState {
@@ -55,6 +55,11 @@ struct UiState {
   // Check
   char check_email[256] = "";
   int64_t selected_check = 0;  // id; 0 = newest
+  // Probe
+  char probe_target[256] = "";
+  int probe_samples = 3, probe_connections = 5;
+  float probe_rate = 4;
+  int64_t selected_probe = 0;
   // Login
   char token[256] = "";
 };

@@ -135,6 +135,12 @@ bool Model::apply(std::string_view message, double now) {
       a.cmd = it->second;
       sent_.erase(it);
     }
+    for (auto& p : probes)
+      if (p.id == a.id && !a.ok) {
+        p.done = true;
+        p.finished = now;
+        p.error = a.error;
+      }
     for (auto& c : checks)
       if (c.id == a.id) {
         c.acked = true;
@@ -145,6 +151,17 @@ bool Model::apply(std::string_view message, double now) {
         }
       }
     last_ack = std::move(a);
+    return true;
+  }
+  if (type == "probe") {  // a probe's report, or why there is none
+    const int64_t id = static_cast<int64_t>(num(j, "id", -1));
+    for (auto& p : probes) {
+      if (p.id != id) continue;
+      p.done = true;
+      p.finished = now;
+      p.error = str(j, "error");
+      if (j.contains("report") && j["report"].is_object()) p.report = j["report"];
+    }
     return true;
   }
   if (type == "transcript") {  // one line of a running check's SMTP dialogue
@@ -298,6 +315,17 @@ std::string Model::cmd_check(const std::string& email, double now) {
   c.started = now;
   checks.push_back(std::move(c));
   return json{{"id", id}, {"cmd", "check"}, {"email", email}}.dump();
+}
+
+std::string Model::cmd_probe(const std::string& target, const json& options, double now) {
+  const int64_t id = next_id_++;
+  sent_[id] = "probe";
+  ProbeRecord p;
+  p.id = id;
+  p.target = target;
+  p.started = now;
+  probes.push_back(std::move(p));
+  return json{{"id", id}, {"cmd", "probe"}, {"target", target}, {"options", options}}.dump();
 }
 
 std::string Model::cmd_set_group_policy(const std::string& group,

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 namespace mxc {
 
@@ -122,6 +122,16 @@ struct CheckRecord {
   std::optional<bool> catch_all, role, cached;
 };
 
+// A probe-server run asked with the `probe` command (docs/probe.md); its report as sent.
+struct ProbeRecord {
+  int64_t id = 0;
+  std::string target;
+  double started = 0, finished = 0;  // client clock, seconds
+  bool done = false;
+  std::string error;  // refused, or the target could not be resolved
+  nlohmann::json report;
+};
+
 struct Ack {
   int64_t id = 0;
   std::string cmd;  // the command it answers, when we sent it
@@ -140,6 +150,7 @@ class Model {
   // Builds a command and remembers it, so its ack and result find their way back.
   std::string cmd_ping();
   std::string cmd_check(const std::string& email, double now);
+  std::string cmd_probe(const std::string& target, const nlohmann::json& options, double now);
   std::string cmd_set_group_policy(const std::string& group,
                                    const std::vector<std::pair<std::string, double>>& set);
   std::string cmd_job(const char* action, uint64_t job);  // pause, resume, cancel
@@ -155,6 +166,7 @@ class Model {
   History h_sessions, h_connects, h_dns, h_pending;
   std::deque<Event> events;  // newest last, at most kMaxEvents
   std::vector<CheckRecord> checks;
+  std::vector<ProbeRecord> probes;
   std::optional<Ack> last_ack;
   static constexpr size_t kMaxEvents = 200;
 

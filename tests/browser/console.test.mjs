@@ -277,6 +277,22 @@ async function main() {
   expect(rec.verdict === 'deliverable', `check verdict (${rec.verdict} ${rec.reason} ${rec.error})`);
   expect(rec.transcript.includes(`RCPT TO:<${checkAddr}>`), 'transcript with the RCPT');
   await screenshot(page, 'check');
+
+  // Probe server: type a domain, press Enter, see the report (probe-server on the server's loop).
+  await show(page, 'probe');
+  await click(page, 'probe.input', 0.3);
+  await page.keyboard.type('postfix.test', { delay: 5 });
+  await press(page, 'Enter');
+  await waitState(page, (s) => s.probes.some((p) => p.target === 'postfix.test' && p.done), null,
+    'the probe report', 60000);
+  const probe = await page.evaluate(() => window.mxprobe.probes.find((p) => p.target === 'postfix.test'));
+  expect(!probe.error, `probe error: ${probe.error}`);
+  expect(probe.report.host === 'mx.postfix.test', `probe host ${probe.report.host}`);
+  expect(probe.report.catch_all === false, `probe catch-all ${probe.report.catch_all}`);
+  expect(probe.report.concurrent_connections_tried === 5 &&
+    probe.report.max_concurrent_connections === null, 'probe held 5 connections');
+  expect(probe.report.latency && probe.report.latency.rcpt_to.count === 3, 'probe latency from 3 samples');
+  await screenshot(page, 'probe');
   await page.close();
 
   // Token: a server with a token shows the login; #token= in the URL is used and removed.

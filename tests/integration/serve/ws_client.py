@@ -90,6 +90,32 @@ async def main():
         res = await recv_until(ws, lambda m: m.get("type") == "result" and m.get("id") == 8)
         if res["record"]["verdict"] != "undeliverable":
             fail(f"bad address record {res}")
+        # probe: probe-server on the server's loop; its report comes as a `probe` message.
+        domain = EMAIL_OK.split("@")[1]
+        await ws.send(json.dumps({"id": 20, "cmd": "probe", "target": domain, "options": {
+            "samples": 2, "max_connections": 2, "max_rate": 2, "rate_step": 0.5,
+            "bad_rcpts": 3}}))
+        ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == 20)
+        if not ack["ok"]:
+            fail(f"probe ack {ack}")
+        rep = await recv_until(ws, lambda m: m.get("type") == "probe" and m.get("id") == 20, 30)
+        r = rep.get("report") or {}
+        if r.get("catch_all") is not False or r.get("concurrent_connections_tried") != 2 \
+                or "rcpt_to" not in r.get("latency", {}) or r.get("connection_rate_tried_per_s") != 2:
+            fail(f"probe report {rep}")
+        for bad, why in (({"id": 21, "cmd": "probe"}, "target"),
+                         ({"id": 22, "cmd": "probe", "target": domain, "options": {"samples": 1e6}},
+                          "samples"),
+                         ({"id": 23, "cmd": "probe", "target": domain, "options": {"nope": 1}},
+                          "nope")):
+            await ws.send(json.dumps(bad))
+            ack = await recv_until(ws, lambda m, i=bad["id"]: m.get("type") == "ack" and m.get("id") == i)
+            if ack["ok"] or why not in ack.get("error", ""):
+                fail(f"bad probe {bad} acked {ack}")
+        await ws.send(json.dumps({"id": 24, "cmd": "probe", "target": "nxdomain-probe.test"}))
+        rep = await recv_until(ws, lambda m: m.get("type") == "probe" and m.get("id") == 24, 30)
+        if "error" not in rep or "no mail server" not in rep["error"]:
+            fail(f"probe of a domain without mail server {rep}")
         # A group's policy, live.
         await ws.send(json.dumps({"id": 9, "cmd": "set_group_policy", "group": GROUP,
                                   "set": {"per_mx.connect_rate": 3, "per_mx.sessions": 2}}))

@@ -159,6 +159,35 @@ TEST(ConsoleModel, CheckTranscriptArrivesLineByLineBeforeItsRecord) {
   EXPECT_EQ(m.checks[1].transcript, "S: 220 y\n");
 }
 
+TEST(ConsoleModel, ProbeReportOrRefusal) {
+  Model m;
+  const json cmd = json::parse(m.cmd_probe("example.test", json{{"samples", 2}}, 3.0));
+  EXPECT_EQ(cmd["cmd"], "probe");
+  EXPECT_EQ(cmd["target"], "example.test");
+  EXPECT_EQ(cmd["options"]["samples"], 2);
+  const int64_t id = cmd["id"].get<int64_t>();
+  ASSERT_TRUE(m.apply(json{{"type", "ack"}, {"id", id}, {"ok", true}}.dump(), 3.1));
+  EXPECT_FALSE(m.probes[0].done);
+  ASSERT_TRUE(m.apply(
+      json{{"type", "probe"}, {"id", id}, {"report", {{"catch_all", true}, {"connections", 9}}}}
+          .dump(),
+      8.0));
+  EXPECT_TRUE(m.probes[0].done);
+  EXPECT_DOUBLE_EQ(m.probes[0].finished, 8.0);
+  EXPECT_EQ(m.probes[0].report["connections"], 9);
+  EXPECT_TRUE(m.probes[0].error.empty());
+  // Refused by the server (ack), or no mail server to probe (the probe message says why).
+  const int64_t r1 = json::parse(m.cmd_probe("a.test", json::object(), 9))["id"].get<int64_t>();
+  const int64_t r2 = json::parse(m.cmd_probe("b.test", json::object(), 9))["id"].get<int64_t>();
+  m.apply(json{{"type", "ack"}, {"id", r1}, {"ok", false}, {"error", "two probes"}}.dump(), 9.1);
+  m.apply(json{{"type", "probe"}, {"id", r2}, {"error", "b.test: no mail server found"}}.dump(),
+          9.2);
+  EXPECT_TRUE(m.probes[1].done);
+  EXPECT_EQ(m.probes[1].error, "two probes");
+  EXPECT_TRUE(m.probes[2].done);
+  EXPECT_EQ(m.probes[2].error, "b.test: no mail server found");
+}
+
 TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
   Model m;
   const json cmd = json::parse(m.cmd_check("user1@postfix.test", 5.0));
