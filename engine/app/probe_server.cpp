@@ -292,6 +292,10 @@ class Prober final : private loop::TimerHandler {
     if (on_done_) on_done_();
   }
   bool refused(const ConnRecord& r) const { return !r.accepted(); }
+  // The first sign of limiting ends the probing (politeness).
+  void stop_refused() {
+    later(0, [this] { finish("stopped after a refused connection: no more probing"); });
+  }
 
   // 1. Plain sessions: greeting, EHLO, MAIL, RCPT to a random address (catch-all), QUIT.
   void next_sample() {
@@ -299,37 +303,24 @@ class Prober final : private loop::TimerHandler {
     open(Phase::Sample, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
       ++samples_done_;
       if (refused(r)) {
-        return later(0, [this] { finish("stopped after a refused connection: no more probing"); });
+        return stop_refused();
       }
       later(0, [this] { next_sample(); });
     });
   }
 
   // 2. Greylisting: the same random address again, every step, until not 4xx.
+  static const probe::Exchange* first_rcpt(const ConnRecord& r) {
+    for (const auto& e : r.exchanges)
+      if (e.verb == "RCPT") return &e;
+    return nullptr;
+  }
+  static bool temporary(const probe::Exchange* e) { return e && e->code >= 400 && e->code < 500; }
   void greylist() {
-    const probe::Exchange* first = nullptr;
-    for (const auto& rec : records_)
-      for (const auto& e : rec.exchanges)
-        if (!first && e.verb == "RCPT") first = &e;
-    if (!first || first->code < 400 || first->code >= 500) return concurrency();
-    if (grey_started_ < 0) grey_started_ = now_s();
-    if (now_s() - grey_started_ > o_.greylist_wait) {
-      notes_.push_back("greylisting not passed within the wait");
-      return concurrency();
-    }
-    later(o_.greylist_step, [this] {
-      open(Phase::Greylist, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
-        if (refused(r))
-          return later(0,
-                       [this] { finish("stopped after a refused connection: no more probing"); });
-        const probe::Exchange* e = nullptr;
-        for (const auto& x : r.exchanges)
-          if (!e && x.verb == "RCPT") e = &x;
-        if (e && e->code >= 400 && e->code < 500 && now_s() - grey_started_ <= o_.greylist_wait)
-          return later(0, [this] { greylist_again(); });
-        later(0, [this] { concurrency(); });
-      });
-    });
+    const probe::Exchange* first = records_.empty() ? nullptr : first_rcpt(records_.front());
+    if (!temporary(first)) return concurrency();
+    grey_started_ = now_s();
+    greylist_again();
   }
   void greylist_again() {
     if (now_s() - grey_started_ > o_.greylist_wait) {
@@ -338,14 +329,10 @@ class Prober final : private loop::TimerHandler {
     }
     later(o_.greylist_step, [this] {
       open(Phase::Greylist, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
-        if (refused(r))
-          return later(0,
-                       [this] { finish("stopped after a refused connection: no more probing"); });
-        const probe::Exchange* e = nullptr;
-        for (const auto& x : r.exchanges)
-          if (!e && x.verb == "RCPT") e = &x;
-        if (e && e->code >= 400 && e->code < 500) return later(0, [this] { greylist_again(); });
-        later(0, [this] { concurrency(); });
+        if (refused(r)) return stop_refused();
+        later(0, [this, again = temporary(first_rcpt(r))] {
+          again ? greylist_again() : concurrency();
+        });
       });
     });
   }
@@ -369,9 +356,7 @@ class Prober final : private loop::TimerHandler {
         },
         [this](const ConnRecord& r) {
           // Refused with none of ours open: not a concurrency limit but a sign of limiting.
-          if (refused(r) && r.open_at_start == 0)
-            return later(0,
-                         [this] { finish("stopped after a refused connection: no more probing"); });
+          if (refused(r) && r.open_at_start == 0) return stop_refused();
           if (refused(r) && !releasing_) later(0, [this] { release_held(); });
           if (releasing_ && open_ == 0)
             later(0, [this] {
@@ -399,8 +384,7 @@ class Prober final : private loop::TimerHandler {
     for (int i = 0; i < o_.bad_rcpts; ++i)
       rcpts.push_back(random_local_part(rng_) + "@" + domain_);
     open(Phase::ErrorLimit, rcpts, false, bulk_cfg_, nullptr, [this](const ConnRecord& r) {
-      if (refused(r))
-        return later(0, [this] { finish("stopped after a refused connection: no more probing"); });
+      if (refused(r)) return stop_refused();
       later(0, [this] { rate(); });
     });
   }
