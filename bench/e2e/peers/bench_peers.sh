@@ -156,6 +156,9 @@ with open(md, "w") as f:
     f.write(f"# mxprobe against peers on one mxfarm scenario\n\nload average {load0} at start, "
             f"{load1} at end\n\n" + "\n".join(out) + "\n")
     for name, *_, diff in rows:
+        if not diff:
+            f.write(f"\n{name}: every verdict equals the truth.\n")
+            continue
         f.write(f"\n{name}: where the verdict differs from the truth\n\n| truth | answer | addresses |\n"
                 "| --- | --- | ---: |\n")
         for (t, a), c in diff.most_common(12):
