@@ -233,7 +233,10 @@ req POST "/v1/jobs/$JOB4/cancel"
 expect_eq "$CODE" 200 "the big job cancelled"
 hwm1=$(hwm)
 echo "upload: 72 MB list, peak RSS ${hwm0} -> ${hwm1} KiB"
-expect_eq "$(((hwm1 - hwm0) < 16384))" 1 "peak RSS grew by less than 16 MiB during a 72 MB upload"
+limit=${MXP_UPLOAD_RSS_LIMIT_KIB:-16384}  # 0: a sanitizer build, where RSS means nothing
+if ((limit > 0)); then
+  expect_eq "$(((hwm1 - hwm0) < limit))" 1 "peak RSS grew by less than $limit KiB during a 72 MB upload"
+fi
 rm -f "$WORK/big.txt"
 
 # Metrics.
