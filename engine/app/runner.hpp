@@ -486,10 +486,13 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   void refill() {
     // Shared (serve): about a millisecond of reading a call, so the API never waits behind a
     // long read; results, the writer and starvation call again while there is room.
+    // At least one chunk a call, whatever the clock says: a call that read nothing could leave a
+    // job with nothing in flight and nobody to call again.
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
-    while (!done_reading() && in_flight() < high_ && !failed_ && !paused_ && !cancelled_ &&
-           !interrupted_ && !writer_behind() &&
-           (own_verifier_ || std::chrono::steady_clock::now() < until))
+    for (bool first = true; !done_reading() && in_flight() < high_ && !failed_ && !paused_ &&
+                            !cancelled_ && !interrupted_ && !writer_behind() &&
+                            (own_verifier_ || first || std::chrono::steady_clock::now() < until);
+         first = false)
       read_more();
     check_done();
   }
@@ -754,6 +757,8 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     tick_armed_ = false;
     // Results reach the journal and the file within a tick even when they trickle in.
     if (!commit()) return;
+    // And reading goes on even if no result or writer came back to ask (a safety net).
+    if (in_flight() < high_ / 2) refill();
     if (progress_) {
       if (eof_)
         ps_.total = records_seen_ > resume_after_ ? std::max(records_seen_, written_) : written_;
