@@ -757,6 +757,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     tick_armed_ = false;
     // Results reach the journal and the file within a tick even when they trickle in.
     if (!commit()) return;
+    if (writer_) writer_->keep_up();
     // And reading goes on even if no result or writer came back to ask (a safety net).
     if (in_flight() < high_ / 2) refill();
     if (progress_) {

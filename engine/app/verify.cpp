@@ -218,9 +218,16 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   }
   runner.set_cache(cache.get(), cache_writer.get());
   if (old_job && opts.resume) {
-    if (!runner.resume(old_job->id, old_options)) return 1;
+    // Said before the output is rebuilt (a large journal takes a moment): what is done already.
+    auto counts = journal->count_by_state(old_job->id);
+    if (!counts) {
+      std::fprintf(diag, "mxprobe verify: journal %s: %s\n", journal_path.c_str(),
+                   counts.error().message.c_str());
+      return 1;
+    }
     std::fprintf(diag, "mxprobe verify: resuming: %llu records from the journal\n",
-                 static_cast<unsigned long long>(runner.rebuilt()));
+                 static_cast<unsigned long long>(counts->done));
+    if (!runner.resume(old_job->id, old_options)) return 1;
   }
   int rc = runner.run();
   runner.set_journal(nullptr, nullptr);  // its writer's connection closes before any removal

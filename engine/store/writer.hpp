@@ -4,6 +4,8 @@
 // eventfd (watch it, then reap()): no locks on the loop's side beyond one short queue swap.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -51,10 +53,23 @@ class Writer {
   void drain();
   // Tickets posted and not yet reaped.
   uint64_t outstanding() const { return posted_ - reaped_; }
+  // Called now and then by the owner (its timer): work waiting too long raises the writer's
+  // priority (see run()). post() does it too.
+  void keep_up();
 
  private:
   Writer(std::unique_ptr<SqliteStore> db, int efd, std::FILE* log, std::string prefix);
   void run();
+  void enqueue(uint64_t ticket, Work w);
+  bool lower_priority();  // this thread to SCHED_IDLE
+
+  struct Queued {
+    uint64_t ticket;  // 0: detached
+    Work work;
+    std::chrono::steady_clock::time_point at;
+  };
+  // Work that waited this long lifts the thread's priority (keep_up()).
+  static constexpr auto kBoostAfter = std::chrono::milliseconds(300);
 
   std::unique_ptr<SqliteStore> db_;
   int efd_ = -1;
@@ -62,11 +77,12 @@ class Writer {
   std::string prefix_;
   std::mutex mu_;
   std::condition_variable cv_, idle_cv_;
-  std::deque<std::pair<uint64_t, Work>> queue_;  // guarded by mu_; ticket 0: detached
-  std::vector<Done> done_;                       // guarded by mu_
-  size_t queued_ = 0;                            // guarded by mu_: posted, not yet run
-  bool stop_ = false;                            // guarded by mu_
-  uint64_t posted_ = 0, reaped_ = 0;             // the owner's thread only
+  std::deque<Queued> queue_;             // guarded by mu_
+  std::vector<Done> done_;               // guarded by mu_
+  size_t queued_ = 0;                    // guarded by mu_: posted, not yet run
+  bool stop_ = false;                    // guarded by mu_
+  uint64_t posted_ = 0, reaped_ = 0;     // the owner's thread only
+  std::atomic<bool> idle_class_{false};  // the thread runs SCHED_IDLE now
   std::thread thread_;
 };
 
