@@ -55,6 +55,8 @@ inline Result invalid_result(const Record& r, std::string_view error) {
 using store::JobId;
 
 inline constexpr size_t kCommitCount = 2000;  // results per journal transaction at most
+// Without a journal, finished records kept for dedupe (about 0.5 KB each).
+inline constexpr size_t kRecentWithoutJournal = 100'000;
 inline constexpr auto kForever = std::chrono::hours(24 * 365 * 100);
 
 // Catch-all facts kept in the results cache across runs (domain facts: yes/no, with a TTL).
@@ -639,6 +641,9 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   void emit(Result&& r, std::string_view raw) {
     std::string json;
     pipeline::append_json(r, json, opts_.transcripts);
+    // Without a journal these records are all there is to dedupe with: the most recent ones
+    // only, so memory stays bounded however long the list.
+    if (!journal_ && recent_.size() >= kRecentWithoutJournal) recent_.clear();
     if (!r.normalized.empty()) {
       recent_[r.normalized] = json;
       set_seen_bit(r.normalized);
