@@ -973,7 +973,6 @@ TEST_P(ServerTest, ResponderOutlivesTheServer) {
   held.reset();  // harmless too
 }
 
-
 // [SECTION] streamed request bodies ------------------------------------------------------------
 
 // Counts and checks what it is given; answers with the count at the end.
