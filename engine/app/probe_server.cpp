@@ -310,14 +310,9 @@ class Prober final : private loop::TimerHandler {
   }
 
   // 2. Greylisting: the same random address again, every step, until not 4xx.
-  static const probe::Exchange* first_rcpt(const ConnRecord& r) {
-    for (const auto& e : r.exchanges)
-      if (e.verb == "RCPT") return &e;
-    return nullptr;
-  }
   static bool temporary(const probe::Exchange* e) { return e && e->code >= 400 && e->code < 500; }
   void greylist() {
-    const probe::Exchange* first = records_.empty() ? nullptr : first_rcpt(records_.front());
+    const probe::Exchange* first = records_.empty() ? nullptr : probe::first_rcpt(records_.front());
     if (!temporary(first)) return concurrency();
     grey_started_ = now_s();
     greylist_again();
@@ -330,7 +325,7 @@ class Prober final : private loop::TimerHandler {
     later(o_.greylist_step, [this] {
       open(Phase::Greylist, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
         if (refused(r)) return stop_refused();
-        later(0, [this, again = temporary(first_rcpt(r))] {
+        later(0, [this, again = temporary(probe::first_rcpt(r))] {
           again ? greylist_again() : concurrency();
         });
       });

@@ -487,9 +487,8 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   // first when resuming, then the input.
   void refill() {
     // Shared (serve): about a millisecond of reading a call, so the API never waits behind a
-    // long read; results, the writer and starvation call again while there is room.
-    // At least one chunk a call, whatever the clock says: a call that read nothing could leave a
-    // job with nothing in flight and nobody to call again.
+    // long read (results, the writer, starvation and the tick call again), but at least one
+    // chunk whatever the clock says: a call that read nothing could stall a job.
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
     for (bool first = true; !done_reading() && in_flight() < high_ && !failed_ && !paused_ &&
                             !cancelled_ && !interrupted_ && !writer_behind() &&

@@ -43,6 +43,12 @@ Stat stat_of(std::vector<double> ms) {
   return s;
 }
 
+const Exchange* first_rcpt(const ConnRecord& c) {
+  for (const auto& e : c.exchanges)
+    if (e.verb == "RCPT") return &e;
+  return nullptr;
+}
+
 namespace {
 
 std::string stage_of(const std::string& verb) {
@@ -65,12 +71,6 @@ std::string refusal(const ConnRecord& c) {
   if (c.banner_code) return reply_text(c.banner_code, c.banner_text);
   if (c.timed_out) return "no greeting in time";
   return "closed before the greeting";
-}
-
-const Exchange* first_rcpt(const ConnRecord& c) {
-  for (const auto& e : c.exchanges)
-    if (e.verb == "RCPT") return &e;
-  return nullptr;
 }
 
 bool sampled(const ConnRecord& c) {

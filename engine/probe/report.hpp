@@ -46,6 +46,8 @@ struct Stat {
   double min = 0, p50 = 0, p90 = 0, max = 0;  // ms
 };
 Stat stat_of(std::vector<double> ms);
+// The connection's first RCPT exchange (the probe address), or null.
+const Exchange* first_rcpt(const ConnRecord& c);
 
 struct Report {
   std::string target;   // as asked: host[:port] or domain
