@@ -17,6 +17,11 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o) {
       ->capture_default_str();
   cmd.add_option("--dns", o.dns, "DNS resolver IP[:PORT] (repeatable); default: /etc/resolv.conf");
   cmd.add_option("--smtp-port", o.smtp_port, "TCP port of the mail servers")->capture_default_str();
+  cmd.add_option("--prefer", o.prefer,
+                 "address family tried first among mail hosts of equal MX preference (a domain "
+                 "whose hosts have only the other family still works)")
+      ->check(CLI::IsMember({"ipv4", "ipv6"}))
+      ->capture_default_str();
   cmd.add_option("--source-ip", o.source_ips,
                  "local address(es) to connect from, in turn (IPv4/IPv6)")
       ->delimiter(',');
@@ -117,6 +122,7 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
   dns::ResolverOptions ro;
   ro.servers = o.dns;
   ro.timeout = ms(o.timeout_dns);
+  ro.prefer = o.prefer == "ipv6" ? dns::AddressPreference::Ipv6 : dns::AddressPreference::Ipv4;
   std::string err;
   e.resolver = dns::Resolver::create(*e.loop, ro, err);
   if (!e.resolver) {

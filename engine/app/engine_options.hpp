@@ -21,6 +21,7 @@ struct EngineOptions {
   std::string backend = "auto";
   std::vector<std::string> dns;  // resolvers "IP[:PORT]"; empty: /etc/resolv.conf
   uint16_t smtp_port = 25;
+  std::string prefer = "ipv4";  // address family tried first among equal MX preferences
   std::vector<std::string> source_ips;
   std::vector<std::string> new_source_ips;  // warmed up per the policy's [warmup]
   std::optional<double> timeout_connect, timeout_banner, timeout_command;  // seconds

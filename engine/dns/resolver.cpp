@@ -342,11 +342,22 @@ void Resolver::host_done(HostLookup* h) {
 void Resolver::finish(Lookup* l) {
   MxAnswer a;
   a.implicit = l->implicit;
-  for (const auto& h : l->hosts) {
-    for (const auto& ep : h.v4)
-      a.targets.push_back({h.name, h.preference, ep});
-    for (const auto& ep : h.v6)
-      a.targets.push_back({h.name, h.preference, ep});
+  // Hosts come by preference; within one preference, every address of the preferred family
+  // first (host order kept), then the other family's.
+  const bool v6_first = opts_.prefer == AddressPreference::Ipv6;
+  for (size_t i = 0; i < l->hosts.size();) {
+    size_t j = i;
+    while (j < l->hosts.size() && l->hosts[j].preference == l->hosts[i].preference)
+      ++j;
+    for (int pass = 0; pass < 2; ++pass) {
+      const bool v6 = (pass == 0) == v6_first;
+      for (size_t k = i; k < j; ++k) {
+        const auto& h = l->hosts[k];
+        for (const auto& ep : v6 ? h.v6 : h.v4)
+          a.targets.push_back({h.name, h.preference, ep});
+      }
+    }
+    i = j;
   }
   if (!a.targets.empty()) {
     a.ok = true;

@@ -19,11 +19,17 @@
 
 namespace mxp::dns {
 
+enum class AddressPreference : uint8_t { Ipv4, Ipv6 };
+
 struct ResolverOptions {
   std::vector<std::string> servers;         // "127.0.0.1:5353", "[::1]:53"; empty: /etc/resolv.conf
   std::chrono::milliseconds timeout{2000};  // per try
   int tries = 2;
   bool ipv6 = true;  // also ask AAAA for mail hosts
+  // Which family a mail host's addresses are tried in first, among hosts of equal MX preference
+  // (Postfix's smtp_address_preference): all preferred-family addresses of those hosts, then
+  // the others. IPv4 by default: a new IPv6 source has no reputation yet with most receivers.
+  AddressPreference prefer = AddressPreference::Ipv4;
   // Cache bounds: positive answers live min(TTL, max_ttl) but at least min_ttl; failures
   // (SERVFAIL, timeout) are not cached, NXDOMAIN and no-mail answers for negative_ttl.
   std::chrono::seconds min_ttl{30}, max_ttl{86400}, negative_ttl{300};

@@ -40,7 +40,13 @@ struct Verifier::Item {
   TimePoint first_attempt{};
   sched::ItemId sid;
   verdict::Classification cls;
-  Result result;
+  // The record being built, from the first outcome on: made then, so that the many addresses
+  // queued or in flight carry no empty record (~400 bytes each).
+  std::unique_ptr<Result> record;
+  Result& result() {
+    if (!record) record = std::make_unique<Result>();
+    return *record;
+  }
 };
 
 struct Verifier::Domain {
@@ -74,12 +80,23 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
         sid_(g.session),
         group_(g.group),
         target_(d.target),
+        address_(d.target),
         cfg_(cfg),
         session_(cfg) {
     if (!v.cfg_.sources.empty()) {
       const loop::Endpoint& ep = v.cfg_.sources[g.source].endpoint;
-      // Only a source of the target's family can reach it (IPv6 pools: issue 10).
-      if (ep.family() == target().address.family()) {
+      // Only a source of the target's family can reach it. A pool with both families may be
+      // granted a source of the other family: the same host's address of the source's family
+      // is used then, if it has one; else the kernel picks the address (docs/usage.md).
+      if (ep.family() != target().address.family()) {
+        const auto& targets = d.answer.targets;
+        for (size_t i = 0; i < targets.size(); ++i)
+          if (targets[i].host == target().host && targets[i].address.family() == ep.family()) {
+            address_ = i;
+            break;
+          }
+      }
+      if (ep.family() == address().address.family()) {
         source_ = ep;
         source_ip_ = ep.ip_string();
       }
@@ -90,7 +107,10 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   Domain& domain() { return d_; }
   sched::SessionId id() const { return sid_; }
   sched::GroupId group() const { return group_; }
+  // The domain's target when the session began (fail-over moves the domain past it)...
   const dns::MxTarget& target() const { return d_.answer.targets[target_]; }
+  // ...and the address connected to: the target's, or the same host's of the source's family.
+  const dns::MxTarget& address() const { return d_.answer.targets[address_]; }
   size_t target_index() const { return target_; }
   const std::string& source_ip() const { return source_ip_; }
   const std::string& transcript() const { return transcript_.text; }
@@ -102,7 +122,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     add(refs, now);
     session_.start(now);
     loop::ConnectOptions co;
-    co.peer = target().address;
+    co.peer = address().address;
     co.peer.set_port(v_.cfg_.smtp_port);
     co.source = source_;
     // The session's own deadline is the connect timeout; the loop's is a backstop.
@@ -249,6 +269,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   sched::SessionId sid_;
   sched::GroupId group_;
   size_t target_;
+  size_t address_;
   const smtp::SessionConfig& cfg_;
   std::optional<loop::Endpoint> source_;
   std::string source_ip_;
@@ -516,17 +537,41 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
   d.answer = answer;
   --resolving_;
   TimePoint now = loop_.now();
-  if (!answer.ok || answer.targets.empty()) {
+  // A source pool reaches only its own families: mail hosts' addresses of another family are
+  // left out (an IPv4-only pool never tries an AAAA address, and the reverse).
+  size_t unreachable = 0;
+  if (answer.ok && !cfg_.sources.empty()) {
+    bool v4 = false, v6 = false;
+    for (const auto& src : cfg_.sources)
+      (src.endpoint.family() == AF_INET6 ? v6 : v4) = true;
+    auto& t = d.answer.targets;
+    const size_t before = t.size();
+    std::erase_if(
+        t, [&](const dns::MxTarget& x) { return !(x.address.family() == AF_INET6 ? v6 : v4); });
+    unreachable = before - t.size();
+  }
+  if (!answer.ok || d.answer.targets.empty()) {
     d.state = Domain::State::Failed;
     d.failure =
         verdict::classify_dns(answer.ok ? verdict::DnsStatus::NoMailServer : answer.failure);
+    if (answer.ok && unreachable > 0) {
+      // The domain has mail servers, but none of a family the source pool has: not judged.
+      d.failure = verdict::Classification{};
+      d.failure.verdict = Verdict::Unknown;
+      d.failure.reason = Reason::ConnectionFailed;
+      d.failure.scope = verdict::Scope::Domain;
+      if (cfg_.log)
+        cfg_.log("domain " + d.name + ": no source address of its mail servers' family (" +
+                 (answer.targets[0].address.family() == AF_INET6 ? "IPv6" : "IPv4") +
+                 "); its addresses end unknown/connection_failed");
+    }
     if (!d.failing) {
       d.failing = true;
       to_fail_.push_back(&d);
     }
   } else {
     d.state = Domain::State::Ready;
-    sched_.set_domain_group(d.sid, sched_.group_for_mx(answer.targets[0].host), now);
+    sched_.set_domain_group(d.sid, sched_.group_for_mx(d.answer.targets[0].host), now);
     const bool want_probe = cfg_.catch_all_probe && sched_.domain_settings(d.sid).catch_all_probe;
     if (want_probe && d.probe == Domain::Probe::NotStarted &&
         catch_all_.state(d.name) == sched::CatchAllCache::State::Unknown && cfg_.catch_all_known) {
@@ -610,9 +655,9 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   if (cfg_.on_reply)
     cfg_.on_reply(s.group(), outcome.failure == smtp::Failure::None ? outcome.reply.code / 100 : 0);
   auto c = verdict::classify(outcome);
-  Result& r = item->result;
+  Result& r = item->result();
   r.mx = s.target().host;
-  r.mx_ip = s.target().address.ip_string();
+  r.mx_ip = s.address().address.ip_string();
   r.source_ip = s.source_ip();
   if (cfg_.transcripts) r.transcript = s.transcript();
 
@@ -663,7 +708,7 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
 void Verifier::finish_item(Domain& d, Item* item, const verdict::Classification& c,
                            const smtp::Outcome* outcome) {
   item->cls = c;
-  if (outcome) copy_reply(item->result, *outcome);
+  if (outcome) copy_reply(item->result(), *outcome);
   if (item->probe) {
     d.probe = Domain::Probe::Done;
     d.probe_cls = c;
@@ -698,7 +743,7 @@ void Verifier::release_held(Domain& d) {
 }
 
 void Verifier::emit_item(Domain& d, Item* item) {
-  Result& r = item->result;
+  Result& r = item->result();
   verdict::Classification c = item->cls;
   if (cfg_.catch_all_probe && d.probe == Domain::Probe::Done) {
     auto combined = verdict::combine_catch_all(c, d.probe_cls);

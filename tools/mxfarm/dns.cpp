@@ -46,7 +46,11 @@ std::string dnsmasq_config(const Scenario& sc, const DnsmasqParams& p) {
 
   std::set<std::string, std::less<>> a_names;
   for (const auto& h : sc.hosts) {
-    if (a_names.insert(h.name).second) c += "host-record=" + h.name + "," + h.ip + "\n";
+    if (!a_names.insert(h.name).second) continue;
+    // host-record takes the name's IPv4 and/or IPv6 address (A and AAAA).
+    std::string addrs = h.ipv4 ? h.ip : "";
+    if (!h.ip6.empty()) addrs += (addrs.empty() ? "" : ",") + h.ip6;
+    c += "host-record=" + h.name + "," + addrs + "\n";
   }
   for (const auto& d : sc.domains) {
     switch (d.dns) {

@@ -40,10 +40,11 @@ constexpr size_t kStreamChunk = 65536;  // endless / over-long replies are writt
 class Farm;
 
 struct HostRt {
-  std::string ehlo;     // EHLO reply template for this host's style and extensions
-  std::string endless;  // one chunk of "250-..." continuation lines
-  uv_tcp_t listener{};  // listener.data points back to this HostRt
-  bool listening = false;
+  std::string ehlo;      // EHLO reply template for this host's style and extensions
+  std::string endless;   // one chunk of "250-..." continuation lines
+  uv_tcp_t listener{};   // listener.data points back to this HostRt
+  uv_tcp_t listener6{};  // on the host's IPv6 address, when it has one
+  bool listening = false, listening6 = false;
   Farm* farm = nullptr;
   int index = -1;
 };
@@ -202,7 +203,7 @@ class Session {
   int host_idx_ = -1;
   const Host* host_ = nullptr;
   uint32_t client_ip_ = 0;
-  char ip_[16] = {};
+  char ip_[INET6_ADDRSTRLEN] = {};
   char id_[20] = {};
   PairStats* pair_ = nullptr;
   bool blocked_ = false;
@@ -363,7 +364,10 @@ void Session::start(int host, uv_stream_t* server) {
   uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len);
   client_ip_ =
       ss.ss_family == AF_INET ? ntohl(reinterpret_cast<sockaddr_in*>(&ss)->sin_addr.s_addr) : 0;
-  uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), ip_, sizeof ip_);
+  if (ss.ss_family == AF_INET6)
+    uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), ip_, sizeof ip_);
+  else
+    uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), ip_, sizeof ip_);
   uint64_t serial = farm_->next_session_id();
   snprintf(id_, sizeof id_, "%012llx",
            static_cast<unsigned long long>((serial * 0x9E3779B97F4A7C15ull) >> 16));
@@ -958,21 +962,29 @@ bool Farm::open_listeners() {
     const Host& host = sc_.hosts[h];
     if (!host.b.listen) continue;
     HostRt& rt = hosts_[h];
-    uv_tcp_init(&loop_, &rt.listener);
-    rt.listener.data = &rt;
     rt.farm = this;
     rt.index = static_cast<int>(h);
-    rt.listening = true;
-    sockaddr_in a{};
-    uv_ip4_addr(host.ip.c_str(), host.port, &a);
-    int r = uv_tcp_bind(&rt.listener, reinterpret_cast<const sockaddr*>(&a), 0);
-    if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(&rt.listener), 1024, on_connection);
-    if (r != 0) {
-      fprintf(stderr, "mxfarm: listen on %s:%u (%s): %s\n", host.ip.c_str(), host.port,
-              host.name.c_str(), uv_strerror(r));
-      return false;
+    for (int v6 = 0; v6 < 2; ++v6) {
+      if (v6 ? host.ip6.empty() : !host.ipv4) continue;
+      uv_tcp_t& l = v6 ? rt.listener6 : rt.listener;
+      uv_tcp_init(&loop_, &l);
+      l.data = &rt;
+      (v6 ? rt.listening6 : rt.listening) = true;
+      sockaddr_storage a{};
+      if (v6)
+        uv_ip6_addr(host.ip6.c_str(), host.port, reinterpret_cast<sockaddr_in6*>(&a));
+      else
+        uv_ip4_addr(host.ip.c_str(), host.port, reinterpret_cast<sockaddr_in*>(&a));
+      int r = uv_tcp_bind(&l, reinterpret_cast<const sockaddr*>(&a), v6 ? UV_TCP_IPV6ONLY : 0);
+      if (r == 0) r = uv_listen(reinterpret_cast<uv_stream_t*>(&l), 1024, on_connection);
+      if (r != 0) {
+        const std::string& ip = v6 ? "[" + host.ip6 + "]" : host.ip;
+        fprintf(stderr, "mxfarm: listen on %s:%u (%s): %s\n", ip.c_str(), host.port,
+                host.name.c_str(), uv_strerror(r));
+        return false;
+      }
+      ++listeners_;
     }
-    ++listeners_;
   }
   return true;
 }
@@ -1079,8 +1091,10 @@ void Farm::shutdown(int code) {
   // Close every handle; uv_run returns once their callbacks have run.
   while (live_)
     live_->close_now(false);
-  for (auto& rt : hosts_)
+  for (auto& rt : hosts_) {
     if (rt.listening) uv_close(reinterpret_cast<uv_handle_t*>(&rt.listener), nullptr);
+    if (rt.listening6) uv_close(reinterpret_cast<uv_handle_t*>(&rt.listener6), nullptr);
+  }
   for (uv_signal_t* s : {&sig_int_, &sig_term_, &sig_usr1_, &sig_chld_})
     uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
   for (uv_udp_t* u : {&servfail_, &silent_, &probe_})

@@ -366,6 +366,8 @@ std::optional<Scenario> scenario_from_json(const json& j, std::string* error) {
     h.name = lower(r.str("name", "", true));
     h.ip = r.str("ip", "", true);
     h.port = static_cast<uint16_t>(r.num("port", 25, 65535));
+    h.ip6 = r.str("ip6", "");
+    h.ipv4 = r.flag("ipv4", true);
     h.style = r.enumeration("style", kStyleNames, Style::Postfix);
     read_host_behaviour(r, h.b);
     r.finish();
@@ -374,11 +376,15 @@ std::optional<Scenario> scenario_from_json(const json& j, std::string* error) {
     auto ip = parse_ipv4(h.ip);
     if (!ip || (*ip >> 24) != 127) r.fail("\"ip\" must be an address in 127.0.0.0/8");
     if (h.port == 0) r.fail("\"port\" must not be 0");
+    in6_addr a6{};
+    if (!h.ip6.empty() && inet_pton(AF_INET6, h.ip6.c_str(), &a6) != 1)
+      r.fail("\"ip6\" must be an IPv6 address");
+    if (!h.ipv4 && h.ip6.empty()) r.fail("\"ipv4\": false needs an \"ip6\"");
     if (!error->empty()) break;
     h.ip_v4 = *ip;
     if (!host_index.emplace(h.name, static_cast<int>(s.hosts.size())).second)
       r.fail("duplicate host name \"" + h.name + "\"");
-    if (h.b.listen && !listeners.emplace(h.ip_v4, h.port).second)
+    if (h.b.listen && h.ipv4 && !listeners.emplace(h.ip_v4, h.port).second)
       r.fail("two listening hosts on " + h.ip + ":" + std::to_string(h.port));
     s.hosts.push_back(std::move(h));
   }
@@ -467,6 +473,8 @@ json scenario_to_json(const Scenario& s) {
   json hosts = json::array();
   for (const auto& h : s.hosts) {
     json o = {{"name", h.name}, {"ip", h.ip}, {"port", h.port}, {"style", to_string(h.style)}};
+    if (!h.ip6.empty()) o["ip6"] = h.ip6;
+    if (!h.ipv4) o["ipv4"] = false;
     o.update(host_behaviour_to_json(h.b));
     hosts.push_back(std::move(o));
   }

@@ -89,6 +89,11 @@ struct Host {
   std::string ip;      // dotted quad in 127.0.0.0/8
   uint32_t ip_v4 = 0;  // host byte order
   uint16_t port = 25;
+  // IPv6: an address (e.g. "::1") gives the host an AAAA record and a listener there too, on
+  // the same port; ipv4 false leaves out its A record and IPv4 listener (an IPv6-only host;
+  // "ip" still names it in the report).
+  std::string ip6;
+  bool ipv4 = true;
   Style style = Style::Postfix;
   HostBehaviour b;
 };

@@ -152,6 +152,11 @@ json to_json(const Sum& s, const Level& l, const Timeline* t = nullptr) {
   return j;
 }
 
+// Clients are counted by IPv4 address; IPv6 clients (0) together under "ipv6".
+std::string client_name(uint32_t ip) {
+  return ip ? format_ipv4(ip) : "ipv6";
+}
+
 }  // namespace
 
 json Stats::report(const Scenario& sc, uint64_t uptime_ms) const {
@@ -175,7 +180,7 @@ json Stats::report(const Scenario& sc, uint64_t uptime_ms) const {
       hsum.add(*p);
       total.add(*p);
       by_client[ip].add(*p);
-      clients[format_ipv4(ip)] = to_json(ps, p->level);
+      clients[client_name(ip)] = to_json(ps, p->level);
     }
     json o = to_json(hsum, hs.level, &hs.timeline);
     o["ip"] = host.ip;
@@ -188,7 +193,7 @@ json Stats::report(const Scenario& sc, uint64_t uptime_ms) const {
   for (const auto& [ip, s] : by_client) {
     auto it = clients_.find(ip);
     const ClientStats& c = it == clients_.end() ? kNone : it->second;
-    clients[format_ipv4(ip)] = to_json(s, c.level, &c.timeline);
+    clients[client_name(ip)] = to_json(s, c.level, &c.timeline);
   }
   j["total"] = to_json(total, total_, &total_timeline_);
   j["clients"] = std::move(clients);
