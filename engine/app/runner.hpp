@@ -163,7 +163,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     parked_.clear();
     for (auto& w : parked) {
       auto p = address::parse(w.email);
-      if (p.ok()) handle(w.line, w.email, w.raw, std::move(p.address));
+      if (p.ok()) handle(w.line, w.email, w.record(), std::move(p.address));
     }
     refill();
     if (!tick_armed_ && !done()) arm_tick();  // paused since before begin() (a restart)
@@ -313,7 +313,12 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
  private:
   struct Waiter {
     uint64_t line = 0;
-    std::string email, raw;
+    std::string email;
+    std::string raw;  // the input record; empty when it is `email` itself (a plain list)
+    static Waiter of(uint64_t line, std::string_view email, std::string_view raw) {
+      return {line, std::string(email), raw == email ? std::string() : std::string(raw)};
+    }
+    std::string_view record() const { return raw.empty() ? std::string_view(email) : raw; }
   };
 
   pipeline::VerifierConfig with_hooks(pipeline::VerifierConfig c) {
@@ -349,7 +354,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     for (uint64_t id : ids) {
       auto it = ids_.find(id);
       if (it == ids_.end()) continue;
-      auto w = inflight_.find(it->second);
+      auto w = inflight_.find(*it->second);
       if (w != inflight_.end()) {
         if (keep)
           for (auto& x : w->second)
@@ -427,7 +432,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   void handle(uint64_t line, std::string_view email, std::string_view raw, address::Address a) {
     std::string key = a.normalized();
     if (auto it = inflight_.find(key); it != inflight_.end()) {
-      it->second.push_back({line, std::string(email), std::string(raw)});
+      it->second.push_back(Waiter::of(line, email, raw));
       ++deduped_;
       return;
     }
@@ -460,8 +465,9 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
       }
     }
     const uint64_t id = next_id_++;
-    ids_.emplace(id, key);
-    inflight_[key].push_back({line, std::string(email), std::string(raw)});
+    auto waiting = inflight_.try_emplace(std::move(key)).first;
+    waiting->second.push_back(Waiter::of(line, email, raw));
+    ids_.emplace(id, &waiting->first);
     verifier_.submit(id, line, std::string(email), std::move(a));
   }
 
@@ -612,7 +618,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
 
   void on_result(Result&& r) {
     auto id = ids_.find(r.id);
-    std::string key = id == ids_.end() ? r.normalized : id->second;
+    std::string key = id == ids_.end() ? r.normalized : *id->second;
     if (id != ids_.end()) ids_.erase(id);
     auto waiting = inflight_.find(key);
     std::vector<Waiter> lines;
@@ -628,8 +634,9 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     for (size_t i = 0; i < lines.size(); ++i) {
       Result copy = i + 1 < lines.size() ? r : std::move(r);
       copy.line = lines[i].line;
+      std::string raw = lines[i].raw.empty() ? lines[i].email : std::move(lines[i].raw);
       copy.email = std::move(lines[i].email);
-      emit(std::move(copy), lines[i].raw);
+      emit(std::move(copy), raw);
     }
     if (batch_.size() >= kCommitCount) commit();
     if (in_flight() < high_ / 2) refill();
@@ -814,7 +821,8 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   bool resuming_ = false, pending_done_ = false;
   uint64_t resume_after_ = 0, pending_cursor_ = 0;
   // In flight: verifier id -> normalised address -> the lines waiting for it (dedupe).
-  std::unordered_map<uint64_t, std::string> ids_;
+  // ids_ points at inflight_'s keys (nodes never move); both entries go together.
+  std::unordered_map<uint64_t, const std::string*> ids_;
   std::unordered_map<std::string, std::vector<Waiter>> inflight_;
   // Records not yet in the journal (all of them without one), by normalised address.
   std::unordered_map<std::string, std::string> recent_;

@@ -32,8 +32,12 @@ struct Verifier::Item {
   uint32_t slot = 0;  // index in items_: the scheduler's key
   uint64_t id = 0, line = 0;
   std::string email;
-  address::Address addr;
-  std::string wire;  // addr.normalized(), what RCPT TO carries
+  Domain* domain = nullptr;  // alive while it has items (live > 0: never forgotten)
+  bool role = false;         // a role account (address::Address::role)
+  // addr.normalized(), what RCPT TO carries; empty when it is `email` itself (most lists), so
+  // queued addresses hold one copy.
+  std::string normalized;
+  const std::string& wire() const { return normalized.empty() ? email : normalized; }
   bool probe = false;
   uint32_t attempts = 0;
   bool started = false;
@@ -155,7 +159,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       uint64_t index = items_.size();
       items_.push_back(item);
       if (watched(*item) && !transcript_.text.empty()) replay(*item);
-      session_.add_recipient(item->wire, index, now);
+      session_.add_recipient(item->wire(), index, now);
     }
   }
 
@@ -351,12 +355,12 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
   item->id = id;
   item->line = line;
   item->email = std::move(email);
-  item->wire = addr.normalized();
-  item->addr = std::move(addr);
-  auto& slot = domains_[item->addr.domain];
+  if (std::string n = addr.normalized(); n != item->email) item->normalized = std::move(n);
+  item->role = addr.role;
+  auto& slot = domains_[addr.domain];
   if (!slot) {
     slot = std::make_unique<Domain>();
-    slot->name = item->addr.domain;
+    slot->name = std::move(addr.domain);
     slot->sid = sched_.domain(slot->name);
     if (by_sched_id_.size() <= slot->sid) by_sched_id_.resize(slot->sid + 1, nullptr);
     by_sched_id_[slot->sid] = slot.get();
@@ -365,6 +369,7 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
     slot->idle = false;
   }
   Domain& d = *slot;
+  item->domain = &d;
   ++d.live;
   ++stats_.submitted;
   if (d.state == Domain::State::Failed) {
@@ -415,8 +420,7 @@ size_t Verifier::withdraw(uint64_t lo, uint64_t hi, std::vector<uint64_t>& out) 
   for (auto& slot : items_) {
     Item* it = slot.get();
     if (!it || it->probe || it->id < lo || it->id >= hi) continue;
-    Domain* d = domains_.count(it->addr.domain) ? domains_[it->addr.domain].get() : nullptr;
-    if (!d) continue;
+    Domain* d = it->domain;
     const bool unqueued =
         std::find(d->unqueued.begin(), d->unqueued.end(), it) != d->unqueued.end();
     if (unqueued) continue;                 // finished on the next kick: let it
@@ -487,7 +491,7 @@ void Verifier::schedule() {
   // Addresses the scheduler finished itself (every source IP blocked for their MX group).
   while (auto f = sched_.pop_final()) {
     Item* item = items_[f->key].get();
-    Domain& d = *domains_[item->addr.domain];
+    Domain& d = *item->domain;
     finish_item(d, item, f->result, nullptr);
     maybe_idle(d);
   }
@@ -592,9 +596,8 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
     if (want_probe && d.probe == Domain::Probe::NotStarted && catch_all_.begin_probe(d.name)) {
       Item* probe = new_item();
       probe->probe = true;
-      probe->addr.local = random_local_part();
-      probe->addr.domain = d.name;
-      probe->wire = probe->addr.normalized();
+      probe->domain = &d;
+      probe->email = random_local_part() + "@" + d.name;  // letters and digits: no quoting
       probe->sid = sched_.enqueue(probe->slot, d.sid, now, {}, true);
       ++d.live;
       d.probe = Domain::Probe::InFlight;
@@ -752,12 +755,12 @@ void Verifier::emit_item(Domain& d, Item* item) {
   }
   r.id = item->id;
   r.line = item->line;
+  r.normalized = item->wire();
   r.email = std::move(item->email);
-  r.normalized = std::move(item->wire);
   r.verdict = c.verdict;
   r.reason = c.reason;
   r.domain = d.name;
-  r.role = item->addr.role;
+  r.role = item->role;
   r.attempts = item->attempts;
   if (item->started)
     r.elapsed_ms =
