@@ -61,6 +61,7 @@ struct Verifier::Domain {
   std::vector<Item*> unqueued;  // submitted to a failed domain: finished on the next kick
   // Why the domain cannot be verified (its DNS failure).
   verdict::Classification failure;
+  std::optional<flags::DomainFlags> flags;  // looked up when its first result is emitted
 };
 
 // One SMTP connection granted by the scheduler: drives an smtp::Session with the loop's events,
@@ -713,6 +714,8 @@ void Verifier::emit_item(Domain& d, Item* item) {
   r.reason = c.reason;
   r.domain = d.name;
   r.role = item->addr.role;
+  if (!d.flags) d.flags = flags::domain_flags(cfg_.domain_data.get(), d.name);
+  set_domain_flags(r, *d.flags, r.normalized);
   r.attempts = item->attempts;
   if (item->started)
     r.elapsed_ms =
