@@ -706,6 +706,10 @@ void Verifier::emit_item(Domain& d, Item* item) {
     c = combined.result;
     r.catch_all = verdict::to_optional(combined.catch_all);
   }
+  // The provider accepts every address at RCPT (policy quirks.rcpt_accepts_all): its 250 proves
+  // nothing about the mailbox.
+  if (d.sid != sched::kNone && sched_.domain_settings(d.sid).rcpt_accepts_all)
+    c = verdict::apply_rcpt_accepts_all(c);
   r.id = item->id;
   r.line = item->line;
   r.email = std::move(item->email);
