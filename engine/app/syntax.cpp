@@ -12,7 +12,7 @@
 namespace mxp::app {
 
 void format_syntax_record(const Record& r, std::string& out, SyntaxStats& stats,
-                          const flags::DomainData* data) {
+                          const flags::DomainData* data, flags::FlagsMemo* memo) {
   ++stats.records;
   out.append("{\"line\":");
   json::append_uint(out, r.number);
@@ -38,7 +38,9 @@ void format_syntax_record(const Record& r, std::string& out, SyntaxStats& stats,
     out.append(parsed.address.role ? "true" : "false");
     out.append(",\"smtputf8\":");
     out.append(parsed.address.smtputf8 ? "true" : "false");
-    const auto f = flags::domain_flags(data, parsed.address.domain);
+    const flags::DomainFlags computed =
+        memo ? flags::DomainFlags{} : flags::domain_flags(data, parsed.address.domain);
+    const flags::DomainFlags& f = memo ? memo->get(data, parsed.address.domain) : computed;
     auto opt = [&](std::optional<bool> b) { out.append(!b ? "null" : *b ? "true" : "false"); };
     out.append(",\"disposable\":");
     opt(f.disposable);
@@ -75,6 +77,7 @@ int run_syntax(const SyntaxOptions& opts, std::FILE* diag) {
   std::string warning, loaded_from;
   auto data = flags::load_domain_data(opts.domain_data, warning, loaded_from);
   if (!data) std::fprintf(diag, "mxprobe syntax: warning: %s\n", warning.c_str());
+  flags::FlagsMemo memo;
 
   constexpr size_t kBlock = 1 << 20;
   std::string buf;
@@ -82,7 +85,7 @@ int run_syntax(const SyntaxOptions& opts, std::FILE* diag) {
   SyntaxStats stats;
   bool write_failed = false;
   RecordReader reader(opts.records, [&](const Record& r) {
-    format_syntax_record(r, buf, stats, data.get());
+    format_syntax_record(r, buf, stats, data.get(), &memo);
     if (buf.size() >= kBlock) {
       if (!write_failed && !out.write(buf, err)) write_failed = true;
       buf.clear();

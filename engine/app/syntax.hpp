@@ -20,7 +20,8 @@ struct SyntaxStats {
 // "disposable":...,"free":...,"suggestion":...} and a newline to out. `data`: the domain lists
 // (null: disposable, free and suggestion are null).
 void format_syntax_record(const Record& r, std::string& out, SyntaxStats& stats,
-                          const flags::DomainData* data = nullptr);
+                          const flags::DomainData* data = nullptr,
+                          flags::FlagsMemo* memo = nullptr);
 
 struct SyntaxOptions {
   std::string input = "-";   // path or "-" for stdin

@@ -150,6 +150,17 @@ DomainFlags domain_flags(const DomainData* data, std::string_view domain) {
   return data->lookup(domain);
 }
 
+const DomainFlags& FlagsMemo::get(const DomainData* data, std::string_view domain) {
+  Entry& e = table_[std::hash<std::string_view>{}(domain) % table_.size()];
+  if (!e.used || e.data != data || e.domain != domain) {
+    e.domain.assign(domain);
+    e.flags = domain_flags(data, domain);
+    e.data = data;
+    e.used = true;
+  }
+  return e.flags;
+}
+
 std::vector<std::string> default_domain_data_paths() {
   std::vector<std::string> out;
   char exe[4096];

@@ -58,6 +58,25 @@ class DomainData {
 // The flags of `domain` with `data` (null: no data loaded: every flag null, no suggestion).
 DomainFlags domain_flags(const DomainData* data, std::string_view domain);
 
+// The flags of recently seen domains: lists repeat a few big domains very often, and a hit
+// costs a hash and a compare instead of the list searches and the typo scan. Direct-mapped
+// (a new domain replaces the entry in its slot), so memory stays bounded whatever the input.
+// Not thread-safe: one per thread of work.
+class FlagsMemo {
+ public:
+  explicit FlagsMemo(size_t slots = 4096) : table_(slots) {}
+  const DomainFlags& get(const DomainData* data, std::string_view domain);
+
+ private:
+  struct Entry {
+    std::string domain;
+    DomainFlags flags;
+    const DomainData* data = nullptr;
+    bool used = false;
+  };
+  std::vector<Entry> table_;
+};
+
 // Where mxprobe looks for the file when --domain-data is not given: next to the binary
 // (domain-data.txt), then ../share/mxprobe/domain-data.txt from it, then the build tree's copy.
 std::vector<std::string> default_domain_data_paths();

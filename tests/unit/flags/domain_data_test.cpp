@@ -78,6 +78,27 @@ TEST(DomainData, FlagsAreNullWithoutData) {
   EXPECT_EQ(g.suggestion, "gmail.com");
 }
 
+TEST(DomainData, MemoGivesTheSameAnswers) {
+  auto d = small();
+  ASSERT_TRUE(d);
+  const char* domains[] = {"mailinator.com", "gmail.com", "gmial.com",     "a.mailinator.com",
+                           "example.org",    "gmail.con", "mailinator.com"};
+  for (size_t slots : {1u, 2u, 4096u}) {  // one slot: every lookup replaces the last
+    FlagsMemo memo(slots);
+    for (int round = 0; round < 2; ++round) {
+      for (const char* dom : domains) {
+        const DomainFlags want = domain_flags(d.get(), dom);
+        const DomainFlags& got = memo.get(d.get(), dom);
+        EXPECT_EQ(got.disposable, want.disposable) << dom;
+        EXPECT_EQ(got.free, want.free) << dom;
+        EXPECT_EQ(got.suggestion, want.suggestion) << dom;
+      }
+    }
+    // Another data set (or none) is not answered from entries made with this one.
+    EXPECT_FALSE(memo.get(nullptr, "mailinator.com").disposable.has_value());
+  }
+}
+
 TEST(DomainData, MalformedFilesAreRefusedWithTheLine) {
   struct Row {
     const char* text;
