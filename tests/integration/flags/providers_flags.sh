@@ -9,7 +9,8 @@
 #    its addresses come out risky / unverifiable with no catch-all probe sent (the farm counts the
 #    RCPTs), its sessions are capped at one at a time and one connection per 5 s (the farm's peak
 #    and timeline); the Google-like MX gets its probe and real verdicts; `check` and `verify`
-#    records carry the flags and the suggestion;
+#    records carry the flags and the suggestion; a second pass answered from the results cache
+#    takes its flags from the domain data of the day (none given: null);
 #  - run 2, the built-in providers dropped (tools/policy/lab.toml): the same Yahoo addresses are
 #    probed and judged by the catch-all rule instead; CSV output carries the flag columns.
 # Env MXFARM, MXPROBE, MXP_DOMAIN_DATA. Range 127.200-209.0.0/16.
@@ -134,10 +135,26 @@ common=(--dns "127.0.0.1:$DNS_PORT" --helo flags.client.test)
 # --- Run 1: the built-in policy -------------------------------------------------------------------
 "$MXPROBE" check --json "${common[@]}" carol@gmial.com >"$WORK/check.jsonl" 2>"$WORK/check.err" \
   || { cat "$WORK/check.err" >&2; fail "mxprobe check failed"; }
-"$MXPROBE" verify "${common[@]}" --no-progress --no-cache --no-journal -i "$WORK/list1.txt" \
+"$MXPROBE" verify "${common[@]}" --no-progress --cache "$WORK/cache.db" --no-journal -i "$WORK/list1.txt" \
   -o "$WORK/run1.jsonl" 2>"$WORK/run1.err" || { cat "$WORK/run1.err" >&2; fail "mxprobe verify (run 1) failed"; }
 stop_farm
 cp "$REPORT" "$WORK/report1.json"
+# The same list from the results cache (the farm is down: any miss would fail DNS), without domain
+# data: the cached verdicts, with flags from today's (missing) data, not the cached ones.
+"$MXPROBE" verify "${common[@]}" --no-progress --cache "$WORK/cache.db" --no-journal \
+  --domain-data "$WORK/missing.txt" -i "$WORK/list1.txt" -o "$WORK/run1c.jsonl" 2>"$WORK/run1c.err" \
+  || { cat "$WORK/run1c.err" >&2; fail "mxprobe verify (from the cache) failed"; }
+expect_match "$(cat "$WORK/run1c.err")" "warning: domain data .*missing.txt" "cached run: missing data is reported"
+"$PY" - "$WORK/run1.jsonl" "$WORK/run1c.jsonl" <<'PY' || fail "cached run"
+import json, sys
+first = {r["email"]: r for r in map(json.loads, open(sys.argv[1]))}
+again = {r["email"]: r for r in map(json.loads, open(sys.argv[2]))}
+assert sorted(first) == sorted(again)
+for e, r in again.items():
+    assert r["cached"] is True and (r["verdict"], r["reason"]) == (first[e]["verdict"], first[e]["reason"]), r
+    assert r["flags"]["disposable"] is None and r["flags"]["free"] is None and r["suggestion"] is None, r
+PY
+ok
 "$PY" - "$WORK/run1.jsonl" "$WORK/check.jsonl" "$WORK/report1.json" "$WORK/syntax_expect.json" <<'PY' || fail "run 1 (built-in provider rules)"
 import json, sys
 recs = {r["email"]: r for r in map(json.loads, open(sys.argv[1]))}
