@@ -67,4 +67,10 @@ fi
 if [[ -f $root/bench/e2e/peers/package-lock.json && ! -d $root/bench/e2e/peers/node_modules ]]; then
   (cd "$root/bench/e2e/peers" && npm ci --no-audit --no-fund --silent)
 fi
+# Disposable and free-provider domain lists (pinned by data/domains/package-lock.json; its .npmrc
+# turns install scripts off). The build turns them into the compact file the engine reads.
+if [[ -f $root/data/domains/package-lock.json && ( ! -d $root/data/domains/node_modules ||
+      $root/data/domains/package-lock.json -nt $root/data/domains/node_modules/.package-lock.json ) ]]; then
+  (cd "$root/data/domains" && npm ci --no-audit --no-fund --silent)
+fi
 echo "setup: ok"

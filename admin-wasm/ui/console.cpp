@@ -1050,6 +1050,8 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
             c->code ? std::to_string(c->code) + " " + c->enhanced + " " + c->message : "";
         row("domain", c->domain, "catch-all", yn(c->catch_all));
         row("MX", c->mx, "role account", yn(c->role));
+        row("disposable domain", yn(c->disposable), "free provider", yn(c->free));
+        if (!c->suggestion.empty()) row("did you mean", c->suggestion, "", " ");
         row("MX address", c->mx_ip, "checked at", c->checked_at);
         row("SMTP reply", reply, "error", c->error);
         ImGui::EndTable();

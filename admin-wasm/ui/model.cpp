@@ -196,6 +196,9 @@ bool Model::apply(std::string_view message, double now) {
       c.attempts = static_cast<uint32_t>(count(r, "attempts"));
       c.catch_all = maybe_flag(r, "catch_all");
       c.role = maybe_flag(obj(r, "flags"), "role");
+      c.disposable = maybe_flag(obj(r, "flags"), "disposable");
+      c.free = maybe_flag(obj(r, "flags"), "free");
+      c.suggestion = str(r, "suggestion");
       c.cached = maybe_flag(r, "cached");
       if (c.error.empty()) c.error = str(r, "error");
     }

@@ -119,7 +119,8 @@ struct CheckRecord {
   int code = 0;
   double elapsed_ms = 0;
   uint32_t attempts = 0;
-  std::optional<bool> catch_all, role, cached;
+  std::optional<bool> catch_all, role, cached, disposable, free;
+  std::string suggestion;  // "alice@gmail.com" for a typo of a big provider's domain, or ""
 };
 
 // A probe-server run asked with the `probe` command (docs/probe.md); its report as sent.

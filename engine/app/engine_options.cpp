@@ -60,6 +60,8 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o) {
   cmd.add_flag("--no-catch-all", o.no_catch_all, "do not probe domains with a random address");
   cmd.add_flag("--no-pipelining", o.no_pipelining,
                "one command per reply even when PIPELINING is offered");
+  cmd.add_option("--domain-data", o.domain_data,
+                 "disposable/free domain lists (default: the one built with mxprobe)");
 }
 
 std::string policy_overrides(const EngineOptions& o) {
@@ -177,6 +179,9 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
   c.catch_all_probe = !o.no_catch_all;
   c.max_domains = o.max_domains;
   c.transcripts = transcripts;
+  std::string warning, loaded_from;
+  c.domain_data = flags::load_domain_data(o.domain_data, warning, loaded_from);
+  if (!c.domain_data) std::fprintf(diag, "mxprobe: warning: %s\n", warning.c_str());
   return true;
 }
 

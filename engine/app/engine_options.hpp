@@ -33,6 +33,7 @@ struct EngineOptions {
   size_t max_domains = 50'000;
   bool no_catch_all = false;
   bool no_pipelining = false;
+  std::string domain_data;  // --domain-data PATH; "": the default places (engine/flags)
 };
 
 void add_engine_options(CLI::App& cmd, EngineOptions& o);

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   ListOptions syn_list;
   auto* s = app.add_subcommand("syntax", "check and normalise addresses offline (no network)");
   syn_list.add(*s, "output file (JSON Lines), '-' for stdout");
+  std::string syn_domain_data;
+  s->add_option("--domain-data", syn_domain_data,
+                "disposable/free domain lists (default: the one built with mxprobe)");
 
   mxp::app::EngineOptions eng;
   mxp::app::CheckOptions chk;
@@ -148,7 +151,7 @@ int main(int argc, char** argv) {
   if (*s) {
     syn_list.finish();
     mxp::app::SyntaxOptions syn{syn_list.input, syn_list.output, syn_list.records,
-                                syn_list.progress()};
+                                syn_list.progress(), syn_domain_data};
     return mxp::app::run_syntax(syn, stderr);
   }
   if (*c) return mxp::app::run_check(chk, eng, stdout, stderr);

@@ -12,10 +12,10 @@ using pipeline::Result;
 
 const std::vector<std::string_view>& RecordFormatter::columns() {
   static const std::vector<std::string_view> kColumns = {
-      "line",  "email",      "normalized", "verdict",       "reason",       "domain",
-      "mx",    "mx_ip",      "smtp_code",  "smtp_enhanced", "smtp_message", "catch_all",
-      "role",  "disposable", "free",       "attempts",      "source_ip",    "elapsed_ms",
-      "error", "checked_at", "cached"};
+      "line",       "email",      "normalized", "verdict",       "reason",       "domain",
+      "mx",         "mx_ip",      "smtp_code",  "smtp_enhanced", "smtp_message", "catch_all",
+      "role",       "disposable", "free",       "suggestion",    "attempts",     "source_ip",
+      "elapsed_ms", "error",      "checked_at", "cached"};
   return kColumns;
 }
 
@@ -118,8 +118,9 @@ void RecordFormatter::append(const Result& r, std::string_view raw, std::string&
   field(out, r.has_smtp ? r.message : "", false);
   field(out, opt_bool(r.catch_all), false);
   field(out, opt_bool(r.role), false);
-  field(out, "", false);
-  field(out, "", false);
+  field(out, opt_bool(r.disposable), false);
+  field(out, opt_bool(r.free), false);
+  field(out, r.suggestion, false);
   field(out, std::to_string(r.attempts), false);
   field(out, r.source_ip, false);
   std::snprintf(num, sizeof num, "%.1f", r.elapsed_ms);

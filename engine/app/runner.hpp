@@ -460,6 +460,9 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
         r.email.assign(email);
         r.cached = true;
         r.transcript.clear();
+        // The flags come from today's domain data, not the data of the day it was checked.
+        set_domain_flags(r, flags::domain_flags(verifier_.config().domain_data.get(), a.domain),
+                         r.normalized);
         ++from_cache_;
         return emit(std::move(r), raw);
       }

@@ -363,6 +363,14 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
         if (!rec.is_discarded()) {
           rec["email"] = email;
           rec["cached"] = true;
+          // The flags come from today's domain data, not the data of the day it was checked.
+          Result fl;
+          set_domain_flags(
+              fl, flags::domain_flags(verifier_.config().domain_data.get(), p.address.domain), key);
+          auto opt = [](std::optional<bool> b) { return b ? json(*b) : json(nullptr); };
+          rec["flags"]["disposable"] = opt(fl.disposable);
+          rec["flags"]["free"] = opt(fl.free);
+          rec["suggestion"] = fl.suggestion.empty() ? json(nullptr) : json(fl.suggestion);
           return answer(w, rec);
         }
       }

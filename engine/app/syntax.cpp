@@ -11,7 +11,8 @@
 
 namespace mxp::app {
 
-void format_syntax_record(const Record& r, std::string& out, SyntaxStats& stats) {
+void format_syntax_record(const Record& r, std::string& out, SyntaxStats& stats,
+                          const flags::DomainData* data, flags::FlagsMemo* memo) {
   ++stats.records;
   out.append("{\"line\":");
   json::append_uint(out, r.number);
@@ -37,12 +38,30 @@ void format_syntax_record(const Record& r, std::string& out, SyntaxStats& stats)
     out.append(parsed.address.role ? "true" : "false");
     out.append(",\"smtputf8\":");
     out.append(parsed.address.smtputf8 ? "true" : "false");
+    const flags::DomainFlags computed =
+        memo ? flags::DomainFlags{} : flags::domain_flags(data, parsed.address.domain);
+    const flags::DomainFlags& f = memo ? memo->get(data, parsed.address.domain) : computed;
+    auto opt = [&](std::optional<bool> b) { out.append(!b ? "null" : *b ? "true" : "false"); };
+    out.append(",\"disposable\":");
+    opt(f.disposable);
+    out.append(",\"free\":");
+    opt(f.free);
+    out.append(",\"suggestion\":");
+    if (f.suggestion.empty()) {
+      out.append("null");
+    } else {
+      std::string n = parsed.address.normalized();
+      n.erase(n.rfind('@') + 1);
+      json::append_string(out, n + f.suggestion);
+    }
     out.append("}\n");
   } else {
     ++stats.bad;
     out.append(",\"ok\":false,\"normalized\":null,\"error\":\"");
     out.append(error);  // fixed snake_case vocabulary: nothing to escape
-    out.append("\",\"role\":null,\"smtputf8\":null}\n");
+    out.append(
+        "\",\"role\":null,\"smtputf8\":null,\"disposable\":null,\"free\":null,"
+        "\"suggestion\":null}\n");
   }
 }
 
@@ -55,13 +74,18 @@ int run_syntax(const SyntaxOptions& opts, std::FILE* diag) {
     return 2;
   }
 
+  std::string warning, loaded_from;
+  auto data = flags::load_domain_data(opts.domain_data, warning, loaded_from);
+  if (!data) std::fprintf(diag, "mxprobe syntax: warning: %s\n", warning.c_str());
+  flags::FlagsMemo memo;
+
   constexpr size_t kBlock = 1 << 20;
   std::string buf;
   buf.reserve(kBlock + 4096);
   SyntaxStats stats;
   bool write_failed = false;
   RecordReader reader(opts.records, [&](const Record& r) {
-    format_syntax_record(r, buf, stats);
+    format_syntax_record(r, buf, stats, data.get(), &memo);
     if (buf.size() >= kBlock) {
       if (!write_failed && !out.write(buf, err)) write_failed = true;
       buf.clear();

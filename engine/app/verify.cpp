@@ -324,6 +324,9 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
       std::fprintf(out, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",
                    r.catch_all ? (*r.catch_all ? "yes" : "no") : "unknown",
                    r.role.value_or(false) ? "yes" : "no", r.attempts, r.elapsed_ms);
+      auto yn = [](std::optional<bool> b) { return !b ? "unknown" : *b ? "yes" : "no"; };
+      std::fprintf(out, "  disposable: %s  free: %s\n", yn(r.disposable), yn(r.free));
+      if (!r.suggestion.empty()) std::fprintf(out, "  did you mean: %s\n", r.suggestion.c_str());
       if (opts.verbose && !r.transcript.empty()) {
         std::fprintf(out, "  transcript:\n");
         size_t pos = 0;

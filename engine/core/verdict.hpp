@@ -23,6 +23,7 @@ namespace mxp {
   X(MailboxNotFound, "mailbox_not_found")  \
   X(MailboxDisabled, "mailbox_disabled")   \
   X(CatchAll, "catch_all")                 \
+  X(Unverifiable, "unverifiable")          \
   X(MailboxFull, "mailbox_full")           \
   X(Greylisted, "greylisted")              \
   X(RateLimited, "rate_limited")           \

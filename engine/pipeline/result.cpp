@@ -23,6 +23,15 @@ void opt_bool(std::string& out, std::optional<bool> b) {
 
 }  // namespace
 
+void set_domain_flags(Result& r, const flags::DomainFlags& f, std::string_view normalized) {
+  r.disposable = f.disposable;
+  r.free = f.free;
+  r.suggestion.clear();
+  const size_t at = normalized.rfind('@');
+  if (!f.suggestion.empty() && at != std::string_view::npos)
+    r.suggestion.append(normalized.substr(0, at + 1)).append(f.suggestion);
+}
+
 std::string iso8601(std::chrono::system_clock::time_point t) {
   std::time_t tt = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
@@ -95,8 +104,12 @@ bool parse_json(std::string_view text, Result& r, std::string& err) {
     if (auto m = it->find("message"); m != it->end() && m->is_string()) r.message = *m;
   }
   if (auto it = j.find("catch_all"); it != j.end()) r.catch_all = opt_bool(*it);
-  if (auto it = j.find("flags"); it != j.end() && it->is_object() && it->contains("role"))
-    r.role = opt_bool((*it)["role"]);
+  if (auto it = j.find("flags"); it != j.end() && it->is_object()) {
+    if (it->contains("role")) r.role = opt_bool((*it)["role"]);
+    if (it->contains("disposable")) r.disposable = opt_bool((*it)["disposable"]);
+    if (it->contains("free")) r.free = opt_bool((*it)["free"]);
+  }
+  r.suggestion = str("suggestion");
   if (auto it = j.find("attempts"); it != j.end() && it->is_number_unsigned())
     r.attempts = it->get<uint32_t>();
   r.source_ip = str("source_ip");
@@ -141,8 +154,13 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
   opt_bool(out, r.catch_all);
   out.append(",\"flags\":{\"role\":");
   opt_bool(out, r.role);
-  // disposable/free: not evaluated yet (null), see docs/verdicts.md.
-  out.append(",\"disposable\":null,\"free\":null},\"attempts\":");
+  out.append(",\"disposable\":");
+  opt_bool(out, r.disposable);
+  out.append(",\"free\":");
+  opt_bool(out, r.free);
+  out.append("},\"suggestion\":");
+  str_or_null(out, r.suggestion);
+  out.append(",\"attempts\":");
   json::append_uint(out, r.attempts);
   out.append(",\"source_ip\":");
   str_or_null(out, r.source_ip);

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/verdict.hpp"
+#include "flags/domain_data.hpp"
 
 namespace mxp::pipeline {
 
@@ -26,14 +27,21 @@ struct Result {
   std::string message;
   std::optional<bool> catch_all;
   std::optional<bool> role;
-  uint32_t attempts = 0;  // SMTP sessions this address took part in
-  std::string source_ip;  // "" when the kernel chose
-  double elapsed_ms = 0;  // from the first session attempt to the verdict
+  // From the domain data (engine/flags): null when no data was loaded or there is no domain.
+  std::optional<bool> disposable, free;
+  std::string suggestion;  // "alice@gmail.com" for "alice@gmial.com"; "" (null) when none
+  uint32_t attempts = 0;   // SMTP sessions this address took part in
+  std::string source_ip;   // "" when the kernel chose
+  double elapsed_ms = 0;   // from the first session attempt to the verdict
   std::chrono::system_clock::time_point checked_at{};
   bool cached = false;     // reused from the results cache (checked_at: when it was checked)
   std::string error;       // syntax or input error code (address parser), "" otherwise
   std::string transcript;  // with --verbose / check: the SMTP dialogue ("C: ...\nS: ...\n")
 };
+
+// Sets disposable, free and suggestion (the normalized address with the suggested domain) from
+// what the domain data said about the domain of `normalized` ("local@domain").
+void set_domain_flags(Result& r, const flags::DomainFlags& f, std::string_view normalized);
 
 // Appends the JSON Lines record (with a final newline). `with_transcript` adds "transcript".
 void append_json(const Result& r, std::string& out, bool with_transcript = false);

@@ -71,6 +71,7 @@ struct Verifier::Domain {
   std::vector<Item*> unqueued;  // submitted to a failed domain: finished on the next kick
   // Why the domain cannot be verified (its DNS failure).
   verdict::Classification failure;
+  std::optional<flags::DomainFlags> flags;  // looked up when its first result is emitted
 };
 
 // One SMTP connection granted by the scheduler: drives an smtp::Session with the loop's events,
@@ -753,6 +754,10 @@ void Verifier::emit_item(Domain& d, Item* item) {
     c = combined.result;
     r.catch_all = verdict::to_optional(combined.catch_all);
   }
+  // The provider accepts every address at RCPT (policy quirks.rcpt_accepts_all): its 250 proves
+  // nothing about the mailbox.
+  if (d.sid != sched::kNone && sched_.domain_settings(d.sid).rcpt_accepts_all)
+    c = verdict::apply_rcpt_accepts_all(c);
   r.id = item->id;
   r.line = item->line;
   r.normalized = item->wire();
@@ -761,6 +766,8 @@ void Verifier::emit_item(Domain& d, Item* item) {
   r.reason = c.reason;
   r.domain = d.name;
   r.role = item->role;
+  if (!d.flags) d.flags = flags::domain_flags(cfg_.domain_data.get(), d.name);
+  set_domain_flags(r, *d.flags, r.normalized);
   r.attempts = item->attempts;
   if (item->started)
     r.elapsed_ms =

@@ -18,6 +18,7 @@
 
 #include "address/address.hpp"
 #include "dns/mx.hpp"
+#include "flags/domain_data.hpp"
 #include "loop/loop.hpp"
 #include "pipeline/result.hpp"
 #include "sched/catch_all.hpp"
@@ -48,7 +49,9 @@ struct VerifierConfig {
   // `check` answers in real time: 1, so a greylisted address says so instead of waiting.
   uint32_t max_tries = 0;
   bool catch_all_probe = true;  // false: never probe (else as the policy says, per domain)
-  bool transcripts = false;     // keep each address's SMTP dialogue in its result
+  // Disposable/free lists and typo suggestions (engine/flags). Null: those fields are null.
+  std::shared_ptr<const flags::DomainData> domain_data;
+  bool transcripts = false;  // keep each address's SMTP dialogue in its result
   // With `transcripts`: each line of the dialogue as it is sent or received ("C: ...", "S: ..."),
   // for the addresses (by submit id) for which `watched` says yes — a check someone watches
   // live. A session that already talked when the address joined it replays its lines first.

@@ -136,6 +136,8 @@ std::vector<KeyDef> make_keys() {
   }
   t.push_back({"catch_all_probe", Where::Domain, Kind::Bool, 0, 0, "",
                [](All& a, const Value& v) { a.domain.catch_all_probe = v.flag; }});
+  t.push_back({"quirks.rcpt_accepts_all", Where::Domain, Kind::Bool, 0, 0, "",
+               [](All& a, const Value& v) { a.domain.rcpt_accepts_all = v.flag; }});
   return t;
 }
 
@@ -457,6 +459,7 @@ min_sessions = 20           # and clean sessions needed to climb one level
 weight = 1                  # deficit round-robin share of an MX group
 block_cooldown = "1h"       # how long a (source IP, MX group) rests after a block reply
 catch_all_probe = true      # probe each domain once with a random address
+quirks.rcpt_accepts_all = false  # true: 250 at RCPT proves nothing (risky / unverifiable)
 
 [defaults.per_domain]       # per recipient domain
 sessions = 4
@@ -528,9 +531,13 @@ retry = { schedule = ["2m", "10m", "30m", "1h"], attempts = 5 }
 backoff = { holdoff = "5s", min_factor = 0.02 }
 block_cooldown = "4h"
 
-# Yahoo and AOL: mta*.am0.yahoodns.net and friends.
+# Yahoo and AOL: mta*.am0.yahoodns.net and friends. They answer 250 at RCPT for every address
+# and reject unknown ones after DATA: a 250 is risky / unverifiable, and a catch-all probe would
+# only be accepted too, so none is sent.
 [provider.yahoo]
 match = ["*.yahoodns.net"]
+catch_all_probe = false
+quirks = { rcpt_accepts_all = true }
 per_mx = { sessions = 10, connect_rate = 2, connect_burst = 4, rcpt_rate = 20, rcpt_burst = 40 }
 per_source = { sessions = 1, connect_rate = 0.2, connect_burst = 1, rcpt_rate = 2, rcpt_burst = 10 }
 per_domain = { sessions = 10, connect_rate = 0, rcpt_rate = 0 }
@@ -554,6 +561,18 @@ per_mx = { sessions = 10, connect_rate = 2, connect_burst = 4, rcpt_rate = 20, r
 per_source = { sessions = 2, connect_rate = 0.5, connect_burst = 2, rcpt_rate = 5, rcpt_burst = 10 }
 session = { recipients = 10, rejections = 5 }
 retry = { schedule = ["2m", "5m", "15m", "30m", "1h"], attempts = 6 }
+block_cooldown = "4h"
+
+# Mail.ru (mail.ru, inbox.ru, list.ru, bk.ru...: mxs.mail.ru): like Yahoo, accepts every address
+# at RCPT and bounces unknown ones later.
+[provider.mailru]
+match = ["*.mail.ru"]
+per_mx = { sessions = 10, connect_rate = 2, connect_burst = 4, rcpt_rate = 20, rcpt_burst = 40 }
+per_source = { sessions = 2, connect_rate = 0.5, connect_burst = 2, rcpt_rate = 5, rcpt_burst = 10 }
+per_domain = { sessions = 10, connect_rate = 0, rcpt_rate = 0 }
+session = { recipients = 10, rejections = 5 }
+catch_all_probe = false
+quirks = { rcpt_accepts_all = true }
 block_cooldown = "4h"
 )toml";
 

@@ -67,6 +67,9 @@ struct DomainSettings {
   uint32_t attempts = 5;  // tries in all, the first included
   smtp::StageTimeouts timeouts = smtp::kDefaultStageTimeouts;
   bool catch_all_probe = true;
+  // Reply quirks of the domain's provider (docs/policy.md, "Provider quirks").
+  // The servers accept every address at RCPT and reject unknown ones later: 250 => risky.
+  bool rcpt_accepts_all = false;
   bool operator==(const DomainSettings&) const = default;
 };
 

@@ -433,4 +433,12 @@ CatchAllResult combine_catch_all(const Classification& a, const std::optional<Cl
   return out;  // unknown / full / DNS / syntax results stand; catch_all as the probe says
 }
 
+Classification apply_rcpt_accepts_all(const Classification& c) {
+  if (c.verdict != Verdict::Deliverable || c.reason != Reason::Accepted) return c;
+  Classification out = c;
+  out.verdict = Verdict::Risky;
+  out.reason = Reason::Unverifiable;
+  return out;
+}
+
 }  // namespace mxp::verdict

@@ -101,4 +101,10 @@ struct CatchAllResult {
 CatchAllResult combine_catch_all(const Classification& address,
                                  const std::optional<Classification>& probe);
 
+// A provider quirk of the policy (docs/policy.md, `quirks.rcpt_accepts_all`): the provider's
+// servers answer 250 at RCPT for every address and reject unknown ones only later (after DATA, or
+// by a bounce), so their 250 does not prove the mailbox. deliverable/accepted becomes
+// risky/unverifiable; anything else (a rejection, a catch-all, a block) stands.
+Classification apply_rcpt_accepts_all(const Classification& c);
+
 }  // namespace mxp::verdict

@@ -207,6 +207,8 @@ TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
                       {"mx", "mx.postfix.test"},
                       {"smtp", {{"code", 250}, {"enhanced", "2.1.5"}, {"message", "Ok"}}},
                       {"catch_all", false},
+                      {"flags", {{"role", false}, {"disposable", true}, {"free", nullptr}}},
+                      {"suggestion", "user1@gmail.com"},
                       {"elapsed_ms", 1.5},
                       {"attempts", 1},
                       {"transcript", "C: RCPT TO:<user1@postfix.test>\nS: 250 2.1.5 Ok\n"}}}};
@@ -217,6 +219,9 @@ TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
   EXPECT_EQ(c.code, 250);
   EXPECT_EQ(c.enhanced, "2.1.5");
   EXPECT_EQ(c.catch_all, std::optional<bool>(false));
+  EXPECT_EQ(c.disposable, std::optional<bool>(true));
+  EXPECT_FALSE(c.free.has_value());  // null: no domain data
+  EXPECT_EQ(c.suggestion, "user1@gmail.com");
   EXPECT_NE(c.transcript.find("RCPT TO:<user1@postfix.test>"), std::string::npos);
   EXPECT_DOUBLE_EQ(c.finished, 5.3);
 }

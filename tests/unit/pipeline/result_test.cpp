@@ -16,10 +16,10 @@ nlohmann::json to_json(const Result& r, bool transcript = false) {
   return nlohmann::json::parse(out);
 }
 
-const char* kFields[] = {"line",       "email",    "normalized", "verdict",    "reason",
-                         "domain",     "mx",       "mx_ip",      "smtp",       "catch_all",
-                         "flags",      "attempts", "source_ip",  "elapsed_ms", "error",
-                         "checked_at", "cached"};
+const char* kFields[] = {"line",   "email",      "normalized", "verdict",   "reason",
+                         "domain", "mx",         "mx_ip",      "smtp",      "catch_all",
+                         "flags",  "suggestion", "attempts",   "source_ip", "elapsed_ms",
+                         "error",  "checked_at", "cached"};
 
 TEST(ResultJson, DeliverableRecordHasTheSchema) {
   Result r;
@@ -51,7 +51,9 @@ TEST(ResultJson, DeliverableRecordHasTheSchema) {
   EXPECT_EQ(j["smtp"]["message"], "Ok");
   EXPECT_EQ(j["catch_all"], false);
   EXPECT_EQ(j["flags"]["role"], false);
-  EXPECT_TRUE(j["flags"]["disposable"].is_null());
+  EXPECT_TRUE(j["flags"]["disposable"].is_null());  // no domain data given
+  EXPECT_TRUE(j["flags"]["free"].is_null());
+  EXPECT_TRUE(j["suggestion"].is_null());
   EXPECT_EQ(j["elapsed_ms"], 183.2);  // one decimal
   EXPECT_EQ(j["checked_at"], "2026-11-27T20:31:07Z");
   EXPECT_EQ(j["cached"], false);
@@ -78,6 +80,9 @@ TEST(ResultJson, RecordsReadBackAsWritten) {
   r.cached = true;
   r.transcript = "C: RCPT\nS: 250\n";
   r.checked_at = std::chrono::system_clock::from_time_t(1795811467);
+  r.disposable = false;
+  r.free = true;
+  r.suggestion = "Bob@gmail.com";
   std::string a, b, err;
   append_json(r, a, true);
   Result back;
@@ -86,6 +91,9 @@ TEST(ResultJson, RecordsReadBackAsWritten) {
   EXPECT_EQ(a, b);
   EXPECT_TRUE(back.cached);
   EXPECT_EQ(back.checked_at, r.checked_at);
+  EXPECT_EQ(back.disposable, std::optional<bool>(false));
+  EXPECT_EQ(back.free, std::optional<bool>(true));
+  EXPECT_EQ(back.suggestion, "Bob@gmail.com");
   EXPECT_FALSE(parse_json("{\"line\":1}", back, err));
   EXPECT_FALSE(parse_json("not json", back, err));
   EXPECT_FALSE(parse_iso8601("2026-11-27 20:31:07Z"));
@@ -102,8 +110,30 @@ TEST(ResultJson, NotApplicableFieldsAreNullNeverMissing) {
   auto j = to_json(r);
   for (const char* f : kFields)
     EXPECT_TRUE(j.contains(f)) << f;
-  for (const char* f : {"mx", "mx_ip", "smtp", "catch_all", "source_ip", "error"})
+  for (const char* f : {"mx", "mx_ip", "smtp", "catch_all", "source_ip", "error", "suggestion"})
     EXPECT_TRUE(j[f].is_null()) << f;
+  for (const char* f : {"role", "disposable", "free"})
+    EXPECT_TRUE(j["flags"][f].is_null()) << f;
+}
+
+TEST(ResultJson, DomainFlagsAndSuggestion) {
+  Result r;
+  flags::DomainFlags f;
+  f.disposable = true;
+  f.free = false;
+  f.suggestion = "gmail.com";
+  set_domain_flags(r, f, "\"a b\"@gmial.com");
+  EXPECT_EQ(r.disposable, std::optional<bool>(true));
+  EXPECT_EQ(r.free, std::optional<bool>(false));
+  EXPECT_EQ(r.suggestion, "\"a b\"@gmail.com");  // the normalized local part, quoted as it was
+  auto j = to_json(r);
+  EXPECT_EQ(j["flags"]["disposable"], true);
+  EXPECT_EQ(j["flags"]["free"], false);
+  EXPECT_EQ(j["suggestion"], "\"a b\"@gmail.com");
+  set_domain_flags(r, flags::DomainFlags{}, "a@b.test");  // no data: null again
+  EXPECT_FALSE(r.disposable.has_value());
+  EXPECT_FALSE(r.free.has_value());
+  EXPECT_EQ(r.suggestion, "");
 }
 
 TEST(ResultJson, HostileTextStaysOneValidLine) {

@@ -49,7 +49,7 @@ TEST(Policy, BuiltinDefaults) {
   EXPECT_EQ(g.block_cooldown, 1h);
   EXPECT_FALSE(p.warmup().enabled);
   EXPECT_EQ(p.warmup().shares.back(), 1.0);
-  EXPECT_EQ(p.provider_count(), 5u);
+  EXPECT_EQ(p.provider_count(), 6u);
 }
 
 TEST(Policy, BuiltinProvidersMatchTheirMxHosts) {
@@ -66,6 +66,9 @@ TEST(Policy, BuiltinProvidersMatchTheirMxHosts) {
   EXPECT_EQ(name_of("mta5.am0.yahoodns.net"), "yahoo");
   EXPECT_EQ(name_of("mx0a-001234.pphosted.com"), "proofpoint");
   EXPECT_EQ(name_of("eu-smtp-inbound-1.mimecast.com"), "mimecast");
+  EXPECT_EQ(name_of("mx-aol.mail.gm0.yahoodns.net"), "yahoo");  // AOL's MX
+  EXPECT_EQ(name_of("mx0b-00123.ppe-hosted.com"), "proofpoint");
+  EXPECT_EQ(name_of("mxs.mail.ru"), "mailru");
   EXPECT_EQ(name_of("google.com"), "");  // "*.google.com" needs a label before the suffix
   EXPECT_EQ(name_of("mx.example.com"), "");
   EXPECT_EQ(name_of("notgoogle.com"), "");
@@ -182,6 +185,70 @@ per_mx.sessions = 2
   EXPECT_EQ(p.group_settings(g).mx.sessions, 2u);
   EXPECT_EQ(p.group_settings(g).source.sessions, 5u);  // the defaults, not the old google
   EXPECT_TRUE(p.provider_by_name("yahoo"));
+}
+
+// Reply quirks and catch-all probing per provider (docs/policy.md, "Provider quirks"): built in
+// for Yahoo/AOL and Mail.ru, off elsewhere; a policy file's provider table replaces the built-in
+// one whole, and a domain table beats its provider.
+TEST(Policy, ProviderQuirksAndCatchAllProbing) {
+  const Policy& b = Policy::builtin();
+  struct Row {
+    const char* mx;
+    bool accepts_all, probe;
+  } rows[] = {
+      {"mta7.am0.yahoodns.net", true, false}, {"mxs.mail.ru", true, false},
+      {"aspmx.l.google.com", false, true},    {"x.mail.protection.outlook.com", false, true},
+      {"mx0a-1.pphosted.com", false, true},   {"eu-smtp-inbound-1.mimecast.com", false, true},
+      {"mx.example.org", false, true},
+  };
+  for (const auto& r : rows) {
+    const auto& d = b.domain_settings("some.example", b.provider_for_mx(r.mx));
+    EXPECT_EQ(d.rcpt_accepts_all, r.accepts_all) << r.mx;
+    EXPECT_EQ(d.catch_all_probe, r.probe) << r.mx;
+  }
+
+  // A file's [provider.yahoo] replaces the built-in table: what it does not say comes from the
+  // defaults (no quirk, probing on) unless it says it again.
+  Policy p = parse_ok(R"(
+[provider.yahoo]
+match = ["*.yahoodns.net"]
+per_source.sessions = 4
+
+[provider.acme]
+match = ["*.acme.test"]
+quirks.rcpt_accepts_all = true
+catch_all_probe = false
+
+[domain."yahoo.com"]
+quirks.rcpt_accepts_all = true
+
+[domain."trusted.acme.test"]
+quirks = { rcpt_accepts_all = false }
+)");
+  auto yahoo = p.provider_for_mx("mta5.am0.yahoodns.net");
+  ASSERT_TRUE(yahoo);
+  EXPECT_EQ(p.group_settings(yahoo).source.sessions, 4u);
+  EXPECT_FALSE(p.domain_settings("aol.com", yahoo).rcpt_accepts_all);
+  EXPECT_TRUE(p.domain_settings("aol.com", yahoo).catch_all_probe);
+  EXPECT_TRUE(p.domain_settings("yahoo.com", yahoo).rcpt_accepts_all);  // its domain table
+  auto acme = p.provider_for_mx("mx1.acme.test");
+  ASSERT_TRUE(acme);
+  EXPECT_TRUE(p.domain_settings("x.acme.test", acme).rcpt_accepts_all);
+  EXPECT_FALSE(p.domain_settings("x.acme.test", acme).catch_all_probe);
+  EXPECT_FALSE(p.domain_settings("trusted.acme.test", acme).rcpt_accepts_all);  // domain wins
+  EXPECT_FALSE(p.domain_settings("trusted.acme.test", acme).catch_all_probe);   // rest: provider
+  EXPECT_TRUE(p.provider_for_mx("mxs.mail.ru"));  // the other built-ins stay
+
+  // Dropping the built-ins drops their quirks.
+  Policy none = parse_ok("[global]\nbuiltin_providers = false\n");
+  EXPECT_FALSE(none.domain_settings("yahoo.com", none.provider_for_mx("mta5.am0.yahoodns.net"))
+                   .rcpt_accepts_all);
+  // A quirk key is a domain key: not in [global], and typed.
+  auto bad = parse_policy("[defaults]\nquirks.rcpt_accepts_all = 1\n", "q.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().to_string(),
+            "q.toml:2:27: defaults.quirks.rcpt_accepts_all: expected true or false");
+  EXPECT_FALSE(parse_policy("[defaults]\nquirks.nope = true\n", "q.toml"));
 }
 
 TEST(Policy, BuiltinProvidersCanBeDropped) {

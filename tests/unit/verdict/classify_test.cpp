@@ -624,6 +624,32 @@ TEST(Docs, VerdictsPageListsEveryPhraseAndReason) {
 #undef MXP_X
 }
 
+// Providers that accept every address at RCPT (policy quirks.rcpt_accepts_all: Yahoo/AOL,
+// Mail.ru): only an acceptance changes; their rejections and everything else stand.
+TEST(ProviderQuirks, RcptAcceptsAll) {
+  // Yahoo's real acceptance line (truemail-rb/truemail-go#91).
+  auto yahoo_ok = classify(rcpt(250, {"recipient <someone@yahoo.com> ok"}));
+  ASSERT_EQ(yahoo_ok.verdict, Verdict::Deliverable);
+  auto q = apply_rcpt_accepts_all(yahoo_ok);
+  EXPECT_VR(q, Risky, Unverifiable);
+  EXPECT_EQ(q.scope, yahoo_ok.scope);
+  EXPECT_FALSE(q.retry_later);
+  EXPECT_VR(apply_rcpt_accepts_all(classify(rcpt(251, {"User not local; will forward"}))), Risky,
+            Unverifiable);
+  const Classification stand[] = {
+      classify(rcpt(552, {"1 Requested mail action aborted, mailbox not found"})),
+      classify(rcpt(554, {"delivery error: dd This user doesn't have a yahoo.com account"})),
+      classify(rcpt(554, {"30 Sorry, your message to x@yahoo.com cannot be delivered. This mailbox "
+                          "is disabled (554.30)."})),
+      classify(rcpt(421, enh(4, 7, 0), {"[TSS04] Messages from 192.0.2.7 temporarily deferred"})),
+      classify(rcpt(252, enh(2, 1, 5), {"Cannot VRFY user, but will accept message"})),
+      combine_catch_all(classify(rcpt(250, {"Ok"})), classify(rcpt(250, {"Ok"}))).result,
+      classify_dns(DnsStatus::NxDomain),
+  };
+  for (const auto& c : stand)
+    EXPECT_EQ(apply_rcpt_accepts_all(c), c) << to_string(c.reason);
+}
+
 TEST(Vocabulary, EveryReasonIsProducedByThePolicy) {
   // One outcome per reason, each also checked in its own test above; this guards the vocabulary
   // as a whole: a reason the policy can no longer produce fails here.
@@ -646,6 +672,7 @@ TEST(Vocabulary, EveryReasonIsProducedByThePolicy) {
   add(classify_dns(DnsStatus::ServFail));
   add(classify(failure(Stage::Banner, Failure::Closed)));
   add(classify(rcpt(451, enh(4, 3, 0), {"Local error"})));
+  add(apply_rcpt_accepts_all(classify(rcpt(250, enh(2, 1, 5), {"Ok"}))));
   for (int i = 0; i < kReasonCount; ++i) {
     EXPECT_TRUE(produced.count(static_cast<Reason>(i)))
         << "nothing produced reason " << to_string(static_cast<Reason>(i));
