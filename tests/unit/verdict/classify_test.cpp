@@ -646,6 +646,7 @@ TEST(Vocabulary, EveryReasonIsProducedByThePolicy) {
   add(classify_dns(DnsStatus::ServFail));
   add(classify(failure(Stage::Banner, Failure::Closed)));
   add(classify(rcpt(451, enh(4, 3, 0), {"Local error"})));
+  add(classify_proxy_failure());
   for (int i = 0; i < kReasonCount; ++i) {
     EXPECT_TRUE(produced.count(static_cast<Reason>(i)))
         << "nothing produced reason " << to_string(static_cast<Reason>(i));
