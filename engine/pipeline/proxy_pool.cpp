@@ -170,7 +170,7 @@ void ProxyPool::failed(size_t i, std::string why) {
 uint64_t ProxyPool::ask(size_t i, std::function<void(bool up)> done) {
   const uint64_t t = next_ticket_++;
   waiters_.push_back({t, i, std::move(done)});
-  if (health_.up(i)) health_.want_check(i);
+  if (health_.up(i) && !health_.checking(i)) health_.want_check(i);  // one running answers too
   arm();
   return t;
 }

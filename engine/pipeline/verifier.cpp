@@ -213,7 +213,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       on_leg(leg_->on_closed(status), {});
       return;
     }
-    if (leg_ && !session_.done()) return doubt_proxy();
+    if (leg_ && !session_.done() && session_.undecided() > 0) return doubt_proxy();
     session_.on_closed(v_.loop_.now());
     pump();
   }
