@@ -121,7 +121,10 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     // The session's own deadline is the connect timeout; the loop's is a backstop.
     co.timeout = cfg_.timeouts[0] + std::chrono::seconds(5);
     auto r = v_.loop_.connect(co, *this);
-    if (r.status != loop::Status::Ok && leg_) {
+    // Out of file descriptors or memory is ours, not the proxy's: a connect failure as below.
+    const bool local =
+        r.status == loop::Status::TooManyOpenFiles || r.status == loop::Status::NoMemory;
+    if (r.status != loop::Status::Ok && leg_ && !local) {
       proxy_lost("connect: " + std::string(loop::to_string(r.status)));
       return;
     }
