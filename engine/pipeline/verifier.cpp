@@ -139,8 +139,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   }
 
   void abort() {
-    if (asked_) v_.proxies_->cancel(ask_ticket_);
-    asked_ = false;
+    drop_doubt();
     if (conn_open_) v_.loop_.close(conn_, loop::CloseMode::Abort);
     conn_open_ = false;
     if (timer_armed_) v_.loop_.cancel_timer(timer_);
@@ -216,7 +215,11 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       on_leg(leg_->on_closed(status), {});
       return;
     }
-    if (leg_ && !session_.done() && session_.undecided() > 0) return doubt_proxy();
+    if (doubt_ != Doubt::None) {  // a check is under way: it decides, as a close now
+      doubt_ = Doubt::Closed;
+      return;
+    }
+    if (leg_ && !session_.done() && session_.undecided() > 0) return doubt_proxy(Doubt::Closed);
     session_.on_closed(v_.loop_.now());
     pump();
   }
@@ -226,11 +229,16 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     // Waiting for the CONNECT reply is the mail server's connect timeout (the proxy connects).
     if (leg_ && !leg_->ready() && !leg_->awaiting_target())
       return proxy_lost("no SOCKS5 answer within the connect timeout");
+    // A silent tunnel: a slow server, or a proxy that hung? The check decides first.
+    if (doubt_ != Doubt::None) return;
+    if (leg_ && leg_->ready() && !session_.done() && session_.undecided() > 0)
+      return doubt_proxy(Doubt::Timeout);
     session_.on_timeout(v_.loop_.now());
     pump();
   }
 
   // --- SOCKS5 (docs/proxies.md) ---------------------------------------------------------
+  enum class Doubt : uint8_t { None, Closed, Timeout };
   // A step of the proxy handshake. True when `rest` (bytes after the CONNECT reply) should go
   // on to the SMTP session.
   bool on_leg(ProxyLeg::Step step, std::string_view rest) {
@@ -258,16 +266,26 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   }
   // The tunnel closed in the middle of SMTP: the server, or the proxy dying? Ask the pool (a
   // health check) before anything counts against the server.
-  void doubt_proxy() {
-    if (timer_armed_) v_.loop_.cancel_timer(timer_);
-    timer_armed_ = false;
-    asked_ = true;
+  // The same for a stage timeout: meanwhile the connection stays open and bytes still go to
+  // the session (a late reply); the timeout is applied after the check, if still due.
+  void doubt_proxy(Doubt kind) {
+    if (kind == Doubt::Closed && timer_armed_) v_.loop_.cancel_timer(timer_);
+    if (kind == Doubt::Closed) timer_armed_ = false;
+    doubt_ = kind;
     ask_ticket_ = v_.proxies_->ask(proxy_, [this](bool up) {
-      asked_ = false;
+      const Doubt d = doubt_;
+      doubt_ = Doubt::None;
       if (!up) return proxy_lost(v_.proxies_->health().last_error(proxy_));
-      session_.on_closed(v_.loop_.now());
+      if (d == Doubt::Closed)
+        session_.on_closed(v_.loop_.now());
+      else
+        session_.on_timeout(v_.loop_.now());  // nothing if a reply moved the deadline on
       pump();
     });
+  }
+  void drop_doubt() {
+    if (doubt_ != Doubt::None) v_.proxies_->cancel(ask_ticket_);
+    doubt_ = Doubt::None;
   }
   // The proxy failed: out of rotation; the recipients not decided go back to the scheduler
   // untouched (no try counted, nothing against the mail server) and on to another proxy.
@@ -277,6 +295,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     if (timer_armed_) v_.loop_.cancel_timer(timer_);
     timer_armed_ = false;
     ended_ = true;
+    drop_doubt();
     for (Item* item : items_)
       if (item && item->attempts) --item->attempts;
     v_.proxies_->failed(proxy_, why);
@@ -321,6 +340,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       if (timer_armed_) v_.loop_.cancel_timer(timer_);
       timer_armed_ = false;
       ended_ = true;
+      drop_doubt();  // a late reply finished the session while its proxy was being checked
       // Undecided recipients cannot exist here; the scheduler requeues any it still has.
       v_.session_done(
           this, connect_failed_ ? sched::SessionEnd::ConnectFailed : sched::SessionEnd::Normal);
@@ -349,7 +369,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   std::optional<ProxyLeg> leg_;  // through a SOCKS5 proxy (source proxy_ of the scheduler)
   size_t proxy_ = 0;
   uint64_t ask_ticket_ = 0;
-  bool asked_ = false;
+  Doubt doubt_ = Doubt::None;  // a health check of the proxy decides an event first
   smtp::Session session_;
   smtp::TranscriptBuffer transcript_;
   std::vector<Item*> items_;  // by the session's recipient index; null once decided

@@ -10,7 +10,9 @@
 #      (auth_refused) without the password;
 #   3. a proxy killed mid-run (SIGKILL once the farm has seen RCPTs through it, read from the
 #      farm's log as it streams): every address still gets exactly one record with the farm's
-#      verdict, through the other proxy; stderr says the dead one left the rotation.
+#      verdict, through the other proxy; stderr says the dead one left the rotation;
+#   4. the same with a proxy that hangs (SIGSTOP): found by the health check a silent session
+#      asks for, not blamed on the mail servers.
 # Farm hosts answer 40 ms late so that sessions are in flight when the proxy dies.
 # Usage: socks5.sh uring|uv   (env MXFARM, MXPROBE). Range 127.170-179.0.0/16.
 source "$(dirname "$0")/../mxfarm/lib.sh"
@@ -31,7 +33,8 @@ PROXY_PIDS=()
 stop_proxies() {
   local p
   for p in "${PROXY_PIDS[@]}"; do
-    if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null || true; fi
+    # CONT first: a stopped process would keep a TERM pending and never exit.
+    if kill -0 "$p" 2>/dev/null; then kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; fi
     wait "$p" 2>/dev/null || true
   done
   PROXY_PIDS=()
@@ -188,8 +191,8 @@ sed 's/^retry = .*/retry = { schedule = ["3s"], attempts = 1 }/' "$LAB_POLICY" >
 grep -q 'attempts = 1 }' "$WORK/once.toml" || fail "could not derive the one-try policy"
 cat >"$WORK/kill.py" <<'PY'
 import os, signal, subprocess, sys, threading
-(mxfarm, sc, report, a_ip, a_pid, kill_after, out, err) = sys.argv[1:9]
-cmd = sys.argv[9:]
+(mxfarm, sc, report, a_ip, a_pid, kill_after, sig, out, err) = sys.argv[1:10]
+cmd = sys.argv[10:]
 farm = subprocess.Popen([mxfarm, "run", sc, "--report", report, "--log"],
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 mx = None
@@ -199,7 +202,7 @@ try:
         sys.exit(f"farm did not start: {ready!r} {farm.stderr.read()[-500:]}")
     reached = threading.Event()
     seen = {"a": 0, "all": 0}
-    log = open(os.path.join(os.path.dirname(out), "farm-kill.log"), "w")
+    log = open(out + ".farm.log", "w")
     def pump():  # drains the farm's log (it must never block on it) and counts
         for line in farm.stderr:
             log.write(line)
@@ -216,10 +219,10 @@ try:
         while not reached.wait(0.5):
             if mx.poll() is not None:
                 sys.exit(f"mxprobe finished before {kill_after} RCPTs went through proxy A")
-        os.kill(int(a_pid), signal.SIGKILL)
+        os.kill(int(a_pid), getattr(signal, "SIG" + sig))
         at = seen["all"]
         rc = mx.wait(timeout=120)
-    print(f"proxy A killed after {at} RCPTs at the farm; mxprobe exit {rc}")
+    print(f"proxy A got SIG{sig} after {at} RCPTs at the farm; mxprobe exit {rc}")
     if rc != 0:
         sys.exit(f"mxprobe exit {rc}")
 finally:
@@ -229,7 +232,7 @@ finally:
     farm.send_signal(signal.SIGTERM)
     farm.wait()
 PY
-"$PY" "$WORK/kill.py" "$MXFARM" "$SC" "$WORK/report-kill.json" "$A_IP" "$A_PID" 8 \
+"$PY" "$WORK/kill.py" "$MXFARM" "$SC" "$WORK/report-kill.json" "$A_IP" "$A_PID" 8 KILL \
   "$WORK/kill.jsonl" "$WORK/kill.err" \
   "$MXPROBE" verify --backend "$BACKEND" --policy "$WORK/once.toml" --no-cache \
   --dns "127.0.0.1:$DNS_PORT" --input "$WORK/list.txt" --output "$WORK/kill.jsonl" --no-progress \
@@ -245,5 +248,24 @@ clients=$(report_get "$WORK/report-kill.json" "sorted(r['clients'])")
 expect_eq "$clients" "$(printf "%s\n" "$A_IP" "$B_IP" | sort | "$PY" -c "import sys; print(sorted(sys.stdin.read().split()))")" "farm clients"
 clients=$(report_get "$REPORT" "sorted(r['clients'])")
 expect_eq "$clients" "$("$PY" -c "import sys; print(sorted(sys.argv[1:]))" "$A_IP" "$B_IP")" "farm clients (cases 1-2)"
+
+# 4. A proxy that hangs (SIGSTOP: its port still accepts, nothing is forwarded): the sessions
+# through it go silent; their stage timeouts first health-check the proxy, which does not answer
+# its greeting within --proxy-timeout, so it leaves the rotation and nothing counts against the
+# mail servers (one try per address: a timeout blamed on a server would show as a verdict).
+start_proxy "$A_IP"
+C_PID=$LAST_PID
+C_URL="socks5://$USER:$PASS@$A_IP:$PORT"
+C_SHOW="socks5://$A_IP:$PORT"
+"$PY" "$WORK/kill.py" "$MXFARM" "$SC" "$WORK/report-hang.json" "$A_IP" "$C_PID" 8 STOP \
+  "$WORK/hang.jsonl" "$WORK/hang.err" \
+  "$MXPROBE" verify --backend "$BACKEND" --policy "$WORK/once.toml" --no-cache \
+  --dns "127.0.0.1:$DNS_PORT" --input "$WORK/list.txt" --output "$WORK/hang.jsonl" --no-progress \
+  --timeout-connect 2 --timeout-banner 2 --timeout-command 2 --timeout-dns 0.5 --proxy-timeout 1 \
+  --helo probe.client.test --proxy "$C_URL" --proxy "$B_URL" -c 6 --rcpts-per-session 2 ||
+  { tail -20 "$WORK/hang.err" >&2; fail "mxprobe verify with a proxy hung mid-run"; }
+"$PY" "$WORK/check.py" kill "$WORK/hang.jsonl" "$WORK/hang.err" "$WORK/truth.csv" \
+  "$C_SHOW,$B_SHOW" "$PASS" || { tail -20 "$WORK/hang.err" >&2; fail "case proxy hung"; }
+expect_match "$(cat "$WORK/hang.err")" "proxy $C_SHOW is out of rotation: no (SOCKS5 )?answer" "the hung proxy left the rotation"
 stop_proxies
 echo "PASS proxy_socks5 $BACKEND ($CHECKS checks)"
