@@ -1067,13 +1067,11 @@ void Scheduler::set_source_down(SourceId s, bool down, TimePoint now,
                                 const verdict::Classification& why) {
   advance(now);
   if (s >= sources_.size()) return;
-  if (down) {
-    down_mask_ |= bit(s);
-    down_result_ = why;
-    return;  // groups notice it when next served (try_group), like a block
-  }
-  if (!(down_mask_ & bit(s))) return;
-  down_mask_ &= ~bit(s);
+  if (down) down_result_ = why;
+  if (down == bool(down_mask_ & bit(s))) return;
+  down_mask_ ^= bit(s);
+  // Every group is looked at again (a rare event): down, addresses pinned to s lose the pin and
+  // an MX group left without a source ends its queue; up, groups without a usable source resume.
   for (GroupId g = 0; g < groups_.size(); ++g)
     activate_group(g);
 }

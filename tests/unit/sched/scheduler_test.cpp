@@ -700,6 +700,26 @@ TEST(Scheduler, DownSourceIsSkippedAndAllDownEndsWithItsReason) {
   EXPECT_EQ(h.s.stats().backoffs, 0u);
 }
 
+// A greylisted address is pinned to its source; when that source goes down, the retry comes
+// from another source instead of waiting for it.
+TEST(Scheduler, PinnedRetryMovesOnWhenItsSourceGoesDown) {
+  Harness h(make_policy({{"session.recipients", "1"}}), 2);
+  h.add("g.test", "mx.g.test", 1);
+  Grant g1;
+  ASSERT_TRUE(h.s.next_ready(h.now, g1));
+  auto disp = h.s.on_outcome(g1.session, g1.items[0].id, greylisted(), h.now);
+  h.s.on_session_ended(g1.session, h.now);
+  ASSERT_EQ(disp.kind, Kind::Retry);
+  EXPECT_EQ(disp.pinned, g1.source);
+  h.s.set_source_down(g1.source, true, h.now, make(Verdict::Unknown, Reason::ProxyFailed));
+  h.now = disp.not_before;
+  Grant g2;
+  ASSERT_TRUE(h.s.next_ready(h.now, g2));
+  EXPECT_EQ(g2.source, 1 - g1.source);
+  EXPECT_EQ(g2.items[0].key, g1.items[0].key);
+  EXPECT_FALSE(h.s.pop_final());
+}
+
 // --- Warm-up -------------------------------------------------------------------------------
 
 TEST(Scheduler, WarmupShareFollowsTheSchedule) {
