@@ -2,10 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 
 #include "address/address.hpp"
+#include "proxy/socks5.hpp"
 #include "smtp/session.hpp"
 
 namespace mxp::app {
@@ -28,6 +31,23 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o) {
   cmd.add_option("--new-source-ip", o.new_source_ips,
                  "source address(es) new to the pool: warmed up per the policy's [warmup]")
       ->delimiter(',');
+  cmd.add_option("--proxy", o.proxies,
+                 "SOCKS5 proxy socks5://[user:pass@]host:port (repeatable): sessions go through "
+                 "the pool, one source per proxy (docs/proxies.md)")
+      ->allow_extra_args(false);
+  cmd.add_option("--proxy-file", o.proxy_files,
+                 "file of proxy URLs, one per line, # comments (repeatable)")
+      ->allow_extra_args(false)
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--proxy-timeout", o.proxy_timeout,
+                 "seconds a proxy health check may take (connect, greeting, authentication)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option(
+         "--proxy-recheck", o.proxy_recheck,
+         "seconds between re-checks of a proxy out of rotation, at most (from 1 s, doubling)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd.add_option("--policy", o.policy_file,
                  "scheduling policy, TOML (docs/policy.md); reloaded on SIGHUP")
       ->check(CLI::ExistingFile);
@@ -109,6 +129,53 @@ static std::chrono::milliseconds ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(std::llround(seconds * 1000)));
 }
 
+// --proxy and --proxy-file into the pool. Messages never repeat a URL: it may hold a password.
+static bool load_proxies(const EngineOptions& o, pipeline::VerifierConfig& c, std::FILE* diag) {
+  std::string err;
+  for (size_t i = 0; i < o.proxies.size(); ++i) {
+    auto url = proxy::parse_proxy_url(o.proxies[i], err);
+    if (!url) {
+      std::fprintf(diag, "mxprobe: --proxy #%zu: %s\n", i + 1, err.c_str());
+      return false;
+    }
+    c.proxies.push_back(std::move(*url));
+  }
+  for (const auto& path : o.proxy_files) {
+    std::ifstream in(path);
+    if (!in) {
+      std::fprintf(diag, "mxprobe: --proxy-file %s: cannot read it\n", path.c_str());
+      return false;
+    }
+    std::string line;
+    for (size_t n = 1; std::getline(in, line); ++n) {
+      if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+      const auto b = line.find_first_not_of(" \t\r");
+      if (b == std::string::npos) continue;
+      const auto e = line.find_last_not_of(" \t\r");
+      auto url = proxy::parse_proxy_url(std::string_view(line).substr(b, e - b + 1), err);
+      if (!url) {
+        std::fprintf(diag, "mxprobe: --proxy-file %s:%zu: %s\n", path.c_str(), n, err.c_str());
+        return false;
+      }
+      c.proxies.push_back(std::move(*url));
+    }
+  }
+  if (c.proxies.empty()) return true;
+  if (!c.sources.empty()) {
+    std::fprintf(diag,
+                 "mxprobe: --source-ip and --proxy cannot be combined: with proxies, each proxy "
+                 "is a source\n");
+    return false;
+  }
+  if (c.proxies.size() > sched::kMaxSources) {
+    std::fprintf(diag, "mxprobe: at most %u proxies\n", sched::kMaxSources);
+    return false;
+  }
+  c.proxy_check_timeout = ms(o.proxy_timeout);
+  c.proxy_health.max = std::max<loop::Duration>(ms(o.proxy_recheck), std::chrono::seconds(1));
+  return true;
+}
+
 bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE* diag) {
   loop::LoopOptions lo;
   lo.backend = *loop::parse_backend(o.backend);
@@ -155,6 +222,7 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
     std::fprintf(diag, "mxprobe: at most %u source addresses\n", sched::kMaxSources);
     return false;
   }
+  if (!load_proxies(o, c, diag)) return false;
   std::string helo = o.helo;
   if (helo.empty()) {
     char host[256] = {};

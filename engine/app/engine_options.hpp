@@ -24,6 +24,10 @@ struct EngineOptions {
   std::string prefer = "ipv4";  // address family tried first among equal MX preferences
   std::vector<std::string> source_ips;
   std::vector<std::string> new_source_ips;  // warmed up per the policy's [warmup]
+  // SOCKS5 proxies (docs/proxies.md): socks5://[user:pass@]host:port, and files of them.
+  std::vector<std::string> proxies, proxy_files;
+  double proxy_timeout = 10;  // seconds: a health check's connect + greeting + authentication
+  double proxy_recheck = 30;  // seconds: a down proxy is re-checked at most this far apart
   std::optional<double> timeout_connect, timeout_banner, timeout_command;  // seconds
   double timeout_dns = 5;
   std::string helo;       // default: this host's name

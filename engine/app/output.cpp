@@ -12,10 +12,10 @@ using pipeline::Result;
 
 const std::vector<std::string_view>& RecordFormatter::columns() {
   static const std::vector<std::string_view> kColumns = {
-      "line",       "email",      "normalized", "verdict",       "reason",       "domain",
-      "mx",         "mx_ip",      "smtp_code",  "smtp_enhanced", "smtp_message", "catch_all",
-      "role",       "disposable", "free",       "suggestion",    "attempts",     "source_ip",
-      "elapsed_ms", "error",      "checked_at", "cached"};
+      "line",  "email",      "normalized", "verdict",       "reason",       "domain",
+      "mx",    "mx_ip",      "smtp_code",  "smtp_enhanced", "smtp_message", "catch_all",
+      "role",  "disposable", "free",       "suggestion",    "attempts",     "source_ip",
+      "proxy", "elapsed_ms", "error",      "checked_at",    "cached"};
   return kColumns;
 }
 
@@ -123,6 +123,7 @@ void RecordFormatter::append(const Result& r, std::string_view raw, std::string&
   field(out, r.suggestion, false);
   field(out, std::to_string(r.attempts), false);
   field(out, r.source_ip, false);
+  field(out, r.proxy, false);
   std::snprintf(num, sizeof num, "%.1f", r.elapsed_ms);
   field(out, num, false);
   field(out, r.error, false);

@@ -528,6 +528,10 @@ int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FI
                      std::FILE* diag) {
   Engine e;
   if (!make_engine(eng, true, e, diag)) return 3;
+  if (!e.config.proxies.empty()) {  // its probes connect directly (docs/proxies.md)
+    std::fprintf(diag, "mxprobe: probe-server does not go through --proxy\n");
+    return 2;
+  }
   std::optional<ProbeTarget> target;
   std::string err;
   bool resolved = false;

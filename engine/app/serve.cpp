@@ -1000,6 +1000,24 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     counter("mxprobe_scheduler_blocks_total", "Block replies (source IP rested).", ss.blocks);
     gauge("mxprobe_websocket_clients", "WebSocket clients connected.",
           static_cast<double>(http_ ? http_->ws_clients() : 0));
+    if (const pipeline::ProxyPool* px = verifier_.proxies()) {
+      // Per SOCKS5 proxy, labelled socks5://host:port (never the credentials).
+      auto per_proxy = [&](const char* name, const char* type, const char* help, auto value) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+        for (size_t i = 0; i < px->size(); ++i)
+          out += std::string(name) + "{proxy=\"" + px->url(i).display + "\"} " +
+                 std::to_string(value(i)) + "\n";
+      };
+      per_proxy("mxprobe_proxy_up", "gauge", "1 while the proxy is in rotation.",
+                [&](size_t i) { return px->up(i) ? 1 : 0; });
+      per_proxy("mxprobe_proxy_sessions_total", "counter", "SMTP sessions through the proxy.",
+                [&](size_t i) { return px->sessions(i); });
+      per_proxy("mxprobe_proxy_failures_total", "counter",
+                "Sessions or health checks that found the proxy unusable.",
+                [&](size_t i) { return px->health().failures(i); });
+      per_proxy("mxprobe_proxy_checks_total", "counter", "Health checks run.",
+                [&](size_t i) { return px->health().checks(i); });
+    }
     out += "# HELP mxprobe_smtp_stage_seconds Time waiting in each SMTP stage.\n";
     out += "# TYPE mxprobe_smtp_stage_seconds histogram\n";
     for (int i = 0; i < smtp::kStageCount; ++i)
@@ -1081,9 +1099,13 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
         if (key.first == sid)
           blocked.push_back({{"group", sch.group_name(key.second)},
                              {"for_s", std::chrono::duration<double>(until - now).count()}});
+      // A SOCKS5 proxy out of rotation (failed health check) is "down".
+      const bool down = verifier_.proxies() && !verifier_.proxies()->up(s);
       sources.push_back({{"ip", name.empty() ? "(kernel's choice)" : name},
                          {"warmup_level", sch.warmup_state(sid, now).level},
-                         {"state", blocked.empty() ? "ok" : "blocked"},
+                         {"state", down              ? "down"
+                                   : blocked.empty() ? "ok"
+                                                     : "blocked"},
                          {"blocked_by", blocked}});
     }
     const auto& vs = verifier_.stats();

@@ -319,6 +319,7 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
       std::fprintf(out, "  syntax: %s\n", r.error.c_str());
     } else {
       if (!r.mx.empty()) std::fprintf(out, "  mx: %s [%s]\n", r.mx.c_str(), r.mx_ip.c_str());
+      if (!r.proxy.empty()) std::fprintf(out, "  via: %s\n", r.proxy.c_str());
       if (r.has_smtp)
         std::fprintf(out, "  smtp: %d %s %s\n", r.code, r.enhanced.c_str(), r.message.c_str());
       std::fprintf(out, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",

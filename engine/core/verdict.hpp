@@ -14,6 +14,7 @@ namespace mxp {
   X(Risky, "risky")                 \
   X(Unknown, "unknown")
 
+// proxy_failed: no SOCKS5 proxy of the pool could be used (docs/proxies.md).
 #define MXP_REASONS(X)                     \
   X(Accepted, "accepted")                  \
   X(InvalidSyntax, "invalid_syntax")       \
@@ -32,7 +33,8 @@ namespace mxp {
   X(ConnectionFailed, "connection_failed") \
   X(DnsError, "dns_error")                 \
   X(ProtocolError, "protocol_error")       \
-  X(TemporaryFailure, "temporary_failure")
+  X(TemporaryFailure, "temporary_failure") \
+  X(ProxyFailed, "proxy_failed")
 
 enum class Verdict : uint8_t {
 #define MXP_X(id, name) id,

@@ -113,6 +113,7 @@ bool parse_json(std::string_view text, Result& r, std::string& err) {
   if (auto it = j.find("attempts"); it != j.end() && it->is_number_unsigned())
     r.attempts = it->get<uint32_t>();
   r.source_ip = str("source_ip");
+  r.proxy = str("proxy");
   if (auto it = j.find("elapsed_ms"); it != j.end() && it->is_number()) r.elapsed_ms = *it;
   r.error = str("error");
   r.checked_at = *when;
@@ -164,6 +165,8 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
   json::append_uint(out, r.attempts);
   out.append(",\"source_ip\":");
   str_or_null(out, r.source_ip);
+  out.append(",\"proxy\":");
+  str_or_null(out, r.proxy);
   char buf[48];
   std::snprintf(buf, sizeof buf, ",\"elapsed_ms\":%.1f", r.elapsed_ms);
   out.append(buf);

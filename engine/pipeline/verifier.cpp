@@ -10,8 +10,13 @@ using loop::TimePoint;
 namespace {
 constexpr uint64_t kKickCookie = 1, kDeadlineCookie = 2;
 
-std::vector<sched::SourceSpec> source_specs(const std::vector<SourceAddress>& sources) {
+std::vector<sched::SourceSpec> source_specs(const VerifierConfig& cfg) {
+  const std::vector<SourceAddress>& sources = cfg.sources;
   std::vector<sched::SourceSpec> specs;
+  // Proxies are the pool when given: "socks5://host:port" names them in logs and views.
+  for (const auto& p : cfg.proxies)
+    specs.push_back({p.display, sched::WarmupState{UINT32_MAX, {}, 0}});
+  if (!cfg.proxies.empty()) return specs;
   for (const auto& s : sources) {
     sched::SourceSpec spec;
     spec.name = s.endpoint.ip_string();
@@ -88,7 +93,13 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
         address_(d.target),
         cfg_(cfg),
         session_(cfg) {
-    if (!v.cfg_.sources.empty()) {
+    if (v.proxies_) {
+      loop::Endpoint mx = target().address;
+      mx.set_port(v.cfg_.smtp_port);
+      leg_.emplace(v.proxies_->url(g.source), mx);
+      proxy_ = g.source;
+      v.proxies_->note_session(proxy_);
+    } else if (!v.cfg_.sources.empty()) {
       const loop::Endpoint& ep = v.cfg_.sources[g.source].endpoint;
       // Only a source of the target's family can reach it. A pool with both families may be
       // granted a source of the other family: the same host's address of the source's family
@@ -118,6 +129,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   const dns::MxTarget& address() const { return d_.answer.targets[address_]; }
   size_t target_index() const { return target_; }
   const std::string& source_ip() const { return source_ip_; }
+  std::string proxy_name() const { return leg_ ? leg_->display() : std::string(); }
   const std::string& transcript() const { return transcript_.text; }
 
   void begin(const std::vector<sched::ItemRef>& refs) {
@@ -130,9 +142,17 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     co.peer = address().address;
     co.peer.set_port(v_.cfg_.smtp_port);
     co.source = source_;
+    if (leg_) co.peer = leg_->proxy_endpoint();  // the connect stage covers the SOCKS5 handshake
     // The session's own deadline is the connect timeout; the loop's is a backstop.
     co.timeout = cfg_.timeouts[0] + std::chrono::seconds(5);
     auto r = v_.loop_.connect(co, *this);
+    // Out of file descriptors or memory is ours, not the proxy's: a connect failure as below.
+    const bool local =
+        r.status == loop::Status::TooManyOpenFiles || r.status == loop::Status::NoMemory;
+    if (r.status != loop::Status::Ok && leg_ && !local) {
+      proxy_lost("connect: " + std::string(loop::to_string(r.status)));
+      return;
+    }
     if (r.status != loop::Status::Ok) {
       connect_failed_ = true;
       session_.on_closed(now);
@@ -144,6 +164,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   }
 
   void abort() {
+    drop_doubt();
     if (conn_open_) v_.loop_.close(conn_, loop::CloseMode::Abort);
     conn_open_ = false;
     if (timer_armed_) v_.loop_.cancel_timer(timer_);
@@ -190,6 +211,11 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
 
   void on_connect(loop::ConnId, loop::Status status) override {
     TimePoint now = v_.loop_.now();
+    if (leg_) {
+      if (status != loop::Status::Ok) conn_open_ = false;  // the id is dead
+      on_leg(leg_->on_connect(v_.loop_, conn_, status), {});
+      return;
+    }
     if (status == loop::Status::Ok) {
       session_.on_connected(now);
     } else {
@@ -201,18 +227,104 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     pump();
   }
   void on_data(loop::ConnId, std::string_view bytes) override {
+    if (leg_ && !leg_->ready()) {
+      const auto step = leg_->on_data(v_.loop_, conn_, bytes);
+      if (!on_leg(step, bytes)) return;
+    }
     session_.on_bytes(bytes, v_.loop_.now());
     pump();
   }
-  void on_closed(loop::ConnId, loop::Status) override {
+  void on_closed(loop::ConnId, loop::Status status) override {
     conn_open_ = false;
+    if (leg_ && !leg_->ready()) {
+      on_leg(leg_->on_closed(status), {});
+      return;
+    }
+    if (doubt_ != Doubt::None) {  // a check is under way: it decides, as a close now
+      doubt_ = Doubt::Closed;
+      return;
+    }
+    if (leg_ && !session_.done() && session_.undecided() > 0) return doubt_proxy(Doubt::Closed);
     session_.on_closed(v_.loop_.now());
     pump();
   }
   void on_timer(loop::TimerId, uint64_t) override {
     timer_armed_ = false;
+    // The connect stage ran out in the proxy's greeting or authentication: the proxy's fault.
+    // Waiting for the CONNECT reply is the mail server's connect timeout (the proxy connects).
+    if (leg_ && !leg_->ready() && !leg_->awaiting_target())
+      return proxy_lost("no SOCKS5 answer within the connect timeout");
+    // A silent tunnel: a slow server, or a proxy that hung? The check decides first.
+    if (doubt_ != Doubt::None) return;
+    if (leg_ && leg_->ready() && !session_.done() && session_.undecided() > 0)
+      return doubt_proxy(Doubt::Timeout);
     session_.on_timeout(v_.loop_.now());
     pump();
+  }
+
+  // --- SOCKS5 (docs/proxies.md) ---------------------------------------------------------
+  enum class Doubt : uint8_t { None, Closed, Timeout };
+  // A step of the proxy handshake. True when `rest` (bytes after the CONNECT reply) should go
+  // on to the SMTP session.
+  bool on_leg(ProxyLeg::Step step, std::string_view rest) {
+    TimePoint now = v_.loop_.now();
+    switch (step) {
+      case ProxyLeg::Step::Pending:
+        return false;
+      case ProxyLeg::Step::Ready:
+        session_.on_connected(now);
+        if (rest.empty()) pump();
+        return !rest.empty();
+      case ProxyLeg::Step::ProxyFailed:
+        proxy_lost(leg_->why());
+        return false;
+      case ProxyLeg::Step::TargetFailed:  // as if our own connect to the MX had failed
+        if (conn_open_) v_.loop_.close(conn_, loop::CloseMode::Abort);
+        conn_open_ = false;
+        connect_failed_ = true;
+        ++v_.stats_.connect_failures;
+        session_.on_closed(now);
+        pump();
+        return false;
+    }
+    return false;
+  }
+  // The tunnel closed in the middle of SMTP: the server, or the proxy dying? Ask the pool (a
+  // health check) before anything counts against the server.
+  // The same for a stage timeout: meanwhile the connection stays open and bytes still go to
+  // the session (a late reply); the timeout is applied after the check, if still due.
+  void doubt_proxy(Doubt kind) {
+    if (kind == Doubt::Closed && timer_armed_) v_.loop_.cancel_timer(timer_);
+    if (kind == Doubt::Closed) timer_armed_ = false;
+    doubt_ = kind;
+    ask_ticket_ = v_.proxies_->ask(proxy_, [this](bool up) {
+      const Doubt d = doubt_;
+      doubt_ = Doubt::None;
+      if (!up) return proxy_lost(v_.proxies_->health().last_error(proxy_));
+      if (d == Doubt::Closed)
+        session_.on_closed(v_.loop_.now());
+      else
+        session_.on_timeout(v_.loop_.now());  // nothing if a reply moved the deadline on
+      pump();
+    });
+  }
+  void drop_doubt() {
+    if (doubt_ != Doubt::None) v_.proxies_->cancel(ask_ticket_);
+    doubt_ = Doubt::None;
+  }
+  // The proxy failed: out of rotation; the recipients not decided go back to the scheduler
+  // untouched (no try counted, nothing against the mail server) and on to another proxy.
+  void proxy_lost(const std::string& why) {
+    if (conn_open_) v_.loop_.close(conn_, loop::CloseMode::Abort);
+    conn_open_ = false;
+    if (timer_armed_) v_.loop_.cancel_timer(timer_);
+    timer_armed_ = false;
+    ended_ = true;
+    drop_doubt();
+    for (Item* item : items_)
+      if (item && item->attempts) --item->attempts;
+    v_.proxies_->failed(proxy_, why);
+    v_.session_done(this, sched::SessionEnd::SourceFailed);
   }
 
   // Carries out what the session asks for, after every event.
@@ -253,8 +365,10 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       if (timer_armed_) v_.loop_.cancel_timer(timer_);
       timer_armed_ = false;
       ended_ = true;
+      drop_doubt();  // a late reply finished the session while its proxy was being checked
       // Undecided recipients cannot exist here; the scheduler requeues any it still has.
-      v_.session_done(this, connect_failed_);
+      v_.session_done(
+          this, connect_failed_ ? sched::SessionEnd::ConnectFailed : sched::SessionEnd::Normal);
       return;
     }
     auto deadline = session_.next_deadline();
@@ -278,6 +392,10 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   const smtp::SessionConfig& cfg_;
   std::optional<loop::Endpoint> source_;
   std::string source_ip_;
+  std::optional<ProxyLeg> leg_;  // through a SOCKS5 proxy (source proxy_ of the scheduler)
+  size_t proxy_ = 0;
+  uint64_t ask_ticket_ = 0;
+  Doubt doubt_ = Doubt::None;  // a health check of the proxy decides an event first
   smtp::Session session_;
   smtp::TranscriptBuffer transcript_;
   std::vector<Item*> items_;  // by the session's recipient index; null once decided
@@ -297,10 +415,33 @@ Verifier::Verifier(loop::Loop& loop, dns::MxResolver& resolver, VerifierConfig c
       resolver_(resolver),
       cfg_(std::move(config)),
       emit_(std::move(emit)),
-      sched_(or_builtin(cfg_.policy), source_specs(cfg_.sources), loop.now()),
+      sched_(or_builtin(cfg_.policy), source_specs(cfg_), loop.now()),
       policy_(or_builtin(cfg_.policy)),
       rng_(std::random_device{}()) {
   if (cfg_.sources.size() > sched::kMaxSources) cfg_.sources.resize(sched::kMaxSources);
+  if (cfg_.proxies.size() > sched::kMaxSources) cfg_.proxies.resize(sched::kMaxSources);
+  if (!cfg_.proxies.empty())
+    proxies_ = std::make_unique<ProxyPool>(
+        loop_, cfg_.proxies, cfg_.proxy_check_timeout, cfg_.proxy_health,
+        [this](size_t i, bool up, const std::string& why) { on_proxy_change(i, up, why); });
+}
+
+// A proxy left or rejoined the rotation: the scheduler stops or resumes granting it; with no
+// proxy left, what is queued ends unknown/proxy_failed (nothing can reach a mail server).
+void Verifier::on_proxy_change(size_t i, bool up, const std::string& why) {
+  sched_.set_source_down(static_cast<sched::SourceId>(i), !up, loop_.now(),
+                         verdict::classify_proxy_failure());
+  if (cfg_.log) {
+    const std::string& name = cfg_.proxies[i].display;
+    const size_t n = proxies_->health().up_count();
+    if (up)
+      cfg_.log("proxy " + name + " is back in rotation (" + std::to_string(n) + " of " +
+               std::to_string(cfg_.proxies.size()) + " up)");
+    else
+      cfg_.log("proxy " + name + " is out of rotation: " + why + " (" + std::to_string(n) + " of " +
+               std::to_string(cfg_.proxies.size()) + " up; re-checked until it answers)");
+  }
+  kick();
 }
 
 Verifier::~Verifier() {
@@ -620,11 +761,9 @@ void Verifier::start_session(const sched::Grant& g) {
   s->begin(g.items);
 }
 
-void Verifier::session_done(SessionSlot* s, bool connect_failed) {
+void Verifier::session_done(SessionSlot* s, sched::SessionEnd how) {
   Domain& d = s->domain();
-  sched_.on_session_ended(
-      s->id(), loop_.now(),
-      connect_failed ? sched::SessionEnd::ConnectFailed : sched::SessionEnd::Normal);
+  sched_.on_session_ended(s->id(), loop_.now(), how);
   --d.active;
   --stats_.active_sessions;
   size_t i = s->index;
@@ -663,6 +802,7 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   r.mx = s.target().host;
   r.mx_ip = s.address().address.ip_string();
   r.source_ip = s.source_ip();
+  r.proxy = s.proxy_name();
   if (cfg_.transcripts) r.transcript = s.transcript();
 
   if (server_unreachable(outcome) && outcome.failure != smtp::Failure::LocalError) {

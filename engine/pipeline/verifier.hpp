@@ -20,6 +20,7 @@
 #include "dns/mx.hpp"
 #include "flags/domain_data.hpp"
 #include "loop/loop.hpp"
+#include "pipeline/proxy_pool.hpp"
 #include "pipeline/result.hpp"
 #include "sched/catch_all.hpp"
 #include "sched/scheduler.hpp"
@@ -39,6 +40,13 @@ struct VerifierConfig {
   smtp::SessionConfig session;
   uint16_t smtp_port = 25;
   std::vector<SourceAddress> sources;  // the source-IP pool; empty: the kernel chooses
+  // SOCKS5 proxies (docs/proxies.md). When given they are the source pool instead of `sources`:
+  // each proxy is a source for the scheduler (budgets, rotation, blocks, warm-up), every
+  // session goes through one, and a proxy that fails is out of rotation until a health check
+  // passes again. A session lost with its proxy gives its addresses to another proxy.
+  std::vector<proxy::ProxyUrl> proxies;
+  loop::Duration proxy_check_timeout = std::chrono::seconds(10);  // connect + greeting + auth
+  proxy::HealthSettings proxy_health;                             // re-check back-off
   // Rates, caps, retries, timeouts (docs/policy.md). Null: the built-in policy.
   std::shared_ptr<const sched::Policy> policy;
   // Domains remembered at once. Past this, idle domains (nothing queued, in flight or held) are
@@ -107,6 +115,8 @@ class Verifier final : private loop::TimerHandler {
   // A new policy (SIGHUP): queued and in-flight work is kept, limits apply from now on.
   void set_policy(std::shared_ptr<const sched::Policy> policy);
   const sched::Scheduler& scheduler() const { return sched_; }
+  // The proxy pool (source i of the scheduler is proxy i); null without proxies.
+  const ProxyPool* proxies() const { return proxies_.get(); }
 
   // The busiest domains (most addresses not yet finished), for the operator's view.
   struct DomainView {
@@ -128,7 +138,8 @@ class Verifier final : private loop::TimerHandler {
   void schedule();  // open every session the scheduler allows now; arm its next deadline
   void on_resolved(Domain& d, const dns::MxAnswer& answer);
   void start_session(const sched::Grant& grant);
-  void session_done(SessionSlot* s, bool connect_failed);
+  void session_done(SessionSlot* s, sched::SessionEnd how);
+  void on_proxy_change(size_t i, bool up, const std::string& why);
   // A recipient's outcome from a session: final, retried later, or held for the catch-all probe.
   void on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outcome);
   // outcome: the reply that decided, copied into the result when there is one.
@@ -169,6 +180,7 @@ class Verifier final : private loop::TimerHandler {
   std::unordered_map<const sched::DomainSettings*, std::unique_ptr<smtp::SessionConfig>> configs_;
   std::vector<std::unique_ptr<smtp::SessionConfig>> retired_configs_;
   std::shared_ptr<const sched::Policy> policy_;
+  std::unique_ptr<ProxyPool> proxies_;  // with cfg_.proxies
   loop::TimerId kick_timer_{}, deadline_timer_{};
   bool kick_armed_ = false, deadline_armed_ = false;
   loop::TimePoint deadline_at_{};

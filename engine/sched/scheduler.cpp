@@ -731,10 +731,9 @@ void Scheduler::unpin_all(Group& G, SourceId s, TimePoint now) {
   }
 }
 
-// Every source IP is blocked for this group: its due addresses end unknown/blocked.
-void Scheduler::fail_group(GroupId g) {
+// Every source IP is blocked for this group (or down): its due addresses end with c.
+void Scheduler::fail_group(GroupId g, const verdict::Classification& c) {
   Group& G = groups_[g];
-  const verdict::Classification c = G.last_block;
   auto fail_domain = [&](DomainId d) {
     Domain& D = domains_[d];
     auto drain = [&](ItemList& l) {
@@ -784,10 +783,15 @@ bool Scheduler::try_group(GroupId g, TimePoint now, Grant& out) {
   // Source IP. First the blocked ones: addresses pinned to them (greylisting) lose the pin,
   // so that every source left has work whenever the group has; all blocked ends the group's
   // queue. Then round-robin over the others for one with room and tokens.
+  // A source that is down (a dead proxy) counts as blocked for every group, but ends the
+  // addresses with its own reason.
   const auto S = static_cast<uint32_t>(sources_.size());
-  const uint64_t blocked = blocked_mask(G, now);
-  if (blocked == (S == 64 ? ~uint64_t{0} : bit(S) - 1)) {
-    fail_group(g);
+  const uint64_t all = S == 64 ? ~uint64_t{0} : bit(S) - 1;
+  const uint64_t by_group = blocked_mask(G, now);
+  const uint64_t blocked = by_group | (down_mask_ & all);
+  if (blocked == all) {
+    const verdict::Classification c = by_group == all ? G.last_block : down_result_;
+    fail_group(g, c);
     return false;
   }
   for (uint64_t pins = G.pin_mask & blocked; pins; pins &= pins - 1)
@@ -917,7 +921,7 @@ size_t Scheduler::refill(SessionId sid, TimePoint now, std::vector<ItemRef>& out
   Domain& D = domains_[ses->domain];
   if (D.group != ses->group) return 0;
   Group& G = groups_[ses->group];
-  if (source_blocked(G, ses->source, now)) return 0;
+  if (source_blocked(G, ses->source, now) || source_down(ses->source)) return 0;
   const DomainSettings& ds = *D.settings;
   if (ses->granted >= ds.recipients || ses->rejections + ses->outstanding >= ds.rejections)
     return 0;
@@ -1059,6 +1063,19 @@ Disposition Scheduler::on_outcome(SessionId sid, ItemId id, const verdict::Class
   return out;
 }
 
+void Scheduler::set_source_down(SourceId s, bool down, TimePoint now,
+                                const verdict::Classification& why) {
+  advance(now);
+  if (s >= sources_.size()) return;
+  if (down) down_result_ = why;
+  if (down == bool(down_mask_ & bit(s))) return;
+  down_mask_ ^= bit(s);
+  // Every group is looked at again (a rare event): down, addresses pinned to s lose the pin and
+  // an MX group left without a source ends its queue; up, groups without a usable source resume.
+  for (GroupId g = 0; g < groups_.size(); ++g)
+    activate_group(g);
+}
+
 void Scheduler::on_session_ended(SessionId sid, TimePoint now, SessionEnd how) {
   advance(now);
   now = last_now_;
@@ -1067,6 +1084,7 @@ void Scheduler::on_session_ended(SessionId sid, TimePoint now, SessionEnd how) {
   while (ses->items.tail != kNone)  // from the back, each to the front: order kept
     requeue(ItemId{ses->items.tail, items_[ses->items.tail].gen}, now);
   if (how == SessionEnd::ConnectFailed) backoff_signal(*ses, now, "connect_failed");
+  if (how == SessionEnd::SourceFailed) ses->decided = false;  // no clean-session credit either
   const GroupId g = ses->group;
   const DomainId d = ses->domain;
   Group& G = groups_[g];

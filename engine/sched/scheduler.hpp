@@ -101,6 +101,9 @@ struct SourceSpec {
 enum class SessionEnd : uint8_t {
   Normal,         // the session ran (whatever the replies were)
   ConnectFailed,  // refused / unreachable: negative feedback for the MX group
+  // The source failed, not the server (a SOCKS5 proxy died or refused us): no feedback for the
+  // MX group (AIMD), none for the source's warm-up; in-flight addresses go back untouched.
+  SourceFailed,
 };
 
 // Visible state of an MX group (logs now, metrics later).
@@ -197,6 +200,12 @@ class Scheduler {
   bool requeue(ItemId item, TimePoint now);
   // Forgets an address whatever its state (the pipeline finished it itself).
   bool remove(ItemId item);
+  // A source that cannot be used at all (a SOCKS5 proxy that is unreachable or refuses us):
+  // no grant uses it until it is up again, addresses pinned to it lose the pin, and an MX
+  // group for which every source is down or blocked ends its due addresses with `why` (the
+  // latest one given). Up again: the groups are looked at again.
+  void set_source_down(SourceId s, bool down, TimePoint now, const verdict::Classification& why);
+  bool source_down(SourceId s) const { return s < 64 && (down_mask_ & (uint64_t{1} << s)); }
   // The address is queued (due or waiting for its time), not in a session.
   bool queued(ItemId item) const;
   // Removes every queued (due or waiting) address of a domain, appending their keys (a domain
@@ -295,7 +304,7 @@ class Scheduler {
   // Scheduling steps.
   bool try_group(GroupId g, TimePoint now, Grant& out);
   void unpin_all(Group& g, SourceId s, TimePoint now);
-  void fail_group(GroupId g);
+  void fail_group(GroupId g, const verdict::Classification& c);
   uint32_t take_items(Domain& d, SourceId s, uint32_t k, Session& ses, SessionId sid,
                       std::vector<ItemRef>& out);
   void backoff_signal(Session& ses, TimePoint now, std::string_view why);
@@ -325,6 +334,8 @@ class Scheduler {
   size_t finals_head_ = 0;
   uint32_t open_sessions_ = 0;
   int64_t quantum_ = 1;
+  uint64_t down_mask_ = 0;               // sources down (set_source_down)
+  verdict::Classification down_result_;  // what addresses end with when no source is up
   TimePoint last_now_{};
   SchedulerStats stats_;
 };

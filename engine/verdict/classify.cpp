@@ -398,6 +398,10 @@ Classification classify_syntax_error() {
   return make(Verdict::Undeliverable, Reason::InvalidSyntax, Scope::Recipient);
 }
 
+Classification classify_proxy_failure() {
+  return make(Verdict::Unknown, Reason::ProxyFailed, Scope::Session);
+}
+
 CatchAll catch_all_from_probe(const Classification& p) {
   if (p.verdict == Verdict::Deliverable) return CatchAll::Yes;
   if (p.verdict == Verdict::Risky && p.reason == Reason::CatchAll) return CatchAll::Yes;  // 252

@@ -70,6 +70,8 @@ Classification classify_dns(DnsStatus status);
 
 // The address failed our syntax check (engine/address): undeliverable/invalid_syntax.
 Classification classify_syntax_error();
+// No SOCKS5 proxy of the pool could be used: unknown, the mailbox was not judged.
+Classification classify_proxy_failure();
 
 // Catch-all knowledge about the address's domain, for the record's "catch_all" field.
 enum class CatchAll : uint8_t { No, Yes, Unknown };

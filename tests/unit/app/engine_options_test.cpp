@@ -77,3 +77,69 @@ TEST(EngineOptions, BadPolicyFileIsAClearError) {
 
 }  // namespace
 }  // namespace mxp::app
+
+namespace mxp::app {
+namespace {
+
+// make_engine with proxies: --proxy and --proxy-file (comments, blanks) fill the pool; a bad
+// URL is an error that names the place but never the password; --source-ip cannot be combined.
+struct Made {
+  bool ok = false;
+  Engine e;
+  std::string diag;
+};
+Made make(EngineOptions o) {
+  o.dns = {"127.0.0.1:1"};
+  Made m;
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* f = open_memstream(&buf, &len);
+  m.ok = make_engine(o, false, m.e, f);
+  std::fclose(f);
+  m.diag.assign(buf, len);
+  std::free(buf);
+  return m;
+}
+
+TEST(EngineOptions, ProxiesFromFlagsAndFiles) {
+  char path[] = "/tmp/mxp-proxies-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::ofstream(path) << "# pool\n\n  socks5://u:p%40ss@192.0.2.2:1080  # second\n"
+                         "socks5://[2001:db8::3]:9050\r\n";
+  EngineOptions o;
+  o.proxies = {"socks5://192.0.2.1:1080"};
+  o.proxy_files = {path};
+  o.proxy_timeout = 3;
+  o.proxy_recheck = 20;
+  Made m = make(o);
+  ASSERT_TRUE(m.ok) << m.diag;
+  const auto& px = m.e.config.proxies;
+  ASSERT_EQ(px.size(), 3u);
+  EXPECT_EQ(px[0].display, "socks5://192.0.2.1:1080");
+  EXPECT_EQ(px[1].display, "socks5://192.0.2.2:1080");
+  ASSERT_TRUE(px[1].credentials);
+  EXPECT_EQ(px[1].credentials->password, "p@ss");
+  EXPECT_EQ(px[2].display, "socks5://[2001:db8::3]:9050");
+  EXPECT_EQ(m.e.config.proxy_check_timeout, 3s);
+  EXPECT_EQ(m.e.config.proxy_health.max, 20s);
+
+  std::ofstream(path) << "socks5://192.0.2.1:1080\nsocks5://user:HUSH@not-an-ip:1080\n";
+  o.proxies.clear();
+  m = make(o);
+  std::remove(path);
+  EXPECT_FALSE(m.ok);
+  EXPECT_NE(m.diag.find(std::string(path) + ":2"), std::string::npos) << m.diag;
+  EXPECT_EQ(m.diag.find("HUSH"), std::string::npos) << m.diag;
+
+  EngineOptions both;
+  both.proxies = {"socks5://192.0.2.1:1080"};
+  both.source_ips = {"127.0.0.1"};
+  m = make(both);
+  EXPECT_FALSE(m.ok);
+  EXPECT_NE(m.diag.find("cannot be combined"), std::string::npos) << m.diag;
+}
+
+}  // namespace
+}  // namespace mxp::app

@@ -16,10 +16,10 @@ nlohmann::json to_json(const Result& r, bool transcript = false) {
   return nlohmann::json::parse(out);
 }
 
-const char* kFields[] = {"line",   "email",      "normalized", "verdict",   "reason",
-                         "domain", "mx",         "mx_ip",      "smtp",      "catch_all",
-                         "flags",  "suggestion", "attempts",   "source_ip", "elapsed_ms",
-                         "error",  "checked_at", "cached"};
+const char* kFields[] = {"line",       "email",      "normalized", "verdict",   "reason",
+                         "domain",     "mx",         "mx_ip",      "smtp",      "catch_all",
+                         "flags",      "suggestion", "attempts",   "source_ip", "proxy",
+                         "elapsed_ms", "error",      "checked_at", "cached"};
 
 TEST(ResultJson, DeliverableRecordHasTheSchema) {
   Result r;
@@ -76,6 +76,7 @@ TEST(ResultJson, RecordsReadBackAsWritten) {
   r.catch_all = true;
   r.role = false;
   r.attempts = 3;
+  r.proxy = "socks5://192.0.2.9:1080";
   r.elapsed_ms = 12.5;
   r.cached = true;
   r.transcript = "C: RCPT\nS: 250\n";
@@ -90,6 +91,7 @@ TEST(ResultJson, RecordsReadBackAsWritten) {
   append_json(back, b, true);
   EXPECT_EQ(a, b);
   EXPECT_TRUE(back.cached);
+  EXPECT_EQ(back.proxy, "socks5://192.0.2.9:1080");
   EXPECT_EQ(back.checked_at, r.checked_at);
   EXPECT_EQ(back.disposable, std::optional<bool>(false));
   EXPECT_EQ(back.free, std::optional<bool>(true));
@@ -110,7 +112,8 @@ TEST(ResultJson, NotApplicableFieldsAreNullNeverMissing) {
   auto j = to_json(r);
   for (const char* f : kFields)
     EXPECT_TRUE(j.contains(f)) << f;
-  for (const char* f : {"mx", "mx_ip", "smtp", "catch_all", "source_ip", "error", "suggestion"})
+  for (const char* f :
+       {"mx", "mx_ip", "smtp", "catch_all", "source_ip", "proxy", "error", "suggestion"})
     EXPECT_TRUE(j[f].is_null()) << f;
   for (const char* f : {"role", "disposable", "free"})
     EXPECT_TRUE(j["flags"][f].is_null()) << f;

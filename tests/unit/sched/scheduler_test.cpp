@@ -649,6 +649,77 @@ TEST(Scheduler, BlockOnOneSourceThenSuccessOnAnother) {
   EXPECT_EQ(disp.tries, 2u);
 }
 
+// A source that is down (a dead SOCKS5 proxy) is skipped by every group; a session ended by its
+// failure gives its addresses back untouched and is no back-off signal for the MX group; with
+// every source down the due addresses end with the reason given; up again, work resumes.
+TEST(Scheduler, DownSourceIsSkippedAndAllDownEndsWithItsReason) {
+  Harness h(make_policy({{"session.recipients", "2"},
+                         {"backoff.initial_sessions", "4"},
+                         {"per_mx.sessions", "4"}}),
+            2);
+  const DomainId d = h.add("p.test", "mx.p.test", 8);
+  const GroupId grp = h.s.group_for_mx("mx.p.test");
+  const auto why = make(Verdict::Unknown, Reason::ProxyFailed);
+  Grant g1;
+  ASSERT_TRUE(h.s.next_ready(h.now, g1));
+  const SourceId dead = g1.source, alive = 1 - g1.source;
+  const double window = h.s.group_view(grp, h.now).aimd.window;
+  // The proxy dies under the session: its addresses come back without a try, no back-off.
+  h.s.set_source_down(dead, true, h.now, why);
+  EXPECT_TRUE(h.s.source_down(dead));
+  h.s.on_session_ended(g1.session, h.now, SessionEnd::SourceFailed);
+  EXPECT_EQ(h.s.group_view(grp, h.now).aimd.window, window);
+  EXPECT_EQ(h.s.stats().backoffs, 0u);
+  std::set<uint64_t> keys;
+  for (const Grant& g : h.grant_all()) {
+    EXPECT_EQ(g.source, alive);
+    for (const auto& it : g.items) {
+      EXPECT_EQ(it.tries, 0u);
+      keys.insert(it.key);
+    }
+    h.finish(g);
+  }
+  EXPECT_EQ(keys.size(), 8u);  // every address, the given-back ones included, from the other
+  // Both down: what is queued ends with the reason, nothing is granted.
+  h.s.set_source_down(alive, true, h.now, why);
+  for (int i = 0; i < 3; ++i)
+    h.s.enqueue(h.next_key++, d, h.now);
+  Grant g;
+  EXPECT_FALSE(h.s.next_ready(h.now, g));
+  int finals = 0;
+  while (auto f = h.s.pop_final()) {
+    EXPECT_EQ(f->result.reason, Reason::ProxyFailed);
+    ++finals;
+  }
+  EXPECT_EQ(finals, 3);
+  // One comes back: new work is granted from it.
+  h.s.set_source_down(dead, false, h.now, why);
+  h.s.enqueue(h.next_key++, d, h.now);
+  ASSERT_TRUE(h.s.next_ready(h.now, g));
+  EXPECT_EQ(g.source, dead);
+  EXPECT_EQ(h.s.stats().backoffs, 0u);
+}
+
+// A greylisted address is pinned to its source; when that source goes down, the retry comes
+// from another source instead of waiting for it.
+TEST(Scheduler, PinnedRetryMovesOnWhenItsSourceGoesDown) {
+  Harness h(make_policy({{"session.recipients", "1"}}), 2);
+  h.add("g.test", "mx.g.test", 1);
+  Grant g1;
+  ASSERT_TRUE(h.s.next_ready(h.now, g1));
+  auto disp = h.s.on_outcome(g1.session, g1.items[0].id, greylisted(), h.now);
+  h.s.on_session_ended(g1.session, h.now);
+  ASSERT_EQ(disp.kind, Kind::Retry);
+  EXPECT_EQ(disp.pinned, g1.source);
+  h.s.set_source_down(g1.source, true, h.now, make(Verdict::Unknown, Reason::ProxyFailed));
+  h.now = disp.not_before;
+  Grant g2;
+  ASSERT_TRUE(h.s.next_ready(h.now, g2));
+  EXPECT_EQ(g2.source, 1 - g1.source);
+  EXPECT_EQ(g2.items[0].key, g1.items[0].key);
+  EXPECT_FALSE(h.s.pop_final());
+}
+
 // --- Warm-up -------------------------------------------------------------------------------
 
 TEST(Scheduler, WarmupShareFollowsTheSchedule) {

@@ -673,6 +673,7 @@ TEST(Vocabulary, EveryReasonIsProducedByThePolicy) {
   add(classify(failure(Stage::Banner, Failure::Closed)));
   add(classify(rcpt(451, enh(4, 3, 0), {"Local error"})));
   add(apply_rcpt_accepts_all(classify(rcpt(250, enh(2, 1, 5), {"Ok"}))));
+  add(classify_proxy_failure());
   for (int i = 0; i < kReasonCount; ++i) {
     EXPECT_TRUE(produced.count(static_cast<Reason>(i)))
         << "nothing produced reason " << to_string(static_cast<Reason>(i));
