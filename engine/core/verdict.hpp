@@ -31,7 +31,8 @@ namespace mxp {
   X(ConnectionFailed, "connection_failed") \
   X(DnsError, "dns_error")                 \
   X(ProtocolError, "protocol_error")       \
-  X(TemporaryFailure, "temporary_failure")
+  X(TemporaryFailure, "temporary_failure") \
+  X(TlsRequired, "tls_required")
 
 enum class Verdict : uint8_t {
 #define MXP_X(id, name) id,

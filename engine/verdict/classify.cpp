@@ -103,7 +103,9 @@ Classification from_strong(TextClass t, Scope greylist_scope) {
       c.retry_later = true;
       break;
     case TextClass::TlsRequired:
-      c = unknown(Reason::ProtocolError, Scope::Session);
+      // Reached when the session could not (starttls = never) or did not manage to give the
+      // server TLS: the mailbox was not judged.
+      c = unknown(Reason::TlsRequired, Scope::Session);
       break;
     case TextClass::SourceBlocked:
     default:
@@ -348,6 +350,10 @@ Classification classify_failure(Stage stage, Failure f) {
       if (stage == Stage::RcptTo) {
         c = make(Verdict::Undeliverable, Reason::InvalidSyntax, Scope::Recipient);
       }
+      break;
+    case Failure::TlsUnavailable:  // required, and not offered or refused
+    case Failure::TlsFailed:       // the handshake failed (auto retries without TLS first)
+      c.reason = Reason::TlsRequired;
       break;
     case Failure::None:
       break;

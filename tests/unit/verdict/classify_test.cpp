@@ -232,9 +232,25 @@ TEST(ClassifyRcpt, RateLimitTexts) {
 }
 
 TEST(ClassifyRcpt, TlsRequired) {
+  // The session could not give the server TLS (starttls = never, or STARTTLS refused): the
+  // mailbox was not judged. Never undeliverable, even though the code is 5xx.
   auto c = run(rcpt(530, enh(5, 7, 0), {"Must issue a STARTTLS command first"}));
-  EXPECT_VR(c, Unknown, ProtocolError);
+  EXPECT_VR(c, Unknown, TlsRequired);
   EXPECT_EQ(c.scope, Scope::Session);
+  auto m = run(reply(Stage::MailFrom, 530, enh(5, 7, 0), {"Must issue a STARTTLS command first"}));
+  EXPECT_VR(m, Unknown, TlsRequired);
+  EXPECT_FALSE(m.source_blocked);
+}
+
+TEST(ClassifyFailure, TlsFailures) {
+  for (auto f : {Failure::TlsUnavailable, Failure::TlsFailed}) {
+    auto c = run(failure(Stage::StartTls, f));
+    EXPECT_VR(c, Unknown, TlsRequired);
+    EXPECT_EQ(c.scope, Scope::Session);
+    EXPECT_TRUE(c.session_fatal);
+    EXPECT_FALSE(c.retry_later);  // the same server gives the same answer
+    EXPECT_FALSE(c.back_off);
+  }
 }
 
 TEST(ClassifyRcpt, Code421ClosesTheSession) {
@@ -646,6 +662,7 @@ TEST(Vocabulary, EveryReasonIsProducedByThePolicy) {
   add(classify_dns(DnsStatus::ServFail));
   add(classify(failure(Stage::Banner, Failure::Closed)));
   add(classify(rcpt(451, enh(4, 3, 0), {"Local error"})));
+  add(classify(failure(Stage::StartTls, Failure::TlsUnavailable)));
   for (int i = 0; i < kReasonCount; ++i) {
     EXPECT_TRUE(produced.count(static_cast<Reason>(i)))
         << "nothing produced reason " << to_string(static_cast<Reason>(i));
