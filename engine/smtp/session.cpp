@@ -48,9 +48,10 @@ bool icontains(std::string_view hay, std::string_view needle) {
 }
 
 // RFC 3207 §4: "530 5.7.0 Must issue a STARTTLS command first"; other servers word it
-// "TLS required" (the same phrases as the verdict policy's TlsRequired text rule).
+// "TLS required" (the same phrases as the verdict policy's TlsRequired text rule), always with
+// 530 or an X.7.x code: "starttls" in "550 5.1.1 <x@starttls.example>" is an address.
 bool demands_tls(const Reply& r) {
-  if (r.code / 100 != 4 && r.code / 100 != 5) return false;
+  if (r.code != 530 && !(r.enhanced.present && r.enhanced.subject == 7)) return false;
   for (const auto& line : r.lines)
     if (icontains(line, "starttls") || icontains(line, "tls required") ||
         icontains(line, "requires tls"))

@@ -361,6 +361,13 @@ Classification classify_failure(Stage stage, Failure f) {
   return c;
 }
 
+// "starttls" also occurs in addresses and host names ("550 5.1.1 <x@starttls.example>: User
+// unknown"): the TLS phrases count only on a reply that is about TLS by its code, 530 (RFC 3207
+// §4) or an X.7.x security/policy code.
+bool tls_coded(const Reply& r) {
+  return r.code == 530 || (r.enhanced.present && r.enhanced.subject == 7);
+}
+
 }  // namespace
 
 Classification classify(const smtp::Outcome& o) {
@@ -368,8 +375,8 @@ Classification classify(const smtp::Outcome& o) {
   const Reply& r = o.reply;
   if (!valid_code(r.code)) return out_of_step();
   // Positive replies at RCPT carry nothing the text could change: skip the scan (hot path).
-  const TextClass t =
-      (r.code / 100 == 2 || r.code / 100 == 3) ? TextClass::None : match_reply(r).cls;
+  TextClass t = (r.code / 100 == 2 || r.code / 100 == 3) ? TextClass::None : match_reply(r).cls;
+  if (t == TextClass::TlsRequired && !tls_coded(r)) t = TextClass::None;
   switch (o.stage) {
     case Stage::RcptTo:
       return classify_rcpt(r, t);

@@ -242,6 +242,18 @@ TEST(ClassifyRcpt, TlsRequired) {
   EXPECT_FALSE(m.source_blocked);
 }
 
+TEST(ClassifyRcpt, TlsPhraseInAnAddressIsNotATlsDemand) {
+  auto c =
+      run(rcpt(550, enh(5, 1, 1),
+               {"<nobody1@starttls-required.test>: Recipient address rejected: User unknown"}));
+  EXPECT_VR(c, Undeliverable, MailboxNotFound);
+  EXPECT_VR(run(rcpt(550, {"<x@starttls.example>: user unknown"})), Undeliverable, MailboxNotFound);
+  // With an X.7.x code or 530 the phrase counts.
+  EXPECT_VR(run(rcpt(451, enh(4, 7, 1), {"TLS required for this recipient"})), Unknown,
+            TlsRequired);
+  EXPECT_VR(run(rcpt(530, {"Must issue a STARTTLS command first"})), Unknown, TlsRequired);
+}
+
 TEST(ClassifyFailure, TlsFailures) {
   for (auto f : {Failure::TlsUnavailable, Failure::TlsFailed}) {
     auto c = run(failure(Stage::StartTls, f));
