@@ -15,7 +15,7 @@ const std::vector<std::string_view>& RecordFormatter::columns() {
       "line",  "email",      "normalized", "verdict",       "reason",       "domain",
       "mx",    "mx_ip",      "smtp_code",  "smtp_enhanced", "smtp_message", "catch_all",
       "role",  "disposable", "free",       "attempts",      "source_ip",    "elapsed_ms",
-      "error", "checked_at", "cached"};
+      "error", "checked_at", "cached",     "tls_version",   "tls_cipher"};
   return kColumns;
 }
 
@@ -127,6 +127,8 @@ void RecordFormatter::append(const Result& r, std::string_view raw, std::string&
   field(out, r.error, false);
   field(out, pipeline::iso8601(r.checked_at), false);
   field(out, r.cached ? "true" : "false", false);
+  field(out, r.tls_version, false);
+  field(out, r.tls_cipher, false);
   out.append("\r\n");
 }
 

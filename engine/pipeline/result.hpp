@@ -24,6 +24,9 @@ struct Result {
   int code = 0;
   std::string enhanced;  // "" when the reply had none
   std::string message;
+  // STARTTLS: the negotiated protocol ("TLSv1.3") and cipher suite of the session that decided;
+  // both "" when it had no TLS ("tls": null).
+  std::string tls_version, tls_cipher;
   std::optional<bool> catch_all;
   std::optional<bool> role;
   uint32_t attempts = 0;  // SMTP sessions this address took part in
