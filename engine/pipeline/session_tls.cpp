@@ -3,9 +3,9 @@
 namespace mxp::pipeline {
 
 void SessionTls::start(smtp::Session& s, std::shared_ptr<const tls::ClientContext> ctx,
-                       std::string_view server_name, smtp::TimePoint now) {
+                       std::string_view server_name, std::string peer, smtp::TimePoint now) {
   if (client_ || !s.want_tls()) return;
-  client_ = std::make_unique<tls::Client>(std::move(ctx), server_name);
+  client_ = std::make_unique<tls::Client>(std::move(ctx), server_name, std::move(peer));
   client_->start();
   if (client_->failed()) {
     reported_ = true;

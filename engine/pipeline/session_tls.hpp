@@ -18,9 +18,9 @@ class SessionTls {
   // The session waits for a handshake that has not started: call start().
   bool wants_start(const smtp::Session& s) const { return s.want_tls() && !client_; }
   // Begins the handshake (the ClientHello is then in output()). `server_name`: the MX host name,
-  // sent as SNI.
+  // sent as SNI; `peer`: the ticket cache's key for this server (its address and name).
   void start(smtp::Session& s, std::shared_ptr<const tls::ClientContext> ctx,
-             std::string_view server_name, smtp::TimePoint now);
+             std::string_view server_name, std::string peer, smtp::TimePoint now);
 
   // Bytes read from the socket.
   void on_data(smtp::Session& s, std::string_view bytes, smtp::TimePoint now);
@@ -37,6 +37,7 @@ class SessionTls {
   const std::string& version() const { return client_ ? client_->version() : empty_; }
   const std::string& cipher() const { return client_ ? client_->cipher() : empty_; }
   const std::string& error() const { return client_ ? client_->error() : empty_; }
+  bool resumed() const { return client_ && client_->resumed(); }
 
  private:
   void deliver(smtp::Session& s, smtp::TimePoint now);  // decrypted bytes to the session

@@ -199,7 +199,8 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     TimePoint now = v_.loop_.now();
     // STARTTLS answered 220: the handshake starts before anything else goes out.
     if (conn_open_ && tls_.wants_start(session_))
-      tls_.start(session_, v_.tls_context(), target().host, now);
+      tls_.start(session_, v_.tls_context(), target().host,
+                 target().address.ip_string() + "|" + target().host, now);
     if (v_.cfg_.on_stage) {
       const smtp::Stage st = session_.stage();
       if (st != stage_ || session_.done()) {

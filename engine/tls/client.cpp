@@ -33,6 +33,45 @@ bool is_ip_literal(const std::string& name) {
 
 }  // namespace
 
+// OpenSSL hands each new session (a TLS 1.3 ticket, or a TLS 1.2 session) here; 1 = we keep it.
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* c = static_cast<Client*>(SSL_get_app_data(ssl));
+  if (c == nullptr || c->peer_.empty() || !SSL_SESSION_is_resumable(session)) return 0;
+  c->ctx_->keep_ticket(c->peer_, session);
+  return 1;
+}
+
+SSL_SESSION* ClientContext::take_ticket(const std::string& peer) const {
+  auto it = tickets_.find(peer);
+  if (it == tickets_.end()) return nullptr;
+  SSL_SESSION* s = it->second.back();  // the newest
+  it->second.pop_back();
+  if (it->second.empty()) tickets_.erase(it);
+  return s;
+}
+
+void ClientContext::keep_ticket(const std::string& peer, SSL_SESSION* ticket) const {
+  if (tickets_.size() >= kMaxPeers && !tickets_.count(peer)) {
+    // Full: forget one peer's tickets (any: a bound on memory, not an LRU).
+    for (SSL_SESSION* s : tickets_.begin()->second)
+      SSL_SESSION_free(s);
+    tickets_.erase(tickets_.begin());
+  }
+  auto& q = tickets_[peer];
+  q.push_back(ticket);
+  if (q.size() > kTicketsPerPeer) {
+    SSL_SESSION_free(q.front());
+    q.pop_front();
+  }
+}
+
+size_t ClientContext::tickets() const {
+  size_t n = 0;
+  for (const auto& [peer, q] : tickets_)
+    n += q.size();
+  return n;
+}
+
 std::shared_ptr<const ClientContext> ClientContext::create(const ClientOptions& opt,
                                                            std::string& err) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
@@ -43,8 +82,9 @@ std::shared_ptr<const ClientContext> ClientContext::create(const ClientOptions& 
   // Smaller buffers per connection, and no renegotiation surprises from a memory BIO.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  // Sessions are fresh connections to many different servers: no client session cache.
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  // Tickets are kept by ClientContext (per MX), not in OpenSSL's internal cache.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, on_new_session);
   if (opt.verify_peer) {
     const bool loaded = opt.ca_file.empty()
                             ? SSL_CTX_set_default_verify_paths(ctx) == 1
@@ -68,11 +108,15 @@ std::shared_ptr<const ClientContext> ClientContext::create(const ClientOptions& 
 }
 
 ClientContext::~ClientContext() {
+  for (auto& [peer, q] : tickets_)
+    for (SSL_SESSION* s : q)
+      SSL_SESSION_free(s);
   SSL_CTX_free(ctx_);
 }
 
-Client::Client(std::shared_ptr<const ClientContext> ctx, std::string_view server_name)
-    : ctx_(std::move(ctx)) {
+Client::Client(std::shared_ptr<const ClientContext> ctx, std::string_view server_name,
+               std::string peer)
+    : ctx_(std::move(ctx)), peer_(std::move(peer)) {
   ssl_ = SSL_new(ctx_->native());
   rbio_ = BIO_new(BIO_s_mem());
   wbio_ = BIO_new(BIO_s_mem());
@@ -88,6 +132,13 @@ Client::Client(std::shared_ptr<const ClientContext> ctx, std::string_view server
   BIO_set_mem_eof_return(wbio_, -1);
   SSL_set_bio(ssl_, rbio_, wbio_);  // ssl_ owns both from here
   SSL_set_connect_state(ssl_);
+  SSL_set_app_data(ssl_, this);
+  if (!peer_.empty()) {
+    if (SSL_SESSION* t = ctx_->take_ticket(peer_)) {
+      SSL_set_session(ssl_, t);  // takes its own reference
+      SSL_SESSION_free(t);
+    }
+  }
   const std::string name(server_name);
   if (!name.empty() && !is_ip_literal(name)) SSL_set_tlsext_host_name(ssl_, name.c_str());
   if (ctx_->options().verify_peer && !name.empty()) SSL_set1_host(ssl_, name.c_str());
@@ -138,6 +189,7 @@ void Client::drive() {
       state_ = State::Established;
       version_ = SSL_get_version(ssl_);
       cipher_name_ = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_));
+      resumed_ = SSL_session_reused(ssl_) == 1;
     } else {
       const int e = SSL_get_error(ssl_, r);
       if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) fail("TLS handshake failed", e);

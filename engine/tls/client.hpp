@@ -5,9 +5,14 @@
 
 #include <openssl/types.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+
+// As <openssl/ssl.h> declares it (not in <openssl/types.h>); the header stays light.
+typedef struct ssl_session_st SSL_SESSION;
 
 namespace mxp::tls {
 
@@ -20,7 +25,10 @@ struct ClientOptions {
   std::string ca_file;  // PEM bundle; empty: OpenSSL's default paths
 };
 
-// The one SSL_CTX of a process (or of a Verifier): sessions share it, and share nothing else.
+// The one SSL_CTX of a process (or of a Verifier): sessions share it, and the TLS session tickets
+// that servers hand out, so that the next connection to the same MX resumes (RFC 8446 §2.2)
+// instead of a full handshake: no certificate to decode and no signature to check, which is
+// most of a handshake's client CPU with OpenSSL 3 (docs/performance.md). Used from one thread.
 class ClientContext {
  public:
   // Nullptr, with `err`, when OpenSSL refuses the options (e.g. an unreadable ca_file).
@@ -31,10 +39,20 @@ class ClientContext {
   SSL_CTX* native() const { return ctx_; }
   const ClientOptions& options() const { return opt_; }
 
+  // Ticket cache, by peer key (address and server name). Each ticket is used once (RFC 8446
+  // §C.4); a few are kept per peer, for a bounded number of peers.
+  static constexpr size_t kTicketsPerPeer = 4;
+  static constexpr size_t kMaxPeers = 10'000;
+  SSL_SESSION* take_ticket(const std::string& peer) const;  // owned by the caller; or null
+  void keep_ticket(const std::string& peer, SSL_SESSION* ticket) const;  // takes ownership
+  size_t tickets() const;
+
  private:
   ClientContext(SSL_CTX* ctx, ClientOptions opt) : ctx_(ctx), opt_(std::move(opt)) {}
   SSL_CTX* ctx_;
   ClientOptions opt_;
+  // Mutable: a cache behind a const context (sessions hold it as const; one thread).
+  mutable std::unordered_map<std::string, std::deque<SSL_SESSION*>> tickets_;
 };
 
 // One TLS connection. Cycle: start(); then repeatedly write pending_cipher() to the socket
@@ -51,8 +69,10 @@ class Client {
   };
 
   // `server_name` is sent as SNI (RFC 6066) when it is a host name (not an IP literal) and
-  // checked against the certificate when verification is on.
-  Client(std::shared_ptr<const ClientContext> ctx, std::string_view server_name);
+  // checked against the certificate when verification is on. `peer`: the key of the ticket
+  // cache (e.g. "192.0.2.1|mx.example.org"); empty: no resumption.
+  Client(std::shared_ptr<const ClientContext> ctx, std::string_view server_name,
+         std::string peer = {});
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -74,6 +94,7 @@ class Client {
   // the handshake completes.
   const std::string& version() const { return version_; }
   const std::string& cipher() const { return cipher_name_; }
+  bool resumed() const { return resumed_; }  // an abbreviated handshake with a cached ticket
 
  private:
   void drive();  // advances the handshake, decrypts what can be, collects output ciphertext
@@ -89,7 +110,11 @@ class Client {
   std::string plain_;  // decrypted bytes waiting for the session
   size_t plain_off_ = 0;
   std::string error_, version_, cipher_name_;
+  std::string peer_;
   State state_ = State::Idle;
+  bool resumed_ = false;
+
+  friend int on_new_session(SSL* ssl, SSL_SESSION* session);
 };
 
 }  // namespace mxp::tls

@@ -45,6 +45,14 @@ class Server {
     SSL_CTX_use_certificate(ctx_, c.cert);
     SSL_CTX_use_PrivateKey(ctx_, c.key);
     if (max_version) SSL_CTX_set_max_proto_version(ctx_, max_version);
+    init();
+  }
+  // Another connection to the same server (same ticket keys).
+  explicit Server(Server& same) : ctx_(same.ctx_) {
+    SSL_CTX_up_ref(ctx_);
+    init();
+  }
+  void init() {
     ssl_ = SSL_new(ctx_);
     in_ = BIO_new(BIO_s_mem());
     out_ = BIO_new(BIO_s_mem());
@@ -134,6 +142,59 @@ TEST(TlsClient, HandshakeThenPlaintextBothWays) {
   server.close_notify();
   c.feed_cipher(server.take());
   EXPECT_EQ(c.state(), Client::State::Closed);
+}
+
+TEST(TlsClient, TicketsResumeTheNextConnectionToTheSamePeer) {
+  TestCert cert;
+  auto ctx = context();
+  Server first(cert);
+  Client a(ctx, "mx.tls.test", "192.0.2.1|mx.tls.test");
+  a.start();
+  shuttle(a, first);
+  ASSERT_TRUE(a.established()) << a.error();
+  EXPECT_FALSE(a.resumed());
+  EXPECT_GE(ctx->tickets(), 1u);  // TLS 1.3 NewSessionTicket, read after the handshake
+  const size_t kept = ctx->tickets();
+
+  Server second(first);
+  Client b(ctx, "mx.tls.test", "192.0.2.1|mx.tls.test");
+  EXPECT_EQ(ctx->tickets(), kept - 1);  // each ticket is used once
+  b.start();
+  shuttle(b, second);
+  ASSERT_TRUE(b.established()) << b.error();
+  EXPECT_TRUE(b.resumed());
+  EXPECT_EQ(b.version(), "TLSv1.3");
+
+  // Another peer key, or none: a full handshake.
+  Server third(first);
+  Client c(ctx, "mx.tls.test", "192.0.2.2|mx.tls.test");
+  c.start();
+  shuttle(c, third);
+  ASSERT_TRUE(c.established());
+  EXPECT_FALSE(c.resumed());
+  Server fourth(first);
+  Client d(ctx, "mx.tls.test");
+  d.start();
+  shuttle(d, fourth);
+  EXPECT_FALSE(d.resumed());
+}
+
+TEST(TlsClient, TicketCacheIsBounded) {
+  auto ctx = context();
+  TestCert cert;
+  Server s(cert);
+  Client c(ctx, "mx.tls.test", "p");
+  c.start();
+  shuttle(c, s);
+  ASSERT_TRUE(c.established());
+  // More tickets than kept per peer: the oldest go.
+  for (int i = 0; i < 10; ++i) {
+    Server again(s);
+    Client k(ctx, "mx.tls.test", "p");
+    k.start();
+    shuttle(k, again);
+  }
+  EXPECT_LE(ctx->tickets(), ClientContext::kTicketsPerPeer);
 }
 
 TEST(TlsClient, Tls12Negotiated) {
