@@ -1009,6 +1009,7 @@ bool Session::tls_input(const char* data, size_t n) {
       return false;
     }
     ++pair_->tls_handshakes;
+    if (SSL_session_reused(ssl_)) ++pair_->tls_resumed;
     // RFC 3207 section 4.2: the server forgets what the client said before TLS.
     helo_ = false;
     reset_transaction();

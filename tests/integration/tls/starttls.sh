@@ -118,6 +118,44 @@ for r in rows:
 PY
 ok
 
+# --- the farm's side of RFC 3207, with Python's ssl as an independent client: STARTTLS
+# required before MAIL, a command pipelined after STARTTLS dropped (CVE-2011-0411), EHLO inside
+# TLS without STARTTLS, MAIL then accepted, a second STARTTLS refused.
+"$PY" - "$(ip_of "$SC" starttls-required.test)" <<'PY' || fail "farm STARTTLS dialogue"
+import socket, ssl, sys
+s = socket.create_connection((sys.argv[1], 25), timeout=5)
+def reply(f):
+    lines = []
+    while True:
+        line = f.readline().decode()
+        lines.append(line.rstrip("\r\n"))
+        if len(line) < 4 or line[3] != "-":
+            return lines
+f = s.makefile("rb")
+assert reply(f)[0].startswith("220")
+s.sendall(b"EHLO client.test\r\n")
+r = reply(f); assert "250-STARTTLS" in r, r
+s.sendall(b"MAIL FROM:<a@client.test>\r\n")
+r = reply(f); assert r[0].startswith("530 5.7.0"), r
+s.sendall(b"STARTTLS\r\nRSET\r\n")
+r = reply(f); assert r[0].startswith("220"), r
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s)
+tf = t.makefile("rb")
+t.sendall(b"EHLO client.test\r\n")
+r = reply(tf)  # the EHLO's multi-line reply, not an answer to the dropped RSET
+assert len(r) > 1 and r[0].startswith("250-") and not any("STARTTLS" in l for l in r), r
+t.sendall(b"MAIL FROM:<a@client.test>\r\n")
+r = reply(tf); assert r[0].startswith("250"), r
+t.sendall(b"STARTTLS\r\n")
+r = reply(tf); assert r[0][:3] in ("503", "554"), r
+t.sendall(b"QUIT\r\n")
+assert reply(tf)[0].startswith("221")
+PY
+ok
+
 # --- check and serve take the option too (engine options are shared).
 addr=$(grep -m1 '^user1@starttls-required' "$WORK/list.txt")
 out=$("$MXPROBE" check --backend "$BACKEND" --json --dns "127.0.0.1:$DNS_PORT" --helo probe.client.test \
