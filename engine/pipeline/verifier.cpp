@@ -634,10 +634,14 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   if (cfg_.on_reply)
     cfg_.on_reply(s.group(), outcome.failure == smtp::Failure::None ? outcome.reply.code / 100 : 0);
   Result& r = item->result;
-  if (outcome.failure == smtp::Failure::TlsFailed &&
-      s.config().starttls == smtp::StartTlsMode::Auto) {
-    // The server took STARTTLS and then failed the handshake: this MX is tried again without
-    // TLS (a new session, skipping STARTTLS), like a failover, without using up a try.
+  const bool tls_broke =
+      outcome.failure == smtp::Failure::TlsFailed ||
+      (outcome.stage == smtp::Stage::StartTls && (outcome.failure == smtp::Failure::Timeout ||
+                                                  outcome.failure == smtp::Failure::Closed));
+  if (tls_broke && s.config().starttls == smtp::StartTlsMode::Auto) {
+    // The server took STARTTLS and then failed the handshake (or went silent, or hung up, in
+    // STARTTLS or the handshake): this MX is tried again without TLS (a new session, skipping
+    // STARTTLS), like a failover, without using up a try.
     if (no_tls_.size() >= kMaxNoTls) no_tls_.clear();
     no_tls_.insert(s.target().address.ip_string());
     if (cfg_.log && s.tls().error().size())

@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace mxp::tls {
 
@@ -46,30 +47,33 @@ SSL_SESSION* ClientContext::take_ticket(const std::string& peer) const {
   if (it == tickets_.end()) return nullptr;
   SSL_SESSION* s = it->second.back();  // the newest
   it->second.pop_back();
+  --ticket_count_;
   if (it->second.empty()) tickets_.erase(it);
   return s;
 }
 
 void ClientContext::keep_ticket(const std::string& peer, SSL_SESSION* ticket) const {
-  if (tickets_.size() >= kMaxPeers && !tickets_.count(peer)) {
-    // Full: forget one peer's tickets (any: a bound on memory, not an LRU).
-    for (SSL_SESSION* s : tickets_.begin()->second)
-      SSL_SESSION_free(s);
-    tickets_.erase(tickets_.begin());
-  }
   auto& q = tickets_[peer];
-  q.push_back(ticket);
-  if (q.size() > kTicketsPerPeer) {
+  if (q.size() >= kTicketsPerPeer) {  // the oldest of this peer goes
     SSL_SESSION_free(q.front());
     q.pop_front();
+    --ticket_count_;
+  }
+  q.push_back(ticket);
+  ++ticket_count_;
+  while (ticket_count_ > kMaxTickets) {
+    // Full: the oldest ticket of some other peer goes (a bound on memory, not an LRU).
+    auto victim = tickets_.begin();
+    if (victim->first == peer && tickets_.size() > 1) victim = std::next(victim);
+    SSL_SESSION_free(victim->second.front());
+    victim->second.pop_front();
+    --ticket_count_;
+    if (victim->second.empty()) tickets_.erase(victim);
   }
 }
 
 size_t ClientContext::tickets() const {
-  size_t n = 0;
-  for (const auto& [peer, q] : tickets_)
-    n += q.size();
-  return n;
+  return ticket_count_;
 }
 
 std::shared_ptr<const ClientContext> ClientContext::create(const ClientOptions& opt,

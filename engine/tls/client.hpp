@@ -40,9 +40,10 @@ class ClientContext {
   const ClientOptions& options() const { return opt_; }
 
   // Ticket cache, by peer key (address and server name). Each ticket is used once (RFC 8446
-  // §C.4); a few are kept per peer, for a bounded number of peers.
-  static constexpr size_t kTicketsPerPeer = 4;
-  static constexpr size_t kMaxPeers = 10'000;
+  // §C.4), so a peer needs about as many as sessions open to it at once (a full handshake
+  // brings two, a resumed one one); the whole cache is bounded (a session is ~1-2 KiB).
+  static constexpr size_t kTicketsPerPeer = 64;
+  static constexpr size_t kMaxTickets = 4096;
   SSL_SESSION* take_ticket(const std::string& peer) const;  // owned by the caller; or null
   void keep_ticket(const std::string& peer, SSL_SESSION* ticket) const;  // takes ownership
   size_t tickets() const;
@@ -53,6 +54,7 @@ class ClientContext {
   ClientOptions opt_;
   // Mutable: a cache behind a const context (sessions hold it as const; one thread).
   mutable std::unordered_map<std::string, std::deque<SSL_SESSION*>> tickets_;
+  mutable size_t ticket_count_ = 0;
 };
 
 // One TLS connection. Cycle: start(); then repeatedly write pending_cipher() to the socket

@@ -24,7 +24,17 @@ REPORT=$WORK/report.json
 for _ in 1 2 3 4 5 6; do
   pick_net 160 169
   "$MXFARM" gen --domains 1 --hosts 1 --mailboxes 3 --catch-all-share 0 \
-    --special styles,starttls,starttls-required --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC"
+    --special styles,starttls,starttls-required --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC.gen"
+  # Plus a host that hangs up on STARTTLS instead of answering (auto must go on without TLS).
+  "$PY" - "$SC.gen" "$SC" "$NET" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s["hosts"].append({"name": "mx.tlsdrop.test", "ip": f"127.{sys.argv[3]}.1.1", "starttls": True,
+                   "drop": {"after": "starttls", "mode": "close"}})
+s["domains"].append({"name": "tlsdrop.test", "mx": [{"pref": 10, "host": "mx.tlsdrop.test"}],
+                     "mailboxes": {"user1": "ok", "user2": "ok", "full1": "full"}})
+json.dump(s, open(sys.argv[2], "w"))
+PY
   # A certificate naming the two TLS hosts (so that --tls-verify can succeed with it as the CA).
   hosts=$("$PY" - "$SC" <<'PY'
 import json, sys
@@ -45,25 +55,25 @@ done
 grep -E '@(starttls|starttls-required|postfix)\.test,' "$WORK/truth.csv" | cut -d, -f1 >"$WORK/list.txt"
 (($(wc -l <"$WORK/list.txt") >= 12)) || fail "too few addresses: $(cat "$WORK/list.txt")"
 
-# run NAME [options]: mxprobe verify of list.txt (or of --input given) into $WORK/NAME.jsonl.
+# run NAME [options]: mxprobe verify of $LIST (default list.txt) into $WORK/NAME.jsonl.
 run() {
   local name=$1
   shift
   "$MXPROBE" verify --backend "$BACKEND" --policy "$LAB_POLICY" --no-cache --no-progress \
     --dns "127.0.0.1:$DNS_PORT" --helo probe.client.test --timeout-command 5 \
-    --input "$WORK/list.txt" --output "$WORK/$name.jsonl" "$@" 2>"$WORK/$name.err" ||
+    --input "${LIST:-$WORK/list.txt}" --output "$WORK/$name.jsonl" "$@" 2>"$WORK/$name.err" ||
     fail "mxprobe verify ($name) failed: $(cat "$WORK/$name.err")"
 }
 
-# check_records NAME RULES: each record against the truth, per domain:
+# check_records NAME RULES: each record against the truth, per domain ($LIST: the input):
 #   RULES = "domain=truth|unknown/REASON:tls|notls ..." (tls: "tls" must name a version+cipher).
 check_records() {
-  "$PY" - "$WORK/truth.csv" "$WORK/$1.jsonl" "$2" <<'PY' || fail "$1: records differ"
+  "$PY" - "$WORK/truth.csv" "$WORK/$1.jsonl" "$2" "${LIST:-$WORK/list.txt}" <<'PY' || fail "$1: records differ"
 import csv, json, sys
 truth = {r["email"]: (r["verdict"], r["reason"]) for r in csv.DictReader(open(sys.argv[1]))}
 rules = dict(kv.split("=") for kv in sys.argv[3].split())
 recs = [json.loads(l) for l in open(sys.argv[2])]
-emails = [l.strip() for l in open(sys.argv[2].rsplit("/", 1)[0] + "/list.txt")]
+emails = [l.strip() for l in open(sys.argv[4])]
 assert sorted(r["email"] for r in recs) == sorted(emails), "not one record per address"
 bad = []
 for r in recs:
@@ -87,6 +97,12 @@ run auto
 check_records auto "starttls=truth:tls starttls-required=truth:tls postfix=truth:notls"
 expect_match "$(grep -m1 '@starttls.test' "$WORK/auto.jsonl")" '"tls":\{"version":"TLSv1\.3","cipher":"TLS_' \
   "auto: the record names TLS 1.3 and its cipher"
+
+# --- a host that hangs up on STARTTLS: nothing lost, auto verifies it again without TLS.
+grep -E '@tlsdrop\.test,' "$WORK/truth.csv" | cut -d, -f1 >"$WORK/drop.txt"
+LIST=$WORK/drop.txt run drop
+LIST=$WORK/drop.txt check_records drop "tlsdrop=truth:notls"
+expect_match "$(cat "$WORK/drop.jsonl")" '"attempts":2,' "drop: the second session (without TLS) decided"
 
 # --- never: the requiring host cannot be judged; the others as without TLS.
 run never --starttls never
