@@ -312,7 +312,7 @@ const smtp::SessionConfig& Verifier::session_config(const sched::DomainSettings&
     slot = std::make_unique<smtp::SessionConfig>(cfg_.session);
     slot->timeouts = ds.timeouts;
     slot->max_rcpts_per_transaction = std::max<uint32_t>(1, ds.recipients);
-    if (clear_text) slot->starttls = smtp::StartTlsMode::Never;
+    slot->starttls = clear_text ? smtp::StartTlsMode::Never : ds.starttls;
   }
   return *slot;
 }
@@ -636,8 +636,8 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   Result& r = item->result;
   const bool tls_broke =
       outcome.failure == smtp::Failure::TlsFailed ||
-      (outcome.stage == smtp::Stage::StartTls && (outcome.failure == smtp::Failure::Timeout ||
-                                                  outcome.failure == smtp::Failure::Closed));
+      (outcome.stage == smtp::Stage::StartTls &&
+       (outcome.failure == smtp::Failure::Timeout || outcome.failure == smtp::Failure::Closed));
   if (tls_broke && s.config().starttls == smtp::StartTlsMode::Auto) {
     // The server took STARTTLS and then failed the handshake (or went silent, or hung up, in
     // STARTTLS or the handshake): this MX is tried again without TLS (a new session, skipping

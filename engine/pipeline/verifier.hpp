@@ -35,8 +35,8 @@ struct SourceAddress {
 };
 
 struct VerifierConfig {
-  // HELO name, MAIL FROM, PIPELINING. Stage timeouts and recipients per session come from the
-  // policy, per domain.
+  // HELO name, MAIL FROM, PIPELINING. Stage timeouts, recipients per session and STARTTLS come
+  // from the policy, per domain.
   smtp::SessionConfig session;
   // The TLS client context for STARTTLS (session.starttls); null: made with the defaults (no
   // certificate verification) the first time a server says 220 to STARTTLS.

@@ -67,6 +67,7 @@ struct DomainSettings {
   uint32_t attempts = 5;  // tries in all, the first included
   smtp::StageTimeouts timeouts = smtp::kDefaultStageTimeouts;
   bool catch_all_probe = true;
+  smtp::StartTlsMode starttls = smtp::StartTlsMode::Auto;  // docs/usage.md, "TLS"
   bool operator==(const DomainSettings&) const = default;
 };
 

@@ -98,6 +98,11 @@ check_records auto "starttls=truth:tls starttls-required=truth:tls postfix=truth
 expect_match "$(grep -m1 '@starttls.test' "$WORK/auto.jsonl")" '"tls":\{"version":"TLSv1\.3","cipher":"TLS_' \
   "auto: the record names TLS 1.3 and its cipher"
 
+# --- per domain in the policy file: never for starttls.test, the default (auto) elsewhere.
+{ cat "$LAB_POLICY"; printf '\n[domain."starttls.test"]\nstarttls = "never"\n'; } >"$WORK/policy.toml"
+LAB_POLICY=$WORK/policy.toml run policy
+check_records policy "starttls=truth:notls starttls-required=truth:tls postfix=truth:notls"
+
 # --- a host that hangs up on STARTTLS: nothing lost, auto verifies it again without TLS.
 grep -E '@tlsdrop\.test,' "$WORK/truth.csv" | cut -d, -f1 >"$WORK/drop.txt"
 LIST=$WORK/drop.txt run drop
