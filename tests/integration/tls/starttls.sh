@@ -185,6 +185,9 @@ expect_match "$out" '"verdict":"unknown","reason":"tls_required"' "check --start
 out=$("$MXPROBE" check --backend "$BACKEND" --json --dns "127.0.0.1:$DNS_PORT" --helo probe.client.test \
   --no-catch-all "$addr" 2>&1) || true
 expect_match "$out" '"verdict":"deliverable".*"tls":\{"version":"TLSv1\.[23]"' "check (auto): deliverable over TLS"
+out=$("$MXPROBE" check --backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --helo probe.client.test \
+  --no-catch-all "$addr" 2>&1) || true
+expect_match "$out" '^  tls: TLSv1\.[23] TLS_' "check's report names TLS"
 expect_match "$("$MXPROBE" serve --help 2>&1)" '--starttls' "serve has --starttls"
 expect_match "$("$MXPROBE" verify --starttls sometimes x 2>&1 || true)" 'starttls' "a bad --starttls value is refused"
 
