@@ -643,9 +643,12 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
     // STARTTLS or the handshake): this MX is tried again without TLS (a new session, skipping
     // STARTTLS), like a failover, without using up a try.
     if (no_tls_.size() >= kMaxNoTls) no_tls_.clear();
-    no_tls_.insert(s.target().address.ip_string());
-    if (cfg_.log && s.tls().error().size())
-      cfg_.log("TLS handshake with " + s.target().host + " failed (" + s.tls().error() +
+    const bool first = no_tls_.insert(s.target().address.ip_string()).second;
+    if (first && cfg_.log)  // once per MX address, not per recipient
+      cfg_.log("STARTTLS with " + s.target().host + " [" + s.target().address.ip_string() +
+               "] failed (" +
+               (s.tls().error().empty() ? std::string(smtp::to_string(outcome.failure))
+                                        : s.tls().error()) +
                "): going on without TLS");
     sched_.requeue(item->sid, now);
     return;

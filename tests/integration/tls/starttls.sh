@@ -108,6 +108,7 @@ grep -E '@tlsdrop\.test,' "$WORK/truth.csv" | cut -d, -f1 >"$WORK/drop.txt"
 LIST=$WORK/drop.txt run drop
 LIST=$WORK/drop.txt check_records drop "tlsdrop=truth:notls"
 expect_match "$(cat "$WORK/drop.jsonl")" '"attempts":2,' "drop: the second session (without TLS) decided"
+expect_match "$(cat "$WORK/drop.err")" "STARTTLS with mx\.tlsdrop\.test .* failed \(closed\)" "drop logged"
 
 # --- never: the requiring host cannot be judged; the others as without TLS.
 run never --starttls never
@@ -121,8 +122,9 @@ check_records require "starttls=truth:tls starttls-required=truth:tls postfix=un
 # goes on without TLS on a new connection (the requiring host then says 530: tls_required).
 run verify_fail --tls-verify
 check_records verify_fail "starttls=truth:notls starttls-required=unknown/tls_required:notls postfix=truth:notls"
-expect_match "$(cat "$WORK/verify_fail.err")" "TLS handshake with mx\.starttls\.test failed .*going on without TLS" \
+expect_match "$(cat "$WORK/verify_fail.err")" "STARTTLS with mx\.starttls\.test \[.*\] failed .*certificate.*going on without TLS" \
   "verify failure logged"
+expect_eq "$(grep -c 'STARTTLS with mx\.starttls\.test ' "$WORK/verify_fail.err")" 1 "logged once per MX"
 # ... and with our certificate as the CA it verifies (names in subjectAltName).
 run verify_ok --tls-verify --tls-ca-file "$WORK/cert.pem"
 check_records verify_ok "starttls=truth:tls starttls-required=truth:tls postfix=truth:notls"
