@@ -52,6 +52,14 @@ done
 [[ -n $FARM_PID ]] || fail "no free address range"
 
 "$MXFARM" truth "$SC" >"$WORK/truth.csv"
+# A requiring host cannot run without a certificate; cert and key go together.
+rc=0
+"$MXFARM" run "$SC" >/dev/null 2>"$WORK/nocert.err" || rc=$?
+expect_eq "$rc" 2 "mxfarm run without a certificate refuses a tls_required host"
+expect_match "$(cat "$WORK/nocert.err")" "requires STARTTLS: give --tls-cert and --tls-key" "its message"
+rc=0
+"$MXFARM" run "$SC" --tls-cert "$WORK/cert.pem" >/dev/null 2>&1 || rc=$?
+expect_eq "$rc" 2 "--tls-cert without --tls-key"
 grep -E '@(starttls|starttls-required|postfix)\.test,' "$WORK/truth.csv" | cut -d, -f1 >"$WORK/list.txt"
 (($(wc -l <"$WORK/list.txt") >= 12)) || fail "too few addresses: $(cat "$WORK/list.txt")"
 
