@@ -1230,6 +1230,11 @@ bool Farm::load_tls() {
       SSL_CTX_use_PrivateKey_file(tls_ctx_, opt_.tls_key.c_str(), SSL_FILETYPE_PEM) == 1 &&
       SSL_CTX_check_private_key(tls_ctx_) == 1) {
     SSL_CTX_set_mode(tls_ctx_, SSL_MODE_RELEASE_BUFFERS);
+    if (opt_.tls_no_tickets) {  // like a server without resumption: no TLS 1.3 tickets, no 1.2
+      SSL_CTX_set_num_tickets(tls_ctx_, 0);
+      SSL_CTX_set_options(tls_ctx_, SSL_OP_NO_TICKET);
+      SSL_CTX_set_session_cache_mode(tls_ctx_, SSL_SESS_CACHE_OFF);
+    }
     return true;
   }
   char buf[256];

@@ -91,6 +91,8 @@ int main(int argc, char** argv) {
                   "PEM certificate (chain) for STARTTLS: hosts with starttls then do a real TLS "
                   "handshake (without it they answer 454)");
   run->add_option("--tls-key", r.tls_key, "PEM private key of --tls-cert");
+  run->add_flag("--tls-no-tickets", r.tls_no_tickets,
+                "STARTTLS hosts issue no session tickets (clients cannot resume)");
   run->add_flag("--log", r.log, "Log connections, commands and replies to stderr");
   run->add_flag("--log-dns", r.log_dns, "Let dnsmasq log its queries to stderr");
 

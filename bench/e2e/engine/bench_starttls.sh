@@ -2,9 +2,10 @@
 # The cost of STARTTLS per session in client CPU: `mxprobe verify` against one mxfarm host that
 # offers STARTTLS with a real handshake (a throwaway P-256 certificate made here), every session
 # fresh with one recipient, at the same concurrency, with --starttls never and then auto, on
-# both loop backends. Client CPU (user+sys, GNU time) per session for each, and the difference:
-# what a TLS handshake plus encrypting the dialogue costs the client. Called by bench_engine.sh
-# (section 4); runs on its own too. Writes OUT/bench-starttls.md.
+# both loop backends; then auto again against the same host issuing no session tickets (every
+# handshake full: a first contact, or a server without resumption). Client CPU (user+sys, GNU
+# time) per session for each, and the difference to never: what TLS costs the client. Called by
+# bench_engine.sh (section 4); runs on its own too. Writes OUT/bench-starttls.md.
 #
 # Usage: bench_starttls.sh MXPROBE MXFARM [SESSIONS=20000] [CONCURRENCY=100] [OUT=.]
 # Environment: REPEAT=3 (rounds, interleaved; the table shows medians), BACKENDS="uring uv".
@@ -48,11 +49,20 @@ printf '%s\n' '{"version": 1, "comment": "bench_starttls.sh: one host offering S
   " \"hosts\": [{\"name\": \"mx.tls.test\", \"ip\": \"$HOST_IP\", \"starttls\": true}]," \
   ' "domains": [{"name": "tls.test", "mx": [{"pref": 10, "host": "mx.tls.test"}]}]}' \
   >"$WORK/farm.json"
-mkfifo "$WORK/ready"
-taskset -c 1 "$MXFARM" run "$WORK/farm.json" --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" \
-  --report "$WORK/report.json" >"$WORK/ready" 2>"$WORK/farm.err" &
-FARM_PID=$!
-read -r -t 10 _ <"$WORK/ready" || { echo "mxfarm not ready: $(cat "$WORK/farm.err")" >&2; exit 1; }
+# start_farm REPORT [run options]: mxfarm on CPU 1, waiting for its ready line on a FIFO.
+start_farm() {
+  rm -f "$WORK/ready"
+  mkfifo "$WORK/ready"
+  taskset -c 1 "$MXFARM" run "$WORK/farm.json" --tls-cert "$WORK/cert.pem" \
+    --tls-key "$WORK/key.pem" --report "$1" "${@:2}" >"$WORK/ready" 2>"$WORK/farm.err" &
+  FARM_PID=$!
+  read -r -t 10 _ <"$WORK/ready" || { echo "mxfarm not ready: $(cat "$WORK/farm.err")" >&2; exit 1; }
+}
+stop_farm() {
+  kill "$FARM_PID"
+  wait "$FARM_PID" || true
+  FARM_PID=""
+}
 seq 1 "$N" | sed 's/^/user/; s/$/@tls.test/' >"$WORK/in.txt"
 printf '%s\n' "[global]" "max_sessions = $CONC" "builtin_providers = false" "[defaults]" \
   "per_mx = { sessions = $CONC, connect_rate = 0, rcpt_rate = 0 }" \
@@ -65,71 +75,80 @@ echo "== STARTTLS cost: $N fresh sessions (1 RCPT each) at concurrency $CONC aga
 echo "   $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start; client CPU 0, mxfarm CPU 1"
 : >"$WORK/rows.dat"
 FAILED=0
+# measure ROUND BACKEND MODE LABEL: one run, a row in rows.dat.
+measure() {
+  local round=$1 backend=$2 mode=$3 label=$4 f0 f1 t0 t1 user sys got tls want_tls
+  f0=$(cpu_ticks "$FARM_PID")
+  t0=$(date +%s%N)
+  taskset -c 0 /usr/bin/time -f '%U %S' -o "$WORK/time.txt" \
+    "$MXPROBE" verify --no-cache --no-journal --no-progress --dns 127.0.0.1:$DNS_PORT \
+    --input "$WORK/in.txt" --output "$WORK/out.jsonl" --policy "$WORK/policy.toml" \
+    --backend "$backend" -c "$CONC" --domain-concurrency "$CONC" --rcpts-per-session 1 \
+    --no-catch-all --starttls "$mode" 2>"$WORK/client.err" &
+  CLIENT_PID=$!
+  wait "$CLIENT_PID" || { echo "mxprobe failed: $(tail -3 "$WORK/client.err")" >&2; FAILED=1; }
+  CLIENT_PID=""
+  t1=$(date +%s%N)
+  f1=$(cpu_ticks "$FARM_PID")
+  read -r user sys <"$WORK/time.txt"
+  got=$(grep -c '"verdict":"undeliverable","reason":"mailbox_not_found"' "$WORK/out.jsonl" || true)
+  tls=$(grep -c '"tls":{"version"' "$WORK/out.jsonl" || true)
+  want_tls=0
+  [[ $mode == auto ]] && want_tls=$N
+  if ((got != N || tls != want_tls)); then
+    echo "   FAIL $backend $mode: $got of $N verdicts as expected, $tls over TLS (want $want_tls)" >&2
+    FAILED=1
+  fi
+  awk -v b="$backend" -v m="$label" -v n="$N" -v u="$user" -v s="$sys" \
+    -v ms=$(((t1 - t0) / 1000000)) -v ft=$((f1 - f0)) -v hz="$HZ" 'BEGIN {
+      printf "%s %s %.0f %.1f %.1f %.1f\n", b, m, n * 1000 / ms, (u + s) * 1e6 / n, s * 1e6 / n,
+        ft * 1e6 / hz / n }' >>"$WORK/rows.dat"
+  echo "   round $round: $(tail -n 1 "$WORK/rows.dat")"
+}
+start_farm "$WORK/report.json"
 for ((round = 1; round <= REPEAT; round++)); do
   for backend in $BACKENDS; do
-    for mode in never auto; do
-      f0=$(cpu_ticks "$FARM_PID")
-      t0=$(date +%s%N)
-      taskset -c 0 /usr/bin/time -f '%U %S' -o "$WORK/time.txt" \
-        "$MXPROBE" verify --no-cache --no-journal --no-progress --dns 127.0.0.1:$DNS_PORT \
-        --input "$WORK/in.txt" --output "$WORK/out.jsonl" --policy "$WORK/policy.toml" \
-        --backend "$backend" -c "$CONC" --domain-concurrency "$CONC" --rcpts-per-session 1 \
-        --no-catch-all --starttls "$mode" 2>"$WORK/client.err" &
-      CLIENT_PID=$!
-      wait "$CLIENT_PID" || { echo "mxprobe failed: $(tail -3 "$WORK/client.err")" >&2; FAILED=1; }
-      CLIENT_PID=""
-      t1=$(date +%s%N)
-      f1=$(cpu_ticks "$FARM_PID")
-      read -r user sys <"$WORK/time.txt"
-      got=$(grep -c '"verdict":"undeliverable","reason":"mailbox_not_found"' "$WORK/out.jsonl" || true)
-      tls=$(grep -c '"tls":{"version"' "$WORK/out.jsonl" || true)
-      want_tls=0
-      [[ $mode == auto ]] && want_tls=$N
-      if ((got != N || tls != want_tls)); then
-        echo "   FAIL $backend $mode: $got of $N verdicts as expected, $tls over TLS (want $want_tls)" >&2
-        FAILED=1
-      fi
-      awk -v b="$backend" -v m="$mode" -v n="$N" -v u="$user" -v s="$sys" \
-        -v ms=$(((t1 - t0) / 1000000)) -v ft=$((f1 - f0)) -v hz="$HZ" 'BEGIN {
-          printf "%s %s %.0f %.1f %.1f %.1f\n", b, m, n * 1000 / ms, (u + s) * 1e6 / n, s * 1e6 / n,
-            ft * 1e6 / hz / n }' >>"$WORK/rows.dat"
-      echo "   round $round: $(tail -n 1 "$WORK/rows.dat")"
-    done
+    for mode in never auto; do measure "$round" "$backend" "$mode" "$mode"; done
   done
 done
-kill "$FARM_PID"
-wait "$FARM_PID" || true
-FARM_PID=""
+stop_farm
 RESUMED=$(jq -r '"\(.total.tls_resumed) of \(.total.tls_handshakes)"' "$WORK/report.json")
+# The same host issuing no tickets: full handshakes only.
+start_farm "$WORK/report-full.json" --tls-no-tickets
+for ((round = 1; round <= REPEAT; round++)); do
+  for backend in $BACKENDS; do measure "$round" "$backend" auto auto-full; done
+done
+stop_farm
+FULL=$(jq -r '"\(.total.tls_resumed) of \(.total.tls_handshakes)"' "$WORK/report-full.json")
 
 # Medians per backend and mode; then the table with the difference auto - never.
-awk '{ k = $1 " " $2; if (!(k in n)) order[++m] = k; n[k]++
+sort -s -k1,1 "$WORK/rows.dat" | awk '{ k = $1 " " $2; if (!(k in n)) order[++m] = k; n[k]++
        for (i = 3; i <= NF; i++) v[k, i, n[k]] = $i; nf = NF }
   function median(k, i,   a, j, l, t, c) {
     c = n[k]; for (j = 1; j <= c; j++) a[j] = v[k, i, j]
     for (j = 2; j <= c; j++) { t = a[j]; for (l = j - 1; l >= 1 && a[l] + 0 > t + 0; l--) a[l + 1] = a[l]; a[l + 1] = t }
     return c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2 }
   END { for (j = 1; j <= m; j++) { k = order[j]; line = k
-    for (i = 3; i <= nf; i++) line = line " " median(k, i); print line } }' "$WORK/rows.dat" \
-  >"$WORK/median.dat"
+    for (i = 3; i <= nf; i++) line = line " " median(k, i); print line } }' >"$WORK/median.dat"
 table() {  # table text|md
   awk -v fmt="$1" '
     BEGIN {
       if (fmt == "md") {
         print "| backend | --starttls | sessions/s | client CPU µs/session (sys) | TLS cost µs/session | mxfarm CPU µs/session |"
         print "| --- | --- | ---: | ---: | ---: | ---: |"
-      } else printf "%-7s %-6s %10s %20s %14s %12s\n", "backend", "mode", "sess/s", "CPU us/sess (sys)", "TLS cost us", "farm us/sess"
+      } else printf "%-7s %-9s %10s %20s %14s %12s\n", "backend", "mode", "sess/s", "CPU us/sess (sys)", "TLS cost us", "farm us/sess"
     }
     { if ($2 == "never") base[$1] = $4
-      cost = $2 == "auto" && ($1 in base) ? sprintf("%+.0f", $4 - base[$1]) : "-"
+      cost = $2 != "never" && ($1 in base) ? sprintf("%+.0f", $4 - base[$1]) : "-"
       if (fmt == "md") printf "| %s | %s | %d | %.0f (%.0f) | %s | %.0f |\n", $1, $2, $3, $4, $5, cost, $6
-      else printf "%-7s %-6s %10d %13.0f (%4.0f) %14s %12.0f\n", $1, $2, $3, $4, $5, cost, $6 }' \
+      else printf "%-7s %-9s %10d %13.0f (%4.0f) %14s %12.0f\n", $1, $2, $3, $4, $5, cost, $6 }' \
     "$WORK/median.dat"
 }
 echo
 table text
-echo "(median of $REPEAT rounds; TLS cost: auto minus never, client CPU per session;"
-echo " handshakes resumed with a ticket, all runs: $RESUMED)"
+echo "(median of $REPEAT rounds; TLS cost: client CPU per session minus never's; auto: the"
+echo " host issues tickets, resumed handshakes in all auto runs: $RESUMED; auto-full: no tickets,"
+echo " resumed: $FULL)"
 {
   echo "## STARTTLS cost per session"
   echo
@@ -139,7 +158,9 @@ echo " handshakes resumed with a ticket, all runs: $RESUMED)"
   echo
   table md
   echo
-  echo "Handshakes resumed with a session ticket (mxfarm's count, all runs): $RESUMED."
+  echo "auto: the host issues session tickets (resumed handshakes, mxfarm's count over the auto"
+  echo "runs: $RESUMED); auto-full: \`mxfarm run --tls-no-tickets\`, every handshake full (resumed:"
+  echo "$FULL)."
 } >"$OUT/bench-starttls.md"
 echo "wrote $OUT/bench-starttls.md"
 exit "$FAILED"
