@@ -34,12 +34,15 @@ bool is_ip_literal(const std::string& name) {
 
 }  // namespace
 
-// OpenSSL hands each new session (a TLS 1.3 ticket, or a TLS 1.2 session) here; 1 = we keep it.
+// OpenSSL hands each new session (a TLS 1.3 ticket, or a TLS 1.2 session) here. A copy is kept:
+// the object handed over stays the connection's current session, and SSL_free of a connection
+// closed without a TLS close_notify (we QUIT and close TCP) marks that object not resumable
+// (ssl_clear_bad_session), which would spoil the cache's newest ticket of every connection.
 int on_new_session(SSL* ssl, SSL_SESSION* session) {
   auto* c = static_cast<Client*>(SSL_get_app_data(ssl));
   if (c == nullptr || c->peer_.empty() || !SSL_SESSION_is_resumable(session)) return 0;
-  c->ctx_->keep_ticket(c->peer_, session);
-  return 1;
+  if (SSL_SESSION* copy = SSL_SESSION_dup(session)) c->ctx_->keep_ticket(c->peer_, copy);
+  return 0;  // the original is not ours
 }
 
 SSL_SESSION* ClientContext::take_ticket(const std::string& peer) const {

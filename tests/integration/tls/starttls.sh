@@ -118,6 +118,12 @@ LIST=$WORK/drop.txt check_records drop "tlsdrop=truth:notls"
 expect_match "$(cat "$WORK/drop.jsonl")" '"attempts":2,' "drop: the second session (without TLS) decided"
 expect_match "$(cat "$WORK/drop.err")" "STARTTLS with mx\.tlsdrop\.test .* failed \(closed\)" "drop logged"
 
+# --- one address per session, one session at a time: every session after the first resumes
+# with a ticket from the one before (the farm counts them: checked in its report at the end).
+grep -E '@starttls\.test,' "$WORK/truth.csv" | cut -d, -f1 >"$WORK/resume.txt"
+LIST=$WORK/resume.txt run resume --rcpts-per-session 1 --domain-concurrency 1 -c 1
+LIST=$WORK/resume.txt check_records resume "starttls=truth:tls"
+
 # --- never: the requiring host cannot be judged; the others as without TLS.
 run never --starttls never
 check_records never "starttls=truth:notls starttls-required=unknown/tls_required:notls postfix=truth:notls"
@@ -207,6 +213,8 @@ expect_eq "$(r "r['total']['data_commands']")" 0 "no DATA was sent"
 tls_host=$("$PY" -c "import json,sys; s=json.load(open(sys.argv[1])); print(next(h['name'] for h in s['hosts'] if h.get('tls_required')))" "$SC")
 expect_eq "$(r "r['mx']['$tls_host']['tls_handshakes'] > 0")" True "handshakes at the requiring host"
 expect_eq "$(r "r['mx']['$tls_host']['replies'].get('530', 0) > 0")" True "530 before TLS (never, and after the failed verify)"
+expect_eq "$(r "r['mx']['mx.starttls.test']['tls_resumed'] >= $(($(wc -l <"$WORK/resume.txt") - 1))")" True \
+  "one session at a time to one MX: all but the first resume TLS with a ticket"
 expect_eq "$(r "r['mx']['mx.postfix.test']['tls_handshakes']")" 0 "no TLS at the plain host"
 expect_eq "$(r "r['mx']['mx.postfix.test']['commands'].get('STARTTLS', 0)")" 0 "STARTTLS never sent to the plain host"
 expect_eq "$(r "r['total']['tls_failures'] > 0")" True "the verify failures were seen by the farm"

@@ -73,22 +73,27 @@ TEST(TlsClient, TicketsResumeTheNextConnectionToTheSamePeer) {
   TestCert cert;
   auto ctx = context();
   Server first(cert);
-  Client a(ctx, "mx.tls.test", "192.0.2.1|mx.tls.test");
-  a.start();
-  shuttle(a, first);
-  ASSERT_TRUE(a.established()) << a.error();
-  EXPECT_FALSE(a.resumed());
-  EXPECT_GE(ctx->tickets(), 1u);  // TLS 1.3 NewSessionTicket, read after the handshake
-  const size_t kept = ctx->tickets();
-
-  Server second(first);
-  Client b(ctx, "mx.tls.test", "192.0.2.1|mx.tls.test");
-  EXPECT_EQ(ctx->tickets(), kept - 1);  // each ticket is used once
-  b.start();
-  shuttle(b, second);
-  ASSERT_TRUE(b.established()) << b.error();
-  EXPECT_TRUE(b.resumed());
-  EXPECT_EQ(b.version(), "TLSv1.3");
+  {
+    Client a(ctx, "mx.tls.test", "192.0.2.1|mx.tls.test");
+    a.start();
+    shuttle(a, first);
+    ASSERT_TRUE(a.established()) << a.error();
+    EXPECT_FALSE(a.resumed());
+    // Freed without a TLS close_notify, as after QUIT: OpenSSL then marks the connection's
+    // current session not resumable; the cache's copies must not care.
+  }
+  EXPECT_EQ(ctx->tickets(), 2u);  // OpenSSL servers send two TLS 1.3 tickets
+  // Each connection resumes with a ticket, and brings a new one.
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    Server next(first);
+    Client b(ctx, "mx.tls.test", "192.0.2.1|mx.tls.test");
+    b.start();
+    shuttle(b, next);
+    ASSERT_TRUE(b.established()) << b.error();
+    EXPECT_TRUE(b.resumed());
+    EXPECT_EQ(b.version(), "TLSv1.3");
+  }
 
   // Another peer key, or none: a full handshake.
   Server third(first);
