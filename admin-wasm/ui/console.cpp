@@ -1155,8 +1155,8 @@ void probe_report(const nlohmann::json& r) {
     for (const char* h : {"stage", "count", "min", "p50", "p90", "max"})
       ImGui::TableSetupColumn(h);
     ImGui::TableHeadersRow();
-    for (const char* stage :
-         {"connect", "banner", "ehlo", "helo", "mail_from", "rcpt_to", "rset", "quit"}) {
+    for (const char* stage : {"connect", "banner", "ehlo", "helo", "starttls", "mail_from",
+                              "rcpt_to", "rset", "quit"}) {
       if (!r["latency"].contains(stage)) continue;
       const auto& s = r["latency"][stage];
       ImGui::TableNextRow();

@@ -61,7 +61,7 @@ const json& obj(const json& o, const char* key) {
   return f && f->is_object() ? *f : empty;
 }
 
-constexpr const char* kStages[] = {"connect",   "banner",  "ehlo", "helo",
+constexpr const char* kStages[] = {"connect",   "banner",  "ehlo", "helo", "starttls",
                                    "mail_from", "rcpt_to", "rset", "quit"};
 
 Job parse_job(const json& j) {

@@ -82,6 +82,15 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o) {
                "one command per reply even when PIPELINING is offered");
   cmd.add_option("--domain-data", o.domain_data,
                  "disposable/free domain lists (default: the one built with mxprobe)");
+  cmd.add_option("--starttls", o.starttls,
+                 "STARTTLS: auto (when offered or demanded; else clear text), never, or require "
+                 "(no TLS: the address is unknown, tls_required); default: policy, auto")
+      ->check(CLI::IsMember({"auto", "never", "require"}));
+  cmd.add_flag("--tls-verify", o.tls_verify,
+               "verify the server's certificate and name (off by default: a failure then fails "
+               "the handshake, and auto goes on in clear text)");
+  cmd.add_option("--tls-ca-file", o.tls_ca_file, "with --tls-verify: trusted CAs (PEM)")
+      ->check(CLI::ExistingFile);
 }
 
 std::string policy_overrides(const EngineOptions& o) {
@@ -97,9 +106,10 @@ std::string policy_overrides(const EngineOptions& o) {
   if (o.timeout_connect) d += "timeouts.connect = " + dur(*o.timeout_connect) + "\n";
   if (o.timeout_banner) d += "timeouts.banner = " + dur(*o.timeout_banner) + "\n";
   if (o.timeout_command)
-    for (const char* k : {"ehlo", "helo", "mail_from", "rcpt_to", "rset", "quit"})
+    for (const char* k : {"ehlo", "helo", "mail_from", "rcpt_to", "rset", "quit", "starttls"})
       d += std::string("timeouts.") + k + " = " + dur(*o.timeout_command) + "\n";
   if (o.no_catch_all) d += "catch_all_probe = false\n";
+  if (o.starttls) d += "starttls = \"" + *o.starttls + "\"\n";
   std::string doc;
   if (!g.empty()) doc += "[global]\n" + g;
   if (!d.empty()) doc += "[defaults]\n" + d;
@@ -244,6 +254,16 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
     c.session.mail_from = p.address.normalized();
   }
   c.session.use_pipelining = !o.no_pipelining;
+  // STARTTLS is per domain (policy `starttls`, which --starttls sets in [defaults]). One
+  // SSL_CTX for the process, made here so that a bad --tls-ca-file stops us at once.
+  tls::ClientOptions to;
+  to.verify_peer = o.tls_verify;
+  to.ca_file = o.tls_ca_file;
+  c.tls = tls::ClientContext::create(to, err);
+  if (!c.tls) {
+    std::fprintf(diag, "mxprobe: TLS: %s\n", err.c_str());
+    return false;
+  }
   c.catch_all_probe = !o.no_catch_all;
   c.max_domains = o.max_domains;
   c.transcripts = transcripts;

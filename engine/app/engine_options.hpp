@@ -37,7 +37,10 @@ struct EngineOptions {
   size_t max_domains = 50'000;
   bool no_catch_all = false;
   bool no_pipelining = false;
-  std::string domain_data;  // --domain-data PATH; "": the default places (engine/flags)
+  std::string domain_data;              // --domain-data PATH; "": the default places (engine/flags)
+  std::optional<std::string> starttls;  // never | auto | require; unset: the policy's (auto)
+  bool tls_verify = false;  // verify the server's certificate (off: we verify mailboxes)
+  std::string tls_ca_file;  // with tls_verify: a PEM bundle instead of the system's
 };
 
 void add_engine_options(CLI::App& cmd, EngineOptions& o);

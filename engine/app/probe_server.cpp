@@ -451,7 +451,8 @@ Probe::Probe(loop::Loop& loop, const ProbeOptions& opts, const smtp::SessionConf
   impl_->target = std::move(target);
   smtp::SessionConfig& cfg = impl_->cfg;
   cfg = base;
-  cfg.use_pipelining = false;  // one reply per command: each one timed
+  cfg.use_pipelining = false;                // one reply per command: each one timed
+  cfg.starttls = smtp::StartTlsMode::Never;  // its own connections do no TLS; EHLO shows STARTTLS
   const auto t = std::chrono::milliseconds(static_cast<int64_t>(opts.timeout * 1000));
   cfg.timeouts.fill(t);
   cfg.timeouts[static_cast<int>(smtp::Stage::Quit)] = std::min(t, std::chrono::milliseconds(5000));

@@ -88,7 +88,8 @@ json domain_settings_json(const sched::DomainSettings& d) {
           {"retry_schedule_s", retry},
           {"attempts", d.attempts},
           {"timeouts_s", timeouts},
-          {"catch_all_probe", d.catch_all_probe}};
+          {"catch_all_probe", d.catch_all_probe},
+          {"starttls", smtp::to_string(d.starttls)}};
 }
 
 // The keys a live group change may set (per_mx.* and per_source.*), with their TOML form.

@@ -322,6 +322,8 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
       if (!r.proxy.empty()) std::fprintf(out, "  via: %s\n", r.proxy.c_str());
       if (r.has_smtp)
         std::fprintf(out, "  smtp: %d %s %s\n", r.code, r.enhanced.c_str(), r.message.c_str());
+      if (!r.tls_version.empty())
+        std::fprintf(out, "  tls: %s %s\n", r.tls_version.c_str(), r.tls_cipher.c_str());
       std::fprintf(out, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",
                    r.catch_all ? (*r.catch_all ? "yes" : "no") : "unknown",
                    r.role.value_or(false) ? "yes" : "no", r.attempts, r.elapsed_ms);

@@ -34,7 +34,8 @@ namespace mxp {
   X(DnsError, "dns_error")                 \
   X(ProtocolError, "protocol_error")       \
   X(TemporaryFailure, "temporary_failure") \
-  X(ProxyFailed, "proxy_failed")
+  X(ProxyFailed, "proxy_failed")           \
+  X(TlsRequired, "tls_required")
 
 enum class Verdict : uint8_t {
 #define MXP_X(id, name) id,

@@ -103,6 +103,10 @@ bool parse_json(std::string_view text, Result& r, std::string& err) {
     if (auto e = it->find("enhanced"); e != it->end() && e->is_string()) r.enhanced = *e;
     if (auto m = it->find("message"); m != it->end() && m->is_string()) r.message = *m;
   }
+  if (auto it = j.find("tls"); it != j.end() && it->is_object()) {
+    if (auto v = it->find("version"); v != it->end() && v->is_string()) r.tls_version = *v;
+    if (auto c = it->find("cipher"); c != it->end() && c->is_string()) r.tls_cipher = *c;
+  }
   if (auto it = j.find("catch_all"); it != j.end()) r.catch_all = opt_bool(*it);
   if (auto it = j.find("flags"); it != j.end() && it->is_object()) {
     if (it->contains("role")) r.role = opt_bool((*it)["role"]);
@@ -147,6 +151,16 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
     str_or_null(out, r.enhanced);
     out.append(",\"message\":");
     json::append_string(out, r.message);
+    out.append("}");
+  } else {
+    out.append("null");
+  }
+  out.append(",\"tls\":");
+  if (!r.tls_version.empty()) {
+    out.append("{\"version\":");
+    json::append_string(out, r.tls_version);
+    out.append(",\"cipher\":");
+    str_or_null(out, r.tls_cipher);
     out.append("}");
   } else {
     out.append("null");

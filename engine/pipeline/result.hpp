@@ -25,6 +25,9 @@ struct Result {
   int code = 0;
   std::string enhanced;  // "" when the reply had none
   std::string message;
+  // STARTTLS: the negotiated protocol ("TLSv1.3") and cipher suite of the session that decided;
+  // both "" when it had no TLS ("tls": null).
+  std::string tls_version, tls_cipher;
   std::optional<bool> catch_all;
   std::optional<bool> role;
   // From the domain data (engine/flags): null when no data was loaded or there is no domain.

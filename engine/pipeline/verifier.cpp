@@ -9,6 +9,7 @@ using loop::TimePoint;
 
 namespace {
 constexpr uint64_t kKickCookie = 1, kDeadlineCookie = 2;
+constexpr size_t kMaxNoTls = 100'000;
 
 std::vector<sched::SourceSpec> source_specs(const VerifierConfig& cfg) {
   const std::vector<SourceAddress>& sources = cfg.sources;
@@ -131,6 +132,8 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   const std::string& source_ip() const { return source_ip_; }
   std::string proxy_name() const { return leg_ ? leg_->display() : std::string(); }
   const std::string& transcript() const { return transcript_.text; }
+  const smtp::SessionConfig& config() const { return cfg_; }
+  const SessionTls& tls() const { return tls_; }
 
   void begin(const std::vector<sched::ItemRef>& refs) {
     TimePoint now = v_.loop_.now();
@@ -231,7 +234,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       const auto step = leg_->on_data(v_.loop_, conn_, bytes);
       if (!on_leg(step, bytes)) return;
     }
-    session_.on_bytes(bytes, v_.loop_.now());
+    tls_.on_data(session_, bytes, v_.loop_.now());  // plain, or decrypted once TLS is up
     pump();
   }
   void on_closed(loop::ConnId, loop::Status status) override {
@@ -245,7 +248,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       return;
     }
     if (leg_ && !session_.done() && session_.undecided() > 0) return doubt_proxy(Doubt::Closed);
-    session_.on_closed(v_.loop_.now());
+    tls_.on_closed(session_, v_.loop_.now());
     pump();
   }
   void on_timer(loop::TimerId, uint64_t) override {
@@ -331,6 +334,10 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   void pump() {
     if (ended_) return;
     TimePoint now = v_.loop_.now();
+    // STARTTLS answered 220: the handshake starts before anything else goes out.
+    if (conn_open_ && tls_.wants_start(session_))
+      tls_.start(session_, v_.tls_context(), target().host,
+                 target().address.ip_string() + "|" + target().host, now);
     if (v_.cfg_.on_stage) {
       const smtp::Stage st = session_.stage();
       if (st != stage_ || session_.done()) {
@@ -353,10 +360,10 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       if (session_.undecided() == 0) session_.finish(now);
     }
     if (conn_open_) {
-      std::string_view out = session_.pending_output();
+      std::string_view out = tls_.output(session_);
       if (!out.empty()) {
         v_.loop_.send(conn_, out);
-        session_.consume_output(out.size());
+        tls_.consume(session_, out.size());
       }
     }
     if (session_.done() || (!conn_open_ && session_.want_close())) {
@@ -397,6 +404,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   uint64_t ask_ticket_ = 0;
   Doubt doubt_ = Doubt::None;  // a health check of the proxy decides an event first
   smtp::Session session_;
+  SessionTls tls_;
   smtp::TranscriptBuffer transcript_;
   std::vector<Item*> items_;  // by the session's recipient index; null once decided
   loop::ConnId conn_{};
@@ -454,22 +462,36 @@ Verifier::~Verifier() {
 void Verifier::set_policy(std::shared_ptr<const sched::Policy> policy) {
   if (!policy) return;
   // Sessions keep pointers to their configuration: retire, do not free.
-  for (auto& [ds, c] : configs_)
-    retired_configs_.push_back(std::move(c));
-  configs_.clear();
+  for (auto* m : {&configs_, &clear_configs_}) {
+    for (auto& [ds, c] : *m)
+      retired_configs_.push_back(std::move(c));
+    m->clear();
+  }
   policy_ = policy;
   sched_.set_policy(std::move(policy), loop_.now());
   kick();
 }
 
-const smtp::SessionConfig& Verifier::session_config(const sched::DomainSettings& ds) {
-  auto& slot = configs_[&ds];
+const smtp::SessionConfig& Verifier::session_config(const sched::DomainSettings& ds,
+                                                    bool clear_text) {
+  auto& slot = (clear_text ? clear_configs_ : configs_)[&ds];
   if (!slot) {
     slot = std::make_unique<smtp::SessionConfig>(cfg_.session);
     slot->timeouts = ds.timeouts;
     slot->max_rcpts_per_transaction = std::max<uint32_t>(1, ds.recipients);
+    slot->starttls = clear_text ? smtp::StartTlsMode::Never : ds.starttls;
   }
   return *slot;
+}
+
+std::shared_ptr<const tls::ClientContext> Verifier::tls_context() {
+  if (!cfg_.tls) {
+    std::string err;
+    cfg_.tls = tls::ClientContext::create({}, err);
+    // Without a context every handshake fails (and auto falls back to clear text).
+    if (!cfg_.tls && cfg_.log) cfg_.log("TLS client context: " + err);
+  }
+  return cfg_.tls;
 }
 
 Verifier::Item* Verifier::new_item() {
@@ -750,8 +772,10 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
 
 void Verifier::start_session(const sched::Grant& g) {
   Domain& d = *by_sched_id_[g.domain];
-  auto slot =
-      std::make_unique<SessionSlot>(*this, d, g, session_config(sched_.domain_settings(d.sid)));
+  const bool clear_text =
+      !no_tls_.empty() && no_tls_.count(d.answer.targets[d.target].address.ip_string()) > 0;
+  auto slot = std::make_unique<SessionSlot>(
+      *this, d, g, session_config(sched_.domain_settings(d.sid), clear_text));
   SessionSlot* s = slot.get();
   s->index = sessions_.size();
   sessions_.push_back(std::move(slot));
@@ -797,12 +821,33 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   TimePoint now = loop_.now();
   if (cfg_.on_reply)
     cfg_.on_reply(s.group(), outcome.failure == smtp::Failure::None ? outcome.reply.code / 100 : 0);
-  auto c = verdict::classify(outcome);
   Result& r = item->result();
+  const bool tls_broke =
+      outcome.failure == smtp::Failure::TlsFailed ||
+      (outcome.stage == smtp::Stage::StartTls &&
+       (outcome.failure == smtp::Failure::Timeout || outcome.failure == smtp::Failure::Closed));
+  if (tls_broke && s.config().starttls == smtp::StartTlsMode::Auto) {
+    // The server took STARTTLS and then failed the handshake (or went silent, or hung up, in
+    // STARTTLS or the handshake): this MX is tried again without TLS (a new session, skipping
+    // STARTTLS), like a failover, without using up a try.
+    if (no_tls_.size() >= kMaxNoTls) no_tls_.clear();
+    const bool first = no_tls_.insert(s.target().address.ip_string()).second;
+    if (first && cfg_.log)  // once per MX address, not per recipient
+      cfg_.log("STARTTLS with " + s.target().host + " [" + s.target().address.ip_string() +
+               "] failed (" +
+               (s.tls().error().empty() ? std::string(smtp::to_string(outcome.failure))
+                                        : s.tls().error()) +
+               "): going on without TLS");
+    sched_.requeue(item->sid, now);
+    return;
+  }
+  auto c = verdict::classify(outcome);
   r.mx = s.target().host;
   r.mx_ip = s.address().address.ip_string();
   r.source_ip = s.source_ip();
   r.proxy = s.proxy_name();
+  r.tls_version = s.tls().version();  // empty (null) when this session had no TLS
+  r.tls_cipher = s.tls().cipher();
   if (cfg_.transcripts) r.transcript = s.transcript();
 
   if (server_unreachable(outcome) && outcome.failure != smtp::Failure::LocalError) {

@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "address/address.hpp"
@@ -22,6 +23,7 @@
 #include "loop/loop.hpp"
 #include "pipeline/proxy_pool.hpp"
 #include "pipeline/result.hpp"
+#include "pipeline/session_tls.hpp"
 #include "sched/catch_all.hpp"
 #include "sched/scheduler.hpp"
 #include "smtp/session.hpp"
@@ -35,9 +37,12 @@ struct SourceAddress {
 };
 
 struct VerifierConfig {
-  // HELO name, MAIL FROM, PIPELINING. Stage timeouts and recipients per session come from the
-  // policy, per domain.
+  // HELO name, MAIL FROM, PIPELINING. Stage timeouts, recipients per session and STARTTLS come
+  // from the policy, per domain.
   smtp::SessionConfig session;
+  // The TLS client context for STARTTLS (session.starttls); null: made with the defaults (no
+  // certificate verification) the first time a server says 220 to STARTTLS.
+  std::shared_ptr<const tls::ClientContext> tls;
   uint16_t smtp_port = 25;
   std::vector<SourceAddress> sources;  // the source-IP pool; empty: the kernel chooses
   // SOCKS5 proxies (docs/proxies.md). When given they are the source pool instead of `sources`:
@@ -152,7 +157,9 @@ class Verifier final : private loop::TimerHandler {
   void maybe_idle(Domain& d);  // joins the idle list when nothing is left to do for it
   void evict_idle();
   void log_events();
-  const smtp::SessionConfig& session_config(const sched::DomainSettings& ds);
+  // `clear_text`: the same without STARTTLS, for an MX whose TLS handshake failed.
+  const smtp::SessionConfig& session_config(const sched::DomainSettings& ds, bool clear_text);
+  std::shared_ptr<const tls::ClientContext> tls_context();
   Item* new_item();
   void free_item(Item* item);
   std::string random_local_part();
@@ -178,6 +185,11 @@ class Verifier final : private loop::TimerHandler {
   // Session configurations by the policy's domain settings they were made from; the ones of a
   // replaced policy stay alive (sessions point at them) until the verifier goes.
   std::unordered_map<const sched::DomainSettings*, std::unique_ptr<smtp::SessionConfig>> configs_;
+  std::unordered_map<const sched::DomainSettings*, std::unique_ptr<smtp::SessionConfig>>
+      clear_configs_;
+  // MX addresses whose TLS handshake failed in `auto`: their later sessions skip STARTTLS
+  // (docs/usage.md, "TLS"). Bounded: past kMaxNoTls entries it starts again empty.
+  std::unordered_set<std::string> no_tls_;
   std::vector<std::unique_ptr<smtp::SessionConfig>> retired_configs_;
   std::shared_ptr<const sched::Policy> policy_;
   std::unique_ptr<ProxyPool> proxies_;  // with cfg_.proxies

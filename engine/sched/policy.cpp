@@ -38,7 +38,8 @@ struct All {
   WarmupSettings warmup;
 };
 
-enum class Kind : uint8_t { Count, Number, Duration, DurationList, Bool, Shares };
+// Choice: one of the strings listed in the key's `unit`, "a|b|c"; the value is its index.
+enum class Kind : uint8_t { Count, Number, Duration, DurationList, Bool, Shares, Choice };
 using Where = PolicyKeyInfo::Where;
 
 struct Value {
@@ -138,6 +139,12 @@ std::vector<KeyDef> make_keys() {
                [](All& a, const Value& v) { a.domain.catch_all_probe = v.flag; }});
   t.push_back({"quirks.rcpt_accepts_all", Where::Domain, Kind::Bool, 0, 0, "",
                [](All& a, const Value& v) { a.domain.rcpt_accepts_all = v.flag; }});
+  std::string modes;
+  for (auto m : smtp::kStartTlsModeNames)
+    modes += (modes.empty() ? "" : "|") + std::string(m);
+  t.push_back({"starttls", Where::Domain, Kind::Choice, 0, 0, modes, [](All& a, const Value& v) {
+                 a.domain.starttls = static_cast<smtp::StartTlsMode>(v.count);
+               }});
   return t;
 }
 
@@ -387,6 +394,23 @@ class DocParser {
         }
         return true;
       }
+      case Kind::Choice: {
+        std::string want = "expected one of ";
+        for (char c : def.unit)
+          want += c == '|' ? std::string(", ") : std::string(1, c);
+        if (!n.is_string()) return fail(n.source(), key, want);
+        const std::string s = n.as_string()->get();
+        uint64_t i = 0;
+        for (size_t at = 0;; ++i) {
+          const size_t bar = def.unit.find('|', at);
+          if (def.unit.substr(at, bar == std::string::npos ? bar : bar - at) == s) {
+            v.count = i;
+            return true;
+          }
+          if (bar == std::string::npos) return fail(n.source(), key, want);
+          at = bar + 1;
+        }
+      }
       case Kind::Shares: {
         const toml::array* a = n.as_array();
         const std::string want =
@@ -460,6 +484,7 @@ weight = 1                  # deficit round-robin share of an MX group
 block_cooldown = "1h"       # how long a (source IP, MX group) rests after a block reply
 catch_all_probe = true      # probe each domain once with a random address
 quirks.rcpt_accepts_all = false  # true: 250 at RCPT proves nothing (risky / unverifiable)
+starttls = "auto"           # STARTTLS: auto (when offered or demanded), never or require
 
 [defaults.per_domain]       # per recipient domain
 sessions = 4

@@ -70,6 +70,7 @@ struct DomainSettings {
   // Reply quirks of the domain's provider (docs/policy.md, "Provider quirks").
   // The servers accept every address at RCPT and reject unknown ones later: 250 => risky.
   bool rcpt_accepts_all = false;
+  smtp::StartTlsMode starttls = smtp::StartTlsMode::Auto;  // docs/usage.md, "TLS"
   bool operator==(const DomainSettings&) const = default;
 };
 

@@ -1,7 +1,8 @@
 // The verification session's state machine. Replies are matched to commands in the order the
 // commands were sent (RFC 2920 §3.1), using a send cursor and a receive cursor over the current
 // batch of recipients, as Postfix's smtp_proto.c does; every failure path decides each recipient
-// still open exactly once.
+// still open exactly once. STARTTLS is never pipelined: it goes out alone, after the EHLO reply
+// or after every reply of a batch that a "530 Must issue a STARTTLS command first" refused.
 #include "smtp/session.hpp"
 
 #include <algorithm>
@@ -39,7 +40,32 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+bool icontains(std::string_view hay, std::string_view needle) {
+  if (needle.size() > hay.size()) return false;
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i)
+    if (iequals(hay.substr(i, needle.size()), needle)) return true;
+  return false;
+}
+
+// RFC 3207 §4: "530 5.7.0 Must issue a STARTTLS command first"; other servers word it
+// "TLS required" (the same phrases as the verdict policy's TlsRequired text rule), always with
+// 530 or an X.7.x code: "starttls" in "550 5.1.1 <x@starttls.example>" is an address.
+bool demands_tls(const Reply& r) {
+  if (r.code != 530 && !(r.enhanced.present && r.enhanced.subject == 7)) return false;
+  for (const auto& line : r.lines)
+    if (icontains(line, "starttls") || icontains(line, "tls required") ||
+        icontains(line, "requires tls"))
+      return true;
+  return false;
+}
+
 }  // namespace
+
+std::optional<StartTlsMode> parse_starttls_mode(std::string_view s) {
+  for (size_t i = 0; i < kStartTlsModeNames.size(); ++i)
+    if (s == kStartTlsModeNames[i]) return static_cast<StartTlsMode>(i);
+  return std::nullopt;
+}
 
 bool is_safe_argument(std::string_view arg, size_t max_len, bool allow_utf8) {
   if (arg.empty() || arg.size() > max_len) return false;
@@ -82,8 +108,8 @@ bool Session::pipelining() const {
 }
 
 bool Session::in_flight() const {
-  return await_banner_ || await_ehlo_ || await_helo_ || await_rset_ || await_mail_ ||
-         rcpt_recv_ < rcpt_sent_ || await_quit_;
+  return await_banner_ || await_ehlo_ || await_helo_ || await_starttls_ || tls_wait_ ||
+         await_rset_ || await_mail_ || rcpt_recv_ < rcpt_sent_ || await_quit_;
 }
 
 Stage Session::awaited() const {
@@ -92,6 +118,7 @@ Stage Session::awaited() const {
   if (await_banner_) return Stage::Banner;
   if (await_ehlo_) return Stage::Ehlo;
   if (await_helo_) return Stage::Helo;
+  if (await_starttls_ || tls_wait_) return Stage::StartTls;  // alone on the wire
   if (await_rset_) return Stage::Rset;
   if (await_mail_) return Stage::MailFrom;
   if (rcpt_recv_ < rcpt_sent_) return Stage::RcptTo;
@@ -175,6 +202,7 @@ void Session::decide_all(Stage stage, Failure f, const Reply* reply) {
 
 void Session::hard_close() {
   want_close_ = true;
+  tls_wait_ = false;  // no handshake on a connection being closed
   deadline_armed_ = false;
   out_.clear();
   out_off_ = 0;
@@ -205,6 +233,12 @@ void Session::on_raw_line(void* self, std::string_view line) {
 
 void Session::on_bytes(std::string_view bytes, TimePoint now) {
   if (want_close_ || closed_) return;  // after QUIT's reply, a 421 or a failure: ignored
+  if (tls_wait_) {
+    // Clear text while the handshake is due: the owner should have given these to TLS. Never
+    // parse them (RFC 3207 §4.2).
+    stats_.tls_discarded_bytes += static_cast<uint32_t>(bytes.size());
+    return;
+  }
   if (!connected_) on_connected(now);
   bool any = false;
   const ReplyParser::LineHook hook = transcript_ != nullptr ? &Session::on_raw_line : nullptr;
@@ -212,6 +246,15 @@ void Session::on_bytes(std::string_view bytes, TimePoint now) {
     any = true;
     handle_reply(std::move(*r));
     if (want_close_) return;
+    if (tls_wait_) {
+      // RFC 3207 §4.2 (CVE-2011-0411 seen from the client): whatever followed the 220 in clear
+      // text was not sent by the TLS peer; a reply injected here would be taken for the answer
+      // to the EHLO we send inside TLS. Drop it, and any partial line with it.
+      stats_.tls_discarded_bytes += static_cast<uint32_t>(bytes.size());
+      parser_.reset();
+      arm(now);
+      return;
+    }
   }
   if (parser_.failed()) {
     // Garbage, mismatched codes, an over-long line or a flood of lines: nothing more from this
@@ -234,6 +277,30 @@ void Session::on_timeout(TimePoint now) {
   stage_ = st;
   decide_all(st, Failure::Timeout, nullptr);
   hard_close();  // no QUIT: the server is not answering
+}
+
+void Session::on_tls_established(TimePoint now) {
+  if (!tls_wait_ || want_close_ || closed_) return;
+  tls_wait_ = false;
+  tls_active_ = true;
+  // RFC 3207 §4.2: the client must discard what it knew from the server before TLS and send
+  // EHLO again; no transaction survives the handshake.
+  caps_.reset();
+  greeted_ = ehlo_ok_ = false;
+  txn_open_ = false;
+  tls_retry_ = false;
+  parser_.reset();
+  next_greeting_ = Greeting::Ehlo;
+  advance();
+  arm(now);
+}
+
+void Session::on_tls_failed(TimePoint /*now*/) {
+  if (!tls_wait_ || want_close_ || closed_) return;
+  tls_wait_ = false;
+  stage_ = Stage::StartTls;
+  decide_all(Stage::StartTls, Failure::TlsFailed, nullptr);
+  hard_close();  // no QUIT: the connection is neither clear text nor TLS any more
 }
 
 void Session::on_closed(TimePoint /*now*/) {
@@ -318,6 +385,11 @@ void Session::handle_reply(Reply&& r) {
       if (is_2xx(r)) {
         parse_ehlo(r);
         greeted_ = ehlo_ok_ = true;
+        if (cfg_->starttls == StartTlsMode::Require && !tls_active_ &&
+            !has(caps_, Capability::StartTls)) {
+          decide_all(Stage::StartTls, Failure::TlsUnavailable, nullptr);
+          failed_ = true;
+        }
       } else if (r.code / 100 == 5) {
         // RFC 5321 §4.1.4 / §3.2: a server that does not take EHLO (500/502, or a policy 5xx)
         // may still take HELO.
@@ -331,6 +403,11 @@ void Session::handle_reply(Reply&& r) {
       await_helo_ = false;
       if (is_2xx(r)) {
         greeted_ = true;
+        if (cfg_->starttls == StartTlsMode::Require && !tls_active_) {
+          // HELO has no extensions: no STARTTLS to be had (RFC 3207 §4).
+          decide_all(Stage::StartTls, Failure::TlsUnavailable, nullptr);
+          failed_ = true;
+        }
       } else {
         decide_all(st, Failure::None, &r);
         failed_ = true;
@@ -345,9 +422,26 @@ void Session::handle_reply(Reply&& r) {
         failed_ = true;
       }
       break;
+    case Stage::StartTls:
+      await_starttls_ = false;
+      if (r.code == 220) {
+        tls_wait_ = true;  // RFC 3207 §4: start the negotiation now; on_bytes drops the rest
+      } else if (cfg_->starttls == StartTlsMode::Require || tls_retry_) {
+        // 454 "TLS not available" (or anything else): TLS was needed and is not to be had.
+        tls_retry_ = false;
+        decide_all(st, Failure::TlsUnavailable, &r);
+        failed_ = true;
+      }
+      // auto, offered and refused: go on in clear text with what EHLO said (RFC 3207 §4).
+      break;
     case Stage::MailFrom:
       await_mail_ = false;
-      if (!is_2xx(r)) {
+      if (!is_2xx(r) && tls_retry_possible(r)) {
+        // Pipelined RCPT replies still to come (503 or 530) decide nothing: the batch is sent
+        // again inside TLS. A refused MAIL opened no transaction.
+        tls_retry_ = true;
+        txn_open_ = false;
+      } else if (!is_2xx(r)) {
         // The sender was refused: no RCPT can be judged on this connection. Pipelined RCPT
         // replies still to come (typically 503) decide nothing.
         decide_all(st, Failure::None, &r);
@@ -355,7 +449,11 @@ void Session::handle_reply(Reply&& r) {
       }
       break;
     case Stage::RcptTo:
-      decide(rcpts_[rcpt_recv_++], st, Failure::None, &r);
+      if (!tls_retry_ && tls_retry_possible(r)) tls_retry_ = true;
+      if (tls_retry_)
+        ++rcpt_recv_;  // answered for the wrong reason: sent again inside TLS
+      else
+        decide(rcpts_[rcpt_recv_++], st, Failure::None, &r);
       break;
     case Stage::Quit:
       await_quit_ = false;
@@ -365,6 +463,26 @@ void Session::handle_reply(Reply&& r) {
     default:
       break;
   }
+}
+
+bool Session::need_starttls() const {
+  if (cfg_->starttls == StartTlsMode::Never || tls_active_ || starttls_sent_) return false;
+  return tls_retry_ || (ehlo_ok_ && has(caps_, Capability::StartTls));
+}
+
+bool Session::tls_retry_possible(const Reply& r) const {
+  return cfg_->starttls == StartTlsMode::Auto && !tls_active_ && !starttls_sent_ && demands_tls(r);
+}
+
+void Session::requeue_batch() {
+  // The batch's undecided recipients move to the front of the queue, in their order.
+  std::stable_partition(rcpts_.begin(), rcpts_.begin() + batch_n_,
+                        [](const Rcpt& r) { return !r.decided; });
+  const auto decided = std::find_if(rcpts_.begin(), rcpts_.begin() + batch_n_,
+                                    [](const Rcpt& r) { return r.decided; });
+  rcpts_.erase(decided, rcpts_.begin() + batch_n_);
+  batch_n_ = rcpt_sent_ = rcpt_recv_ = 0;
+  mail_sent_ = false;
 }
 
 bool Session::form_batch() {
@@ -446,6 +564,21 @@ bool Session::advance() {
     return true;
   }
   if (!greeted_) return false;
+  if (tls_retry_ && batch_n_ > 0) requeue_batch();  // every reply of the refused batch is in
+  if (tls_retry_ && txn_open_) {
+    // MAIL was accepted and RCPT demanded TLS: end the transaction first (Postfix refuses
+    // STARTTLS inside one: "503 5.5.1 Error: MAIL transaction in progress").
+    send("RSET");
+    await_rset_ = true;
+    txn_open_ = false;
+    return true;
+  }
+  if (need_starttls() && !(finishing_ && undecided_ == 0)) {
+    // RFC 3207 §4: STARTTLS ends a pipelined group; we send it alone.
+    send("STARTTLS");
+    await_starttls_ = starttls_sent_ = true;
+    return true;
+  }
   if (batch_n_ > 0 && (!mail_sent_ || rcpt_sent_ < batch_n_)) {
     send_batch();  // not pipelining: the next command of this batch
     return true;

@@ -1,5 +1,7 @@
-// Sans-I/O SMTP client session for address verification: banner, EHLO (HELO fallback), MAIL FROM,
-// RCPT TO for any number of recipients in batches separated by RSET, QUIT. It never sends DATA.
+// Sans-I/O SMTP client session for address verification: banner, EHLO (HELO fallback), STARTTLS
+// (RFC 3207) when configured, MAIL FROM, RCPT TO for any number of recipients in batches
+// separated by RSET, QUIT. It never sends DATA. TLS itself is the owner's job: the session says
+// when to start it (want_tls()) and hears when it is up; it only ever sees plaintext.
 // The owner feeds it events (connected, bytes, timer expiry, closed) and carries out its answers
 // (bytes to write, one deadline to arm, close); it owns no socket and no timer (nghttp2 shape).
 #pragma once
@@ -37,6 +39,7 @@ inline constexpr StageTimeouts kDefaultStageTimeouts = {
     std::chrono::seconds(60),  // rcpt_to
     std::chrono::seconds(30),  // rset
     std::chrono::seconds(10),  // quit
+    std::chrono::seconds(30),  // starttls: the reply to STARTTLS, then the TLS handshake
 };
 static_assert(kDefaultStageTimeouts.size() == kStageCount);
 
@@ -60,6 +63,15 @@ inline bool has(const Capabilities& caps, Capability c) {
   return caps.test(static_cast<int>(c));
 }
 
+// STARTTLS (RFC 3207): never; auto = when the server offers it in EHLO or demands it ("530 5.7.0
+// Must issue a STARTTLS command first"), else in clear text; require = no MAIL FROM without TLS.
+enum class StartTlsMode : uint8_t { Never, Auto, Require };
+inline constexpr std::array<std::string_view, 3> kStartTlsModeNames = {"never", "auto", "require"};
+constexpr std::string_view to_string(StartTlsMode m) {
+  return kStartTlsModeNames[static_cast<int>(m)];
+}
+std::optional<StartTlsMode> parse_starttls_mode(std::string_view s);
+
 // Shared by many sessions (a session keeps a pointer: the config must outlive it).
 struct SessionConfig {
   std::string helo_name;  // EHLO/HELO argument, e.g. "probe.example.net" or "[192.0.2.1]"
@@ -67,6 +79,9 @@ struct SessionConfig {
   StageTimeouts timeouts = kDefaultStageTimeouts;
   uint32_t max_rcpts_per_transaction = 50;  // then RSET and a new MAIL FROM; 0 is taken as 1
   bool use_pipelining = true;               // RFC 2920, only when the server offers it
+  // Never here, so that an owner that cannot do TLS (probe-server) is never asked to; the
+  // command line's default is auto (docs/usage.md).
+  StartTlsMode starttls = StartTlsMode::Never;
   ReplyLimits reply_limits;
 };
 
@@ -86,6 +101,9 @@ struct SessionStats {
   uint32_t replies_received = 0;
   uint32_t rcpts_sent = 0;
   uint32_t transactions = 0;  // MAIL FROM commands sent
+  // Bytes that followed the 220 to STARTTLS in clear text and were thrown away (RFC 3207 §4.2:
+  // an injected reply must not be taken for the answer to a command sent inside TLS).
+  uint32_t tls_discarded_bytes = 0;
 };
 
 enum class Direction : uint8_t { Sent, Received };
@@ -121,6 +139,10 @@ class Session {
   void on_bytes(std::string_view bytes, TimePoint now);
   void on_timeout(TimePoint now);  // the deadline passed (earlier calls are ignored)
   void on_closed(TimePoint now);   // connect failed, or the peer closed/reset
+  // The TLS handshake the session asked for (want_tls()) is done: EHLO again, then go on. From
+  // here on_bytes() takes the decrypted bytes and pending_output() is plaintext to encrypt.
+  void on_tls_established(TimePoint now);
+  void on_tls_failed(TimePoint now);  // the handshake failed: the connection is unusable
 
   // Queues a recipient (an address already validated by the address parser). May be called
   // before start() and while the connection is open, to reuse it for more recipients.
@@ -136,6 +158,11 @@ class Session {
   }
   std::optional<RecipientResult> pop_result();
   size_t results_ready() const { return results_.size() - results_head_; }
+
+  // The server said 220 to STARTTLS: the owner starts the TLS handshake on this connection (all
+  // output was written before; nothing more comes until on_tls_established/on_tls_failed).
+  bool want_tls() const { return tls_wait_; }
+  bool tls_active() const { return tls_active_; }  // the handshake completed on this connection
 
   // Close the connection once pending_output() is written (after QUIT's reply, a 421, a timeout,
   // a protocol error or a local refusal).
@@ -186,6 +213,10 @@ class Session {
   void decide_all(Stage stage, Failure f, const Reply* reply);
   void hard_close();  // stop now: nothing more is sent
   void parse_ehlo(const Reply& r);
+  bool need_starttls() const;
+  // The server refuses MAIL/RCPT until TLS is up, and we may still try STARTTLS (auto).
+  bool tls_retry_possible(const Reply& r) const;
+  void requeue_batch();  // after a TLS demand: the undecided recipients wait for the retry
 
   const SessionConfig* cfg_;
   ReplyParser parser_;
@@ -232,6 +263,11 @@ class Session {
   bool await_mail_ = false;
   bool await_quit_ = false;
   bool quit_sent_ = false;
+  bool await_starttls_ = false;  // the reply to STARTTLS
+  bool tls_wait_ = false;        // 220 received: the owner is doing the handshake
+  bool tls_active_ = false;
+  bool starttls_sent_ = false;  // once per connection
+  bool tls_retry_ = false;      // a TLS demand (530) came: STARTTLS, then the batch again
 };
 
 }  // namespace mxp::smtp

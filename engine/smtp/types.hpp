@@ -10,13 +10,15 @@
 
 namespace mxp::smtp {
 
-// Stages of a verification session, in order. Tables indexed by Stage (names, timeouts)
-// are sized by kStageCount and static_assert'ed against it.
-enum class Stage : uint8_t { Connect, Banner, Ehlo, Helo, MailFrom, RcptTo, Rset, Quit };
-inline constexpr int kStageCount = 8;
+// Stages of a verification session, in order (StartTls, added later, comes between EHLO and MAIL
+// on the wire but last here so that the numbers of the others stay). Tables indexed by Stage
+// (names, timeouts) are sized by kStageCount and static_assert'ed against it.
+enum class Stage : uint8_t { Connect, Banner, Ehlo, Helo, MailFrom, RcptTo, Rset, Quit, StartTls };
+inline constexpr int kStageCount = 9;
 
+// StartTls covers the reply to STARTTLS and the TLS handshake after it (RFC 3207).
 inline constexpr std::array<std::string_view, kStageCount> kStageNames = {
-    "connect", "banner", "ehlo", "helo", "mail_from", "rcpt_to", "rset", "quit"};
+    "connect", "banner", "ehlo", "helo", "mail_from", "rcpt_to", "rset", "quit", "starttls"};
 static_assert(kStageNames.size() == kStageCount);
 
 constexpr std::string_view to_string(Stage s) {
@@ -50,9 +52,14 @@ enum class Failure : uint8_t {
   Closed,         // the server closed or reset the connection
   ProtocolError,  // unparseable, mismatched or oversized reply
   LocalError,     // we refused to send (e.g. an argument that would not be one SMTP argument)
+  // TLS was required (starttls = require, or the server's "530 Must issue a STARTTLS command
+  // first") and is not to be had: STARTTLS not offered, or refused.
+  TlsUnavailable,
+  TlsFailed,  // the server said 220 to STARTTLS and the TLS handshake failed
 };
-inline constexpr std::array<std::string_view, 6> kFailureNames = {
-    "none", "connect_failed", "timeout", "closed", "protocol_error", "local_error"};
+inline constexpr std::array<std::string_view, 8> kFailureNames = {
+    "none",           "connect_failed", "timeout",         "closed",
+    "protocol_error", "local_error",    "tls_unavailable", "tls_failed"};
 constexpr std::string_view to_string(Failure f) {
   return kFailureNames[static_cast<int>(f)];
 }

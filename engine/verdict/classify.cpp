@@ -103,7 +103,9 @@ Classification from_strong(TextClass t, Scope greylist_scope) {
       c.retry_later = true;
       break;
     case TextClass::TlsRequired:
-      c = unknown(Reason::ProtocolError, Scope::Session);
+      // Reached when the session could not (starttls = never) or did not manage to give the
+      // server TLS: the mailbox was not judged.
+      c = unknown(Reason::TlsRequired, Scope::Session);
       break;
     case TextClass::SourceBlocked:
     default:
@@ -349,10 +351,21 @@ Classification classify_failure(Stage stage, Failure f) {
         c = make(Verdict::Undeliverable, Reason::InvalidSyntax, Scope::Recipient);
       }
       break;
+    case Failure::TlsUnavailable:  // required, and not offered or refused
+    case Failure::TlsFailed:       // the handshake failed (auto retries without TLS first)
+      c.reason = Reason::TlsRequired;
+      break;
     case Failure::None:
       break;
   }
   return c;
+}
+
+// "starttls" also occurs in addresses and host names ("550 5.1.1 <x@starttls.example>: User
+// unknown"): the TLS phrases count only on a reply that is about TLS by its code, 530 (RFC 3207
+// §4) or an X.7.x security/policy code.
+bool tls_coded(const Reply& r) {
+  return r.code == 530 || (r.enhanced.present && r.enhanced.subject == 7);
 }
 
 }  // namespace
@@ -362,8 +375,8 @@ Classification classify(const smtp::Outcome& o) {
   const Reply& r = o.reply;
   if (!valid_code(r.code)) return out_of_step();
   // Positive replies at RCPT carry nothing the text could change: skip the scan (hot path).
-  const TextClass t =
-      (r.code / 100 == 2 || r.code / 100 == 3) ? TextClass::None : match_reply(r).cls;
+  TextClass t = (r.code / 100 == 2 || r.code / 100 == 3) ? TextClass::None : match_reply(r).cls;
+  if (t == TextClass::TlsRequired && !tls_coded(r)) t = TextClass::None;
   switch (o.stage) {
     case Stage::RcptTo:
       return classify_rcpt(r, t);

@@ -1,12 +1,15 @@
 // The farm's event loop: listeners, SMTP sessions with scripted behaviour, DNS helpers, signals
 // and the report. One thread, one libuv loop; sessions are pooled and reuse their buffers, and
 // replies are gathered per read and written with one uv_try_write, so that the farm is never
-// the bottleneck of a benchmark.
+// the bottleneck of a benchmark. STARTTLS (with `run --tls-cert/--tls-key`) is OpenSSL behind
+// memory BIOs: the session's plaintext in_/out_ stay as they are, the socket sees ciphertext.
 //
 // [SECTION] index: Farm state - Session state - connection start - input - commands - replies
 //                  and output - closing - DNS sockets - signals and report - run_farm
 #include "farm.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -33,6 +36,7 @@ namespace {
 
 constexpr size_t kInCap = 1024;         // per-session input: RFC 5321 lines are <= 512 octets
 constexpr size_t kStreamChunk = 65536;  // endless / over-long replies are written in chunks
+constexpr size_t kTlsRead = 16384;      // ciphertext read per callback (one TLS record)
 
 // ---------------------------------------------------------------------------------------------
 // [SECTION] Farm state
@@ -41,6 +45,7 @@ class Farm;
 
 struct HostRt {
   std::string ehlo;      // EHLO reply template for this host's style and extensions
+  std::string ehlo_tls;  // the same inside TLS: no STARTTLS (RFC 3207 section 4.2)
   std::string endless;   // one chunk of "250-..." continuation lines
   uv_tcp_t listener{};   // listener.data points back to this HostRt
   uv_tcp_t listener6{};  // on the host's IPv6 address, when it has one
@@ -70,6 +75,7 @@ class Farm {
   HostRt& host_rt(int h) { return hosts_[h]; }
   Stats& stats() { return stats_; }
   bool log() const { return opt_.log; }
+  SSL_CTX* tls_ctx() const { return tls_ctx_; }  // null: no --tls-cert, STARTTLS answers 454
   const std::string& overlong_chunk() const { return overlong_; }
   // Domain index, or -1 when the farm does not know the domain.
   int find_domain(std::string_view lower_name) const {
@@ -111,6 +117,7 @@ class Farm {
     workdir_.clear();
   }
   bool write_file_atomically(const std::string& path, const std::string& text);
+  bool load_tls();
 
   const Scenario& sc_;
   RunOptions opt_;
@@ -141,6 +148,10 @@ class Farm {
   std::string workdir_;
   uint64_t started_ns_ = 0;
   int listeners_ = 0;
+  SSL_CTX* tls_ctx_ = nullptr;
+
+ public:
+  ~Farm() { SSL_CTX_free(tls_ctx_); }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -149,6 +160,9 @@ class Farm {
 class Session {
  public:
   explicit Session(Farm* f) : farm_(f) {}
+  ~Session() { tls_free(); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   void start(int host, uv_stream_t* server);
   void close_now(bool reset);
@@ -170,6 +184,7 @@ class Session {
   void reset_state();
   void begin();
   void pump();
+  void pump_lines();
   void handle_line(std::string_view line);
   void on_helo(Cmd cmd, std::string_view arg);
   void on_mail(std::string_view arg);
@@ -193,6 +208,13 @@ class Session {
   void flush();
   void resume_reading();
   void log_line(char dir, std::string_view text);
+  // STARTTLS: begin_tls() after the 220 is queued; tls_input() takes ciphertext from the socket,
+  // tls_pull() decrypts into in_, tls_seal() encrypts out_ into cout_.
+  void begin_tls();
+  bool tls_input(const char* data, size_t n);  // false: the session is closing
+  size_t tls_pull();
+  void tls_seal();
+  void tls_free();
 
   Farm* farm_;
   uv_tcp_t tcp_{};
@@ -235,6 +257,14 @@ class Session {
   size_t dribble_pos_ = 0;
   After pending_after_ = After::None;
 
+  SSL* ssl_ = nullptr;  // with its two memory BIOs
+  BIO* rbio_ = nullptr;
+  BIO* wbio_ = nullptr;
+  bool tls_on_ = false;        // the socket carries TLS from here on
+  bool starttls_now_ = false;  // 220 to STARTTLS queued: switch once it is out of the input loop
+  std::string cout_;           // ciphertext (and the clear-text 220 before it) for the socket
+  std::string raw_;            // ciphertext read buffer
+
   const std::string* stream_ = nullptr;  // chunk repeated by an endless/over-long reply
   uint64_t stream_left_ = 0;
   std::string_view stream_tail_;
@@ -253,6 +283,7 @@ Farm::Farm(const Scenario& sc, const RunOptions& opt)
     const Host& host = sc.hosts[h];
     HostRt& rt = hosts_[h];
     rt.ehlo = ehlo_template(host.style, host.b.pipelining, host.b.starttls);
+    rt.ehlo_tls = ehlo_template(host.style, host.b.pipelining, false);
     if (host.b.broken == BrokenKind::Endless) {
       // Well-formed continuation lines (RFC 5321 section 4.2.1) that never reach a last line.
       std::string code = host.b.broken_at == Cmd::Connect ? "220-" : "250-";
@@ -342,6 +373,7 @@ void Session::reset_state() {
   in_flight_stream_ = 0;
   blocked_ = false;
   pair_ = nullptr;
+  tls_free();
 }
 
 void Session::start(int host, uv_stream_t* server) {
@@ -423,6 +455,10 @@ void Session::begin() {
 
 void Session::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* s = static_cast<Session*>(h->data);
+  if (s->tls_on_) {
+    *buf = uv_buf_init(s->raw_.data(), static_cast<unsigned>(s->raw_.size()));
+    return;
+  }
   *buf = uv_buf_init(s->in_ + s->len_, static_cast<unsigned>(kInCap - s->len_));
 }
 
@@ -440,8 +476,15 @@ void Session::on_read(uv_stream_t* h, ssize_t n, const uv_buf_t*) {
     s->close_now(false);
     return;
   }
-  s->len_ += static_cast<size_t>(n);
-  if (!s->busy_ && !s->done_) s->pump();
+  if (s->tls_on_) {
+    if (!s->tls_input(s->raw_.data(), static_cast<size_t>(n))) return;
+  } else {
+    s->len_ += static_cast<size_t>(n);
+  }
+  if (!s->busy_ && !s->done_)
+    s->pump();
+  else
+    s->flush();  // handshake records
   if (!s->closing_ && s->len_ == kInCap && s->reading_) {
     uv_read_stop(h);
     s->reading_ = false;
@@ -457,8 +500,28 @@ void Session::resume_reading() {
 
 // Processes complete lines until a reply must wait (delay, tarpit, stream) or input runs out.
 void Session::pump() {
+  for (;;) {
+    pump_lines();
+    if (starttls_now_ && !busy_ && !closing_) {
+      // RFC 3207 section 4.2 (CVE-2011-0411): commands pipelined after STARTTLS arrived in
+      // clear text; they are thrown away, never answered inside TLS.
+      starttls_now_ = false;
+      len_ = 0;
+      skip_line_ = false;
+      begin_tls();
+      break;
+    }
+    // Plaintext that OpenSSL decrypted beyond what in_ could hold.
+    if (tls_on_ && !busy_ && !done_ && !closing_ && len_ < kInCap && tls_pull() > 0) continue;
+    break;
+  }
+  flush();
+  if (!busy_ && !done_) resume_reading();
+}
+
+void Session::pump_lines() {
   size_t start = 0;
-  while (!busy_ && !done_ && !closing_) {
+  while (!busy_ && !done_ && !closing_ && !starttls_now_) {
     const char* base = in_ + start;
     const void* nl = memchr(base, '\n', len_ - start);
     if (!nl) {
@@ -484,8 +547,6 @@ void Session::pump() {
     memmove(in_, in_ + start, len_ - start);
     len_ -= start;
   }
-  flush();
-  if (!busy_ && !done_) resume_reading();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,9 +625,20 @@ void Session::handle_line(std::string_view line) {
       respond(Rk::Vrfy, host_->style);
       break;
     case Cmd::StartTls:
-      // The farm has no TLS: when STARTTLS is advertised it answers like a server whose
-      // certificate is broken, and the client goes on in clear text (RFC 3207 section 4).
-      respond(b.starttls ? Rk::TlsUnavailable : Rk::NotImplemented, host_->style);
+      if (!b.starttls) {
+        respond(Rk::NotImplemented, host_->style);
+      } else if (!farm_->tls_ctx()) {
+        // No certificate given: answered like a server whose certificate is broken, and the
+        // client goes on in clear text (RFC 3207 section 4).
+        respond(Rk::TlsUnavailable, host_->style);
+      } else if (tls_on_) {
+        respond(Rk::TlsActive, host_->style);
+      } else if (mail_) {
+        respond(Rk::BadSequence, host_->style);  // Postfix: "MAIL transaction in progress"
+      } else {
+        respond(Rk::TlsReady, host_->style);
+        starttls_now_ = true;  // the handshake starts once the 220 is queued
+      }
       break;
     case Cmd::Connect:
     case Cmd::Other:
@@ -592,7 +664,8 @@ void Session::on_helo(Cmd cmd, std::string_view arg) {
   reset_transaction();
   helo_ = true;
   if (cmd == Cmd::Ehlo) {
-    respond_text(farm_->host_rt(host_idx_).ehlo, After::None, false);
+    const HostRt& rt = farm_->host_rt(host_idx_);
+    respond_text(tls_on_ ? rt.ehlo_tls : rt.ehlo, After::None, false);
   } else {
     respond(Rk::Helo, host_->style);
   }
@@ -600,6 +673,7 @@ void Session::on_helo(Cmd cmd, std::string_view arg) {
 
 void Session::on_mail(std::string_view arg) {
   if (!helo_) return respond(Rk::NeedHelo, host_->style);
+  if (host_->b.tls_required && !tls_on_) return respond(Rk::TlsRequired, host_->style);
   if (mail_) return respond(Rk::NestedMail, host_->style);
   std::string_view path;
   if (!parse_path_arg(arg, "FROM:", &path)) return respond(Rk::SyntaxMail, host_->style);
@@ -786,8 +860,10 @@ void Session::drop(bool reset) {
     flush();
     return;
   }
-  if (!out_.empty() && !writing_) {
-    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  if (tls_on_) tls_seal();
+  std::string& wire = tls_on_ ? cout_ : out_;
+  if (!wire.empty() && !writing_) {
+    uv_buf_t b = uv_buf_init(wire.data(), static_cast<unsigned>(wire.size()));
     uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
   }
   close_now(true);
@@ -831,15 +907,17 @@ void Session::broken(bool greeting) {
 void Session::flush() {
   if (writing_ || closing_) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
-  if (!out_.empty()) {
-    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  if (tls_on_) tls_seal();
+  std::string& wire = tls_on_ ? cout_ : out_;
+  if (!wire.empty()) {
+    uv_buf_t b = uv_buf_init(wire.data(), static_cast<unsigned>(wire.size()));
     int n = uv_try_write(stream, &b, 1);
-    if (n == static_cast<int>(out_.size())) {
-      out_.clear();
+    if (n == static_cast<int>(wire.size())) {
+      wire.clear();
     } else if (n >= 0 || n == UV_EAGAIN) {
-      if (n > 0) out_.erase(0, static_cast<size_t>(n));
-      wbuf_.swap(out_);
-      out_.clear();
+      if (n > 0) wire.erase(0, static_cast<size_t>(n));
+      wbuf_.swap(wire);
+      wire.clear();
       writing_ = true;
       in_flight_stream_ = 0;
       uv_buf_t w = uv_buf_init(wbuf_.data(), static_cast<unsigned>(wbuf_.size()));
@@ -888,11 +966,116 @@ void Session::log_line(char dir, std::string_view text) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// [SECTION] TLS
+
+void Session::begin_tls() {
+  ssl_ = SSL_new(farm_->tls_ctx());
+  rbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(BIO_s_mem());
+  if (!ssl_ || !rbio_ || !wbio_) {
+    if (!ssl_) {
+      BIO_free(rbio_);
+      BIO_free(wbio_);
+    }
+    close_now(false);
+    return;
+  }
+  BIO_set_mem_eof_return(rbio_, -1);
+  BIO_set_mem_eof_return(wbio_, -1);
+  SSL_set_bio(ssl_, rbio_, wbio_);
+  SSL_set_accept_state(ssl_);
+  raw_.resize(kTlsRead);
+  cout_ = std::move(out_);  // the 220, if still unwritten, goes out in clear text first
+  out_.clear();
+  tls_on_ = true;
+  if (farm_->log()) fprintf(stderr, "mxfarm: %s %s TLS handshake\n", host_->name.c_str(), ip_);
+}
+
+bool Session::tls_input(const char* data, size_t n) {
+  BIO_write(rbio_, data, static_cast<int>(n));
+  if (!SSL_is_init_finished(ssl_)) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (r != 1) {
+      int e = SSL_get_error(ssl_, r);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return true;
+      ++pair_->tls_failures;
+      if (farm_->log()) {
+        char buf[256];
+        ERR_error_string_n(ERR_peek_error(), buf, sizeof buf);
+        fprintf(stderr, "mxfarm: %s %s TLS handshake failed: %s\n", host_->name.c_str(), ip_, buf);
+      }
+      ERR_clear_error();
+      // The alert goes out, then the connection closes.
+      done_ = true;
+      close_when_drained_ = true;
+      flush();
+      return false;
+    }
+    ++pair_->tls_handshakes;
+    if (SSL_session_reused(ssl_)) ++pair_->tls_resumed;
+    // RFC 3207 section 4.2: the server forgets what the client said before TLS.
+    helo_ = false;
+    reset_transaction();
+    if (farm_->log())
+      fprintf(stderr, "mxfarm: %s %s TLS %s %s\n", host_->name.c_str(), ip_, SSL_get_version(ssl_),
+              SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_)));
+  }
+  tls_pull();
+  return !closing_;
+}
+
+size_t Session::tls_pull() {
+  if (!ssl_ || !SSL_is_init_finished(ssl_)) return 0;
+  size_t got = 0;
+  while (len_ < kInCap) {
+    ERR_clear_error();
+    int r = SSL_read(ssl_, in_ + len_, static_cast<int>(kInCap - len_));
+    if (r > 0) {
+      len_ += static_cast<size_t>(r);
+      got += static_cast<size_t>(r);
+      continue;
+    }
+    int e = SSL_get_error(ssl_, r);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      ERR_clear_error();
+      done_ = true;  // close_notify or a broken record: nothing more is read
+      close_when_drained_ = true;
+    }
+    break;
+  }
+  return got;
+}
+
+void Session::tls_seal() {
+  if (!out_.empty()) {
+    SSL_write(ssl_, out_.data(), static_cast<int>(out_.size()));  // a memory BIO takes it all
+    out_.clear();
+  }
+  size_t n = BIO_ctrl_pending(wbio_);
+  if (n == 0) return;
+  size_t at = cout_.size();
+  cout_.resize(at + n);
+  int got = BIO_read(wbio_, cout_.data() + at, static_cast<int>(n));
+  cout_.resize(at + static_cast<size_t>(got > 0 ? got : 0));
+}
+
+void Session::tls_free() {
+  SSL_free(ssl_);  // and its BIOs
+  ssl_ = nullptr;
+  rbio_ = wbio_ = nullptr;
+  tls_on_ = starttls_now_ = false;
+  cout_.clear();
+  std::string().swap(raw_);
+}
+
+// ---------------------------------------------------------------------------------------------
 // [SECTION] closing
 
 void Session::close_now(bool reset) {
   if (closing_) return;
   closing_ = done_ = true;
+  tls_free();
   uv_timer_stop(&timer_);
   farm_->stats().close(*pair_);
   farm_->unlink(this);
@@ -1052,6 +1235,27 @@ bool Farm::write_file_atomically(const std::string& path, const std::string& tex
   return rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+bool Farm::load_tls() {
+  if (opt_.tls_cert.empty()) return true;
+  tls_ctx_ = SSL_CTX_new(TLS_server_method());
+  if (tls_ctx_ && SSL_CTX_use_certificate_chain_file(tls_ctx_, opt_.tls_cert.c_str()) == 1 &&
+      SSL_CTX_use_PrivateKey_file(tls_ctx_, opt_.tls_key.c_str(), SSL_FILETYPE_PEM) == 1 &&
+      SSL_CTX_check_private_key(tls_ctx_) == 1) {
+    SSL_CTX_set_mode(tls_ctx_, SSL_MODE_RELEASE_BUFFERS);
+    if (opt_.tls_no_tickets) {  // like a server without resumption: no TLS 1.3 tickets, no 1.2
+      SSL_CTX_set_num_tickets(tls_ctx_, 0);
+      SSL_CTX_set_options(tls_ctx_, SSL_OP_NO_TICKET);
+      SSL_CTX_set_session_cache_mode(tls_ctx_, SSL_SESS_CACHE_OFF);
+    }
+    return true;
+  }
+  char buf[256];
+  ERR_error_string_n(ERR_peek_error(), buf, sizeof buf);
+  fprintf(stderr, "mxfarm: --tls-cert %s / --tls-key %s: %s\n", opt_.tls_cert.c_str(),
+          opt_.tls_key.c_str(), buf);
+  return false;
+}
+
 void Farm::write_report() {
   uint64_t up = (uv_hrtime() - started_ns_) / 1'000'000;
   std::string text = stats_.report(sc_, up).dump(1) + "\n";
@@ -1142,7 +1346,7 @@ int Farm::run() {
       ok = false;
     }
   }
-  ok = ok && open_listeners();
+  ok = ok && load_tls() && open_listeners();
   if (ok) {
     probe_deadline_ = uv_now(&loop_) + opt_.ready_timeout_ms;
     uv_timer_start(&probe_timer_, on_probe_timer, 0, 20);

@@ -24,11 +24,12 @@ class Rng {
 };
 
 const std::vector<std::string> kSpecials = {
-    "styles",   "catchall", "greylist",       "slow",      "tarpit",     "connlimit",
-    "connrate", "blocked",  "blocked-banner", "errlimit",  "rcptlimit",  "nopipelining",
-    "starttls", "heloonly", "drop-connect",   "drop-mail", "reset-rcpt", "garbage",
-    "endless",  "overlong", "failover",       "aonly",     "nullmx",     "nomx",
-    "nxdomain", "servfail", "dnstimeout"};
+    "styles",    "catchall",     "greylist",         "slow",           "tarpit",
+    "connlimit", "connrate",     "blocked",          "blocked-banner", "errlimit",
+    "rcptlimit", "nopipelining", "starttls",         "heloonly",       "drop-connect",
+    "drop-mail", "reset-rcpt",   "garbage",          "endless",        "overlong",
+    "failover",  "aonly",        "nullmx",           "nomx",           "nxdomain",
+    "servfail",  "dnstimeout",   "starttls-required"};
 
 class Builder {
  public:
@@ -102,7 +103,10 @@ bool generate(const GenOptions& o, Scenario* sc, std::string* error) {
   std::vector<std::string> specials;
   for (const auto& s : o.specials) {
     if (s == "all") {
-      specials.insert(specials.end(), kSpecials.begin(), kSpecials.end());
+      // Every special that runs without options: starttls-required needs `run --tls-cert
+      // --tls-key` (without them nothing could pass its MAIL), so it is only taken by name.
+      for (const auto& k : kSpecials)
+        if (k != "starttls-required") specials.push_back(k);
     } else if (s == "none") {
     } else if (std::find(kSpecials.begin(), kSpecials.end(), s) != kSpecials.end()) {
       specials.push_back(s);
@@ -217,6 +221,9 @@ bool generate(const GenOptions& o, Scenario* sc, std::string* error) {
       single(Style::Postfix).second->b.pipelining = false;
     } else if (name == "starttls") {
       single(Style::Gmail).second->b.starttls = true;
+    } else if (name == "starttls-required") {
+      auto* h = single(Style::Postfix).second;
+      h->b.starttls = h->b.tls_required = true;
     } else if (name == "heloonly") {
       single(Style::Postfix).second->b.ehlo = false;
     } else if (name == "drop-connect" || name == "drop-mail" || name == "reset-rcpt") {

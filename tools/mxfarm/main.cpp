@@ -87,6 +87,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run->add_option("--rcpt-map-cap", r.rcpt_map_cap, "Distinct addresses in rcpt_by_address")
       ->capture_default_str();
+  run->add_option("--tls-cert", r.tls_cert,
+                  "PEM certificate (chain) for STARTTLS: hosts with starttls then do a real TLS "
+                  "handshake (without it they answer 454)");
+  run->add_option("--tls-key", r.tls_key, "PEM private key of --tls-cert");
+  run->add_flag("--tls-no-tickets", r.tls_no_tickets,
+                "STARTTLS hosts issue no session tickets (clients cannot resume)");
   run->add_flag("--log", r.log, "Log connections, commands and replies to stderr");
   run->add_flag("--log-dns", r.log_dns, "Let dnsmasq log its queries to stderr");
 
@@ -126,6 +132,17 @@ int main(int argc, char** argv) {
     if (!sc) {
       fprintf(stderr, "mxfarm run: %s\n", err.c_str());
       return 2;
+    }
+    if (r.tls_cert.empty() != r.tls_key.empty()) {
+      fprintf(stderr, "mxfarm run: --tls-cert and --tls-key go together\n");
+      return 2;
+    }
+    for (const auto& h : sc->hosts) {
+      if (h.b.tls_required && r.tls_cert.empty()) {
+        fprintf(stderr, "mxfarm run: host %s requires STARTTLS: give --tls-cert and --tls-key\n",
+                h.name.c_str());
+        return 2;
+      }
     }
     if (dns_port) r.dns_port = dns_port;
     if (!dns_ip.empty()) {

@@ -164,6 +164,8 @@ void read_host_behaviour(ObjectReader& r, HostBehaviour& b) {
   b.max_rcpts = static_cast<uint32_t>(r.num("max_rcpts", 0));
   b.pipelining = r.flag("pipelining", true);
   b.starttls = r.flag("starttls", false);
+  b.tls_required = r.flag("tls_required", false);
+  if (b.tls_required && !b.starttls) r.fail("tls_required needs starttls");
   b.ehlo = r.flag("ehlo", true);
   b.greylist_delay_s = static_cast<uint32_t>(r.num("greylist_delay_s", 0));
   if (const json* v = r.get("conn_rate")) {
@@ -245,6 +247,7 @@ json host_behaviour_to_json(const HostBehaviour& b) {
   if (b.max_rcpts) j["max_rcpts"] = b.max_rcpts;
   if (b.pipelining != d.pipelining) j["pipelining"] = b.pipelining;
   if (b.starttls != d.starttls) j["starttls"] = b.starttls;
+  if (b.tls_required) j["tls_required"] = true;
   if (b.ehlo != d.ehlo) j["ehlo"] = b.ehlo;
   if (b.drop_after)
     j["drop"] = {{"after", to_string(*b.drop_after)}, {"mode", b.drop_reset ? "reset" : "close"}};

@@ -75,6 +75,9 @@ struct HostBehaviour {
   uint32_t max_rcpts = 0;  // >0: RCPTs beyond this many per transaction get 452 4.5.3
   bool pipelining = true;
   bool starttls = false;
+  // MAIL before TLS gets "530 5.7.0 Must issue a STARTTLS command first" (needs starttls, and
+  // `run --tls-cert/--tls-key` so that STARTTLS can succeed).
+  bool tls_required = false;
   bool ehlo = true;               // false: EHLO is refused, HELO works
   std::optional<Cmd> drop_after;  // close (or reset) instead of replying to this command
   bool drop_reset = false;

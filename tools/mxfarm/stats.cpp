@@ -95,6 +95,7 @@ namespace {
 struct Sum {
   uint64_t connections = 0, limit_rejects = 0, data = 0, broken = 0;
   uint64_t grey_triplets = 0, grey_passed = 0, grey_early = 0;
+  uint64_t tls_handshakes = 0, tls_failures = 0, tls_resumed = 0;
   std::array<uint64_t, kCmdCount> commands{};
   std::map<int, uint64_t> replies;
   void add(const PairStats& p) {
@@ -105,6 +106,9 @@ struct Sum {
     grey_triplets += p.greylist_triplets;
     grey_passed += p.greylist_passed;
     grey_early += p.greylist_early;
+    tls_handshakes += p.tls_handshakes;
+    tls_failures += p.tls_failures;
+    tls_resumed += p.tls_resumed;
     for (int i = 0; i < kCmdCount; ++i)
       commands[i] += p.commands[i];
     for (const auto& [code, n] : p.replies)
@@ -145,7 +149,10 @@ json to_json(const Sum& s, const Level& l, const Timeline* t = nullptr) {
             {"peak_rcpt_rejections_per_session", l.peak_rcpt_rejections},
             {"greylist_triplets", s.grey_triplets},
             {"greylist_passed", s.grey_passed},
-            {"greylist_early", s.grey_early}};
+            {"greylist_early", s.grey_early},
+            {"tls_handshakes", s.tls_handshakes},
+            {"tls_failures", s.tls_failures},
+            {"tls_resumed", s.tls_resumed}};
   if (t)
     j["timeline"] = {{"connections", trimmed(t->connections)},
                      {"limit_rejects", trimmed(t->limit_rejects)}};

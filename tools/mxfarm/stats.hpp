@@ -70,6 +70,9 @@ struct PairStats {
   uint64_t greylist_triplets = 0;  // triplets seen for the first time (and greylisted)
   uint64_t greylist_passed = 0;    // RCPTs of a known triplet once its delay had passed
   uint64_t greylist_early = 0;     // RCPTs of a known triplet refused: delay not over yet
+  uint64_t tls_handshakes = 0;     // STARTTLS handshakes completed
+  uint64_t tls_failures = 0;       // STARTTLS handshakes that failed
+  uint64_t tls_resumed = 0;        // of tls_handshakes: resumed with a session ticket
   std::array<uint64_t, kCmdCount> commands{};
   std::vector<std::pair<uint16_t, uint64_t>> replies;  // code -> count, few distinct codes
   // The levels this pair counts in (itself, its MX, its client, the total) and the timelines

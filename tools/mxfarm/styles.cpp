@@ -165,6 +165,17 @@ constexpr std::array<Row, kReplyKinds> kTable = {{
     {"454 4.7.0 TLS not available due to local problem", "454 4.7.0 TLS not available",
      "454 4.7.0 TLS not available due to local problem. {id} - gsmtp",
      "454 4.7.0 TLS not available due to local problem"},
+    // TlsReady
+    {"220 2.0.0 Ready to start TLS", "220 2.0.0 SMTP server ready", "220 2.0.0 Ready to start TLS",
+     "220 2.0.0 Ready to start TLS"},
+    // TlsRequired
+    {"530 5.7.0 Must issue a STARTTLS command first",
+     "530 5.7.0 Must issue a STARTTLS command first",
+     "530 5.7.0 Must issue a STARTTLS command first. {id} - gsmtp",
+     "530 5.7.0 Must issue a STARTTLS command first"},
+    // TlsActive
+    {"554 5.5.1 Error: TLS already active", "503 5.5.2 TLS already active",
+     "503 5.5.1 TLS already active. {id} - gsmtp", "503 5.5.1 TLS already active"},
     // Vrfy
     {"502 5.5.1 VRFY command is disabled", "252 2.1.5 Cannot VRFY user",
      "252 2.1.5 Send some mail, I'll try my best {id} - gsmtp", "502 5.5.1 VRFY not supported"},

@@ -45,6 +45,9 @@ enum class Rk : uint8_t {
   Unrecognized,
   NotImplemented,
   TlsUnavailable,
+  TlsReady,     // 220 to STARTTLS: the handshake follows (RFC 3207 section 4)
+  TlsRequired,  // 530 to MAIL before TLS on a host that requires it
+  TlsActive,    // STARTTLS inside TLS
   Vrfy,
   LineTooLong,
   Count

@@ -4,7 +4,7 @@
 # verification, peak RSS, the sink's CPU share), once with a sink rejecting every RCPT and once
 # with one accepting them, at concurrency 100, 1,000 and 10,000, fresh sessions and 10 recipients
 # per session; then resident memory per session with 10,000 sessions parked on a slow mxfarm
-# server. Prints the tables and the targets of issue 9 met or not, and writes them as Markdown
+# server; then the cost of STARTTLS per session (bench_starttls.sh). Prints the tables and the targets of issue 9 met or not, and writes them as Markdown
 # (OUT/bench-engine.md), the rows as data (OUT/bench-engine.dat) and a chart (OUT/bench-engine.png,
 # gnuplot). Exits 1 only when a run is wrong (missing records, bad verdicts).
 #
@@ -482,6 +482,13 @@ echo
 echo "load average $LOAD_END at end"
 
 # ---------------------------------------------------------------------------------------------
+# 4 (run before the report). The cost of STARTTLS per session: bench_starttls.sh, --starttls
+# never vs auto against an mxfarm host with real TLS, same concurrency, fresh sessions.
+echo
+bash "$(dirname "$0")/bench_starttls.sh" "$MXPROBE" "$MXFARM" "${TLS_SESSIONS:-20000}" 100 "$OUT" ||
+  FAILED=1
+
+# ---------------------------------------------------------------------------------------------
 # 3. The Markdown report and the chart, under OUT.
 {
   echo "# mxprobe engine benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -522,6 +529,10 @@ echo "load average $LOAD_END at end"
       printf "| %s | %d KiB | %d KiB | %d B | %.1f s | %.0f MiB | %.0f B | %d KiB | %d | %.0f MiB | %s |\n",
         $1, $2, $3, $4, $5 / 1000, $7 / 1024, $7 * 1024 / n, $6, $8, $10 / 1024, $9 }' \
       "$WORK/parked.dat"
+  fi
+  if [[ -s $OUT/bench-starttls.md ]]; then
+    echo
+    sed 's/^## /## 4. /' "$OUT/bench-starttls.md"
   fi
   echo
   echo "![chart](bench-engine.png)"

@@ -31,7 +31,19 @@ TEST(RecordFormatter, PlainCsvHasOurColumnsOnly) {
   ASSERT_EQ(fields.size(), RecordFormatter::columns().size());
   EXPECT_EQ(fields[1], "a;b@x.test");
   EXPECT_EQ(fields[10], "ok \"fine\"");
-  EXPECT_EQ(fields.back(), "false");
+  ASSERT_GE(fields.size(), 3u);
+  EXPECT_EQ(fields[fields.size() - 3], "false");  // cached
+  EXPECT_EQ(fields[fields.size() - 2], "");       // tls_version: no TLS
+  EXPECT_EQ(fields.back(), "");                   // tls_cipher
+  auto tls = sample();
+  tls.tls_version = "TLSv1.3";
+  tls.tls_cipher = "TLS_AES_128_GCM_SHA256";
+  out.clear();
+  f.append(tls, "", out);
+  fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ',');
+  EXPECT_EQ(fields[fields.size() - 2], "TLSv1.3");
+  EXPECT_EQ(fields.back(), "TLS_AES_128_GCM_SHA256");
+  EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher\r\n"), std::string::npos);
 }
 
 TEST(RecordFormatter, CsvInputColumnsComeFirstWithTheirDelimiter) {

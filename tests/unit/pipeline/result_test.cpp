@@ -19,7 +19,7 @@ nlohmann::json to_json(const Result& r, bool transcript = false) {
 const char* kFields[] = {"line",       "email",      "normalized", "verdict",   "reason",
                          "domain",     "mx",         "mx_ip",      "smtp",      "catch_all",
                          "flags",      "suggestion", "attempts",   "source_ip", "proxy",
-                         "elapsed_ms", "error",      "checked_at", "cached"};
+                         "elapsed_ms", "error",      "checked_at", "cached",    "tls"};
 
 TEST(ResultJson, DeliverableRecordHasTheSchema) {
   Result r;
@@ -57,7 +57,28 @@ TEST(ResultJson, DeliverableRecordHasTheSchema) {
   EXPECT_EQ(j["elapsed_ms"], 183.2);  // one decimal
   EXPECT_EQ(j["checked_at"], "2026-11-27T20:31:07Z");
   EXPECT_EQ(j["cached"], false);
+  EXPECT_TRUE(j["tls"].is_null());  // no STARTTLS in this session
   EXPECT_FALSE(j.contains("transcript"));
+}
+
+TEST(ResultJson, TlsVersionAndCipher) {
+  Result r;
+  r.line = 1;
+  r.verdict = Verdict::Deliverable;
+  r.reason = Reason::Accepted;
+  r.tls_version = "TLSv1.3";
+  r.tls_cipher = "TLS_AES_256_GCM_SHA384";
+  auto j = to_json(r);
+  EXPECT_EQ(j["tls"]["version"], "TLSv1.3");
+  EXPECT_EQ(j["tls"]["cipher"], "TLS_AES_256_GCM_SHA384");
+  std::string a, b, err;
+  append_json(r, a);
+  Result back;
+  ASSERT_TRUE(parse_json(a, back, err)) << err;
+  EXPECT_EQ(back.tls_version, "TLSv1.3");
+  EXPECT_EQ(back.tls_cipher, "TLS_AES_256_GCM_SHA384");
+  append_json(back, b);
+  EXPECT_EQ(a, b);
 }
 
 TEST(ResultJson, RecordsReadBackAsWritten) {
@@ -113,7 +134,7 @@ TEST(ResultJson, NotApplicableFieldsAreNullNeverMissing) {
   for (const char* f : kFields)
     EXPECT_TRUE(j.contains(f)) << f;
   for (const char* f :
-       {"mx", "mx_ip", "smtp", "catch_all", "source_ip", "proxy", "error", "suggestion"})
+       {"mx", "mx_ip", "smtp", "catch_all", "source_ip", "proxy", "error", "suggestion", "tls"})
     EXPECT_TRUE(j[f].is_null()) << f;
   for (const char* f : {"role", "disposable", "free"})
     EXPECT_TRUE(j["flags"][f].is_null()) << f;

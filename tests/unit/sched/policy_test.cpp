@@ -129,6 +129,7 @@ catch_all_probe = false
 
 [domain."Mixed.Case.TEST"]
 retry.attempts = 2
+starttls = "require"
 )");
   auto acme = p.provider_for_mx("in1.mx.acme.test");
   ASSERT_TRUE(acme);
@@ -155,6 +156,9 @@ retry.attempts = 2
   // Domain names are case-insensitive.
   EXPECT_EQ(p.domain_settings("mixed.case.test", std::nullopt).attempts, 2u);
   EXPECT_EQ(p.domain_settings("MIXED.case.test", std::nullopt).attempts, 2u);
+  EXPECT_EQ(p.domain_settings("mixed.case.test", std::nullopt).starttls,
+            smtp::StartTlsMode::Require);
+  EXPECT_EQ(at_acme.starttls, smtp::StartTlsMode::Auto);  // the built-in default
 }
 
 TEST(Policy, MostSpecificPatternWins) {
@@ -291,6 +295,9 @@ TEST(Policy, ErrorsArePrecise) {
       {"[defaults.retry]\nschedule = [\"-5s\"]\n", 2, "defaults.retry.schedule", "duration"},
       {"[defaults]\ntimeouts.rcpt_to = \"2h\"\n", 2, "defaults.timeouts.rcpt_to", "out of range"},
       {"[defaults]\ncatch_all_probe = 1\n", 2, "defaults.catch_all_probe", "true or false"},
+      {"[defaults]\nstarttls = \"yes\"\n", 2, "defaults.starttls",
+       "expected one of never, auto, require"},
+      {"[defaults]\nstarttls = true\n", 2, "defaults.starttls", "one of never, auto, require"},
       {"[domain.\"x.test\"]\nper_mx.sessions = 3\n", 2, "domain.\"x.test\".per_mx.sessions",
        "MX-group setting"},
       {"[domain.x.test]\nper_domain.sessions = 3\n", 2, "domain.\"x\".test.per_domain.sessions",

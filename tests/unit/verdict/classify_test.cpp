@@ -232,9 +232,37 @@ TEST(ClassifyRcpt, RateLimitTexts) {
 }
 
 TEST(ClassifyRcpt, TlsRequired) {
+  // The session could not give the server TLS (starttls = never, or STARTTLS refused): the
+  // mailbox was not judged. Never undeliverable, even though the code is 5xx.
   auto c = run(rcpt(530, enh(5, 7, 0), {"Must issue a STARTTLS command first"}));
-  EXPECT_VR(c, Unknown, ProtocolError);
+  EXPECT_VR(c, Unknown, TlsRequired);
   EXPECT_EQ(c.scope, Scope::Session);
+  auto m = run(reply(Stage::MailFrom, 530, enh(5, 7, 0), {"Must issue a STARTTLS command first"}));
+  EXPECT_VR(m, Unknown, TlsRequired);
+  EXPECT_FALSE(m.source_blocked);
+}
+
+TEST(ClassifyRcpt, TlsPhraseInAnAddressIsNotATlsDemand) {
+  auto c =
+      run(rcpt(550, enh(5, 1, 1),
+               {"<nobody1@starttls-required.test>: Recipient address rejected: User unknown"}));
+  EXPECT_VR(c, Undeliverable, MailboxNotFound);
+  EXPECT_VR(run(rcpt(550, {"<x@starttls.example>: user unknown"})), Undeliverable, MailboxNotFound);
+  // With an X.7.x code or 530 the phrase counts.
+  EXPECT_VR(run(rcpt(451, enh(4, 7, 1), {"TLS required for this recipient"})), Unknown,
+            TlsRequired);
+  EXPECT_VR(run(rcpt(530, {"Must issue a STARTTLS command first"})), Unknown, TlsRequired);
+}
+
+TEST(ClassifyFailure, TlsFailures) {
+  for (auto f : {Failure::TlsUnavailable, Failure::TlsFailed}) {
+    auto c = run(failure(Stage::StartTls, f));
+    EXPECT_VR(c, Unknown, TlsRequired);
+    EXPECT_EQ(c.scope, Scope::Session);
+    EXPECT_TRUE(c.session_fatal);
+    EXPECT_FALSE(c.retry_later);  // the same server gives the same answer
+    EXPECT_FALSE(c.back_off);
+  }
 }
 
 TEST(ClassifyRcpt, Code421ClosesTheSession) {
@@ -674,6 +702,7 @@ TEST(Vocabulary, EveryReasonIsProducedByThePolicy) {
   add(classify(rcpt(451, enh(4, 3, 0), {"Local error"})));
   add(apply_rcpt_accepts_all(classify(rcpt(250, enh(2, 1, 5), {"Ok"}))));
   add(classify_proxy_failure());
+  add(classify(failure(Stage::StartTls, Failure::TlsUnavailable)));
   for (int i = 0; i < kReasonCount; ++i) {
     EXPECT_TRUE(produced.count(static_cast<Reason>(i)))
         << "nothing produced reason " << to_string(static_cast<Reason>(i));

@@ -370,8 +370,9 @@ const Case kCases[] = {
      V::Unknown, R::TemporaryFailure, "R"},
 
     // ---------------- protocol ----------------
+    // The session tries STARTTLS first (auto); this is what is left when it could not.
     {"Gmail", MAIL, "530 5.7.0 Must issue a STARTTLS command first. k2si1234567.14 - gsmtp\r\n",
-     V::Unknown, R::ProtocolError, ""},
+     V::Unknown, R::TlsRequired, ""},
     {"Postfix", EHLO, "502 5.5.2 Error: command not recognized\r\n", V::Unknown, R::ProtocolError,
      "F"},
     {"Postfix", RCPT, "503 5.5.1 Error: need MAIL command\r\n", V::Unknown, R::ProtocolError, ""},
