@@ -15,7 +15,7 @@ pkgs=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # mail and DNS peers for integration tests and benchmarks
-  postfix dnsmasq-base swaks bind9-dnsutils microsocks wrk gnuplot-nox
+  postfix dnsmasq-base swaks bind9-dnsutils microsocks wrk gnuplot-nox openssl
   # console: Emscripten, headless browser, node for playwright-core
   emscripten chromium dpkg-dev
 )

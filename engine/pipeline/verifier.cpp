@@ -97,7 +97,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     if (v.proxies_) {
       loop::Endpoint mx = target().address;
       mx.set_port(v.cfg_.smtp_port);
-      leg_.emplace(v.proxies_->url(g.source), mx);
+      leg_ = std::make_unique<ProxyLeg>(v.proxies_->url(g.source), mx);
       proxy_ = g.source;
       v.proxies_->note_session(proxy_);
     } else if (!v.cfg_.sources.empty()) {
@@ -399,7 +399,9 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   const smtp::SessionConfig& cfg_;
   std::optional<loop::Endpoint> source_;
   std::string source_ip_;
-  std::optional<ProxyLeg> leg_;  // through a SOCKS5 proxy (source proxy_ of the scheduler)
+  // Through a SOCKS5 proxy (source proxy_ of the scheduler); on the heap: ~300 bytes that a
+  // session without proxies (most) does not carry.
+  std::unique_ptr<ProxyLeg> leg_;
   size_t proxy_ = 0;
   uint64_t ask_ticket_ = 0;
   Doubt doubt_ = Doubt::None;  // a health check of the proxy decides an event first
