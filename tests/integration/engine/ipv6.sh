@@ -15,12 +15,7 @@ if ! "$PY" -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1",
   echo "SKIP: no IPv6 loopback (::1) on this machine"
   exit 0
 fi
-if [[ $BACKEND == uring ]] && ! "$MXPROBE" check --backend uring --dns 127.0.0.1:1 x@y.test >/dev/null 2>"$WORK/probe.err"; then
-  if grep -q "cannot start the event loop" "$WORK/probe.err"; then
-    echo "SKIP: io_uring unavailable here: $(cat "$WORK/probe.err")"
-    exit 0
-  fi
-fi
+skip_without_uring "$BACKEND"
 
 SC=$WORK/scenario.json
 for _ in 1 2 3 4 5 6; do

@@ -11,12 +11,7 @@ LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 
-if [[ $BACKEND == uring ]] && ! "$MXPROBE" check --backend uring --dns 127.0.0.1:1 x@y.test >/dev/null 2>"$WORK/probe.err"; then
-  if grep -q "cannot start the event loop" "$WORK/probe.err"; then
-    echo "SKIP: io_uring unavailable here: $(cat "$WORK/probe.err")"
-    exit 0
-  fi
-fi
+skip_without_uring "$BACKEND"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json

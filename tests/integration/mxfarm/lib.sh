@@ -125,3 +125,14 @@ sw() {
 raw() { "$PY" "$HERE/rawsmtp.py" "$@" 2>&1 || true; }
 
 now_ms() { date +%s%3N; }
+
+# skip_without_uring BACKEND: for BACKEND uring where the kernel or sandbox has no io_uring,
+# ends the test as skipped (exit 0, "SKIP: ..."). Needs MXPROBE.
+skip_without_uring() {
+  [[ $1 == uring ]] || return 0
+  "$MXPROBE" check --backend uring --dns 127.0.0.1:1 x@y.test >/dev/null 2>"$WORK/probe.err" && return 0
+  if grep -q "cannot start the event loop" "$WORK/probe.err"; then
+    echo "SKIP: io_uring unavailable here: $(cat "$WORK/probe.err")"
+    exit 0
+  fi
+}

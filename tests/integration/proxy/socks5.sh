@@ -21,12 +21,7 @@ MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 command -v microsocks >/dev/null || fail "microsocks is not installed (tools/setup.sh)"
 
-if [[ $BACKEND == uring ]] && ! "$MXPROBE" check --backend uring --dns 127.0.0.1:1 x@y.test >/dev/null 2>"$WORK/probe.err"; then
-  if grep -q "cannot start the event loop" "$WORK/probe.err"; then
-    echo "SKIP: io_uring unavailable here: $(cat "$WORK/probe.err")"
-    exit 0
-  fi
-fi
+skip_without_uring "$BACKEND"
 
 # Proxies are stopped by pid, on failure too (lib.sh's cleanup stops the farm).
 PROXY_PIDS=()
