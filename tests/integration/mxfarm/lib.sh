@@ -126,6 +126,29 @@ raw() { "$PY" "$HERE/rawsmtp.py" "$@" 2>&1 || true; }
 
 now_ms() { date +%s%3N; }
 
+# wait_listening IP PORT PID: true once something accepts TCP connections on IP:PORT; false when
+# process PID exits first (e.g. its bind failed) or after 5 s. A readiness poll, for servers
+# that print no ready line (microsocks).
+wait_listening() {
+  "$PY" - "$@" <<'PY'
+import os, socket, sys, time
+ip, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+end = time.monotonic() + 5
+while time.monotonic() < end:
+    try:
+        socket.create_connection((ip, port), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)  # the server exited: bind failed
+    time.sleep(0.01)  # readiness poll: it has not bound its socket yet
+sys.exit(1)
+PY
+}
+
 # skip_without_uring BACKEND: for BACKEND uring where the kernel or sandbox has no io_uring,
 # ends the test as skipped (exit 0, "SKIP: ..."). Needs MXPROBE.
 skip_without_uring() {

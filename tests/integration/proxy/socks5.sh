@@ -73,23 +73,7 @@ start_proxy() {
     microsocks -i "$ip" -p "$PORT" -u "$USER" -P "$PASS" -b "$ip" >"$WORK/socks-$ip.log" 2>&1 &
     pid=$!
     PROXY_PIDS+=("$pid")
-    if "$PY" - "$ip" "$PORT" "$pid" <<'PY'; then
-import os, socket, sys, time
-ip, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-end = time.monotonic() + 5
-while time.monotonic() < end:
-    try:
-        socket.create_connection((ip, port), timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit(1)  # microsocks exited: bind failed
-    time.sleep(0.01)  # readiness poll: it has not bound its socket yet
-sys.exit(1)
-PY
+    if wait_listening "$ip" "$PORT" "$pid"; then
       LAST_PID=$pid
       return 0
     fi

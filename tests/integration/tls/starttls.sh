@@ -5,7 +5,8 @@
 # is the farm's truth and the record's "tls" says the protocol and cipher where TLS was used;
 # --starttls never against the requiring host and --starttls require against the plain host give
 # unknown/tls_required; a certificate that fails --tls-verify makes auto go on without TLS; the
-# farm sees no DATA. The certificate is a throwaway one made here with the openssl command.
+# the same through a SOCKS5 proxy (microsocks with auth: TLS inside the tunnel); the farm sees
+# no DATA. The certificate is a throwaway one made here with the openssl command.
 # Usage: starttls.sh uring|uv   (env MXFARM, MXPROBE). Range 127.160-169.0.0/16.
 source "$(dirname "$0")/../mxfarm/lib.sh"
 LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
@@ -118,6 +119,28 @@ expect_match "$(cat "$WORK/drop.err")" "STARTTLS with mx\.tlsdrop\.test .* faile
 grep -E '@starttls\.test,' "$WORK/truth.csv" | cut -d, -f1 >"$WORK/resume.txt"
 LIST=$WORK/resume.txt run resume --rcpts-per-session 1 --domain-concurrency 1 -c 1
 LIST=$WORK/resume.txt check_records resume "starttls=truth:tls"
+
+# --- through a SOCKS5 proxy (a real microsocks): TLS runs inside the tunnel, end to end with
+# the mail server, and the records name the proxy.
+command -v microsocks >/dev/null || fail "microsocks is not installed (tools/setup.sh)"
+PROXY_IP=127.$NET.9.1
+for _ in 1 2 3 4 5; do
+  PROXY_PORT=$((20000 + RANDOM % 10000))
+  microsocks -i "$PROXY_IP" -p "$PROXY_PORT" -u probe -P "pw-$NET" >"$WORK/socks.log" 2>&1 &
+  SOCKS_PID=$!
+  trap 'kill "$SOCKS_PID" 2>/dev/null || true; cleanup' EXIT
+  wait_listening "$PROXY_IP" "$PROXY_PORT" "$SOCKS_PID" && break
+  kill "$SOCKS_PID" 2>/dev/null || true
+  wait "$SOCKS_PID" 2>/dev/null || true
+  SOCKS_PID=""
+done
+[[ -n $SOCKS_PID ]] || fail "microsocks could not listen on $PROXY_IP"
+run proxied --proxy "socks5://probe:pw-$NET@$PROXY_IP:$PROXY_PORT"
+check_records proxied "starttls=truth:tls starttls-required=truth:tls postfix=truth:notls"
+expect_eq "$(jq -r .proxy "$WORK/proxied.jsonl" | sort -u)" "socks5://$PROXY_IP:$PROXY_PORT" \
+  "proxied: every record names the proxy"
+kill "$SOCKS_PID"
+wait "$SOCKS_PID" 2>/dev/null || true
 
 # --- never: the requiring host cannot be judged; the others as without TLS.
 run never --starttls never
