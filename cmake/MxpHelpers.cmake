@@ -17,6 +17,20 @@ function(mxp_unit_test name)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS unit)
 endfunction()
 
+# mxp_backend_test(NAME SCRIPT TIMEOUT [ENV k=v...]): an integration script run once per
+# event-loop backend (NAME_uring, NAME_uv; the script gets the backend as its argument), with
+# MXFARM and MXPROBE in its environment.
+function(mxp_backend_test name script timeout)
+  cmake_parse_arguments(T "" "" "ENV" ${ARGN})
+  set(env "MXFARM=$<TARGET_FILE:mxfarm>" "MXPROBE=$<TARGET_FILE:mxprobe>" ${T_ENV})
+  foreach(backend uring uv)
+    add_test(NAME ${name}_${backend} COMMAND bash ${script} ${backend})
+    set_tests_properties(${name}_${backend} PROPERTIES
+      LABELS integration TIMEOUT ${timeout}
+      ENVIRONMENT "${env}")
+  endforeach()
+endfunction()
+
 # mxp_fuzz_target(NAME SOURCE file.cpp LIBS lib... CORPUS dir): a libFuzzer target.
 # With MXP_FUZZ (clang) it is a real libFuzzer binary; otherwise it links a small driver that
 # replays files. Either way ctest replays the committed corpus on every run.
