@@ -370,12 +370,13 @@ bool tls_coded(const Reply& r) {
 
 }  // namespace
 
-Classification classify(const smtp::Outcome& o) {
+Classification classify(const smtp::Outcome& o, const Echoes& echoes) {
   if (o.failure != Failure::None) return classify_failure(o.stage, o.failure);
   const Reply& r = o.reply;
   if (!valid_code(r.code)) return out_of_step();
   // Positive replies at RCPT carry nothing the text could change: skip the scan (hot path).
-  TextClass t = (r.code / 100 == 2 || r.code / 100 == 3) ? TextClass::None : match_reply(r).cls;
+  TextClass t =
+      (r.code / 100 == 2 || r.code / 100 == 3) ? TextClass::None : match_reply(r, echoes).cls;
   if (t == TextClass::TlsRequired && !tls_coded(r)) t = TextClass::None;
   switch (o.stage) {
     case Stage::RcptTo:

@@ -10,6 +10,7 @@
 
 #include "core/verdict.hpp"
 #include "smtp/types.hpp"
+#include "verdict/text_rules.hpp"
 
 namespace mxp::verdict {
 
@@ -49,7 +50,10 @@ struct Classification {
 };
 
 // From (stage, failure, code, enhanced code, text) to a classification. Never allocates.
-Classification classify(const smtp::Outcome& outcome);
+// `echoes`: what the reply may repeat of ours (the recipient, our sender, our HELO name); it is
+// taken out of the text before phrases are matched, so that "<spamhaus@example.org>: User
+// unknown" is about a mailbox, not a blocklist (docs/verdicts.md, "Echoed addresses").
+Classification classify(const smtp::Outcome& outcome, const Echoes& echoes = {});
 
 // DNS outcomes that end a verification before any SMTP.
 enum class DnsStatus : uint8_t {

@@ -305,7 +305,89 @@ std::span<const TextRule> text_rules() {
   return kRules;
 }
 
-std::string_view normalize_text(const smtp::Reply& reply, std::span<char> buf) {
+namespace {
+
+// Bytes around a word that are not part of what it names: "<a@b>:", "[192.0.2.1]", "x.org.".
+std::string_view trim_word(std::string_view w) {
+  constexpr std::string_view kPunct = "<>[]()\"'`,;:.!?";
+  while (!w.empty() && kPunct.find(w.front()) != std::string_view::npos)
+    w.remove_prefix(1);
+  while (!w.empty() && kPunct.find(w.back()) != std::string_view::npos)
+    w.remove_suffix(1);
+  return w;
+}
+
+// `lower` is already folded; `other` may be in any case.
+bool same_word(std::string_view lower, std::string_view other) {
+  other = trim_word(other);
+  if (other.empty() || other.size() != lower.size()) return false;
+  for (size_t i = 0; i < other.size(); ++i)
+    if (kFold[static_cast<unsigned char>(other[i])] != lower[i]) return false;
+  return true;
+}
+
+bool echoed_word(std::string_view w, const Echoes& e) {
+  w = trim_word(w);
+  if (w.empty()) return false;
+  if (w.find('@') != std::string_view::npos) return true;  // a bare address, ours or not
+  for (std::string_view a : {e.recipient, e.sender}) {
+    if (a.empty()) continue;
+    if (same_word(w, a)) return true;
+    if (const size_t at = a.rfind('@');
+        at != std::string_view::npos && same_word(w, a.substr(at + 1)))
+      return true;  // the address's domain
+  }
+  return !e.helo.empty() && same_word(w, e.helo);
+}
+
+// Removes the echoes (text_rules.hpp, Echoes) from normalized text, in place; returns the new
+// length. The text keeps its form: single spaces, one at each end.
+size_t strip_echoes(char* s, size_t n, const Echoes& e) {
+  // 1. "<...>" that is not a URL: a path (RCPT/MAIL argument), a host name, our HELO name.
+  size_t w = 0;
+  for (size_t r = 0; r < n;) {
+    if (s[r] == '<') {
+      const std::string_view rest(s + r, n - r);
+      const size_t close = rest.find('>');
+      if (close != std::string_view::npos &&
+          rest.substr(0, close).find("://") == std::string_view::npos) {
+        if (w == 0 || s[w - 1] != ' ') s[w++] = ' ';
+        r += close + 1;
+        continue;
+      }
+    }
+    if (s[r] == ' ' && w > 0 && s[w - 1] == ' ') {
+      ++r;
+      continue;
+    }
+    s[w++] = s[r++];
+  }
+  n = w;
+  // 2. Words: bare addresses, our addresses' domains, our HELO name.
+  w = 0;
+  for (size_t r = 0; r < n;) {
+    if (s[r] == ' ') {
+      if (w == 0 || s[w - 1] != ' ') s[w++] = ' ';
+      ++r;
+      continue;
+    }
+    size_t end = r;
+    while (end < n && s[end] != ' ')
+      ++end;
+    if (!echoed_word(std::string_view(s + r, end - r), e)) {
+      std::memmove(s + w, s + r, end - r);
+      w += end - r;
+    }
+    r = end;
+  }
+  if (w == 0 || s[w - 1] != ' ') s[w++] = ' ';  // room: at least the removed bytes
+  return w;
+}
+
+}  // namespace
+
+std::string_view normalize_text(const smtp::Reply& reply, std::span<char> buf,
+                                const Echoes& echoes) {
   if (buf.size() < 2) return {};
   const size_t cap = buf.size() - 1;  // keep room for the closing space
   char* out = buf.data();
@@ -323,7 +405,7 @@ std::string_view normalize_text(const smtp::Reply& reply, std::span<char> buf) {
     if (out[n - 1] != ' ') out[n++] = ' ';  // lines join with one space
   }
   if (out[n - 1] != ' ') out[n++] = ' ';
-  return {out, n};
+  return {out, strip_echoes(out, n, echoes)};
 }
 
 namespace {
@@ -371,9 +453,9 @@ TextMatch match_text(std::string_view s) {
   return {kRules[best].cls, best};
 }
 
-TextMatch match_reply(const smtp::Reply& reply) {
+TextMatch match_reply(const smtp::Reply& reply, const Echoes& echoes) {
   std::array<char, kNormalizedCap> buf;
-  return match_text(normalize_text(reply, buf));
+  return match_text(normalize_text(reply, buf, echoes));
 }
 
 }  // namespace mxp::verdict

@@ -53,16 +53,29 @@ struct TextMatch {
   int rule = -1;  // index into text_rules(), -1 when nothing matched
 };
 
+// What a reply may echo back of ours. Phrases are matched in the server's own words only: an
+// echoed "<spamhaus@example.org>" or "greylist@..." says nothing about how the server treats us.
+// normalize_text removes, before any phrase is looked for: every "<...>" that is not a URL (it
+// holds an address, a host name or our HELO argument), every word holding an '@' (a bare
+// address), and every word equal to one of these (an address, its domain, our HELO name).
+struct Echoes {
+  std::string_view recipient;  // the RCPT TO address ("" for none)
+  std::string_view sender;     // the MAIL FROM address ("" for the null sender)
+  std::string_view helo;       // our EHLO/HELO argument
+};
+
 // Writes the reply's lines joined by single spaces into `buf`: ASCII lower-cased, every
 // whitespace run collapsed to one space, one space added at each end (so " rbl" also matches at
-// the start). Stops at buf.size() bytes; replies are capped anyway and phrases come early.
-std::string_view normalize_text(const smtp::Reply& reply, std::span<char> buf);
+// the start), echoes removed (above). Stops at buf.size() bytes; replies are capped anyway and
+// phrases come early.
+std::string_view normalize_text(const smtp::Reply& reply, std::span<char> buf,
+                                const Echoes& echoes = {});
 
 // The earliest rule (in table order) whose phrase occurs in `normalized`.
 TextMatch match_text(std::string_view normalized);
 
 // normalize_text into a stack buffer of kNormalizedCap bytes, then match_text.
 inline constexpr size_t kNormalizedCap = 2048;
-TextMatch match_reply(const smtp::Reply& reply);
+TextMatch match_reply(const smtp::Reply& reply, const Echoes& echoes = {});
 
 }  // namespace mxp::verdict

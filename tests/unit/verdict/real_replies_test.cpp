@@ -428,5 +428,86 @@ TEST(RealReplies, CaseInsensitive) {
   EXPECT_TRUE(c.source_blocked);
 }
 
+// Replies that echo our recipient, our sender or our HELO name: a phrase inside an echo says
+// nothing about how the server treats us. Postfix's "<spamhaus@d1.test>: ... User unknown" once
+// rested a whole MX group as blocked; a "greylist..." local part made final replies greylisted.
+struct EchoCase {
+  const char* wire;
+  const char* recipient;
+  Verdict verdict;
+  Reason reason;
+  const char* flags;
+};
+
+const EchoCase kEchoCases[] = {
+    {"550 5.1.1 <spamhaus@d1.test>: Recipient address rejected: User unknown\r\n",
+     "spamhaus@d1.test", V::Undeliverable, R::MailboxNotFound, ""},
+    {"550 5.1.1 <abuse@spamhaus.org>: Recipient address rejected: User unknown in virtual mailbox "
+     "table\r\n",
+     "abuse@spamhaus.org", V::Undeliverable, R::MailboxNotFound, ""},
+    {"550 5.1.1 <dnsbl@example.org>... User unknown\r\n", "dnsbl@example.org", V::Undeliverable,
+     R::MailboxNotFound, ""},
+    {"550 5.1.1 <Blacklist@Example.org>: Recipient address rejected: User unknown\r\n",
+     "blacklist@example.org", V::Undeliverable, R::MailboxNotFound, ""},
+    // Bare, without angle brackets, and without an enhanced code to fall back on.
+    {"550 No such user here: spamhaus@example.org\r\n", "spamhaus@example.org", V::Undeliverable,
+     R::MailboxNotFound, ""},
+    {"550 No such user in domain spamcop.example\r\n", "x@spamcop.example", V::Undeliverable,
+     R::MailboxNotFound, ""},
+    // Greylist local parts on final and full replies.
+    {"550 5.1.1 <greylist@example.org>: Recipient address rejected: User unknown\r\n",
+     "greylist@example.org", V::Undeliverable, R::MailboxNotFound, ""},
+    {"452 4.2.2 <greylisted.me@example.org>: Recipient address rejected: Mailbox full\r\n",
+     "greylisted.me@example.org", V::Risky, R::MailboxFull, ""},
+    {"550 <graylist@example.org> unknown user\r\n", "graylist@example.org", V::Undeliverable,
+     R::MailboxNotFound, ""},
+    // Rate-limit, TLS and limit phrases in an echo.
+    {"550 5.1.1 <too.many.connections@example.org>: Recipient address rejected: User unknown\r\n",
+     "too.many.connections@example.org", V::Undeliverable, R::MailboxNotFound, ""},
+    {"550 5.1.1 <starttls@example.org>: Recipient address rejected: User unknown\r\n",
+     "starttls@example.org", V::Undeliverable, R::MailboxNotFound, ""},
+    // The server's own words still count beside an echo.
+    {"554 5.7.1 <x@example.org>: Client host rejected: blocked using zen.spamhaus.org\r\n",
+     "x@example.org", V::Unknown, R::Blocked, "S"},
+    {"450 4.2.0 <greylist@example.org>: Recipient address rejected: Greylisted, see "
+     "http://postgrey.schweikert.ch/help/example.org.html\r\n",
+     "greylist@example.org", V::Unknown, R::Greylisted, "R"},
+    {"550 5.7.1 Rejected, see <https://www.spamhaus.org/query/ip/192.0.2.1>\r\n", "x@example.org",
+     V::Unknown, R::Blocked, "S"},
+};
+
+TEST(RealReplies, EchoedAddressesAreNotTheServersWords) {
+  for (const EchoCase& k : kEchoCases) {
+    const auto reply = smtp::parse_reply(k.wire);
+    ASSERT_TRUE(reply.has_value()) << k.wire;
+    smtp::Outcome o;
+    o.stage = RCPT;
+    o.reply = *reply;
+    const Classification c = classify(o, Echoes{k.recipient, "verify@probe.example.net", "probe"});
+    EXPECT_EQ(c.verdict, k.verdict)
+        << k.wire << "got " << to_string(c.verdict) << "/" << to_string(c.reason);
+    EXPECT_EQ(c.reason, k.reason) << k.wire << "got " << to_string(c.reason);
+    EXPECT_EQ(flags_of(c), k.flags) << k.wire;
+  }
+}
+
+// Our sender and our HELO name, echoed at MAIL FROM and RCPT.
+TEST(RealReplies, EchoedSenderAndHeloName) {
+  const Echoes ours{"x@example.org", "bounce@dnsbl-watch.example", "blocklist-probe.example.net"};
+  smtp::Outcome o;
+  o.stage = RCPT;
+  o.reply = *smtp::parse_reply(
+      "550 5.1.1 User unknown; client said EHLO blocklist-probe.example.net\r\n");
+  EXPECT_EQ(classify(o, ours).reason, R::MailboxNotFound);
+  o.reply = *smtp::parse_reply("550 No such user (from dnsbl-watch.example)\r\n");
+  EXPECT_EQ(classify(o, ours).reason, R::MailboxNotFound);
+  o.stage = MAIL;
+  o.reply =
+      *smtp::parse_reply("451 4.3.0 <bounce@dnsbl-watch.example>: Temporary lookup failure\r\n");
+  const auto c = classify(o, ours);
+  EXPECT_EQ(c.reason, R::TemporaryFailure);
+  EXPECT_FALSE(c.source_blocked);
+}
+
 }  // namespace
 }  // namespace mxp::verdict
