@@ -125,6 +125,13 @@ struct Scheduler::Session {
   bool live = false;
   bool trouble = false;  // a back-off signal was seen
   bool decided = false;  // at least one recipient was decided
+  // A recipient got a verdict (the server judged a mailbox): a block reply on the same session
+  // is about that one recipient, not about our source (docs/verdicts.md, "Echoed addresses").
+  bool judged = false;
+  // A block reply waits for the session's other outstanding recipients before it rests the
+  // source for the MX group: none of them judged, and it does.
+  bool block_pending = false;
+  verdict::Classification pending_block;
   uint32_t granted = 0, rejections = 0, outstanding = 0;
   ItemList items;  // in flight
 };
@@ -703,7 +710,7 @@ bool Scheduler::next_ready(TimePoint now, Grant& out) {
   now = last_now_;
   out.items.clear();
   while (!active_.empty()) {
-    if (open_sessions_ >= policy_->max_sessions()) return false;
+    if (open_sessions_ >= max_sessions()) return false;
     if (try_group(active_.head, now, out)) return true;
   }
   return false;
@@ -989,28 +996,27 @@ Disposition Scheduler::on_outcome(SessionId sid, ItemId id, const verdict::Class
   out.tries = it.tries;
   out.result = c;
 
+  if (c.verdict != Verdict::Unknown) {
+    ses->judged = true;
+    ses->block_pending = false;
+  }
+  if (!c.source_blocked && ses->block_pending && ses->outstanding == 0)
+    apply_block(*ses, ses->pending_block, now);
+
   if (c.source_blocked) {
     // The answer can only change from another source IP: rest this one for the group, and
     // give the address to another, unless every source is blocked (for it or for the group).
+    // Unless the same session's other recipients were judged: then the server judged mailboxes
+    // for us, and this reply is about this one recipient. Its other recipients still
+    // outstanding decide (the block waits for them).
     ++stats_.blocks;
-    Group& G = groups_[ses->group];
-    SourceGroup& sg = G.per_source[ses->source];
-    const bool was_blocked = source_blocked(G, ses->source, now);
-    sg.blocked = true;
-    sg.blocked_until = now + G.settings->block_cooldown;
-    G.last_block = c;
-    sources_[ses->source].warm.on_block(now);
     it.blocked_from |= bit(ses->source);
-    if (!was_blocked) {
-      SchedEvent e;
-      e.kind = SchedEvent::Kind::Blocked;
-      e.group = ses->group;
-      e.source = ses->source;
-      e.until = sg.blocked_until;
-      e.reason = std::string(to_string(c.reason));
-      add_event(std::move(e));
+    if (!ses->judged) {
+      ses->block_pending = true;
+      ses->pending_block = c;
+      if (ses->outstanding == 0) apply_block(*ses, c, now);
     }
-    const Group& target = D.group == kNone ? G : groups_[D.group];
+    const Group& target = D.group == kNone ? groups_[ses->group] : groups_[D.group];
     const auto S = static_cast<uint32_t>(sources_.size());
     const uint64_t all = S == 64 ? ~uint64_t{0} : bit(S) - 1;
     if (((it.blocked_from | blocked_mask(target, now)) & all) == all) {
@@ -1063,6 +1069,26 @@ Disposition Scheduler::on_outcome(SessionId sid, ItemId id, const verdict::Class
   return out;
 }
 
+void Scheduler::apply_block(Session& ses, const verdict::Classification& c, TimePoint now) {
+  ses.block_pending = false;
+  Group& G = groups_[ses.group];
+  SourceGroup& sg = G.per_source[ses.source];
+  const bool was_blocked = source_blocked(G, ses.source, now);
+  sg.blocked = true;
+  sg.blocked_until = now + G.settings->block_cooldown;
+  G.last_block = c;
+  sources_[ses.source].warm.on_block(now);
+  if (!was_blocked) {
+    SchedEvent e;
+    e.kind = SchedEvent::Kind::Blocked;
+    e.group = ses.group;
+    e.source = ses.source;
+    e.until = sg.blocked_until;
+    e.reason = std::string(to_string(c.reason));
+    add_event(std::move(e));
+  }
+}
+
 void Scheduler::set_source_down(SourceId s, bool down, TimePoint now,
                                 const verdict::Classification& why) {
   advance(now);
@@ -1081,6 +1107,7 @@ void Scheduler::on_session_ended(SessionId sid, TimePoint now, SessionEnd how) {
   now = last_now_;
   Session* ses = session_of(sid);
   if (!ses) return;
+  if (ses->block_pending) apply_block(*ses, ses->pending_block, now);
   while (ses->items.tail != kNone)  // from the back, each to the front: order kept
     requeue(ItemId{ses->items.tail, items_[ses->items.tail].gen}, now);
   if (how == SessionEnd::ConnectFailed) backoff_signal(*ses, now, "connect_failed");

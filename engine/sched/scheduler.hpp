@@ -18,6 +18,7 @@
 //   arm the loop timer at s.next_deadline(); on expiry call next_ready(now)
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -230,6 +231,14 @@ class Scheduler {
   // new group_for_mx() lookups use the new patterns.
   void set_policy(std::shared_ptr<const Policy> policy, TimePoint now);
   const Policy& policy() const { return *policy_; }
+  // A cap on sessions at once below the policy's, from our own resources (file descriptors:
+  // docs/usage.md, "Open-file limit"); 0: none. Kept across policy swaps.
+  void set_session_cap(uint32_t cap) { session_cap_ = cap; }
+  uint32_t session_cap() const { return session_cap_; }
+  // Sessions at once, all groups: the policy's max_sessions, or the cap when lower.
+  uint32_t max_sessions() const {
+    return session_cap_ ? std::min(session_cap_, policy_->max_sessions()) : policy_->max_sessions();
+  }
 
   // --- State ---
   GroupView group_view(GroupId g, TimePoint now) const;
@@ -308,6 +317,8 @@ class Scheduler {
   uint32_t take_items(Domain& d, SourceId s, uint32_t k, Session& ses, SessionId sid,
                       std::vector<ItemRef>& out);
   void backoff_signal(Session& ses, TimePoint now, std::string_view why);
+  // Rests the session's source for its MX group (block_cooldown) after a block reply.
+  void apply_block(Session& ses, const verdict::Classification& c, TimePoint now);
   void on_timer(uint64_t payload, TimePoint now);
   void add_final(uint32_t item, const verdict::Classification& c);
 
@@ -333,6 +344,7 @@ class Scheduler {
   std::deque<SchedEvent> events_;
   size_t finals_head_ = 0;
   uint32_t open_sessions_ = 0;
+  uint32_t session_cap_ = 0;
   int64_t quantum_ = 1;
   uint64_t down_mask_ = 0;               // sources down (set_source_down)
   verdict::Classification down_result_;  // what addresses end with when no source is up

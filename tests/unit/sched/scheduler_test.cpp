@@ -633,6 +633,75 @@ TEST(Scheduler, BlockRotatesToAnotherSourceAndAllBlockedIsFinal) {
   EXPECT_TRUE(h.s.next_ready(h.now, g3));
 }
 
+// One block reply among recipients the same session judged normally is about that recipient
+// (an echoed "<spamhaus@...>" once rested a whole MX group for 5 minutes): the source is not
+// rested for the group, whichever order the replies come in; the blocked address itself ends.
+TEST(Scheduler, OneBlockAmongJudgedRecipientsDoesNotRestTheGroup) {
+  for (int block_at : {0, 1, 2}) {
+    SCOPED_TRACE(block_at);
+    Harness h(make_policy({{"session.recipients", "3"}, {"block_cooldown", "\"300s\""}}), 1);
+    h.add("b.test", "mx.b.test", 6);
+    const GroupId grp = h.s.group_for_mx("mx.b.test");
+    Grant g;
+    ASSERT_TRUE(h.s.next_ready(h.now, g));
+    ASSERT_EQ(g.items.size(), 3u);
+    for (int i = 0; i < 3; ++i) {
+      const Classification c = i == block_at ? blocked_reply() : i % 2 ? kRejected : kAccepted;
+      const auto disp = h.s.on_outcome(g.session, g.items[i].id, c, h.now);
+      EXPECT_EQ(disp.kind, Kind::Final);
+      if (i == block_at) {
+        EXPECT_EQ(disp.result.reason, Reason::Blocked);
+      }
+    }
+    h.s.on_session_ended(g.session, h.now);
+    EXPECT_FALSE(h.s.blocked(g.source, grp, h.now));
+    EXPECT_FALSE(h.s.pop_final());  // nobody else ends unknown/blocked
+    Grant g2;
+    ASSERT_TRUE(h.s.next_ready(h.now, g2));  // the group goes on at once
+    EXPECT_EQ(g2.items.size(), 3u);
+    while (auto e = h.s.pop_event())
+      EXPECT_NE(e->kind, SchedEvent::Kind::Blocked);
+  }
+}
+
+// A session whose every recipient is refused as blocked rests the source, outstanding replies
+// first (pipelined): one Blocked event when the last one is in.
+TEST(Scheduler, BlockOfEveryRecipientRestsTheSourceOnceTheyAreIn) {
+  Harness h(make_policy({{"session.recipients", "3"}, {"block_cooldown", "\"300s\""}}), 1);
+  h.add("b.test", "mx.b.test", 6);
+  const GroupId grp = h.s.group_for_mx("mx.b.test");
+  Grant g;
+  ASSERT_TRUE(h.s.next_ready(h.now, g));
+  h.s.on_outcome(g.session, g.items[0].id, blocked_reply(), h.now);
+  EXPECT_FALSE(h.s.blocked(g.source, grp, h.now));  // two replies still to come
+  h.s.on_outcome(g.session, g.items[1].id, blocked_reply(), h.now);
+  h.s.on_outcome(g.session, g.items[2].id, blocked_reply(), h.now);
+  EXPECT_TRUE(h.s.blocked(g.source, grp, h.now));
+  h.s.on_session_ended(g.session, h.now);
+  Grant g2;
+  EXPECT_FALSE(h.s.next_ready(h.now, g2));
+  size_t finals = 0;
+  while (auto f = h.s.pop_final())
+    finals += f->result.reason == Reason::Blocked;
+  EXPECT_EQ(finals, 3u);
+}
+
+// Our own limit (file descriptors) caps sessions below the policy's max_sessions, across a
+// policy swap; lifting it lets the rest start.
+TEST(Scheduler, SessionCapHoldsBelowThePolicyAcrossASwap) {
+  Harness h(make_policy({{"global.max_sessions", "10"}, {"session.recipients", "1"}}));
+  for (int i = 0; i < 5; ++i)
+    h.add("d" + std::to_string(i) + ".test", "mx" + std::to_string(i) + ".test", 4);
+  h.s.set_session_cap(3);
+  EXPECT_EQ(h.s.max_sessions(), 3u);
+  EXPECT_EQ(h.grant_all().size(), 3u);
+  h.s.set_policy(make_policy({{"global.max_sessions", "12"}, {"session.recipients", "1"}}), h.now);
+  EXPECT_EQ(h.grant_all().size(), 0u);
+  h.s.set_session_cap(0);
+  EXPECT_EQ(h.s.max_sessions(), 12u);
+  EXPECT_EQ(h.grant_all().size(), 9u);
+}
+
 TEST(Scheduler, BlockOnOneSourceThenSuccessOnAnother) {
   Harness h(make_policy({{"session.recipients", "1"}}), 3);
   h.add("b.test", "mx.b.test", 1);
