@@ -25,6 +25,9 @@ struct MxAnswer {
   bool implicit = false;  // RFC 5321 §5.1: no MX, the domain's own A/AAAA stands in
   // In the order to try: by preference, random among equal preferences, each host's addresses.
   std::vector<MxTarget> targets;
+  // When !ok and the failure is temporary (SERVFAIL, REFUSED, timeout): the stage and the cause,
+  // for the record's `error`, e.g. "dns: no answer from 127.0.0.1:5353 (MX lookup of x.org)".
+  std::string error;
 };
 
 class MxResolver {
@@ -33,6 +36,12 @@ class MxResolver {
   virtual ~MxResolver() = default;
   // Calls done exactly once, possibly before returning (a cached answer).
   virtual void resolve(const std::string& domain, Done done) = 0;
+  // Whether the resolver answers at all: any reply, whatever its RCODE, to a query every
+  // resolver answers (NS of the root). Calls done once, possibly before returning. A table
+  // always answers.
+  virtual void check(std::function<void(bool answered)> done) { done(true); }
+  // Who answers, for messages: "127.0.0.1:5353", "the system resolver (/etc/resolv.conf)".
+  virtual std::string describe() const { return "the resolver"; }
 };
 
 // A fixed table, for tests and for pinning domains to hosts by hand.

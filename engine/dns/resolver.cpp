@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -367,17 +368,32 @@ void Resolver::finish(Lookup* l) {
     cache_[l->domain] = {a, loop_.now() + ttl};
   } else {
     // Nothing to connect to: for good (no A/AAAA anywhere), or because address lookups failed.
-    return fail(l, l->address_lookup_failed ? l->address_failure : DnsStatus::NoMailServer);
+    return fail(l, l->address_lookup_failed ? l->address_failure : DnsStatus::NoMailServer,
+                "A/AAAA of the mail hosts");
   }
   auto node = pending_.extract(l->domain);
   for (auto& w : node.mapped()->waiters)
     w(a);
 }
 
-void Resolver::fail(Lookup* l, DnsStatus status) {
+void Resolver::fail(Lookup* l, DnsStatus status, std::string_view stage) {
   MxAnswer a;
   a.ok = false;
   a.failure = status;
+  if (transient(status)) {
+    std::string cause;
+    if (status == DnsStatus::Timeout) {
+      char secs[32];
+      std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(opts_.timeout.count()) / 1000);
+      cause = "no answer from " + describe() + " in " + std::to_string(opts_.tries) + " tries of " +
+              secs + " s";
+    } else if (status == DnsStatus::ServFail) {
+      cause = "SERVFAIL from " + describe();
+    } else {
+      cause = "refused or unusable answer from " + describe();
+    }
+    a.error = "dns: " + cause + " (" + std::string(stage) + " lookup of " + l->domain + ")";
+  }
   if (!transient(status)) {
     make_room(cache_);
     cache_[l->domain] = {a, loop_.now() + opts_.negative_ttl};
@@ -385,6 +401,34 @@ void Resolver::fail(Lookup* l, DnsStatus status) {
   auto node = pending_.extract(l->domain);
   for (auto& w : node.mapped()->waiters)
     w(a);
+}
+
+struct Resolver::Check {
+  std::function<void(bool)> done;
+};
+
+void Resolver::check(std::function<void(bool answered)> done) {
+  auto* c = new Check{std::move(done)};
+  ++stats_.queries;
+  // Not through the queue: it must not wait behind thousands of lookups to say whether anyone
+  // answers. "." NS: every resolver answers it (an answer, REFUSED or SERVFAIL all count).
+  ares_query(channel_, ".", ns_c_in, ns_t_ns, &Resolver::on_check, c);
+  rearm_timer();
+}
+
+void Resolver::on_check(void* arg, int status, int, unsigned char*, int) {
+  std::unique_ptr<Check> c(static_cast<Check*>(arg));
+  if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) return;
+  // ECONNREFUSED: an ICMP "port unreachable" (nothing listens), or every server failed.
+  c->done(status != ARES_ETIMEOUT && status != ARES_ECONNREFUSED);
+}
+
+std::string Resolver::describe() const {
+  if (opts_.servers.empty()) return "the system resolver (/etc/resolv.conf)";
+  std::string s;
+  for (const auto& x : opts_.servers)
+    s += (s.empty() ? "" : ", ") + x;
+  return s;
 }
 
 // Keeps a cache bounded: drops expired entries when full, and everything if that is not enough

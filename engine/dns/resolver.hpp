@@ -57,6 +57,8 @@ class Resolver final : public MxResolver, private loop::FdHandler, private loop:
   ~Resolver() override;
 
   void resolve(const std::string& domain, Done done) override;
+  void check(std::function<void(bool answered)> done) override;
+  std::string describe() const override;
   const ResolverStats& stats() const { return stats_; }
   size_t in_flight() const { return pending_.size(); }
 
@@ -64,6 +66,8 @@ class Resolver final : public MxResolver, private loop::FdHandler, private loop:
   struct Lookup;
   struct HostLookup;
   struct Query;
+  struct Check;
+  static void on_check(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
   Resolver(loop::Loop& loop, const ResolverOptions& opts);
 
   void query(Query* q, const std::string& name, int type);
@@ -74,7 +78,8 @@ class Resolver final : public MxResolver, private loop::FdHandler, private loop:
   void on_addr(HostLookup* h, int type, int status, const unsigned char* abuf, int alen);
   void host_done(HostLookup* h);
   void finish(Lookup* l);
-  void fail(Lookup* l, DnsStatus status);
+  // stage: what was being looked up ("MX", "A/AAAA of the mail hosts"), for the error text.
+  void fail(Lookup* l, DnsStatus status, std::string_view stage = "MX");
   void rearm_timer();
   template <typename Map>
   void make_room(Map& cache);
