@@ -287,6 +287,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
       std::fprintf(diag_, "mxprobe verify: %s\n", reader_.error().c_str());
       return 2;
     }
+    if (resolver_down_) return 5;
     if (interrupted_) return 130;
     return 0;
   }
@@ -327,6 +328,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     c.catch_all_learned = [this](const std::string& domain, std::optional<bool> yes) {
       learned_catch_all(domain, yes);
     };
+    c.on_resolver_down = [this](const std::string& line) { resolver_down(line); };
     return c;
   }
 
@@ -384,6 +386,15 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     interrupted_ = true;
     std::fprintf(diag_, "\nmxprobe verify: %s: stopping; finished work is kept\n",
                  sig == SIGINT ? "interrupted" : "terminated");
+    stop_loop();
+  }
+
+  // The DNS resolver does not answer: stop as on Ctrl-C (finished work kept, the addresses not
+  // verified left in the journal for --resume, none written as dns_error); exit 5.
+  void resolver_down(const std::string& line) {
+    if (interrupted_) return;
+    interrupted_ = resolver_down_ = true;
+    std::fprintf(diag_, "\nmxprobe verify: %s: stopping; finished work is kept\n", line.c_str());
     stop_loop();
   }
 
@@ -852,6 +863,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
   std::array<uint64_t, kVerdictCount> counts_{};
   bool eof_ = false, interrupted_ = false, failed_ = false;
+  bool resolver_down_ = false;  // stopped: the DNS resolver does not answer (exit 5)
   loop::TimerId tick_{};
   bool tick_armed_ = false;
   ProgressState ps_;

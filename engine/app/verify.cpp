@@ -242,7 +242,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
     std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
     return 1;
   }
-  if (rc == 130) {
+  if (rc == 130 || rc == 5) {  // Ctrl-C, SIGTERM, or the DNS resolver does not answer
     if (journal) {
       (void)journal->set_job_state(runner.job(), "interrupted");
       std::fprintf(diag,
@@ -280,6 +280,7 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
   Engine e;
   if (!make_engine(eng, true, e, diag)) return 3;
   e.config.max_tries = opts.max_tries;
+  e.config.fail_when_resolver_down = true;  // an answer now, with the cause in `error`
   if (opts.verbose)
     e.config.log = [diag](const std::string& line) {
       std::fprintf(diag, "mxprobe: %s\n", line.c_str());

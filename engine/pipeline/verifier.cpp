@@ -1,14 +1,20 @@
 #include "pipeline/verifier.hpp"
 
+#include <dirent.h>
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 
 namespace mxp::pipeline {
 
 using loop::TimePoint;
 
 namespace {
-constexpr uint64_t kKickCookie = 1, kDeadlineCookie = 2;
+constexpr uint64_t kKickCookie = 1, kDeadlineCookie = 2, kResolverCookie = 3;
+constexpr uint32_t kSilentLookups = 5;  // lookups in a row without an answer: check the resolver
+constexpr auto kResolverRecheck = std::chrono::seconds(10);
 constexpr size_t kMaxNoTls = 100'000;
 
 std::vector<sched::SourceSpec> source_specs(const VerifierConfig& cfg) {
@@ -48,6 +54,7 @@ struct Verifier::Item {
   uint32_t attempts = 0;
   bool started = false;
   TimePoint first_attempt{};
+  TimePoint submitted{};  // elapsed_ms counts from here when no session was tried (DNS)
   sched::ItemId sid;
   verdict::Classification cls;
   // The record being built, from the first outcome on: made then, so that the many addresses
@@ -75,8 +82,9 @@ struct Verifier::Domain {
   verdict::Classification probe_cls;
   std::vector<Item*> held;      // waiting for the catch-all probe
   std::vector<Item*> unqueued;  // submitted to a failed domain: finished on the next kick
-  // Why the domain cannot be verified (its DNS failure).
+  // Why the domain cannot be verified (its DNS failure), and the stage and cause for `error`.
   verdict::Classification failure;
+  std::string failure_error;
   std::optional<flags::DomainFlags> flags;  // looked up when its first result is emitted
 };
 
@@ -93,7 +101,8 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
         target_(d.target),
         address_(d.target),
         cfg_(cfg),
-        session_(cfg) {
+        session_(cfg),
+        source_id_(g.source) {
     if (v.proxies_) {
       loop::Endpoint mx = target().address;
       mx.set_port(v.cfg_.smtp_port);
@@ -130,6 +139,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   const dns::MxTarget& address() const { return d_.answer.targets[address_]; }
   size_t target_index() const { return target_; }
   const std::string& source_ip() const { return source_ip_; }
+  sched::SourceId source_id() const { return source_id_; }
   std::string proxy_name() const { return leg_ ? leg_->display() : std::string(); }
   const std::string& transcript() const { return transcript_.text; }
   const smtp::SessionConfig& config() const { return cfg_; }
@@ -149,10 +159,19 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     // The session's own deadline is the connect timeout; the loop's is a backstop.
     co.timeout = cfg_.timeouts[0] + std::chrono::seconds(5);
     auto r = v_.loop_.connect(co, *this);
-    // Out of file descriptors or memory is ours, not the proxy's: a connect failure as below.
+    // Out of file descriptors or memory is ours, neither the server's nor the proxy's: the
+    // recipients go back untouched and we open fewer sessions at once (back-pressure on us).
     const bool local =
         r.status == loop::Status::TooManyOpenFiles || r.status == loop::Status::NoMemory;
-    if (r.status != loop::Status::Ok && leg_ && !local) {
+    if (local) {
+      ended_ = true;
+      for (Item* item : items_)
+        if (item && item->attempts) --item->attempts;
+      v_.on_local_failure(r.status);
+      v_.session_done(this, sched::SessionEnd::SourceFailed);
+      return;
+    }
+    if (r.status != loop::Status::Ok && leg_) {
       proxy_lost("connect: " + std::string(loop::to_string(r.status)));
       return;
     }
@@ -406,6 +425,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   uint64_t ask_ticket_ = 0;
   Doubt doubt_ = Doubt::None;  // a health check of the proxy decides an event first
   smtp::Session session_;
+  sched::SourceId source_id_;
   SessionTls tls_;
   smtp::TranscriptBuffer transcript_;
   std::vector<Item*> items_;  // by the session's recipient index; null once decided
@@ -434,6 +454,7 @@ Verifier::Verifier(loop::Loop& loop, dns::MxResolver& resolver, VerifierConfig c
     proxies_ = std::make_unique<ProxyPool>(
         loop_, cfg_.proxies, cfg_.proxy_check_timeout, cfg_.proxy_health,
         [this](size_t i, bool up, const std::string& why) { on_proxy_change(i, up, why); });
+  size_to_fd_limit();
 }
 
 // A proxy left or rejoined the rotation: the scheduler stops or resumes granting it; with no
@@ -459,6 +480,7 @@ Verifier::~Verifier() {
     s->abort();
   if (kick_armed_) loop_.cancel_timer(kick_timer_);
   if (deadline_armed_) loop_.cancel_timer(deadline_timer_);
+  if (dns_timer_armed_) loop_.cancel_timer(dns_timer_);
 }
 
 void Verifier::set_policy(std::shared_ptr<const sched::Policy> policy) {
@@ -523,6 +545,7 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
   item->email = std::move(email);
   if (std::string n = addr.normalized(); n != item->email) item->normalized = std::move(n);
   item->role = addr.role;
+  item->submitted = loop_.now();
   auto& slot = domains_[addr.domain];
   if (!slot) {
     slot = std::make_unique<Domain>();
@@ -547,10 +570,16 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
   } else {
     item->sid = sched_.enqueue(item->slot, d.sid, loop_.now());
     if (d.state == Domain::State::New) {
-      d.state = Domain::State::Resolving;
-      ++resolving_;
-      Domain* dp = &d;
-      resolver_.resolve(d.name, [this, dp](const dns::MxAnswer& a) { on_resolved(*dp, a); });
+      if (!dns_checked_) {
+        // Does the resolver answer at all? Asked beside the first lookup, so that a dead or
+        // mistyped --dns is known as soon as the first lookups go unanswered.
+        dns_checked_ = dns_checking_ = true;
+        std::weak_ptr<bool> alive = alive_;
+        resolver_.check([this, alive](bool ok) {
+          if (alive.lock()) on_resolver_check(ok);
+        });
+      }
+      resolve_domain(d);
     }
   }
   kick();
@@ -633,6 +662,18 @@ void Verifier::kick() {
 }
 
 void Verifier::on_timer(loop::TimerId, uint64_t cookie) {
+  if (cookie == kResolverCookie) {
+    dns_timer_armed_ = false;
+    if (dns_down_ && !dns_checking_) {
+      dns_checking_ = true;
+      dns_answers_ = 0;
+      std::weak_ptr<bool> alive = alive_;
+      resolver_.check([this, alive](bool ok) {
+        if (alive.lock()) on_resolver_check(ok);
+      });
+    }
+    return;
+  }
   if (cookie == kKickCookie)
     kick_armed_ = false;
   else
@@ -651,13 +692,32 @@ void Verifier::on_timer(loop::TimerId, uint64_t cookie) {
 
 void Verifier::schedule() {
   TimePoint now = loop_.now();
-  while (sched_.next_ready(now, grant_))
+  // After our own socket failure (out of file descriptors) nothing new starts for a moment.
+  while (now >= local_pause_until_ && sched_.next_ready(now, grant_))
     start_session(grant_);
-  const bool starved = stats_.active_sessions < sched_.policy().max_sessions() && resolving_ == 0;
+  if (now < local_pause_until_ && (!deadline_armed_ || local_pause_until_ < deadline_at_)) {
+    if (deadline_armed_) loop_.cancel_timer(deadline_timer_);
+    deadline_timer_ = loop_.add_timer(local_pause_until_, *this, kDeadlineCookie);
+    deadline_armed_ = true;
+    deadline_at_ = local_pause_until_;
+  }
+  const bool starved = stats_.active_sessions < sched_.max_sessions() && resolving_ == 0;
   // Addresses the scheduler finished itself (every source IP blocked for their MX group).
   while (auto f = sched_.pop_final()) {
     Item* item = items_[f->key].get();
     Domain& d = *item->domain;
+    if (f->result.source_blocked) {
+      // Never sent: what decided is another address's block of our source by this MX group.
+      Result& r = item->result();
+      const auto g = sched_.domain_group(d.sid);
+      if (auto it = block_cause_.find(g); it != block_cause_.end()) {
+        r.mx = it->second.mx;
+        r.mx_ip = it->second.mx_ip;
+        r.source_ip = it->second.source_ip;
+        r.proxy = it->second.proxy;
+      }
+      r.error = block_error(g);
+    }
     finish_item(d, item, f->result, nullptr);
     maybe_idle(d);
   }
@@ -707,6 +767,27 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
   d.answer = answer;
   --resolving_;
   TimePoint now = loop_.now();
+  if (!answer.ok && answer.failure == verdict::DnsStatus::Timeout) {
+    // No answer: the domain's servers, or the resolver itself? Held (its addresses wait in the
+    // scheduler, without an MX group) until the resolver is known to answer or not.
+    ++dns_silent_;
+    if (dns_down_ && cfg_.fail_when_resolver_down) {
+      fail_dns(d, verdict::classify_dns(answer.failure),
+               "dns: " + resolver_.describe() + " does not answer (MX lookup of " + d.name + ")");
+      return;
+    }
+    dns_held_.push_back(&d);
+    if (dns_check_failed_) {  // the check found no answer either: the resolver is down
+      dns_check_failed_ = false;
+      on_resolver_check(false);
+    } else {
+      doubt_resolver();
+    }
+    return;
+  }
+  ++dns_answers_;
+  dns_silent_ = 0;
+  if (!dns_held_.empty() || dns_down_ || dns_check_failed_) resolver_answers();
   // A source pool reaches only its own families: mail hosts' addresses of another family are
   // left out (an IPv4-only pool never tries an AAAA address, and the reverse).
   size_t unreachable = 0;
@@ -724,12 +805,15 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
     d.state = Domain::State::Failed;
     d.failure =
         verdict::classify_dns(answer.ok ? verdict::DnsStatus::NoMailServer : answer.failure);
+    d.failure_error = answer.ok ? std::string() : answer.error;
     if (answer.ok && unreachable > 0) {
       // The domain has mail servers, but none of a family the source pool has: not judged.
       d.failure = verdict::Classification{};
       d.failure.verdict = Verdict::Unknown;
       d.failure.reason = Reason::ConnectionFailed;
       d.failure.scope = verdict::Scope::Domain;
+      d.failure_error = std::string("connect: no source address of the mail servers' family (") +
+                        (answer.targets[0].address.family() == AF_INET6 ? "IPv6" : "IPv4") + ")";
       if (cfg_.log)
         cfg_.log("domain " + d.name + ": no source address of its mail servers' family (" +
                  (answer.targets[0].address.family() == AF_INET6 ? "IPv6" : "IPv4") +
@@ -843,7 +927,10 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
     sched_.requeue(item->sid, now);
     return;
   }
-  auto c = verdict::classify(outcome);
+  // Phrases count in the server's own words only: the recipient, our sender and HELO name it
+  // echoes are not (docs/verdicts.md, "Echoed addresses").
+  const verdict::Echoes echoes{item->wire(), s.config().mail_from, s.config().helo_name};
+  auto c = verdict::classify(outcome, echoes);
   r.mx = s.target().host;
   r.mx_ip = s.address().address.ip_string();
   r.source_ip = s.source_ip();
@@ -872,6 +959,20 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
       sched_.set_domain_group(d.sid, sched_.group_for_mx(d.answer.targets[0].host), now);
     }
   }
+  if (c.source_blocked) {
+    BlockCause& b = block_cause_[s.group()];
+    b.source = s.source_id();
+    b.mx = r.mx;
+    b.mx_ip = r.mx_ip;
+    b.source_ip = r.source_ip;
+    b.proxy = r.proxy;
+    b.reply = outcome.failure == smtp::Failure::None
+                  ? std::to_string(outcome.reply.code) +
+                        (outcome.reply.enhanced.present ? " " + outcome.reply.enhanced.str() : "") +
+                        " " + outcome.reply.text()
+                  : std::string(smtp::to_string(outcome.failure));
+    if (b.reply.size() > 160) b.reply.resize(160), b.reply += "...";
+  }
   auto disp = sched_.on_outcome(s.id(), item->sid, c, now);
   switch (disp.kind) {
     case sched::Disposition::Kind::Retry:
@@ -887,6 +988,7 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
       copy_reply(r, outcome);
       return;
     case sched::Disposition::Kind::Final:
+      if (disp.result.source_blocked) r.error = block_error(s.group());
       finish_item(d, item, disp.result, &outcome);
       return;
     case sched::Disposition::Kind::Invalid:  // the scheduler lost track: finish it here
@@ -956,9 +1058,10 @@ void Verifier::emit_item(Domain& d, Item* item) {
   if (!d.flags) d.flags = flags::domain_flags(cfg_.domain_data.get(), d.name);
   set_domain_flags(r, *d.flags, r.normalized);
   r.attempts = item->attempts;
-  if (item->started)
-    r.elapsed_ms =
-        std::chrono::duration<double, std::milli>(loop_.now() - item->first_attempt).count();
+  // From the first session attempt; without one (DNS decided), from the submission.
+  r.elapsed_ms = std::chrono::duration<double, std::milli>(
+                     loop_.now() - (item->started ? item->first_attempt : item->submitted))
+                     .count();
   r.checked_at = std::chrono::system_clock::now();
   Result out = std::move(r);
   --d.live;
@@ -973,11 +1076,177 @@ void Verifier::fail_domain(Domain& d) {
   sched_.drain_domain(d.sid, keys);
   auto unqueued = std::move(d.unqueued);
   d.unqueued.clear();
-  for (uint64_t k : keys)
+  for (uint64_t k : keys) {
+    if (!d.failure_error.empty()) items_[k]->result().error = d.failure_error;
     finish_item(d, items_[k].get(), d.failure, nullptr);
-  for (Item* it : unqueued)
+  }
+  for (Item* it : unqueued) {
+    if (!d.failure_error.empty()) it->result().error = d.failure_error;
     finish_item(d, it, d.failure, nullptr);
+  }
   maybe_idle(d);
+}
+
+// Our own socket could not be made (EMFILE/ENFILE, ENOMEM): fewer sessions at once from now on,
+// and a short pause before the next one starts. Never a server's failure, never a verdict.
+void Verifier::on_local_failure(loop::Status status) {
+  const uint32_t open = stats_.active_sessions > 0 ? stats_.active_sessions - 1 : 0;  // not this
+  const uint32_t before = sched_.max_sessions();
+  const uint32_t cap = std::max<uint32_t>(1, std::min(before, open));
+  sched_.set_session_cap(cap);
+  local_pause_until_ = loop_.now() + std::chrono::milliseconds(100);
+  ++stats_.local_failures;
+  if (cfg_.log && cap < before)
+    cfg_.log("out of local resources (" + std::string(loop::to_string(status)) + ") with " +
+             std::to_string(open) + " SMTP sessions open: concurrency lowered from " +
+             std::to_string(before) + " to " + std::to_string(cap) +
+             "; the addresses wait, nothing is held against the servers");
+}
+
+// At start: as many sessions at once as the open-file limit leaves room for (docs/usage.md,
+// "Open-file limit"). The soft limit is raised to the hard one first.
+void Verifier::size_to_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit up = rl;
+    up.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
+  }
+  if (rl.rlim_cur == RLIM_INFINITY) return;
+  uint64_t in_use = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(dir))
+      if (e->d_name[0] != '.') ++in_use;
+    closedir(dir);
+  }
+  // Kept free for what else needs descriptors while sessions run: DNS sockets, the journal and
+  // cache, output files, HTTP clients of serve, proxy health checks.
+  const uint64_t limit = rl.rlim_cur;
+  const uint64_t reserve = std::max<uint64_t>(24, limit / 8);
+  const uint64_t room = limit > in_use + reserve ? limit - in_use - reserve : 1;
+  const uint32_t want = sched_.max_sessions();
+  if (room >= want) return;
+  const auto cap = static_cast<uint32_t>(std::max<uint64_t>(1, room));
+  sched_.set_session_cap(cap);
+  if (cfg_.log)
+    cfg_.log("open-file limit (ulimit -n) is " + std::to_string(limit) + " with " +
+             std::to_string(in_use) + " in use: concurrency lowered from " + std::to_string(want) +
+             " to " + std::to_string(cap) + " SMTP sessions at once");
+}
+
+// "source IP 192.0.2.1 resting until 18:22:05 UTC after 554 5.7.1 ... at mx.example.org", the
+// record's `error` for an address that ends unknown/blocked because our source was refused
+// (docs/verdicts.md, "What decided").
+std::string Verifier::block_error(sched::GroupId g) {
+  auto it = block_cause_.find(g);
+  if (it == block_cause_.end()) return "source refused by MX group " + sched_.group_name(g);
+  const BlockCause& b = it->second;
+  std::string who = !b.proxy.empty()       ? "proxy " + b.proxy
+                    : !b.source_ip.empty() ? "source IP " + b.source_ip
+                                           : std::string("our source IP");
+  const TimePoint now = loop_.now();
+  const TimePoint until = sched_.source_group_view(b.source, g, now).blocked_until;
+  std::string when = " refused";  // not resting (yet): this reply was about one recipient
+  if (until > now) {
+    const auto wall = std::chrono::system_clock::now() +
+                      std::chrono::duration_cast<std::chrono::system_clock::duration>(until - now);
+    const std::time_t t = std::chrono::system_clock::to_time_t(wall);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%H:%M:%S UTC", &tm);
+    when = std::string(" resting until ") + buf;
+  }
+  return who + when + " after " + b.reply + " at " + b.mx;
+}
+
+void Verifier::resolve_domain(Domain& d) {
+  d.state = Domain::State::Resolving;
+  ++resolving_;
+  Domain* dp = &d;
+  resolver_.resolve(d.name, [this, dp](const dns::MxAnswer& a) { on_resolved(*dp, a); });
+}
+
+void Verifier::fail_dns(Domain& d, const verdict::Classification& c, std::string error) {
+  d.state = Domain::State::Failed;
+  d.failure = c;
+  d.failure_error = std::move(error);
+  if (!d.failing) {
+    d.failing = true;
+    to_fail_.push_back(&d);
+  }
+  kick();
+}
+
+// Lookups went unanswered: ask the resolver something it must answer once enough of them did
+// in a row, or when nothing else is being looked up.
+void Verifier::doubt_resolver() {
+  if (dns_checking_ || dns_down_) return;
+  if (dns_silent_ < kSilentLookups && resolving_ > 0) return;
+  dns_checking_ = true;
+  dns_answers_ = 0;
+  std::weak_ptr<bool> alive = alive_;
+  resolver_.check([this, alive](bool ok) {
+    if (alive.lock()) on_resolver_check(ok);
+  });
+}
+
+void Verifier::on_resolver_check(bool answered) {
+  dns_checking_ = false;
+  // A lookup answered meanwhile says the same as an answer to the check.
+  if (answered || dns_answers_ > 0) return resolver_answers();
+  if (dns_silent_ == 0 && dns_held_.empty() && !dns_down_) {
+    dns_check_failed_ = true;  // no lookup has ended yet: the first one to end decides
+    return;
+  }
+  if (!dns_down_) {
+    dns_down_ = true;
+    const std::string line = "DNS resolver " + resolver_.describe() + " does not answer (" +
+                             std::to_string(dns_silent_) +
+                             " lookups in a row and a query for the root went unanswered)";
+    // One line: the owner's (verify stops the job and says so), else the log's.
+    if (cfg_.on_resolver_down)
+      cfg_.on_resolver_down(line);
+    else if (cfg_.log)
+      cfg_.log(line + (cfg_.fail_when_resolver_down
+                           ? ""
+                           : ": addresses wait for it, checked again every 10 s"));
+  }
+  if (cfg_.fail_when_resolver_down) {
+    auto held = std::move(dns_held_);
+    dns_held_.clear();
+    for (Domain* d : held)
+      fail_dns(*d, verdict::classify_dns(d->answer.failure),
+               "dns: " + resolver_.describe() + " does not answer (MX lookup of " + d->name + ")");
+    return;
+  }
+  if (!dns_timer_armed_) {
+    dns_timer_ = loop_.add_timer(loop_.now() + kResolverRecheck, *this, kResolverCookie);
+    dns_timer_armed_ = true;
+  }
+}
+
+// The resolver answers. After an outage the held domains are looked up again; otherwise their
+// lookups really went unanswered (the domain's servers): unknown/dns_error.
+void Verifier::resolver_answers() {
+  dns_check_failed_ = false;
+  const bool was_down = dns_down_;
+  dns_down_ = false;
+  dns_silent_ = 0;
+  if (dns_timer_armed_) loop_.cancel_timer(dns_timer_);
+  dns_timer_armed_ = false;
+  auto held = std::move(dns_held_);
+  dns_held_.clear();
+  if (was_down && cfg_.log)
+    cfg_.log("DNS resolver " + resolver_.describe() +
+             " answers again: " + std::to_string(held.size()) + " domains looked up again");
+  for (Domain* d : held) {
+    if (was_down)
+      resolve_domain(*d);
+    else
+      fail_dns(*d, verdict::classify_dns(d->answer.failure), d->answer.error);
+  }
 }
 
 std::string Verifier::random_local_part() {

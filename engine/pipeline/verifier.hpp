@@ -87,6 +87,13 @@ struct VerifierConfig {
   std::function<void(sched::GroupId group, int reply_class)> on_reply;
   // The scheduler's events (back-off, recovery, blocks), as they happen.
   std::function<void(const sched::SchedEvent& event)> on_event;
+  // The DNS resolver does not answer (docs/usage.md, "A resolver that does not answer"):
+  // called once, with one line saying so. Lookups that went unanswered are held, not emitted:
+  // their addresses wait (verify stops the job, leaving them for --resume; serve's jobs wait),
+  // the resolver is checked again every 10 s and, once it answers, they are looked up again.
+  std::function<void(const std::string& line)> on_resolver_down;
+  // Instead of holding them, end those addresses unknown/dns_error, the cause in `error` (check).
+  bool fail_when_resolver_down = false;
   // Operator-facing lines (back-off, recovery, blocks), without a trailing newline.
   std::function<void(const std::string&)> log;
 };
@@ -94,8 +101,9 @@ struct VerifierConfig {
 struct VerifierStats {
   uint64_t submitted = 0, finished = 0;
   uint64_t sessions_started = 0, connect_failures = 0, failovers = 0, domains_evicted = 0;
-  uint64_t retries = 0;    // tries given another go later (greylisting, 4xx, recipient limits)
-  uint64_t withdrawn = 0;  // taken back by withdraw()
+  uint64_t retries = 0;         // tries given another go later (greylisting, 4xx, recipient limits)
+  uint64_t withdrawn = 0;       // taken back by withdraw()
+  uint64_t local_failures = 0;  // our own sockets that could not be made (EMFILE...)
   uint32_t active_sessions = 0;
 };
 
@@ -163,6 +171,16 @@ class Verifier final : private loop::TimerHandler {
   Item* new_item();
   void free_item(Item* item);
   std::string random_local_part();
+  std::string block_error(sched::GroupId g);
+  void on_local_failure(loop::Status status);
+  void size_to_fd_limit();
+  // The resolver's health (docs/usage.md): a lookup that got no answer is held while the
+  // resolver is in doubt; a check query decides.
+  void doubt_resolver();
+  void on_resolver_check(bool answered);
+  void resolver_answers();
+  void resolve_domain(Domain& d);
+  void fail_dns(Domain& d, const verdict::Classification& c, std::string error);
 
   loop::Loop& loop_;
   dns::MxResolver& resolver_;
@@ -193,9 +211,25 @@ class Verifier final : private loop::TimerHandler {
   std::vector<std::unique_ptr<smtp::SessionConfig>> retired_configs_;
   std::shared_ptr<const sched::Policy> policy_;
   std::unique_ptr<ProxyPool> proxies_;  // with cfg_.proxies
+  // The latest reply that refused our source, by MX group: what an address that ends
+  // unknown/blocked without its own reply says decided (its `error`, `mx`).
+  struct BlockCause {
+    sched::SourceId source = 0;
+    std::string mx, mx_ip, source_ip, proxy, reply;
+  };
+  std::unordered_map<sched::GroupId, BlockCause> block_cause_;
   loop::TimerId kick_timer_{}, deadline_timer_{};
   bool kick_armed_ = false, deadline_armed_ = false;
   loop::TimePoint deadline_at_{};
+  loop::TimePoint local_pause_until_{};  // after our own socket failure
+  std::vector<Domain*> dns_held_;  // lookups unanswered while the resolver is in doubt or down
+  uint32_t dns_silent_ = 0;        // lookups in a row that got no answer
+  uint64_t dns_answers_ = 0;       // lookups that got an answer (any) since the last check began
+  bool dns_checked_ = false;       // the first check was sent (with the first lookup)
+  bool dns_checking_ = false, dns_down_ = false, dns_check_failed_ = false;
+  bool dns_timer_armed_ = false;
+  loop::TimerId dns_timer_{};
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the resolver's callbacks
   std::mt19937_64 rng_;
 };
 

@@ -36,6 +36,12 @@ s["hosts"] += [
 s["domains"].append({"name": "busy.test", "dns": "mx", "style": "exchange",
     "mx": [{"pref": 10, "host": "mx1.busy.test"}, {"pref": 20, "host": "mx2.busy.test"}],
     "mailboxes": {f"user{i}": "ok" for i in range(1, 4)} | {"full1": "full"}})
+# Postfix echoes the recipient: "550 5.1.1 <spamhaus@blacklist.test>: Recipient address rejected:
+# User unknown ...". Blocklist and greylist words in the echo are not the server's.
+s["hosts"].append({"name": "mx.blacklist.test", "ip": f"127.{net}.1.3"})
+s["domains"].append({"name": "blacklist.test", "dns": "mx", "style": "postfix",
+    "mx": [{"pref": 10, "host": "mx.blacklist.test"}],
+    "mailboxes": {f"user{i}": "ok" for i in range(1, 9)}})
 json.dump(s, open(sys.argv[2], "w"))
 PY
     start_farm "$SC" "$REPORT" && return 0
@@ -55,6 +61,13 @@ for a in busy:
     expect[a] = ["risky", "mailbox_full"] if a.startswith("full") else \
         ["undeliverable", "mailbox_not_found"] if a.startswith("nobody") else ["deliverable", "accepted"]
 emails = [r["email"] for r in rows]
+# The echo domain (its user1..8 exist; the truth lists them): unknown mailboxes named with
+# blocklist/greylist words, so a block read into an echo would end its other addresses
+# unknown/blocked too.
+for lp in ["spamhaus", "greylist", "dnsbl", "blacklist", "abuse", "greylisted", "rbl", "starttls"]:
+    a = f"{lp}@blacklist.test"
+    emails.append(a)
+    expect[a] = ["undeliverable", "mailbox_not_found"]
 with open(sys.argv[2].replace("list.csv", "busy.txt"), "w") as f:
     f.write("\n".join(busy) + "\n")
 # Hostile: CR/LF smuggling inside a quoted CSV field, a NUL, a 1 MB field; and a duplicate line.
@@ -108,7 +121,7 @@ PY
 cat "$WORK/busy.jsonl" >>"$WORK/out.jsonl"
 
 "$PY" - "$WORK/expect.json" "$WORK/out.jsonl" "$REPORT" "$(cat "$WORK/rss.txt")" "127.$NET.9.1" "127.$NET.9.2" "${MXP_RSS_LIMIT_KIB:-49152}" <<'PY' || fail "results differ from the truth"
-import json, sys
+import json, re, sys
 exp = json.load(open(sys.argv[1]))
 recs = [json.loads(l) for l in open(sys.argv[2])]
 report = json.load(open(sys.argv[3]))
@@ -148,6 +161,17 @@ if {r["source_ip"] for r in recs if r["mx"] and r["domain"] != "busy.test"} != s
 limit = int(sys.argv[7])
 if limit and rss_kib > limit:
     bad.append(f"peak RSS {rss_kib} KiB: a flooding server grew our memory")
+# What decided an address that ends unknown/blocked: the record's error names the source, until
+# when it rests and the reply; mx names the MX group's server (also for an address never sent).
+for r in recs:
+    if [r["verdict"], r["reason"]] == ["unknown", "blocked"] and r["domain"] != "busy.test":
+        err = r.get("error") or ""
+        # Never sent (attempts 0): the source rests; sent: it rests, or the block is pending.
+        how = r" resting until \d\d:\d\d:\d\d UTC" if r["attempts"] == 0 else \
+            r"( resting until \d\d:\d\d:\d\d UTC| refused)"
+        if not (r["mx"] and re.fullmatch(r"source IP 127\.[0-9.]+" + how + r" after 5\d\d .* at " +
+                                         re.escape(r["mx"]), err)):
+            bad.append(f"{r['email']}: unknown/blocked without what decided: error={err!r} mx={r['mx']}")
 for b in bad:
     print("MISMATCH", b)
 print(f"{len(recs)} records checked, {len(bad)} mismatches, peak RSS {rss_kib} KiB, "
