@@ -235,7 +235,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   if (show) {
     auto& ps = runner.progress_state();
     ps.done = runner.written();
-    ps.extra = runner.counts();
+    runner.fill_progress(ps);
     progress.finish(ps);
   }
   if (!closed) {
