@@ -128,6 +128,18 @@ int unknown_command(const CLI::App& app, const std::string& typed) {
   return 2;
 }
 
+// The list of commands (mxprobe help; mxprobe alone).
+void print_commands(const CLI::App& app, std::FILE* out) {
+  std::fprintf(out, "%s\n\nUsage: mxprobe COMMAND [OPTIONS]\n\nCommands:\n",
+               app.get_description().c_str());
+  for (const auto& d : command_docs())
+    std::fprintf(out, "  %-14s%s\n", d.name.c_str(),
+                 app.get_subcommand(d.name)->get_description().c_str());
+  std::fprintf(out,
+               "\nmxprobe help COMMAND: its options, exit codes and examples "
+               "(all of them: docs/cli.md)\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -239,7 +251,11 @@ int main(int argc, char** argv) {
   hp->add_option("command", help_for, "the command (without one: the list of commands)");
   hp->add_flag("--markdown", help_markdown, "every command's reference as Markdown (docs/cli.md)");
 
-  if (argc > 1 && argv[1][0] != '-') {
+  if (argc == 1) {  // no command: what there is, instead of "A subcommand is required"
+    print_commands(app, stderr);
+    return 2;
+  }
+  if (argv[1][0] != '-') {
     bool known = false;
     for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; }))
       known = known || sub->get_name() == argv[1];
@@ -258,17 +274,7 @@ int main(int argc, char** argv) {
       std::fputs(mxp::app::cli_reference(app, docs).c_str(), stdout);
       return 0;
     }
-    if (help_for.empty()) {
-      std::printf("%s\n\nUsage: mxprobe COMMAND [OPTIONS]\n\nCommands:\n",
-                  app.get_description().c_str());
-      for (const auto& d : docs)
-        std::printf("  %-14s%s\n", d.name.c_str(),
-                    app.get_subcommand(d.name)->get_description().c_str());
-      std::printf(
-          "\nmxprobe help COMMAND: its options, exit codes and examples "
-          "(all of them: docs/cli.md)\n");
-      return 0;
-    }
+    if (help_for.empty()) return print_commands(app, stdout), 0;
     for (const auto& d : docs)
       if (d.name == help_for) {
         std::fputs(mxp::app::command_reference(*app.get_subcommand(help_for), d).c_str(), stdout);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -44,11 +45,16 @@ class CliUsage : public ::testing::Test {
     ss << f.rdbuf();
     return ss.str();
   }
+  // The binary: $MXPROBE (another build's, e.g. to see these fail before a change), else ours.
+  static std::string bin() {
+    const char* env = std::getenv("MXPROBE");
+    return env && *env ? env : MXPROBE_BIN;
+  }
   // stdin is /dev/null; HOME and XDG_CACHE_HOME point into the test's directory.
   Outcome run(const std::string& args) {
     const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
     std::string cmd = "cd " + dir_.string() + " && HOME=" + dir_.string() +
-                      " XDG_CACHE_HOME=" + dir_.string() + " " + MXPROBE_BIN + " " + args +
+                      " XDG_CACHE_HOME=" + dir_.string() + " " + bin() + " " + args +
                       " </dev/null >" + out.string() + " 2>" + err.string();
     int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
@@ -74,6 +80,12 @@ TEST_F(CliUsage, MistypedCommandGetsASuggestion) {
   r = run("frobnicate");
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("not a command"), std::string::npos) << r.err;
+}
+
+TEST_F(CliUsage, NoCommandListsThem) {
+  Outcome r = run("");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("  verify "), std::string::npos) << r.err;
 }
 
 TEST_F(CliUsage, HelpListsCommandsAndPrintsEachReference) {
