@@ -16,6 +16,8 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # mail and DNS peers for integration tests and benchmarks
   postfix dnsmasq-base swaks bind9-dnsutils microsocks wrk gnuplot-nox openssl
+  # the progress line at a fixed terminal width (tests/integration/app/progress_tty.sh)
+  tmux
   # console: Emscripten, headless browser, node for playwright-core
   emscripten chromium dpkg-dev
 )

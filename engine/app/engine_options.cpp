@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 
 #include "address/address.hpp"
@@ -13,13 +14,43 @@
 
 namespace mxp::app {
 
-void add_engine_options(CLI::App& cmd, EngineOptions& o) {
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(in.c_str(), &end);
+        if (in.empty() || *end != '\0' || !std::isfinite(v) || !(v > 0))
+          return "must be a number above 0, not '" + in + "'";
+        return {};
+      },
+      "> 0");
+}
+
+CLI::Validator positive_seconds() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(in.c_str(), &end);
+        if (in.empty() || *end != '\0' || !std::isfinite(v) || !(v > 0) || v > 86400)
+          return "must be seconds above 0 and at most 86400, not '" + in + "'";
+        return {};
+      },
+      "seconds");
+}
+
+void add_engine_options(CLI::App& cmd, EngineOptions& o, EngineOptionSet set) {
+  const bool all = set == EngineOptionSet::All;
   cmd.add_option("--backend", o.backend,
                  "event loop: auto (io_uring where the kernel allows, else libuv), uring or uv")
       ->check(CLI::IsMember({"auto", "uring", "uv"}))
       ->capture_default_str();
-  cmd.add_option("--dns", o.dns, "DNS resolver IP[:PORT] (repeatable); default: /etc/resolv.conf");
-  cmd.add_option("--smtp-port", o.smtp_port, "TCP port of the mail servers")->capture_default_str();
+  // Repeatable options take one value each time: `--dns 127.0.0.1 alice@example.org` leaves
+  // the address to the command.
+  cmd.add_option("--dns", o.dns, "DNS resolver IP[:PORT] (repeatable); default: /etc/resolv.conf")
+      ->allow_extra_args(false);
+  cmd.add_option("--smtp-port", o.smtp_port, "TCP port of the mail servers")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
   cmd.add_option("--prefer", o.prefer,
                  "address family tried first among mail hosts of equal MX preference (a domain "
                  "whose hosts have only the other family still works)")
@@ -27,55 +58,62 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o) {
       ->capture_default_str();
   cmd.add_option("--source-ip", o.source_ips,
                  "local address(es) to connect from, in turn (IPv4/IPv6)")
-      ->delimiter(',');
-  cmd.add_option("--new-source-ip", o.new_source_ips,
-                 "source address(es) new to the pool: warmed up per the policy's [warmup]")
-      ->delimiter(',');
-  cmd.add_option("--proxy", o.proxies,
-                 "SOCKS5 proxy socks5://[user:pass@]host:port (repeatable): sessions go through "
-                 "the pool, one source per proxy (docs/proxies.md)")
+      ->delimiter(',')
       ->allow_extra_args(false);
-  cmd.add_option("--proxy-file", o.proxy_files,
-                 "file of proxy URLs, one per line, # comments (repeatable)")
-      ->allow_extra_args(false)
-      ->check(CLI::ExistingFile);
-  cmd.add_option("--proxy-timeout", o.proxy_timeout,
-                 "seconds a proxy health check may take (connect, greeting, authentication)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd.add_option(
-         "--proxy-recheck", o.proxy_recheck,
-         "seconds between re-checks of a proxy out of rotation, at most (from 1 s, doubling)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd.add_option("--policy", o.policy_file,
-                 "scheduling policy, TOML (docs/policy.md); reloaded on SIGHUP")
-      ->check(CLI::ExistingFile);
-  cmd.add_option("--timeout-connect", o.timeout_connect, "seconds to connect (default: policy, 30)")
-      ->check(CLI::PositiveNumber);
-  cmd.add_option("--timeout-banner", o.timeout_banner,
-                 "seconds to wait for the greeting (default: policy, 60)")
-      ->check(CLI::PositiveNumber);
-  cmd.add_option("--timeout-command", o.timeout_command,
-                 "seconds to wait for each reply (default: policy, 60)")
-      ->check(CLI::PositiveNumber);
+  if (all) {
+    cmd.add_option("--new-source-ip", o.new_source_ips,
+                   "source address(es) new to the pool: warmed up per the policy's [warmup]")
+        ->delimiter(',')
+        ->allow_extra_args(false);
+    cmd.add_option("--proxy", o.proxies,
+                   "SOCKS5 proxy socks5://[user:pass@]host:port (repeatable): sessions go through "
+                   "the pool, one source per proxy (docs/proxies.md)")
+        ->allow_extra_args(false);
+    cmd.add_option("--proxy-file", o.proxy_files,
+                   "file of proxy URLs, one per line, # comments (repeatable)")
+        ->allow_extra_args(false)
+        ->check(CLI::ExistingFile);
+    cmd.add_option("--proxy-timeout", o.proxy_timeout,
+                   "seconds a proxy health check may take (connect, greeting, authentication)")
+        ->check(positive_seconds())
+        ->capture_default_str();
+    cmd.add_option(
+           "--proxy-recheck", o.proxy_recheck,
+           "seconds between re-checks of a proxy out of rotation, at most (from 1 s, doubling)")
+        ->check(positive_seconds())
+        ->capture_default_str();
+    cmd.add_option("--policy", o.policy_file,
+                   "scheduling policy, TOML (docs/policy.md); reloaded on SIGHUP")
+        ->check(CLI::ExistingFile);
+    cmd.add_option("--timeout-connect", o.timeout_connect,
+                   "seconds to connect (default: policy, 30)")
+        ->check(positive_seconds());
+    cmd.add_option("--timeout-banner", o.timeout_banner,
+                   "seconds to wait for the greeting (default: policy, 60)")
+        ->check(positive_seconds());
+    cmd.add_option("--timeout-command", o.timeout_command,
+                   "seconds to wait for each reply (default: policy, 60)")
+        ->check(positive_seconds());
+  }
   cmd.add_option("--timeout-dns", o.timeout_dns, "seconds per DNS try (2 tries)")
+      ->check(positive_seconds())
       ->capture_default_str();
   cmd.add_option("--helo", o.helo, "EHLO/HELO name (default: this host's name)");
   cmd.add_option("--mail-from", o.mail_from, "MAIL FROM address (default: the null sender <>)");
+  if (!all) return;
   cmd.add_option("-c,--concurrency", o.concurrency,
                  "SMTP sessions at once, all servers (default: policy, 200)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd.add_option("--domain-concurrency", o.domain_concurrency,
                  "SMTP sessions at once per domain (default: policy, 4)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd.add_option("--rcpts-per-session", o.rcpts_per_session,
                  "addresses checked on one connection (default: policy, 25; at most "
                  "session.rejections, 8, are sent before replies come back)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd.add_option("--max-domains", o.max_domains,
                  "domains remembered at once; idle ones beyond are forgotten (bounded memory)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   cmd.add_flag("--no-catch-all", o.no_catch_all, "do not probe domains with a random address");
   cmd.add_flag("--no-pipelining", o.no_pipelining,
@@ -186,32 +224,16 @@ static bool load_proxies(const EngineOptions& o, pipeline::VerifierConfig& c, st
   return true;
 }
 
-bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE* diag) {
-  loop::LoopOptions lo;
-  lo.backend = *loop::parse_backend(o.backend);
-  auto made = loop::make_loop(lo);
-  if (!made.loop) {
-    std::fprintf(diag, "mxprobe: cannot start the event loop: %s\n", made.why.c_str());
-    return false;
-  }
-  e.loop = std::move(made.loop);
-  e.loop_why = made.why;
-  loop::raise_nofile_limit();
-
-  dns::ResolverOptions ro;
-  ro.servers = o.dns;
-  ro.timeout = ms(o.timeout_dns);
-  ro.prefer = o.prefer == "ipv6" ? dns::AddressPreference::Ipv6 : dns::AddressPreference::Ipv4;
+// Everything of the configuration that comes from the user's values (no loop, no resolver):
+// a false here is a usage error.
+static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::FILE* diag) {
   std::string err;
-  e.resolver = dns::Resolver::create(*e.loop, ro, err);
-  if (!e.resolver) {
-    std::fprintf(diag, "mxprobe: %s\n", err.c_str());
-    return false;
-  }
-
-  auto& c = e.config;
+  for (const auto& s : o.dns)
+    if (!loop::Endpoint::parse_host_port(s, 53)) {
+      std::fprintf(diag, "mxprobe: --dns '%s' is not IP or IP:PORT ([IPv6]:PORT)\n", s.c_str());
+      return false;
+    }
   c.smtp_port = o.smtp_port;
-  e.options = o;
   c.policy = load_engine_policy(o, err);
   if (!c.policy) {
     std::fprintf(diag, "mxprobe: %s\n", err.c_str());
@@ -266,6 +288,39 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
   }
   c.catch_all_probe = !o.no_catch_all;
   c.max_domains = o.max_domains;
+  return true;
+}
+
+bool check_engine_options(const EngineOptions& o, std::FILE* diag) {
+  pipeline::VerifierConfig c;
+  return configure(o, c, diag);
+}
+
+bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE* diag) {
+  auto& c = e.config;
+  if (!configure(o, c, diag)) return false;
+  e.options = o;
+  loop::LoopOptions lo;
+  lo.backend = *loop::parse_backend(o.backend);
+  auto made = loop::make_loop(lo);
+  if (!made.loop) {
+    std::fprintf(diag, "mxprobe: cannot start the event loop: %s\n", made.why.c_str());
+    return false;
+  }
+  e.loop = std::move(made.loop);
+  e.loop_why = made.why;
+  loop::raise_nofile_limit();
+
+  dns::ResolverOptions ro;
+  ro.servers = o.dns;
+  ro.timeout = ms(o.timeout_dns);
+  ro.prefer = o.prefer == "ipv6" ? dns::AddressPreference::Ipv6 : dns::AddressPreference::Ipv4;
+  std::string err;
+  e.resolver = dns::Resolver::create(*e.loop, ro, err);
+  if (!e.resolver) {
+    std::fprintf(diag, "mxprobe: %s\n", err.c_str());
+    return false;
+  }
   c.transcripts = transcripts;
   std::string warning, loaded_from;
   c.domain_data = flags::load_domain_data(o.domain_data, warning, loaded_from);

@@ -43,7 +43,16 @@ struct EngineOptions {
   std::string tls_ca_file;  // with tls_verify: a PEM bundle instead of the system's
 };
 
-void add_engine_options(CLI::App& cmd, EngineOptions& o);
+// Which engine options a command takes: all of them, or those probe-server uses (its own
+// timeouts and no scheduler, policy, proxies or TLS of its own).
+enum class EngineOptionSet { All, ProbeServer };
+void add_engine_options(CLI::App& cmd, EngineOptions& o,
+                        EngineOptionSet set = EngineOptionSet::All);
+
+// Option checks with short messages: a number above 0 ("must be a number above 0, not '0'"), and
+// seconds above 0 and at most a day.
+CLI::Validator positive_number();
+CLI::Validator positive_seconds();
 
 // Everything a command needs to verify: built in order, torn down in reverse.
 struct Engine {
@@ -59,6 +68,12 @@ struct Engine {
 std::shared_ptr<const sched::Policy> load_engine_policy(const EngineOptions& o, std::string& err);
 // The command-line values as a policy document (the last layer).
 std::string policy_overrides(const EngineOptions& o);
+
+// The options' values that are the user's to get right (resolver addresses, the policy file,
+// source addresses, proxies, HELO name, sender, TLS CA file): false, with a clear message, when
+// one is wrong. A usage error (exit 2), checked before anything starts; make_engine fails on
+// the same values the same way, and otherwise only when the engine cannot start (exit 3).
+bool check_engine_options(const EngineOptions& o, std::FILE* diag);
 
 // Builds the engine; on failure prints a clear message to diag and returns false.
 bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE* diag);

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "app/cli_reference.hpp"
 #include "app/probe_server.hpp"
 #include "app/serve.hpp"
 #include "app/syntax.hpp"
@@ -16,7 +17,7 @@ namespace {
 struct ListOptions {
   std::string input = "-", output = "-", input_format = "auto";
   mxp::app::RecordOptions records;
-  bool no_progress = false, status_lines = false;
+  bool no_progress = false, status_lines = false, quiet = false;
   CLI::Option* column = nullptr;
 
   void add(CLI::App& cmd, const char* output_help) {
@@ -29,6 +30,8 @@ struct ListOptions {
         ->capture_default_str();
     cmd.add_flag("--no-progress", no_progress, "never show progress");
     cmd.add_flag("--progress", status_lines, "status lines even when stderr is not a terminal");
+    cmd.add_flag("-q,--quiet", quiet,
+                 "errors and warnings only on stderr: no progress, no summary");
   }
   void finish() {
     records.column_given = column->count() > 0;
@@ -36,8 +39,106 @@ struct ListOptions {
                      : input_format == "csv" ? mxp::app::InputFormat::Csv
                                              : mxp::app::InputFormat::Auto;
   }
-  int progress() const { return no_progress ? 0 : status_lines ? 1 : -1; }
+  int progress() const { return no_progress || quiet ? 0 : status_lines ? 1 : -1; }
 };
+
+// What the CLI11 definition does not say about each command: exit codes (the same numbers mean
+// the same things in every command: 0 ok, 2 usage, 3 the engine could not start) and examples.
+// docs/cli.md is generated from these and the definition below.
+std::vector<mxp::app::CommandDoc> command_docs() {
+  const std::pair<int, std::string> usage{
+      2,
+      "usage error: unknown option, bad value, malformed --dns, --policy file that does not "
+      "parse (nothing was started)"};
+  const std::pair<int, std::string> engine{
+      3, "the engine could not start (event loop, the system's DNS configuration)"};
+  return {
+      {"check",
+       {{0, "every address verified; none is undeliverable"},
+        {4, "at least one address is undeliverable"},
+        usage,
+        engine},
+       {"mxprobe check alice@example.org",
+        "mxprobe check --verbose alice@example.org bob@example.net",
+        "mxprobe check --json --tries 0 alice@example.org   # wait out greylisting"},
+       "[usage.md](usage.md#mxprobe-check)"},
+      {"verify",
+       {{0, "every record written"},
+        {1, "an I/O, journal or store error (what is written is kept; the journal can resume)"},
+        {2,
+         "usage error, or an up-front input error (unreadable input, a named --column not in "
+         "the header, a journal holding an unfinished job without --resume)"},
+        engine,
+        {130, "stopped by Ctrl-C or SIGTERM: run the same command with --resume"}},
+       {"mxprobe verify -i list.csv -o results.jsonl",
+        "mxprobe verify -i list.txt -o results.csv --format csv --source-ip "
+        "198.51.100.7,198.51.100.8",
+        "mxprobe verify -i list.csv -o results.jsonl --resume   # after Ctrl-C or a crash"},
+       "[usage.md](usage.md#mxprobe-verify), [jobs.md](jobs.md)"},
+      {"syntax",
+       {{0, "every record written (invalid addresses are results, not failures)"},
+        {1, "an I/O error while reading or writing"},
+        {2,
+         "usage error, or an up-front input error (unreadable input, a named --column not in "
+         "the header)"}},
+       {"mxprobe syntax -i list.txt -o checked.jsonl", "mxprobe syntax --column Mail < list.csv"},
+       "[usage.md](usage.md#mxprobe-syntax)"},
+      {"serve",
+       {{0, "stopped by SIGINT or SIGTERM"},
+        {2,
+         "usage error, or the server cannot start as asked (address in use, a non-loopback "
+         "--listen without a token, an unreadable --token-file, --data not creatable)"},
+        engine},
+       {"mxprobe serve --listen 127.0.0.1:8025 --data ~/mxprobe-jobs",
+        "mxprobe serve --listen 0.0.0.0:8025 --token-file token --console "
+        "build/release/admin-wasm/dist"},
+       "[api.md](api.md)"},
+      {"probe-server",
+       {{0, "the report was printed"},
+        {1, "the target could not be resolved or reached"},
+        usage,
+        engine},
+       {"mxprobe probe-server mx1.example.org", "mxprobe probe-server example.org --json",
+        "mxprobe probe-server 192.0.2.25:2525 --domain example.org --no-rate"},
+       "[probe.md](probe.md)"},
+      {"help",
+       {{0, "the reference was printed"}, {2, "no such command"}},
+       {"mxprobe help verify", "mxprobe help --markdown > docs/cli.md"},
+       ""},
+  };
+}
+
+// `mxprobe chek`: CLI11 would say "a subcommand is required". Say which one was meant.
+int unknown_command(const CLI::App& app, const std::string& typed) {
+  std::vector<std::string> names;
+  for (const auto* c :
+       app.get_subcommands([](const CLI::App* c) { return !c->get_group().empty(); }))
+    names.push_back(c->get_name());
+  std::string best = mxp::app::closest_command(typed, names);
+  std::string list;
+  for (const auto& n : names)
+    list += (list.empty() ? "" : ", ") + n;
+  if (best.empty())
+    std::fprintf(stderr, "mxprobe: '%s' is not a command (commands: %s; mxprobe help COMMAND)\n",
+                 typed.c_str(), list.c_str());
+  else
+    std::fprintf(stderr,
+                 "mxprobe: '%s' is not a command; did you mean 'mxprobe %s'? (commands: %s)\n",
+                 typed.c_str(), best.c_str(), list.c_str());
+  return 2;
+}
+
+// The list of commands (mxprobe help; mxprobe alone).
+void print_commands(const CLI::App& app, std::FILE* out) {
+  std::fprintf(out, "%s\n\nUsage: mxprobe COMMAND [OPTIONS]\n\nCommands:\n",
+               app.get_description().c_str());
+  for (const auto& d : command_docs())
+    std::fprintf(out, "  %-14s%s\n", d.name.c_str(),
+                 app.get_subcommand(d.name)->get_description().c_str());
+  std::fprintf(out,
+               "\nmxprobe help COMMAND: its options, exit codes and examples "
+               "(all of them: docs/cli.md)\n");
+}
 
 }  // namespace
 
@@ -75,6 +176,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"jsonl", "csv"}))
       ->capture_default_str();
   v->add_flag("--transcript", ver.transcripts, "add each address's SMTP dialogue to its record");
+  v->add_flag("-v,--verbose", ver.verbose, "say which event loop runs, and why");
   v->add_option("--journal", ver.journal,
                 "SQLite journal of the job, for --resume (default: OUTPUT.journal)");
   v->add_flag("--no-journal", ver.no_journal, "keep no journal (the job cannot be resumed)");
@@ -140,13 +242,48 @@ int main(int argc, char** argv) {
   pr->add_flag("--no-concurrency", prb.no_concurrency, "skip the concurrency ramp");
   pr->add_flag("--no-rate", prb.no_rate, "skip the connection-rate ramp");
   pr->add_flag("--no-error-limit", prb.no_error_limit, "skip the error-limit test");
-  mxp::app::add_engine_options(*pr, eng);
+  mxp::app::add_engine_options(*pr, eng, mxp::app::EngineOptionSet::ProbeServer);
+
+  std::string help_for;
+  bool help_markdown = false;
+  auto* hp =
+      app.add_subcommand("help", "print a command's reference: options, exit codes, examples");
+  hp->add_option("command", help_for, "the command (without one: the list of commands)");
+  hp->add_flag("--markdown", help_markdown, "every command's reference as Markdown (docs/cli.md)");
+
+  if (argc == 1) {  // no command: what there is, instead of "A subcommand is required"
+    print_commands(app, stderr);
+    return 2;
+  }
+  if (argv[1][0] != '-') {
+    bool known = false;
+    for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+      known = known || sub->get_name() == argv[1];
+    if (!known) return unknown_command(app, argv[1]);
+  }
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+
+  if (*hp) {
+    const auto docs = command_docs();
+    if (help_markdown) {
+      std::fputs(mxp::app::cli_reference(app, docs).c_str(), stdout);
+      return 0;
+    }
+    if (help_for.empty()) return print_commands(app, stdout), 0;
+    for (const auto& d : docs)
+      if (d.name == help_for) {
+        std::fputs(mxp::app::command_reference(*app.get_subcommand(help_for), d).c_str(), stdout);
+        return 0;
+      }
+    return unknown_command(app, help_for);
+  }
+  // The engine's values are the user's to get right: a usage error before anything starts.
+  if ((*c || *v || *sv || *pr) && !mxp::app::check_engine_options(eng, stderr)) return 2;
 
   if (*s) {
     syn_list.finish();
@@ -162,6 +299,7 @@ int main(int argc, char** argv) {
     ver.output = ver_list.output;
     ver.records = ver_list.records;
     ver.progress = ver_list.progress();
+    ver.quiet = ver_list.quiet;
     ver.format = format == "csv" ? mxp::app::OutputFormat::Csv : mxp::app::OutputFormat::Jsonl;
     auto ttl = mxp::sched::parse_duration(cache_ttl);
     if (!ttl) {

@@ -300,15 +300,33 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   uint64_t from_cache() const { return from_cache_; }
   ProgressState& progress_state() { return ps_; }
   const pipeline::VerifierStats& stats() const { return verifier_.stats(); }
+  // The verdict counts, exact ("deliverable 1234  undeliverable 56 ..."): the final summary.
   std::string counts() const {
     std::string s;
     for (int i = 0; i < kVerdictCount; ++i) {
       if (i) s += "  ";
       s += to_string(static_cast<Verdict>(i));
       s += ' ';
-      s += human_count(static_cast<double>(counts_[i]));
+      s += std::to_string(counts_[i]);
     }
     return s;
+  }
+  // The status line's figures: verdict counts, open sessions, and the addresses waiting for a
+  // retry with when the first and the last are due (the ETA counts the waits).
+  void fill_progress(ProgressState& ps) const {
+    ps.counts.clear();
+    for (int i = 0; i < kVerdictCount; ++i)
+      ps.counts.emplace_back(to_string(static_cast<Verdict>(i)), counts_[i]);
+    const auto& sched = verifier_.scheduler();
+    ps.sessions = sched.stats().sessions;
+    const auto w = sched.waiting_span();
+    const auto now = e_.loop->now();
+    auto in = [now](sched::TimePoint t) {
+      return std::max(0.0, std::chrono::duration<double>(t - now).count());
+    };
+    ps.waiting = w.count;
+    ps.next_retry_s = w.count ? in(w.first) : -1;
+    ps.last_retry_s = w.count ? in(w.last) : -1;
   }
 
  private:
@@ -791,9 +809,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
       else if (ps_.bytes_done > 0 && ps_.bytes_total > 0)
         ps_.total = records_seen_ * ps_.bytes_total / ps_.bytes_done;
       ps_.done = written_;
-      auto st = verifier_.scheduler().stats();
-      ps_.extra = counts() + "  | sessions " + std::to_string(st.sessions) + ", waiting " +
-                  human_count(static_cast<double>(st.waiting)) + " (retries)";
+      fill_progress(ps_);
       progress_->maybe_draw(ps_, false);
     }
     if (!done()) arm_tick();

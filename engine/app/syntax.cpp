@@ -100,8 +100,7 @@ int run_syntax(const SyntaxOptions& opts, std::FILE* diag) {
   auto update = [&](bool final) {
     if (!show) return;
     ps.done = stats.records;
-    ps.extra = "ok " + human_count(static_cast<double>(stats.ok)) + "  invalid " +
-               human_count(static_cast<double>(stats.bad));
+    ps.counts = {{"ok", stats.ok}, {"invalid", stats.bad}};
     final ? progress.finish(ps) : progress.maybe_draw(ps, false);
   };
 

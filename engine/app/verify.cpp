@@ -198,10 +198,11 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   }
   Engine e;
   if (!make_engine(eng, opts.transcripts, e, diag)) return 3;
-  std::fprintf(diag, "mxprobe verify: %s\n", e.loop_why.c_str());
-  e.config.log = [diag](const std::string& line) {
-    std::fprintf(diag, "mxprobe: %s\n", line.c_str());
-  };
+  if (opts.verbose) std::fprintf(diag, "mxprobe verify: %s\n", e.loop_why.c_str());
+  if (!opts.quiet)
+    e.config.log = [diag](const std::string& line) {
+      std::fprintf(diag, "mxprobe: %s\n", line.c_str());
+    };
 
   // A bar on a terminal, a status line every few seconds otherwise, nothing with --no-progress.
   bool show = opts.progress != 0;
@@ -225,8 +226,9 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
                    counts.error().message.c_str());
       return 1;
     }
-    std::fprintf(diag, "mxprobe verify: resuming: %llu records from the journal\n",
-                 static_cast<unsigned long long>(counts->done));
+    if (!opts.quiet)
+      std::fprintf(diag, "mxprobe verify: resuming: %llu records from the journal\n",
+                   static_cast<unsigned long long>(counts->done));
     if (!runner.resume(old_job->id, old_options)) return 1;
   }
   int rc = runner.run();
@@ -235,7 +237,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   if (show) {
     auto& ps = runner.progress_state();
     ps.done = runner.written();
-    ps.extra = runner.counts();
+    runner.fill_progress(ps);
     progress.finish(ps);
   }
   if (!closed) {
@@ -265,13 +267,15 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
       }
     }
     const auto& st = runner.stats();
-    std::fprintf(diag,
-                 "mxprobe verify: %llu records: %s; %llu SMTP sessions, %llu retries, "
-                 "%llu failovers, %llu duplicates, %llu from cache, %llu idle domains forgotten\n",
-                 (unsigned long long)runner.written(), runner.counts().c_str(),
-                 (unsigned long long)st.sessions_started, (unsigned long long)st.retries,
-                 (unsigned long long)st.failovers, (unsigned long long)runner.deduped(),
-                 (unsigned long long)runner.from_cache(), (unsigned long long)st.domains_evicted);
+    if (!opts.quiet)
+      std::fprintf(
+          diag,
+          "mxprobe verify: %llu records: %s; %llu SMTP sessions, %llu retries, "
+          "%llu failovers, %llu duplicates, %llu from cache, %llu idle domains forgotten\n",
+          (unsigned long long)runner.written(), runner.counts().c_str(),
+          (unsigned long long)st.sessions_started, (unsigned long long)st.retries,
+          (unsigned long long)st.failovers, (unsigned long long)runner.deduped(),
+          (unsigned long long)runner.from_cache(), (unsigned long long)st.domains_evicted);
   }
   return rc;
 }

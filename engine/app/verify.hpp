@@ -28,7 +28,9 @@ struct VerifyOptions {
   OutputFormat format = OutputFormat::Jsonl;
   RecordOptions records;
   bool transcripts = false;
-  int progress = -1;  // -1: a bar when stderr is a terminal; 0: never; 1: status lines
+  int progress = -1;     // -1: a bar when stderr is a terminal; 0: never; 1: status lines
+  bool quiet = false;    // errors and warnings only: no summary, no scheduler log
+  bool verbose = false;  // say which event loop runs
   // Journal (docs/jobs.md): default OUTPUT.journal for an output file, none for stdout.
   std::string journal;
   bool no_journal = false, resume = false, keep_journal = false;

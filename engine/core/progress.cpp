@@ -1,6 +1,12 @@
 #include "core/progress.hpp"
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 
 namespace mxp {
 
@@ -31,8 +37,17 @@ std::string human_duration(double seconds) {
   return buf;
 }
 
+namespace {
+
+struct Piece {
+  std::string text;
+  int priority;  // 0 most important; the highest is left out first
+};
+
+}  // namespace
+
 std::string render_progress(const ProgressState& s, double elapsed_s, std::string_view unit,
-                            bool bar) {
+                            bool bar, size_t width) {
   // Fraction done: by items when the total is known, else by input bytes, else unknown.
   double frac = -1;
   if (s.total > 0)
@@ -42,31 +57,87 @@ std::string render_progress(const ProgressState& s, double elapsed_s, std::strin
   if (frac > 1) frac = 1;
   double rate = elapsed_s > 0 ? static_cast<double>(s.done) / elapsed_s : 0;
 
+  std::vector<Piece> pieces;
+  char buf[64];
+  std::string items;
+  if (frac >= 0) {
+    std::snprintf(buf, sizeof buf, "%.1f%% ", frac * 100);
+    items = buf;
+  }
+  items += human_count(static_cast<double>(s.done));
+  if (s.total > 0) items += "/" + human_count(static_cast<double>(s.total));
+  items += ' ';
+  items += unit;
+  pieces.push_back({std::move(items), 0});
+  // ETA: by the rate so far, but never before the last waiting retry is due (those addresses
+  // cannot finish sooner; ">=": a retry may be answered with another wait).
+  const bool waits = s.waiting > 0 && s.last_retry_s >= 0;
+  if (frac < 1 && (frac > 0 || waits)) {
+    double eta = frac > 0 ? elapsed_s * (1 - frac) / frac : 0;
+    if (waits && s.last_retry_s >= eta)
+      pieces.push_back({"ETA >=" + human_duration(s.last_retry_s), 1});
+    else
+      pieces.push_back({"ETA " + human_duration(eta), 1});
+  }
+  if (s.waiting > 0) {
+    std::string w = human_count(static_cast<double>(s.waiting)) + " waiting";
+    if (s.next_retry_s >= 0) w += ", next retry " + human_duration(s.next_retry_s);
+    pieces.push_back({std::move(w), 2});
+  }
+  pieces.push_back({human_count(rate) + "/s", 3});
+  int prio = 4;
+  for (const auto& [name, n] : s.counts)
+    pieces.push_back({name + " " + human_count(static_cast<double>(n)), prio++});
+  if (s.sessions >= 0) pieces.push_back({"sessions " + std::to_string(s.sessions), prio++});
+  pieces.push_back({"elapsed " + human_duration(elapsed_s), prio++});
+
+  // Leave out the least important pieces until the line fits (one column spare: a line that
+  // fills the last column makes some terminals wrap).
+  constexpr size_t kSep = 2;
+  const size_t limit = width > 0 ? width - 1 : SIZE_MAX;
+  auto length = [&] {
+    size_t n = 0;
+    for (const auto& p : pieces)
+      n += p.text.size() + (n ? kSep : 0);
+    return n;
+  };
+  while (pieces.size() > 1 && length() > limit) {
+    auto worst = pieces.begin();
+    for (auto it = pieces.begin(); it != pieces.end(); ++it)
+      if (it->priority > worst->priority) worst = it;
+    pieces.erase(worst);
+  }
+
   std::string line;
   if (bar) {
-    constexpr int kWidth = 24;
-    int filled = frac < 0 ? 0 : static_cast<int>(frac * kWidth);
-    line += '[';
-    line.append(filled, '#');
-    line.append(kWidth - filled, frac < 0 ? '?' : '.');
-    line += "] ";
+    // The bar takes what is left, 10 to 30 columns; without room for 10 it is left out.
+    constexpr size_t kMin = 10, kMax = 30;
+    size_t room = width > 0 && limit > length() + 3 ? limit - length() - 3 : 0;
+    size_t w = width == 0 ? 24 : std::min(room, kMax);
+    if (width == 0 || room >= kMin) {
+      size_t filled = frac < 0 ? 0 : static_cast<size_t>(frac * static_cast<double>(w));
+      line += '[';
+      line.append(filled, '#');
+      line.append(w - filled, frac < 0 ? '?' : '.');
+      line += "] ";
+    }
   }
-  char buf[64];
-  if (frac >= 0) {
-    std::snprintf(buf, sizeof buf, "%5.1f%% ", frac * 100);
-    line += buf;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (i) line.append(kSep, ' ');
+    line += pieces[i].text;
   }
-  line += human_count(static_cast<double>(s.done));
-  if (s.total > 0) line += "/" + human_count(static_cast<double>(s.total));
-  line += ' ';
-  line += unit;
-  line += ' ';
-  line += human_count(rate);
-  line += "/s";
-  if (!s.extra.empty()) line += "  " + s.extra;
-  line += "  elapsed " + human_duration(elapsed_s);
-  if (frac > 0 && frac < 1) line += "  ETA " + human_duration(elapsed_s * (1 - frac) / frac);
+  if (line.size() > limit) line.resize(limit);  // a very narrow terminal: cut, never wrap
   return line;
+}
+
+size_t terminal_width(std::FILE* f) {
+  struct winsize ws {};
+  if (f && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  if (const char* c = std::getenv("COLUMNS"); c && *c) {
+    long n = std::strtol(c, nullptr, 10);
+    if (n > 0 && n < 10000) return static_cast<size_t>(n);
+  }
+  return 80;
 }
 
 Progress::Progress(std::FILE* out, bool tty, std::string unit, std::chrono::milliseconds interval)
@@ -78,7 +149,7 @@ void Progress::maybe_draw(const ProgressState& s, bool force) {
   if (!force && now - last_ < due) return;
   last_ = now;
   double elapsed = std::chrono::duration<double>(now - start_).count();
-  std::string line = render_progress(s, elapsed, unit_, tty_);
+  std::string line = render_progress(s, elapsed, unit_, tty_, tty_ ? terminal_width(out_) : 0);
   if (tty_)
     std::fprintf(out_, "\r\033[K%s", line.c_str());  // erase the previous line, redraw
   else

@@ -1250,4 +1250,17 @@ SchedulerStats Scheduler::stats() const {
   return s;
 }
 
+WaitingSpan Scheduler::waiting_span() const {
+  WaitingSpan w;
+  for (const Domain& D : domains_)
+    for (uint32_t i = D.waiting.head; i != kNone; i = items_[i].next) {
+      const auto t = wheel_.when(items_[i].timer);
+      if (!t) continue;
+      if (w.count == 0 || *t < w.first) w.first = *t;
+      if (w.count == 0 || *t > w.last) w.last = *t;
+      ++w.count;
+    }
+  return w;
+}
+
 }  // namespace mxp::sched

@@ -155,6 +155,13 @@ struct SchedulerStats {
   size_t groups = 0, domains = 0, timers = 0;
 };
 
+// Addresses waiting for their not-before time (retries): how many, and when the first and the
+// last of them are due (meaningless when count is 0).
+struct WaitingSpan {
+  uint64_t count = 0;
+  TimePoint first{}, last{};
+};
+
 class Scheduler {
  public:
   // sources: the pool, in order (SourceId = index); empty means one unnamed source (the
@@ -246,6 +253,8 @@ class Scheduler {
   WarmupState warmup_state(SourceId s, TimePoint now) const;
   bool blocked(SourceId s, GroupId g, TimePoint now) const;
   SchedulerStats stats() const;
+  // O(domains + waiting addresses): for a status line a few times a second, not per decision.
+  WaitingSpan waiting_span() const;
   size_t group_count() const;
 
  private:

@@ -94,6 +94,13 @@ bool TimerWheel::cancel(TimerId id) {
   return true;
 }
 
+std::optional<TimePoint> TimerWheel::when(TimerId id) const {
+  if (!id.valid() || id.index >= nodes_.size()) return std::nullopt;
+  const Node& n = nodes_[id.index];
+  if (n.gen != id.gen || n.where == kWhereFree) return std::nullopt;
+  return tick_time(n.tick);
+}
+
 void TimerWheel::collect(TimePoint now) {
   const int64_t next = tick_floor(now);
   if (next <= cur_) return;

@@ -37,6 +37,9 @@ class TimerWheel {
   TimerId add(TimePoint when, uint64_t payload);
   // Removes a pending timer; false if it already fired or was cancelled (stale id).
   bool cancel(TimerId id);
+  // When a pending timer fires (its time rounded up to the millisecond); nullopt when it already
+  // fired or was cancelled.
+  std::optional<TimePoint> when(TimerId id) const;
 
   // Moves the wheel to now and calls fire(payload) for every due timer. fire may add and
   // cancel timers (a timer it adds for a time already past fires in this same call).

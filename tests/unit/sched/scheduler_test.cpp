@@ -464,6 +464,36 @@ TEST(Scheduler, GreylistRetryComesFromTheSameSourceAndEndsAfterAttempts) {
   EXPECT_EQ(h.s.stats().greylist_retries, 3u + 1u);
 }
 
+// The status line's "46 waiting, next retry in 4:12" and its ETA: how many addresses wait for
+// a retry time, and when the first and the last of them are due, as retries come and go.
+TEST(Scheduler, WaitingSpanSaysWhenTheRetriesAreDue) {
+  Harness h(make_policy({{"session.recipients", "1"}}));
+  EXPECT_EQ(h.s.waiting_span().count, 0u);
+  h.add("a.test", "mx.a.test", 2, t0 + 30min);
+  h.add("b.test", "mx.b.test", 1, t0 + 4min);
+  h.add("c.test", "mx.c.test", 3);  // due now: not waiting
+  auto w = h.s.waiting_span();
+  EXPECT_EQ(w.count, 3u);
+  EXPECT_EQ(w.first, t0 + 4min);
+  EXPECT_EQ(w.last, t0 + 30min);
+  // A greylisted answer adds a wait of retry.schedule[0] (10 s) from now.
+  auto granted = h.grant_all();
+  ASSERT_EQ(granted.size(), 3u);
+  EXPECT_EQ(h.s.on_outcome(granted[0].session, granted[0].items[0].id, greylisted(), h.now).kind,
+            Kind::Retry);
+  w = h.s.waiting_span();
+  EXPECT_EQ(w.count, 4u);
+  EXPECT_EQ(w.first, t0 + 10s);
+  EXPECT_EQ(w.last, t0 + 30min);
+  // Time passes: those due leave the span.
+  h.now = t0 + 5min;
+  h.s.advance(h.now);
+  w = h.s.waiting_span();
+  EXPECT_EQ(w.count, 2u);
+  EXPECT_EQ(w.first, t0 + 30min);
+  EXPECT_EQ(w.last, t0 + 30min);
+}
+
 TEST(Scheduler, PinnedRetryMovesOnWhenItsSourceIsBlocked) {
   Harness h(make_policy({{"session.recipients", "1"}, {"block_cooldown", "\"1h\""}}), 2);
   const DomainId d = h.add("grey.test", "mx.grey.test", 1);

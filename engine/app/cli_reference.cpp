@@ -1,0 +1,136 @@
+#include "app/cli_reference.hpp"
+
+#include <algorithm>
+
+namespace mxp::app {
+namespace {
+
+std::string escape_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// The value an option takes, from its CLI11 type and checks: "auto\|uring\|uv", "SECONDS",
+// "FILE", "N", "TEXT".
+std::string value_of(const CLI::Option& o) {
+  if (o.get_type_size() == 0) return "";
+  std::string t = o.get_type_name();
+  std::vector<std::string> parts;
+  for (size_t pos = 0;;) {
+    size_t colon = t.find(':', pos);
+    parts.push_back(t.substr(pos, colon == std::string::npos ? colon : colon - pos));
+    if (colon == std::string::npos) break;
+    pos = colon + 1;
+  }
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    if (!p.empty() && p.front() == '{' && p.back() == '}') {
+      std::string v = p.substr(1, p.size() - 2);
+      std::replace(v.begin(), v.end(), ',', '|');
+      return v;
+    }
+    if (p == "FILE" || p == "DIR" || p == "PATH(existing)") return p == "DIR" ? "DIR" : "FILE";
+    if (p == "seconds") return "SECONDS";
+  }
+  const std::string& base = parts[0];
+  if (base == "INT" || base == "UINT") return "N";
+  if (base == "FLOAT") return "NUMBER";
+  return base;
+}
+
+const CLI::App* find_command(const CLI::App& app, const std::string& name) {
+  auto found = app.get_subcommands([&](const CLI::App* c) { return c->get_name() == name; });
+  return found.empty() ? nullptr : found.front();
+}
+
+}  // namespace
+
+std::string command_reference(const CLI::App& cmd, const CommandDoc& doc) {
+  std::string out = "## mxprobe " + cmd.get_name() + "\n\n" + cmd.get_description() + ".";
+  if (!doc.more.empty()) out += " More: " + doc.more + ".";
+  out += "\n\n```\nmxprobe " + cmd.get_name() + " [OPTIONS]";
+  for (const CLI::Option* o : cmd.get_options())
+    if (o->get_positional()) {
+      std::string n = o->get_name(true);
+      for (char& c : n)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (o->get_expected_max() > 1) n += "...";
+      out += " " + (o->get_required() ? n : "[" + n + "]");
+    }
+  out += "\n```\n\n| option | value | default | meaning |\n| --- | --- | --- | --- |\n";
+  for (const CLI::Option* o : cmd.get_options()) {
+    if (o->get_group().empty() || o->get_name() == "--help") continue;  // hidden; -h is everywhere
+    std::string names = o->get_positional() ? o->get_name(true) : o->get_name(false, true);
+    std::string value = value_of(*o);
+    if (o->get_expected_max() > 1 && !o->get_positional()) value += " (repeatable)";
+    std::string def = o->get_default_str();
+    std::string meaning = o->get_description();
+    if (o->get_required()) meaning += " (required)";
+    out += "| `" + escape_cell(names) + "` | " +
+           (value.empty() ? "" : "`" + escape_cell(value) + "`") + " | " +
+           (def.empty() ? "" : "`" + escape_cell(def) + "`") + " | " + escape_cell(meaning) +
+           " |\n";
+  }
+  out += "\nExit status:\n\n| code | meaning |\n| --- | --- |\n";
+  for (const auto& [code, what] : doc.exit_codes)
+    out += "| " + std::to_string(code) + " | " + escape_cell(what) + " |\n";
+  if (!doc.examples.empty()) {
+    out += "\nExamples:\n\n```\n";
+    for (const auto& e : doc.examples)
+      out += e + "\n";
+    out += "```\n";
+  }
+  return out;
+}
+
+std::string cli_reference(const CLI::App& app, const std::vector<CommandDoc>& docs) {
+  std::string out =
+      "# mxprobe command reference\n\n"
+      "Generated from the command-line definition (`mxprobe help --markdown`; the ctest "
+      "`cli_reference_current` fails when this file differs from it). `mxprobe help COMMAND` "
+      "prints one command's part. How to use them together: [usage.md](usage.md).\n\n"
+      "| command | what it does |\n| --- | --- |\n";
+  for (const auto& d : docs)
+    if (const CLI::App* c = find_command(app, d.name))
+      out += "| [`" + d.name + "`](#mxprobe-" + d.name + ") | " +
+             escape_cell(c->get_description()) + " |\n";
+  out +=
+      "\nUsage errors (an unknown command or option, a value out of range, a malformed "
+      "`--dns` address, a policy file that does not parse) exit with 2 in every command, "
+      "before anything starts.\n";
+  for (const auto& d : docs)
+    if (const CLI::App* c = find_command(app, d.name)) out += "\n" + command_reference(*c, d);
+  return out;
+}
+
+std::string closest_command(const std::string& typed, const std::vector<std::string>& names) {
+  std::string best;
+  size_t best_d = 3;
+  for (const auto& n : names) {
+    if (typed.size() >= 2 && n.rfind(typed, 0) == 0) return n;  // a prefix: "ver" -> verify
+    // Levenshtein distance, small strings.
+    std::vector<size_t> prev(n.size() + 1), cur(n.size() + 1);
+    for (size_t j = 0; j <= n.size(); ++j)
+      prev[j] = j;
+    for (size_t i = 1; i <= typed.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= n.size(); ++j)
+        cur[j] = std::min(
+            {prev[j] + 1, cur[j - 1] + 1,
+             prev[j - 1] +
+                 (std::tolower(static_cast<unsigned char>(typed[i - 1])) == n[j - 1] ? 0u : 1u)});
+      std::swap(prev, cur);
+    }
+    if (prev[n.size()] < best_d) {
+      best_d = prev[n.size()];
+      best = n;
+    }
+  }
+  return best;
+}
+
+}  // namespace mxp::app
