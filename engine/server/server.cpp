@@ -314,7 +314,11 @@ bool WsClient::send_latest(std::string_view data) {
   if (c.closed || !c.ws_open || c.codec.state() != http::ServerConnection::State::websocket)
     return false;
   HttpServer& s = *c.server;
-  if (c.codec.pending_output().size() <= s.options_.ws_latest_above && !c.latest) {
+  if (c.codec.pending_output().size() <= s.options_.ws_latest_above) {
+    if (c.latest) {  // caught up before the one kept went out: this newer one replaces it
+      ++s.stats_.ws_coalesced;
+      c.latest.reset();
+    }
     if (!c.codec.ws_send_text(data)) return false;
     ++s.stats_.ws_messages_out;
     s.service(c.shared_from_this());
