@@ -280,17 +280,17 @@ MALFORMED = [
     ("NUL in header value", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\x00b\r\n\r\n"),
     ("NUL in URL", b"GET /heal\x00thz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
     ("NUL in method", b"G\x00T /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
-    ("bad chunk size", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ("bad chunk size", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"zz\r\nhello\r\n0\r\n\r\n"),
-    ("chunk size overflow", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
+    ("chunk size overflow", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nTransfer-Encoding: chunked"
      b"\r\n\r\nffffffffffffffffffffff\r\nx\r\n"),
-    ("chunk without CRLF", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
+    ("chunk without CRLF", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nTransfer-Encoding: chunked"
      b"\r\n\r\n5\r\nhelloXX0\r\n\r\n"),
-    ("Content-Length abc", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n"),
-    ("Content-Length -1", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n"),
-    ("Content-Length twice", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+    ("Content-Length abc", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nContent-Length: abc\r\n\r\n"),
+    ("Content-Length -1", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nContent-Length: -1\r\n\r\n"),
+    ("Content-Length twice", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nContent-Length: 2\r\n"
      b"Content-Length: 3\r\n\r\n{}x"),
-    ("Content-Length 2^64", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    ("Content-Length 2^64", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\n"
      b"Content-Length: 18446744073709551617\r\n\r\n"),
     ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"),
     ("HTTP/9.9", b"GET /healthz HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n"),
@@ -315,17 +315,17 @@ LENIENT = [
 # Content-Length and Transfer-Encoding together (RFC 9112 §6.1: a smuggling attempt): the request
 # is refused and the GET hidden in its body must never be answered.
 SMUGGLE = [
-    ("CL+TE", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 45\r\n"
+    ("CL+TE", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nContent-Length: 45\r\n"
      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
-    ("TE+CL", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+    ("TE+CL", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nTransfer-Encoding: chunked\r\n"
      b"Content-Length: 4\r\n\r\n5c\r\nGET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n0\r\n\r\n"),
-    ("CL+TE, space before colon", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    ("CL+TE, space before colon", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\n"
      b"Content-Length : 45\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
      b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
-    ("CL+TE, space before colon 2", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    ("CL+TE, space before colon 2", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\n"
      b"Content-Length: 45\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"
      b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
-    ("TE obfuscated", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 45\r\n"
+    ("TE obfuscated", b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nContent-Length: 45\r\n"
      b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\nGET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
 ]
 
@@ -433,12 +433,12 @@ def size_checks():
     check(statuses(data)[:1] == [414], f"8 KiB URL: {data[:200]!r}")
     check(how in ("eof", "reset"), f"8 KiB URL: not closed ({how})")
     # 20 MiB announced, 2 MiB streamed: 413 at once, then the connection closes.
-    head = b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % (20 << 20)
+    head = b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nContent-Length: %d\r\n\r\n" % (20 << 20)
     body_close = huge_body(head, 2 << 20)
     # A chunked body over the limit: 413 too (its size is only known while reading).
     chunk = b"%x\r\n" % (1 << 20) + b"z" * (1 << 20) + b"\r\n"
     n = MAX_BODY // (1 << 20) + 1
-    data, how = exchange(b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    data, how = exchange(b"POST /v1/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
                          + chunk * n + b"0\r\n\r\n", timeout=8)
     check(statuses(data)[:1] == [413], f"chunked {n} MiB body: {data[:200]!r}")
     check(how in ("eof", "reset"), f"chunked {n} MiB body: not closed ({how})")
