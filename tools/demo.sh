@@ -62,7 +62,7 @@ for _ in $(seq 100); do
 done
 [[ -n $url ]] || { echo "mxprobe serve did not start (see $out/serve.log)" >&2; exit 1; }
 
-job=$(curl -sS -X POST --data-binary @"$out/truth.csv" "${url}v1/jobs?format=csv" | jq -r .id)
+job=$(curl -sS -H 'X-Mxprobe: 1' -X POST --data-binary @"$out/truth.csv" "${url}v1/jobs?format=csv" | jq -r .id)
 echo "   console: $url   (open it in a browser)"
 echo "   job $job: ${url}v1/jobs/$job; results will be in $out/results.jsonl"
 last=""

@@ -848,8 +848,8 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
   const auto& s = m.snap;
   if (s.jobs.empty()) {
     text_dim("No jobs yet. Start one over the API, for example:");
-    text_colored(kText,
-                 "curl -X POST --data-binary @list.csv 'http://" + host + "/v1/jobs?format=csv'");
+    text_colored(kText, "curl -H 'X-Mxprobe: 1' -X POST --data-binary @list.csv 'http://" + host +
+                            "/v1/jobs?format=csv'");
     return;
   }
   if (ui.cancel_armed && now - ui.cancel_armed_at > 4) ui.cancel_armed = 0;

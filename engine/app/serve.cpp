@@ -22,6 +22,7 @@
 #include "app/reload.hpp"
 #include "app/runner.hpp"
 #include "app/verify.hpp"
+#include "core/json_in.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/verifier.hpp"
 #include "server/server.hpp"
@@ -38,6 +39,8 @@ using Clock = std::chrono::steady_clock;
 constexpr int kProtocolVersion = 1;
 constexpr size_t kTopGroups = 20;
 constexpr size_t kRecentCap = 100'000;  // real-time results kept in memory for retries
+// set_group_policy: groups with live changes at once (each one is a provider of the policy).
+constexpr size_t kMaxLiveGroups = 64;
 
 http::Response json_response(int status, const json& j) {
   return http::Response::json(status, j.dump());
@@ -161,9 +164,12 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
                    tr && (*tr == "1" || *tr == "true"), std::move(r));
     });
     route("POST", "/v1/verify", [self](const http::Request& q, server::Responder r) {
-      json body = json::parse(q.body, nullptr, false);
-      if (body.is_discarded() || !body.is_object() || !body.contains("email") ||
-          !body["email"].is_string())
+      json body;
+      std::string perr;
+      if (!::mxp::json::parse_bounded(q.body, ::mxp::json::kBodyLimits, body, perr))
+        return r.respond(
+            error(400, "bad_request", "expected a JSON object {\"email\": \"...\"}: " + perr));
+      if (!body.is_object() || !body.contains("email") || !body["email"].is_string())
         return r.respond(error(400, "bad_request", "expected a JSON object {\"email\": \"...\"}"));
       std::string timeout;
       if (body.contains("timeout") && body["timeout"].is_number())
@@ -1144,7 +1150,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     if (cookie == 2) return reap_probes();
     const auto now = Clock::now();
     expire(now);
-    if (http_ && http_->ws_clients()) http_->broadcast_text(snapshot().dump());
+    if (http_ && http_->ws_clients()) http_->broadcast_latest(snapshot().dump());
     if (!stopping_)
       tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
   }
@@ -1272,7 +1278,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     ws_[c.id()] = &c;
     c.send_text(
         json{{"type", "hello"}, {"version", kProtocolVersion}, {"server", "mxprobe"}}.dump());
-    c.send_text(snapshot().dump());
+    c.send_latest(snapshot().dump());
   }
   void on_close(server::WsClient& c) override { ws_.erase(c.id()); }
 
@@ -1287,14 +1293,18 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   }
 
   void command(server::WsClient& c, const http::WsMessage& m) {
-    json req = json::parse(m.data, nullptr, false);
+    // Bounded before any tree is built: copying or dumping a deeply nested "id" would recurse.
+    json req;
+    std::string perr;
+    const bool parsed = ::mxp::json::parse_bounded(m.data, ::mxp::json::kCommandLimits, req, perr);
     auto ack = [&](const json& id, bool ok, std::string_view err = {}, json extra = nullptr) {
       json a = {{"type", "ack"}, {"id", id}, {"ok", ok}};
       if (!ok) a["error"] = err;
       if (!extra.is_null()) a["data"] = extra;
       c.send_text(a.dump());
     };
-    if (req.is_discarded() || !req.is_object()) return ack(nullptr, false, "not a JSON object");
+    if (!parsed) return ack(nullptr, false, perr);
+    if (!req.is_object()) return ack(nullptr, false, "not a JSON object");
     json id = req.contains("id") ? req["id"] : json();
     if (!req.contains("cmd") || !req["cmd"].is_string())
       return ack(id, false, "cmd: a string (ping, check, set_group_policy, pause, resume, cancel)");
@@ -1324,6 +1334,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
           req.contains("group") && req["group"].is_string() ? req["group"].get<std::string>() : "";
       if (group.empty() || !req.contains("set") || !req["set"].is_object())
         return ack(id, false, "set_group_policy needs group and set {key: value}");
+      if (!live_groups_.count(group) && live_groups_.size() >= kMaxLiveGroups)
+        return ack(id, false,
+                   "at most " + std::to_string(kMaxLiveGroups) +
+                       " groups may have live changes: put lasting ones in the policy file");
       auto groups = live_groups_;
       for (const auto& [k, v] : req["set"].items()) {
         if (!live_key(k) || !v.is_number())

@@ -131,6 +131,8 @@ std::string_view reason_phrase(int status) {
       return "Content Too Large";
     case 414:
       return "URI Too Long";
+    case 421:
+      return "Misdirected Request";
     case 426:
       return "Upgrade Required";
     case 429:
@@ -330,6 +332,7 @@ struct ServerConnection::Impl {
       c.ready_.push_back(r);
       c.body_ = Body::arriving;
       c.stream_answer_owed_ = true;
+      c.body_start_ = c.now_;
       c.request_deadline_ = c.now_ + c.limits_.header_timeout;
     }
     return 0;
@@ -342,7 +345,16 @@ struct ServerConnection::Impl {
       m.streamed_bytes += len;
       if (m.streamed_bytes > c.limits_.max_stream_body_bytes) return m.fail(413);
       c.body_in_.append(at, len);
-      c.request_deadline_ = c.now_ + c.limits_.header_timeout;
+      // A gap longer than header_timeout ends it, and so does falling behind min_body_rate
+      // (after a grace of header_timeout): a trickle must not hold the connection for ever.
+      TimePoint deadline = c.now_ + c.limits_.header_timeout;
+      if (c.limits_.min_body_rate > 0) {
+        const auto earned = std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(static_cast<double>(m.streamed_bytes) /
+                                          static_cast<double>(c.limits_.min_body_rate)));
+        deadline = std::min(deadline, c.body_start_ + c.limits_.header_timeout + earned);
+      }
+      c.request_deadline_ = deadline;
       return 0;
     }
     if (m.req.body.size() + len > c.limits_.max_body_bytes) return m.fail(413);
@@ -448,6 +460,15 @@ struct ServerConnection::Impl {
     }
     // Pings are answered by wslay itself (RFC 6455 §5.5.2); pongs need nothing.
   }
+
+  // RFC 6455 §5.5.1: a close frame's payload is empty or starts with a 2-byte code, so a 1-byte
+  // payload is a protocol error (1002). wslay would answer it with an empty close; queue 1002
+  // first (wslay then leaves the close it owes alone).
+  static void ws_frame_start(wslay_event_context_ptr ctx,
+                             const wslay_event_on_frame_recv_start_arg* arg, void*) {
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
+      wslay_event_queue_close(ctx, WSLAY_CODE_PROTOCOL_ERROR, nullptr, 0);
+  }
 };
 
 // [SECTION] HTTP ------------------------------------------------------------------------------
@@ -466,7 +487,8 @@ ServerConnection::ServerConnection(Limits limits, TimePoint now)
   s.on_headers_complete = &Impl::on_headers_complete;
   s.on_body = &Impl::on_body;
   s.on_message_complete = &Impl::on_message_complete;
-  idle_deadline_ = now + limits_.idle_timeout;  // a connection that never sends a byte
+  // A connection that never sends a byte: no longer than a request's header may take.
+  idle_deadline_ = now + std::min<Clock::duration>(limits_.idle_timeout, limits_.header_timeout);
 }
 
 ServerConnection::~ServerConnection() {
@@ -799,6 +821,7 @@ bool ServerConnection::accept_websocket(const Request& req, std::string_view sub
   cbs.recv_callback = &Impl::ws_recv;
   cbs.send_callback = &Impl::ws_send;
   cbs.on_msg_recv_callback = &Impl::ws_msg;
+  cbs.on_frame_recv_start_callback = &Impl::ws_frame_start;
   if (wslay_event_context_server_init(&impl_->ws, &cbs, impl_.get()) != 0) {
     impl_->ws = nullptr;
     state_ = State::closing;

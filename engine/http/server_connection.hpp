@@ -26,11 +26,17 @@ struct Limits {
   size_t max_url_bytes = 4096;          // request target (414)
   size_t max_body_bytes = 1 << 20;      // decoded body (413)
   // A streamed body (see ServerConnection::stream_bodies): handed over as it arrives, never
-  // held whole, so only this bounds it (413). Its header_timeout restarts with every piece.
+  // held whole, so only this bounds it (413). Its header_timeout restarts with every piece,
+  // and it must also keep up min_body_rate on average (408 once it falls behind).
   uint64_t max_stream_body_bytes = uint64_t{4} << 30;
+  // Bytes per second a streamed body must average after a grace of header_timeout: a body
+  // trickled one byte per header_timeout would otherwise hold its connection for ever.
+  uint64_t min_body_rate = 4096;
   size_t max_pipelined = 16;                         // requests handed out but not yet answered
   std::chrono::milliseconds header_timeout{10'000};  // first byte of a request to its last (408)
-  std::chrono::milliseconds idle_timeout{60'000};    // between requests on a keep-alive connection
+  // Between requests on a keep-alive connection. A new connection gets min(idle_timeout,
+  // header_timeout) for its first byte: an accepted socket that says nothing is not kept long.
+  std::chrono::milliseconds idle_timeout{60'000};
   size_t max_ws_message = 1 << 20;  // reassembled WebSocket message (close 1009 past it)
 };
 
@@ -163,6 +169,12 @@ class ServerConnection {
   bool should_close() const { return state_ == State::closing && pending_output().empty(); }
   // Status of the error answer the codec produced itself (400, 408, 413, ...), 0 if none.
   int error_status() const { return error_status_; }
+  // Holds nothing of value: idle between requests or still reading a request's header (no
+  // answer owed, no body streaming, nothing to write). The owner may close it to make room.
+  bool awaiting_request() const {
+    return state_ == State::http && owed_.empty() && ready_.empty() && body_ == Body::none &&
+           !chunking_ && pending_output().empty();
+  }
 
  private:
   struct Impl;  // http_parser / wslay glue, in server_connection.cpp
@@ -210,6 +222,7 @@ class ServerConnection {
   bool stream_answer_owed_ = false;  // the streamed request (owed_.back()) is not answered yet
   std::string body_in_;              // streamed body bytes not yet taken
   TimePoint now_{};                  // of the current feed(): restarts a streamed body's deadline
+  TimePoint body_start_{};           // when the streamed body's header was complete
   uint16_t ws_close_received_ = 0;
 };
 

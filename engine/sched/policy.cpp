@@ -603,6 +603,10 @@ block_cooldown = "4h"
 
 }  // namespace
 
+// Bounds on what documents (a file, PUT /v1/policy, live group changes) may declare.
+constexpr size_t kMaxProviders = 1024;
+constexpr size_t kMaxDomainSettings = size_t{1} << 19;
+
 // Assembles a Policy from layers; friend of Policy.
 struct PolicyBuilder {
   static Expected<Policy, PolicyError> build(const std::vector<const Layer*>& layers,
@@ -619,18 +623,22 @@ struct PolicyBuilder {
     p.group_defaults_ = base.group;
     p.domain_defaults_ = base.domain;
 
-    // Providers: later layers replace same-named ones of earlier layers.
+    // Providers: later layers replace same-named ones of earlier layers (found by name in a
+    // hash: a scan per provider made thousands of them quadratic).
     std::vector<const ProviderDecl*> decls;
+    std::unordered_map<std::string_view, size_t> by_name;
     for (size_t li = 0; li < layers.size(); ++li) {
       if (li == 0 && builtin_providers_layer0 && !base.builtin_providers) continue;
       for (const auto& d : layers[li]->providers) {
-        auto same = std::find_if(decls.begin(), decls.end(),
-                                 [&](const ProviderDecl* x) { return x->name == d.name; });
-        if (same != decls.end()) {
-          if (li > 0 && (*same)->source == d.source)
+        const auto [same, fresh] = by_name.emplace(d.name, decls.size());
+        if (!fresh) {
+          if (li > 0 && decls[same->second]->source == d.source)
             return err(d, "provider." + d.name, "provider defined twice");
-          *same = &d;
+          decls[same->second] = &d;
         } else {
+          if (decls.size() >= kMaxProviders)
+            return err(d, "provider." + d.name,
+                       "more than " + std::to_string(kMaxProviders) + " providers");
           decls.push_back(&d);
         }
       }
@@ -653,9 +661,15 @@ struct PolicyBuilder {
       }
     }
 
-    // Domain overrides, resolved against every provider (and none).
+    // Domain overrides, resolved against every provider (and none): bounded, as each one
+    // costs a DomainSettings per provider.
     for (const Layer* l : layers) {
       for (const auto& d : l->domains) {
+        if ((p.domain_overrides_.size() + 1) * (p.providers_.size() + 1) > kMaxDomainSettings)
+          return err(d, "domain.\"" + d.name + "\"",
+                     "too many domain overrides for " + std::to_string(p.providers_.size()) +
+                         " providers (at most " + std::to_string(kMaxDomainSettings) +
+                         " domain x provider pairs)");
         if (p.domain_index_.count(d.name))
           return err(d, "domain.\"" + d.name + "\"", "domain defined twice");
         Policy::DomainOverride o;

@@ -183,6 +183,9 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool ws_open = false;
 
   std::unique_ptr<BodySink> sink;  // a streamed request's body goes here as it arrives
+
+  std::string ip;                     // peer address without the port (per-client connection limit)
+  std::optional<std::string> latest;  // send_latest(): the newest message, waiting for room
 };
 
 }  // namespace detail
@@ -304,6 +307,31 @@ bool WsClient::send_text(std::string_view data) {
   ++s.stats_.ws_messages_out;
   s.service(c.shared_from_this());
   return true;
+}
+
+bool WsClient::send_latest(std::string_view data) {
+  Conn& c = *conn_;
+  if (c.closed || !c.ws_open || c.codec.state() != http::ServerConnection::State::websocket)
+    return false;
+  HttpServer& s = *c.server;
+  if (c.codec.pending_output().size() <= s.options_.ws_latest_above) {
+    if (c.latest) {  // caught up before the one kept went out: this newer one replaces it
+      ++s.stats_.ws_coalesced;
+      c.latest.reset();
+    }
+    if (!c.codec.ws_send_text(data)) return false;
+    ++s.stats_.ws_messages_out;
+    s.service(c.shared_from_this());
+    return true;
+  }
+  // Behind: only the newest waits, however many come meanwhile.
+  if (c.latest) ++s.stats_.ws_coalesced;
+  c.latest = std::string(data);
+  return true;
+}
+
+size_t WsClient::pending_output() const {
+  return conn_->closed ? 0 : conn_->codec.pending_output().size();
 }
 
 void WsClient::close(uint16_t code, std::string_view reason) {
@@ -451,6 +479,26 @@ void HttpServer::static_dir(std::string root) {
   if (static_root_ == "/") static_root_.clear();  // serving the whole file system: no
 }
 
+size_t HttpServer::broadcast_latest(std::string_view data) {
+  std::vector<std::shared_ptr<Conn>> targets;
+  for (auto& [id, c] : by_id_)
+    if (c->ws_open && !c->closed) targets.push_back(c);
+  size_t sent = 0;
+  for (auto& c : targets)
+    sent += c->client.send_latest(data) ? 1 : 0;
+  return sent;
+}
+
+// The client caught up: the newest send_latest() message goes out.
+void HttpServer::send_latest_if_room(Conn& c) {
+  if (!c.latest || !c.ws_open || c.closed ||
+      c.codec.pending_output().size() > options_.ws_latest_above)
+    return;
+  const std::string data = std::move(*c.latest);
+  c.latest.reset();
+  if (c.codec.ws_send_text(data)) ++stats_.ws_messages_out;
+}
+
 size_t HttpServer::broadcast_text(std::string_view data) {
   std::vector<std::shared_ptr<Conn>> targets;
   for (auto& [id, c] : by_id_)
@@ -526,23 +574,49 @@ void HttpServer::accept_ready() {
       return;  // EAGAIN and anything else
     }
     ++stats_.connections_accepted;
-    if (by_id_.size() >= options_.max_connections) {
+    const auto peer = loop::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    std::string ip = peer ? peer->to_string() : std::string();
+    if (peer) ip.erase(ip.rfind(':'));  // "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "[::1]"
+    if (!make_room(ip)) {
       ++stats_.connections_rejected;
       ::close(fd);
       continue;
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    const auto peer = loop::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
     const uint64_t id = next_id_++;
     auto c = std::make_shared<Conn>(this, fd, id, peer ? peer->to_string() : std::string(),
                                     options_.limits, loop_.now());
+    c->ip = std::move(ip);
+    ++per_ip_[c->ip];
     c->codec.stream_bodies([this](const http::Request& r) { return streamed(r); });
     by_fd_[fd] = c;
     by_id_[id] = c;
     stats_.connections_open = by_id_.size();
     rearm(*c);
   }
+}
+
+// Slowloris: with the server (or this client's share) full, the oldest connection that holds no
+// work (idle, still sending its request header, or already closing) makes room; answers owed,
+// uploads and WebSocket clients are never closed for it.
+bool HttpServer::make_room(const std::string& ip) {
+  const auto ip_it = per_ip_.find(ip);
+  const bool ip_full =
+      ip_it != per_ip_.end() && ip_it->second >= options_.max_connections_per_client;
+  const bool all_full = by_id_.size() >= options_.max_connections;
+  if (!ip_full && !all_full) return true;
+  std::shared_ptr<Conn> victim;
+  for (const auto& [id, c] : by_id_) {
+    if (ip_full && c->ip != ip) continue;
+    const bool idle = c->lingering || (!c->closed && c->next_seq == c->head_seq && !c->sink &&
+                                       c->codec.awaiting_request());
+    if (idle && (!victim || c->id < victim->id)) victim = c;
+  }
+  if (!victim) return false;
+  ++stats_.connections_evicted;
+  close_now(victim);
+  return true;
 }
 
 void HttpServer::read_ready(const std::shared_ptr<Conn>& c) {
@@ -663,6 +737,8 @@ void HttpServer::close_now(const std::shared_ptr<Conn>& c) {
   c->watch_r = c->watch_w = false;
   by_fd_.erase(c->fd);
   by_id_.erase(c->id);
+  if (const auto it = per_ip_.find(c->ip); it != per_ip_.end() && --it->second == 0)
+    per_ip_.erase(it);
   ::close(c->fd);
   c->fd = -1;
   stats_.connections_open = by_id_.size();
@@ -690,6 +766,13 @@ void HttpServer::service(const std::shared_ptr<Conn>& c) {
   if (!write_out(*c)) {
     close_now(c);
     return;
+  }
+  if (c->latest) {
+    send_latest_if_room(*c);
+    if (!write_out(*c)) {
+      close_now(c);
+      return;
+    }
   }
   // An abandoned chunked answer ends the connection once what was written is out.
   if (c->codec.should_close() || (c->broken && c->codec.pending_output().empty())) {
@@ -790,6 +873,18 @@ void HttpServer::handle_request(const std::shared_ptr<Conn>& c, http::Request re
     r.headers.push_back({"WWW-Authenticate", "Bearer"});
     answer(*c, seq, std::move(r));
   };
+  const auto refuse = [&](int status, std::string_view code, std::string_view message) {
+    ++stats_.cross_site;
+    answer(*c, seq, json_error(status, code, message));
+  };
+  if (!host_allowed(req))
+    return refuse(421, "misdirected",
+                  "Host must name this server (a loopback address or localhost): DNS rebinding "
+                  "protection");
+  const auto cross_origin = [&] {
+    refuse(403, "cross_origin",
+           "Origin does not match Host: the API only answers pages this server serves");
+  };
 
   if (const auto ws = ws_paths_.find(path); ws != ws_paths_.end()) {
     if (!req.upgrade) {
@@ -798,6 +893,7 @@ void HttpServer::handle_request(const std::shared_ptr<Conn>& c, http::Request re
       r.headers.push_back({"Upgrade", "websocket"});
       return answer(*c, seq, std::move(r));
     }
+    if (!origin_allowed(req)) return cross_origin();
     if (!ws_authorized(req)) return unauthorized();
     const auto offered = http::ServerConnection::offered_subprotocols(req);
     std::string proto;
@@ -833,6 +929,7 @@ void HttpServer::handle_request(const std::shared_ptr<Conn>& c, http::Request re
     return answer(*c, seq, http::Response::json(200, "{\"status\":\"ok\"}"));
 
   if (routes != nullptr) {
+    if (!healthz && !origin_allowed(req)) return cross_origin();
     if (!healthz && !authorized(req)) return unauthorized();
     const Route* match = nullptr;
     for (const auto& r : *routes)
@@ -857,6 +954,11 @@ void HttpServer::handle_request(const std::shared_ptr<Conn>& c, http::Request re
       r.headers.push_back({"Allow", allow_text});
       return answer(*c, seq, std::move(r));
     }
+    if (!write_allowed(req))
+      return refuse(403, "cross_site",
+                    req.method +
+                        " needs the header X-Mxprobe: 1 (or a Content-Type such as "
+                        "application/json, or the bearer token): cross-site request protection");
     // Reserve the slot first: a handler that answers synchronously fills it in.
     Responder responder(c, seq, c->peer);
     if (match->stream)
@@ -882,6 +984,89 @@ bool HttpServer::authorized(const http::Request& req) const {
   v = trim(v.substr(7));
   const auto d = sha256(v);  // fixed-size digests: the comparison leaks neither length nor bytes
   return CRYPTO_memcmp(d.data(), token_digest_.data(), d.size()) == 0;
+}
+
+namespace {
+
+// "host:port", "[v6]:port" or "host" -> lower-cased host without brackets and port.
+std::string host_only(std::string_view authority) {
+  std::string_view h = trim(authority);
+  if (!h.empty() && h.front() == '[') {
+    const size_t close = h.find(']');
+    h = close == h.npos ? std::string_view{} : h.substr(1, close - 1);
+  } else if (const size_t colon = h.rfind(':'); colon != h.npos) {
+    h = h.substr(0, colon);
+  }
+  std::string out;
+  for (const char ch : h)
+    out += lower(ch);
+  if (!out.empty() && out.back() == '.') out.pop_back();
+  return out;
+}
+
+bool loopback_name(const std::string& h) {
+  if (h == "localhost" || (h.size() > 10 && h.compare(h.size() - 10, 10, ".localhost") == 0))
+    return true;
+  in_addr a{};
+  if (::inet_pton(AF_INET, h.c_str(), &a) == 1) return (ntohl(a.s_addr) >> 24) == 127;
+  in6_addr a6{};
+  return ::inet_pton(AF_INET6, h.c_str(), &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+bool simple_content_type(const std::string* ct) {
+  if (ct == nullptr) return true;  // a body without a type is what a form or no-cors fetch sends
+  std::string_view v = trim(*ct);
+  v = trim(v.substr(0, v.find(';')));
+  const auto is = [&](std::string_view t) { return v.size() == t.size() && istarts_with(v, t); };
+  // The CORS-safelisted types (Fetch standard): a page may send them without a preflight.
+  return v.empty() || is("text/plain") || is("application/x-www-form-urlencoded") ||
+         is("multipart/form-data");
+}
+
+}  // namespace
+
+bool HttpServer::host_allowed(const http::Request& req) const {
+  if (!is_loopback(endpoint_)) return true;  // a token guards it (create() insists)
+  const std::string* h = req.header("host");
+  if (h == nullptr) return true;  // HTTP/1.0 without Host: not a browser
+  const std::string host = host_only(*h);
+  if (loopback_name(host)) return true;
+  return std::find(options_.allowed_hosts.begin(), options_.allowed_hosts.end(), host) !=
+         options_.allowed_hosts.end();
+}
+
+bool HttpServer::origin_allowed(const http::Request& req) const {
+  const std::string* o = req.header("origin");
+  if (o == nullptr) return true;  // not a browser's request (curl, scripts)
+  std::string_view v = trim(*o);
+  const size_t scheme = v.find("://");
+  if (scheme == v.npos) return false;  // "null" (sandboxed pages, file:) and garbage
+  std::string_view authority = v.substr(scheme + 3);
+  authority = authority.substr(0, authority.find('/'));
+  const std::string* h = req.header("host");
+  if (h == nullptr) return false;
+  std::string a(authority), b(trim(*h));
+  for (auto& ch : a)
+    ch = lower(ch);
+  for (auto& ch : b)
+    ch = lower(ch);
+  // The default port may be written in one and not the other.
+  const std::string_view sch = v.substr(0, scheme);
+  const std::string dflt = istarts_with(sch, "https") && sch.size() == 5 ? ":443" : ":80";
+  const auto strip = [&](std::string& x) {
+    if (x.size() > dflt.size() && x.compare(x.size() - dflt.size(), dflt.size(), dflt) == 0)
+      x.resize(x.size() - dflt.size());
+  };
+  strip(a);
+  strip(b);
+  return a == b;
+}
+
+bool HttpServer::write_allowed(const http::Request& req) const {
+  if (req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS") return true;
+  if (req.header("x-mxprobe") != nullptr) return true;
+  if (!simple_content_type(req.header("content-type"))) return true;
+  return !options_.token.empty() && authorized(req);
 }
 
 bool HttpServer::ws_authorized(const http::Request& req) const {

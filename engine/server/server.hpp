@@ -20,6 +20,19 @@
 //   `mxprobe.v1` get 400.
 // - No CORS: Access-Control-* headers are never sent (stripped from handler answers), so a page
 //   from another origin cannot read the API's answers.
+// - Cross-site requests: a loopback server checks `Host` (a loopback IP literal, "localhost",
+//   "*.localhost" or one of allowed_hosts, any port; else 421), so a DNS-rebinding page whose
+//   name resolves to 127.0.0.1 is refused. On the API and the WebSocket, an `Origin` header must
+//   name the same host:port as `Host` (else 403 cross_origin; "null" included). Writes (any
+//   method but GET/HEAD/OPTIONS) on the API must carry `X-Mxprobe: 1`, a Content-Type a form
+//   cannot send (not text/plain, application/x-www-form-urlencoded or multipart/form-data) or
+//   the right bearer token (else 403 cross_site): a page can only send those after a CORS
+//   preflight, which is never granted.
+// - Limits: max_connections in all and max_connections_per_client per peer address; when full,
+//   the oldest connection that is idle or still sending its request header is closed to make
+//   room, so slow clients cannot lock others out. Header deadline, minimum upload rate and sizes
+//   are in http::Limits. A WebSocket client that reads slowly gets only the newest snapshot
+//   (send_latest) and at most ws_max_pending bytes of other messages.
 #pragma once
 
 #include <array>
@@ -49,9 +62,18 @@ struct ServerOptions {
   // RFC 9110 token characters (it travels inside a WebSocket subprotocol name).
   std::string token;
   http::Limits limits;  // per connection: header/body sizes, header_timeout, idle_timeout, ...
-  size_t max_connections = 1024;  // beyond it new connections are accepted and closed at once
+  // Beyond it a new connection closes the oldest one that holds no work (idle or in the middle
+  // of its request header), or, with none, is closed itself at once.
+  size_t max_connections = 1024;
+  size_t max_connections_per_client = 256;  // per peer IP address, the same way
   // A WebSocket client whose unsent output exceeds this loses messages (send_text() is false).
-  size_t ws_max_pending = 4 << 20;
+  size_t ws_max_pending = 256 << 10;
+  // send_latest(): above this much unsent output a client is behind, and only the newest
+  // message waits (one, replaced by each later one) until its output drains below it.
+  size_t ws_latest_above = 32 << 10;
+  // Host names (lower case, no port) accepted besides loopback literals and localhost when
+  // the listen address is a loopback one.
+  std::vector<std::string> allowed_hosts;
 };
 
 // Answers one request, now or later (after the handler returned). Move-only. Answers on a
@@ -122,6 +144,12 @@ class WsClient {
   // Queues a text message. False (message dropped) when the connection is closing or its unsent
   // output exceeds ServerOptions::ws_max_pending: a slow client must not grow memory.
   bool send_text(std::string_view data);
+  // For messages where only the newest counts (snapshots): sent now when the client keeps up,
+  // otherwise kept (replacing any earlier one) and sent once its output drained below
+  // ServerOptions::ws_latest_above. False when the connection is closing.
+  bool send_latest(std::string_view data);
+  // Unsent bytes of this connection.
+  size_t pending_output() const;
   // Sends a close frame; on_close follows once the connection is gone.
   void close(uint16_t code = 1000, std::string_view reason = {});
 
@@ -146,7 +174,9 @@ class WsHandler {
 
 struct ServerStats {
   uint64_t connections_accepted = 0;
-  uint64_t connections_rejected = 0;  // over max_connections
+  uint64_t connections_rejected = 0;  // over max_connections (or per client), none to evict
+  uint64_t connections_evicted = 0;   // idle or half-sent requests closed to make room
+  uint64_t cross_site = 0;            // 421 (Host) and 403 (Origin, write without header)
   uint64_t connections_open = 0;
   uint64_t requests = 0;                // complete requests parsed (WebSocket handshakes included)
   std::array<uint64_t, 6> responses{};  // by class: [1] 1xx ... [5] 5xx ([0] unused)
@@ -156,7 +186,8 @@ struct ServerStats {
   uint64_t ws_opened = 0;
   uint64_t ws_messages_in = 0;
   uint64_t ws_messages_out = 0;
-  uint64_t ws_dropped = 0;  // send_text refused because the client was too slow
+  uint64_t ws_dropped = 0;    // send_text refused because the client was too slow
+  uint64_t ws_coalesced = 0;  // send_latest messages replaced by a newer one before going out
 };
 
 class HttpServer final : private loop::FdHandler, private loop::TimerHandler {
@@ -191,6 +222,8 @@ class HttpServer final : private loop::FdHandler, private loop::TimerHandler {
 
   // Sends to every open WebSocket client; returns how many took it.
   size_t broadcast_text(std::string_view data);
+  // send_latest() to every open WebSocket client (snapshots); returns how many took it.
+  size_t broadcast_latest(std::string_view data);
   size_t ws_clients() const { return stats_.ws_clients; }
   const ServerStats& stats() const { return stats_; }
 
@@ -231,6 +264,12 @@ class HttpServer final : private loop::FdHandler, private loop::TimerHandler {
   void count_response(int status);
   void answer(detail::Conn& c, uint64_t seq, http::Response r);
   bool authorized(const http::Request& req) const;
+  bool host_allowed(const http::Request& req) const;
+  bool origin_allowed(const http::Request& req) const;
+  bool write_allowed(const http::Request& req) const;
+  // Makes room for a connection from `ip`; false when nothing can be closed.
+  bool make_room(const std::string& ip);
+  void send_latest_if_room(detail::Conn& c);
   bool ws_authorized(const http::Request& req) const;
   bool serve_static(const http::Request& req, http::Response& out) const;
 
@@ -249,6 +288,7 @@ class HttpServer final : private loop::FdHandler, private loop::TimerHandler {
   uint64_t next_id_ = 1;
   std::unordered_map<int, std::shared_ptr<detail::Conn>> by_fd_;
   std::unordered_map<uint64_t, std::shared_ptr<detail::Conn>> by_id_;
+  std::unordered_map<std::string, size_t> per_ip_;  // open connections by peer address
   ServerStats stats_;
 };
 

@@ -117,6 +117,8 @@ async function startServe(name, dns, policy, extra = []) {
 
 async function api(base, method, p, body, token) {
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  // Writes carry X-Mxprobe: 1 (docs/api.md, Security model: cross-site request protection).
+  if (method !== 'GET' && method !== 'HEAD') headers['X-Mxprobe'] = '1';
   const r = await fetch(base + p.replace(/^\//, ''), { method, body, headers });
   const text = await r.text();
   let json = null;

@@ -47,11 +47,14 @@ serve() {
   exec 4<&-
 }
 
-# req METHOD PATH [curl args...]: sets CODE and BODY.
+# req METHOD PATH [curl args...]: sets CODE and BODY. Writes carry X-Mxprobe: 1 (docs/api.md,
+# Security model); the cross-site checks below call curl without it.
 req() {
-  local method=$1 path=$2
+  local method=$1 path=$2 xs=()
   shift 2
-  BODY=$(curl -sS -o - -w '\n%{http_code}' -X "$method" "$@" "${URL}${path#/}") || fail "curl $path"
+  [[ $method == GET || $method == HEAD ]] || xs=(-H 'X-Mxprobe: 1')
+  BODY=$(curl -sS -o - -w '\n%{http_code}' -X "$method" "${xs[@]}" "$@" "${URL}${path#/}") ||
+    fail "curl $path"
   CODE=${BODY##*$'\n'}
   BODY=${BODY%$'\n'*}
 }
@@ -248,6 +251,23 @@ expect_match "$BODY" '^# TYPE mxprobe_smtp_sessions_active gauge' "gauge type"
 CT=$(curl -sS -o /dev/null -w '%{content_type}' "${URL}metrics")
 expect_match "$CT" '^text/plain; version=0.0.4' "metrics content type"
 
+# Cross-site requests (no token, loopback): a page elsewhere cannot create or cancel jobs, use
+# the WebSocket, or read answers through DNS rebinding; curl with the header can.
+printf 'email\n%s\n' "$OK_ADDR" >"$WORK/xs.csv"
+xs() { curl -sS -o /dev/null -w '%{http_code}' "$@"; }
+expect_eq "$(xs -X POST -H 'Content-Type: text/plain' --data-binary @"$WORK/xs.csv" "${URL}v1/jobs?format=csv")" 403 "text/plain job upload without X-Mxprobe"
+expect_eq "$(xs -X POST --data-binary @"$WORK/xs.csv" "${URL}v1/jobs?format=csv")" 403 "form-type job upload without X-Mxprobe"
+expect_eq "$(xs -X POST "${URL}v1/jobs/$JOB/cancel")" 403 "cancel without X-Mxprobe"
+expect_eq "$(xs -X POST -H 'X-Mxprobe: 1' -H 'Origin: http://evil.example' "${URL}v1/jobs/$JOB/cancel")" 403 "cancel from another origin"
+expect_eq "$(xs -H 'Host: evil.example' "${URL}v1/jobs")" 421 "DNS-rebound Host"
+expect_eq "$(xs -H "Host: localhost:${URL##*:}" "${URL}v1/jobs")" 200 "localhost Host"
+expect_eq "$(xs -H "Origin: ${URL%/}" "${URL}v1/jobs")" 200 "same origin"
+expect_eq "$(xs -H 'Upgrade: websocket' -H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 13' \
+  -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Origin: http://evil.example' "${URL}ws")" 403 "WebSocket from another origin"
+req POST /v1/verify -H 'Content-Type: application/json' -d "{\"email\":\"$OK_ADDR\"}"
+expect_eq "$CODE" 200 "JSON body with its type is a write a page cannot send unasked"
+ok
+
 # Security: beyond loopback only with a token; with one, everything but /healthz needs it.
 rc=0
 "$MXPROBE" serve --listen 0.0.0.0:0 --dns "127.0.0.1:$DNS_PORT" 2>"$WORK/open.err" || rc=$?
@@ -266,6 +286,8 @@ req GET "/v1/verify?email=$OK_ADDR" -H "Authorization: Bearer wrong"
 expect_eq "$CODE" 401 "wrong token"
 req GET "/v1/verify?email=$OK_ADDR" -H "Authorization: Bearer s3cret-token"
 expect_eq "$CODE" 200 "right token"
+expect_eq "$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer s3cret-token' \
+  "${URL}v1/jobs/1/pause")" 404 "a write with the token needs no X-Mxprobe"
 "$PY" "$HERE_SERVE/ws_client.py" "ws://${URL#http://}ws" s3cret-token mx1.farm.test "$WS_ADDR" \
   "$BAD_ADDR" || fail "WebSocket checks with a token"
 ok

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `mxprobe serve` against hostile clients (hostile.py: malformed requests, huge headers, URLs and
-# bodies, slowloris, 1,000 idle connections, bad WebSocket frames): the server stays up and keeps
+# bodies, slowloris, 1,030 slow connections, bad WebSocket frames, nested JSON): the server stays up and keeps
 # verifying. Env MXFARM, MXPROBE, optional SERVE_BACKEND (auto, uring or uv; default auto).
 # Range 127.2-19.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
@@ -21,11 +21,11 @@ OK_ADDRS=$(awk -F, '$2=="deliverable" {print $1}' "$WORK/truth.csv" | paste -sd,
 BAD_ADDR=$(awk -F, '$3=="mailbox_not_found" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")
 [[ -n $OK_ADDRS && -n $BAD_ADDR ]] || fail "truth lacks the addresses we need"
 
-# 1,000 idle connections plus the rest: the client needs the descriptors (mxprobe raises its own).
+# 1,030 slow connections plus the rest: the client needs the descriptors (mxprobe raises its own).
 if (($(ulimit -n) < 2048)); then
   ulimit -n 2048 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 fi
-(($(ulimit -n) >= 1200)) || fail "open files limit $(ulimit -n) is too low for 1,000 connections"
+(($(ulimit -n) >= 1200)) || fail "open files limit $(ulimit -n) is too low for 1,030 connections"
 
 SERVE_PID=""
 stop_serve() {

@@ -65,13 +65,13 @@ wait_state() {  # wait_state ID STATE: within 60 s
 }
 
 serve first
-J1=$(curl -sS --data-binary @"$WORK/small.txt" "${URL}v1/jobs" | jq -r .id)
+J1=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/small.txt" "${URL}v1/jobs" | jq -r .id)
 wait_state "$J1" finished
 COUNTS1=$(field "$J1" .counts)
-J2=$(curl -sS --data-binary @"$WORK/big.txt" "${URL}v1/jobs" | jq -r .id)
+J2=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/big.txt" "${URL}v1/jobs" | jq -r .id)
 # A CSV with its own column name and delimiter: the restart must keep reading it that way.
-J3=$(curl -sS --data-binary @"$WORK/small.csv" "${URL}v1/jobs?column=mail&format=csv" | jq -r .id)
-expect_eq "$(curl -sS -X POST "${URL}v1/jobs/$J3/pause" | jq -r .state)" paused "job 3 paused"
+J3=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/small.csv" "${URL}v1/jobs?column=mail&format=csv" | jq -r .id)
+expect_eq "$(curl -sS -H 'X-Mxprobe: 1' -X POST "${URL}v1/jobs/$J3/pause" | jq -r .state)" paused "job 3 paused"
 # Kill once the big job is well under way (some records journalled, most not).
 for _ in $(seq 600); do
   d=$(field "$J2" .done)
@@ -95,7 +95,7 @@ expect_eq "$(curl -sS "${URL}v1/jobs/$J1/results" | wc -l)" 40 "and its results"
 expect_eq "$(field "$J3" .state)" paused "the paused job stays paused"
 wait_state "$J2" finished
 expect_eq "$(field "$J2" .done)" 1200 "the big job finished after the restart"
-expect_eq "$(curl -sS -X POST "${URL}v1/jobs/$J3/resume" | jq -r .state)" running "job 3 resumed"
+expect_eq "$(curl -sS -H 'X-Mxprobe: 1' -X POST "${URL}v1/jobs/$J3/resume" | jq -r .state)" running "job 3 resumed"
 wait_state "$J3" finished
 
 # Every line of the big job once, with the farm's verdict.
@@ -113,6 +113,6 @@ ok
 expect_eq "$(curl -sS "${URL}v1/jobs/$J3/results?format=jsonl" | wc -l)" 40 "the resumed paused job's results"
 expect_match "$(curl -sS "${URL}v1/jobs/$J3/results?format=csv" | head -1)" '^ref;mail;' \
   "its CSV keeps the user's columns and delimiter"
-J4=$(curl -sS --data-binary @"$WORK/small.txt" "${URL}v1/jobs" | jq -r .id)
+J4=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/small.txt" "${URL}v1/jobs" | jq -r .id)
 expect_eq "$J4" $((J3 + 1)) "a new job gets a new id"
 echo "serve restart: $CHECKS checks passed (killed at $DONE_AT_KILL of 1200)"

@@ -132,6 +132,7 @@ async def main():
         domain = EMAIL_OK.split("@")[1]
         body = "\n".join(f"zz{i}@{domain}" for i in range(40000)).encode()
         rq = urllib.request.Request(f"{http}/v1/jobs", data=body, method="POST")
+        rq.add_header("X-Mxprobe", "1")  # a write (docs/api.md, Security model)
         if TOKEN != "-":
             rq.add_header("Authorization", f"Bearer {TOKEN}")
         job = json.load(urllib.request.urlopen(rq))["id"]
@@ -166,7 +167,26 @@ async def main():
             ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == want)
             if ack["ok"]:
                 fail(f"{bad!r} acknowledged as ok")
-    print("ws: hello, 5 snapshots in %.2f s, check, set_group_policy, jobs, errors" % span)
+        # Live group changes are bounded (64 groups; 3,000 made every command O(n)): the first
+        # ones are taken, a new group past the bound is refused, a known one can still change.
+        refused = None
+        for i in range(70):
+            await ws.send(json.dumps({"id": 1000 + i, "cmd": "set_group_policy",
+                                      "group": f"mx{i}.bound.test",
+                                      "set": {"per_mx.sessions": 3}}))
+            ack = await recv_until(ws, lambda m, i=i: m.get("type") == "ack"
+                                   and m.get("id") == 1000 + i)
+            if not ack["ok"]:
+                refused = (i, ack.get("error", ""))
+                break
+        if refused is None or refused[0] > 64 or "at most 64" not in refused[1]:
+            fail(f"live groups not bounded: {refused}")
+        await ws.send(json.dumps({"id": 1100, "cmd": "set_group_policy", "group": "mx0.bound.test",
+                                  "set": {"per_mx.sessions": 4}}))
+        ack = await recv_until(ws, lambda m: m.get("type") == "ack" and m.get("id") == 1100)
+        if not ack["ok"]:
+            fail(f"a known group could not change at the bound: {ack}")
+    print("ws: hello, 5 snapshots in %.2f s, check, set_group_policy, jobs, errors, bounds" % span)
 
 
 asyncio.run(main())

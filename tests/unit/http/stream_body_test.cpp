@@ -129,6 +129,7 @@ TEST(StreamBody, StreamLimitByLengthOrAsItGrows) {
 TEST(StreamBody, EachPieceRestartsTheClockAndSilenceFails) {
   Limits l;
   l.header_timeout = 10s;
+  l.min_body_rate = 1;  // 10 bytes per 8 s keeps up with it
   auto cp = streaming(l);
   ServerConnection& c = *cp;
   c.feed("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n", t0);
@@ -145,6 +146,58 @@ TEST(StreamBody, EachPieceRestartsTheClockAndSilenceFails) {
   c.on_timeout(t0 + 40s + 10s);
   EXPECT_EQ(c.body_state(), Body::failed);
   EXPECT_EQ(c.error_status(), 408);
+}
+
+// A byte every 9 s never leaves a gap of header_timeout, yet it would hold the connection (and a
+// slot) for ever: past the grace, the body must average min_body_rate.
+TEST(StreamBody, TrickleBelowTheMinimumRateTimesOut) {
+  Limits l;
+  l.header_timeout = 10s;
+  l.min_body_rate = 100;  // bytes per second
+  auto cp = streaming(l);
+  ServerConnection& c = *cp;
+  c.feed("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n", t0);
+  ASSERT_TRUE(c.next_request());
+  TimePoint now = t0;
+  int pieces = 0;
+  while (c.body_state() == Body::arriving && pieces < 100) {
+    now += 9s;
+    const auto deadline = c.next_deadline();
+    ASSERT_TRUE(deadline);
+    if (*deadline <= now) {
+      c.on_timeout(*deadline);
+      break;
+    }
+    c.feed("x", now);
+    ++pieces;
+    (void)c.take_body();
+  }
+  EXPECT_EQ(c.body_state(), Body::failed);
+  EXPECT_EQ(c.error_status(), 408);
+  EXPECT_LE(pieces, 2);  // 10 s of grace, then it is behind by far
+  // One that keeps the rate (100 bytes a second, sent every 5 s) lives on.
+  auto dp = streaming(l);
+  ServerConnection& d = *dp;
+  d.feed("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n", t0);
+  ASSERT_TRUE(d.next_request());
+  for (int i = 1; i <= 100; ++i) {
+    d.feed(std::string(500, 'y'), t0 + i * 5s);
+    d.on_timeout(t0 + i * 5s + 4s);
+    ASSERT_EQ(d.body_state(), Body::arriving) << i;
+    (void)d.take_body();
+  }
+}
+
+// The first byte of a connection is due within header_timeout, not the (longer) idle timeout.
+TEST(StreamBody, SilentNewConnectionGetsTheHeaderDeadline) {
+  Limits l;
+  l.header_timeout = 2s;
+  l.idle_timeout = 60s;
+  ServerConnection c(l, t0);
+  ASSERT_TRUE(c.next_deadline());
+  EXPECT_EQ(*c.next_deadline(), t0 + 2s);
+  c.on_timeout(t0 + 2s);
+  EXPECT_TRUE(c.should_close());
 }
 
 TEST(StreamBody, EofInTheMiddleFails) {

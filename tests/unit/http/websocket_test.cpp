@@ -292,6 +292,19 @@ TEST(WebSocket, ClientInitiatedCloseIsEchoed) {
   EXPECT_FALSE(c.ws_send_text("late"));
 }
 
+// RFC 6455 §5.5.1: a close payload is empty or a 2-byte code and a reason; 1 byte is neither.
+TEST(WebSocket, OneByteClosePayloadGets1002) {
+  ServerConnection c({}, t0);
+  upgrade(c);
+  c.feed(frame(0x8, std::string("\x03", 1)), t0);
+  auto frames = parse_frames(drain(c));
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].opcode, 0x8);
+  EXPECT_EQ(close_code(frames[0]), 1002);
+  EXPECT_EQ(c.ws_close_code_sent(), 1002);
+  EXPECT_TRUE(c.should_close());
+}
+
 TEST(WebSocket, ServerInitiatedCloseWaitsForPeer) {
   ServerConnection c({}, t0);
   upgrade(c);

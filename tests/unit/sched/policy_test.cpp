@@ -4,6 +4,8 @@
 // parse.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -426,6 +428,39 @@ TEST(Policy, DocsListEveryKeyAndTheirExamplesParse) {
   // The built-in document is printed in full.
   EXPECT_NE(doc.find(std::string(builtin_policy_toml())), std::string::npos)
       << "docs/policy.md must include the built-in policy verbatim";
+}
+
+// Live group changes and PUT /v1/policy come from clients: what a policy may declare is bounded
+// (3,000 live groups made every command and GET /v1/policy slow and large), and many providers
+// still build in linear time (the same-name check was a scan per provider).
+TEST(Policy, ProviderAndDomainOverrideCountsAreBounded) {
+  auto providers = [](size_t n) {
+    std::string t;
+    for (size_t i = 0; i < n; ++i)
+      t += "[provider.p" + std::to_string(i) + "]\nmatch = [\"mx" + std::to_string(i) +
+           ".example\"]\nper_mx.sessions = 2\n";
+    return t;
+  };
+  // 1,000 of ours and the built-in ones: within the bound, and each still found by its MX.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ok = build_policy({{providers(1000), "<live>"}});
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_EQ(ok->provider_for_mx("mx999.example").has_value(), true);
+  EXPECT_EQ(ok->group_settings(ok->provider_for_mx("mx999.example")).mx.sessions, 2u);
+  auto many = build_policy({{providers(3000), "<live>"}});
+  ASSERT_FALSE(many);
+  EXPECT_NE(many.error().to_string().find("more than 1024 providers"), std::string::npos)
+      << many.error().to_string();
+  // Domain overrides cost one setting per provider: 1,000 providers x 1,000 domains is refused.
+  std::string domains;
+  for (int i = 0; i < 1000; ++i)
+    domains += "[domain.\"d" + std::to_string(i) + ".example\"]\nper_domain.sessions = 1\n";
+  auto pairs = build_policy({{providers(1000) + domains, "<put>"}});
+  ASSERT_FALSE(pairs);
+  EXPECT_NE(pairs.error().to_string().find("too many domain overrides"), std::string::npos)
+      << pairs.error().to_string();
+  EXPECT_TRUE(build_policy({{domains, "<put>"}}));  // with the few built-in providers: fine
 }
 
 }  // namespace

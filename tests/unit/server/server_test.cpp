@@ -106,7 +106,7 @@ class Client {
   }
 
   Resp get(const std::string& target, const std::string& extra = "", bool head = false) {
-    send((head ? "HEAD " : "GET ") + target + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n");
+    send((head ? "HEAD " : "GET ") + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n");
     return read_response(head);
   }
 
@@ -162,10 +162,11 @@ class Client {
   // WebSocket opening handshake; `protocols` goes into Sec-WebSocket-Protocol when not empty.
   Resp ws_handshake(const std::string& path, const std::string& protocols,
                     const std::string& extra = "") {
-    std::string req = "GET " + path +
-                      " HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n";
+    std::string req =
+        "GET " + path +
+        " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n";
     if (!protocols.empty()) req += "Sec-WebSocket-Protocol: " + protocols + "\r\n";
     send(req + extra + "\r\n");
     return read_response();
@@ -349,15 +350,17 @@ TEST_P(ServerTest, NotFoundMethodNotAllowedPrefixAndHead) {
   run_client([&] {
     Client c(s->port());
     nf = c.get("/nope");
-    c.send("POST /v1/hello HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    c.send("POST /v1/hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
     na = c.read_response();
     pre = c.get("/v1/jobs/42");
-    c.send("DELETE /v1/jobs/42 HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send("DELETE /v1/jobs/42 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\n\r\n");
     del = c.read_response();
     head = c.get("/v1/hello", "", /*head=*/true);
-    c.send("POST /v1/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}");
+    c.send(
+        "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+        "application/json\r\nContent-Length: 2\r\n\r\n{}");
     post = c.read_response();
-    c.send("PUT /v1/jobs/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    c.send("PUT /v1/jobs/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
     dflt = c.read_response();
   });
   EXPECT_EQ(nf.status, 404);
@@ -422,8 +425,8 @@ TEST_P(ServerTest, PipelinedAnswersGoOutInRequestOrder) {
   run_client([&] {
     Client c(s->port());
     c.send(
-        "GET /p/1 HTTP/1.1\r\nHost: t\r\n\r\nGET /p/2 HTTP/1.1\r\nHost: t\r\n\r\n"
-        "GET /p/3 HTTP/1.1\r\nHost: t\r\n\r\n");
+        "GET /p/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /p/2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        "GET /p/3 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     for (int i = 0; i < 3; ++i)
       got.push_back(c.read_response());
   });
@@ -771,7 +774,8 @@ TEST_P(ServerTest, SlowlorisIsCutOffAfterHeaderTimeout) {
   run_client(
       [&] {
         Client c(s->port());
-        const std::string req = "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        const std::string req =
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa\r\n";
         const auto start = std::chrono::steady_clock::now();
         // One byte per 100 ms until the server answers (poll is the pacing, not a race fix).
         for (; sent < req.size(); ++sent) {
@@ -899,14 +903,14 @@ TEST_P(ServerTest, ClientResetsDoNotHurt) {
         }
         {  // reset in the middle of a large answer
           Client c(s->port());
-          c.send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+          c.send("GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
           char b[100];
           (void)::recv(c.fd(), b, sizeof b, 0);
           c.reset();
         }
         {  // reset while the handler still owes the answer
           Client c(s->port());
-          c.send("GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+          c.send("GET /hold HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
           got_request.get_future().wait_for(5s);
           c.reset();
         }
@@ -923,25 +927,30 @@ TEST_P(ServerTest, ClientResetsDoNotHurt) {
   EXPECT_EQ(s->stats().connections_accepted, 4u);
 }
 
-TEST_P(ServerTest, ConnectionsBeyondTheLimitAreClosed) {
+// Past the limit, a new connection takes the place of the oldest idle one (see
+// BusyConnectionsAreNotEvicted for a full server with nothing to close).
+TEST_P(ServerTest, ConnectionsBeyondTheLimitCloseTheOldestIdleOne) {
   ServerOptions o;
   o.max_connections = 2;
   auto s = make(o);
   s->route("GET", "/",
            [](const http::Request&, Responder r) { r.respond(http::Response::text(200, "ok")); });
-  Resp a, b, after;
-  bool third_closed = false;
+  Resp a, b, c;
+  bool first_closed = false;
   run_client([&] {
     Client c1(s->port()), c2(s->port());
     a = c1.get("/");
-    b = c2.get("/");  // both accepted and served
+    b = c2.get("/");  // both accepted and served, then idle
     Client c3(s->port());
-    third_closed = c3.closed_by_peer();
+    c = c3.get("/");
+    first_closed = c1.closed_by_peer();
   });
   EXPECT_EQ(a.status, 200);
   EXPECT_EQ(b.status, 200);
-  EXPECT_TRUE(third_closed);
-  EXPECT_EQ(s->stats().connections_rejected, 1u);
+  EXPECT_EQ(c.status, 200);
+  EXPECT_TRUE(first_closed);
+  EXPECT_EQ(s->stats().connections_rejected, 0u);
+  EXPECT_EQ(s->stats().connections_evicted, 1u);
 }
 
 TEST_P(ServerTest, ResponderOutlivesTheServer) {
@@ -956,7 +965,7 @@ TEST_P(ServerTest, ResponderOutlivesTheServer) {
   auto fut = got_request.get_future();
   client_ = std::thread([&, port = s->port()] {
     Client c(port);
-    c.send("GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send("GET /hold HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     fut.wait_for(5s);
     eof = c.closed_by_peer();
     finished = true;
@@ -1019,15 +1028,18 @@ TEST_P(ServerTest, StreamedUploadLargerThanTheBodyLimitArrivesInPieces) {
   bool denied_closed = false;
   run_client([&] {
     Client c(s->port());
-    c.send("POST /up HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sesame\r\nContent-Length: " +
-           std::to_string(kSize) + "\r\n\r\n");
+    c.send(
+        "POST /up HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sesame\r\nContent-Length: " +
+        std::to_string(kSize) + "\r\n\r\n");
     c.send(body);
     up = c.read_response();
     after = c.get("/after", "Authorization: Bearer sesame\r\n");  // framing intact
     // Without the token: refused at the header, the body never read, the connection closed.
     Client d(s->port());
-    d.send("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\n" +
-           body.substr(0, 1000));
+    d.send(
+        "POST /up HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nContent-Length: "
+        "100000000\r\n\r\n" +
+        body.substr(0, 1000));
     denied = d.read_response();
     denied_closed = d.closed_by_peer();
   });
@@ -1070,7 +1082,9 @@ TEST_P(ServerTest, StreamedUploadCutShortTellsTheSink) {
   run_client(
       [&] {
         Client c(s->port());
-        c.send("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nabcdefghij");
+        c.send(
+            "POST /up HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mxprobe: 1\r\nContent-Length: "
+            "1000\r\n\r\nabcdefghij");
         auto f = first.get_future();
         if (f.wait_for(5s) == std::future_status::ready) got = f.get();
         c.reset();  // gone with 990 bytes owed
@@ -1078,6 +1092,226 @@ TEST_P(ServerTest, StreamedUploadCutShortTellsTheSink) {
       [&] { return errors == 1; });
   EXPECT_EQ(got, 10u);
   EXPECT_EQ(errors, 1);
+}
+
+// [SECTION] attacks (issue 16) -----------------------------------------------------------------
+
+// A page on another site must not drive a loopback server through the operator's browser: Host
+// (DNS rebinding), Origin (WebSocket and API) and writes a form could send are refused; curl
+// (no Origin) and the server's own pages (same origin) go on working.
+TEST_P(ServerTest, CrossSiteRequestsAreRefused) {
+  auto s = make();
+  int writes = 0;
+  s->route("GET", "/v1/jobs",
+           [](const http::Request&, Responder r) { r.respond(http::Response::json(200, "[]")); });
+  s->route("POST", "/v1/jobs", [&](const http::Request&, Responder r) {
+    ++writes;
+    r.respond(http::Response::json(201, "{}"));
+  });
+  Echo echo;
+  echo.server = s.get();
+  s->websocket("/ws", echo);
+  const std::string port = std::to_string(s->port());
+  std::map<std::string, int> st;
+  run_client(
+      [&] {
+        const auto get = [&](const std::string& name, const std::string& target,
+                             const std::string& host, const std::string& extra) {
+          Client c(s->port());
+          c.send("GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra + "\r\n");
+          st[name] = c.read_response().status;
+        };
+        const auto post = [&](const std::string& name, const std::string& extra) {
+          Client c(s->port());
+          c.send("POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:" + port + "\r\n" + extra +
+                 "Content-Length: 5\r\n\r\na@b.c");
+          st[name] = c.read_response().status;
+        };
+        const auto ws = [&](const std::string& name, const std::string& extra) {
+          Client c(s->port());
+          st[name] = c.ws_handshake("/ws", "mxprobe.v1", extra).status;
+        };
+        get("rebound", "/v1/jobs", "evil.example:" + port, "");
+        get("rebound_healthz", "/healthz", "evil.example", "");
+        get("localhost", "/v1/jobs", "localhost:" + port, "");
+        get("ip", "/v1/jobs", "127.0.0.1:" + port, "");
+        get("v6", "/v1/jobs", "[::1]:" + port, "");
+        get("cross_get", "/v1/jobs", "127.0.0.1:" + port, "Origin: http://evil.example\r\n");
+        post("form", "Content-Type: text/plain\r\n");
+        post("form_urlencoded", "Content-Type: application/x-www-form-urlencoded\r\n");
+        post("no_type", "");
+        post("header", "X-Mxprobe: 1\r\nContent-Type: text/plain\r\n");
+        post("json", "Content-Type: application/json\r\n");
+        post("cross_header", "Origin: http://evil.example\r\nX-Mxprobe: 1\r\n");
+        post("same_origin", "Origin: http://127.0.0.1:" + port + "\r\nX-Mxprobe: 1\r\n");
+        ws("ws_evil", "Origin: http://evil.example\r\n");
+        ws("ws_null", "Origin: null\r\n");
+        ws("ws_same", "Origin: http://127.0.0.1\r\n");  // the test client's Host has no port
+        ws("ws_curl", "");
+      },
+      [&] { return s->stats().connections_open == 0; });
+  EXPECT_EQ(st["rebound"], 421);
+  EXPECT_EQ(st["rebound_healthz"], 421);
+  EXPECT_EQ(st["localhost"], 200);
+  EXPECT_EQ(st["ip"], 200);
+  EXPECT_EQ(st["v6"], 200);
+  EXPECT_EQ(st["cross_get"], 403);
+  EXPECT_EQ(st["form"], 403);
+  EXPECT_EQ(st["form_urlencoded"], 403);
+  EXPECT_EQ(st["no_type"], 403);
+  EXPECT_EQ(st["header"], 201);
+  EXPECT_EQ(st["json"], 201);
+  EXPECT_EQ(st["cross_header"], 403);
+  EXPECT_EQ(st["same_origin"], 201);
+  EXPECT_EQ(st["ws_evil"], 403);
+  EXPECT_EQ(st["ws_null"], 403);
+  EXPECT_EQ(st["ws_same"], 101);
+  EXPECT_EQ(st["ws_curl"], 101);
+  EXPECT_EQ(writes, 3);
+  EXPECT_EQ(echo.opened, 2);
+  EXPECT_EQ(s->stats().cross_site, 9u);
+}
+
+// With a token, the bearer header is enough for a write (a page cannot send it unasked).
+TEST_P(ServerTest, TokenWritesNeedNoExtraHeader) {
+  ServerOptions o;
+  o.token = "sesame";
+  auto s = make(o);
+  s->route("POST", "/w",
+           [](const http::Request&, Responder r) { r.respond(http::Response::json(200, "{}")); });
+  Resp with, without;
+  run_client([&] {
+    Client c(s->port()), d(s->port());
+    c.send(
+        "POST /w HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sesame\r\n"
+        "Content-Type: text/plain\r\nContent-Length: 0\r\n\r\n");
+    with = c.read_response();
+    d.send(
+        "POST /w HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 0\r\n\r\n");
+    without = d.read_response();
+  });
+  EXPECT_EQ(with.status, 200);
+  EXPECT_EQ(without.status, 401);
+}
+
+// Slowloris: the server full of connections trickling their headers (or saying nothing) still
+// takes a new client, in all and per client address, by closing the oldest of them.
+TEST_P(ServerTest, SlowClientsDoNotLockOthersOut) {
+  for (const bool per_client : {false, true}) {
+    ServerOptions o;
+    if (per_client)
+      o.max_connections_per_client = 4;
+    else
+      o.max_connections = 4;
+    auto s = make(o);
+    s->route("GET", "/v1/x",
+             [](const http::Request&, Responder r) { r.respond(http::Response::text(200, "ok")); });
+    Resp got;
+    run_client([&] {
+      std::vector<std::unique_ptr<Client>> slow;
+      for (int i = 0; i < 6; ++i) {
+        slow.push_back(std::make_unique<Client>(s->port()));
+        if (i % 2 == 0) slow.back()->send("GET /v1/x HTTP/1.1\r\nHo");  // never finished
+      }
+      for (int i = 0; i < 3; ++i) {
+        Client c(s->port());
+        got = c.get("/v1/x");
+        if (got.status != 200) break;
+      }
+    });
+    EXPECT_EQ(got.status, 200) << "per_client=" << per_client;
+    EXPECT_GE(s->stats().connections_evicted, 3u)
+        << "per_client=" << per_client;  // 6 slow + 1 new into 4
+    EXPECT_EQ(s->stats().connections_rejected, 0u);
+  }
+}
+
+// An owed answer is work: such connections are never closed to make room.
+TEST_P(ServerTest, BusyConnectionsAreNotEvicted) {
+  ServerOptions o;
+  o.max_connections = 2;
+  auto s = make(o);
+  std::vector<Responder> held;
+  std::atomic<int> holding{0};
+  s->route("GET", "/v1/slow", [&](const http::Request&, Responder r) {
+    held.push_back(std::move(r));
+    ++holding;
+  });
+  bool third_closed = false;
+  run_client(
+      [&] {
+        Client a(s->port()), b(s->port());
+        a.send("GET /v1/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        b.send("GET /v1/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        while (holding < 2)  // both answers owed
+          std::this_thread::yield();
+        Client c(s->port());
+        third_closed = c.closed_by_peer();
+      },
+      [&] { return true; });
+  EXPECT_TRUE(third_closed);
+  EXPECT_EQ(s->stats().connections_rejected, 1u);
+  EXPECT_EQ(s->stats().connections_evicted, 0u);
+  for (auto& r : held)
+    r.respond(http::Response::text(200, "late"));
+}
+
+// A WebSocket client that reads nothing costs at most about ws_max_pending: snapshots sent
+// with send_latest() replace each other while it is behind, and the newest one reaches it when
+// it reads again.
+TEST_P(ServerTest, SlowWebSocketReaderGetsOnlyTheNewestSnapshot) {
+  ServerOptions o;
+  o.ws_latest_above = 32 << 10;
+  o.ws_max_pending = 256 << 10;
+  auto s = make(o);
+  struct Keep : WsHandler {
+    WsClient* client = nullptr;
+    void on_open(WsClient& c) override { client = &c; }
+    void on_message(WsClient&, const http::WsMessage&) override {}
+    void on_close(WsClient&) override { client = nullptr; }
+  } keep;
+  s->websocket("/ws", keep);
+  std::atomic<bool> go{false};
+  std::atomic<int> sent{0};
+  size_t peak = 0;
+  std::string last;
+  int frames = 0;
+  done_ = false;
+  client_ = std::thread([&] {
+    Client c(s->port(), 20s);
+    if (c.ws_handshake("/ws", "mxprobe.v1").status == 101) {
+      while (!go)
+        std::this_thread::yield();
+      for (;;) {
+        Frame f = c.ws_read();
+        if (f.opcode != 1) break;
+        ++frames;
+        last = f.payload.substr(0, 12);
+        if (last == "snapshot 499") break;
+      }
+    }
+    done_ = true;
+  });
+  // One snapshot of 64 KiB per loop tick (1 ms) while the client is not reading.
+  EXPECT_TRUE(run_until(
+      [&] {
+        if (keep.client && sent < 500) {
+          std::string snap = "snapshot " + std::to_string(sent.load()) + " ";
+          snap.resize(64 << 10, 'x');
+          EXPECT_TRUE(keep.client->send_latest(snap));
+          peak = std::max(peak, keep.client->pending_output());
+          if (++sent == 500) go = true;
+        }
+        return done_.load();
+      },
+      60s));
+  client_.join();
+  EXPECT_EQ(sent.load(), 500);
+  EXPECT_LE(peak, size_t{(32 << 10) + (64 << 10) + 64});  // never more than one past the mark
+  EXPECT_EQ(last, "snapshot 499");
+  EXPECT_LT(frames, 300);  // the others were replaced while it did not read
+  EXPECT_GT(s->stats().ws_coalesced, 200u);
 }
 
 }  // namespace
