@@ -212,6 +212,10 @@ async function main() {
   const page = await newPage(base);
   await waitState(page, (s) => s.connected && s.snapshots >= 3 && s.jobs.length > 0, null,
     'live data with the job');
+  // The job started before the page opened: its event is shown all the same (the server replays
+  // its recent events to a new client), at the server's time of it.
+  await waitState(page, (s, id) => s.events.some((e) => e.kind === 'job_started' &&
+    e.text.startsWith(`job ${id} `) && e.time_ms > 0), jobId, 'the job_started event from before');
   const firstFrame = await page.evaluate(() => window.mxprobe.firstDataFrameMs);
   log(`first useful frame (navigation start to the first snapshot drawn): ${firstFrame.toFixed(0)} ms`);
   expect(firstFrame > 0 && firstFrame < 5000, `first useful frame in time (${firstFrame} ms)`);
@@ -236,6 +240,32 @@ async function main() {
   j = (await api(base, 'GET', `/v1/jobs/${jobId}`)).json;
   expect(j.state === 'running', `server says running (${j.state})`);
   await screenshot(page, 'jobs');
+
+  // Upload a list from the console (file picker, POST /v1/jobs named after the file): 40 lines
+  // that are not addresses and one repeated address, so it ends at once. Each line is a record,
+  // and "Verified" counts them all: it equals the jobs' records done.
+  const listName = 'bad-list.txt';
+  const listBody = Array.from({ length: 40 }, (_, i) => `not-an-address-${i}`).join('\n') + '\n';
+  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), click(page, 'jobs.upload')]);
+  await chooser.setFiles({ name: listName, mimeType: 'text/plain', buffer: Buffer.from(listBody) });
+  await waitState(page, (s, n) => s.uploadStatus.includes('started') && s.uploadStatus.includes(n),
+    listName, 'the upload accepted');
+  await waitState(page, (s, n) => s.jobs.some((x) => x.name === n && x.state === 'finished'),
+    listName, 'the uploaded job, named, finished');
+  const upId = await page.evaluate((n) => window.mxprobe.jobs.find((x) => x.name === n).id, listName);
+  const up = (await api(base, 'GET', `/v1/jobs/${upId}`)).json;
+  expect(up.name === listName && up.done === 40 && up.counts.undeliverable === 40,
+    `uploaded job on the server: ${JSON.stringify(up)}`);
+  await waitState(page, (s) => s.total > 0 && s.total === s.jobs.reduce((n, x) => n + x.done, 0),
+    null, '"Verified" equal to the records the jobs answered');
+  await rect(page, `job.${upId}.title`);
+  await screenshot(page, 'jobs-upload');
+  // Delete it (twice, like Cancel): the server forgets it and its files.
+  await click(page, `job.${upId}.delete`);
+  await waitState(page, (s, id) => s.rects[`job.${id}.delete`], upId, 'the delete button armed');
+  await click(page, `job.${upId}.delete`);
+  await waitState(page, (s, id) => !s.jobs.some((x) => x.id === id), upId, 'the job gone from the list');
+  expect((await api(base, 'GET', `/v1/jobs/${upId}`)).status === 404, 'the deleted job is gone on the server');
 
   // Domains and MX groups: select the busiest ordinary group, set its connect rate to 3/s.
   await show(page, 'domains');
@@ -277,6 +307,17 @@ async function main() {
   expect(rec.verdict === 'deliverable', `check verdict (${rec.verdict} ${rec.reason} ${rec.error})`);
   expect(rec.transcript.includes(`RCPT TO:<${checkAddr}>`), 'transcript with the RCPT');
   await screenshot(page, 'check');
+  // No dialogue: the console says what the record says decided, not a guess.
+  await click(page, 'check.input', 0.3);
+  await page.keyboard.type('no-at-sign.example', { delay: 5 });
+  await press(page, 'Enter');
+  await waitState(page, (s) => s.checks.some((c) => c.email === 'no-at-sign.example' && c.done),
+    null, 'the syntax check result');
+  const bad = await page.evaluate(() => window.mxprobe.checks.find((c) => c.email === 'no-at-sign.example'));
+  expect(bad.reason === 'invalid_syntax' && bad.error !== '' && bad.why === `none: ${bad.error}`,
+    `no transcript, the record's error shown: ${JSON.stringify(bad)}`);
+  await rect(page, 'check.why');
+  await screenshot(page, 'check-why');
 
   // Probe server: type a domain, press Enter, see the report (probe-server on the server's loop).
   await show(page, 'probe');
@@ -292,6 +333,12 @@ async function main() {
   expect(probe.report.concurrent_connections_tried === 5 &&
     probe.report.max_concurrent_connections === null, 'probe held 5 connections');
   expect(probe.report.latency && probe.report.latency.rcpt_to.count === 3, 'probe latency from 3 samples');
+  // Numbers right-aligned under right-aligned headers: the right edges meet.
+  for (const c of ['count', 'min', 'p50', 'p90', 'max']) {
+    const h = await rect(page, `probe.lat.head.${c}`), v = await rect(page, `probe.lat.rcpt_to.${c}`);
+    expect(Math.abs((h[0] + h[2]) - (v[0] + v[2])) < 1.5 && v[2] < h[2] + 60,
+      `probe column ${c}: header right edge ${h[0] + h[2]}, value right edge ${v[0] + v[2]}`);
+  }
   await screenshot(page, 'probe');
   await page.close();
 
