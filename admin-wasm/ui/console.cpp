@@ -980,7 +980,7 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
 
 void transcript_view(const std::string& t) {
   FontScope f(g_fonts ? g_fonts->mono : nullptr);
-  size_t pos = 0;
+  size_t pos = 0, longest = 0;
   while (pos < t.size()) {
     size_t end = t.find('\n', pos);
     if (end == std::string::npos) end = t.size();
@@ -990,6 +990,10 @@ void transcript_view(const std::string& t) {
     if (line.rfind("C: ", 0) == 0) c = rgb(130, 180, 255);
     if (line.rfind("S: ", 0) == 0 && line.size() > 3) c = reply_color(line.substr(3));
     text_wrapped(c, line);  // a long reply wraps, all of it in view
+    if (line.size() > longest) {
+      longest = line.size();
+      g_marks->mark("transcript.longest");
+    }
   }
 }
 
@@ -1110,6 +1114,7 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
       else
         transcript_view(c->transcript);
       ImGui::EndChild();
+      marks.mark("check.transcript");
       ImGui::PopStyleColor();
     }
   }

@@ -306,6 +306,10 @@ async function main() {
   const rec = await page.evaluate((e) => window.mxprobe.checks.find((c) => c.email === e), checkAddr);
   expect(rec.verdict === 'deliverable', `check verdict (${rec.verdict} ${rec.reason} ${rec.error})`);
   expect(rec.transcript.includes(`RCPT TO:<${checkAddr}>`), 'transcript with the RCPT');
+  // Its longest line (a 550 of 100+ characters at the catch-all probe) wraps inside the panel.
+  const longest = await rect(page, 'transcript.longest'), pane = await rect(page, 'check.transcript');
+  expect(longest[0] + longest[2] <= pane[0] + pane[2] + 1 && longest[3] > 25,
+    `the longest transcript line wraps inside its panel: line ${longest}, panel ${pane}`);
   await screenshot(page, 'check');
   // No dialogue: the console says what the record says decided, not a guess.
   await click(page, 'check.input', 0.3);
