@@ -27,19 +27,22 @@ stop_serve() {
 }
 trap stop_serve EXIT
 
-fifo=$WORK/serve.fifo
-mkfifo "$fifo"
-"$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
-  --cache "$WORK/cache.db" --helo metrics.client.test --data "$WORK/data" 2>"$fifo" &
-SERVE_PID=$!
-exec 4<"$fifo"
-while read -r -t 10 line <&4; do  # warnings may come first
-  [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] && break
-done
-[[ -n ${BASH_REMATCH[1]:-} ]] || fail "no start-up line"
-URL=${BASH_REMATCH[1]}
-cat <&4 >"$WORK/serve.err" &
-exec 4<&-
+start_serve() {  # start_serve: mxprobe serve on an ephemeral port, the cache and --data kept
+  local fifo=$WORK/serve.$RANDOM.fifo line
+  mkfifo "$fifo"
+  "$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
+    --cache "$WORK/cache.db" --helo metrics.client.test --data "$WORK/data" 2>"$fifo" &
+  SERVE_PID=$!
+  exec 4<"$fifo"
+  URL=""
+  while read -r -t 10 line <&4; do  # warnings may come first
+    [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] && { URL=${BASH_REMATCH[1]}; break; }
+  done
+  [[ -n $URL ]] || fail "no start-up line"
+  cat <&4 >>"$WORK/serve.err" &
+  exec 4<&-
+}
+start_serve
 
 req() {  # req METHOD PATH [curl args...]: sets CODE and BODY
   local method=$1 path=$2
@@ -217,6 +220,17 @@ asyncio.run(main())
 EOF
 ok
 
+kill -TERM "$SERVE_PID"
+wait "$SERVE_PID" || fail "serve did not exit 0 on SIGTERM"
+SERVE_PID=""
+ok
+
+# --- Names outlive the server -----------------------------------------------------------------
+start_serve
+req GET "/v1/jobs/$JOB2"
+expect_eq "$(jq -r .name <<<"$BODY")" again "the name kept across a restart"
+scrape
+expect_eq "$(metric 'mxprobe_jobs{state="finished"}')" 1 "the restored finished job counted by state"
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID" || fail "serve did not exit 0 on SIGTERM"
 SERVE_PID=""
