@@ -886,12 +886,19 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
     ImGui::SetCursorPosY(ImGui::GetCursorPosY() + 4);
     chip(j.state, job_state_color(j.state));
     ImGui::SameLine();
-    text_dim("  " + j.format + ", " + fmt_count(j.records) + " records (" +
-             fmt_bytes(j.input_bytes) + "), created " + j.created);
+    const float bw = 120, dw = 160, sp = ImGui::GetStyle().ItemSpacing.x;
+    const float buttons_x = ImGui::GetWindowContentRegionMax().x - 2 * bw - dw - 2 * sp;
+    {
+      // Cut short before the buttons (a long name leaves less room).
+      const ImVec2 p = ImGui::GetCursorScreenPos();
+      ImGui::PushClipRect(p, ImVec2(ImGui::GetWindowPos().x + buttons_x - sp, p.y + 40), true);
+      text_dim("  " + j.format + ", " + fmt_count(j.records) + " records (" +
+               fmt_bytes(j.input_bytes) + "), created " + j.created);
+      ImGui::PopClipRect();
+    }
     // Buttons at the right of the title line.
     const bool running = j.state == "running", paused = j.state == "paused";
-    const float bw = 120, dw = 160, sp = ImGui::GetStyle().ItemSpacing.x;
-    ImGui::SameLine(ImGui::GetWindowContentRegionMax().x - 2 * bw - dw - 2 * sp);
+    ImGui::SameLine(buttons_x);
     const bool armed = ui.cancel_armed == j.id;
     if (!running && !paused) {
       // An ended job: Delete (twice, like Cancel) takes its files off the server.
