@@ -37,7 +37,8 @@ const char* kSnapshot = R"({"type":"snapshot","version":1,"seq":14,"time_ms":179
           "records":205,"done":169,"progress":0.824,"counts":{"deliverable":42,"undeliverable":66,
           "risky":25,"unknown":36},"rate_per_s":83.2,"eta_s":0.43,
           "links":{"self":"/v1/jobs/1","results":"/v1/jobs/1/results"}},
-         {"id":2,"state":"finished","records":40,"done":40,"eta_s":null}]})";
+         {"id":2,"name":"list.csv","state":"finished","records":40,"done":40,"eta_s":null}],
+ "cache_hits":12})";
 
 TEST(ConsoleModel, ParsesEverySnapshotField) {
   Model m;
@@ -94,6 +95,9 @@ TEST(ConsoleModel, ParsesEverySnapshotField) {
   EXPECT_EQ(s.jobs[0].results_link, "/v1/jobs/1/results");
   ASSERT_TRUE(s.jobs[0].eta_s.has_value());
   EXPECT_FALSE(s.jobs[1].eta_s.has_value());
+  EXPECT_EQ(s.jobs[0].name, "");
+  EXPECT_EQ(s.jobs[1].name, "list.csv");
+  EXPECT_EQ(s.cache_hits, 12u);
   EXPECT_EQ(m.h_sessions.values().size(), 1u);
   EXPECT_DOUBLE_EQ(m.last_snapshot_at, 10.0);
 }
