@@ -91,6 +91,43 @@ EM_JS(void, js_download, (const char* path, const char* filename, const char* to
       })
       .catch(function(e) { console.warn(String(e)); });
 });
+// A file picker (a hidden <input type=file>, id mxprobe-upload), then POST /v1/jobs with the
+// file as the body (a non-simple content type, like every write of the console); the status and
+// body go to mxc_on_upload (status 0: under way, -1: no answer).
+EM_JS(void, js_pick_and_upload, (const char* token), {
+  var t = UTF8ToString(token);
+  var report = function(status, text) {
+    var b = new TextEncoder().encode(text);
+    var p = _malloc(b.length + 1);
+    HEAPU8.set(b, p);
+    HEAPU8[p + b.length] = 0;
+    _mxc_on_upload(status, p);
+    _free(p);
+  };
+  var input = document.getElementById("mxprobe-upload");
+  if (!input) {
+    input = document.createElement("input");
+    input.type = "file";
+    input.id = "mxprobe-upload";
+    input.style.display = "none";
+    document.body.appendChild(input);
+  }
+  input.value = "";
+  input.onchange = function() {
+    var f = input.files && input.files[0];
+    if (!f) return;
+    var low = f.name.toLowerCase();
+    var fmt = low.endsWith(".csv") || low.endsWith(".csv.gz") ? "csv" : "jsonl";
+    var h = {"Content-Type" : "application/octet-stream"};
+    if (t) h["Authorization"] = "Bearer " + t;
+    report(0, "uploading " + f.name + "...");
+    fetch("/v1/jobs?format=" + fmt + "&name=" + encodeURIComponent(f.name),
+          {method : "POST", headers : h, body : f})
+        .then(function(r) { return r.text().then(function(x) { report(r.status, x); }); })
+        .catch(function(e) { report(-1, String(e)); });
+  };
+  input.click();
+});
 EM_JS(void, js_publish, (const char* json), {
   var s = JSON.parse(UTF8ToString(json));
   var w = window.mxprobe || (window.mxprobe = {});
@@ -233,6 +270,7 @@ struct App final : mxc::Actions {
   void download(const std::string& path, const std::string& filename) override {
     js_download(path.c_str(), filename.c_str(), token.c_str());
   }
+  void upload() override { js_pick_and_upload(token.c_str()); }
   void login(const std::string& t) override {
     token = t;
     js_store_token(token.c_str());
@@ -307,7 +345,14 @@ struct App final : mxc::Actions {
       rects[k] = {r[0], r[1], r[2], r[3]};
     json jobs = json::array();
     for (const auto& j : model.snap.jobs)
-      jobs.push_back({{"id", j.id}, {"state", j.state}, {"done", j.done}, {"records", j.records}});
+      jobs.push_back({{"id", j.id},
+                      {"name", j.name},
+                      {"state", j.state},
+                      {"done", j.done},
+                      {"records", j.records}});
+    json events = json::array();
+    for (const auto& e : model.events)
+      events.push_back({{"kind", e.kind}, {"text", e.text}, {"time_ms", e.time_ms}});
     json groups = json::array();
     for (const auto& g : model.snap.groups)
       groups.push_back({{"name", g.name},
@@ -316,14 +361,17 @@ struct App final : mxc::Actions {
                         {"sessions", g.sessions}});
     json checks = json::array();
     for (const auto& c : model.checks)
-      checks.push_back({{"id", c.id},
-                        {"email", c.email},
-                        {"done", c.done},
-                        {"verdict", c.verdict},
-                        {"reason", c.reason},
-                        {"error", c.error},
-                        {"transcript", c.transcript},
-                        {"live_lines", c.live_lines}});
+      checks.push_back(
+          {{"id", c.id},
+           {"email", c.email},
+           {"done", c.done},
+           {"verdict", c.verdict},
+           {"reason", c.reason},
+           {"error", c.error},
+           {"why", c.done && !c.verdict.empty() && c.transcript.empty() ? mxc::no_transcript_why(c)
+                                                                        : std::string()},
+           {"transcript", c.transcript},
+           {"live_lines", c.live_lines}});
     json probes = json::array();
     for (const auto& p : model.probes)
       probes.push_back({{"id", p.id},
@@ -345,6 +393,10 @@ struct App final : mxc::Actions {
               {"selectedGroup", ui.selected_group},
               {"policyStatus", ui.policy_status},
               {"jobs", jobs},
+              {"events", events},
+              {"total", model.snap.total()},
+              {"cacheHits", model.snap.cache_hits},
+              {"uploadStatus", ui.upload_status},
               {"groups", groups},
               {"checks", checks},
               {"probes", probes},
@@ -388,6 +440,30 @@ void main_loop() {
 
 extern "C" EMSCRIPTEN_KEEPALIVE void mxc_on_probe(int generation, int status) {
   if (g_app) g_app->on_probe(generation, status);
+}
+
+// The upload's outcome: 0 under way, 201 the job (JSON), else the server's error or -1.
+extern "C" EMSCRIPTEN_KEEPALIVE void mxc_on_upload(int status, const char* text) {
+  if (!g_app) return;
+  auto& ui = g_app->ui;
+  json j = json::parse(text ? text : "", nullptr, false);
+  ui.upload_ok = status == 0 || status == 201;
+  if (status == 0) {
+    ui.upload_status = text ? text : "";
+  } else if (status == 201 && j.is_object()) {
+    const std::string name =
+        j.contains("name") && j["name"].is_string() ? j["name"].get<std::string>() : "";
+    ui.upload_status = "job " + std::to_string(j.value("id", uint64_t{0})) + " started" +
+                       (name.empty() ? "" : " (" + name + ")");
+  } else if (status < 0) {
+    ui.upload_status = std::string("upload failed: ") + (text ? text : "");
+  } else {
+    std::string msg = j.is_object() && j.contains("message") && j["message"].is_string()
+                          ? j["message"].get<std::string>()
+                          : std::string(text ? text : "").substr(0, 200);
+    ui.upload_status = "upload refused (HTTP " + std::to_string(status) + "): " + msg;
+  }
+  mark_dirty();
 }
 
 int main() {

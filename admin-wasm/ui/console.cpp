@@ -66,6 +66,7 @@ ImVec4 verdict_color(std::string_view v) {
 }
 
 const Fonts* g_fonts = nullptr;
+Marks* g_marks = nullptr;  // for widgets drawn deep down (the probe report's table)
 struct FontScope {
   explicit FontScope(ImFont* f) : on(f != nullptr) {
     if (on) ImGui::PushFont(f);
@@ -83,6 +84,14 @@ struct FontScope {
 void text_colored(const ImVec4& c, const std::string& s) {
   ImGui::PushStyleColor(ImGuiCol_Text, c);
   ImGui::TextUnformatted(s.c_str());
+  ImGui::PopStyleColor();
+}
+// Wrapped at the right edge of the cell or window: long SMTP replies stay readable.
+void text_wrapped(const ImVec4& c, const std::string& s) {
+  ImGui::PushStyleColor(ImGuiCol_Text, c);
+  ImGui::PushTextWrapPos(0.0f);
+  ImGui::TextUnformatted(s.c_str());
+  ImGui::PopTextWrapPos();
   ImGui::PopStyleColor();
 }
 void text_dim(const std::string& s) {
@@ -386,7 +395,8 @@ void overview(const Model& m) {
   const float sp = ImGui::GetStyle().ItemSpacing.x, avail = ImGui::GetContentRegionAvail().x;
   const float kw = (avail - 5 * sp) / 6;
   const uint64_t total = s.total();
-  kpi("k_total", kw, "Verified", fmt_count(total), fmt_rate(s.rate()) + " now", kAccent);
+  kpi("k_total", kw, "Verified", fmt_count(total),
+      fmt_rate(s.rate()) + " now, " + fmt_count(s.cache_hits) + " from cache", kAccent);
   static const char* const titles[] = {"Deliverable", "Undeliverable", "Risky", "Unknown"};
   for (int v = 0; v < kVerdictCount; ++v) {
     ImGui::SameLine();
@@ -846,8 +856,16 @@ ImVec4 job_state_color(const std::string& st) {
 void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
                 const std::string& host) {
   const auto& s = m.snap;
+  // Upload: the browser's file picker, then POST /v1/jobs (named after the file).
+  if (ImGui::Button("Upload a list...", ImVec2(160, 0))) act.upload();
+  marks.mark("jobs.upload");
+  ImGui::SameLine();
+  if (ui.upload_status.empty())
+    text_dim("plain, CSV or gzip; results as CSV for a .csv file, else JSON Lines");
+  else
+    text_colored(ui.upload_ok ? kGood : kBad, ui.upload_status);
   if (s.jobs.empty()) {
-    text_dim("No jobs yet. Start one over the API, for example:");
+    text_dim("No jobs yet. Upload a list, or start one over the API, for example:");
     text_colored(kText, "curl -H 'X-Mxprobe: 1' -X POST --data-binary @list.csv 'http://" + host +
                             "/v1/jobs?format=csv'");
     return;
@@ -861,41 +879,70 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
     begin_card("job", ImVec2(0, 132));
     {
       FontScope f(g_fonts ? g_fonts->big : nullptr);
-      ImGui::TextUnformatted(("Job " + id).c_str());
+      ImGui::TextUnformatted(("Job " + id + (j.name.empty() ? "" : "  " + j.name)).c_str());
     }
+    marks.mark("job." + id + ".title");
     ImGui::SameLine();
     ImGui::SetCursorPosY(ImGui::GetCursorPosY() + 4);
     chip(j.state, job_state_color(j.state));
     ImGui::SameLine();
-    text_dim("  " + j.format + ", " + fmt_count(j.records) + " records (" +
-             fmt_bytes(j.input_bytes) + "), created " + j.created);
+    const float bw = 120, dw = 160, sp = ImGui::GetStyle().ItemSpacing.x;
+    const float buttons_x = ImGui::GetWindowContentRegionMax().x - 2 * bw - dw - 2 * sp;
+    {
+      // Cut short before the buttons (a long name leaves less room).
+      const ImVec2 p = ImGui::GetCursorScreenPos();
+      ImGui::PushClipRect(p, ImVec2(ImGui::GetWindowPos().x + buttons_x - sp, p.y + 40), true);
+      text_dim("  " + j.format + ", " + fmt_count(j.records) + " records (" +
+               fmt_bytes(j.input_bytes) + "), created " + j.created);
+      ImGui::PopClipRect();
+    }
     // Buttons at the right of the title line.
     const bool running = j.state == "running", paused = j.state == "paused";
-    const float bw = 120, dw = 160, sp = ImGui::GetStyle().ItemSpacing.x;
-    ImGui::SameLine(ImGui::GetWindowContentRegionMax().x - 2 * bw - dw - 2 * sp);
-    ImGui::BeginDisabled(!running && !paused);
-    if (paused) {
-      if (ImGui::Button("Resume", ImVec2(bw, 0))) act.send(m.cmd_job("resume", j.id));
-      marks.mark("job." + id + ".resume");
-    } else {
-      if (ImGui::Button("Pause", ImVec2(bw, 0))) act.send(m.cmd_job("pause", j.id));
-      marks.mark("job." + id + ".pause");
-    }
-    ImGui::SameLine();
+    ImGui::SameLine(buttons_x);
     const bool armed = ui.cancel_armed == j.id;
-    ImGui::PushStyleColor(ImGuiCol_Button, armed ? rgb(150, 45, 45) : rgb(60, 40, 44));
-    if (ImGui::Button(armed ? "Really cancel?" : "Cancel", ImVec2(bw, 0))) {
-      if (armed) {
-        act.send(m.cmd_job("cancel", j.id));
-        ui.cancel_armed = 0;
-      } else {
-        ui.cancel_armed = j.id;
-        ui.cancel_armed_at = now;
+    if (!running && !paused) {
+      // An ended job: Delete (twice, like Cancel) takes its files off the server.
+      ImGui::BeginDisabled(true);
+      ImGui::Button("Pause", ImVec2(bw, 0));
+      ImGui::EndDisabled();
+      ImGui::SameLine();
+      ImGui::PushStyleColor(ImGuiCol_Button, armed ? rgb(150, 45, 45) : rgb(60, 40, 44));
+      if (ImGui::Button(armed ? "Really delete?" : "Delete", ImVec2(bw, 0))) {
+        if (armed) {
+          act.send(m.cmd_job("delete", j.id));
+          ui.cancel_armed = 0;
+        } else {
+          ui.cancel_armed = j.id;
+          ui.cancel_armed_at = now;
+        }
       }
+      ImGui::PopStyleColor();
+      marks.mark("job." + id + ".delete");
     }
-    ImGui::PopStyleColor();
-    marks.mark("job." + id + ".cancel");
-    ImGui::EndDisabled();
+    if (running || paused) {
+      ImGui::BeginDisabled(!running && !paused);
+      if (paused) {
+        if (ImGui::Button("Resume", ImVec2(bw, 0))) act.send(m.cmd_job("resume", j.id));
+        marks.mark("job." + id + ".resume");
+      } else {
+        if (ImGui::Button("Pause", ImVec2(bw, 0))) act.send(m.cmd_job("pause", j.id));
+        marks.mark("job." + id + ".pause");
+      }
+      ImGui::SameLine();
+      ImGui::PushStyleColor(ImGuiCol_Button, armed ? rgb(150, 45, 45) : rgb(60, 40, 44));
+      if (ImGui::Button(armed ? "Really cancel?" : "Cancel", ImVec2(bw, 0))) {
+        if (armed) {
+          act.send(m.cmd_job("cancel", j.id));
+          ui.cancel_armed = 0;
+        } else {
+          ui.cancel_armed = j.id;
+          ui.cancel_armed_at = now;
+        }
+      }
+      ImGui::PopStyleColor();
+      marks.mark("job." + id + ".cancel");
+      ImGui::EndDisabled();
+    }
     ImGui::SameLine();
     ImGui::BeginDisabled(j.results_link.empty());
     if (ImGui::Button("Download results", ImVec2(dw, 0)))
@@ -940,7 +987,7 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
 
 void transcript_view(const std::string& t) {
   FontScope f(g_fonts ? g_fonts->mono : nullptr);
-  size_t pos = 0;
+  size_t pos = 0, longest = 0;
   while (pos < t.size()) {
     size_t end = t.find('\n', pos);
     if (end == std::string::npos) end = t.size();
@@ -949,7 +996,11 @@ void transcript_view(const std::string& t) {
     ImVec4 c = kText;
     if (line.rfind("C: ", 0) == 0) c = rgb(130, 180, 255);
     if (line.rfind("S: ", 0) == 0 && line.size() > 3) c = reply_color(line.substr(3));
-    text_colored(c, line);
+    text_wrapped(c, line);  // a long reply wraps, all of it in view
+    if (line.size() > longest) {
+      longest = line.size();
+      g_marks->mark("transcript.longest");
+    }
   }
 }
 
@@ -1012,7 +1063,7 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
       ImGui::Separator();
       text_dim("SMTP transcript, live");
       ImGui::PushStyleColor(ImGuiCol_ChildBg, rgb(18, 20, 25));
-      ImGui::BeginChild("transcript", ImVec2(0, 0), true, ImGuiWindowFlags_HorizontalScrollbar);
+      ImGui::BeginChild("transcript", ImVec2(0, 0), true);
       if (c->transcript.empty())
         text_dim("(waiting for the DNS answer and the server's greeting)");
       else
@@ -1030,6 +1081,11 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
       text_dim("  in " + fmt_ms(c->elapsed_ms) + ", " + std::to_string(c->attempts) +
                (c->attempts == 1 ? " attempt" : " attempts") +
                (c->cached.value_or(false) ? ", from the cache" : ""));
+      // What decided, as the record says (a block, a resting source IP, a syntax error...).
+      if (!c->error.empty()) {
+        text_wrapped(c->verdict == "unknown" ? kWarn : kText, "why: " + c->error);
+        marks.mark("check.why");
+      }
       ImGui::Spacing();
       if (ImGui::BeginTable("rec", 4, ImGuiTableFlags_SizingStretchProp)) {
         auto row = [](const char* k, const std::string& v, const char* k2, const std::string& v2) {
@@ -1037,11 +1093,11 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
           ImGui::TableNextColumn();
           text_dim(k);
           ImGui::TableNextColumn();
-          ImGui::TextUnformatted(v.empty() ? "-" : v.c_str());
+          text_wrapped(kText, v.empty() ? "-" : v);
           ImGui::TableNextColumn();
           text_dim(k2);
           ImGui::TableNextColumn();
-          ImGui::TextUnformatted(v2.empty() ? "-" : v2.c_str());
+          text_wrapped(kText, v2.empty() ? "-" : v2);
         };
         auto yn = [](std::optional<bool> b) {
           return b ? std::string(*b ? "yes" : "no") : std::string("-");
@@ -1059,12 +1115,13 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
       ImGui::Separator();
       text_dim("SMTP transcript");
       ImGui::PushStyleColor(ImGuiCol_ChildBg, rgb(18, 20, 25));
-      ImGui::BeginChild("transcript", ImVec2(0, 0), true, ImGuiWindowFlags_HorizontalScrollbar);
+      ImGui::BeginChild("transcript", ImVec2(0, 0), true);
       if (c->transcript.empty())
-        text_dim("(none: a syntax error, a DNS answer or the cache decided)");
+        text_dim("(" + no_transcript_why(*c) + ")");
       else
         transcript_view(c->transcript);
       ImGui::EndChild();
+      marks.mark("check.transcript");
       ImGui::PopStyleColor();
     }
   }
@@ -1094,7 +1151,7 @@ void probe_report(const nlohmann::json& r) {
     ImGui::TableNextColumn();
     text_dim(k);
     ImGui::TableNextColumn();
-    text_colored(c, v);
+    text_wrapped(c, v);
   };
   const auto& caps = r.contains("capabilities") ? r["capabilities"] : nlohmann::json::object();
   const auto& el = r.contains("error_limit") ? r["error_limit"] : nlohmann::json::object();
@@ -1154,7 +1211,15 @@ void probe_report(const nlohmann::json& r) {
       ImGui::BeginTable("lat", 6, ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_RowBg)) {
     for (const char* h : {"stage", "count", "min", "p50", "p90", "max"})
       ImGui::TableSetupColumn(h);
-    ImGui::TableHeadersRow();
+    // Numbers right-aligned under right-aligned headers.
+    ImGui::TableNextRow(ImGuiTableRowFlags_Headers);
+    ImGui::TableNextColumn();
+    text_dim("stage");
+    for (const char* h : {"count", "min", "p50", "p90", "max"}) {
+      ImGui::TableNextColumn();
+      text_right(h, kDim);
+      g_marks->mark(std::string("probe.lat.head.") + h);
+    }
     for (const char* stage : {"connect", "banner", "ehlo", "helo", "starttls", "mail_from",
                               "rcpt_to", "rset", "quit"}) {
       if (!r["latency"].contains(stage)) continue;
@@ -1165,6 +1230,9 @@ void probe_report(const nlohmann::json& r) {
       for (const char* k : {"count", "min_ms", "p50_ms", "p90_ms", "max_ms"}) {
         ImGui::TableNextColumn();
         text_right(jtext(s, k));
+        if (std::string_view(stage) == "rcpt_to")
+          g_marks->mark(std::string("probe.lat.rcpt_to.") +
+                        std::string(k).substr(0, k[3] == '_' ? 3 : 5));
       }
     }
     ImGui::EndTable();
@@ -1347,6 +1415,7 @@ void setup_style(Fonts& fonts, float body_px) {
 void draw_console(Model& m, UiState& ui, const Connection& conn, Actions& act, const Fonts& fonts,
                   double now, Marks& marks) {
   g_fonts = &fonts;
+  g_marks = &marks;
   marks.rects.clear();
   const ImGuiViewport* vp = ImGui::GetMainViewport();
   ImGui::SetNextWindowPos(vp->Pos);

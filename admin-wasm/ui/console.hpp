@@ -18,6 +18,9 @@ struct Actions {
   virtual void send(const std::string& text) = 0;
   // GET path with the token (if any) and save the body as filename.
   virtual void download(const std::string& path, const std::string& filename) = 0;
+  // Lets the user pick a file and POSTs it to /v1/jobs; the outcome lands in UiState's
+  // upload_status.
+  virtual void upload() = 0;
   virtual void login(const std::string& token) = 0;
   virtual void logout() = 0;
 };
@@ -52,6 +55,8 @@ struct UiState {
   // Jobs
   uint64_t cancel_armed = 0;  // job whose Cancel was clicked once
   double cancel_armed_at = 0;
+  std::string upload_status;  // "job 4 started (list.csv)" or why not
+  bool upload_ok = true;
   // Check
   char check_email[256] = "";
   int64_t selected_check = 0;  // id; 0 = newest

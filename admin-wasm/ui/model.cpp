@@ -67,6 +67,7 @@ constexpr const char* kStages[] = {"connect",   "banner",  "ehlo", "helo", "star
 Job parse_job(const json& j) {
   Job out;
   out.id = count(j, "id");
+  out.name = str(j, "name");
   out.state = str(j, "state");
   out.created = str(j, "created");
   out.format = str(j, "format");
@@ -116,11 +117,19 @@ bool Model::apply(std::string_view message, double now) {
   }
   if (type == "event") {
     Event e;
-    e.time_ms = snap.time_ms;
+    // The server's time of the event (older servers: the snapshot before it).
+    e.time_ms = j.contains("time_ms") ? static_cast<int64_t>(num(j, "time_ms")) : snap.time_ms;
     e.kind = str(j, "event");
     e.text = str(j, "text");
     if (e.text.empty()) e.text = e.kind;
+    // The server replays its recent events on every connection: one already here is not new.
+    if (flag(j, "history"))
+      for (const auto& x : events)
+        if (x.time_ms == e.time_ms && x.kind == e.kind && x.text == e.text) return true;
     events.push_back(std::move(e));
+    // Replayed ones may interleave with live ones after a reconnection: keep time order.
+    std::stable_sort(events.begin(), events.end(),
+                     [](const Event& a, const Event& b) { return a.time_ms < b.time_ms; });
     while (events.size() > kMaxEvents)
       events.pop_front();
     return true;
@@ -224,6 +233,7 @@ void Model::apply_snapshot(const json& j, double now) {
   s.sessions = count(j, "sessions");
   s.pending = count(j, "pending");
   s.waiting = count(j, "waiting");
+  s.cache_hits = count(j, "cache_hits");
   s.connects_per_s = num(j, "connects_per_s");
   s.dns_queries_per_s = num(obj(j, "dns"), "queries_per_s");
   s.dns_cache_hit_rate = num(obj(j, "dns"), "cache_hit_rate");
@@ -361,6 +371,19 @@ void Model::reset_connection() {
       c.error = "connection lost before the result";
     }
   reply_hist_.clear();
+}
+
+std::string no_transcript_why(const CheckRecord& c) {
+  if (c.cached.value_or(false))
+    return "none kept: answered from the results cache (checked " + c.checked_at + ")";
+  if (!c.error.empty()) return "none: " + c.error;
+  if (c.reason == "invalid_syntax") return "none: the address failed the syntax check";
+  if (c.reason == "no_such_domain" || c.reason == "null_mx" || c.reason == "no_mail_server" ||
+      c.reason == "dns_error")
+    return "none: the DNS answer decided (" + c.reason + ")";
+  if (c.attempts == 0 && c.mx.empty())
+    return "none: no mail server was asked, and the server gave no cause";
+  return "none recorded";
 }
 
 }  // namespace mxc

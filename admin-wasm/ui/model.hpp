@@ -64,6 +64,7 @@ struct Source {
 
 struct Job {
   uint64_t id = 0;
+  std::string name;  // given at upload, may be empty
   std::string state, created, format, results_link;
   uint64_t records = 0, done = 0, input_bytes = 0;
   double progress = 0, rate_per_s = 0;
@@ -79,6 +80,7 @@ struct Snapshot {
   std::array<std::vector<float>, kVerdictCount> series;   // per second, oldest first
   std::vector<std::pair<std::string, uint64_t>> reasons;  // most frequent first
   uint64_t sessions = 0, pending = 0, waiting = 0;
+  uint64_t cache_hits = 0;  // records of `totals` answered from the results cache
   double connects_per_s = 0, dns_queries_per_s = 0, dns_cache_hit_rate = 0;
   std::vector<StageLatency> latency;  // in SMTP order
   std::vector<Group> groups;
@@ -122,6 +124,10 @@ struct CheckRecord {
   std::optional<bool> catch_all, role, cached, disposable, free;
   std::string suggestion;  // "alice@gmail.com" for a typo of a big provider's domain, or ""
 };
+
+// Why a finished check has no SMTP dialogue, from what its record says: the record's `error`
+// when set, the cache, the syntax check or DNS by reason, else "no mail server was asked".
+std::string no_transcript_why(const CheckRecord& c);
 
 // A probe-server run asked with the `probe` command (docs/probe.md); its report as sent.
 struct ProbeRecord {

@@ -298,6 +298,9 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   uint64_t rebuilt() const { return rebuilt_; }
   uint64_t deduped() const { return deduped_; }
   uint64_t from_cache() const { return from_cache_; }
+  // Called for every record this run answers (verified, from the cache, a repeat, a syntax
+  // error), not for those a resume rebuilds from the journal: serve's counters.
+  void set_on_record(std::function<void(const Result&)> f) { on_record_ = std::move(f); }
   ProgressState& progress_state() { return ps_; }
   const pipeline::VerifierStats& stats() const { return verifier_.stats(); }
   // The verdict counts, exact ("deliverable 1234  undeliverable 56 ..."): the final summary.
@@ -691,6 +694,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     else
       fmt_.append(r, raw, out_buf_);
     count(r);
+    if (on_record_) on_record_(r);
     if (journal_) {
       store::ResultRecord rec;
       rec.line = r.line;
@@ -877,6 +881,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     seen_[h >> 6] |= uint64_t{1} << (h & 63);
   }
   uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
+  std::function<void(const Result&)> on_record_;
   std::array<uint64_t, kVerdictCount> counts_{};
   bool eof_ = false, interrupted_ = false, failed_ = false;
   bool resolver_down_ = false;  // stopped: the DNS resolver does not answer (exit 5)

@@ -9,6 +9,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -37,6 +38,28 @@ using pipeline::Result;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kProtocolVersion = 1;
+#ifndef MXP_VERSION
+#define MXP_VERSION "unknown"
+#endif
+#if defined(__clang__)
+constexpr const char* kCompiler = "clang " __clang_version__;
+#else
+constexpr const char* kCompiler = "g++ " __VERSION__;
+#endif
+
+// Each reason's verdict (docs/verdicts.md): the label pairs /metrics shows from the start.
+constexpr auto kReasonVerdict = [] {
+  std::array<Verdict, kReasonCount> a{};
+  a.fill(Verdict::Unknown);
+  auto set = [&](Reason r, Verdict v) { a[static_cast<int>(r)] = v; };
+  set(Reason::Accepted, Verdict::Deliverable);
+  for (Reason r : {Reason::InvalidSyntax, Reason::NoSuchDomain, Reason::NullMx,
+                   Reason::NoMailServer, Reason::MailboxNotFound, Reason::MailboxDisabled})
+    set(r, Verdict::Undeliverable);
+  for (Reason r : {Reason::CatchAll, Reason::Unverifiable, Reason::MailboxFull})
+    set(r, Verdict::Risky);
+  return a;
+}();
 constexpr size_t kTopGroups = 20;
 constexpr size_t kRecentCap = 100'000;  // real-time results kept in memory for retries
 // set_group_policy: groups with live changes at once (each one is a provider of the policy).
@@ -211,6 +234,15 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
           [self](const http::Request& q, server::Responder r) { self->job_get(q, std::move(r)); });
     route("POST", "/v1/jobs/*",
           [self](const http::Request& q, server::Responder r) { self->job_post(q, std::move(r)); });
+    route("DELETE", "/v1/jobs/*", [self](const http::Request& q, server::Responder r) {
+      std::string rest, err;
+      Job* j = self->job_of(q.path, rest);
+      if (!j || !rest.empty()) return r.respond(error(404, "not_found", "no such job"));
+      json gone = self->job_json(*j);
+      if (!self->job_delete(j->id, err)) return r.respond(error(409, "conflict", err));
+      gone["state"] = "deleted";
+      r.respond(json_response(200, gone));
+    });
     http_->websocket("/ws", *this);
     if (!o_.console.empty()) http_->static_dir(o_.console);
     tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
@@ -307,7 +339,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
                       e.reason.empty() ? "" : ", ", e.reason.c_str(), e.aimd.window,
                       e.aimd.rate_factor);
         ev["text"] = text;
-        http_->broadcast_text(ev.dump());
+        publish_event(std::move(ev));
       }
     };
     // The same events as text on stderr (the WebSocket gets them structured, above).
@@ -354,6 +386,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       res.reason = c.reason;
       res.error = std::string(address::to_string(p.error));
       res.checked_at = std::chrono::system_clock::now();
+      tally(res.verdict, res.reason, false);
       return answer(w, record_json(res, false));
     }
     std::string key = p.address.normalized();
@@ -361,6 +394,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       json rec = json::parse(it->second.json, nullptr, false);
       rec["email"] = email;
       rec["cached"] = true;
+      tally(rec, true);
       return answer(w, rec);
     }
     if (cache_) {
@@ -378,6 +412,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
           rec["flags"]["disposable"] = opt(fl.disposable);
           rec["flags"]["free"] = opt(fl.free);
           rec["suggestion"] = fl.suggestion.empty() ? json(nullptr) : json(fl.suggestion);
+          tally(rec, true);
           return answer(w, rec);
         }
       }
@@ -453,9 +488,22 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       for (char& c : t)
         if (c < 0x20 || c > 0x7e) c = '?';
     }
-    ++by_verdict_reason_[static_cast<int>(r.verdict)][static_cast<int>(r.reason)];
-    finished_[static_cast<int>(r.verdict)].add(Clock::now());
+    // A job's records are counted as its runner answers them (cache hits and repeats too).
+    if (!(r.id >> kJobIdShift)) tally(r.verdict, r.reason, false);
+  }
+
+  // Every record answered, whatever answered it: SMTP, the results cache, a repeat, a syntax
+  // error (the console's "Verified" and mxprobe_verifications_total).
+  void tally(Verdict v, Reason r, bool from_cache) {
+    ++by_verdict_reason_[static_cast<int>(v)][static_cast<int>(r)];
+    finished_[static_cast<int>(v)].add(Clock::now());
     ++total_;
+    if (from_cache) ++cache_hits_;
+  }
+  void tally(const json& rec, bool from_cache) {
+    auto v = parse_verdict(rec.value("verdict", ""));
+    auto r = parse_reason(rec.value("reason", ""));
+    if (v && r) tally(*v, *r, from_cache);
   }
 
   // HTTP waiters past their deadline get the record "unknown / timeout, still verifying".
@@ -479,6 +527,23 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     }
   }
 
+  // --- Events ---
+
+  // Stamps an event with the server's time, sends it to the WebSocket clients and keeps it for
+  // the ones that connect later (the last kEventHistory).
+  void publish_event(json ev) {
+    ev["time_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    const std::string live = ev.dump(-1, ' ', false, json::error_handler_t::replace);
+    ev["history"] = true;
+    if (event_history_.size() >= kEventHistory) event_history_.pop_front();
+    event_history_.push_back(ev.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (http_) http_->broadcast_text(live);
+  }
+  static constexpr size_t kEventHistory = 100;
+  std::deque<std::string> event_history_;
+
   // --- Bulk jobs ---
 
   // A job: its files under --data DIR/ID/ (input as uploaded, journal, results), and the runner
@@ -495,6 +560,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     Clock::time_point started, ended;
     bool finished = false;
     uint64_t input_bytes = 0;
+    std::string name;  // given at upload (?name=), kept in DIR/ID/name; may be empty
     // A job that had ended before this run of the server: what its journal says (no runner).
     std::string ended_state;
     std::array<uint64_t, kVerdictCount> ended_counts{};
@@ -508,6 +574,27 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     if (j.finished) return "finished";
     if (j.runner && j.runner->paused()) return "paused";
     return "running";
+  }
+
+  static std::string job_label(const Job& j) { return j.name.empty() ? "" : " (" + j.name + ")"; }
+  // A job's name: up to 200 bytes of UTF-8 text without control characters.
+  static bool valid_job_name(const std::string& n, std::string& err) {
+    if (n.size() > 200) {
+      err = "name: at most 200 bytes";
+      return false;
+    }
+    for (unsigned char c : n)
+      if (c < 0x20 || c == 0x7f) {
+        err = "name: no control characters";
+        return false;
+      }
+    try {
+      (void)json(n).dump();  // throws on bytes that are not UTF-8
+    } catch (const json::exception&) {
+      err = "name: UTF-8 text";
+      return false;
+    }
+    return true;
   }
 
   json job_json(const Job& j) const {
@@ -532,6 +619,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       eta = std::max(0.0, left / rate);
     }
     return {{"id", j.id},
+            {"name", j.name.empty() ? json(nullptr) : json(j.name)},
             {"state", job_state(j)},
             {"created", pipeline::iso8601(j.created)},
             {"format", j.opts.format == OutputFormat::Csv ? "csv" : "jsonl"},
@@ -600,8 +688,15 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       r.respond(error(400, "bad_request", "format: jsonl or csv"));
       return nullptr;
     }
+    std::string name, name_err;
+    if (const std::string* n = q.param("name")) name = *n;
+    if (!valid_job_name(name, name_err)) {
+      r.respond(error(400, "bad_request", name_err.empty() ? "name: UTF-8 text" : name_err));
+      return nullptr;
+    }
     auto job = std::make_unique<Job>();
     job->id = next_job_++;
+    job->name = name;
     job->dir = o_.data + "/" + std::to_string(job->id);
     if (!make_parent_dirs(job->dir + "/x")) {
       r.respond(error(500, "storage", "cannot create " + job->dir));
@@ -618,6 +713,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     vo.progress = 0;
     vo.cache_ttl = o_.cache_ttl;
     vo.no_cache = o_.no_cache;
+    if (!name.empty()) std::ofstream(job->dir + "/name", std::ios::binary) << name;
     const int fd = ::open(vo.input.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
       r.respond(error(500, "storage", "cannot write " + vo.input + ": " + std::strerror(errno)));
@@ -641,12 +737,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     jobs_[id] = std::move(job);
     ref.runner->begin();
     r.respond(json_response(201, job_json(ref)));
-    if (http_)
-      http_->broadcast_text(json{{"type", "event"},
-                                 {"event", "job_started"},
-                                 {"job", id},
-                                 {"text", "job " + std::to_string(id) + " started"}}
-                                .dump());
+    publish_event(json{{"type", "event"},
+                       {"event", "job_started"},
+                       {"job", id},
+                       {"text", "job " + std::to_string(id) + job_label(ref) + " started"}});
   }
 
   // Opens a job's files and gives it a runner (not yet fed: begin()); `resume`: the journal's
@@ -670,6 +764,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     }
     job.runner->set_journal(job.journal.get(), std::move(*writer));
     job.runner->set_cache(cache_.get(), cache_writer_.get());
+    job.runner->set_on_record([this](const Result& r) { tally(r.verdict, r.reason, r.cached); });
     if (resume) {
       json o = json::parse(resume->options_json, nullptr, false);
       if (!o.is_object() || !job.runner->resume(resume->id, o)) {
@@ -722,6 +817,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     std::error_code ec;
     job.input_bytes = std::filesystem::file_size(job.dir + "/input", ec);
     if (ec) return "no input file";
+    if (std::ifstream nf(job.dir + "/name", std::ios::binary); nf) std::getline(nf, job.name, '\0');
     auto store = store::SqliteStore::open(job.dir + "/journal.db");
     if (!store) return store.error().message;
     auto latest = (*store)->latest_job();
@@ -776,12 +872,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     std::fprintf(diag_, "mxprobe serve: job %llu %s: %llu records\n",
                  static_cast<unsigned long long>(id), job_state(j).c_str(),
                  static_cast<unsigned long long>(j.runner->written()));
-    if (http_)
-      http_->broadcast_text(json{{"type", "event"},
-                                 {"event", "job_done"},
-                                 {"job", id},
-                                 {"text", "job " + std::to_string(id) + " " + job_state(j)}}
-                                .dump());
+    publish_event(json{{"type", "event"},
+                       {"event", "job_done"},
+                       {"job", id},
+                       {"text", "job " + std::to_string(id) + job_label(j) + " " + job_state(j)}});
   }
 
   bool job_action(uint64_t id, const std::string& action, std::string& err) {
@@ -799,6 +893,35 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     if (action == "resume") j.runner->resume_feeding();
     if (action == "cancel") j.runner->cancel();
     if (action != "cancel") j.runner->save_state(action == "pause" ? "paused" : "running");
+    return true;
+  }
+
+  // An ended job (finished, cancelled, failed) goes with its files: input, journal, results. A
+  // running or paused one is refused (cancel it first).
+  bool job_delete(uint64_t id, std::string& err) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) {
+      err = "no job " + std::to_string(id);
+      return false;
+    }
+    Job& j = *it->second;
+    if (!j.finished) {
+      err = "job " + std::to_string(id) + " is " + job_state(j) +
+            (job_state(j) == "cancelled" ? " and its sessions are still finishing: try again soon"
+                                         : ": cancel it first");
+      return false;
+    }
+    const std::string dir = j.dir, label = job_label(j);
+    jobs_.erase(it);  // downloads in progress keep their own handle on the journal
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec)
+      std::fprintf(diag_, "mxprobe serve: job %llu: removing %s: %s\n",
+                   static_cast<unsigned long long>(id), dir.c_str(), ec.message().c_str());
+    publish_event(json{{"type", "event"},
+                       {"event", "job_deleted"},
+                       {"job", id},
+                       {"text", "job " + std::to_string(id) + label + " deleted"}});
     return true;
   }
 
@@ -965,11 +1088,14 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
 
   std::string prometheus() const {
     std::string out;
-    out += "# HELP mxprobe_verifications_total Verifications finished, by verdict and reason.\n";
+    out +=
+        "# HELP mxprobe_verifications_total Records answered (verified, from the cache, "
+        "repeats, syntax errors), by verdict and reason.\n";
     out += "# TYPE mxprobe_verifications_total counter\n";
+    // Every reason with its verdict from the start (at 0); a pair outside that table once seen.
     for (int v = 0; v < kVerdictCount; ++v)
       for (int r = 0; r < kReasonCount; ++r)
-        if (by_verdict_reason_[v][r])
+        if (by_verdict_reason_[v][r] || kReasonVerdict[r] == static_cast<Verdict>(v))
           out += "mxprobe_verifications_total{verdict=\"" +
                  std::string(to_string(static_cast<Verdict>(v))) + "\",reason=\"" +
                  std::string(to_string(static_cast<Reason>(r))) + "\"} " +
@@ -996,17 +1122,34 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
             ds.cache_hits);
     counter("mxprobe_dns_queries_total", "DNS queries sent.", ds.queries);
     counter("mxprobe_http_verify_requests_total", "Real-time verifications asked.", requests_);
-    gauge("mxprobe_smtp_sessions_active", "SMTP sessions open now.", vs.active_sessions);
-    gauge("mxprobe_verifications_pending", "Addresses submitted and not finished.",
+    counter("mxprobe_result_cache_hits_total",
+            "Records answered from the results cache (real time and jobs).", cache_hits_);
+    gauge("mxprobe_smtp_active_sessions", "SMTP sessions open now.", vs.active_sessions);
+    gauge("mxprobe_pending_addresses", "Addresses submitted and not finished.",
           static_cast<double>(verifier_.pending()));
     auto ss = verifier_.scheduler().stats();
-    gauge("mxprobe_scheduler_waiting", "Addresses waiting for a retry time.",
+    gauge("mxprobe_scheduler_waiting_addresses", "Addresses waiting for a retry time.",
           static_cast<double>(ss.waiting));
     gauge("mxprobe_scheduler_groups", "MX groups known.", static_cast<double>(ss.groups));
     counter("mxprobe_scheduler_backoffs_total", "Counted back-off events.", ss.backoffs);
     counter("mxprobe_scheduler_blocks_total", "Block replies (source IP rested).", ss.blocks);
     gauge("mxprobe_websocket_clients", "WebSocket clients connected.",
           static_cast<double>(http_ ? http_->ws_clients() : 0));
+    out += "# HELP mxprobe_jobs Bulk jobs known, by state.\n# TYPE mxprobe_jobs gauge\n";
+    std::map<std::string, uint64_t> by_state = {
+        {"running", 0}, {"paused", 0}, {"finished", 0}, {"cancelled", 0}, {"failed", 0}};
+    for (const auto& [id, j] : jobs_)
+      ++by_state[job_state(*j)];
+    for (const auto& [state, n] : by_state)
+      out +=
+          "mxprobe_jobs{state=\"" + metrics::label_value(state) + "\"} " + std::to_string(n) + "\n";
+    out +=
+        "# HELP mxprobe_build_info The build: version and compiler (value 1).\n"
+        "# TYPE mxprobe_build_info gauge\n"
+        "mxprobe_build_info{version=\"" +
+        metrics::label_value(MXP_VERSION) + "\",compiler=\"" + metrics::label_value(kCompiler) +
+        "\"} 1\n";
+    metrics::append_process_metrics(out);
     if (const pipeline::ProxyPool* px = verifier_.proxies()) {
       // Per SOCKS5 proxy, labelled socks5://host:port (never the credentials).
       auto per_proxy = [&](const char* name, const char* type, const char* help, auto value) {
@@ -1139,7 +1282,8 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
             {"groups", groups},
             {"domains", domains_json()},
             {"sources", sources},
-            {"jobs", jobs_summary()}};
+            {"jobs", jobs_summary()},
+            {"cache_hits", cache_hits_}};
   }
 
   void on_timer(loop::TimerId, uint64_t cookie) override {
@@ -1278,6 +1422,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     ws_[c.id()] = &c;
     c.send_text(
         json{{"type", "hello"}, {"version", kProtocolVersion}, {"server", "mxprobe"}}.dump());
+    // The recent events first, oldest first (`history: true`): a console opened now sees what
+    // happened before it.
+    for (const auto& ev : event_history_)
+      c.send_text(ev);
     c.send_latest(snapshot().dump());
   }
   void on_close(server::WsClient& c) override { ws_.erase(c.id()); }
@@ -1307,7 +1455,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     if (!req.is_object()) return ack(nullptr, false, "not a JSON object");
     json id = req.contains("id") ? req["id"] : json();
     if (!req.contains("cmd") || !req["cmd"].is_string())
-      return ack(id, false, "cmd: a string (ping, check, set_group_policy, pause, resume, cancel)");
+      return ack(id, false,
+                 "cmd: a string (ping, check, probe, set_group_policy, pause, resume, cancel, "
+                 "delete)");
     const std::string cmd = req["cmd"].get<std::string>();
     if (cmd == "ping") return ack(id, true);
     if (cmd == "probe") {
@@ -1348,6 +1498,13 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       if (!apply_overrides(overrides_, groups, err)) return ack(id, false, err);
       return ack(id, true, {}, policy_json()["live_groups"]);
     }
+    if (cmd == "delete") {
+      if (!req.contains("job") || !req["job"].is_number_unsigned())
+        return ack(id, false, "delete needs job: a job id (a number)");
+      std::string err;
+      if (!job_delete(req["job"].get<uint64_t>(), err)) return ack(id, false, err);
+      return ack(id, true);
+    }
     if (cmd == "pause" || cmd == "resume" || cmd == "cancel") {
       if (!req.contains("job") || !req["job"].is_number_unsigned())
         return ack(id, false, cmd + " needs job: a job id (a number)");
@@ -1386,6 +1543,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   std::unordered_map<std::string, Recent> recent_;
   std::unordered_map<uint64_t, server::WsClient*> ws_;
   uint64_t next_id_ = 1, requests_ = 0, total_ = 0, snapshot_seq_ = 0, last_dns_queries_ = 0;
+  uint64_t cache_hits_ = 0;  // records answered from the results cache (real time and jobs)
   std::array<std::array<uint64_t, kReasonCount>, kVerdictCount> by_verdict_reason_{};
   std::array<metrics::RateWindow, kVerdictCount> finished_;
   metrics::RateWindow connects_, dns_queries_;

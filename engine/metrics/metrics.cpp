@@ -3,6 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 namespace mxp::metrics {
 
@@ -98,6 +105,62 @@ double RateWindow::rate(Clock::time_point now, size_t seconds) const {
   for (auto v : s)
     total += v;
   return static_cast<double>(total) / static_cast<double>(s.size());
+}
+
+void append_process_metrics(std::string& out) {
+  char buf[64];
+  auto metric = [&](const char* name, const char* type, const char* help, double v) {
+    std::snprintf(buf, sizeof buf, "%.15g", v);
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ");
+    out.append(name).append(" ").append(type).append("\n").append(name).append(" ");
+    out.append(buf).append("\n");
+  };
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+  // /proc/self/stat: the fields after the command name (which may hold spaces and parentheses).
+  std::ifstream st("/proc/self/stat");
+  std::string line;
+  if (ticks > 0 && std::getline(st, line)) {
+    const auto close = line.rfind(')');
+    if (close != std::string::npos) {
+      std::istringstream in(line.substr(close + 2));
+      std::vector<std::string> f;  // f[0] is field 3 (state)
+      for (std::string x; in >> x;)
+        f.push_back(x);
+      if (f.size() > 21) {
+        const double utime = std::strtod(f[11].c_str(), nullptr);
+        const double stime = std::strtod(f[12].c_str(), nullptr);
+        const double start = std::strtod(f[19].c_str(), nullptr);
+        metric("process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.",
+               (utime + stime) / ticks);
+        metric("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+               std::strtod(f[20].c_str(), nullptr));
+        metric("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+               std::strtod(f[21].c_str(), nullptr) * page);
+        // Boot time (/proc/stat btime) plus the start in ticks after boot.
+        std::ifstream ps("/proc/stat");
+        for (std::string l; std::getline(ps, l);)
+          if (l.rfind("btime ", 0) == 0) {
+            metric("process_start_time_seconds", "gauge",
+                   "Start time of the process since the Unix epoch in seconds.",
+                   std::strtod(l.c_str() + 6, nullptr) + start / ticks);
+            break;
+          }
+      }
+    }
+  }
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    uint64_t n = 0;
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+    metric("process_open_fds", "gauge", "Number of open file descriptors.",
+           static_cast<double>(n > 0 ? n - 1 : 0));  // less the one reading the directory
+  }
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    metric("process_max_fds", "gauge", "Maximum number of open file descriptors.",
+           static_cast<double>(rl.rlim_cur));
 }
 
 std::string label_value(std::string_view v) {

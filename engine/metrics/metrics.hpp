@@ -50,6 +50,11 @@ class RateWindow {
   mutable int64_t head_ = INT64_MIN;  // the second slots_[head_ % kSeconds] counts
 };
 
+// Appends the standard process metrics (Linux /proc): process_cpu_seconds_total,
+// process_resident_memory_bytes, process_virtual_memory_bytes, process_open_fds,
+// process_max_fds, process_start_time_seconds. A value that cannot be read is left out.
+void append_process_metrics(std::string& out);
+
 // Escapes a Prometheus label value (backslash, quote, newline).
 std::string label_value(std::string_view v);
 

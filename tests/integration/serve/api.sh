@@ -247,7 +247,7 @@ req GET /metrics
 expect_eq "$CODE" 200 "metrics"
 expect_match "$BODY" '^mxprobe_verifications_total\{verdict="deliverable",reason="accepted"\} [1-9]' "verdict counter"
 expect_match "$BODY" '^mxprobe_smtp_stage_seconds_bucket\{stage="rcpt_to",le="\+Inf"\} [1-9]' "stage histogram"
-expect_match "$BODY" '^# TYPE mxprobe_smtp_sessions_active gauge' "gauge type"
+expect_match "$BODY" '^# TYPE mxprobe_smtp_active_sessions gauge' "gauge type"
 CT=$(curl -sS -o /dev/null -w '%{content_type}' "${URL}metrics")
 expect_match "$CT" '^text/plain; version=0.0.4' "metrics content type"
 

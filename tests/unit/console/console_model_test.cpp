@@ -37,7 +37,8 @@ const char* kSnapshot = R"({"type":"snapshot","version":1,"seq":14,"time_ms":179
           "records":205,"done":169,"progress":0.824,"counts":{"deliverable":42,"undeliverable":66,
           "risky":25,"unknown":36},"rate_per_s":83.2,"eta_s":0.43,
           "links":{"self":"/v1/jobs/1","results":"/v1/jobs/1/results"}},
-         {"id":2,"state":"finished","records":40,"done":40,"eta_s":null}]})";
+         {"id":2,"name":"list.csv","state":"finished","records":40,"done":40,"eta_s":null}],
+ "cache_hits":12})";
 
 TEST(ConsoleModel, ParsesEverySnapshotField) {
   Model m;
@@ -94,6 +95,9 @@ TEST(ConsoleModel, ParsesEverySnapshotField) {
   EXPECT_EQ(s.jobs[0].results_link, "/v1/jobs/1/results");
   ASSERT_TRUE(s.jobs[0].eta_s.has_value());
   EXPECT_FALSE(s.jobs[1].eta_s.has_value());
+  EXPECT_EQ(s.jobs[0].name, "");
+  EXPECT_EQ(s.jobs[1].name, "list.csv");
+  EXPECT_EQ(s.cache_hits, 12u);
   EXPECT_EQ(m.h_sessions.values().size(), 1u);
   EXPECT_DOUBLE_EQ(m.last_snapshot_at, 10.0);
 }
@@ -255,6 +259,71 @@ TEST(ConsoleModel, EventsAreKeptNewestLastAndBounded) {
         0));
   EXPECT_EQ(m.events.size(), Model::kMaxEvents);
   EXPECT_EQ(m.events.back().text, "t" + std::to_string(Model::kMaxEvents + 9));
+}
+
+// On connecting, the server replays its recent events (`history`, with their own time): they
+// are shown at their time, and a reconnection's replay does not show them twice.
+TEST(ConsoleModel, ReplayedEventsKeepTheirTimeAndAreNotDoubled) {
+  Model m;
+  const json old = {{"type", "event"},
+                    {"event", "job_started"},
+                    {"text", "job 1 started"},
+                    {"time_ms", 1000},
+                    {"history", true}};
+  ASSERT_TRUE(m.apply(old.dump(), 0));
+  ASSERT_TRUE(m.apply(json{{"type", "snapshot"}, {"time_ms", 5000}}.dump(), 0));
+  ASSERT_TRUE(m.apply(
+      json{{"type", "event"}, {"event", "backoff"}, {"text", "b"}, {"time_ms", 6000}}.dump(), 0));
+  ASSERT_EQ(m.events.size(), 2u);
+  EXPECT_EQ(m.events.front().time_ms, 1000);  // its own time, not the snapshot's
+  m.reset_connection();
+  ASSERT_TRUE(m.apply(old.dump(), 0));  // the replay after a reconnection
+  json again = {{"type", "event"}, {"event", "backoff"}, {"text", "b"}, {"time_ms", 6000}};
+  again["history"] = true;
+  ASSERT_TRUE(m.apply(again.dump(), 0));
+  EXPECT_EQ(m.events.size(), 2u);
+  EXPECT_EQ(m.events.back().text, "b");
+}
+
+// No transcript: the console says what the record says decided, never a guess.
+TEST(ConsoleModel, NoTranscriptSaysWhatTheRecordSays) {
+  Model m;
+  auto result = [&](json rec) {
+    const json cmd = json::parse(m.cmd_check("a@x.test", 1));
+    EXPECT_TRUE(m.apply(json{{"type", "result"}, {"id", cmd["id"]}, {"record", rec}}.dump(), 2));
+    return m.checks.back();
+  };
+  // Blocked by a source IP at rest: the record's error carries the cause.
+  auto c = result({{"verdict", "unknown"},
+                   {"reason", "blocked"},
+                   {"mx", nullptr},
+                   {"attempts", 0},
+                   {"error", "source IP 127.0.0.2 resting until 18:22 after 554 at mx.x"}});
+  EXPECT_EQ(no_transcript_why(c),
+            "none: source IP 127.0.0.2 resting until 18:22 after 554 at mx.x");
+  // The same without a cause: no claim about syntax, DNS or the cache.
+  c = result({{"verdict", "unknown"},
+              {"reason", "blocked"},
+              {"mx", nullptr},
+              {"attempts", 0},
+              {"error", nullptr}});
+  const std::string why = no_transcript_why(c);
+  EXPECT_EQ(why.find("syntax"), std::string::npos) << why;
+  EXPECT_EQ(why.find("cache"), std::string::npos) << why;
+  EXPECT_EQ(why.find("DNS"), std::string::npos) << why;
+  EXPECT_NE(why.find("no mail server was asked"), std::string::npos) << why;
+  c = result({{"verdict", "deliverable"},
+              {"reason", "accepted"},
+              {"cached", true},
+              {"checked_at", "2026-12-06T18:00:00Z"},
+              {"attempts", 1},
+              {"mx", "mx.x"}});
+  EXPECT_NE(no_transcript_why(c).find("results cache"), std::string::npos);
+  c = result(
+      {{"verdict", "undeliverable"}, {"reason", "invalid_syntax"}, {"error", "missing_at_sign"}});
+  EXPECT_EQ(no_transcript_why(c), "none: missing_at_sign");
+  c = result({{"verdict", "undeliverable"}, {"reason", "no_such_domain"}});
+  EXPECT_NE(no_transcript_why(c).find("DNS"), std::string::npos);
 }
 
 TEST(ConsoleFormat, NumbersForHumans) {
