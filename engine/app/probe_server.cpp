@@ -258,6 +258,10 @@ class Prober final : private loop::TimerHandler {
     bulk_cfg_.max_rcpts_per_transaction = static_cast<uint32_t>(o_.bad_rcpts) + 1;
   }
 
+  ~Prober() {
+    for (auto& [id, p] : pending_)
+      loop_.cancel_timer(p.first);
+  }
   void start() {
     t0_ = loop_.now();
     next_sample();
@@ -304,13 +308,14 @@ class Prober final : private loop::TimerHandler {
   // own callback.
   void later(double s, std::function<void()> f) {
     const uint64_t id = ++next_id_;
-    pending_[id] = std::move(f);
-    loop_.add_timer(loop_.now() + std::chrono::microseconds(int64_t(s * 1e6)), *this, id);
+    const loop::TimerId t =
+        loop_.add_timer(loop_.now() + std::chrono::microseconds(int64_t(s * 1e6)), *this, id);
+    pending_[id] = {t, std::move(f)};
   }
   void on_timer(loop::TimerId, uint64_t id) override {
     auto it = pending_.find(id);
     if (it == pending_.end()) return;
-    auto f = std::move(it->second);
+    auto f = std::move(it->second.second);
     pending_.erase(it);
     if (!stopped_) f();
   }
@@ -495,7 +500,9 @@ class Prober final : private loop::TimerHandler {
   std::vector<ProbeConn*> held_;
   std::vector<std::string> notes_;
   std::string stopped_why_;
-  std::map<uint64_t, std::function<void()>> pending_;  // later(): by timer cookie
+  // later(): by timer cookie; cancelled when the probe goes first (serve drops a finished
+  // probe while a ramp's or a wait's timer may still be due).
+  std::map<uint64_t, std::pair<loop::TimerId, std::function<void()>>> pending_;
   uint64_t next_id_ = 0;
   bool stopped_ = false;
   Clock::time_point t0_{}, end_{};
