@@ -348,9 +348,11 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
   Engine e;
   if (!make_engine(eng, true, e, diag)) return 3;
   e.config.max_tries = opts.max_tries;
+  const bool tty = isatty(fileno(diag));
   if (opts.verbose)
-    e.config.log = [diag](const std::string& line) {
-      std::fprintf(diag, "mxprobe: %s\n", line.c_str());
+    e.config.log = [diag, tty](const std::string& line) {
+      // Over the live status line, if one is shown (it is redrawn after).
+      std::fprintf(diag, "%smxprobe: %s\n", tty ? "\r\033[K" : "", line.c_str());
     };
   if (opts.verbose) std::fprintf(diag, "mxprobe: %s\n", e.loop_why.c_str());
   std::vector<Result> results(opts.addresses.size());
@@ -372,7 +374,7 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
   }
   if (pending) {
     std::optional<LiveStatus> live;
-    if (isatty(fileno(diag))) live.emplace(*e.loop, v, diag);
+    if (tty) live.emplace(*e.loop, v, diag);
     e.loop->run();
   }
 
