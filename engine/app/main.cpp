@@ -239,6 +239,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   pr->add_option("--timeout", prb.timeout, "seconds for the connect, greeting and each reply")
       ->capture_default_str();
+  pr->add_option("--max-time", prb.max_time, "seconds for the whole probe, waits included")
+      ->capture_default_str();
   pr->add_flag("--no-concurrency", prb.no_concurrency, "skip the concurrency ramp");
   pr->add_flag("--no-rate", prb.no_rate, "skip the connection-rate ramp");
   pr->add_flag("--no-error-limit", prb.no_error_limit, "skip the error-limit test");

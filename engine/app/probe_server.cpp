@@ -35,6 +35,29 @@ std::string random_local_part(std::mt19937_64& rng) {
   return s;
 }
 
+std::string fmt_s(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", s);
+  return b;
+}
+
+// Why a TCP connect failed, in words: refused (nothing listens, or a firewall's RST) and timed
+// out are different problems.
+std::string connect_error(loop::Status st) {
+  switch (st) {
+    case loop::Status::ConnectionRefused:
+      return "connection refused";
+    case loop::Status::ConnectTimeout:
+    case loop::Status::TimedOut:
+      return "connect timed out";
+    case loop::Status::NetworkUnreachable:
+    case loop::Status::HostUnreachable:
+      return "unreachable (" + std::string(loop::to_string(st)) + ")";
+    default:
+      return "could not connect (" + std::string(loop::to_string(st)) + ")";
+  }
+}
+
 // One connection: an smtp::Session driven by the loop, its exchanges timed into a ConnRecord.
 class ProbeConn final : public loop::ConnHandler, public loop::TimerHandler {
  public:
@@ -53,6 +76,7 @@ class ProbeConn final : public loop::ConnHandler, public loop::TimerHandler {
              const std::vector<std::string>& rcpts, bool hold, double timeout_s) {
     const auto now = loop_.now();
     started_ = now;
+    timeout_s_ = timeout_s;
     for (size_t i = 0; i < rcpts.size(); ++i)
       session_.add_recipient(rcpts[i], i, now);
     if (!hold) session_.finish(now);
@@ -64,6 +88,7 @@ class ProbeConn final : public loop::ConnHandler, public loop::TimerHandler {
         std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)) + std::chrono::seconds(5);
     auto r = loop_.connect(co, *this);
     if (r.status != loop::Status::Ok) {
+      rec_.connect_error = connect_error(r.status);
       session_.on_closed(now);
     } else {
       conn_ = r.id;
@@ -135,6 +160,7 @@ class ProbeConn final : public loop::ConnHandler, public loop::TimerHandler {
       session_.on_connected(now);
     } else {
       open_ = false;
+      rec_.connect_error = connect_error(status);
       session_.on_closed(now);
     }
     pump();
@@ -152,6 +178,8 @@ class ProbeConn final : public loop::ConnHandler, public loop::TimerHandler {
   void on_timer(loop::TimerId, uint64_t) override {
     timer_armed_ = false;
     rec_.timed_out = true;
+    if (!rec_.connected)
+      rec_.connect_error = "timed out: no TCP answer within " + fmt_s(timeout_s_) + " s";
     session_.on_timeout(loop_.now());
     pump();
   }
@@ -204,6 +232,7 @@ class ProbeConn final : public loop::ConnHandler, public loop::TimerHandler {
   std::optional<Clock::time_point> armed_for_;
   Clock::time_point started_{}, connected_at_{}, sent_at_{};
   std::vector<std::string> reply_lines_;
+  double timeout_s_ = 0;
   bool open_ = false, timer_armed_ = false, ended_ = false, greeted_ = false;
   bool banner_seen_ = false, awaiting_ = false, quit_answered_ = false;
 };
@@ -229,6 +258,10 @@ class Prober final : private loop::TimerHandler {
     bulk_cfg_.max_rcpts_per_transaction = static_cast<uint32_t>(o_.bad_rcpts) + 1;
   }
 
+  ~Prober() {
+    for (auto& [id, p] : pending_)
+      loop_.cancel_timer(p.first);
+  }
   void start() {
     t0_ = loop_.now();
     next_sample();
@@ -239,6 +272,7 @@ class Prober final : private loop::TimerHandler {
   double duration_s() const { return ms_between(t0_, end_) / 1000; }
   double rate_at_refusal() const { return rate_at_refusal_; }
   double rate_tried() const { return rate_tried_; }
+  const std::string& stopped_why() const { return stopped_why_; }
 
  private:
   double now_s() const { return ms_between(t0_, loop_.now()) / 1000; }
@@ -274,13 +308,14 @@ class Prober final : private loop::TimerHandler {
   // own callback.
   void later(double s, std::function<void()> f) {
     const uint64_t id = ++next_id_;
-    pending_[id] = std::move(f);
-    loop_.add_timer(loop_.now() + std::chrono::microseconds(int64_t(s * 1e6)), *this, id);
+    const loop::TimerId t =
+        loop_.add_timer(loop_.now() + std::chrono::microseconds(int64_t(s * 1e6)), *this, id);
+    pending_[id] = {t, std::move(f)};
   }
   void on_timer(loop::TimerId, uint64_t id) override {
     auto it = pending_.find(id);
     if (it == pending_.end()) return;
-    auto f = std::move(it->second);
+    auto f = std::move(it->second.second);
     pending_.erase(it);
     if (!stopped_) f();
   }
@@ -288,23 +323,42 @@ class Prober final : private loop::TimerHandler {
     if (stopped_) return;
     stopped_ = true;
     if (!why.empty()) notes_.push_back(why);
+    stopped_why_ = why;
     end_ = loop_.now();
     if (on_done_) on_done_();
   }
   bool refused(const ConnRecord& r) const { return !r.accepted(); }
-  // The first sign of limiting ends the probing (politeness).
-  void stop_refused() {
-    later(0, [this] { finish("stopped after a refused connection: no more probing"); });
+  // A refusal with none of ours open. The very first connection refused is a block: stop.
+  // Else a limit (most likely the connection rate's): wait it out quietly — 1 s, then twice as
+  // long each time, one connection after each wait — and `retry` the step, within --max-time.
+  void wait_out(std::function<void()> retry) {
+    if (records_.size() == 1 || !records_.front().accepted())
+      return later(0, [this] { finish("no more probing after a refused first connection"); });
+    rate_seen_ = true;
+    quiet_ = quiet_ == 0 ? 1 : std::min(quiet_ * 2, 64.0);
+    if (over_time(quiet_)) return stop_for_time("waiting out a refused connection");
+    later(quiet_, std::move(retry));
+  }
+  bool over_time(double ahead = 0) const { return now_s() + ahead > o_.max_time; }
+  void stop_for_time(const std::string& doing) {
+    later(0, [this, doing] {
+      finish("stopped by --max-time (" + fmt_s(o_.max_time) + " s) " + doing);
+    });
+  }
+  // An accepted connection after waits: the quiet that worked is the rate window's measure.
+  void accepted_again() {
+    if (quiet_ > 0) window_ = std::max(window_, quiet_);
+    quiet_ = 0;
   }
 
   // 1. Plain sessions: greeting, EHLO, MAIL, RCPT to a random address (catch-all), QUIT.
   void next_sample() {
     if (samples_done_ >= o_.samples) return later(0, [this] { greylist(); });
+    if (over_time()) return stop_for_time("in the samples");
     open(Phase::Sample, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
+      if (refused(r)) return wait_out([this] { next_sample(); });
+      accepted_again();
       ++samples_done_;
-      if (refused(r)) {
-        return stop_refused();
-      }
       later(0, [this] { next_sample(); });
     });
   }
@@ -312,7 +366,9 @@ class Prober final : private loop::TimerHandler {
   // 2. Greylisting: the same random address again, every step, until not 4xx.
   static bool temporary(const probe::Exchange* e) { return e && e->code >= 400 && e->code < 500; }
   void greylist() {
-    const probe::Exchange* first = records_.empty() ? nullptr : probe::first_rcpt(records_.front());
+    const probe::Exchange* first = nullptr;
+    for (const auto& r : records_)
+      if (r.phase == Phase::Sample && r.accepted() && (first = probe::first_rcpt(r))) break;
     if (!temporary(first)) return concurrency();
     grey_started_ = now_s();
     greylist_again();
@@ -322,20 +378,27 @@ class Prober final : private loop::TimerHandler {
       notes_.push_back("greylisting not passed within the wait");
       return concurrency();
     }
-    later(o_.greylist_step, [this] {
-      open(Phase::Greylist, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
-        if (refused(r)) return stop_refused();
-        later(0, [this, again = temporary(probe::first_rcpt(r))] {
-          again ? greylist_again() : concurrency();
-        });
+    if (over_time(o_.greylist_step)) return stop_for_time("while greylisted");
+    later(o_.greylist_step, [this] { greylist_try(); });
+  }
+  void greylist_try() {
+    open(Phase::Greylist, {probe_addr_}, false, cfg_, nullptr, [this](const ConnRecord& r) {
+      if (refused(r)) return wait_out([this] { greylist_try(); });
+      accepted_again();
+      later(0, [this, again = temporary(probe::first_rcpt(r))] {
+        again ? greylist_again() : concurrency();
       });
     });
   }
 
-  // 3. Concurrency: hold connections one more at a time; stop at the first refused.
+  // 3. Concurrency: hold connections one more at a time; stop at the first refused. Refused
+  // with none held: wait out and start again. Refused with some held after a rate refusal was
+  // seen: keep them, wait twice the rate's window and try once more (docs/probe.md).
   void concurrency() {
     if (o_.no_concurrency || o_.max_connections <= 0) return error_limit();
+    if (over_time()) return stop_for_time("before the concurrency ramp");
     held_.clear();
+    doubted_ = -1;
     hold_next();
   }
   void hold_next() {
@@ -343,6 +406,7 @@ class Prober final : private loop::TimerHandler {
         Phase::Concurrency, {}, true, cfg_,
         [this](ProbeConn& c, const ConnRecord& r) {
           if (c.ended() || refused(r)) return;  // the end callback decides
+          accepted_again();
           held_.push_back(&c);
           if (static_cast<int>(held_.size()) < o_.max_connections)
             later(0, [this] { hold_next(); });
@@ -350,14 +414,18 @@ class Prober final : private loop::TimerHandler {
             later(0, [this] { release_held(); });
         },
         [this](const ConnRecord& r) {
-          // Refused with none of ours open: not a concurrency limit but a sign of limiting.
-          if (refused(r) && r.open_at_start == 0) return stop_refused();
-          if (refused(r) && !releasing_) later(0, [this] { release_held(); });
-          if (releasing_ && open_ == 0)
-            later(0, [this] {
-              releasing_ = false;
-              error_limit();
-            });
+          if (releasing_) {
+            if (open_ == 0) later(0, [this] { after_concurrency(); });
+            return;
+          }
+          if (!refused(r)) return;  // a held one the server closed: the ramp goes on
+          if (r.open_at_start == 0) return wait_out([this] { concurrency(); });
+          if (rate_seen_ && doubted_ != r.open_at_start) {
+            doubted_ = r.open_at_start;  // the rate's refusal, or the concurrency limit?
+            const double wait = 2 * std::max(window_, 1.0);
+            if (!over_time(wait)) return later(wait, [this] { hold_next(); });
+          }
+          later(0, [this] { release_held(); });
         });
   }
   void release_held() {
@@ -365,28 +433,33 @@ class Prober final : private loop::TimerHandler {
     for (ProbeConn* c : held_)
       if (!c->ended()) c->release();
     held_.clear();
-    if (open_ == 0)
-      later(0, [this] {
-        releasing_ = false;
-        error_limit();
-      });
+    if (open_ == 0) later(0, [this] { after_concurrency(); });
+  }
+  void after_concurrency() {
+    if (!releasing_) return;
+    releasing_ = false;
+    error_limit();
   }
 
   // 4. Error limit: unknown recipients one after another in one session.
   void error_limit() {
     if (o_.no_error_limit || o_.bad_rcpts <= 0) return rate();
+    if (over_time()) return stop_for_time("before the error-limit test");
     std::vector<std::string> rcpts;
     for (int i = 0; i < o_.bad_rcpts; ++i)
       rcpts.push_back(random_local_part(rng_) + "@" + domain_);
     open(Phase::ErrorLimit, rcpts, false, bulk_cfg_, nullptr, [this](const ConnRecord& r) {
-      if (refused(r)) return stop_refused();
+      if (refused(r)) return wait_out([this] { error_limit(); });
+      accepted_again();
       later(0, [this] { rate(); });
     });
   }
 
-  // 5. Connection rate: greet-and-quit connections at 1, 2, 4... per second, `rate_step` s each.
+  // 5. Connection rate: greet-and-quit connections at 1, 2, 4... per second, `rate_step` s each;
+  // the first refusal is the finding and ends it (last, so no later step pays for it).
   void rate() {
     if (o_.no_rate || o_.max_rate <= 0) return finish();
+    if (over_time()) return stop_for_time("before the connection-rate ramp");
     rate_ = std::min(1.0, o_.max_rate);
     step_started_ = now_s();
     rate_tick();
@@ -395,7 +468,7 @@ class Prober final : private loop::TimerHandler {
     if (stop_rate_) return;
     if (now_s() - step_started_ >= o_.rate_step) {
       rate_tried_ = rate_;
-      if (rate_ >= o_.max_rate) {
+      if (rate_ >= o_.max_rate || over_time(o_.rate_step)) {
         stop_rate_ = true;
         if (open_ == 0) finish();
         return;
@@ -426,13 +499,20 @@ class Prober final : private loop::TimerHandler {
   std::vector<std::unique_ptr<ProbeConn>> conns_;
   std::vector<ProbeConn*> held_;
   std::vector<std::string> notes_;
-  std::map<uint64_t, std::function<void()>> pending_;  // later(): by timer cookie
+  std::string stopped_why_;
+  // later(): by timer cookie; cancelled when the probe goes first (serve drops a finished
+  // probe while a ramp's or a wait's timer may still be due).
+  std::map<uint64_t, std::pair<loop::TimerId, std::function<void()>>> pending_;
   uint64_t next_id_ = 0;
   bool stopped_ = false;
   Clock::time_point t0_{}, end_{};
   int open_ = 0, samples_done_ = 0;
   double grey_started_ = -1, rate_ = 0, step_started_ = 0, rate_at_refusal_ = 0, rate_tried_ = 0;
   bool releasing_ = false, stop_rate_ = false;
+  bool rate_seen_ = false;  // a refusal with none of ours open, after accepted ones
+  double quiet_ = 0;        // the current wait-out's quiet time
+  double window_ = 0;       // the longest quiet after which a connection was accepted again
+  int doubted_ = -1;        // a ramp refusal with this many held, being confirmed
 };
 
 }  // namespace
@@ -477,9 +557,14 @@ probe::Report Probe::report() const {
   r.address = impl_->target.peer.to_string();
   probe::Thresholds th;
   th.tarpit_ms = impl_->opts.tarpit_ms;
-  probe::analyze(p.records(), th, r);
+  const ProbeOptions& o = impl_->opts;
   if (p.rate_at_refusal() > 0) r.rate_per_s = p.rate_at_refusal();
   r.rate_tried_per_s = p.rate_tried();
+  r.ask_concurrency = !o.no_concurrency && o.max_connections > 0;
+  r.ask_rate = !o.no_rate && o.max_rate > 0;
+  r.ask_error_limit = !o.no_error_limit && o.bad_rcpts > 0;
+  r.stopped = p.stopped_why();
+  probe::analyze(p.records(), th, r);
   for (const auto& n : p.notes())
     r.notes.push_back(n);
   r.duration_s = p.duration_s();
@@ -535,15 +620,21 @@ int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FI
   }
   std::optional<ProbeTarget> target;
   std::string err;
-  bool resolved = false;
+  bool resolved = false, running = false;
   resolve_probe_target(*e.resolver, opts, eng.smtp_port, e.config.sources,
                        [&](std::optional<ProbeTarget> t, std::string why) {
                          target = std::move(t);
                          err = std::move(why);
                          resolved = true;
-                         e.loop->stop();
+                         // An address answers at once, outside run(): a stop() then would
+                         // make the probe's run() return at once (loop.hpp).
+                         if (running) e.loop->stop();
                        });
-  if (!resolved) e.loop->run();
+  if (!resolved) {
+    running = true;
+    e.loop->run();
+    running = false;
+  }
   if (!target) {
     std::fprintf(diag, "mxprobe probe-server: %s\n", err.c_str());
     return 1;
@@ -560,7 +651,9 @@ int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FI
         probe::to_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   else
     std::fputs(probe::to_text(r).c_str(), out);
-  return 0;
+  // 1: nothing measured (no connection accepted); 5: some figure not measured (docs/probe.md).
+  if (r.measured.empty()) return 1;
+  return r.not_measured.empty() ? 0 : 5;
 }
 
 }  // namespace mxp::app

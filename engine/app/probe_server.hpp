@@ -29,6 +29,7 @@ struct ProbeOptions {
   int bad_rcpts = 25;          // error-limit test: RCPTs of unknown users in one session
   double tarpit_ms = 2000;     // a greeting or reply this slow is a tarpit
   double timeout = 30;         // s for the connect, the greeting and each reply
+  double max_time = 1800;      // s for the whole probe, waits for limits included
   bool no_concurrency = false, no_rate = false, no_error_limit = false;
 };
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 
 namespace mxp::pipeline {
 
@@ -155,6 +156,12 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     co.peer = address().address;
     co.peer.set_port(v_.cfg_.smtp_port);
     co.source = source_;
+    if (v_.cfg_.transcripts) {
+      started_at_ = now;
+      note("connecting to " + address().host + " [" + co.peer.to_string() + "]" +
+           (source_ip_.empty() ? "" : " from " + source_ip_) +
+           (leg_ ? " through " + leg_->display() : ""));
+    }
     if (leg_) co.peer = leg_->proxy_endpoint();  // the connect stage covers the SOCKS5 handshake
     // The session's own deadline is the connect timeout; the loop's is a backstop.
     co.timeout = cfg_.timeouts[0] + std::chrono::seconds(5);
@@ -177,6 +184,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     }
     if (r.status != loop::Status::Ok) {
       connect_failed_ = true;
+      note("connect failed: " + std::string(loop::to_string(r.status)));
       session_.on_closed(now);
     } else {
       conn_ = r.id;
@@ -211,13 +219,52 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   // session's addresses (a live check).
   static void on_line(void* self, smtp::Direction dir, std::string_view line) {
     auto* slot = static_cast<SessionSlot*>(self);
+    slot->note_tls(slot->v_.loop_.now());  // before the EHLO sent inside TLS at once
     const size_t from = slot->transcript_.text.size();
     smtp::TranscriptBuffer::append(&slot->transcript_, dir, line);
-    if (!slot->v_.cfg_.on_transcript_line) return;
-    std::string_view added = std::string_view(slot->transcript_.text).substr(from);
+    slot->streamed(from);
+    slot->time_line(dir, line);
+  }
+  // The lines appended from `from` on, to whoever watches.
+  void streamed(size_t from) {
+    if (!v_.cfg_.on_transcript_line) return;
+    std::string_view added = std::string_view(transcript_.text).substr(from);
     if (!added.empty() && added.back() == '\n') added.remove_suffix(1);
-    for (Item* item : slot->items_)
-      if (item && slot->watched(*item)) slot->v_.cfg_.on_transcript_line(item->id, added);
+    for (Item* item : items_)
+      if (item && watched(*item)) v_.cfg_.on_transcript_line(item->id, added);
+  }
+  // A transcript line of our own, "* ...": where we connected, TLS, how long each step took.
+  void note(const std::string& text) {
+    if (!v_.cfg_.transcripts) return;
+    const size_t from = transcript_.text.size();
+    transcript_.text += "* ";
+    transcript_.text += text;
+    transcript_.text += '\n';
+    streamed(from);
+  }
+  static std::string ms_since(TimePoint since, TimePoint now) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f ms",
+                  std::chrono::duration<double, std::milli>(now - since).count());
+    return b;
+  }
+  // Each reply timed from its command (replies come in command order, pipelined or not); the
+  // greeting from the connect.
+  void time_line(smtp::Direction dir, std::string_view line) {
+    const TimePoint now = v_.loop_.now();
+    if (dir == smtp::Direction::Sent) {
+      sent_.push_back({std::string(line.substr(0, line.find(' '))), now});
+      return;
+    }
+    if (line.size() >= 4 && line[3] == '-') return;  // more lines of this reply follow
+    if (!greeted_) {
+      greeted_ = true;
+      return note("greeting after " + ms_since(connected_at_, now));
+    }
+    if (sent_.empty()) return;
+    const auto [verb, at] = std::move(sent_.front());
+    sent_.pop_front();
+    note(verb + " answered in " + ms_since(at, now));
   }
   bool watched(const Item& item) const {
     return !item.probe && v_.cfg_.watched && v_.cfg_.on_transcript_line && v_.cfg_.watched(item.id);
@@ -239,10 +286,12 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       return;
     }
     if (status == loop::Status::Ok) {
-      session_.on_connected(now);
+      connected(now);
     } else {
       conn_open_ = false;
       connect_failed_ = true;
+      note("connect failed after " + ms_since(started_at_, now) + ": " +
+           std::string(loop::to_string(status)));
       ++v_.stats_.connect_failures;
       session_.on_closed(now);
     }
@@ -267,6 +316,9 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       return;
     }
     if (leg_ && !session_.done() && session_.undecided() > 0) return doubt_proxy(Doubt::Closed);
+    if (!session_.done() && !session_.want_close())
+      note("closed by the server (" + std::string(loop::to_string(status)) + ") waiting for " +
+           awaited_name(session_.stage()));
     tls_.on_closed(session_, v_.loop_.now());
     pump();
   }
@@ -280,6 +332,9 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     if (doubt_ != Doubt::None) return;
     if (leg_ && leg_->ready() && !session_.done() && session_.undecided() > 0)
       return doubt_proxy(Doubt::Timeout);
+    if (session_.next_deadline() && *session_.next_deadline() <= v_.loop_.now())
+      note("timed out after " + ms_since(stage_started(), v_.loop_.now()) + " waiting for " +
+           awaited_name(session_.stage()));
     session_.on_timeout(v_.loop_.now());
     pump();
   }
@@ -294,13 +349,14 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
       case ProxyLeg::Step::Pending:
         return false;
       case ProxyLeg::Step::Ready:
-        session_.on_connected(now);
+        connected(now);
         if (rest.empty()) pump();
         return !rest.empty();
       case ProxyLeg::Step::ProxyFailed:
         proxy_lost(leg_->why());
         return false;
       case ProxyLeg::Step::TargetFailed:  // as if our own connect to the MX had failed
+        note("connect through the proxy failed after " + ms_since(started_at_, now));
         if (conn_open_) v_.loop_.close(conn_, loop::CloseMode::Abort);
         conn_open_ = false;
         connect_failed_ = true;
@@ -354,9 +410,14 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
     if (ended_) return;
     TimePoint now = v_.loop_.now();
     // STARTTLS answered 220: the handshake starts before anything else goes out.
-    if (conn_open_ && tls_.wants_start(session_))
+    if (conn_open_ && tls_.wants_start(session_)) {
+      tls_started_at_ = now;
+      tls_noted_ = false;
+      note("TLS handshake with " + target().host);
       tls_.start(session_, v_.tls_context(), target().host,
                  target().address.ip_string() + "|" + target().host, now);
+    }
+    note_tls(now);
     if (v_.cfg_.on_stage) {
       const smtp::Stage st = session_.stage();
       if (st != stage_ || session_.done()) {
@@ -435,6 +496,45 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   bool conn_open_ = false, timer_armed_ = false, ended_ = false, connect_failed_ = false;
   smtp::Stage stage_ = smtp::Stage::Connect;  // for on_stage
   TimePoint stage_since_{};
+  // For the transcript's own lines (with cfg.transcripts): when the connect began, when it
+  // was made, when TLS began, and the commands awaiting their reply with when they were sent.
+  TimePoint started_at_{}, connected_at_{}, tls_started_at_{};
+  std::deque<std::pair<std::string, TimePoint>> sent_;
+  bool greeted_ = false, tls_noted_ = false;
+
+  // How the TLS handshake ended, once.
+  void note_tls(TimePoint now) {
+    if (tls_noted_ || tls_started_at_ == TimePoint{} ||
+        (!tls_.established() && tls_.error().empty()))
+      return;
+    tls_noted_ = true;
+    if (tls_.established())
+      note("TLS started: " + tls_.version() + " " + tls_.cipher() + " in " +
+           ms_since(tls_started_at_, now) + (tls_.resumed() ? " (resumed)" : ""));
+    else
+      note("TLS handshake failed after " + ms_since(tls_started_at_, now) + ": " + tls_.error());
+  }
+  void connected(TimePoint now) {
+    connected_at_ = now;
+    note("connected in " + ms_since(started_at_, now));
+    session_.on_connected(now);
+  }
+
+ public:
+  // When the reply (or connect) now awaited began to be awaited: the stage's deadline less its
+  // timeout (the deadline moves on with each reply).
+  TimePoint stage_started() const {
+    const auto d = session_.next_deadline();
+    if (!d) return v_.loop_.now();
+    return *d - cfg_.timeouts[static_cast<int>(session_.stage())];
+  }
+  smtp::Stage stage() const { return session_.stage(); }
+  bool ended() const { return ended_; }
+  std::string peer() const {
+    loop::Endpoint ep = address().address;
+    ep.set_port(v_.cfg_.smtp_port);
+    return ep.to_string();
+  }
 
  public:
   size_t index = 0;  // position in Verifier::sessions_
@@ -583,6 +683,39 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
     }
   }
   kick();
+}
+
+std::string awaited_name(smtp::Stage stage) {
+  switch (stage) {
+    case smtp::Stage::Connect:
+      return "the TCP connection";
+    case smtp::Stage::Banner:
+      return "the banner";
+    case smtp::Stage::Ehlo:
+      return "the EHLO reply";
+    case smtp::Stage::Helo:
+      return "the HELO reply";
+    case smtp::Stage::MailFrom:
+      return "the MAIL FROM reply";
+    case smtp::Stage::RcptTo:
+      return "the RCPT TO reply";
+    case smtp::Stage::Rset:
+      return "the RSET reply";
+    case smtp::Stage::Quit:
+      return "the QUIT reply";
+    case smtp::Stage::StartTls:
+      return "the STARTTLS reply and the TLS handshake";
+  }
+  return "a reply";
+}
+
+std::vector<Verifier::WaitView> Verifier::waiting() const {
+  std::vector<WaitView> out;
+  for (const auto& s : sessions_) {
+    if (!s || s->ended()) continue;
+    out.push_back({s->target().host, s->peer(), s->stage(), s->stage_started()});
+  }
+  return out;
 }
 
 std::vector<Verifier::DomainView> Verifier::busiest_domains(size_t n) const {

@@ -31,6 +31,10 @@
 
 namespace mxp::pipeline {
 
+// What a session in `stage` waits for, in words: "the TCP connection", "the banner", "the
+// EHLO reply", "the RCPT TO reply"...
+std::string awaited_name(smtp::Stage stage);
+
 struct SourceAddress {
   loop::Endpoint endpoint;
   bool warming = false;  // new to the pool: starts at the policy's first warm-up share
@@ -139,6 +143,17 @@ class Verifier final : private loop::TimerHandler {
     std::optional<bool> catch_all;  // once its probe answered
   };
   std::vector<DomainView> busiest_domains(size_t n) const;
+
+  // What each open session waits for now, for a live status line (`check` on a terminal): the
+  // MX host, the IP:port connected to, the stage whose reply (or connect) is awaited, and since
+  // when (the last progress of the session).
+  struct WaitView {
+    std::string host, address;
+    smtp::Stage stage = smtp::Stage::Connect;
+    loop::TimePoint since{};
+  };
+  std::vector<WaitView> waiting() const;
+  uint32_t resolving() const { return resolving_; }  // domains whose MX lookup is under way
 
  private:
   struct Item;

@@ -67,7 +67,7 @@ std::string reply_text(int code, const std::string& text) {
 
 // Why a connection was not accepted, in words.
 std::string refusal(const ConnRecord& c) {
-  if (!c.connected) return "connection refused or timed out";
+  if (!c.connected) return c.connect_error.empty() ? "could not connect" : c.connect_error;
   if (c.banner_code) return reply_text(c.banner_code, c.banner_text);
   if (c.timed_out) return "no greeting in time";
   return "closed before the greeting";
@@ -81,6 +81,8 @@ bool sampled(const ConnRecord& c) {
 
 void analyze(const std::vector<ConnRecord>& records, const Thresholds& t, Report& r) {
   r.connections = static_cast<int>(records.size());
+  std::string concurrency_doubt;
+  bool error_measured = false;
   // Latency per stage, capabilities and greeting: from the plain sample sessions.
   std::vector<std::pair<std::string, std::vector<double>>> by_stage = {
       {"connect", {}},   {"banner", {}},  {"ehlo", {}}, {"helo", {}},
@@ -131,45 +133,45 @@ void analyze(const std::vector<ConnRecord>& records, const Thresholds& t, Report
   if (slowest > 0) r.tarpit_delay_ms = slowest;
 
   // Catch-all and greylisting: the random address's RCPT, tried again while it gets 4xx.
-  std::optional<double> grey_since;
+  // What was observed is reported: the pass came on the N-th retry, so the server's delay is
+  // at most the time since the first 4xx, and more than the last retry still refused.
+  std::optional<double> grey_since, grey_last;
+  bool rcpt_answered = false;
   for (const auto& c : records) {
     if (!sampled(c)) continue;
     const Exchange* e = first_rcpt(c);
     if (!e || !e->code) continue;
+    rcpt_answered = true;
     if (e->code >= 400 && e->code < 500) {
       if (!r.greylisting) {
         r.greylisting = true;
         r.greylist_reply = reply_text(e->code, e->text);
         grey_since = c.at_s;
       }
+      grey_last = c.at_s;
+      if (c.phase == Phase::Greylist) ++r.greylist_retries;
       continue;
     }
     r.catch_all = e->code >= 200 && e->code < 300;
     r.catch_all_reply = reply_text(e->code, e->text);
-    if (grey_since) r.greylist_delay_s = c.at_s - *grey_since;
+    if (grey_since) {
+      ++r.greylist_retries;
+      r.greylist_delay_s = c.at_s - *grey_since;
+      r.greylist_delay_min_s = *grey_last - *grey_since;
+    }
     break;
   }
-
-  // Concurrency: connections held open one more at a time; the first refused says the limit
-  // (refused with none of ours open, it is the rate's business, below).
-  for (const auto& c : records) {
-    if (c.phase != Phase::Concurrency) continue;
-    ++r.concurrency_tried;
-    if (!c.accepted() && c.open_at_start == 0) {
-      --r.concurrency_tried;
-      break;
-    }
-    if (!c.accepted()) {
-      r.max_concurrent_connections = c.open_at_start;
-      r.concurrency_refusal = refusal(c);
-      break;
-    }
-  }
+  if (r.greylisting && !r.greylist_delay_s) r.greylist_retries = 0;
 
   // Connection rate: a refusal outside the concurrency ramp, after connections it accepted.
+  // Refused from the very first connection is a block, not a limit.
   for (size_t i = 0; i < records.size(); ++i) {
     const ConnRecord& c = records[i];
     if ((c.phase == Phase::Concurrency && c.open_at_start > 0) || c.accepted()) continue;
+    if (i == 0) {
+      r.notes.push_back("the server refused our first connection: " + refusal(c));
+      break;
+    }
     int before = 0;
     double first = c.at_s;
     for (size_t j = 0; j < i; ++j) {
@@ -178,16 +180,55 @@ void analyze(const std::vector<ConnRecord>& records, const Thresholds& t, Report
         first = std::min(first, records[j].at_s);
       }
     }
-    if (before == 0) {
-      r.notes.push_back("the server refused our first connection: " + refusal(c));
-      break;
-    }
+    if (before == 0) continue;
     r.rate_limited = true;
     r.rate_refused_after = before;
     r.rate_window_s = c.at_s - first;
     r.rate_refusal = refusal(c);
+    for (size_t j = i + 1; j < records.size(); ++j)
+      if (records[j].accepted()) {
+        r.rate_accepted_again_s = records[j].at_s - c.at_s;
+        break;
+      }
     break;
   }
+
+  // Concurrency: connections held open one more at a time; the first refused with some of ours
+  // held says the limit. A refusal with none of ours open is the rate's business (above): the
+  // driver waits it out and starts the ramp again. When the server also limits the rate, a
+  // refusal with N held may be the rate's: the driver keeps the N held, waits the rate's
+  // window out and tries once more — refused again, it is the concurrency limit; accepted, the
+  // ramp goes on.
+  int doubted = -1;  // refused with this many held, not yet confirmed
+  int since_start = 0;
+  bool ramp_ok = false;  // the last ramp's last connection was accepted
+  for (const auto& c : records) {
+    if (c.phase != Phase::Concurrency) continue;
+    if (c.open_at_start == 0) {  // the ramp (re)starts
+      since_start = 0;
+      doubted = -1;
+    }
+    ++since_start;
+    ramp_ok = c.accepted();
+    if (c.accepted()) {
+      r.concurrency_tried = since_start;
+      if (doubted >= 0 && c.open_at_start >= doubted) doubted = -1;  // the rate's refusal
+      continue;
+    }
+    if (c.open_at_start == 0) continue;
+    r.concurrency_tried = since_start;
+    if (!r.rate_limited || doubted == c.open_at_start) {
+      r.max_concurrent_connections = c.open_at_start;
+      r.concurrency_refusal = refusal(c);
+      doubted = -1;
+      break;
+    }
+    doubted = c.open_at_start;
+  }
+  const bool ramp_clean = doubted < 0 && ramp_ok && r.concurrency_tried > 0;
+  if (doubted >= 0)
+    concurrency_doubt = "refused with " + std::to_string(doubted) +
+                        " held, but that may have been the connection-rate limit (not confirmed)";
 
   // Error limit: bad RCPTs one after another in one session.
   for (const auto& c : records) {
@@ -219,8 +260,53 @@ void analyze(const std::vector<ConnRecord>& records, const Thresholds& t, Report
       r.error_disconnect_after = answered;
       r.error_disconnect_reply = "closed";
     }
+    error_measured = true;
     break;
   }
+
+  // What was measured, and why not the rest: a figure without data says so, never "no".
+  bool sample_accepted = false, any_accepted = false;
+  for (const auto& c : records) {
+    any_accepted |= c.accepted();
+    sample_accepted |= sampled(c) && c.accepted();
+  }
+  std::string why;  // for every figure that needed a connection
+  if (records.empty())
+    why = r.stopped.empty() ? "no connection made" : r.stopped;
+  else if (!any_accepted)
+    why = "no connection accepted: " + refusal(records.front());
+  else
+    why = r.stopped.empty() ? "not reached" : r.stopped;
+  r.measured.clear();
+  r.skipped.clear();
+  r.not_measured.clear();
+  auto put = [&](const char* figure, bool asked, bool done, const std::string& reason) {
+    if (!asked)
+      r.skipped.push_back(figure);
+    else if (done)
+      r.measured.push_back(figure);
+    else
+      r.not_measured.emplace_back(figure, reason);
+  };
+  const std::string no_rcpt = sample_accepted ? "the probe RCPT got no answer" : why;
+  put("latency", true, sample_accepted, why);
+  put("capabilities", true, sample_accepted, why);
+  put("catch_all", true, r.catch_all.has_value(),
+      r.greylisting && rcpt_answered ? "greylisted, not passed within the wait" : no_rcpt);
+  put("greylisting", true, rcpt_answered, no_rcpt);
+  put("concurrency", r.ask_concurrency || r.max_concurrent_connections,
+      r.max_concurrent_connections.has_value() || ramp_clean,
+      concurrency_doubt.empty() ? why : concurrency_doubt);
+  put("connection_rate", r.ask_rate || r.rate_limited, r.rate_limited || r.rate_tried_per_s > 0,
+      why);
+  put("error_limit", r.ask_error_limit, error_measured, why);
+  put("tarpit", true, sample_accepted, why);
+}
+
+const std::string* Report::why_not_measured(const std::string& figure) const {
+  for (const auto& [f, why] : not_measured)
+    if (f == figure) return &why;
+  return nullptr;
 }
 
 namespace {
@@ -247,6 +333,9 @@ std::string fmt(const char* f, double v) {
 }  // namespace
 
 json to_json(const Report& r) {
+  json not_measured = json::object();
+  for (const auto& [figure, why] : r.not_measured)
+    not_measured[figure] = why;
   json lat = json::object();
   for (const auto& [stage, s] : r.latency)
     lat[stage] = {{"count", s.count},
@@ -274,6 +363,8 @@ json to_json(const Report& r) {
           {"greylisting", r.greylisting},
           {"greylisting_delay_s", opt(r.greylist_delay_s)},
           {"greylisting_reply", r.greylist_reply},
+          {"greylisting_retries", r.greylist_retries},
+          {"greylisting_delay_min_s", opt(r.greylist_delay_min_s)},
           {"max_concurrent_connections", opt(r.max_concurrent_connections)},
           {"concurrent_connections_tried", r.concurrency_tried},
           {"concurrency_refusal", r.concurrency_refusal},
@@ -283,6 +374,7 @@ json to_json(const Report& r) {
           {"connection_rate_per_s", opt(r.rate_per_s)},
           {"connection_rate_tried_per_s", r.rate_tried_per_s},
           {"connection_rate_refusal", r.rate_refusal},
+          {"connection_rate_accepted_again_s", opt(r.rate_accepted_again_s)},
           {"error_limit",
            {{"bad_rcpts_tried", r.bad_rcpts_tried},
             {"delay_after", opt(r.error_delay_after)},
@@ -293,7 +385,10 @@ json to_json(const Report& r) {
           {"slowest_reply_ms", opt(r.tarpit_delay_ms)},
           {"connections", r.connections},
           {"duration_s", r.duration_s},
-          {"notes", r.notes}};
+          {"notes", r.notes},
+          {"measured", r.measured},
+          {"not_measured", not_measured},
+          {"skipped", r.skipped}};
 }
 
 std::string to_text(const Report& r) {
@@ -307,7 +402,10 @@ std::string to_text(const Report& r) {
   auto yn = [](bool b) { return std::string(b ? "yes" : "no"); };
   line("server", r.host + " (" + r.address + ")");
   line("greeting", r.banner.empty() ? "-" : r.banner);
-  o += "latency (ms)               count     min     p50     p90     max\n";
+  if (const std::string* why = r.why_not_measured("latency"))
+    line("latency (ms)", "not measured (" + *why + ")");
+  else
+    o += "latency (ms)               count     min     p50     p90     max\n";
   for (const auto& [stage, s] : r.latency) {
     char b[160];
     std::snprintf(b, sizeof b, "  %-24s %5zu %7.2f %7.2f %7.2f %7.2f\n", stage.c_str(), s.count,
@@ -317,45 +415,67 @@ std::string to_text(const Report& r) {
   std::string caps;
   for (const auto& c : r.capabilities)
     caps += (caps.empty() ? "" : ", ") + c;
-  line("capabilities", caps.empty() ? "-" : caps);
-  line("catch-all", r.catch_all
-                        ? yn(*r.catch_all) + " (" + r.catch_all_reply + ")"
-                        : "unknown" + (r.catch_all_reply.empty() ? std::string()
-                                                                 : " (" + r.catch_all_reply + ")"));
-  line("greylisting", !r.greylisting ? "no"
-                      : r.greylist_delay_s
-                          ? "yes, passed after " + fmt("%.1f", *r.greylist_delay_s) + " s (" +
-                                r.greylist_reply + ")"
-                          : "yes, not passed within the wait (" + r.greylist_reply + ")");
-  line("concurrent connections",
-       r.max_concurrent_connections
-           ? std::to_string(*r.max_concurrent_connections) + " accepted, the next refused (" +
-                 r.concurrency_refusal + ")"
-       : r.concurrency_tried ? "all " + std::to_string(r.concurrency_tried) + " tried accepted"
-                             : "not measured");
-  line("connection rate",
-       r.rate_limited
-           ? "limited: refused after " + std::to_string(r.rate_refused_after.value_or(0)) +
-                 " connections in " + fmt("%.2f", r.rate_window_s.value_or(0)) + " s" +
-                 (r.rate_per_s ? " (ramp at " + fmt("%g", *r.rate_per_s) + "/s)" : "") + " (" +
-                 r.rate_refusal + ")"
-       : r.rate_tried_per_s > 0 ? "no refusal up to " + fmt("%g", r.rate_tried_per_s) + "/s"
-                                : "not measured");
-  std::string err = r.bad_rcpts_tried ? std::to_string(r.bad_rcpts_tried) + " bad RCPTs: " : "";
+  // A figure not measured says so and why; never "no" for what was not seen.
+  auto figure = [&](const char* name, const std::string& k, const std::string& v) {
+    if (const std::string* why = r.why_not_measured(name))
+      line(k, "not measured (" + *why + ")");
+    else if (std::find(r.skipped.begin(), r.skipped.end(), name) != r.skipped.end())
+      line(k, "not measured (skipped)");
+    else
+      line(k, v);
+  };
+  figure("capabilities", "capabilities", caps.empty() ? "-" : caps);
+  figure("catch_all", "catch-all",
+         r.catch_all ? yn(*r.catch_all) + " (" + r.catch_all_reply + ")" : "unknown");
+  std::string grey = "no";
+  if (r.greylisting && r.greylist_delay_s) {
+    const std::string n = fmt("%.1f", *r.greylist_delay_s);
+    grey = "yes (" + r.greylist_reply + "), passed on " +
+           (r.greylist_retries <= 1 ? std::string("the first retry")
+                                    : "retry " + std::to_string(r.greylist_retries)) +
+           ", after " + n + " s; the server's delay is " +
+           (r.greylist_delay_min_s.value_or(0) > 0
+                ? "between " + fmt("%.1f", *r.greylist_delay_min_s) + " and " + n + " s"
+                : "at most " + n + " s");
+  } else if (r.greylisting) {
+    grey = "yes, not passed within the wait (" + r.greylist_reply + ")";
+  }
+  figure("greylisting", "greylisting", grey);
+  figure("concurrency", "concurrent connections",
+         r.max_concurrent_connections
+             ? std::to_string(*r.max_concurrent_connections) + " accepted, the next refused (" +
+                   r.concurrency_refusal + ")"
+             : "all " + std::to_string(r.concurrency_tried) + " tried accepted");
+  figure("connection_rate", "connection rate",
+         r.rate_limited
+             ? "limited: refused after " + std::to_string(r.rate_refused_after.value_or(0)) +
+                   " connections in " + fmt("%.2f", r.rate_window_s.value_or(0)) + " s" +
+                   (r.rate_per_s ? " (ramp at " + fmt("%g", *r.rate_per_s) + "/s)" : "") + " (" +
+                   r.rate_refusal + ")" +
+                   (r.rate_accepted_again_s
+                        ? ", accepted again after " + fmt("%.1f", *r.rate_accepted_again_s) + " s"
+                        : "")
+             : "no refusal up to " + fmt("%g", r.rate_tried_per_s) + "/s");
+  std::string err = std::to_string(r.bad_rcpts_tried) + " bad RCPTs: ";
   if (r.error_delay_after)
     err += "replies slowed after " + std::to_string(*r.error_delay_after) + " (" +
            fmt("%.0f", r.error_delay_ms.value_or(0)) + " ms)";
-  else if (r.bad_rcpts_tried)
+  else
     err += "no slow-down";
   if (r.error_disconnect_after)
     err += ", disconnected after " + std::to_string(*r.error_disconnect_after) + " (" +
            r.error_disconnect_reply + ")";
-  else if (r.bad_rcpts_tried)
+  else
     err += ", no disconnect";
-  line("error limits", err.empty() ? "not measured" : err);
-  line("tarpit", r.tarpit ? "yes: a greeting or reply took " +
-                                fmt("%.0f", r.tarpit_delay_ms.value_or(0)) + " ms"
-                          : "no");
+  figure("error_limit", "error limits", err);
+  figure("tarpit", "tarpit",
+         r.tarpit
+             ? "yes: a greeting or reply took " + fmt("%.0f", r.tarpit_delay_ms.value_or(0)) + " ms"
+             : "no");
+  std::string measured;
+  for (const auto& m : r.measured)
+    measured += (measured.empty() ? "" : ", ") + m;
+  line("measured", measured.empty() ? "nothing" : measured);
   for (const auto& n : r.notes)
     line("note", n);
   line("connections", std::to_string(r.connections) + " in " + fmt("%.1f", r.duration_s) + " s");

@@ -22,13 +22,18 @@ struct Exchange {
 
 // Which measurement opened a connection.
 enum class Phase { Sample, Greylist, Concurrency, ErrorLimit, Rate };
+// The figures of a report, in report order (the keys of `measured` and `not_measured`).
+inline constexpr const char* kFigures[] = {"latency",     "capabilities", "catch_all",
+                                           "greylisting", "concurrency",  "connection_rate",
+                                           "error_limit", "tarpit"};
 const char* to_string(Phase p);
 
 struct ConnRecord {
   Phase phase = Phase::Sample;
-  double at_s = 0;         // since the probe began
-  int open_at_start = 0;   // our other connections open when this one began
-  bool connected = false;  // TCP
+  double at_s = 0;            // since the probe began
+  int open_at_start = 0;      // our other connections open when this one began
+  bool connected = false;     // TCP
+  std::string connect_error;  // not connected: "connection refused", "timed out after 30 s"...
   double connect_ms = 0;
   int banner_code = 0;  // 0: none (closed, timeout)
   double banner_ms = 0;
@@ -63,6 +68,10 @@ struct Report {
   std::string catch_all_reply;
   bool greylisting = false;
   std::optional<double> greylist_delay_s;  // passed after this long; null: never (within the wait)
+  // The retry that passed (1: the first) and when the one before it still got a 4xx (0 when
+  // the first retry passed): the server's delay is more than this and at most greylist_delay_s.
+  int greylist_retries = 0;
+  std::optional<double> greylist_delay_min_s;
   std::string greylist_reply;
   std::optional<int> max_concurrent_connections;  // null: none refused up to `concurrency_tried`
   int concurrency_tried = 0;
@@ -73,6 +82,7 @@ struct Report {
   std::optional<double> rate_per_s;       // the ramp's rate when refused
   double rate_tried_per_s = 0;            // the fastest rate tried without refusal
   std::string rate_refusal;
+  std::optional<double> rate_accepted_again_s;  // from the refusal to the next accepted one
   int bad_rcpts_tried = 0;
   std::optional<int> error_delay_after;  // bad RCPTs answered promptly before the first slow one
   std::optional<double> error_delay_ms;  // how slow
@@ -81,7 +91,16 @@ struct Report {
   bool tarpit = false;
   std::optional<double> tarpit_delay_ms;  // the slowest greeting or reply seen
   std::vector<std::string> notes;         // what was skipped and why, politeness stops
-  int connections = 0;                    // opened in all
+  // Set by the driver before analyze(): the measurements asked (false: skipped by an option),
+  // and why probing ended before all of them ran (empty: it did not).
+  bool ask_concurrency = true, ask_rate = true, ask_error_limit = true;
+  std::string stopped;
+  // Filled by analyze(): each figure of kFigures is measured, not measured (with why), or
+  // skipped (by an option).
+  std::vector<std::string> measured, skipped;
+  std::vector<std::pair<std::string, std::string>> not_measured;
+  const std::string* why_not_measured(const std::string& figure) const;
+  int connections = 0;  // opened in all
   double duration_s = 0;
 };
 
@@ -92,7 +111,8 @@ struct Thresholds {
 };
 
 // Fills the measurements of `r` that come from the records (latency, capabilities, banner,
-// catch-all and greylisting from the first RCPTs, concurrency, rate, error limit, tarpit).
+// catch-all and greylisting from the first RCPTs, concurrency, rate, error limit, tarpit), and
+// which figures were measured. Set rate_tried_per_s, ask_* and stopped first.
 void analyze(const std::vector<ConnRecord>& records, const Thresholds& t, Report& r);
 
 nlohmann::json to_json(const Report& r);

@@ -82,7 +82,10 @@ async def main():
             fail(f"check record {rec}")
         if "RCPT TO:" not in rec.get("transcript", ""):
             fail("check record has no transcript")
-        if not lines or not lines[0].startswith("S: 220") or f"C: RCPT TO:<{EMAIL_OK}>" not in lines:
+        # mxprobe's own lines ("* connecting to ...") first, then the dialogue from the greeting.
+        smtp_lines = [l for l in lines if not l.startswith("* ")]
+        if (not lines or not lines[0].startswith("* connecting to ") or not smtp_lines
+                or not smtp_lines[0].startswith("S: 220") or f"C: RCPT TO:<{EMAIL_OK}>" not in lines):
             fail(f"live transcript lines {lines}")
         if "\n".join(lines) + "\n" != rec["transcript"]:
             fail(f"live lines differ from the record's transcript: {lines} / {rec['transcript']!r}")

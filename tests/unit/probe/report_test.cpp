@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -130,6 +132,138 @@ TEST(ProbeReport, ConcurrencyAndRateRefusalsAreToldApart) {
   ASSERT_EQ(b.notes.size(), 1u);
   EXPECT_NE(b.notes[0].find("554 5.7.1 blocked"), std::string::npos);
   EXPECT_FALSE(b.catch_all);
+}
+
+TEST(ProbeReport, NothingAcceptedIsNotMeasuredNeverNo) {
+  ConnRecord c;
+  c.phase = Phase::Sample;
+  c.connect_error = "connection refused";
+  Report r = analyzed({c});
+  EXPECT_TRUE(r.measured.empty());
+  ASSERT_EQ(r.not_measured.size(), std::size(kFigures));
+  for (const auto& [figure, why] : r.not_measured)
+    EXPECT_EQ(why, "no connection accepted: connection refused") << figure;
+  const std::string text = to_text(r);
+  for (const char* k :
+       {"greylisting               not measured (no connection accepted: "
+        "connection refused)",
+        "tarpit                    not measured (",
+        "catch-all                 not "
+        "measured (",
+        "concurrent connections    not measured (", "connection rate           not measured (",
+        "error limits              not measured (",
+        "measured                  "
+        "nothing"})
+    EXPECT_NE(text.find(k), std::string::npos) << k << "\n" << text;
+  EXPECT_EQ(text.find("greylisting               no\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("tarpit                    no\n"), std::string::npos) << text;
+  const auto j = to_json(r);
+  EXPECT_EQ(j["not_measured"]["tarpit"], "no connection accepted: connection refused");
+  EXPECT_TRUE(j["measured"].empty());
+
+  // A timed-out connect says so.
+  ConnRecord t;
+  t.connect_error = "timed out: no TCP answer within 30 s";
+  EXPECT_EQ(*analyzed({t}).why_not_measured("latency"),
+            "no connection accepted: timed out: no TCP answer within 30 s");
+}
+
+TEST(ProbeReport, SkippedFiguresAreNeitherMeasuredNorMissing) {
+  Report r;
+  r.ask_concurrency = r.ask_rate = r.ask_error_limit = false;
+  analyze({session(Phase::Sample, 0, 550)}, {}, r);
+  EXPECT_TRUE(r.not_measured.empty());
+  EXPECT_EQ(r.skipped, (std::vector<std::string>{"concurrency", "connection_rate", "error_limit"}));
+  EXPECT_EQ(r.measured.size(), 5u);
+  EXPECT_NE(to_text(r).find("concurrent connections    not measured (skipped)"), std::string::npos);
+
+  // Asked but not reached: the driver's reason.
+  Report s;
+  s.stopped = "stopped by --max-time (10 s)";
+  analyze({session(Phase::Sample, 0, 550)}, {}, s);
+  ASSERT_TRUE(s.why_not_measured("concurrency"));
+  EXPECT_EQ(*s.why_not_measured("concurrency"), "stopped by --max-time (10 s)");
+}
+
+TEST(ProbeReport, GreylistingDelayIsWhatWasObserved) {
+  // Passed on the first retry, 3 s after the first 4xx: at most 3 s.
+  auto one = analyzed({session(Phase::Sample, 0, 450, "4.7.1 greylisted"),
+                       session(Phase::Greylist, 3.0, 550, "5.1.1 unknown")});
+  EXPECT_EQ(one.greylist_retries, 1);
+  EXPECT_NEAR(one.greylist_delay_s.value_or(-1), 3.0, 1e-9);
+  EXPECT_NEAR(one.greylist_delay_min_s.value_or(-1), 0, 1e-9);
+  EXPECT_NE(to_text(one).find("greylisting               yes (450 4.7.1 greylisted), passed on "
+                              "the first retry, after 3.0 s; the server's delay is at most 3.0 s"),
+            std::string::npos)
+      << to_text(one);
+  // Third retry: between the second (still 4xx) and the third.
+  auto three = analyzed({session(Phase::Sample, 0, 450, "4.7.1 greylisted"),
+                         session(Phase::Greylist, 1.0, 450, "4.7.1 greylisted"),
+                         session(Phase::Greylist, 2.0, 450, "4.7.1 greylisted"),
+                         session(Phase::Greylist, 3.0, 250, "2.1.5 ok")});
+  EXPECT_EQ(three.greylist_retries, 3);
+  EXPECT_NEAR(three.greylist_delay_min_s.value_or(-1), 2.0, 1e-9);
+  EXPECT_NE(to_text(three).find("passed on retry 3, after 3.0 s; the server's delay is between "
+                                "2.0 and 3.0 s"),
+            std::string::npos)
+      << to_text(three);
+  EXPECT_EQ(to_json(three)["greylisting_retries"], 3);
+}
+
+// A server with a connection-rate limit (3) and a concurrency limit (2): the samples reach the
+// rate limit, the ramp waits it out and starts again, and its refusal with 2 held is confirmed
+// after the rate's window before it counts as the concurrency limit.
+std::vector<ConnRecord> both_limits() {
+  std::vector<ConnRecord> recs = {session(Phase::Sample, 0, 550), session(Phase::Sample, 0.01, 550),
+                                  session(Phase::Sample, 0.02, 550),
+                                  refused(Phase::Concurrency, 0.03, 0, 421, "4.7.0 rate"),
+                                  refused(Phase::Concurrency, 1.03, 0, 421, "4.7.0 rate")};
+  for (int i = 0; i < 2; ++i) {
+    auto c = session(Phase::Concurrency, 3.03 + i * 0.01, 0);
+    c.exchanges.resize(1);
+    c.open_at_start = i;
+    recs.push_back(c);
+  }
+  recs.push_back(refused(Phase::Concurrency, 3.06, 2, 421, "4.7.0 too many"));
+  return recs;
+}
+
+TEST(ProbeReport, BothLimitsAreMeasured) {
+  auto recs = both_limits();
+  recs.push_back(refused(Phase::Concurrency, 7.06, 2, 421, "4.7.0 too many"));  // confirmed
+  auto e = session(Phase::ErrorLimit, 7.1, 550);
+  recs.push_back(e);
+  Report r;
+  r.ask_rate = false;
+  analyze(recs, {}, r);
+  EXPECT_TRUE(r.rate_limited);
+  EXPECT_EQ(r.rate_refused_after, std::optional<int>(3));
+  EXPECT_NEAR(r.rate_accepted_again_s.value_or(-1), 3.0, 1e-9);
+  EXPECT_EQ(r.max_concurrent_connections, std::optional<int>(2));
+  EXPECT_EQ(r.concurrency_refusal, "421 4.7.0 too many");
+  EXPECT_NE(std::find(r.measured.begin(), r.measured.end(), "concurrency"), r.measured.end());
+  EXPECT_NE(std::find(r.measured.begin(), r.measured.end(), "connection_rate"), r.measured.end());
+  EXPECT_TRUE(r.not_measured.empty());
+  EXPECT_NE(to_text(r).find("accepted again after 3.0 s"), std::string::npos) << to_text(r);
+
+  // The retry after the window was accepted: that refusal was the rate's; the ramp went on.
+  auto rate_only = both_limits();
+  for (int i = 2; i < 4; ++i) {
+    auto c = session(Phase::Concurrency, 7 + i * 0.01, 0);
+    c.exchanges.resize(1);
+    c.open_at_start = i;
+    rate_only.push_back(c);
+  }
+  auto q = analyzed(rate_only);
+  EXPECT_FALSE(q.max_concurrent_connections);
+  EXPECT_EQ(q.concurrency_tried, 5);
+  EXPECT_EQ(q.why_not_measured("concurrency"), nullptr);
+
+  // Never confirmed (the time cap came first): not measured, and why.
+  auto open = analyzed(both_limits());
+  EXPECT_FALSE(open.max_concurrent_connections);
+  ASSERT_TRUE(open.why_not_measured("concurrency"));
+  EXPECT_NE(open.why_not_measured("concurrency")->find("connection-rate limit"), std::string::npos);
 }
 
 TEST(ProbeReport, ErrorLimitSlowDownThenDisconnect) {
