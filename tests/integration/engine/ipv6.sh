@@ -6,8 +6,8 @@
 # family was used. The machine has one IPv6 loopback address (::1), so the farm's IPv6 host
 # listens there on a port of its own. Usage: ipv6.sh uring|uv (env MXFARM, MXPROBE).
 # Range 127.210-219.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 

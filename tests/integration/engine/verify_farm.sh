@@ -5,9 +5,9 @@
 # input line gets exactly one record; a server flooding bytes cannot grow memory without bound;
 # and with --max-domains 5 idle domains are forgotten all the time without changing any verdict.
 # Usage: verify_farm.sh uring|uv   (env MXFARM, MXPROBE). Range 127.180-199.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 # Our own farm: no rate limits, retries seconds apart (the politeness tests use real limits).
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 

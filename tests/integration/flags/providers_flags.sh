@@ -14,10 +14,10 @@
 #  - run 2, the built-in providers dropped (tools/policy/lab.toml): the same Yahoo addresses are
 #    probed and judged by the catch-all rule instead; CSV output carries the flag columns.
 # Env MXFARM, MXPROBE, MXP_DOMAIN_DATA. Range 127.200-209.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 DATA=${MXP_DOMAIN_DATA:?MXP_DOMAIN_DATA must name the built domain-data.txt}
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 [[ -s $DATA ]] || fail "no domain data at $DATA (run tools/setup.sh, then build)"
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json

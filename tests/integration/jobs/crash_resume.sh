@@ -4,7 +4,7 @@
 # record per input line, none lost, none twice, the verdicts of an uninterrupted run, and no
 # address that was finished before a crash asked again at the farm after it.
 # Usage: crash_resume.sh   (env MXFARM, MXPROBE). Range 127.80-99.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 KILLS=${CRASH_KILLS:-5}
 

@@ -4,8 +4,8 @@
 # a second run without a single RCPT (catch-all facts included) and expires, and Ctrl-C stops
 # cleanly with a resumable journal. Env MXFARM, MXPROBE. Range 127.40-59.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 
 REPORT=$WORK/report.json
 for _ in 1 2 3 4 5 6; do

@@ -2,7 +2,7 @@
 # Every DNS case of a generated scenario, asked of the farm's dnsmasq with dig (a real resolver
 # client): MX with preferences, null MX, A-only, no mail records, NXDOMAIN, SERVFAIL, timeout.
 # Range 127.120-139.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json

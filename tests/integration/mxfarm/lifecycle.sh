@@ -3,7 +3,7 @@
 # report on SIGUSR1 and on SIGTERM, dnsmasq stopped with the farm (also on kill -9), clear
 # failures when a port is taken or the scenario is wrong.
 # Range 127.140-159.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 SC=$WORK/big.json
 REPORT=$WORK/report.json

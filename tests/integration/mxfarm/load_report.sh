@@ -2,7 +2,7 @@
 # The report's numbers under load from Postfix's smtp-source: exact connection, command, reply,
 # RCPT and DATA counts, and concurrency bounded by the client's own parallelism.
 # Range 127.160-179.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json

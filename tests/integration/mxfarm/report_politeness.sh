@@ -4,7 +4,7 @@
 # timelines of connections and limit rejects. Clients: rawsmtp.py, swaks (with
 # --local-interface for other client IPs) and bash's /dev/tcp.
 # Range 127.200-219.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json

@@ -2,7 +2,7 @@
 # Every SMTP behaviour of a generated scenario, checked with swaks (an independent client) and,
 # where swaks cannot see the difference, with rawsmtp.py; then the farm's report.
 # Range 127.100-119.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json

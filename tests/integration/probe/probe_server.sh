@@ -7,7 +7,7 @@
 # Env MXFARM, MXPROBE. Range 127.140-159.0.0/16 (shared with mxfarm_lifecycle: start_farm
 # retries another range when one is taken).
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 for _ in 1 2 3 4 5 6; do
   pick_net 140 159

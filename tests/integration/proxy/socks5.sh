@@ -15,8 +15,8 @@
 #      asks for, not blamed on the mail servers.
 # Farm hosts answer 40 ms late so that sessions are in flight when the proxy dies.
 # Usage: socks5.sh uring|uv   (env MXFARM, MXPROBE). Range 127.170-179.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 command -v microsocks >/dev/null || fail "microsocks is not installed (tools/setup.sh)"

@@ -24,7 +24,7 @@
 # FAIR_MAX_SESSIONS, FAIR_RECIPIENTS change the policy's max_sessions and session.recipients
 # (mxprobe's input read-ahead is 4 x their product); FAIR_ROUNDS (2) the number of (a, b) pairs.
 # Env MXFARM, MXPROBE. Range 127.240-254.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 PER_MX=${FAIR_PER_MX:-10}
 ROUNDS=${FAIR_ROUNDS:-2}

@@ -9,7 +9,7 @@
 #   C (127.N.9.3 established, 127.N.9.4 new):  warm-up
 # Every check also makes sure its limit was reached (the peak equals the cap, not 0).
 # Env MXFARM, MXPROBE. Range 127.220-239.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json

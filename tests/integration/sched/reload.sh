@@ -5,7 +5,7 @@
 # the farm saw the slow rate before the reload, and far fewer sessions after it.
 # Env MXFARM, MXPROBE. Range 127.60-79.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 REPORT=$WORK/report.json
 for _ in 1 2 3 4 5 6; do

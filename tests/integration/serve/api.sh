@@ -3,8 +3,8 @@
 # (python3-websockets) for snapshots and commands, a token-protected instance, and the refusal
 # to listen beyond loopback without a token. Env MXFARM, MXPROBE. Range 127.20-39.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 HERE_SERVE=$(cd "$(dirname "$0")" && pwd)
 
 REPORT=$WORK/report.json

@@ -8,8 +8,8 @@
 # the same through a SOCKS5 proxy (microsocks with auth: TLS inside the tunnel); the farm sees
 # no DATA. The certificate is a throwaway one made here with the openssl command.
 # Usage: starttls.sh uring|uv   (env MXFARM, MXPROBE). Range 127.160-169.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 

@@ -1,10 +1,11 @@
-# Shared helpers of the mxfarm integration tests (sourced, not run).
+# Shared helpers of the integration tests (sourced, not run: `source "$(dirname "$0")/../lib.sh"`).
 # Every test draws its 127.x.0.0/16 range and DNS port from its own band (see pick_net), so
 # ctest -j runs them side by side, and concurrent runs of the same test do not collide.
 set -euo pipefail
 
 MXFARM=${MXFARM:?MXFARM must name the mxfarm binary}
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)  # tests/integration
+ROOT=$(cd "$HERE/../.." && pwd)                      # the repository
 WORK=$(mktemp -d /tmp/mxfarm-test.XXXXXX)
 FARM_PID=""
 CHECKS=0
@@ -122,7 +123,7 @@ sw() {
   swaks --quit-after RCPT --server "$1" --from probe@client.test --timeout 3 "${@:2}" 2>&1 || true
 }
 
-raw() { "$PY" "$HERE/rawsmtp.py" "$@" 2>&1 || true; }
+raw() { "$PY" "$HERE/mxfarm/rawsmtp.py" "$@" 2>&1 || true; }
 
 now_ms() { date +%s%3N; }
 
