@@ -18,8 +18,7 @@ fi
 skip_without_uring "$BACKEND"
 
 SC=$WORK/scenario.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 210 219
+write_scenario() {
   PORT=$((20000 + RANDOM % 20000))
   "$PY" - "$SC" "$NET" "$DNS_PORT" "$PORT" <<'PY'
 import json, sys
@@ -42,9 +41,8 @@ s = {
 }
 json.dump(s, open(path, "w"))
 PY
-  start_farm "$SC" "$WORK/report.json" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range or port"
+}
+farm_in_band 210 219 write_scenario
 V4=127.$NET.0.10
 
 "$MXFARM" truth "$SC" >"$WORK/truth.csv"

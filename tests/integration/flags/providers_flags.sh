@@ -118,13 +118,7 @@ json.dump({"dns": {"ip": "127.0.0.1", "port": port, "ttl": 60}, "hosts": hosts,
            "domains": domains}, open(sys.argv[1], "w"))
 PY
 }
-started=""
-for _ in 1 2 3 4 5 6; do
-  pick_net 200 209
-  write_scenario
-  start_farm "$SC" "$REPORT" && { started=1; break; }
-done
-[[ -n $started ]] || fail "no free address range in 127.200-209"
+farm_in_band 200 209 write_scenario
 
 YAHOO=(user1@yahoo.com user2@yahoo.com user3@yahoo.com nobody1@yahoo.com user1@aol.com
        user2@aol.com nobody2@aol.com)

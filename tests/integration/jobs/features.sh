@@ -7,14 +7,8 @@ MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
 LAB_POLICY=$ROOT/tools/policy/lab.toml
 
-REPORT=$WORK/report.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 40 59
-  "$MXFARM" gen --domains 4 --hosts 2 --mailboxes 30 --catch-all-share 0 --special catchall \
-    --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$REPORT" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+SC=$WORK/sc.json
+launch 40 59 --domains 4 --hosts 2 --mailboxes 30 --catch-all-share 0 --special catchall
 "$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
 
 # The input: CSV with the user's own columns, every address of d1 three times, an invalid line.

@@ -9,15 +9,11 @@
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
 
-for _ in 1 2 3 4 5 6; do
-  pick_net 140 159
-  "$MXFARM" gen --domains 1 --hosts 1 --mailboxes 3 --catch-all-share 0 \
-    --special styles,catchall,greylist,tarpit,connlimit,connrate,errlimit,starttls,blocked-banner \
-    --greylist-delay 2 --error-sleep-ms 300 --tarpit-byte-ms 4 --conn-limit 2 --rate-count 3 \
-    --rate-window 10 --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$WORK/report.json" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+SC=$WORK/sc.json
+launch 140 159 --domains 1 --hosts 1 --mailboxes 3 --catch-all-share 0 \
+  --special styles,catchall,greylist,tarpit,connlimit,connrate,errlimit,starttls,blocked-banner \
+  --greylist-delay 2 --error-sleep-ms 300 --tarpit-byte-ms 4 --conn-limit 2 --rate-count 3 \
+  --rate-window 10
 
 # probe NAME DOMAIN [options]: the JSON report in $WORK/NAME.json.
 probe() {

@@ -7,14 +7,9 @@ source "$(dirname "$0")/../lib.sh"
 LAB_POLICY=$ROOT/tools/policy/lab.toml
 HERE_SERVE=$(cd "$(dirname "$0")" && pwd)
 
-REPORT=$WORK/report.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 20 39
-  "$MXFARM" gen --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 5 --catch-all-share 0 \
-    --special slow --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$REPORT" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+SC=$WORK/sc.json
+launch 20 39 --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 5 --catch-all-share 0 \
+  --special slow
 "$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
 OK_ADDR=$(awk -F, '$2=="deliverable" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")
 BAD_ADDR=$(awk -F, '$3=="mailbox_not_found" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")

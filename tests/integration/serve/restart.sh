@@ -8,13 +8,8 @@
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
 
-for _ in 1 2 3 4 5 6; do
-  pick_net 20 39
-  "$MXFARM" gen --domains 4 --hosts 2 --mailboxes 300 --catch-all-share 0 --special none \
-    --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$WORK/report.json" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+SC=$WORK/sc.json
+launch 20 39 --domains 4 --hosts 2 --mailboxes 300 --catch-all-share 0 --special none
 "$MXFARM" truth "$WORK/sc.json" --count 1200 >"$WORK/truth.csv"
 tail -n +2 "$WORK/truth.csv" | cut -d, -f1 >"$WORK/big.txt"
 head -n 40 "$WORK/big.txt" >"$WORK/small.txt"
