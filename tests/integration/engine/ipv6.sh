@@ -5,7 +5,7 @@
 # domain. Verdicts must be mxfarm's truth whatever the family; mx_ip and source_ip say which
 # family was used. The machine has one IPv6 loopback address (::1), so the farm's IPv6 host
 # listens there on a port of its own. Usage: ipv6.sh uring|uv (env MXFARM, MXPROBE).
-# Range 127.210-219.0.0/16.
+# Range 127.195-204.0.0/16.
 source "$(dirname "$0")/../lib.sh"
 LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
@@ -42,7 +42,7 @@ s = {
 json.dump(s, open(path, "w"))
 PY
 }
-farm_in_band 210 219 write_scenario
+farm_in_band 195 204 write_scenario
 V4=127.$NET.0.10
 
 "$MXFARM" truth "$SC" >"$WORK/truth.csv"

@@ -4,7 +4,7 @@
 # mxfarm's truth, address by address; the farm must see no DATA and no smuggled command; every
 # input line gets exactly one record; a server flooding bytes cannot grow memory without bound;
 # and with --max-domains 5 idle domains are forgotten all the time without changing any verdict.
-# Usage: verify_farm.sh uring|uv   (env MXFARM, MXPROBE). Range 127.180-199.0.0/16.
+# Usage: verify_farm.sh uring|uv   (env MXFARM, MXPROBE). Range 127.165-174.0.0/16.
 source "$(dirname "$0")/../lib.sh"
 # Our own farm: no rate limits, retries seconds apart (the politeness tests use real limits).
 LAB_POLICY=$ROOT/tools/policy/lab.toml
@@ -37,7 +37,7 @@ s["domains"].append({"name": "busy.test", "dns": "mx", "style": "exchange",
 json.dump(s, open(sys.argv[2], "w"))
 PY
 }
-farm_in_band 180 199 write_scenario
+farm_in_band 165 174 write_scenario
 
 # The truth (timeouts: 2 s, as mxprobe is told below), plus hostile lines of our own.
 "$MXFARM" truth "$SC" --timeout-ms 2000 --invalid 5 >"$WORK/truth.csv"

@@ -13,7 +13,7 @@
 #    takes its flags from the domain data of the day (none given: null);
 #  - run 2, the built-in providers dropped (tools/policy/lab.toml): the same Yahoo addresses are
 #    probed and judged by the catch-all rule instead; CSV output carries the flag columns.
-# Env MXFARM, MXPROBE, MXP_DOMAIN_DATA. Range 127.200-209.0.0/16.
+# Env MXFARM, MXPROBE, MXP_DOMAIN_DATA. Range 127.185-194.0.0/16.
 source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 DATA=${MXP_DOMAIN_DATA:?MXP_DOMAIN_DATA must name the built domain-data.txt}
@@ -118,7 +118,7 @@ json.dump({"dns": {"ip": "127.0.0.1", "port": port, "ttl": 60}, "hosts": hosts,
            "domains": domains}, open(sys.argv[1], "w"))
 PY
 }
-farm_in_band 200 209 write_scenario
+farm_in_band 185 194 write_scenario
 
 YAHOO=(user1@yahoo.com user2@yahoo.com user3@yahoo.com nobody1@yahoo.com user1@aol.com
        user2@aol.com nobody2@aol.com)

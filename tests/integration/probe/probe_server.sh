@@ -4,13 +4,13 @@
 # connection rate (connrate: 3 per 10 s), error limits (errlimit: slower after 10 bad RCPTs,
 # disconnect after 20), greylisting and its delay (2 s), catch-all, a tarpit, STARTTLS offered,
 # a server that refuses us at the greeting — and a plain server must show none of them.
-# Env MXFARM, MXPROBE. Range 127.140-159.0.0/16 (shared with mxfarm_lifecycle: start_farm
-# retries another range when one is taken).
+# Env MXFARM, MXPROBE. Range 127.120-129.0.0/16 (its own band, see pick_net in
+# tests/integration/lib.sh).
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
 
 SC=$WORK/sc.json
-launch 140 159 --domains 1 --hosts 1 --mailboxes 3 --catch-all-share 0 \
+launch 120 129 --domains 1 --hosts 1 --mailboxes 3 --catch-all-share 0 \
   --special styles,catchall,greylist,tarpit,connlimit,connrate,errlimit,starttls,blocked-banner \
   --greylist-delay 2 --error-sleep-ms 300 --tarpit-byte-ms 4 --conn-limit 2 --rate-count 3 \
   --rate-window 10

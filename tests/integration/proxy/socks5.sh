@@ -14,7 +14,7 @@
 #   4. the same with a proxy that hangs (SIGSTOP): found by the health check a silent session
 #      asks for, not blamed on the mail servers.
 # Farm hosts answer 40 ms late so that sessions are in flight when the proxy dies.
-# Usage: socks5.sh uring|uv   (env MXFARM, MXPROBE). Range 127.170-179.0.0/16.
+# Usage: socks5.sh uring|uv   (env MXFARM, MXPROBE). Range 127.155-164.0.0/16.
 source "$(dirname "$0")/../lib.sh"
 LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
@@ -49,7 +49,7 @@ for h in s["hosts"]:
     h["reply_delay_ms"] = max(h.get("reply_delay_ms", 0), 40)
 json.dump(s, open(sys.argv[2], "w"))' "$SC.gen" "$SC"
 }
-farm_in_band 170 179 write_scenario
+farm_in_band 155 164 write_scenario
 "$MXFARM" truth "$SC" --timeout-ms 2000 --invalid 3 >"$WORK/truth.csv"
 "$PY" -c '
 import csv, sys

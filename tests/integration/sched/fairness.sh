@@ -23,7 +23,7 @@
 # session, as a scheduler without per-group caps would, and the check must then fail;
 # FAIR_MAX_SESSIONS, FAIR_RECIPIENTS change the policy's max_sessions and session.recipients
 # (mxprobe's input read-ahead is 4 x their product); FAIR_ROUNDS (2) the number of (a, b) pairs.
-# Env MXFARM, MXPROBE. Range 127.240-254.0.0/16 (see pick_net in lib.sh).
+# Env MXFARM, MXPROBE. Range 127.215-224.0.0/16 (see pick_net in lib.sh).
 source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 PER_MX=${FAIR_PER_MX:-10}
@@ -264,5 +264,5 @@ run_driver() {
   ((rc == 3)) && return 1
   ((rc == 0)) || fail "fairness (exit $rc)"
 }
-in_band 240 254 run_driver
+in_band 215 224 run_driver
 echo "PASS sched_fairness"

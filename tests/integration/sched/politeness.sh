@@ -8,7 +8,7 @@
 #   B (127.N.9.1, 127.N.9.2):    greylisting, block rotation, 421 storm
 #   C (127.N.9.3 established, 127.N.9.4 new):  warm-up
 # Every check also makes sure its limit was reached (the peak equals the cap, not 0).
-# Env MXFARM, MXPROBE. Range 127.220-239.0.0/16 (see pick_net in lib.sh).
+# Env MXFARM, MXPROBE. Range 127.205-214.0.0/16 (see pick_net in lib.sh).
 source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 SC=$WORK/scenario.json
@@ -39,7 +39,7 @@ json.dump({"version": 1, "dns": {"ip": "127.0.0.1", "port": port, "ttl": 60},
            "hosts": hosts, "domains": domains}, open(path, "w"), indent=1)
 PY
 }
-farm_in_band 220 239 write_scenario
+farm_in_band 205 214 write_scenario
 A_SRC=127.$NET.9.5
 B_SRC1=127.$NET.9.1
 B_SRC2=127.$NET.9.2

@@ -3,12 +3,12 @@
 # connections/s, one address per session), a broken file is refused and the old policy stays,
 # then a fast policy takes over mid-run. Every address ends exactly once with its true verdict,
 # the farm saw the slow rate before the reload, and far fewer sessions after it.
-# Env MXFARM, MXPROBE. Range 127.60-79.0.0/16.
+# Env MXFARM, MXPROBE. Range 127.61-69.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
 
 SC=$WORK/sc.json
-launch 60 79 --domains 1 --hosts 1 --mx-per-domain 1 --mailboxes 300 --catch-all-share 0 \
+launch 61 69 --domains 1 --hosts 1 --mx-per-domain 1 --mailboxes 300 --catch-all-share 0 \
   --special none
 "$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
 tail -n +2 "$WORK/truth.csv" | cut -d, -f1 >"$WORK/list.txt"

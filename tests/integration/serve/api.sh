@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `mxprobe serve` with real clients: curl for every endpoint and error path, a WebSocket client
 # (python3-websockets) for snapshots and commands, a token-protected instance, and the refusal
-# to listen beyond loopback without a token. Env MXFARM, MXPROBE. Range 127.20-39.0.0/16.
+# to listen beyond loopback without a token. Env MXFARM, MXPROBE. Range 127.11-19.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
 LAB_POLICY=$ROOT/tools/policy/lab.toml
 HERE_SERVE=$(cd "$(dirname "$0")" && pwd)
 
 SC=$WORK/sc.json
-launch 20 39 --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 5 --catch-all-share 0 \
+launch 11 19 --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 5 --catch-all-share 0 \
   --special slow
 "$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
 OK_ADDR=$(awk -F, '$2=="deliverable" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")

@@ -2,14 +2,14 @@
 # `mxprobe serve` against hostile clients (hostile.py: malformed requests, huge headers, URLs and
 # bodies, slowloris, 1,000 idle connections, bad WebSocket frames): the server stays up and keeps
 # verifying. Env MXFARM, MXPROBE, optional SERVE_BACKEND (auto, uring or uv; default auto).
-# Range 127.2-19.0.0/16.
+# Range 127.2-10.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
 LAB_POLICY=$ROOT/tools/policy/lab.toml
 HERE_SERVE=$(cd "$(dirname "$0")" && pwd)
 
 SC=$WORK/sc.json
-launch 2 19 --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 20 --catch-all-share 0 \
+launch 2 10 --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 20 --catch-all-share 0 \
   --special none
 "$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
 OK_ADDRS=$(awk -F, '$2=="deliverable" {print $1}' "$WORK/truth.csv" | paste -sd,)

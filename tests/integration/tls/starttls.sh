@@ -7,7 +7,7 @@
 # unknown/tls_required; a certificate that fails --tls-verify makes auto go on without TLS; the
 # the same through a SOCKS5 proxy (microsocks with auth: TLS inside the tunnel); the farm sees
 # no DATA. The certificate is a throwaway one made here with the openssl command.
-# Usage: starttls.sh uring|uv   (env MXFARM, MXPROBE). Range 127.160-169.0.0/16.
+# Usage: starttls.sh uring|uv   (env MXFARM, MXPROBE). Range 127.140-149.0.0/16.
 source "$(dirname "$0")/../lib.sh"
 LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
@@ -43,7 +43,7 @@ PY
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>"$WORK/openssl.err" ||
     fail "openssl req: $(cat "$WORK/openssl.err")"
 }
-farm_in_band 160 169 write_scenario --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
+farm_in_band 140 149 write_scenario --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
 
 "$MXFARM" truth "$SC" >"$WORK/truth.csv"
 # A requiring host cannot run without a certificate; cert and key go together.
