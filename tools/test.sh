@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: set-up (idempotent), the release build (g++) with all tests, then the
-# ASan+UBSan build (clang, real libFuzzer targets) with the unit, fuzz-corpus and integration tests.
+# Runs every test: set-up (idempotent), the format check (clang-format drift fails), the release
+# build (g++) with all tests, then the ASan+UBSan build (clang, real libFuzzer targets) with the
+# unit, fuzz-corpus and integration tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 jobs=$(nproc)
+
+echo "== format check (clang-format --dry-run --Werror)"
+bash tools/check_format.sh
 
 echo "== release build (g++) and all tests"
 cmake --preset release >/dev/null
