@@ -9,7 +9,8 @@ every *.sh and *.py under tests/integration, so scripts added later are checked 
   - two scripts whose bands overlap (each pair is named);
   - a band outside 2..254, or with LO > HI;
   - a band helper called without two literal numbers (the band could not be checked);
-  - a script that starts a farm (start_farm, or mxfarm with --base-ip) and declares no band.
+  - a script that starts a farm (start_farm, or mxfarm with --base-ip) and declares no band;
+  - a script that still sources the old tests/integration/mxfarm/lib.sh.
 Usage: check_bands.py [DIR] (default: the folder of this file). Exit 0 when disjoint.
 """
 import os
@@ -35,6 +36,9 @@ def scan(path):
                 continue
             if STARTS_FARM.search(code):
                 starts = True
+            if "mxfarm/lib.sh" in code:
+                errors.append(f"{path}:{n}: lib.sh is tests/integration/lib.sh now: "
+                              'source "$(dirname "$0")/../lib.sh"')
             for m in CALL.finditer(line):
                 rest = m.group(2)
                 if rest.startswith("()"):  # the function's own definition
