@@ -15,7 +15,7 @@ endif()
 set(MXP_CONSOLE_BUILD ${CMAKE_BINARY_DIR}/admin-wasm)
 set(MXP_CONSOLE_DIR ${MXP_CONSOLE_BUILD}/dist CACHE INTERNAL "the built console")
 # Debian's emscripten 3.1.6 needs node-acorn from /usr/share/nodejs, and node 20 refuses the
-# flags of emcmake's default emulator (WASM.md).
+# flags of emcmake's default emulator (docs/building-console.md).
 set(env ${CMAKE_COMMAND} -E env NODE_PATH=/usr/share/nodejs)
 ExternalProject_Add(console
   SOURCE_DIR ${PROJECT_SOURCE_DIR}/admin-wasm

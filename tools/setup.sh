@@ -31,14 +31,14 @@ for p in "${pkgs[@]}"; do
 done
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
-  # postfix asks a question unless told; "No configuration" starts nothing (NOTES.md).
+  # postfix asks a question unless told; "No configuration" starts nothing (docs/peers.md).
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Dear ImGui source: from Debian's source package, never committed (DESIGN.md §4).
+# Dear ImGui source: from Debian's source package, never committed (docs/building-console.md).
 imgui_dir=$root/third_party/imgui
 if [[ ! -f $imgui_dir/imgui.cpp ]]; then
   if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then

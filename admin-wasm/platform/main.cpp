@@ -144,7 +144,8 @@ EM_JS(void, js_hide_loading, (), {
 });
 EM_JS(int, js_inner_width, (), { return window.innerWidth | 0; });
 EM_JS(int, js_inner_height, (), { return window.innerHeight | 0; });
-// Resize through Browser (glfwSetWindowSize to the screen size asks for fullscreen; WASM.md).
+// Resize through Browser (glfwSetWindowSize to the screen size asks for fullscreen:
+// docs/building-console.md).
 EM_JS(void, js_set_canvas_size, (int w, int h), { Browser.setCanvasSize(w, h); });
 // clang-format on
 
@@ -317,7 +318,8 @@ struct App final : mxc::Actions {
     ImGui_ImplOpenGL3_NewFrame();
     ImGui_ImplGlfw_NewFrame();
     ImGuiIO& io = ImGui::GetIO();
-    // Headless Chromium can give two frames the same time (WASM.md); so can idle gaps.
+    // Headless Chromium can give two frames the same time (docs/building-console.md); so can idle
+    // gaps.
     io.DeltaTime = std::clamp(io.DeltaTime, 1e-4f, 0.5f);
     ImGui::NewFrame();
     mxc::draw_console(model, ui, conn, *this, fonts, now, marks);

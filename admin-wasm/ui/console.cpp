@@ -1,6 +1,6 @@
 // The console's panels (console.hpp): Overview, Domains and MX groups, Source IPs, Jobs, Check,
-// and the token login. Each is a function of the model and the UI state; widgets the browser
-// test clicks are named with Marks.
+// Probe server, and the token login. Each is a function of the model and the UI state; widgets the
+// browser test clicks are named with Marks.
 //
 // [SECTION] Theme and fonts
 // [SECTION] Small widgets (chips, right-aligned numbers, cards, charts)
@@ -10,6 +10,7 @@
 // [SECTION] Source IPs
 // [SECTION] Jobs
 // [SECTION] Check
+// [SECTION] Probe server
 // [SECTION] Login
 #include "console.hpp"
 

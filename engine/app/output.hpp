@@ -1,4 +1,4 @@
-// Output records of `mxprobe verify`: JSON Lines (the DESIGN.md §3 record) or CSV. CSV output
+// Output records of `mxprobe verify`: JSON Lines (the record of docs/records.md) or CSV. CSV output
 // of a CSV input keeps the user's own columns first, as they were (same delimiter), then ours;
 // one of ours whose name the input already uses is called mxprobe_NAME.
 #pragma once

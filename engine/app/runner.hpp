@@ -667,6 +667,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
       cache_batch_.push_back({key, std::chrono::system_clock::to_time_t(r.checked_at), json});
     }
     for (size_t i = 0; i < lines.size(); ++i) {
+      // NOLINTNEXTLINE(bugprone-use-after-move): r is moved on the last iteration only
       Result copy = i + 1 < lines.size() ? r : std::move(r);
       copy.line = lines[i].line;
       std::string raw = lines[i].raw.empty() ? lines[i].email : std::move(lines[i].raw);

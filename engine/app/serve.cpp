@@ -72,7 +72,7 @@ http::Response error(int status, std::string_view code, std::string_view message
   return server::HttpServer::json_error(status, code, message);
 }
 
-// The record as an object, fields in the record's own order (DESIGN.md §3).
+// The record as an object, fields in the record's own order (docs/records.md).
 json record_json(const Result& r, bool transcript) {
   std::string line;
   pipeline::append_json(r, line, transcript && !r.transcript.empty());

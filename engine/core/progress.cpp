@@ -26,6 +26,7 @@ std::string human_count(double v) {
 
 std::string human_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
+  // NOLINTNEXTLINE(bugprone-incorrect-roundings): seconds >= 0 here, so + 0.5 rounds right
   auto s = static_cast<uint64_t>(seconds + 0.5);
   char buf[32];
   if (s >= 3600)

@@ -1,4 +1,4 @@
-// Verdicts and reasons: the fixed vocabulary of a verification result (DESIGN.md §3).
+// Verdicts and reasons: the fixed vocabulary of a verification result (docs/verdicts.md).
 // One X-macro list each, so names, parsing and counts cannot drift apart.
 #pragma once
 

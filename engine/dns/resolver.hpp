@@ -1,7 +1,7 @@
 // c-ares hosted on the engine's loop: MX by preference (random among equals), implicit MX via
 // A/AAAA (RFC 5321 §5.1), null MX (RFC 7505), NXDOMAIN / no mail server / SERVFAIL / timeout
 // kept apart, answers cached by TTL, and lookups of the same name in flight shared.
-// c-ares 1.18 is driven through its socket-state callback and ares_process_fd (NOTES.md).
+// c-ares 1.18 is driven through its socket-state callback and ares_process_fd (docs/platform.md).
 #pragma once
 
 #include <ares.h>

@@ -1,6 +1,6 @@
 // Sans-I/O HTTP/1.1 server connection (RFC 9112) with a WebSocket upgrade (RFC 6455): bytes in
 // via feed(), bytes out via pending_output()/consume_output(), timers via next_deadline() and
-// on_timeout(). It never touches a socket; the future `mxprobe serve` glue owns the I/O.
+// on_timeout(). It never touches a socket: engine/server's HttpServer owns the I/O.
 #pragma once
 
 #include <chrono>

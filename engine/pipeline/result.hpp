@@ -1,4 +1,4 @@
-// One verification result: the record of DESIGN.md §3, and its JSON Lines form.
+// One verification result: the record of docs/records.md, and its JSON Lines form.
 #pragma once
 
 #include <chrono>

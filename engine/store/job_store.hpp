@@ -44,7 +44,7 @@ struct Row {
   RowState state = RowState::Pending;
 };
 
-// One result to record: the DESIGN.md §3 record as JSON text (pipeline::append_json) plus the
+// One result to record: the record (docs/records.md) as JSON text (pipeline::append_json) plus the
 // columns the store queries on.
 struct ResultRecord {
   uint64_t line = 0;    // the row's normalised address is the cache key

@@ -1,7 +1,7 @@
 // SqliteStore: the embedded JobStore on one SQLite file in WAL mode, with every statement
 // prepared once and kept, and a versioned schema (`meta` table). Not thread-safe: one loop thread
-// owns it (DESIGN.md §4); other processes may read/write the file (SQLITE_BUSY waits up to the
-// busy timeout).
+// owns it (docs/architecture.md); other processes may read/write the file (SQLITE_BUSY waits up to
+// the busy timeout).
 #pragma once
 
 #include <memory>

@@ -82,10 +82,12 @@ bool Writer::lower_priority() {
 
 std::vector<Writer::Done> Writer::reap() {
   uint64_t n = 0;
-  (void)!::read(efd_, &n, sizeof n);  // EAGAIN when nothing is signalled: fine
   std::vector<Done> out;
   {
+    // Under the lock, as run() signals under it: a completion landing between the read and the
+    // swap would otherwise be taken now and leave the eventfd readable with nothing to reap.
     std::lock_guard lock(mu_);
+    (void)!::read(efd_, &n, sizeof n);  // EAGAIN when nothing is signalled: fine
     out.swap(done_);
   }
   reaped_ += out.size();

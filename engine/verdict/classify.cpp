@@ -194,7 +194,7 @@ Classification classify_rcpt(const Reply& r, TextClass t) {
       if (t == TextClass::RelayDenied) return finish(unknown(Reason::Blocked, Scope::Domain), code);
       if (t == TextClass::Policy || perm)
         return finish(unknown(Reason::Blocked, Scope::Recipient), code);
-      if (r.enhanced.detail == 1)  // 450/451 4.7.1: greylisting (DESIGN.md §2)
+      if (r.enhanced.detail == 1)  // 450/451 4.7.1: greylisting (docs/verdicts.md)
         return finish(unknown(Reason::Greylisted, Scope::Recipient), code);
       auto c = unknown(Reason::RateLimited, Scope::Session);  // 4.7.0, 4.7.500...: deferral
       c.back_off = true;

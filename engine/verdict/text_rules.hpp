@@ -14,7 +14,7 @@ namespace mxp::verdict {
 // What a phrase says about a reply. "Strong" classes describe the server's treatment of US (our
 // IP, HELO name, sender, rate, TLS) or a greylist/recipient limit: they decide even against an
 // enhanced status code, because a server that names a blocklist did not judge the mailbox,
-// whatever code it picked (DESIGN.md §3). "Weak" classes only decide when the enhanced code is
+// whatever code it picked (docs/verdicts.md). "Weak" classes only decide when the enhanced code is
 // absent or generic (X.0.0, X.2.0, X.4.x, X.5.0...), or refine an X.7.x policy code.
 enum class TextClass : uint8_t {
   None,

@@ -148,7 +148,7 @@ async function rect(page, name) {
   await waitState(page, (s, n) => s.rects && s.rects[n], name, `widget ${name}`);
   return page.evaluate((n) => window.mxprobe.rects[n], name);
 }
-// A click as a user makes it: move, short pause, down, short pause, up (WASM.md).
+// A click as a user makes it: move, short pause, down, short pause, up (docs/building-console.md).
 async function click(page, name, dx = 0.5) {
   const r = await rect(page, name);
   const x = r[0] + r[2] * dx, y = r[1] + r[3] / 2;

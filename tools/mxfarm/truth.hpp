@@ -1,5 +1,5 @@
 // Ground truth: the verdict and reason a correct, polite verifier should reach for an address
-// of a scenario (vocabulary of DESIGN.md section 3; the rules are in docs/mxfarm.md).
+// of a scenario (vocabulary of docs/verdicts.md; the rules are in docs/mxfarm.md).
 #pragma once
 
 #include <cstdint>

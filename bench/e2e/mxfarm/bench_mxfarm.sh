@@ -2,7 +2,7 @@
 # mxfarm against Postfix's smtp-sink, both driven by Postfix's smtp-source the same way in the
 # same run, printed side by side: sessions/s, commands/s, server CPU per session; then RCPT/s
 # over reused sessions; then mxfarm's start-up time with 1,000 domains over 50 MX addresses.
-# Server pinned to CPU 0, smtp-source to CPU 1 (DESIGN.md section 5; NOTES.md for smtp-sink).
+# Server pinned to CPU 0, smtp-source to CPU 1 (docs/performance.md; docs/peers.md for smtp-sink).
 # Usage: bench_mxfarm.sh MXFARM [SESSIONS] [ROUNDS]. Exits 1 if mxfarm makes fewer than half
 # of smtp-sink's sessions/s. Range 127.70.0.0/16, DNS ports 15370-15371.
 set -euo pipefail

@@ -64,7 +64,7 @@ void BM_RecordResults(benchmark::State& state) {
     proto.verdict = "deliverable";
     proto.reason = "accepted";
     proto.checked_at = 1'800'000'000;
-    // A realistic record size (~400 bytes, like DESIGN.md §3).
+    // A realistic record size (~400 bytes, like the example in docs/records.md).
     const std::string tail =
         R"(,"verdict":"deliverable","reason":"accepted","domain":"example.test","mx":"mx1.example.test","mx_ip":"127.0.0.10","smtp":{"code":250,"enhanced":"2.1.5","message":"Ok"},"catch_all":false,"flags":{"role":false,"disposable":false,"free":false},"attempts":1,"source_ip":null,"elapsed_ms":1.2,"checked_at":"2027-01-15T08:00:00Z"})";
     ResultBatch batch(st, job, batch_size, 1h);

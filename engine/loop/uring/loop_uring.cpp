@@ -283,7 +283,7 @@ bool UringLoop::setup_ring(std::string& why) {
 
 bool UringLoop::setup_buf_ring(std::string& why) {
   // liburing 2.3 has no io_uring_setup_buf_ring: map the ring (page aligned), register it, then
-  // hand every buffer to the kernel (NOTES.md).
+  // hand every buffer to the kernel (docs/platform.md).
   const unsigned count = opts_.recv_buffer_count;
   if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || opts_.recv_buffer_size == 0) {
     why = "recv_buffer_count must be a power of two <= 32768";

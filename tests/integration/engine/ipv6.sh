@@ -5,9 +5,9 @@
 # domain. Verdicts must be mxfarm's truth whatever the family; mx_ip and source_ip say which
 # family was used. The machine has one IPv6 loopback address (::1), so the farm's IPv6 host
 # listens there on a port of its own. Usage: ipv6.sh uring|uv (env MXFARM, MXPROBE).
-# Range 127.210-219.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+# Range 127.195-204.0.0/16.
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 
@@ -18,8 +18,7 @@ fi
 skip_without_uring "$BACKEND"
 
 SC=$WORK/scenario.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 210 219
+write_scenario() {
   PORT=$((20000 + RANDOM % 20000))
   "$PY" - "$SC" "$NET" "$DNS_PORT" "$PORT" <<'PY'
 import json, sys
@@ -42,9 +41,8 @@ s = {
 }
 json.dump(s, open(path, "w"))
 PY
-  start_farm "$SC" "$WORK/report.json" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range or port"
+}
+farm_in_band 195 204 write_scenario
 V4=127.$NET.0.10
 
 "$MXFARM" truth "$SC" >"$WORK/truth.csv"

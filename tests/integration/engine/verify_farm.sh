@@ -4,10 +4,10 @@
 # mxfarm's truth, address by address; the farm must see no DATA and no smuggled command; every
 # input line gets exactly one record; a server flooding bytes cannot grow memory without bound;
 # and with --max-domains 5 idle domains are forgotten all the time without changing any verdict.
-# Usage: verify_farm.sh uring|uv   (env MXFARM, MXPROBE). Range 127.180-199.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
+# Usage: verify_farm.sh uring|uv   (env MXFARM, MXPROBE). Range 127.165-174.0.0/16.
+source "$(dirname "$0")/../lib.sh"
 # Our own farm: no rate limits, retries seconds apart (the politeness tests use real limits).
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 
@@ -20,12 +20,10 @@ SPECIAL=styles,catchall,slow,tarpit,blocked,blocked-banner,errlimit,rcptlimit,no
 # The farm, plus one domain of our own for the 421 greeting: its first MX takes one connection per
 # client at a time (a slow greeting holds it), so concurrent sessions get "421" and must move on
 # to the second MX (RFC 5321 §5.1).
-gen_and_start() {
-  for _ in 1 2 3 4 5 6; do
-    pick_net 180 199
-    "$MXFARM" gen --domains 12 --hosts 4 --mailboxes 6 --catch-all-share 0.2 --greylist-share 0 \
-      --tarpit-byte-ms 200 --special "$SPECIAL" --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC.gen"
-    "$PY" - "$SC.gen" "$SC" "$NET" <<'PY'
+write_scenario() {
+  "$MXFARM" gen --domains 12 --hosts 4 --mailboxes 6 --catch-all-share 0.2 --greylist-share 0 \
+    --tarpit-byte-ms 200 --special "$SPECIAL" --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC.gen"
+  "$PY" - "$SC.gen" "$SC" "$NET" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 net = sys.argv[3]
@@ -44,11 +42,8 @@ s["domains"].append({"name": "blacklist.test", "dns": "mx", "style": "postfix",
     "mailboxes": {f"user{i}": "ok" for i in range(1, 9)}})
 json.dump(s, open(sys.argv[2], "w"))
 PY
-    start_farm "$SC" "$REPORT" && return 0
-  done
-  fail "no free address range"
 }
-gen_and_start
+farm_in_band 165 174 write_scenario
 
 # The truth (timeouts: 2 s, as mxprobe is told below), plus hostile lines of our own.
 "$MXFARM" truth "$SC" --timeout-ms 2000 --invalid 5 >"$WORK/truth.csv"

@@ -13,11 +13,11 @@
 #    takes its flags from the domain data of the day (none given: null);
 #  - run 2, the built-in providers dropped (tools/policy/lab.toml): the same Yahoo addresses are
 #    probed and judged by the catch-all rule instead; CSV output carries the flag columns.
-# Env MXFARM, MXPROBE, MXP_DOMAIN_DATA. Range 127.200-209.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
+# Env MXFARM, MXPROBE, MXP_DOMAIN_DATA. Range 127.185-194.0.0/16.
+source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 DATA=${MXP_DOMAIN_DATA:?MXP_DOMAIN_DATA must name the built domain-data.txt}
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 [[ -s $DATA ]] || fail "no domain data at $DATA (run tools/setup.sh, then build)"
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json
@@ -118,13 +118,7 @@ json.dump({"dns": {"ip": "127.0.0.1", "port": port, "ttl": 60}, "hosts": hosts,
            "domains": domains}, open(sys.argv[1], "w"))
 PY
 }
-started=""
-for _ in 1 2 3 4 5 6; do
-  pick_net 200 209
-  write_scenario
-  start_farm "$SC" "$REPORT" && { started=1; break; }
-done
-[[ -n $started ]] || fail "no free address range in 127.200-209"
+farm_in_band 185 194 write_scenario
 
 YAHOO=(user1@yahoo.com user2@yahoo.com user3@yahoo.com nobody1@yahoo.com user1@aol.com
        user2@aol.com nobody2@aol.com)

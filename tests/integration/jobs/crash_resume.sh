@@ -3,15 +3,15 @@
 # mid-line, as a crash in the middle of a write leaves it) finishes the job with --resume: one
 # record per input line, none lost, none twice, the verdicts of an uninterrupted run, and no
 # address that was finished before a crash asked again at the farm after it.
-# Usage: crash_resume.sh   (env MXFARM, MXPROBE). Range 127.80-99.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
+# Usage: crash_resume.sh   (env MXFARM, MXPROBE). Range 127.80-89.0.0/16.
+source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 KILLS=${CRASH_KILLS:-5}
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json
 # 100 domains on 10 MX hosts, 200 mailboxes each: 20,000 addresses (some catch-all; probes on).
-launch 80 99 --domains 100 --hosts 10 --mailboxes 200 --special none
+launch 80 89 --domains 100 --hosts 10 --mailboxes 200 --special none
 "$MXFARM" truth "$SC" --count 20000 >"$WORK/truth.csv"
 cut -d, -f1 "$WORK/truth.csv" >"$WORK/in.csv" # header "email": data lines are records 2..20001
 # 20 sessions a second per MX group, 5 recipients each: ~1000 addresses/s, ~20 s a run, so the

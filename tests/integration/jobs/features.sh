@@ -2,19 +2,13 @@
 # Jobs, end to end against mxfarm: duplicates are verified once (the farm counts the RCPTs), CSV
 # output keeps the user's columns, gzip input gives the same records, the results cache answers
 # a second run without a single RCPT (catch-all facts included) and expires, and Ctrl-C stops
-# cleanly with a resumable journal. Env MXFARM, MXPROBE. Range 127.40-59.0.0/16.
+# cleanly with a resumable journal. Env MXFARM, MXPROBE. Range 127.45-54.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 
-REPORT=$WORK/report.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 40 59
-  "$MXFARM" gen --domains 4 --hosts 2 --mailboxes 30 --catch-all-share 0 --special catchall \
-    --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$REPORT" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+SC=$WORK/sc.json
+launch 45 54 --domains 4 --hosts 2 --mailboxes 30 --catch-all-share 0 --special catchall
 "$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
 
 # The input: CSV with the user's own columns, every address of d1 three times, an invalid line.

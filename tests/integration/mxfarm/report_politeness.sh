@@ -3,13 +3,13 @@
 # level), greylisting triplets / early retries / passes per client IP, and the per-second
 # timelines of connections and limit rejects. Clients: rawsmtp.py, swaks (with
 # --local-interface for other client IPs) and bash's /dev/tcp.
-# Range 127.200-219.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/lib.sh"
+# Range 127.175-184.0.0/16 (see pick_net in lib.sh).
+source "$(dirname "$0")/../lib.sh"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json
 t_launch=$(now_ms)
-launch 200 219 --domains 1 --hosts 1 --mailboxes 3 --full-share 0 --disabled-share 0 \
+launch 175 184 --domains 1 --hosts 1 --mailboxes 3 --full-share 0 --disabled-share 0 \
   --catch-all-share 0 --special greylist,connlimit --greylist-delay 1 --conn-limit 1
 t_ready=$(now_ms)
 ip1=$(ip_of "$SC" d1.test)

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Every SMTP behaviour of a generated scenario, checked with swaks (an independent client) and,
 # where swaks cannot see the difference, with rawsmtp.py; then the farm's report.
-# Range 127.100-119.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/lib.sh"
+# Range 127.90-99.0.0/16 (see pick_net in lib.sh).
+source "$(dirname "$0")/../lib.sh"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json
-launch 100 119 --domains 4 --hosts 2 --mailboxes 6 --seed 7 --catch-all-share 0.3 \
+launch 90 99 --domains 4 --hosts 2 --mailboxes 6 --seed 7 --catch-all-share 0.3 \
   --full-share 0.3 --disabled-share 0.2 --greylist-delay 2 --error-sleep-ms 100 \
   --tarpit-byte-ms 500 --endless-bytes 262144
 "$MXFARM" truth "$SC" >"$WORK/truth.csv"

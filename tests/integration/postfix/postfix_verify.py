@@ -181,7 +181,7 @@ smtpd_relay_restrictions = reject_unauth_destination
 smtpd_recipient_restrictions =
 # no reverse lookup of the client: /etc/resolv.conf names a resolver off loopback
 smtpd_peername_lookup = no
-# else each accepted RCPT under concurrency can stall a second (NOTES.md)
+# else each accepted RCPT under concurrency can stall a second (docs/peers.md)
 in_flow_delay = 0
 """)
         # Only what an RCPT-only session needs: smtpd; trivial-rewrite, anvil and proxymap behind

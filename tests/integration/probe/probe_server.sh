@@ -7,29 +7,27 @@
 # with both a connection-rate and a concurrency limit gets both measured (the rate's window
 # waited out); an IP target works as a name does; a closed port says "not measured" for every
 # figure and exits 1.
-# Usage: probe_server.sh [uring|uv]. Env MXFARM, MXPROBE. Range 127.140-159.0.0/16 (shared with
-# mxfarm_lifecycle: start_farm retries another range when one is taken).
+# Usage: probe_server.sh [uring|uv]. Env MXFARM, MXPROBE. Range 127.120-129.0.0/16 (its own band,
+# see pick_net in tests/integration/lib.sh).
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:-auto}
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 skip_without_uring "$BACKEND"
 
-for _ in 1 2 3 4 5 6; do
-  pick_net 140 159
+# both.test: a host of its own with the connlimit host's concurrency limit (2) and the connrate
+# host's rate limit (3 per 10 s).
+write_scenario() {
   "$MXFARM" gen --domains 1 --hosts 1 --mailboxes 3 --catch-all-share 0 \
     --special styles,catchall,greylist,tarpit,connlimit,connrate,errlimit,starttls,blocked-banner \
     --greylist-delay 2 --error-sleep-ms 300 --tarpit-byte-ms 4 --conn-limit 2 --rate-count 3 \
     --rate-window 10 --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/gen.json"
-  # both.test: a host of its own with the connlimit host's concurrency limit (2) and the
-  # connrate host's rate limit (3 per 10 s).
   jq --arg ip "127.$NET.0.200" '.hosts += [{"ip": $ip, "name": "mx.both.test", "port": 25,
       "style": "postfix", "max_conn_per_ip": 2, "conn_rate": {"count": 3, "window_s": 10}}]
     | .domains += [{"dns": "mx", "name": "both.test", "style": "postfix",
       "mailboxes": {"user1": "ok"}, "mx": [{"host": "mx.both.test", "pref": 10}]}]' \
-    "$WORK/gen.json" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$WORK/report.json" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+    "$WORK/gen.json" >"$SC"
+}
+farm_in_band 120 129 write_scenario
 
 # probe NAME DOMAIN [options]: the JSON report in $WORK/NAME.json; the exit status must be
 # $WANT_RC (default 0).
@@ -128,7 +126,7 @@ expect_eq "$(get blocked .connection_rate_limited)" false "blocked: not a rate l
 expect_eq "$(get blocked .measured)" '[]' "blocked: nothing measured"
 
 # An IP target (the form docs/probe.md shows) works as the host name does.
-MX_IP=$(jq -r '.hosts[] | select(.name == "mx.postfix.test") | .ip' "$WORK/sc.json")
+MX_IP=$(jq -r '.hosts[] | select(.name == "mx.postfix.test") | .ip' "$SC")
 probe byip "$MX_IP" --domain postfix.test --bad-rcpts 5 --no-rate
 expect_eq "$(get byip .address)" "\"$MX_IP:25\"" "by IP: the address"
 expect_match "$(get byip .banner)" '^"220 ' "by IP: greeted"

@@ -14,9 +14,9 @@
 #   4. the same with a proxy that hangs (SIGSTOP): found by the health check a silent session
 #      asks for, not blamed on the mail servers.
 # Farm hosts answer 40 ms late so that sessions are in flight when the proxy dies.
-# Usage: socks5.sh uring|uv   (env MXFARM, MXPROBE). Range 127.170-179.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+# Usage: socks5.sh uring|uv   (env MXFARM, MXPROBE). Range 127.155-164.0.0/16.
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 command -v microsocks >/dev/null || fail "microsocks is not installed (tools/setup.sh)"
@@ -39,8 +39,7 @@ trap 'stop_proxies; cleanup' EXIT
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json
 SPECIAL=styles,catchall,nopipelining,heloonly,drop-mail,reset-rcpt,failover,rcptlimit,aonly,nullmx,nomx,nxdomain
-for _ in 1 2 3 4 5 6; do
-  pick_net 170 179
+write_scenario() {
   "$MXFARM" gen --domains 8 --hosts 3 --mailboxes 5 --catch-all-share 0.2 --greylist-share 0 \
     --special "$SPECIAL" --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC.gen"
   "$PY" -c '
@@ -49,10 +48,8 @@ s = json.load(open(sys.argv[1]))
 for h in s["hosts"]:
     h["reply_delay_ms"] = max(h.get("reply_delay_ms", 0), 40)
 json.dump(s, open(sys.argv[2], "w"))' "$SC.gen" "$SC"
-  start_farm "$SC" "$REPORT" && break
-  FARM_PID=""
-done
-[[ -n $FARM_PID ]] || fail "no free address range in 127.170-179"
+}
+farm_in_band 155 164 write_scenario
 "$MXFARM" truth "$SC" --timeout-ms 2000 --invalid 3 >"$WORK/truth.csv"
 "$PY" -c '
 import csv, sys

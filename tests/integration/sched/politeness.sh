@@ -8,18 +8,16 @@
 #   B (127.N.9.1, 127.N.9.2):    greylisting, block rotation, 421 storm
 #   C (127.N.9.3 established, 127.N.9.4 new):  warm-up
 # Every check also makes sure its limit was reached (the peak equals the cap, not 0).
-# Env MXFARM, MXPROBE. Range 127.220-239.0.0/16 (see pick_net in lib.sh).
-source "$(dirname "$0")/../mxfarm/lib.sh"
+# Env MXFARM, MXPROBE. Range 127.205-214.0.0/16 (see pick_net in lib.sh).
+source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json
 t_start=$(now_ms)
 
 # --- The farm: one MX host per part, each serving one domain.
-gen_and_start() {
-  for _ in 1 2 3 4 5 6; do
-    pick_net 220 239
-    "$PY" - "$SC" "$NET" "$DNS_PORT" <<'PY'
+write_scenario() {
+  "$PY" - "$SC" "$NET" "$DNS_PORT" <<'PY'
 import json, sys
 path, net, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 hosts, domains = [], []
@@ -40,12 +38,8 @@ domains[3]["greylist_delay_s"] = 2
 json.dump({"version": 1, "dns": {"ip": "127.0.0.1", "port": port, "ttl": 60},
            "hosts": hosts, "domains": domains}, open(path, "w"), indent=1)
 PY
-    start_farm "$SC" "$REPORT" && return 0
-    echo "range 127.$NET or DNS port $DNS_PORT taken, trying another" >&2
-  done
-  fail "no free address range in 127.220-239"
 }
-gen_and_start
+farm_in_band 205 214 write_scenario
 A_SRC=127.$NET.9.5
 B_SRC1=127.$NET.9.1
 B_SRC2=127.$NET.9.2

@@ -3,18 +3,13 @@
 # connections/s, one address per session), a broken file is refused and the old policy stays,
 # then a fast policy takes over mid-run. Every address ends exactly once with its true verdict,
 # the farm saw the slow rate before the reload, and far fewer sessions after it.
-# Env MXFARM, MXPROBE. Range 127.60-79.0.0/16.
+# Env MXFARM, MXPROBE. Range 127.61-69.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
-REPORT=$WORK/report.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 60 79
-  "$MXFARM" gen --domains 1 --hosts 1 --mx-per-domain 1 --mailboxes 300 --catch-all-share 0 \
-    --special none --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$REPORT" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+SC=$WORK/sc.json
+launch 61 69 --domains 1 --hosts 1 --mx-per-domain 1 --mailboxes 300 --catch-all-share 0 \
+  --special none
 "$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
 tail -n +2 "$WORK/truth.csv" | cut -d, -f1 >"$WORK/list.txt"
 total=$(wc -l <"$WORK/list.txt")

@@ -1,20 +1,15 @@
 #!/usr/bin/env bash
 # `mxprobe serve` with real clients: curl for every endpoint and error path, a WebSocket client
 # (python3-websockets) for snapshots and commands, a token-protected instance, and the refusal
-# to listen beyond loopback without a token. Env MXFARM, MXPROBE. Range 127.20-39.0.0/16.
+# to listen beyond loopback without a token. Env MXFARM, MXPROBE. Range 127.11-19.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 HERE_SERVE=$(cd "$(dirname "$0")" && pwd)
 
-REPORT=$WORK/report.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 20 39
-  "$MXFARM" gen --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 5 --catch-all-share 0 \
-    --special slow --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$REPORT" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+SC=$WORK/sc.json
+launch 11 19 --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 5 --catch-all-share 0 \
+  --special slow
 "$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
 OK_ADDR=$(awk -F, '$2=="deliverable" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")
 BAD_ADDR=$(awk -F, '$3=="mailbox_not_found" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")

@@ -2,20 +2,15 @@
 # `mxprobe serve` against hostile clients (hostile.py: malformed requests, huge headers, URLs and
 # bodies, slowloris, 1,030 slow connections, bad WebSocket frames, nested JSON): the server stays up and keeps
 # verifying. Env MXFARM, MXPROBE, optional SERVE_BACKEND (auto, uring or uv; default auto).
-# Range 127.2-19.0.0/16.
+# Range 127.2-10.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 HERE_SERVE=$(cd "$(dirname "$0")" && pwd)
 
-REPORT=$WORK/report.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 2 19
-  "$MXFARM" gen --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 20 --catch-all-share 0 \
-    --special none --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$REPORT" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+SC=$WORK/sc.json
+launch 2 10 --domains 2 --hosts 1 --mx-per-domain 1 --mailboxes 20 --catch-all-share 0 \
+  --special none
 "$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
 OK_ADDRS=$(awk -F, '$2=="deliverable" {print $1}' "$WORK/truth.csv" | paste -sd,)
 BAD_ADDR=$(awk -F, '$3=="mailbox_not_found" && $1 ~ /@d1\./ {print $1; exit}' "$WORK/truth.csv")

@@ -7,9 +7,9 @@
 # unknown/tls_required; a certificate that fails --tls-verify makes auto go on without TLS; the
 # the same through a SOCKS5 proxy (microsocks with auth: TLS inside the tunnel); the farm sees
 # no DATA. The certificate is a throwaway one made here with the openssl command.
-# Usage: starttls.sh uring|uv   (env MXFARM, MXPROBE). Range 127.160-169.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+# Usage: starttls.sh uring|uv   (env MXFARM, MXPROBE). Range 127.140-149.0.0/16.
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 
@@ -17,8 +17,7 @@ skip_without_uring "$BACKEND"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 160 169
+write_scenario() {
   "$MXFARM" gen --domains 1 --hosts 1 --mailboxes 3 --catch-all-share 0 \
     --special styles,starttls,starttls-required --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC.gen"
   # Plus a host that hangs up on STARTTLS instead of answering (auto must go on without TLS).
@@ -43,9 +42,8 @@ PY
     -subj /CN=mxfarm.test -addext "subjectAltName=$hosts" \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>"$WORK/openssl.err" ||
     fail "openssl req: $(cat "$WORK/openssl.err")"
-  start_farm "$SC" "$REPORT" --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+}
+farm_in_band 140 149 write_scenario --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
 
 "$MXFARM" truth "$SC" >"$WORK/truth.csv"
 # A requiring host cannot run without a certificate; cert and key go together.

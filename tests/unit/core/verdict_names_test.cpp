@@ -1,4 +1,4 @@
-// The verdict and reason vocabulary round-trips through its names (DESIGN.md §3).
+// The verdict and reason vocabulary round-trips through its names (docs/verdicts.md).
 #include <gtest/gtest.h>
 
 #include <set>

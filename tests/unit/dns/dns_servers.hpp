@@ -1,6 +1,6 @@
 // DNS servers for the resolver tests: a real dnsmasq (started on 127.0.0.1 at a free high port
 // with a generated config, stopped by pid) and a tiny UDP responder answering every query with
-// one fixed RCODE (dnsmasq cannot answer SERVFAIL on demand, NOTES.md).
+// one fixed RCODE (dnsmasq cannot answer SERVFAIL on demand, docs/peers.md).
 #pragma once
 
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// The result record (DESIGN.md §3): every field present, null where it does not apply.
+// The result record (docs/records.md): every field present, null where it does not apply.
 #include "pipeline/result.hpp"
 
 #include <gtest/gtest.h>

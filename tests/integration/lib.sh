@@ -1,13 +1,16 @@
-# Shared helpers of the mxfarm integration tests (sourced, not run).
+# Shared helpers of the integration tests (sourced, not run: `source "$(dirname "$0")/../lib.sh"`).
 # Every test draws its 127.x.0.0/16 range and DNS port from its own band (see pick_net), so
 # ctest -j runs them side by side, and concurrent runs of the same test do not collide.
 set -euo pipefail
 
 MXFARM=${MXFARM:?MXFARM must name the mxfarm binary}
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)  # tests/integration
+ROOT=$(cd "$HERE/../.." && pwd)                      # the repository
 WORK=$(mktemp -d /tmp/mxfarm-test.XXXXXX)
 FARM_PID=""
 CHECKS=0
+SC=$WORK/scenario.json   # the farm's scenario and report (farm_in_band, launch)
+REPORT=$WORK/report.json
 # Debian's interpreter directly: a version-manager shim on PATH can cost half a second a call.
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
@@ -69,12 +72,44 @@ start_farm() {
 }
 
 # pick_net LO HI: a random 127.NET.0.0/16 with LO <= NET <= HI, and a DNS port of its own.
-# Each test has its own band, so tests never collide; two runs of one test (two build trees,
-# two engineers) usually pick different ranges, and `launch` retries when they do not.
+# Each script has its own band, disjoint from every other script's (the ctest
+# integration_bands_disjoint checks it: write the band as two literal numbers after pick_net,
+# in_band, farm_in_band or launch). Two runs of one test (two build trees, two engineers) usually
+# pick different ranges, and in_band/farm_in_band/launch retry when they do not.
 pick_net() {
   NET=$((RANDOM % ($2 - $1 + 1) + $1))
   BASE=127.$NET.0.0
   DNS_PORT=$((15000 + NET * 10 + RANDOM % 10))
+}
+
+# farm_in_band LO HI WRITE [mxfarm run options...]: starts the farm in a free range of the band.
+# Up to six times: pick_net LO HI, WRITE (a command, usually a function of the script, that
+# writes the scenario $SC for $NET, $BASE and $DNS_PORT), start_farm "$SC" "$REPORT" OPTIONS.
+# Fails when every range tried was taken.
+farm_in_band() {
+  local lo=$1 hi=$2 write=$3
+  shift 3
+  for _ in 1 2 3 4 5 6; do
+    pick_net "$lo" "$hi"
+    "$write"
+    start_farm "$SC" "$REPORT" "$@" && return 0
+    echo "range $BASE or DNS port $DNS_PORT taken, trying another" >&2
+  done
+  fail "no free address range in 127.$lo-$hi.0.0"
+}
+
+# in_band LO HI TRY [ARGS...]: for a test that starts its farm itself: up to six times,
+# pick_net LO HI and run TRY ARGS, which returns 0 when done and 1 when the range or DNS port
+# was taken (it fails the test itself on anything else). Fails when every range tried was taken.
+in_band() {
+  local lo=$1 hi=$2
+  shift 2
+  for _ in 1 2 3 4 5 6; do
+    pick_net "$lo" "$hi"
+    "$@" && return 0
+    echo "range $BASE or DNS port $DNS_PORT taken, trying another" >&2
+  done
+  fail "no free address range in 127.$lo-$hi.0.0"
 }
 
 # launch LO HI GEN_OPTIONS...: generates $SC with `mxfarm gen GEN_OPTIONS --base-ip --dns-port`
@@ -82,13 +117,11 @@ pick_net() {
 launch() {
   local lo=$1 hi=$2
   shift 2
-  for _ in 1 2 3 4 5 6; do
-    pick_net "$lo" "$hi"
-    "$MXFARM" gen "$@" --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC"
-    start_farm "$SC" "$REPORT" && return 0
-    echo "range $BASE or DNS port $DNS_PORT taken, trying another" >&2
-  done
-  fail "no free address range in 127.$lo-$hi.0.0"
+  GEN_OPTIONS=("$@")
+  farm_in_band "$lo" "$hi" gen_scenario
+}
+gen_scenario() {
+  "$MXFARM" gen "${GEN_OPTIONS[@]}" --base-ip "$BASE" --dns-port "$DNS_PORT" >"$SC"
 }
 
 # stop_farm: SIGTERM, and mxfarm must exit 0.
@@ -122,7 +155,7 @@ sw() {
   swaks --quit-after RCPT --server "$1" --from probe@client.test --timeout 3 "${@:2}" 2>&1 || true
 }
 
-raw() { "$PY" "$HERE/rawsmtp.py" "$@" 2>&1 || true; }
+raw() { "$PY" "$HERE/mxfarm/rawsmtp.py" "$@" 2>&1 || true; }
 
 now_ms() { date +%s%3N; }
 
