@@ -3,23 +3,17 @@
 # verify` against mxfarm with greylisting domains whose retries wait 15 s. Every redraw fits in
 # 79 columns, the pane ends with exactly one progress row (redraws never add lines), and while
 # the greylisted addresses wait the line says how many and when the next retry is due, and its
-# ETA is not before the last one. Env MXFARM, MXPROBE. Range 127.90-99.0.0/16.
+# ETA is not before the last one. Env MXFARM, MXPROBE. Range 127.55-59.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 command -v tmux >/dev/null || fail "tmux is missing (tools/setup.sh installs it)"
 
-REPORT=$WORK/report.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 90 99
-  "$MXFARM" gen --domains 3 --hosts 2 --mailboxes 8 --catch-all-share 0 --greylist-share 0.67 \
-    --greylist-delay 1 --special none --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$REPORT" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
-"$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
+launch 55 59 --domains 3 --hosts 2 --mailboxes 8 --catch-all-share 0 --greylist-share 0.67 \
+  --greylist-delay 1 --special none
+"$MXFARM" truth "$SC" >"$WORK/truth.csv"
 
 # The lab policy with greylisting retries 15 s apart: long enough to be seen waiting.
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 sed 's/^retry = .*/retry = { schedule = ["15s"], attempts = 3 }/' "$LAB_POLICY" >"$WORK/policy.toml"
 grep -q '"15s"' "$WORK/policy.toml" || fail "could not set the retry schedule"
 

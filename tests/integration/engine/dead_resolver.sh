@@ -4,16 +4,16 @@
 # exits 5 without writing any dns_error record, and `--resume` with a working resolver then
 # verifies every address to mxfarm's truth; `check` answers unknown/dns_error with the stage and
 # cause in `error` and the real elapsed time.
-# Usage: dead_resolver.sh uring|uv   (env MXFARM, MXPROBE). Range 127.245-249.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+# Usage: dead_resolver.sh uring|uv   (env MXFARM, MXPROBE). Range 127.225-229.0.0/16.
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 skip_without_uring "$BACKEND"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json
-launch 245 249 --domains 8 --hosts 2 --mailboxes 3 --special none --catch-all-share 0 \
+launch 225 229 --domains 8 --hosts 2 --mailboxes 3 --special none --catch-all-share 0 \
   --greylist-share 0
 "$MXFARM" truth "$SC" >"$WORK/truth.csv"
 "$PY" - "$WORK/truth.csv" "$WORK/list.txt" <<'PY'

@@ -3,16 +3,16 @@
 # sizes its concurrency to the limit at start and says so, a socket that still fails for lack of
 # descriptors lowers it again and puts its addresses back, and no address ends
 # connection_failed (nor any other verdict than mxfarm's truth); exit 0.
-# Usage: fd_limit.sh uring|uv   (env MXFARM, MXPROBE). Range 127.245-249.0.0/16.
-source "$(dirname "$0")/../mxfarm/lib.sh"
-LAB_POLICY=$(cd "$HERE/../../.." && pwd)/tools/policy/lab.toml
+# Usage: fd_limit.sh uring|uv   (env MXFARM, MXPROBE). Range 127.230-234.0.0/16.
+source "$(dirname "$0")/../lib.sh"
+LAB_POLICY=$ROOT/tools/policy/lab.toml
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 skip_without_uring "$BACKEND"
 
 SC=$WORK/scenario.json
 REPORT=$WORK/report.json
-launch 245 249 --domains 60 --hosts 6 --mailboxes 6 --special none --catch-all-share 0 \
+launch 230 234 --domains 60 --hosts 6 --mailboxes 6 --special none --catch-all-share 0 \
   --greylist-share 0
 "$MXFARM" truth "$SC" --timeout-ms 5000 >"$WORK/truth.csv"
 "$PY" - "$WORK/truth.csv" "$WORK/list.txt" <<'PY'

@@ -5,18 +5,17 @@
 #   mx.silent.test [IP]:25, 2 s"); nothing of it when stderr is not a terminal;
 # - its transcript (--verbose) says which IP:port it connected to, when TLS started and with
 #   what, and how long each step took.
-# Usage: check_live.sh [uring|uv]. Env MXFARM, MXPROBE. Range 127.140-159.0.0/16.
+# Usage: check_live.sh [uring|uv]. Env MXFARM, MXPROBE. Range 127.150-154.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:-auto}
-source "$(dirname "$0")/../mxfarm/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 HERE_PROBE=$(cd "$(dirname "$0")" && pwd)
 skip_without_uring "$BACKEND"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
   -subj "/CN=mx.starttls.test" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
   2>"$WORK/openssl.err" || fail "openssl req: $(cat "$WORK/openssl.err")"
-for _ in 1 2 3 4 5 6; do
-  pick_net 140 159
+write_scenario() {
   "$MXFARM" gen --domains 1 --hosts 1 --mailboxes 3 --catch-all-share 0 --special styles,starttls \
     --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/gen.json"
   # silent.test: a host that accepts connections and never greets (within the test).
@@ -24,11 +23,9 @@ for _ in 1 2 3 4 5 6; do
       "style": "postfix", "banner_delay_ms": 600000}]
     | .domains += [{"dns": "mx", "name": "silent.test", "style": "postfix",
       "mailboxes": {"user1": "ok"}, "mx": [{"host": "mx.silent.test", "pref": 10}]}]' \
-    "$WORK/gen.json" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$WORK/report.json" --tls-cert "$WORK/cert.pem" \
-    --tls-key "$WORK/key.pem" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
+    "$WORK/gen.json" >"$SC"
+}
+farm_in_band 150 154 write_scenario --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
 SILENT=127.$NET.0.201
 check() { "$MXPROBE" check --backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --helo probe.client.test "$@"; }
 
@@ -54,7 +51,7 @@ expect_no_match "$(tr '\r\033' 'RE' <"$WORK/plain.err")" 'RE' "not a terminal: n
 # 3. The transcript: where, TLS, how long each step took.
 check --verbose user1@starttls.test >"$WORK/tls.out" 2>"$WORK/tls.err" || fail "check starttls: $?"
 T=$(cat "$WORK/tls.out")
-TLS_IP=$(jq -r '.hosts[] | select(.name == "mx.starttls.test") | .ip' "$WORK/sc.json")
+TLS_IP=$(jq -r '.hosts[] | select(.name == "mx.starttls.test") | .ip' "$SC")
 expect_match "$T" "^    \\* connecting to mx\\.starttls\\.test \\[$TLS_IP:25\\]$" "transcript: IP:port"
 expect_match "$T" '^    \* connected in [0-9]+\.[0-9] ms$' "transcript: connect time"
 expect_match "$T" '^    \* greeting after [0-9]+\.[0-9] ms$' "transcript: greeting time"

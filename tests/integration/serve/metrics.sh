@@ -4,21 +4,14 @@
 # docs/api.md; known label sets are there at 0 from the start; process_* and build_info; every
 # record a job answers is counted, those from the cache too (mxprobe_result_cache_hits_total);
 # jobs by state; job names; DELETE of an ended job (409 while it runs); the WebSocket replays
-# recent events to a new client. Env MXFARM, MXPROBE. Range 127.20-39.0.0/16.
+# recent events to a new client. Env MXFARM, MXPROBE. Range 127.35-39.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
-source "$(dirname "$0")/../mxfarm/lib.sh"
-ROOT=$(cd "$HERE/../../.." && pwd)
+source "$(dirname "$0")/../lib.sh"
 LAB_POLICY=$ROOT/tools/policy/lab.toml
 
-REPORT=$WORK/report.json
-for _ in 1 2 3 4 5 6; do
-  pick_net 20 39
-  "$MXFARM" gen --domains 3 --hosts 1 --mx-per-domain 1 --mailboxes 20 --catch-all-share 0 \
-    --special slow --base-ip "$BASE" --dns-port "$DNS_PORT" >"$WORK/sc.json"
-  start_farm "$WORK/sc.json" "$REPORT" && break
-done
-[[ -n $FARM_PID ]] || fail "no free address range"
-"$MXFARM" truth "$WORK/sc.json" >"$WORK/truth.csv"
+launch 35 39 --domains 3 --hosts 1 --mx-per-domain 1 --mailboxes 20 --catch-all-share 0 \
+  --special slow
+"$MXFARM" truth "$SC" >"$WORK/truth.csv"
 
 SERVE_PID=""
 stop_serve() {
@@ -47,7 +40,7 @@ start_serve
 req() {  # req METHOD PATH [curl args...]: sets CODE and BODY
   local method=$1 path=$2
   shift 2
-  BODY=$(curl -sS -o - -w '\n%{http_code}' -X "$method" "$@" "${URL}${path#/}") || fail "curl $path"
+  BODY=$(curl -sS -o - -w '\n%{http_code}' -X "$method" -H 'X-Mxprobe: 1' "$@" "${URL}${path#/}") || fail "curl $path"
   CODE=${BODY##*$'\n'}
   BODY=${BODY%$'\n'*}
 }
