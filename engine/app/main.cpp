@@ -69,6 +69,9 @@ std::vector<mxp::app::CommandDoc> command_docs() {
          "usage error, or an up-front input error (unreadable input, a named --column not in "
          "the header, a journal holding an unfinished job without --resume)"},
         engine,
+        {5,
+         "the DNS resolver does not answer: the job stopped, finished work is kept; run it "
+         "again with --resume and a resolver that answers"},
         {130, "stopped by Ctrl-C or SIGTERM: run the same command with --resume"}},
        {"mxprobe verify -i list.csv -o results.jsonl",
         "mxprobe verify -i list.txt -o results.csv --format csv --source-ip "
@@ -94,10 +97,13 @@ std::vector<mxp::app::CommandDoc> command_docs() {
         "build/release/admin-wasm/dist"},
        "[api.md](api.md)"},
       {"probe-server",
-       {{0, "the report was printed"},
-        {1, "the target could not be resolved or reached"},
+       {{0, "every figure asked for was measured"},
+        {1,
+         "nothing was measured: the target could not be resolved or reached, or refused us at "
+         "once (the report says why)"},
         usage,
-        engine},
+        engine,
+        {5, "some figures were not measured (the report lists them, each with why)"}},
        {"mxprobe probe-server mx1.example.org", "mxprobe probe-server example.org --json",
         "mxprobe probe-server 192.0.2.25:2525 --domain example.org --no-rate"},
        "[probe.md](probe.md)"},
