@@ -48,7 +48,14 @@ bool InputFile::open(const std::string& path, std::string& err) {
 }
 
 InputFile::~InputFile() {
-  if (owned_) ::close(fd_);
+  close();
+}
+
+void InputFile::close() {
+  if (owned_ && fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  owned_ = false;
+  gz_.reset();
 }
 
 long InputFile::read_fd(char* buf, size_t cap, std::string& err) {

@@ -30,6 +30,8 @@ class InputFile {
   uint64_t consumed() const { return consumed_; }
   // Whether the input is gzip; known after the first read().
   bool gzip() const { return gz_ != nullptr; }
+  // Closes the file and frees the gzip buffers (a finished job of `serve` keeps no input open).
+  void close();
 
  private:
   struct Gzip;

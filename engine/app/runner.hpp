@@ -184,6 +184,34 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     check_done();
   }
   bool paused() const { return paused_; }
+  // The job's entry in the journal (made with its first rows, or now): false on a store error.
+  bool ensure_journal_job() {
+    if (job_ != 0) return true;
+    if (!journal_) return false;
+    auto j = journal_->create_job(opts_.input, options_json(opts_, header_, delim_));
+    if (!j) return fail_store("journal", j.error());
+    job_ = *j;
+    (void)journal_->set_job_state(job_, "running");
+    return true;
+  }
+  // Done for good (serve, after its end was reported, outside the runner's own calls): frees
+  // the buffers of reading and dedupe; the counts and the state stay for the API.
+  void release() {
+    if (!done()) return;
+    released_ = true;
+    seen_ = {};
+    chunk_.reset();
+    recent_ = {};
+    inflight_ = {};
+    ids_ = {};
+    committing_ = {};
+    waiting_out_ = {};
+    rows_ = {};
+    batch_ = {};
+    cache_batch_ = {};
+    out_buf_ = {};
+    parked_ = {};
+  }
   // Why the job could not run to its end (an up-front input error, a read or store error).
   std::string failure() const {
     if (!reader_.error().empty()) return reader_.error();
@@ -194,9 +222,14 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   bool is_done() const { return done(); }
   uint64_t records_seen() const { return records_seen_; }
   bool input_read() const { return eof_; }
+  // The share of the job's records done: of those read when the input is read to its end,
+  // else of an estimate from the share of the input's bytes read so far.
   double progress_fraction() const {
     if (eof_) return records_seen_ ? double(written_) / double(records_seen_) : 1.0;
-    return ps_.bytes_total ? double(ps_.bytes_done) / double(ps_.bytes_total) : 0.0;
+    if (!ps_.bytes_total || !ps_.bytes_done || !records_seen_) return 0.0;
+    const double total =
+        double(records_seen_) * double(ps_.bytes_total) / double(ps_.bytes_done) + 1;
+    return std::min(1.0, double(written_) / total);
   }
   uint64_t count_of(Verdict v) const { return counts_[static_cast<int>(v)]; }
   // A result of an address this runner submitted.
@@ -407,6 +440,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
 
   void on_record(const Record& r) {
     ++records_seen_;
+    last_record_ = r.number;
     if (!header_known_) note_format();
     if (resuming_ && r.number <= resume_after_) return;  // in the journal already
     std::string_view raw = r.issue == RecordIssue::RecordTooLong ? std::string_view() : r.raw;
@@ -430,6 +464,10 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   // One valid address: joins an identical one in flight, or is answered from this job's
   // earlier lines or the cache, or goes to the verifier.
   void handle(uint64_t line, std::string_view email, std::string_view raw, address::Address a) {
+    if (paused_) {  // read while paused (catching_up): submitted by resume_feeding()
+      parked_.push_back(Waiter::of(line, email, raw));
+      return;
+    }
     std::string key = a.normalized();
     if (auto it = inflight_.find(key); it != inflight_.end()) {
       it->second.push_back(Waiter::of(line, email, raw));
@@ -499,9 +537,10 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     // long read (results, the writer, starvation and the tick call again), but at least one
     // chunk whatever the clock says: a call that read nothing could stall a job.
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
-    for (bool first = true; !done_reading() && in_flight() < high_ && !failed_ && !paused_ &&
-                            !cancelled_ && !interrupted_ && !writer_behind() &&
-                            (own_verifier_ || first || std::chrono::steady_clock::now() < until);
+    for (bool first = true;
+         !done_reading() && in_flight() < high_ && !failed_ && (!paused_ || catching_up()) &&
+         !cancelled_ && !interrupted_ && !writer_behind() &&
+         (own_verifier_ || first || std::chrono::steady_clock::now() < until);
          first = false)
       read_more();
     check_done();
@@ -527,8 +566,14 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     check_done();
   }
 
+  // Resumed and paused (serve, after a restart): reading goes on through the part of the input
+  // the journal already holds, which submits nothing, so that the job's size and progress are
+  // known; the first records past it wait in parked_.
+  bool catching_up() const { return resuming_ && !eof_ && last_record_ <= resume_after_; }
+
   void read_more() {
     if (interrupted_ || cancelled_) return;
+    if (paused_) return read_chunk();  // catching_up()
     if (pending_rows_left()) return read_pending_page();
     read_chunk();
   }
@@ -602,15 +647,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   // The rows read so far go to the journal (one transaction per chunk), the job first.
   void store_rows() {
     if (!journal_ || rows_.empty()) return;
-    if (job_ == 0) {
-      auto j = journal_->create_job(opts_.input, options_json(opts_, header_, delim_));
-      if (!j) {
-        fail_store("journal", j.error());
-        return;
-      }
-      job_ = *j;
-      (void)journal_->set_job_state(job_, "running");
-    }
+    if (!ensure_journal_job()) return;
     writer_->post([job = job_, rows = std::move(rows_)](store::SqliteStore& s) {
       return s.add_rows(job, rows);
     });
@@ -822,7 +859,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   bool header_known_ = false, header_written_ = false;
   // Resume.
   bool resuming_ = false, pending_done_ = false;
-  uint64_t resume_after_ = 0, pending_cursor_ = 0;
+  uint64_t resume_after_ = 0, pending_cursor_ = 0, last_record_ = 0;
   // In flight: verifier id -> normalised address -> the lines waiting for it (dedupe).
   // ids_ points at inflight_'s keys (nodes never move); both entries go together.
   std::unordered_map<uint64_t, const std::string*> ids_;
@@ -840,15 +877,20 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   uint64_t own_id_base_ = 0;    // shared verifier: this runner's ids are [base, base + 2^40)
   std::vector<Waiter> parked_;  // taken back by pause(), submitted again by resume_feeding()
   // Addresses finished in this run, one bit per hash (see find_done).
-  std::vector<uint64_t> seen_ = std::vector<uint64_t>(1 << 18);
+  // Allocated with the first address (2 MiB) and freed by release().
+  std::vector<uint64_t> seen_;
   bool seen_bit(const std::string& key) const {
+    if (seen_.empty()) return false;
     const uint64_t h = std::hash<std::string>{}(key) & ((uint64_t{1} << 24) - 1);
     return seen_[h >> 6] & (uint64_t{1} << (h & 63));
   }
   void set_seen_bit(const std::string& key) {
+    if (released_) return;
+    if (seen_.empty()) seen_.assign(1 << 18, 0);
     const uint64_t h = std::hash<std::string>{}(key) & ((uint64_t{1} << 24) - 1);
     seen_[h >> 6] |= uint64_t{1} << (h & 63);
   }
+  bool released_ = false;
   uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
   std::array<uint64_t, kVerdictCount> counts_{};
   bool eof_ = false, interrupted_ = false, failed_ = false;
