@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <array>
 #include <cerrno>
@@ -93,6 +94,56 @@ inline std::string options_json(const VerifyOptions& o, std::string_view header,
                       {"header", std::string(header)},
                       {"delimiter", std::string(1, static_cast<char>(delim))}};
   return j.dump();
+}
+
+// The input of a resumed job must start with the bytes the journal's rows were read from
+// (their line numbers are where reading goes on): a changed file is refused, never merged.
+// 0: the same (or nothing to compare: a pipe, a journal from before fingerprints); 2: changed
+// or unreadable (said on `diag`); 1: a journal error.
+inline int check_input_unchanged(store::SqliteStore& journal, store::JobId job,
+                                 const std::string& input, std::FILE* diag) {
+  if (input == "-") return 0;  // a pipe cannot be read twice: the caller's word
+  auto meta = journal.get_meta("input_fingerprint:" + std::to_string(job));
+  if (!meta) {
+    std::fprintf(diag, "mxprobe verify: journal: %s\n", meta.error().message.c_str());
+    return 1;
+  }
+  if (!meta->has_value()) return 0;
+  nlohmann::json fp = nlohmann::json::parse(**meta, nullptr, false);
+  if (!fp.is_object()) return 0;
+  const uint64_t want = fp.value("bytes", uint64_t{0});
+  const uint64_t want_crc = fp.value("crc32", uint64_t{0});
+  InputFile again;
+  std::string err;
+  if (!again.open(input, err)) {
+    std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+    return 2;
+  }
+  uLong crc = crc32_z(0, nullptr, 0);
+  uint64_t got = 0;
+  std::vector<char> buf(64 * 1024);
+  while (got < want) {
+    long n = again.read(buf.data(), std::min<uint64_t>(buf.size(), want - got), err);
+    if (n < 0) {
+      std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+      return 2;
+    }
+    if (n == 0) break;
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<size_t>(n));
+    got += static_cast<uint64_t>(n);
+  }
+  if (got == want && crc == want_crc) return 0;
+  struct stat st {};
+  const std::string now =
+      stat(input.c_str(), &st) == 0 ? std::to_string(st.st_size) + " bytes now" : "unreadable now";
+  std::fprintf(diag,
+               "mxprobe verify: %s changed since the journal was written (%s bytes then, %s): "
+               "its first %llu bytes are not the ones the journalled lines were read from, so "
+               "resuming would verify some lines twice and skip others. Restore the original "
+               "input, or start over without --resume (delete the journal)\n",
+               input.c_str(), fp.contains("size") ? fp["size"].dump().c_str() : "?", now.c_str(),
+               static_cast<unsigned long long>(want));
+  return 2;
 }
 
 // Everything `mxprobe verify` does around the verifier: reads the input as work drains,
@@ -623,6 +674,11 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     const size_t kChunk = own_verifier_ ? 64 * 1024 : 4 * 1024;
     if (!chunk_) chunk_ = std::make_unique<char[]>(64 * 1024);
     long n = in_.read(chunk_.get(), kChunk, read_error_);
+    if (n > 0) {
+      fp_crc_ =
+          crc32_z(fp_crc_, reinterpret_cast<const Bytef*>(chunk_.get()), static_cast<size_t>(n));
+      fp_bytes_ += static_cast<uint64_t>(n);
+    }
     if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {
       if (n == 0) reader_.finish();
       eof_ = true;
@@ -648,8 +704,16 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   void store_rows() {
     if (!journal_ || rows_.empty()) return;
     if (!ensure_journal_job()) return;
-    writer_->post([job = job_, rows = std::move(rows_)](store::SqliteStore& s) {
-      return s.add_rows(job, rows);
+    // With the rows, the fingerprint of the input read so far: --resume reads the input again
+    // from its start and must find the same bytes (see check_input_unchanged).
+    nlohmann::json fp = {{"bytes", fp_bytes_}, {"crc32", fp_crc_}};
+    if (struct stat st{}; opts_.input != "-" && stat(opts_.input.c_str(), &st) == 0) {
+      fp["size"] = static_cast<uint64_t>(st.st_size);
+      fp["mtime"] = static_cast<int64_t>(st.st_mtime);
+    }
+    writer_->post([job = job_, rows = std::move(rows_), fp = fp.dump()](store::SqliteStore& s) {
+      if (auto st = s.add_rows(job, rows); !st) return st;
+      return s.set_meta("input_fingerprint:" + std::to_string(job), fp);
     });
     rows_.clear();
   }
@@ -894,6 +958,9 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
   std::array<uint64_t, kVerdictCount> counts_{};
   bool eof_ = false, interrupted_ = false, failed_ = false;
+  // The input's bytes read so far (decompressed) and their CRC-32: its fingerprint.
+  uint64_t fp_bytes_ = 0;
+  uLong fp_crc_ = crc32_z(0, nullptr, 0);
   loop::TimerId tick_{};
   bool tick_armed_ = false;
   ProgressState ps_;

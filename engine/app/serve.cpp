@@ -768,6 +768,8 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
       job.started = job.ended = Clock::now();
       return "";
     }
+    if (info && check_input_unchanged(**store, info->id, vo.input, diag_) != 0)
+      return "its input is not the one its journal was read from";
     store->reset();
     std::string err;
     if (!start_job(job, info ? &*info : nullptr, err)) return err;

@@ -45,6 +45,18 @@ int lock_journal(const std::string& path, std::string& err) {
   return fd;
 }
 
+// ".csv", ".jsonl"...: the output file's extension, lower case ("" for stdout or none).
+std::string output_extension(const std::string& path) {
+  if (path == "-") return {};
+  const size_t slash = path.rfind('/');
+  const size_t dot = path.rfind('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return {};
+  std::string ext = path.substr(dot);
+  for (auto& c : ext)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
 void remove_journal(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm"})
     std::remove((path + suffix).c_str());
@@ -75,6 +87,20 @@ bool make_parent_dirs(const std::string& path) {
 
 int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag) {
   std::string err;
+  // An output named for one format and written in the other would look right and read wrong.
+  if (auto ext = output_extension(opts.output); !ext.empty()) {
+    const bool csv_name = ext == ".csv";
+    const bool json_name = ext == ".jsonl" || ext == ".ndjson" || ext == ".json";
+    const bool csv = opts.format == OutputFormat::Csv;
+    if ((csv_name && !csv) || (json_name && csv)) {
+      std::fprintf(diag,
+                   "mxprobe verify: --output %s is named %s but the format is %s: add --format "
+                   "%s, or name the file %s\n",
+                   opts.output.c_str(), ext.c_str(), csv ? "csv" : "jsonl (the default)",
+                   csv ? "jsonl" : "csv", csv ? "*.csv" : "*.jsonl");
+      return 2;
+    }
+  }
   // The journal: --journal, or OUTPUT.journal next to an output file.
   std::string journal_path = opts.journal;
   if (journal_path.empty() && !opts.no_journal && opts.output != "-") {
@@ -154,6 +180,8 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
                        old_options.value("format", "?").c_str());
           return 2;
         }
+        // Before the output is opened (and emptied, to be rebuilt from the journal).
+        if (int rc = check_input_unchanged(**j, old_job->id, opts.input, diag); rc != 0) return rc;
         journal = std::move(*j);
       } else {
         j->reset();  // a finished job's journal: start over
