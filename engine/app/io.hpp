@@ -48,6 +48,12 @@ class InputFile {
   std::unique_ptr<Gzip> gz_;
 };
 
+// Untrusted bytes (server replies, transcripts, input text) made safe for a terminal or a log:
+// control bytes (C0, DEL, and C1 as UTF-8), backslash and invalid UTF-8 become \xNN escapes;
+// \t, \r and \n become \t, \r and \n. ESC sequences and OSC titles cannot reach the terminal.
+// Valid UTF-8 text is kept as is.
+std::string printable(std::string_view bytes);
+
 // An output opened from a path or "-" (stdout), written in large blocks.
 class OutputFile {
  public:

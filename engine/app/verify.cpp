@@ -228,7 +228,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   if (!make_engine(eng, opts.transcripts, e, diag)) return 3;
   std::fprintf(diag, "mxprobe verify: %s\n", e.loop_why.c_str());
   e.config.log = [diag](const std::string& line) {
-    std::fprintf(diag, "mxprobe: %s\n", line.c_str());
+    std::fprintf(diag, "mxprobe: %s\n", printable(line).c_str());
   };
 
   // A bar on a terminal, a status line every few seconds otherwise, nothing with --no-progress.
@@ -304,13 +304,49 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   return rc;
 }
 
+std::string check_report(const Result& r, bool verbose) {
+  // Every text that came from outside (the input, the servers) goes through printable().
+  auto p = [](std::string_view s) { return printable(s); };
+  std::string o;
+  char num[160];
+  o += p(r.email) + "  " + std::string(to_string(r.verdict)) + " (" +
+       std::string(to_string(r.reason)) + ")\n";
+  if (r.normalized.empty()) {
+    o += "  syntax: " + p(r.error) + "\n";
+    return o;
+  }
+  if (!r.mx.empty()) o += "  mx: " + p(r.mx) + " [" + p(r.mx_ip) + "]\n";
+  if (!r.proxy.empty()) o += "  via: " + p(r.proxy) + "\n";
+  if (r.has_smtp)
+    o += "  smtp: " + std::to_string(r.code) + " " + p(r.enhanced) + " " + p(r.message) + "\n";
+  if (!r.tls_version.empty()) o += "  tls: " + p(r.tls_version) + " " + p(r.tls_cipher) + "\n";
+  std::snprintf(num, sizeof num, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",
+                r.catch_all ? (*r.catch_all ? "yes" : "no") : "unknown",
+                r.role.value_or(false) ? "yes" : "no", r.attempts, r.elapsed_ms);
+  o += num;
+  auto yn = [](std::optional<bool> b) { return !b ? "unknown" : *b ? "yes" : "no"; };
+  o += std::string("  disposable: ") + yn(r.disposable) + "  free: " + yn(r.free) + "\n";
+  if (!r.suggestion.empty()) o += "  did you mean: " + p(r.suggestion) + "\n";
+  if (verbose && !r.transcript.empty()) {
+    o += "  transcript:\n";
+    size_t pos = 0;
+    while (pos < r.transcript.size()) {
+      size_t nl = r.transcript.find('\n', pos);
+      if (nl == std::string::npos) nl = r.transcript.size();
+      o += "    " + p(std::string_view(r.transcript).substr(pos, nl - pos)) + "\n";
+      pos = nl + 1;
+    }
+  }
+  return o;
+}
+
 int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out, std::FILE* diag) {
   Engine e;
   if (!make_engine(eng, true, e, diag)) return 3;
   e.config.max_tries = opts.max_tries;
   if (opts.verbose)
     e.config.log = [diag](const std::string& line) {
-      std::fprintf(diag, "mxprobe: %s\n", line.c_str());
+      std::fprintf(diag, "mxprobe: %s\n", printable(line).c_str());
     };
   if (opts.verbose) std::fprintf(diag, "mxprobe: %s\n", e.loop_why.c_str());
   std::vector<Result> results(opts.addresses.size());
@@ -341,34 +377,7 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
       std::fputs(line.c_str(), out);
       continue;
     }
-    std::fprintf(out, "%s  %s (%s)\n", r.email.c_str(), std::string(to_string(r.verdict)).c_str(),
-                 std::string(to_string(r.reason)).c_str());
-    if (r.normalized.empty()) {
-      std::fprintf(out, "  syntax: %s\n", r.error.c_str());
-    } else {
-      if (!r.mx.empty()) std::fprintf(out, "  mx: %s [%s]\n", r.mx.c_str(), r.mx_ip.c_str());
-      if (!r.proxy.empty()) std::fprintf(out, "  via: %s\n", r.proxy.c_str());
-      if (r.has_smtp)
-        std::fprintf(out, "  smtp: %d %s %s\n", r.code, r.enhanced.c_str(), r.message.c_str());
-      if (!r.tls_version.empty())
-        std::fprintf(out, "  tls: %s %s\n", r.tls_version.c_str(), r.tls_cipher.c_str());
-      std::fprintf(out, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",
-                   r.catch_all ? (*r.catch_all ? "yes" : "no") : "unknown",
-                   r.role.value_or(false) ? "yes" : "no", r.attempts, r.elapsed_ms);
-      auto yn = [](std::optional<bool> b) { return !b ? "unknown" : *b ? "yes" : "no"; };
-      std::fprintf(out, "  disposable: %s  free: %s\n", yn(r.disposable), yn(r.free));
-      if (!r.suggestion.empty()) std::fprintf(out, "  did you mean: %s\n", r.suggestion.c_str());
-      if (opts.verbose && !r.transcript.empty()) {
-        std::fprintf(out, "  transcript:\n");
-        size_t pos = 0;
-        while (pos < r.transcript.size()) {
-          size_t nl = r.transcript.find('\n', pos);
-          if (nl == std::string::npos) nl = r.transcript.size();
-          std::fprintf(out, "    %.*s\n", static_cast<int>(nl - pos), r.transcript.data() + pos);
-          pos = nl + 1;
-        }
-      }
-    }
+    std::fputs(check_report(r, opts.verbose).c_str(), out);
   }
   // Exit status for scripts: 0 all deliverable/risky/unknown, 4 when any is undeliverable.
   return undeliverable ? 4 : 0;
