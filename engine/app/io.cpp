@@ -213,6 +213,7 @@ std::string printable(std::string_view in) {
 }
 
 bool OutputFile::open(const std::string& path, std::string& err) {
+  path_ = path == "-" ? "standard output" : path;
   if (path == "-") {
     fd_ = 1;
     return true;
@@ -235,7 +236,7 @@ bool OutputFile::write(std::string_view data, std::string& err) {
     ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      err = std::string("write error: ") + std::strerror(errno);
+      err = "cannot write " + path_ + ": " + std::strerror(errno);
       return false;
     }
     data.remove_prefix(static_cast<size_t>(n));
@@ -248,7 +249,7 @@ bool OutputFile::close(std::string& err) {
   int rc = ::close(fd_);
   fd_ = -1;
   if (rc != 0) {
-    err = std::string("close error: ") + std::strerror(errno);
+    err = "cannot write " + path_ + " (on close): " + std::strerror(errno);
     return false;
   }
   return true;

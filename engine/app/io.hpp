@@ -66,6 +66,7 @@ class OutputFile {
  private:
   int fd_ = -1;
   bool owned_ = false;
+  std::string path_;  // named in errors ("-": stdout)
 };
 
 }  // namespace mxp::app

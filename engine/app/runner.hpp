@@ -471,8 +471,18 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     stop_loop();
   }
 
+  // The CLI's advice after a write error: what was done is kept, and how to go on.
+  std::string resume_hint() const {
+    if (!own_verifier_ || !journal_) return "";
+    return "; the records done so far are kept in the journal " +
+           (opts_.journal.empty() ? opts_.output + ".journal" : opts_.journal) +
+           ": free some space, then run the same command with --resume";
+  }
+
   bool fail_store(const char* what, const store::Error& err) {
-    std::fprintf(diag_, "mxprobe verify: %s: %s\n", what, err.message.c_str());
+    const bool full = (err.code & 0xff) == 13;  // SQLITE_FULL: the disk is full
+    std::fprintf(diag_, "mxprobe verify: %s: %s%s\n", what, err.message.c_str(),
+                 full ? resume_hint().c_str() : "");
     failed_ = true;
     stop_loop();
     return false;
@@ -481,7 +491,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   bool write_out(std::string_view data) {
     std::string err;
     if (data.empty() || out_.write(data, err)) return true;
-    std::fprintf(diag_, "mxprobe verify: %s\n", err.c_str());
+    std::fprintf(diag_, "mxprobe verify: %s%s\n", err.c_str(), resume_hint().c_str());
     failed_ = true;
     stop_loop();
     return false;

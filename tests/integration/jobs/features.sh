@@ -217,4 +217,14 @@ expect_eq "$rc" 2 "--resume of a changed input: exit status"
 expect_match "$(cat "$WORK/e10.txt")" "in8.csv changed since the journal was written" \
   "--resume of a changed input: the message"
 expect_eq "$(wc -l <"$WORK/out8.jsonl")" "$before" "--resume of a changed input: output untouched"
+# 9. A full disk: the error names the file and says how to go on.
+printf 'not-an-address\nnor-this\n' >"$WORK/bad9.txt"
+rc=0
+"$MXPROBE" verify --dns "127.0.0.1:$DNS_PORT" --no-progress --no-cache -i "$WORK/bad9.txt" \
+  -o /dev/full --journal "$WORK/j9.db" 2>"$WORK/e11.txt" || rc=$?
+expect_eq "$rc" 1 "a full disk: exit status"
+expect_match "$(cat "$WORK/e11.txt")" "cannot write /dev/full: No space left on device" \
+  "a full disk: the file named"
+expect_match "$(cat "$WORK/e11.txt")" "j9.db: free some space, then run the same command with --resume" \
+  "a full disk: how to resume"
 echo "PASS: $CHECKS checks"
