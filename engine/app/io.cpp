@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace mxp::app {
@@ -48,7 +49,14 @@ bool InputFile::open(const std::string& path, std::string& err) {
 }
 
 InputFile::~InputFile() {
-  if (owned_) ::close(fd_);
+  close();
+}
+
+void InputFile::close() {
+  if (owned_ && fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  owned_ = false;
+  gz_.reset();
 }
 
 long InputFile::read_fd(char* buf, size_t cap, std::string& err) {
@@ -155,7 +163,57 @@ long InputFile::read_gzip(char* buf, size_t cap, std::string& err) {
   return static_cast<long>(cap - zs.avail_out);
 }
 
+std::string printable(std::string_view in) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(in.size());
+  auto esc = [&](unsigned char c) {
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  };
+  for (size_t i = 0; i < in.size();) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    if (c < 0x80) {
+      if (c == '\t')
+        out += "\\t";
+      else if (c == '\r')
+        out += "\\r";
+      else if (c == '\n')
+        out += "\\n";
+      else if (c < 0x20 || c == 0x7f || c == '\\')
+        esc(c);
+      else
+        out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: well formed (no overlong form, surrogate or value past U+10FFFF) and not
+    // a C1 control (U+0080..U+009F), else its first byte is escaped and the rest looked at again.
+    size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    bool ok = len != 0 && c <= 0xf4 && i + len <= in.size();
+    uint32_t cp = ok ? (c & (0x7f >> len)) : 0;
+    for (size_t k = 1; ok && k < len; ++k) {
+      const auto d = static_cast<unsigned char>(in[i + k]);
+      ok = (d & 0xc0) == 0x80;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (ok)
+      ok = !(len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) &&
+           !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) && !(cp >= 0x80 && cp <= 0x9f);
+    if (!ok) {
+      esc(c);
+      ++i;
+      continue;
+    }
+    out.append(in.substr(i, len));
+    i += len;
+  }
+  return out;
+}
+
 bool OutputFile::open(const std::string& path, std::string& err) {
+  path_ = path == "-" ? "standard output" : path;
   if (path == "-") {
     fd_ = 1;
     return true;
@@ -178,7 +236,7 @@ bool OutputFile::write(std::string_view data, std::string& err) {
     ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      err = std::string("write error: ") + std::strerror(errno);
+      err = "cannot write " + path_ + ": " + std::strerror(errno);
       return false;
     }
     data.remove_prefix(static_cast<size_t>(n));
@@ -191,7 +249,7 @@ bool OutputFile::close(std::string& err) {
   int rc = ::close(fd_);
   fd_ = -1;
   if (rc != 0) {
-    err = std::string("close error: ") + std::strerror(errno);
+    err = "cannot write " + path_ + " (on close): " + std::strerror(errno);
     return false;
   }
   return true;

@@ -30,6 +30,8 @@ class InputFile {
   uint64_t consumed() const { return consumed_; }
   // Whether the input is gzip; known after the first read().
   bool gzip() const { return gz_ != nullptr; }
+  // Closes the file and frees the gzip buffers (a finished job of `serve` keeps no input open).
+  void close();
 
  private:
   struct Gzip;
@@ -46,6 +48,12 @@ class InputFile {
   std::unique_ptr<Gzip> gz_;
 };
 
+// Untrusted bytes (server replies, transcripts, input text) made safe for a terminal or a log:
+// control bytes (C0, DEL, and C1 as UTF-8), backslash and invalid UTF-8 become \xNN escapes;
+// \t, \r and \n become \t, \r and \n. ESC sequences and OSC titles cannot reach the terminal.
+// Valid UTF-8 text is kept as is.
+std::string printable(std::string_view bytes);
+
 // An output opened from a path or "-" (stdout), written in large blocks.
 class OutputFile {
  public:
@@ -58,6 +66,7 @@ class OutputFile {
  private:
   int fd_ = -1;
   bool owned_ = false;
+  std::string path_;  // named in errors ("-": stdout)
 };
 
 }  // namespace mxp::app

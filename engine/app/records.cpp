@@ -48,6 +48,51 @@ bool csv_blank(std::string_view line, unsigned char delim) {
   return true;
 }
 
+// How one line stands under RFC 4180 quoting (libcsv's leniency on blank space kept), starting
+// inside a quoted field or not: the record ends with it, a quoted field is still open at its
+// end (a field spanning lines), or a quoted field is closed and followed by more than blank
+// space before the delimiter, as in `"john"@d1.test`: libcsv would keep reading that field
+// as quoted, and swallow the lines after it.
+enum class QuoteScan : uint8_t { Ends, Open, Malformed };
+QuoteScan scan_quotes(std::string_view line, unsigned char delim, bool in_quotes) {
+  size_t i = 0;
+  const size_t n = line.size();
+  auto blank = [&](size_t k) {
+    auto c = static_cast<unsigned char>(line[k]);
+    return c != delim && csv_is_space(c);
+  };
+  for (;;) {
+    if (!in_quotes) {  // at the start of a field
+      while (i < n && blank(i))
+        ++i;
+      if (i < n && line[i] == '"') {
+        in_quotes = true;
+        ++i;
+        continue;
+      }
+      while (i < n && static_cast<unsigned char>(line[i]) != delim)
+        ++i;  // an unquoted field: a quote inside it is a character like any other
+      if (i >= n) return QuoteScan::Ends;
+      ++i;
+      continue;
+    }
+    while (i < n && line[i] != '"')
+      ++i;
+    if (i >= n) return QuoteScan::Open;
+    if (i + 1 < n && line[i + 1] == '"') {  // "" inside quotes
+      i += 2;
+      continue;
+    }
+    ++i;  // the closing quote: blank space, then the delimiter or the end of the line
+    in_quotes = false;
+    while (i < n && blank(i))
+      ++i;
+    if (i >= n) return QuoteScan::Ends;
+    if (static_cast<unsigned char>(line[i]) != delim) return QuoteScan::Malformed;
+    ++i;
+  }
+}
+
 std::string_view strip_cr(std::string_view s) {
   if (!s.empty() && s.back() == '\r') s.remove_suffix(1);
   return s;
@@ -65,6 +110,8 @@ std::string_view to_string(RecordIssue i) {
       return "record_too_long";
     case RecordIssue::MissingColumn:
       return "missing_column";
+    case RecordIssue::UnclosedQuote:
+      return "unclosed_quote";
   }
   return "?";
 }
@@ -110,7 +157,8 @@ bool RecordReader::finish() {
     overflow_ = false;
   }
   if (format_ == InputFormat::Csv && csv_ready_) {
-    raw_cur_ = raw_;  // a quoted field left open at the end: its lines so far
+    while (in_record_)
+      runaway();  // a quoted field left open at the end
     csv_fini(&csv_, csv_field_cb, csv_record_cb, this);
     raw_.clear();
     in_record_ = false;
@@ -198,6 +246,19 @@ void RecordReader::csv_line(std::string_view line, bool truncated) {
     return;
   }
   if (!in_record_ && csv_blank(line, delim_)) return;  // libcsv would skip it too
+  switch (scan_quotes(line, delim_, in_record_)) {
+    case QuoteScan::Malformed:
+      if (in_record_) {
+        // The open quote was a stray one: its lines are records of their own, and so is this.
+        runaway();
+        return csv_line(line, false);
+      }
+      // A quote in the middle of a field (`"john"@d1.test`): the fields as the line shows them.
+      return literal_record(line, RecordIssue::None);
+    case QuoteScan::Ends:
+    case QuoteScan::Open:
+      break;
+  }
   // A record begun on an earlier line (an open quoted field) has those lines in raw_.
   raw_cur_ = in_record_ ? std::string_view(raw_.append(1, '\n').append(line)) : line;
   record_ended_ = false;
@@ -211,12 +272,47 @@ void RecordReader::csv_line(std::string_view line, bool truncated) {
   if (!in_record_) raw_.assign(line);
   in_record_ = true;
   // A quoted field may span lines; a runaway quote must not buffer the rest of the file.
-  if (raw_.size() >= opts_.max_record) {
-    sink_(Record{++records_,
-                 {},
-                 RecordIssue::RecordTooLong,
-                 std::string_view(raw_).substr(0, opts_.max_record)});
-    reset_csv();
+  if (raw_.size() >= opts_.max_record) runaway();
+}
+
+// One line split at the delimiter only (its quotes are characters like any other), its
+// address field trimmed of blank space.
+void RecordReader::literal_record(std::string_view line, RecordIssue issue) {
+  std::string_view rest = line, field;
+  bool found = false;
+  for (size_t i = 0;; ++i) {
+    size_t d = rest.find(static_cast<char>(delim_));
+    std::string_view f = rest.substr(0, d);
+    if (i == column_index_) {
+      field = f;
+      found = true;
+      break;
+    }
+    if (d == std::string_view::npos) break;
+    rest.remove_prefix(d + 1);
+  }
+  while (!field.empty() && csv_is_space(static_cast<unsigned char>(field.front())))
+    field.remove_prefix(1);
+  while (!field.empty() && csv_is_space(static_cast<unsigned char>(field.back())))
+    field.remove_suffix(1);
+  if (!found && issue == RecordIssue::None) issue = RecordIssue::MissingColumn;
+  sink_(Record{++records_, field, issue, strip_cr(line)});
+}
+
+// A quoted field opened on an earlier line is not a field spanning lines after all (the file
+// ends inside it, it reaches the size cap, or a later line shows a stray quote): its first line
+// is reported (unclosed_quote) and each line after it read again on its own, so no line of the
+// input goes without its record.
+void RecordReader::runaway() {
+  std::string lines = std::move(raw_);
+  reset_csv();
+  std::string_view rest = lines;
+  size_t nl = rest.find('\n');
+  literal_record(rest.substr(0, nl), RecordIssue::UnclosedQuote);
+  while (nl != std::string_view::npos) {
+    rest.remove_prefix(nl + 1);
+    nl = rest.find('\n');
+    csv_line(rest.substr(0, nl), false);
   }
 }
 

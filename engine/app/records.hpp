@@ -21,6 +21,7 @@ enum class RecordIssue : uint8_t {
   LineTooLong,    // a plain-list line longer than max_line: field holds its first max_line bytes
   RecordTooLong,  // a CSV record (or a line of one) longer than max_record: parser restarted
   MissingColumn,  // a CSV record with fewer fields than the address column's index
+  UnclosedQuote,  // a CSV line whose quoted field is never closed: field read as the line shows
 };
 std::string_view to_string(RecordIssue i);
 
@@ -77,6 +78,8 @@ class RecordReader {
   bool detect(std::string_view header);
   void csv_line(std::string_view line_with_lf, bool truncated);
   void reset_csv();
+  void literal_record(std::string_view line, RecordIssue issue);
+  void runaway();
   static void csv_field_cb(void* s, size_t len, void* self);
   static void csv_record_cb(int c, void* self);
 

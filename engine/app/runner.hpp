@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <array>
 #include <cerrno>
@@ -93,6 +94,56 @@ inline std::string options_json(const VerifyOptions& o, std::string_view header,
                       {"header", std::string(header)},
                       {"delimiter", std::string(1, static_cast<char>(delim))}};
   return j.dump();
+}
+
+// The input of a resumed job must start with the bytes the journal's rows were read from
+// (their line numbers are where reading goes on): a changed file is refused, never merged.
+// 0: the same (or nothing to compare: a pipe, a journal from before fingerprints); 2: changed
+// or unreadable (said on `diag`); 1: a journal error.
+inline int check_input_unchanged(store::SqliteStore& journal, store::JobId job,
+                                 const std::string& input, std::FILE* diag) {
+  if (input == "-") return 0;  // a pipe cannot be read twice: the caller's word
+  auto meta = journal.get_meta("input_fingerprint:" + std::to_string(job));
+  if (!meta) {
+    std::fprintf(diag, "mxprobe verify: journal: %s\n", meta.error().message.c_str());
+    return 1;
+  }
+  if (!meta->has_value()) return 0;
+  nlohmann::json fp = nlohmann::json::parse(**meta, nullptr, false);
+  if (!fp.is_object()) return 0;
+  const uint64_t want = fp.value("bytes", uint64_t{0});
+  const uint64_t want_crc = fp.value("crc32", uint64_t{0});
+  InputFile again;
+  std::string err;
+  if (!again.open(input, err)) {
+    std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+    return 2;
+  }
+  uLong crc = crc32_z(0, nullptr, 0);
+  uint64_t got = 0;
+  std::vector<char> buf(64 * 1024);
+  while (got < want) {
+    long n = again.read(buf.data(), std::min<uint64_t>(buf.size(), want - got), err);
+    if (n < 0) {
+      std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+      return 2;
+    }
+    if (n == 0) break;
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<size_t>(n));
+    got += static_cast<uint64_t>(n);
+  }
+  if (got == want && crc == want_crc) return 0;
+  struct stat st {};
+  const std::string now =
+      stat(input.c_str(), &st) == 0 ? std::to_string(st.st_size) + " bytes now" : "unreadable now";
+  std::fprintf(diag,
+               "mxprobe verify: %s changed since the journal was written (%s bytes then, %s): "
+               "its first %llu bytes are not the ones the journalled lines were read from, so "
+               "resuming would verify some lines twice and skip others. Restore the original "
+               "input, or start over without --resume (delete the journal)\n",
+               input.c_str(), fp.contains("size") ? fp["size"].dump().c_str() : "?", now.c_str(),
+               static_cast<unsigned long long>(want));
+  return 2;
 }
 
 // Everything `mxprobe verify` does around the verifier: reads the input as work drains,
@@ -184,6 +235,34 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     check_done();
   }
   bool paused() const { return paused_; }
+  // The job's entry in the journal (made with its first rows, or now): false on a store error.
+  bool ensure_journal_job() {
+    if (job_ != 0) return true;
+    if (!journal_) return false;
+    auto j = journal_->create_job(opts_.input, options_json(opts_, header_, delim_));
+    if (!j) return fail_store("journal", j.error());
+    job_ = *j;
+    (void)journal_->set_job_state(job_, "running");
+    return true;
+  }
+  // Done for good (serve, after its end was reported, outside the runner's own calls): frees
+  // the buffers of reading and dedupe; the counts and the state stay for the API.
+  void release() {
+    if (!done()) return;
+    released_ = true;
+    seen_ = {};
+    chunk_.reset();
+    recent_ = {};
+    inflight_ = {};
+    ids_ = {};
+    committing_ = {};
+    waiting_out_ = {};
+    rows_ = {};
+    batch_ = {};
+    cache_batch_ = {};
+    out_buf_ = {};
+    parked_ = {};
+  }
   // Why the job could not run to its end (an up-front input error, a read or store error).
   std::string failure() const {
     if (!reader_.error().empty()) return reader_.error();
@@ -194,9 +273,14 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   bool is_done() const { return done(); }
   uint64_t records_seen() const { return records_seen_; }
   bool input_read() const { return eof_; }
+  // The share of the job's records done: of those read when the input is read to its end,
+  // else of an estimate from the share of the input's bytes read so far.
   double progress_fraction() const {
     if (eof_) return records_seen_ ? double(written_) / double(records_seen_) : 1.0;
-    return ps_.bytes_total ? double(ps_.bytes_done) / double(ps_.bytes_total) : 0.0;
+    if (!ps_.bytes_total || !ps_.bytes_done || !records_seen_) return 0.0;
+    const double total =
+        double(records_seen_) * double(ps_.bytes_total) / double(ps_.bytes_done) + 1;
+    return std::min(1.0, double(written_) / total);
   }
   uint64_t count_of(Verdict v) const { return counts_[static_cast<int>(v)]; }
   // A result of an address this runner submitted.
@@ -419,8 +503,18 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     stop_loop();
   }
 
+  // The CLI's advice after a write error: what was done is kept, and how to go on.
+  std::string resume_hint() const {
+    if (!own_verifier_ || !journal_) return "";
+    return "; the records done so far are kept in the journal " +
+           (opts_.journal.empty() ? opts_.output + ".journal" : opts_.journal) +
+           ": free some space, then run the same command with --resume";
+  }
+
   bool fail_store(const char* what, const store::Error& err) {
-    std::fprintf(diag_, "mxprobe verify: %s: %s\n", what, err.message.c_str());
+    const bool full = (err.code & 0xff) == 13;  // SQLITE_FULL: the disk is full
+    std::fprintf(diag_, "mxprobe verify: %s: %s%s\n", what, err.message.c_str(),
+                 full ? resume_hint().c_str() : "");
     failed_ = true;
     stop_loop();
     return false;
@@ -429,7 +523,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   bool write_out(std::string_view data) {
     std::string err;
     if (data.empty() || out_.write(data, err)) return true;
-    std::fprintf(diag_, "mxprobe verify: %s\n", err.c_str());
+    std::fprintf(diag_, "mxprobe verify: %s%s\n", err.c_str(), resume_hint().c_str());
     failed_ = true;
     stop_loop();
     return false;
@@ -439,6 +533,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
 
   void on_record(const Record& r) {
     ++records_seen_;
+    last_record_ = r.number;
     if (!header_known_) note_format();
     if (resuming_ && r.number <= resume_after_) return;  // in the journal already
     std::string_view raw = r.issue == RecordIssue::RecordTooLong ? std::string_view() : r.raw;
@@ -462,6 +557,10 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   // One valid address: joins an identical one in flight, or is answered from this job's
   // earlier lines or the cache, or goes to the verifier.
   void handle(uint64_t line, std::string_view email, std::string_view raw, address::Address a) {
+    if (paused_) {  // read while paused (catching_up): submitted by resume_feeding()
+      parked_.push_back(Waiter::of(line, email, raw));
+      return;
+    }
     std::string key = a.normalized();
     if (auto it = inflight_.find(key); it != inflight_.end()) {
       it->second.push_back(Waiter::of(line, email, raw));
@@ -531,9 +630,10 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     // long read (results, the writer, starvation and the tick call again), but at least one
     // chunk whatever the clock says: a call that read nothing could stall a job.
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
-    for (bool first = true; !done_reading() && in_flight() < high_ && !failed_ && !paused_ &&
-                            !cancelled_ && !interrupted_ && !writer_behind() &&
-                            (own_verifier_ || first || std::chrono::steady_clock::now() < until);
+    for (bool first = true;
+         !done_reading() && in_flight() < high_ && !failed_ && (!paused_ || catching_up()) &&
+         !cancelled_ && !interrupted_ && !writer_behind() &&
+         (own_verifier_ || first || std::chrono::steady_clock::now() < until);
          first = false)
       read_more();
     check_done();
@@ -559,8 +659,14 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     check_done();
   }
 
+  // Resumed and paused (serve, after a restart): reading goes on through the part of the input
+  // the journal already holds, which submits nothing, so that the job's size and progress are
+  // known; the first records past it wait in parked_.
+  bool catching_up() const { return resuming_ && !eof_ && last_record_ <= resume_after_; }
+
   void read_more() {
     if (interrupted_ || cancelled_) return;
+    if (paused_) return read_chunk();  // catching_up()
     if (pending_rows_left()) return read_pending_page();
     read_chunk();
   }
@@ -610,6 +716,11 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     const size_t kChunk = own_verifier_ ? 64 * 1024 : 4 * 1024;
     if (!chunk_) chunk_ = std::make_unique<char[]>(64 * 1024);
     long n = in_.read(chunk_.get(), kChunk, read_error_);
+    if (n > 0) {
+      fp_crc_ =
+          crc32_z(fp_crc_, reinterpret_cast<const Bytef*>(chunk_.get()), static_cast<size_t>(n));
+      fp_bytes_ += static_cast<uint64_t>(n);
+    }
     if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {
       if (n == 0) reader_.finish();
       eof_ = true;
@@ -634,17 +745,17 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   // The rows read so far go to the journal (one transaction per chunk), the job first.
   void store_rows() {
     if (!journal_ || rows_.empty()) return;
-    if (job_ == 0) {
-      auto j = journal_->create_job(opts_.input, options_json(opts_, header_, delim_));
-      if (!j) {
-        fail_store("journal", j.error());
-        return;
-      }
-      job_ = *j;
-      (void)journal_->set_job_state(job_, "running");
+    if (!ensure_journal_job()) return;
+    // With the rows, the fingerprint of the input read so far: --resume reads the input again
+    // from its start and must find the same bytes (see check_input_unchanged).
+    nlohmann::json fp = {{"bytes", fp_bytes_}, {"crc32", fp_crc_}};
+    if (struct stat st{}; opts_.input != "-" && stat(opts_.input.c_str(), &st) == 0) {
+      fp["size"] = static_cast<uint64_t>(st.st_size);
+      fp["mtime"] = static_cast<int64_t>(st.st_mtime);
     }
-    writer_->post([job = job_, rows = std::move(rows_)](store::SqliteStore& s) {
-      return s.add_rows(job, rows);
+    writer_->post([job = job_, rows = std::move(rows_), fp = fp.dump()](store::SqliteStore& s) {
+      if (auto st = s.add_rows(job, rows); !st) return st;
+      return s.set_meta("input_fingerprint:" + std::to_string(job), fp);
     });
     rows_.clear();
   }
@@ -854,7 +965,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   bool header_known_ = false, header_written_ = false;
   // Resume.
   bool resuming_ = false, pending_done_ = false;
-  uint64_t resume_after_ = 0, pending_cursor_ = 0;
+  uint64_t resume_after_ = 0, pending_cursor_ = 0, last_record_ = 0;
   // In flight: verifier id -> normalised address -> the lines waiting for it (dedupe).
   // ids_ points at inflight_'s keys (nodes never move); both entries go together.
   std::unordered_map<uint64_t, const std::string*> ids_;
@@ -872,20 +983,28 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   uint64_t own_id_base_ = 0;    // shared verifier: this runner's ids are [base, base + 2^40)
   std::vector<Waiter> parked_;  // taken back by pause(), submitted again by resume_feeding()
   // Addresses finished in this run, one bit per hash (see find_done).
-  std::vector<uint64_t> seen_ = std::vector<uint64_t>(1 << 18);
+  // Allocated with the first address (2 MiB) and freed by release().
+  std::vector<uint64_t> seen_;
   bool seen_bit(const std::string& key) const {
+    if (seen_.empty()) return false;
     const uint64_t h = std::hash<std::string>{}(key) & ((uint64_t{1} << 24) - 1);
     return seen_[h >> 6] & (uint64_t{1} << (h & 63));
   }
   void set_seen_bit(const std::string& key) {
+    if (released_) return;
+    if (seen_.empty()) seen_.assign(1 << 18, 0);
     const uint64_t h = std::hash<std::string>{}(key) & ((uint64_t{1} << 24) - 1);
     seen_[h >> 6] |= uint64_t{1} << (h & 63);
   }
+  bool released_ = false;
   uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
   std::function<void(const Result&)> on_record_;
   std::array<uint64_t, kVerdictCount> counts_{};
   bool eof_ = false, interrupted_ = false, failed_ = false;
   bool resolver_down_ = false;  // stopped: the DNS resolver does not answer (exit 5)
+  // The input's bytes read so far (decompressed) and their CRC-32: its fingerprint.
+  uint64_t fp_bytes_ = 0;
+  uLong fp_crc_ = crc32_z(0, nullptr, 0);
   loop::TimerId tick_{};
   bool tick_armed_ = false;
   ProgressState ps_;

@@ -45,6 +45,18 @@ int lock_journal(const std::string& path, std::string& err) {
   return fd;
 }
 
+// ".csv", ".jsonl"...: the output file's extension, lower case ("" for stdout or none).
+std::string output_extension(const std::string& path) {
+  if (path == "-") return {};
+  const size_t slash = path.rfind('/');
+  const size_t dot = path.rfind('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return {};
+  std::string ext = path.substr(dot);
+  for (auto& c : ext)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
 void remove_journal(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm"})
     std::remove((path + suffix).c_str());
@@ -75,6 +87,20 @@ bool make_parent_dirs(const std::string& path) {
 
 int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag) {
   std::string err;
+  // An output named for one format and written in the other would look right and read wrong.
+  if (auto ext = output_extension(opts.output); !ext.empty()) {
+    const bool csv_name = ext == ".csv";
+    const bool json_name = ext == ".jsonl" || ext == ".ndjson" || ext == ".json";
+    const bool csv = opts.format == OutputFormat::Csv;
+    if ((csv_name && !csv) || (json_name && csv)) {
+      std::fprintf(diag,
+                   "mxprobe verify: --output %s is named %s but the format is %s: add --format "
+                   "%s, or name the file %s\n",
+                   opts.output.c_str(), ext.c_str(), csv ? "csv" : "jsonl (the default)",
+                   csv ? "jsonl" : "csv", csv ? "*.csv" : "*.jsonl");
+      return 2;
+    }
+  }
   // The journal: --journal, or OUTPUT.journal next to an output file.
   std::string journal_path = opts.journal;
   if (journal_path.empty() && !opts.no_journal && opts.output != "-") {
@@ -154,6 +180,8 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
                        old_options.value("format", "?").c_str());
           return 2;
         }
+        // Before the output is opened (and emptied, to be rebuilt from the journal).
+        if (int rc = check_input_unchanged(**j, old_job->id, opts.input, diag); rc != 0) return rc;
         journal = std::move(*j);
       } else {
         j->reset();  // a finished job's journal: start over
@@ -201,7 +229,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   if (opts.verbose) std::fprintf(diag, "mxprobe verify: %s\n", e.loop_why.c_str());
   if (!opts.quiet)
     e.config.log = [diag](const std::string& line) {
-      std::fprintf(diag, "mxprobe: %s\n", line.c_str());
+      std::fprintf(diag, "mxprobe: %s\n", printable(line).c_str());
     };
 
   // A bar on a terminal, a status line every few seconds otherwise, nothing with --no-progress.
@@ -307,8 +335,9 @@ class LiveStatus final : public loop::TimerHandler {
     };
     std::string line;
     if (slowest && secs(slowest->since) >= 1) {
-      line = "waiting for " + pipeline::awaited_name(slowest->stage) + " from " + slowest->host +
-             " [" + slowest->address + "], " + std::to_string(secs(slowest->since)) + " s";
+      line = "waiting for " + pipeline::awaited_name(slowest->stage) + " from " +
+             printable(slowest->host) + " [" + printable(slowest->address) + "], " +
+             std::to_string(secs(slowest->since)) + " s";
       if (waits.size() > 1) line += " (" + std::to_string(waits.size()) + " sessions)";
     } else if (!slowest && v.resolving() > 0 && secs(began) >= 1) {
       line = "looking up the mail servers, " + std::to_string(secs(began)) + " s";
@@ -348,6 +377,42 @@ class LiveStatus final : public loop::TimerHandler {
 
 }  // namespace
 
+std::string check_report(const Result& r, bool verbose) {
+  // Every text that came from outside (the input, the servers) goes through printable().
+  auto p = [](std::string_view s) { return printable(s); };
+  std::string o;
+  char num[160];
+  o += p(r.email) + "  " + std::string(to_string(r.verdict)) + " (" +
+       std::string(to_string(r.reason)) + ")\n";
+  if (r.normalized.empty()) {
+    o += "  syntax: " + p(r.error) + "\n";
+    return o;
+  }
+  if (!r.mx.empty()) o += "  mx: " + p(r.mx) + " [" + p(r.mx_ip) + "]\n";
+  if (!r.proxy.empty()) o += "  via: " + p(r.proxy) + "\n";
+  if (r.has_smtp)
+    o += "  smtp: " + std::to_string(r.code) + " " + p(r.enhanced) + " " + p(r.message) + "\n";
+  if (!r.tls_version.empty()) o += "  tls: " + p(r.tls_version) + " " + p(r.tls_cipher) + "\n";
+  std::snprintf(num, sizeof num, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",
+                r.catch_all ? (*r.catch_all ? "yes" : "no") : "unknown",
+                r.role.value_or(false) ? "yes" : "no", r.attempts, r.elapsed_ms);
+  o += num;
+  auto yn = [](std::optional<bool> b) { return !b ? "unknown" : *b ? "yes" : "no"; };
+  o += std::string("  disposable: ") + yn(r.disposable) + "  free: " + yn(r.free) + "\n";
+  if (!r.suggestion.empty()) o += "  did you mean: " + p(r.suggestion) + "\n";
+  if (verbose && !r.transcript.empty()) {
+    o += "  transcript:\n";
+    size_t pos = 0;
+    while (pos < r.transcript.size()) {
+      size_t nl = r.transcript.find('\n', pos);
+      if (nl == std::string::npos) nl = r.transcript.size();
+      o += "    " + p(std::string_view(r.transcript).substr(pos, nl - pos)) + "\n";
+      pos = nl + 1;
+    }
+  }
+  return o;
+}
+
 int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out, std::FILE* diag) {
   Engine e;
   if (!make_engine(eng, true, e, diag)) return 3;
@@ -357,7 +422,7 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
   if (opts.verbose)
     e.config.log = [diag, tty](const std::string& line) {
       // Over the live status line, if one is shown (it is redrawn after).
-      std::fprintf(diag, "%smxprobe: %s\n", tty ? "\r\033[K" : "", line.c_str());
+      std::fprintf(diag, "%smxprobe: %s\n", tty ? "\r\033[K" : "", printable(line).c_str());
     };
   if (opts.verbose) std::fprintf(diag, "mxprobe: %s\n", e.loop_why.c_str());
   std::vector<Result> results(opts.addresses.size());
@@ -392,34 +457,7 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
       std::fputs(line.c_str(), out);
       continue;
     }
-    std::fprintf(out, "%s  %s (%s)\n", r.email.c_str(), std::string(to_string(r.verdict)).c_str(),
-                 std::string(to_string(r.reason)).c_str());
-    if (r.normalized.empty()) {
-      std::fprintf(out, "  syntax: %s\n", r.error.c_str());
-    } else {
-      if (!r.mx.empty()) std::fprintf(out, "  mx: %s [%s]\n", r.mx.c_str(), r.mx_ip.c_str());
-      if (!r.proxy.empty()) std::fprintf(out, "  via: %s\n", r.proxy.c_str());
-      if (r.has_smtp)
-        std::fprintf(out, "  smtp: %d %s %s\n", r.code, r.enhanced.c_str(), r.message.c_str());
-      if (!r.tls_version.empty())
-        std::fprintf(out, "  tls: %s %s\n", r.tls_version.c_str(), r.tls_cipher.c_str());
-      std::fprintf(out, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",
-                   r.catch_all ? (*r.catch_all ? "yes" : "no") : "unknown",
-                   r.role.value_or(false) ? "yes" : "no", r.attempts, r.elapsed_ms);
-      auto yn = [](std::optional<bool> b) { return !b ? "unknown" : *b ? "yes" : "no"; };
-      std::fprintf(out, "  disposable: %s  free: %s\n", yn(r.disposable), yn(r.free));
-      if (!r.suggestion.empty()) std::fprintf(out, "  did you mean: %s\n", r.suggestion.c_str());
-      if (opts.verbose && !r.transcript.empty()) {
-        std::fprintf(out, "  transcript:\n");
-        size_t pos = 0;
-        while (pos < r.transcript.size()) {
-          size_t nl = r.transcript.find('\n', pos);
-          if (nl == std::string::npos) nl = r.transcript.size();
-          std::fprintf(out, "    %.*s\n", static_cast<int>(nl - pos), r.transcript.data() + pos);
-          pos = nl + 1;
-        }
-      }
-    }
+    std::fputs(check_report(r, opts.verbose).c_str(), out);
   }
   // Exit status for scripts: 0 all deliverable/risky/unknown, 4 when any is undeliverable.
   return undeliverable ? 4 : 0;

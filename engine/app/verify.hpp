@@ -11,6 +11,7 @@
 #include "app/engine_options.hpp"
 #include "app/output.hpp"
 #include "app/records.hpp"
+#include "pipeline/result.hpp"
 
 namespace mxp::app {
 
@@ -21,6 +22,9 @@ struct CheckOptions {
   uint32_t max_tries = 1;  // real time: no waiting for retries unless asked
 };
 int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out, std::FILE* diag);
+// The readable report of one result (`check` without --json), every outside text escaped for
+// a terminal (printable(): no ESC sequence, OSC title or invalid UTF-8 from a server gets out).
+std::string check_report(const pipeline::Result& r, bool verbose);
 
 struct VerifyOptions {
   std::string input = "-";

@@ -86,6 +86,20 @@ void TranscriptBuffer::append(void* self, Direction dir, std::string_view line) 
   t += '\n';
 }
 
+bool is_safe_path(std::string_view addr, size_t max_len) {
+  // A quoted local part (`"john doe"@example.org`, RFC 5321 §4.1.2) may hold spaces: inside
+  // the path's angle brackets they split nothing. Anywhere else the argument rules apply.
+  if (addr.size() < 2 || addr.front() != '"') return is_safe_argument(addr, max_len, true);
+  size_t i = 1;
+  for (; i < addr.size() && addr[i] != '"'; ++i)
+    if (addr[i] == '\\') ++i;
+  if (i >= addr.size()) return false;
+  std::string probe(addr);
+  for (size_t k = 1; k < i; ++k)
+    if (probe[k] == ' ') probe[k] = '_';
+  return is_safe_argument(probe, max_len, true);
+}
+
 Session::Session(const SessionConfig& config) : cfg_(&config), parser_(config.reply_limits) {
   // Defence in depth: the caller validated these, but nothing unsafe may reach the wire.
   if (!is_safe_argument(cfg_->helo_name, kMaxDomain, false)) {
@@ -316,8 +330,7 @@ void Session::on_closed(TimePoint /*now*/) {
 }
 
 Session::AddResult Session::add_recipient(std::string_view address, uint64_t id, TimePoint now) {
-  if (local_error_ != Failure::None ||
-      (accepting() && !is_safe_argument(address, kMaxPath, true))) {
+  if (local_error_ != Failure::None || (accepting() && !is_safe_path(address, kMaxPath))) {
     RecipientResult res;
     res.id = id;
     res.outcome.stage = local_error_ != Failure::None ? local_error_stage_ : Stage::RcptTo;

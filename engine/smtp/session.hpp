@@ -89,6 +89,8 @@ struct SessionConfig {
 // no control byte (CR, LF, NUL, ...), no space, no '<' or '>'. Bytes >= 0x80 pass only when
 // `allow_utf8` (RFC 6531 local parts); the session decides whether the server may see them.
 bool is_safe_argument(std::string_view arg, size_t max_len, bool allow_utf8);
+// The same for a RCPT TO path, which also allows spaces inside a quoted local part.
+bool is_safe_path(std::string_view addr, size_t max_len);
 
 struct RecipientResult {
   uint64_t id = 0;  // the caller's id given to add_recipient

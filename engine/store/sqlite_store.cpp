@@ -147,6 +147,38 @@ Error SqliteStore::err(const char* what) const {
   return Error{sqlite3_extended_errcode(db_), std::string(what) + ": " + sqlite3_errmsg(db_)};
 }
 
+Status SqliteStore::set_meta(std::string_view key, std::string_view value) {
+  sqlite3_stmt* q = nullptr;
+  if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", -1, &q,
+                         nullptr) != SQLITE_OK)
+    return err("set_meta");
+  Status st;
+  {
+    Use u(q);
+    u.t(1, key).t(2, value);
+    if (u.step() != SQLITE_DONE) st = err("set_meta");
+  }
+  sqlite3_finalize(q);
+  return st;
+}
+
+Expected<std::optional<std::string>> SqliteStore::get_meta(std::string_view key) {
+  sqlite3_stmt* q = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT value FROM meta WHERE key=?1", -1, &q, nullptr) != SQLITE_OK)
+    return err("get_meta");
+  std::optional<std::string> v;
+  int rc;
+  {
+    Use u(q);
+    u.t(1, key);
+    rc = u.step();
+    if (rc == SQLITE_ROW) v = u.col_t(0);
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return err("get_meta");
+  return v;
+}
+
 Status SqliteStore::exec(const char* sql) {
   char* msg = nullptr;
   int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg);

@@ -60,6 +60,10 @@ class SqliteStore final : public JobStore {
 
   sqlite3* handle() { return db_; }  // for tests and diagnostics
 
+  // Small facts kept with the journal (the `meta` table), e.g. the fingerprint of a job's input.
+  Status set_meta(std::string_view key, std::string_view value);
+  Expected<std::optional<std::string>> get_meta(std::string_view key);
+
  private:
   struct Stmts;
   explicit SqliteStore(sqlite3* db);

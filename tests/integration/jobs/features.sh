@@ -174,4 +174,51 @@ assert a == b, set(a) ^ set(b)
 PY
 [[ ! -f $WORK/out6.jsonl.journal ]] || fail "journal left behind after the job finished"
 ok
+# 7. An output named .csv written as JSON Lines (or the reverse) is refused before any work.
+rc=0
+"$MXPROBE" verify --dns "127.0.0.1:$DNS_PORT" --no-progress --no-cache -i "$WORK/in.csv" \
+  -o "$WORK/out7.csv" 2>"$WORK/e8.txt" || rc=$?
+expect_eq "$rc" 2 "jsonl into a .csv: exit status"
+expect_match "$(cat "$WORK/e8.txt")" "add --format csv" "jsonl into a .csv: the message"
+[[ ! -e $WORK/out7.csv ]] || fail "jsonl into a .csv: the file was written"
+ok
+rc=0
+"$MXPROBE" verify --dns "127.0.0.1:$DNS_PORT" --no-progress --no-cache -i "$WORK/in.csv" \
+  -o "$WORK/out7.jsonl" --format csv 2>"$WORK/e8.txt" || rc=$?
+expect_eq "$rc" 2 "csv into a .jsonl: exit status"
+
+# 8. --resume of an input changed since its journal: refused, nothing verified twice or lost.
+cp "$WORK/in.csv" "$WORK/in8.csv"
+"$MXPROBE" verify --policy "$WORK/slow.toml" --dns "127.0.0.1:$DNS_PORT" --no-progress --no-cache \
+  -i "$WORK/in8.csv" -o "$WORK/out8.jsonl" 2>"$WORK/e9.txt" &
+MX=$!
+for _ in $(seq 200); do
+  [[ -s $WORK/out8.jsonl ]] && break
+  sleep 0.05
+done
+kill -INT "$MX"
+wait "$MX" || true
+before=$(wc -l <"$WORK/out8.jsonl")
+"$PY" - "$WORK/in8.csv" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines(True)
+open(sys.argv[1], "w").writelines(lines[:1] + ["900,new1@d1.test,x\n", "901,new2@d1.test,x\n"] + lines[1:])
+PY
+rc=0
+"$MXPROBE" verify --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" --no-progress --no-cache \
+  -i "$WORK/in8.csv" -o "$WORK/out8.jsonl" --resume 2>"$WORK/e10.txt" || rc=$?
+expect_eq "$rc" 2 "--resume of a changed input: exit status"
+expect_match "$(cat "$WORK/e10.txt")" "in8.csv changed since the journal was written" \
+  "--resume of a changed input: the message"
+expect_eq "$(wc -l <"$WORK/out8.jsonl")" "$before" "--resume of a changed input: output untouched"
+# 9. A full disk: the error names the file and says how to go on.
+printf 'not-an-address\nnor-this\n' >"$WORK/bad9.txt"
+rc=0
+"$MXPROBE" verify --dns "127.0.0.1:$DNS_PORT" --no-progress --no-cache -i "$WORK/bad9.txt" \
+  -o /dev/full --journal "$WORK/j9.db" 2>"$WORK/e11.txt" || rc=$?
+expect_eq "$rc" 1 "a full disk: exit status"
+expect_match "$(cat "$WORK/e11.txt")" "cannot write /dev/full: No space left on device" \
+  "a full disk: the file named"
+expect_match "$(cat "$WORK/e11.txt")" "j9.db: free some space, then run the same command with --resume" \
+  "a full disk: how to resume"
 echo "PASS: $CHECKS checks"

@@ -146,9 +146,49 @@ TEST(Records, RunawayQuoteIsBoundedAndRecovers) {
   for (int i = 0; i < 100; ++i)
     input += "\nfiller line of text that goes on";
   auto got = read_all(input, o);
-  ASSERT_FALSE(got.empty());
-  EXPECT_EQ(got[0].issue, RecordIssue::RecordTooLong);
-  EXPECT_EQ(got[0].number, 2u);
+  // The quote's line is reported; every line after it is a record of its own.
+  ASSERT_EQ(got.size(), 101u);
+  EXPECT_EQ(got[0], (Got{2, "\"never closed", RecordIssue::UnclosedQuote}));
+  for (size_t i = 1; i < got.size(); ++i)
+    EXPECT_EQ(got[i], (Got{i + 2, "filler line of text that goes on", RecordIssue::None}));
+}
+
+// A quoted local part written as is (`"john"@d1.test`, not RFC 4180's `"""john""@d1.test"`):
+// the closing quote is followed by more of the field. libcsv kept reading it as quoted and
+// swallowed every line after it (2 records for 2,002 lines).
+TEST(Records, StrayQuoteInAFieldSwallowsNoLine) {
+  std::string input = "email,n\n\"john\"@d1.test,1\n";
+  for (int i = 0; i < 2000; ++i)
+    input += "user" + std::to_string(i) + "@d1.test," + std::to_string(i) + "\n";
+  for (size_t chunk : {size_t{0}, size_t{1}, size_t{7}, size_t{4096}}) {
+    auto got = read_all(input, {}, chunk);
+    ASSERT_EQ(got.size(), 2001u) << "chunk " << chunk;
+    EXPECT_EQ(got[0], (Got{2, "\"john\"@d1.test", RecordIssue::None}));
+    EXPECT_EQ(got[1], (Got{3, "user0@d1.test", RecordIssue::None}));
+    EXPECT_EQ(got[2000], (Got{2002, "user1999@d1.test", RecordIssue::None}));
+  }
+  // Quoted as RFC 4180 says, the same address.
+  auto got = read_all("email\n\"\"\"john\"\"@d1.test\"\nb@d1.test\n");
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], (Got{2, "\"john\"@d1.test", RecordIssue::None}));
+}
+
+// A quote opened at a field's start and followed, lines later, by a stray one: no field spans
+// those lines; the opening line is reported and the others are records again.
+TEST(Records, StrayQuoteInsideAnOpenFieldEndsIt) {
+  std::string input = "email,n\n\"a@x.example,1\nb@x.example,2\nc\"d@x.example,3\ne@x.example,4\n";
+  for (size_t chunk : {size_t{0}, size_t{1}, size_t{5}}) {
+    auto got = read_all(input, {}, chunk);
+    ASSERT_EQ(got.size(), 4u) << "chunk " << chunk;
+    EXPECT_EQ(got[0], (Got{2, "\"a@x.example", RecordIssue::UnclosedQuote}));
+    EXPECT_EQ(got[1], (Got{3, "b@x.example", RecordIssue::None}));
+    EXPECT_EQ(got[2], (Got{4, "c\"d@x.example", RecordIssue::None}));
+    EXPECT_EQ(got[3], (Got{5, "e@x.example", RecordIssue::None}));
+  }
+  // A field that does span lines and is closed stays one record.
+  auto got = read_all("email,note\na@x.example,\"two\nlines\"\nb@x.example,x\n");
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1], (Got{3, "b@x.example", RecordIssue::None}));
 }
 
 TEST(Records, ForcedLinesFormatKeepsHeaderLine) {
@@ -290,9 +330,10 @@ TEST(RecordsRaw, OverlongCsvRecordsCarryTheirFirstMaxRecordBytes) {
     runaway += "\nfiller line";
   runaway += "\"\n";
   auto run = read_raw(runaway, o);
-  ASSERT_FALSE(run.got.empty());
-  EXPECT_EQ(run.got[0].issue, RecordIssue::RecordTooLong);
-  EXPECT_EQ(run.got[0].raw, runaway.substr(8, 100));
+  ASSERT_EQ(run.got.size(), 21u);  // the quote's line reported, each line after it a record
+  EXPECT_EQ(run.got[0].issue, RecordIssue::UnclosedQuote);
+  EXPECT_EQ(run.got[0].raw, "\"never closed");
+  EXPECT_EQ(run.got[20].raw, "filler line\"");
   expect_raw_split_invariant(runaway, o);
 
   // One overlong line: its first max_record bytes; reading goes on.
@@ -305,8 +346,9 @@ TEST(RecordsRaw, OverlongCsvRecordsCarryTheirFirstMaxRecordBytes) {
 
 TEST(RecordsRaw, QuoteOpenAtTheEndStillGivesItsRecord) {
   auto run = read_raw("email\n\"a@x.example\nmore");
-  ASSERT_EQ(run.got.size(), 1u);
-  EXPECT_EQ(run.got[0], (Raw{2, "a@x.example\nmore\n", "\"a@x.example\nmore", RecordIssue::None}));
+  ASSERT_EQ(run.got.size(), 2u);
+  EXPECT_EQ(run.got[0], (Raw{2, "\"a@x.example", "\"a@x.example", RecordIssue::UnclosedQuote}));
+  EXPECT_EQ(run.got[1], (Raw{3, "more", "more", RecordIssue::None}));
 }
 
 }  // namespace

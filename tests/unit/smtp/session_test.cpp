@@ -605,6 +605,19 @@ TEST(Session, UnsafeRecipientIsRefusedAndNeverSent) {
   EXPECT_EQ(h.s.stats().rcpts_sent, 1u);
 }
 
+// `"john doe"@example.org` is valid (the address parser accepts it): it goes on the wire as
+// one path; a space outside the quotes (or a quote left open) is still refused.
+TEST(Session, QuotedLocalPartWithASpaceIsSent) {
+  Harness h;
+  EXPECT_EQ(h.add("\"a\\\" b\"@example.org\r\nDATA", 7), Session::AddResult::Refused);
+  EXPECT_EQ(h.add("\"a b\"@exa mple.org", 8), Session::AddResult::Refused);
+  EXPECT_EQ(h.add("\"a b@example.org", 9), Session::AddResult::Refused);
+  EXPECT_NE(h.add("\"john doe\"@example.org", 1), Session::AddResult::Refused);
+  h.finish();
+  greet(h);
+  EXPECT_EQ(h.take_writes(), std::string(kMail) + rcpt("\"john doe\"@example.org"));
+}
+
 TEST(Session, UnsafeHeloOrSenderRefusesEverythingAndSendsNothing) {
   for (int which = 0; which < 4; ++which) {
     auto cfg = testing::default_config();
