@@ -178,7 +178,8 @@ int main(int argc, char** argv) {
   auto* v =
       app.add_subcommand("verify", "verify a list of addresses (streamed; JSON Lines or CSV out)");
   ver_list.add(*v, "output file, '-' for stdout");
-  v->add_option("--format", format, "output format: jsonl or csv")
+  v->add_option("--format", format,
+                "output format: jsonl or csv (default: csv for an output named *.csv, else jsonl)")
       ->check(CLI::IsMember({"jsonl", "csv"}))
       ->capture_default_str();
   v->add_flag("--transcript", ver.transcripts, "add each address's SMTP dialogue to its record");
@@ -309,6 +310,10 @@ int main(int argc, char** argv) {
     ver.progress = ver_list.progress();
     ver.quiet = ver_list.quiet;
     ver.format = format == "csv" ? mxp::app::OutputFormat::Csv : mxp::app::OutputFormat::Jsonl;
+    // Without --format, an output named *.csv is CSV (the user said so by its name).
+    ver.format_given = v->count("--format") > 0;
+    if (!ver.format_given && mxp::app::output_extension(ver.output) == ".csv")
+      ver.format = mxp::app::OutputFormat::Csv;
     auto ttl = mxp::sched::parse_duration(cache_ttl);
     if (!ttl) {
       std::fprintf(stderr,

@@ -45,6 +45,13 @@ int lock_journal(const std::string& path, std::string& err) {
   return fd;
 }
 
+void remove_journal(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm"})
+    std::remove((path + suffix).c_str());
+}
+
+}  // namespace
+
 // ".csv", ".jsonl"...: the output file's extension, lower case ("" for stdout or none).
 std::string output_extension(const std::string& path) {
   if (path == "-") return {};
@@ -56,13 +63,6 @@ std::string output_extension(const std::string& path) {
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return ext;
 }
-
-void remove_journal(const std::string& path) {
-  for (const char* suffix : {"", "-wal", "-shm"})
-    std::remove((path + suffix).c_str());
-}
-
-}  // namespace
 
 std::string default_cache_path() {
   const char* xdg = std::getenv("XDG_CACHE_HOME");
@@ -87,17 +87,18 @@ bool make_parent_dirs(const std::string& path) {
 
 int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag) {
   std::string err;
-  // An output named for one format and written in the other would look right and read wrong.
-  if (auto ext = output_extension(opts.output); !ext.empty()) {
+  // An output named for one format and written in the other would look right and read wrong:
+  // without --format the name decides (main.cpp); a --format against the name is refused.
+  if (auto ext = output_extension(opts.output); !ext.empty() && opts.format_given) {
     const bool csv_name = ext == ".csv";
     const bool json_name = ext == ".jsonl" || ext == ".ndjson" || ext == ".json";
     const bool csv = opts.format == OutputFormat::Csv;
     if ((csv_name && !csv) || (json_name && csv)) {
       std::fprintf(diag,
-                   "mxprobe verify: --output %s is named %s but the format is %s: add --format "
+                   "mxprobe verify: --output %s is named %s but --format is %s: use --format "
                    "%s, or name the file %s\n",
-                   opts.output.c_str(), ext.c_str(), csv ? "csv" : "jsonl (the default)",
-                   csv ? "jsonl" : "csv", csv ? "*.csv" : "*.jsonl");
+                   opts.output.c_str(), ext.c_str(), csv ? "csv" : "jsonl", csv ? "jsonl" : "csv",
+                   csv ? "*.csv" : "*.jsonl");
       return 2;
     }
   }

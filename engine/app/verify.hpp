@@ -26,10 +26,14 @@ int run_check(const CheckOptions& opts, const EngineOptions& eng, std::FILE* out
 // a terminal (printable(): no ESC sequence, OSC title or invalid UTF-8 from a server gets out).
 std::string check_report(const pipeline::Result& r, bool verbose);
 
+// ".csv", ".jsonl"...: an output file's extension, lower case ("" for stdout or none).
+std::string output_extension(const std::string& path);
+
 struct VerifyOptions {
   std::string input = "-";
   std::string output = "-";
   OutputFormat format = OutputFormat::Jsonl;
+  bool format_given = true;  // --format was given (else it came from the output's name)
   RecordOptions records;
   bool transcripts = false;
   int progress = -1;     // -1: a bar when stderr is a terminal; 0: never; 1: status lines

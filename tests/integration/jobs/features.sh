@@ -174,13 +174,20 @@ assert a == b, set(a) ^ set(b)
 PY
 [[ ! -f $WORK/out6.jsonl.journal ]] || fail "journal left behind after the job finished"
 ok
-# 7. An output named .csv written as JSON Lines (or the reverse) is refused before any work.
+# 7. Without --format an output named .csv is CSV (the name says so); a --format against the
+# name (JSON Lines into a .csv, or the reverse) is refused before any work.
+head -n 4 "$WORK/in.csv" >"$WORK/in7.csv"
+"$MXPROBE" verify --dns "127.0.0.1:$DNS_PORT" --no-progress --no-cache -i "$WORK/in7.csv" \
+  -o "$WORK/out7.csv" 2>"$WORK/e7.txt" || fail "verify into a .csv: $(cat "$WORK/e7.txt")"
+expect_eq "$(head -n 1 "$WORK/out7.csv" | cut -c1)" "$(head -n 1 "$WORK/in7.csv" | cut -c1)" \
+  ".csv without --format: CSV with the input's columns first"
+expect_eq "$(wc -l <"$WORK/out7.csv")" 4 ".csv without --format: a header and three rows"
 rc=0
 "$MXPROBE" verify --dns "127.0.0.1:$DNS_PORT" --no-progress --no-cache -i "$WORK/in.csv" \
-  -o "$WORK/out7.csv" 2>"$WORK/e8.txt" || rc=$?
-expect_eq "$rc" 2 "jsonl into a .csv: exit status"
-expect_match "$(cat "$WORK/e8.txt")" "add --format csv" "jsonl into a .csv: the message"
-[[ ! -e $WORK/out7.csv ]] || fail "jsonl into a .csv: the file was written"
+  -o "$WORK/out7b.csv" --format jsonl 2>"$WORK/e8.txt" || rc=$?
+expect_eq "$rc" 2 "--format jsonl into a .csv: exit status"
+expect_match "$(cat "$WORK/e8.txt")" "use --format csv" "--format jsonl into a .csv: the message"
+[[ ! -e $WORK/out7b.csv ]] || fail "--format jsonl into a .csv: the file was written"
 ok
 rc=0
 "$MXPROBE" verify --dns "127.0.0.1:$DNS_PORT" --no-progress --no-cache -i "$WORK/in.csv" \

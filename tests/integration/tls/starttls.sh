@@ -57,13 +57,15 @@ expect_eq "$rc" 2 "--tls-cert without --tls-key"
 grep -E '@(starttls|starttls-required|postfix)\.test,' "$WORK/truth.csv" | cut -d, -f1 >"$WORK/list.txt"
 (($(wc -l <"$WORK/list.txt") >= 12)) || fail "too few addresses: $(cat "$WORK/list.txt")"
 
-# run NAME [options]: mxprobe verify of $LIST (default list.txt) into $WORK/NAME.jsonl.
+# run NAME [options]: mxprobe verify of $LIST (default list.txt) into $WORK/NAME.jsonl
+# ($WORK/NAME.csv with --format csv).
 run() {
-  local name=$1
+  local name=$1 ext=jsonl
   shift
+  [[ " $* " == *" --format csv "* ]] && ext=csv
   "$MXPROBE" verify --backend "$BACKEND" --policy "$LAB_POLICY" --no-cache --no-progress \
     --dns "127.0.0.1:$DNS_PORT" --helo probe.client.test --timeout-command 5 \
-    --input "${LIST:-$WORK/list.txt}" --output "$WORK/$name.jsonl" "$@" 2>"$WORK/$name.err" ||
+    --input "${LIST:-$WORK/list.txt}" --output "$WORK/$name.$ext" "$@" 2>"$WORK/$name.err" ||
     fail "mxprobe verify ($name) failed: $(cat "$WORK/$name.err")"
 }
 
@@ -161,7 +163,7 @@ check_records verify_ok "starttls=truth:tls starttls-required=truth:tls postfix=
 
 # --- CSV: the tls columns, flattened.
 run csv --format csv
-"$PY" - "$WORK/csv.jsonl" <<'PY' || fail "CSV tls columns"
+"$PY" - "$WORK/csv.csv" <<'PY' || fail "CSV tls columns"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
 assert list(rows[0].keys())[-2:] == ["tls_version", "tls_cipher"], list(rows[0].keys())
