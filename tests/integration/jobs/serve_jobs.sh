@@ -66,13 +66,13 @@ serve first
 # --- An ended job keeps neither its input open nor its buffers ---
 # One-line jobs whose line is no address: they end without any network traffic.
 printf 'not-an-address\n' >"$WORK/one.txt"
-warm=$(curl -sS --data-binary @"$WORK/one.txt" "${URL}v1/jobs" | jq -r .id)
+warm=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/one.txt" "${URL}v1/jobs" | jq -r .id)
 wait_ended "$warm"
 fd0=$(fds)
 rss0=$(rss_kib)
 last=""
 for i in $(seq 150); do
-  last=$(curl -sS --data-binary @"$WORK/one.txt" "${URL}v1/jobs" | jq -r .id)
+  last=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/one.txt" "${URL}v1/jobs" | jq -r .id)
 done
 wait_ended "$last"
 # Released on the server's next tick (every 250 ms): wait for the fd count to come back.
@@ -91,7 +91,7 @@ expect_eq "$(curl -sS "${URL}v1/jobs/$last/results" | jq -r .error)" no_at \
   "an ended job keeps its results"
 
 # --- A multipart upload is refused, never read as a list ---
-code=$(curl -sS -o "$WORK/mp.json" -w '%{http_code}' -F "file=@$WORK/all.txt" "${URL}v1/jobs")
+code=$(curl -sS -H 'X-Mxprobe: 1' -o "$WORK/mp.json" -w '%{http_code}' -F "file=@$WORK/all.txt" "${URL}v1/jobs")
 expect_eq "$code" 415 "multipart/form-data upload"
 expect_match "$(cat "$WORK/mp.json")" "data-binary" "the 415 says how to send the list"
 njobs=$(curl -sS "${URL}v1/jobs" | jq '.jobs | length')
@@ -99,7 +99,7 @@ expect_eq "$njobs" 151 "no job made of a refused upload"
 
 # --- /v1/verify from the cache says line 1 ---
 head -n 5 "$WORK/all.txt" >"$WORK/five.txt"
-J=$(curl -sS --data-binary @"$WORK/five.txt" "${URL}v1/jobs" | jq -r .id)
+J=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/five.txt" "${URL}v1/jobs" | jq -r .id)
 wait_ended "$J"
 fifth=$(sed -n 5p "$WORK/five.txt")
 rec=$(curl -sS "${URL}v1/verify?email=$fifth")
@@ -107,14 +107,14 @@ expect_eq "$(jq -r .cached <<<"$rec")" true "/v1/verify of a job's address comes
 expect_eq "$(jq -r .line <<<"$rec")" 1 "/v1/verify from the cache: line"
 
 # --- A failed job stays failed; a paused job shows its progress after a restart ---
-FJ=$(curl -sS --data-binary @"$WORK/all.txt" "${URL}v1/jobs?column=foo" | jq -r .id)
+FJ=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/all.txt" "${URL}v1/jobs?column=foo" | jq -r .id)
 wait_ended "$FJ"
 expect_eq "$(field "$FJ" .state)" failed "a job with a missing column fails"
 ferr=$(field "$FJ" .error)
 expect_match "$ferr" "foo" "the failure names the column"
-PJ=$(curl -sS --data-binary @"$WORK/all.txt" "${URL}v1/jobs" | jq -r .id)
+PJ=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/all.txt" "${URL}v1/jobs" | jq -r .id)
 for _ in $(seq 600); do (($(field "$PJ" .done) >= 10)) && break; sleep 0.05; done
-expect_eq "$(curl -sS -X POST "${URL}v1/jobs/$PJ/pause" | jq -r .state)" paused "job paused"
+expect_eq "$(curl -sS -H 'X-Mxprobe: 1' -X POST "${URL}v1/jobs/$PJ/pause" | jq -r .state)" paused "job paused"
 # Its last sessions finish and are journalled.
 for _ in $(seq 100); do
   d1=$(field "$PJ" .done); sleep 0.3; d2=$(field "$PJ" .done)
@@ -137,7 +137,7 @@ awk -v p="$prog" -v d="$pdone" 'BEGIN { exit !(p >= d / 100 - 0.02 && p < 1) }' 
   fail "paused job after a restart: progress $prog with $pdone of 100 done"
 ok
 expect_eq "$(field "$PJ" .records)" 100 "a paused job's input size after a restart"
-expect_eq "$(curl -sS -X POST "${URL}v1/jobs/$PJ/resume" | jq -r .state)" running "job resumed"
+expect_eq "$(curl -sS -H 'X-Mxprobe: 1' -X POST "${URL}v1/jobs/$PJ/resume" | jq -r .state)" running "job resumed"
 wait_ended "$PJ"
 expect_eq "$(field "$PJ" .done)" 100 "the resumed job's records"
 expect_eq "$(curl -sS "${URL}v1/jobs/$PJ/results" | jq -r .line | sort -n | uniq | wc -l)" 100 \

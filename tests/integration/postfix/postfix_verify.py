@@ -399,7 +399,7 @@ def main():
                 out_path = os.path.join(work, f"out-{backend}-{transcript}.jsonl")
                 t = time.monotonic()
                 p = run([mxprobe, "verify", "--no-cache", "--input", in_path, "--output", out_path, "--format",
-                         "jsonl", "--backend", backend, "--no-progress", "--rcpts-per-session",
+                         "jsonl", "--backend", backend, "--no-progress", "--verbose", "--rcpts-per-session",
                          str(RCPTS_PER_SESSION)] + (["--transcript"] if transcript else []) +
                         common)
                 took = time.monotonic() - t
