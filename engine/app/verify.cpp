@@ -389,6 +389,8 @@ std::string check_report(const Result& r, bool verbose) {
     o += "  syntax: " + p(r.error) + "\n";
     return o;
   }
+  // What decided when no mailbox was judged (a dead resolver, a block of our address...).
+  if (!r.error.empty()) o += "  why: " + p(r.error) + "\n";
   if (!r.mx.empty()) o += "  mx: " + p(r.mx) + " [" + p(r.mx_ip) + "]\n";
   if (!r.proxy.empty()) o += "  via: " + p(r.proxy) + "\n";
   if (r.has_smtp)

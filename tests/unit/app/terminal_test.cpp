@@ -53,5 +53,23 @@ TEST(Terminal, CheckReportEscapesServerText) {
   EXPECT_NE(out.find("    C: EHLO x\n"), std::string::npos) << out;
 }
 
+// A record that no mail server judged says what decided (a dead resolver, a block of our
+// address): `check`'s report shows the record's `error`, escaped like every outside text.
+TEST(Terminal, CheckReportSaysWhatDecided) {
+  pipeline::Result r;
+  r.email = "alice@example.org";
+  r.normalized = "alice@example.org";
+  r.verdict = Verdict::Unknown;
+  r.reason = Reason::DnsError;
+  r.error = "dns: 127.0.0.1:9 does not answer (MX lookup of example.org)\x1b[2J";
+  const std::string out = check_report(r, false);
+  EXPECT_NE(
+      out.find("  why: dns: 127.0.0.1:9 does not answer (MX lookup of example.org)\\x1b[2J\n"),
+      std::string::npos)
+      << out;
+  r.error.clear();
+  EXPECT_EQ(check_report(r, false).find("why:"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace mxp::app
