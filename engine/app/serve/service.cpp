@@ -1,0 +1,1382 @@
+// `mxprobe serve`: the service's life (the verifier's hooks, reload, the tick, stop) and
+// run_serve, which opens the engine and starts it.
+#include "app/serve/service.hpp"
+
+namespace mxp::app::serve_impl {
+
+// SIGHUP: the file again, with the command line, PUT /v1/policy and live group changes.
+void Service::reload() {
+  std::string err;
+  if (apply_overrides(overrides_, live_groups_, err))
+    std::fprintf(diag_, "mxprobe: SIGHUP: policy reloaded\n");
+  else
+    std::fprintf(diag_, "mxprobe: SIGHUP: %s; keeping the policy in force\n", err.c_str());
+}
+
+bool Service::start(std::string& err) {
+  if (!o_.no_cache) {
+    std::string path = o_.cache.empty() ? default_cache_path() : o_.cache;
+    if (!path.empty() && make_parent_dirs(path)) {
+      auto c = store::SqliteStore::open(path);
+      auto w = c ? store::Writer::open(path, diag_, "mxprobe serve: cache (results not cached)")
+                 : store::Expected<std::unique_ptr<store::Writer>>(c.error());
+      if (w) {
+        cache_ = std::move(*c);
+        cache_writer_ = std::move(*w);
+      } else {
+        std::fprintf(diag_, "mxprobe serve: cache %s: %s (going on without it)\n", path.c_str(),
+                     w.error().message.c_str());
+      }
+    }
+  }
+  server::ServerOptions so;
+  so.listen = o_.listen;
+  so.token = token_;
+  // Job uploads are streamed to disk (route_streamed); other bodies are small JSON.
+  so.limits.max_body_bytes = 1 << 20;
+  so.limits.max_stream_body_bytes = o_.max_upload;
+  http_ = server::HttpServer::create(*e_.loop, so, err);
+  if (!http_) return false;
+  auto self = this;
+  // Public: also tells the console whether to ask for a token before calling the API.
+  route("GET", "/healthz", [self](const http::Request&, server::Responder r) {
+    r.respond(http::Response::json(200, self->token_.empty() ? R"({"status":"ok","token":false})"
+                                                             : R"({"status":"ok","token":true})"));
+  });
+  route("GET", "/v1/verify", [self](const http::Request& q, server::Responder r) {
+    const std::string* email = q.param("email");
+    const std::string* t = q.param("timeout");
+    const std::string* tr = q.param("transcript");
+    self->verify(email ? *email : std::string(), !email, t ? *t : std::string(),
+                 tr && (*tr == "1" || *tr == "true"), std::move(r));
+  });
+  route("POST", "/v1/verify", [self](const http::Request& q, server::Responder r) {
+    json body;
+    std::string perr;
+    if (!::mxp::json::parse_bounded(q.body, ::mxp::json::kBodyLimits, body, perr))
+      return r.respond(
+          error(400, "bad_request", "expected a JSON object {\"email\": \"...\"}: " + perr));
+    if (!body.is_object() || !body.contains("email") || !body["email"].is_string())
+      return r.respond(error(400, "bad_request", "expected a JSON object {\"email\": \"...\"}"));
+    std::string timeout;
+    if (body.contains("timeout") && body["timeout"].is_number())
+      timeout = std::to_string(body["timeout"].get<double>());
+    const bool transcript = body.contains("transcript") && body["transcript"].is_boolean() &&
+                            body["transcript"].get<bool>();
+    if (body.contains("transcript") && !body["transcript"].is_boolean())
+      return r.respond(error(400, "bad_request", "transcript: true or false"));
+    if (body.contains("timeout") && !body["timeout"].is_number())
+      return r.respond(error(400, "bad_request", "timeout: a number of seconds"));
+    self->verify(body["email"].get<std::string>(), false, timeout, transcript, std::move(r));
+  });
+  route("GET", "/v1/policy", [self](const http::Request&, server::Responder r) {
+    r.respond(json_response(200, self->policy_json()));
+  });
+  route("PUT", "/v1/policy", [self](const http::Request& q, server::Responder r) {
+    std::string err;
+    if (!self->apply_overrides(q.body, self->live_groups_, err))
+      return r.respond(error(400, "invalid_policy", err));
+    r.respond(json_response(200, self->policy_json()));
+  });
+  route("GET", "/metrics", [self](const http::Request&, server::Responder r) {
+    http::Response resp;
+    resp.status = 200;
+    resp.headers.push_back({"Content-Type", "text/plain; version=0.0.4; charset=utf-8"});
+    resp.body = self->prometheus();
+    r.respond(std::move(resp));
+  });
+  http_->route_streamed("POST", "/v1/jobs", [self](const http::Request& q, server::Responder r) {
+    return self->upload_job(q, std::move(r));
+  });
+  route("GET", "/v1/jobs", [self](const http::Request&, server::Responder r) {
+    json list = json::array();
+    for (auto& [id, j] : self->jobs_)
+      list.push_back(self->job_json(*j));
+    r.respond(json_response(200, json{{"jobs", list}}));
+  });
+  route("GET", "/v1/jobs/*",
+        [self](const http::Request& q, server::Responder r) { self->job_get(q, std::move(r)); });
+  route("POST", "/v1/jobs/*",
+        [self](const http::Request& q, server::Responder r) { self->job_post(q, std::move(r)); });
+  route("DELETE", "/v1/jobs/*", [self](const http::Request& q, server::Responder r) {
+    std::string rest, err;
+    Job* j = self->job_of(q.path, rest);
+    if (!j || !rest.empty()) return r.respond(error(404, "not_found", "no such job"));
+    json gone = self->job_json(*j);
+    if (!self->job_delete(j->id, err)) return r.respond(error(409, "conflict", err));
+    gone["state"] = "deleted";
+    r.respond(json_response(200, gone));
+  });
+  http_->websocket("/ws", *this);
+  if (!o_.console.empty()) http_->static_dir(o_.console);
+  tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
+  // Job ids go on from the highest directory under --data: a restart never reuses one.
+  restore_jobs();
+  return true;
+}
+
+// Every route through here: a handler that throws (a bug) answers 500 (the Responder does it
+// when unwound) and the server goes on.
+void Service::route(std::string method, std::string path, server::Handler h) {
+  http_->route(std::move(method), std::move(path),
+               [this, h = std::move(h)](const http::Request& q, server::Responder r) {
+                 try {
+                   h(q, std::move(r));
+                 } catch (const std::exception& e) {
+                   std::fprintf(diag_, "mxprobe serve: %s %s: %s\n", q.method.c_str(),
+                                q.path.c_str(), e.what());
+                 }
+               });
+}
+
+void Service::stop() {
+  stopping_ = true;
+  e_.loop->stop();
+}
+
+pipeline::VerifierConfig Service::hooks(pipeline::VerifierConfig c) {
+  c.transcripts = true;
+  // A WebSocket `check` watches its SMTP dialogue live: each line as a `transcript` message.
+  c.watched = [this](uint64_t id) {
+    if (id >> kJobIdShift) return false;  // jobs' addresses: nobody watches them
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return false;
+    for (const auto& w : it->second.waiters)
+      if (w.ws_client) return true;
+    return false;
+  };
+  c.on_transcript_line = [this](uint64_t id, std::string_view line) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    for (const auto& w : it->second.waiters) {
+      if (!w.ws_client) continue;
+      auto ws = ws_.find(w.ws_client);
+      if (ws == ws_.end()) continue;
+      // A server's reply may hold any bytes: invalid UTF-8 becomes U+FFFD, never an exception.
+      ws->second->send_text(
+          json{{"type", "transcript"}, {"id", w.ws_request_id}, {"line", line}}.dump(
+              -1, ' ', false, json::error_handler_t::replace));
+    }
+  };
+  c.on_starved = [this] {
+    for (auto& [id, j] : jobs_)
+      if (j->runner && !j->finished) j->runner->on_starved();
+  };
+  c.on_stage = [this](smtp::Stage s, std::chrono::nanoseconds d) {
+    stage_[static_cast<int>(s)].observe(std::chrono::duration<double>(d).count());
+  };
+  c.on_session = [this] { connects_.add(Clock::now()); };
+  c.on_reply = [this](sched::GroupId g, int cls) {
+    if (g >= replies_.size()) replies_.resize(g + 1);
+    ++replies_[g][std::clamp(cls, 0, 5)];
+  };
+  c.on_event = [this](const sched::SchedEvent& e) {
+    if (e.kind == sched::SchedEvent::Kind::Blocked) blocks_[{e.source, e.group}] = e.until;
+    if (http_) {
+      const auto& sch = verifier_.scheduler();
+      static constexpr const char* kKinds[] = {"backoff", "recovered", "blocked"};
+      json ev = {{"type", "event"},
+                 {"event", kKinds[static_cast<int>(e.kind)]},
+                 {"group", sch.group_name(e.group)},
+                 {"source", sch.source_name(e.source)},
+                 {"window", e.aimd.window},
+                 {"rate_factor", e.aimd.rate_factor},
+                 {"reason", e.reason}};
+      char text[256];
+      std::snprintf(text, sizeof text, "%s: MX group %s%s%s (window %.2f, rate x%.3f)",
+                    kKinds[static_cast<int>(e.kind)], sch.group_name(e.group).c_str(),
+                    e.reason.empty() ? "" : ", ", e.reason.c_str(), e.aimd.window,
+                    e.aimd.rate_factor);
+      ev["text"] = text;
+      publish_event(std::move(ev));
+    }
+  };
+  // The same events as text on stderr (the WebSocket gets them structured, above).
+  c.log = [this](const std::string& line) { std::fprintf(diag_, "mxprobe: %s\n", line.c_str()); };
+  c.catch_all_known = [this](const std::string& d) { return cached_catch_all(cache_.get(), d); };
+  c.catch_all_learned = [this](const std::string& d, std::optional<bool> yes) {
+    remember_catch_all(cache_writer_.get(), d, yes, o_.cache_ttl);
+  };
+  return c;
+}
+
+// Answers `r` with the record for `email` now (syntax error, cache, a result a moment ago), or
+// when the verification ends, or at the timeout with "still verifying".
+void Service::verify(const std::string& email, bool missing, const std::string& timeout_text,
+                     bool transcript, server::Responder r) {
+  if (missing || email.empty())
+    return r.respond(error(400, "bad_request", "missing the email parameter"));
+  double timeout = 10;
+  if (!timeout_text.empty()) {
+    char* end = nullptr;
+    timeout = std::strtod(timeout_text.c_str(), &end);
+    if (end == timeout_text.c_str() || *end || !(timeout > 0) || timeout > 300)
+      return r.respond(error(400, "bad_request", "timeout: seconds, more than 0, at most 300"));
+  }
+  Waiter w;
+  w.http = std::move(r);
+  w.transcript = transcript;
+  w.deadline = Clock::now() +
+               std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout));
+  check(email, std::move(w));
+}
+
+void Service::check(const std::string& email, Waiter w) {
+  ++requests_;
+  auto p = address::parse(email);
+  if (!p.ok()) {
+    Result res;
+    res.line = 1;
+    res.email = email;
+    auto c = verdict::classify_syntax_error();
+    res.verdict = c.verdict;
+    res.reason = c.reason;
+    res.error = std::string(address::to_string(p.error));
+    res.checked_at = std::chrono::system_clock::now();
+    tally(res.verdict, res.reason, false);
+    return answer(w, record_json(res, false));
+  }
+  std::string key = p.address.normalized();
+  if (auto it = recent_.find(key); it != recent_.end() && fresh(it->second)) {
+    json rec = json::parse(it->second.json, nullptr, false);
+    rec["line"] = 1;
+    rec["email"] = email;
+    rec["cached"] = true;
+    tally(rec, true);
+    return answer(w, rec);
+  }
+  if (cache_) {
+    auto hit = cache_->get_cache_at(key, o_.cache_ttl, store::unix_now());
+    if (hit && hit->has_value()) {
+      json rec = json::parse((*hit)->json, nullptr, false);
+      if (!rec.is_discarded()) {
+        rec["line"] = 1;  // the cache keeps the line of the job that checked it
+        rec["email"] = email;
+        rec["cached"] = true;
+        // The flags come from today's domain data, not the data of the day it was checked.
+        Result fl;
+        set_domain_flags(
+            fl, flags::domain_flags(verifier_.config().domain_data.get(), p.address.domain), key);
+        auto opt = [](std::optional<bool> b) { return b ? json(*b) : json(nullptr); };
+        rec["flags"]["disposable"] = opt(fl.disposable);
+        rec["flags"]["free"] = opt(fl.free);
+        rec["suggestion"] = fl.suggestion.empty() ? json(nullptr) : json(fl.suggestion);
+        tally(rec, true);
+        return answer(w, rec);
+      }
+    }
+  }
+  if (auto it = by_addr_.find(key); it != by_addr_.end()) {
+    pending_[it->second].waiters.push_back(std::move(w));
+    return;
+  }
+  const uint64_t id = next_id_++;
+  Pending& pd = pending_[id];
+  pd.email = email;
+  pd.normalized = key;
+  pd.waiters.push_back(std::move(w));
+  by_addr_[key] = id;
+  verifier_.submit(id, 1, email, std::move(p.address));
+}
+
+void Service::answer(Waiter& w, json rec) {
+  if (!w.transcript && rec.is_object()) rec.erase("transcript");
+  if (w.ws_client) {
+    auto it = ws_.find(w.ws_client);
+    if (it != ws_.end())
+      it->second->send_text(
+          json{{"type", "result"}, {"id", w.ws_request_id}, {"record", rec}}.dump());
+    return;
+  }
+  w.http.respond(json_response(200, rec));
+}
+
+void Service::on_result(Result&& r) {
+  count(r);
+  if (const uint64_t job = r.id >> kJobIdShift; job != 0) {
+    auto it = jobs_.find(job);
+    if (it != jobs_.end() && it->second->runner) it->second->runner->deliver(std::move(r));
+    return;
+  }
+  auto it = pending_.find(r.id);
+  if (it == pending_.end()) return;
+  Pending pd = std::move(it->second);
+  pending_.erase(it);
+  by_addr_.erase(pd.normalized);
+  json rec = record_json(r, true);
+  // Kept for a retry after a timeout: in memory, and in the cache when the answer is final.
+  std::string line = rec.dump();
+  if (recent_.size() >= kRecentCap) recent_.clear();
+  recent_[pd.normalized] = Recent{line, Clock::now(), r.verdict == Verdict::Unknown};
+  if (cache_writer_ && r.verdict != Verdict::Unknown) {
+    Result plain = r;
+    plain.transcript.clear();
+    std::string j;
+    pipeline::append_json(plain, j, false);
+    cache_writer_->post_detached(
+        [ce = store::CacheEntry{pd.normalized, std::chrono::system_clock::to_time_t(r.checked_at),
+                                j}](store::SqliteStore& s) {
+          return s.put_cache({&ce, 1});
+        });
+  }
+  for (auto& w : pd.waiters)
+    answer(w, rec);
+}
+
+void Service::count(const Result& r) {
+  if (r.has_smtp && !r.mx.empty()) {
+    // The last deciding reply per MX host, for the console's groups (capped: hosts are many
+    // only on huge jobs, and an old entry is worth little).
+    if (last_reply_.size() >= 100000) last_reply_.clear();
+    std::string& t = last_reply_[r.mx];
+    t = std::to_string(r.code);
+    if (!r.enhanced.empty()) t += " " + r.enhanced;
+    t += " " + r.message.substr(0, 160);
+    // Printable ASCII only (RFC 5321 replies are ASCII): the snapshot's JSON must stay valid
+    // whatever bytes a server sent.
+    for (char& c : t)
+      if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  // A job's records are counted as its runner answers them (cache hits and repeats too).
+  if (!(r.id >> kJobIdShift)) tally(r.verdict, r.reason, false);
+}
+
+// Every record answered, whatever answered it: SMTP, the results cache, a repeat, a syntax
+// error (the console's "Verified" and mxprobe_verifications_total).
+void Service::tally(Verdict v, Reason r, bool from_cache) {
+  ++by_verdict_reason_[static_cast<int>(v)][static_cast<int>(r)];
+  finished_[static_cast<int>(v)].add(Clock::now());
+  ++total_;
+  if (from_cache) ++cache_hits_;
+}
+
+void Service::tally(const json& rec, bool from_cache) {
+  auto v = parse_verdict(rec.value("verdict", ""));
+  auto r = parse_reason(rec.value("reason", ""));
+  if (v && r) tally(*v, *r, from_cache);
+}
+
+// HTTP waiters past their deadline get the record "unknown / timeout, still verifying".
+void Service::expire(Clock::time_point now) {
+  for (auto& [id, pd] : pending_) {
+    for (auto& w : pd.waiters) {
+      if (w.ws_client || !w.http.alive() || w.deadline > now) continue;
+      Result res;
+      res.line = 1;
+      res.email = pd.email;
+      res.normalized = pd.normalized;
+      res.verdict = Verdict::Unknown;
+      res.reason = Reason::Timeout;
+      res.error = "still_verifying";
+      res.checked_at = std::chrono::system_clock::now();
+      json rec = record_json(res, false);
+      rec["pending"] = true;
+      w.http.respond(json_response(200, rec));
+    }
+    std::erase_if(pd.waiters, [](const Waiter& w) { return !w.ws_client && !w.http.alive(); });
+  }
+}
+
+// Stamps an event with the server's time, sends it to the WebSocket clients and keeps it for
+// the ones that connect later (the last kEventHistory).
+void Service::publish_event(json ev) {
+  ev["time_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  const std::string live = ev.dump(-1, ' ', false, json::error_handler_t::replace);
+  ev["history"] = true;
+  if (event_history_.size() >= kEventHistory) event_history_.pop_front();
+  event_history_.push_back(ev.dump(-1, ' ', false, json::error_handler_t::replace));
+  if (http_) http_->broadcast_text(live);
+}
+
+std::string Service::job_state(const Job& j) {
+  if (!j.runner) return j.ended_state;
+  if (j.runner && !j.runner->failure().empty()) return "failed";
+  if (j.runner && j.runner->cancelled()) return "cancelled";
+  if (j.finished) return "finished";
+  if (j.runner && j.runner->paused()) return "paused";
+  return "running";
+}
+
+// A job's name: up to 200 bytes of UTF-8 text without control characters.
+bool Service::valid_job_name(const std::string& n, std::string& err) {
+  if (n.size() > 200) {
+    err = "name: at most 200 bytes";
+    return false;
+  }
+  for (unsigned char c : n)
+    if (c < 0x20 || c == 0x7f) {
+      err = "name: no control characters";
+      return false;
+    }
+  try {
+    (void)json(n).dump();  // throws on bytes that are not UTF-8
+  } catch (const json::exception&) {
+    err = "name: UTF-8 text";
+    return false;
+  }
+  return true;
+}
+
+json Service::job_json(const Job& j) const {
+  json counts = json::object();
+  uint64_t done = 0;
+  for (int v = 0; v < kVerdictCount; ++v) {
+    uint64_t n = j.runner ? j.runner->count_of(static_cast<Verdict>(v)) : j.ended_counts[v];
+    counts[std::string(to_string(static_cast<Verdict>(v)))] = n;
+    done += n;
+  }
+  // The rate of this server's run: a job resumed after a restart had some done before.
+  const uint64_t here = done - (j.runner ? std::min(done, j.runner->rebuilt()) : done);
+  const auto until = j.finished ? j.ended : Clock::now();
+  const double secs = std::chrono::duration<double>(until - j.started).count();
+  const double rate = secs > 0 ? double(here) / secs : 0;
+  const bool known = !j.runner || j.runner->input_read();
+  const uint64_t records = j.runner ? j.runner->records_seen() : done;
+  json eta = nullptr;
+  if (!j.finished && rate > 0) {
+    double left = known ? double(records - std::min(records, done))
+                        : double(done) / std::max(1e-9, j.runner->progress_fraction()) - done;
+    eta = std::max(0.0, left / rate);
+  }
+  return {{"id", j.id},
+          {"name", j.name.empty() ? json(nullptr) : json(j.name)},
+          {"state", job_state(j)},
+          {"created", pipeline::iso8601(j.created)},
+          {"format", j.opts.format == OutputFormat::Csv ? "csv" : "jsonl"},
+          {"input_bytes", j.input_bytes},
+          {"records", known ? json(records) : json(nullptr)},
+          {"done", done},
+          {"progress", j.finished ? 1.0 : (j.runner ? j.runner->progress_fraction() : 0.0)},
+          {"counts", counts},
+          {"rate_per_s", rate},
+          {"eta_s", eta},
+          {"error", j.runner && !j.runner->failure().empty() ? json(j.runner->failure())
+                    : !j.ended_error.empty()                 ? json(j.ended_error)
+                                                             : json(nullptr)},
+          {"links",
+           {{"self", "/v1/jobs/" + std::to_string(j.id)},
+            {"results", "/v1/jobs/" + std::to_string(j.id) + "/results"}}}};
+}
+
+json Service::jobs_summary() const {
+  json list = json::array();
+  for (const auto& [id, j] : jobs_)
+    list.push_back(job_json(*j));
+  return list;
+}
+
+std::unique_ptr<server::BodySink> Service::upload_job(const http::Request& q, server::Responder r) {
+  // The body is the list itself; a form's parts (curl -F) would be read as addresses, its
+  // boundary lines included.
+  if (const std::string* ct = q.header("Content-Type")) {
+    std::string t = ct->substr(0, ct->find(';'));
+    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (t.starts_with("multipart/")) {
+      r.respond(error(415, "unsupported_media_type",
+                      "send the list itself as the body (curl --data-binary @list.csv), not a "
+                      "form (" +
+                          t + ")"));
+      return nullptr;
+    }
+  }
+  const std::string* fmt = q.param("format");
+  if (fmt && *fmt != "jsonl" && *fmt != "csv") {
+    r.respond(error(400, "bad_request", "format: jsonl or csv"));
+    return nullptr;
+  }
+  std::string name, name_err;
+  if (const std::string* n = q.param("name")) name = *n;
+  if (!valid_job_name(name, name_err)) {
+    r.respond(error(400, "bad_request", name_err.empty() ? "name: UTF-8 text" : name_err));
+    return nullptr;
+  }
+  auto job = std::make_unique<Job>();
+  job->id = next_job_++;
+  job->name = name;
+  job->dir = o_.data + "/" + std::to_string(job->id);
+  if (!make_parent_dirs(job->dir + "/x")) {
+    r.respond(error(500, "storage", "cannot create " + job->dir));
+    return nullptr;
+  }
+  auto& vo = job->opts;
+  vo.format = fmt && *fmt == "csv" ? OutputFormat::Csv : OutputFormat::Jsonl;
+  if (const std::string* col = q.param("column")) {
+    vo.records.column = *col;
+    vo.records.column_given = true;
+  }
+  vo.input = job->dir + "/input";
+  vo.output = job->dir + (vo.format == OutputFormat::Csv ? "/results.csv" : "/results.jsonl");
+  vo.progress = 0;
+  vo.cache_ttl = o_.cache_ttl;
+  vo.no_cache = o_.no_cache;
+  if (!name.empty()) std::ofstream(job->dir + "/name", std::ios::binary) << name;
+  const int fd = ::open(vo.input.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    r.respond(error(500, "storage", "cannot write " + vo.input + ": " + std::strerror(errno)));
+    std::filesystem::remove_all(job->dir);
+    return nullptr;
+  }
+  return std::make_unique<Upload>(*this, std::move(job), std::move(r), fd);
+}
+
+// The upload is complete: the job starts.
+void Service::create_job(std::unique_ptr<Job> job, server::Responder r) {
+  if (job->input_bytes == 0) {
+    std::filesystem::remove_all(job->dir);
+    return r.respond(error(400, "bad_request", "empty body: send the list"));
+  }
+  job->created = std::chrono::system_clock::now();
+  std::string err;
+  if (!start_job(*job, nullptr, err)) return r.respond(error(500, "storage", err));
+  const uint64_t id = job->id;
+  Job& ref = *job;
+  jobs_[id] = std::move(job);
+  ref.runner->begin();
+  r.respond(json_response(201, job_json(ref)));
+  publish_event(json{{"type", "event"},
+                     {"event", "job_started"},
+                     {"job", id},
+                     {"text", "job " + std::to_string(id) + job_label(ref) + " started"}});
+}
+
+// Opens a job's files and gives it a runner (not yet fed: begin()); `resume`: the journal's
+// job, whose finished records make the output again and whose other lines are done now.
+bool Service::start_job(Job& job, const store::JobInfo* resume, std::string& err) {
+  auto journal = store::SqliteStore::open(job.dir + "/journal.db");
+  if (!journal) {
+    err = journal.error().message;
+    return false;
+  }
+  job.journal = std::move(*journal);
+  if (!job.in.open(job.opts.input, err) || !job.out.open(job.opts.output, err)) return false;
+  job.started = Clock::now();
+  const uint64_t id = job.id;
+  job.runner = std::make_unique<Runner>(e_, job.opts, job.in, job.out, diag_, verifier_,
+                                        id << kJobIdShift, [this, id] { job_done(id); });
+  auto writer = store::Writer::open(job.dir + "/journal.db", diag_, "mxprobe serve: journal");
+  if (!writer) {
+    err = writer.error().message;
+    return false;
+  }
+  job.runner->set_journal(job.journal.get(), std::move(*writer));
+  job.runner->set_cache(cache_.get(), cache_writer_.get());
+  job.runner->set_on_record([this](const Result& r) { tally(r.verdict, r.reason, r.cached); });
+  if (resume) {
+    json o = json::parse(resume->options_json, nullptr, false);
+    if (!o.is_object() || !job.runner->resume(resume->id, o)) {
+      err = "cannot resume from " + job.dir + "/journal.db";
+      return false;
+    }
+  }
+  return true;
+}
+
+// At start-up: the jobs under --data, as their journals left them. Ended ones are listed
+// (and their results downloadable); unfinished ones go on where they stopped (a paused one
+// stays paused), nothing done twice; an upload that never completed is removed.
+void Service::restore_jobs() {
+  std::vector<uint64_t> ids;
+  if (DIR* dir = opendir(o_.data.c_str())) {
+    while (dirent* de = readdir(dir)) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(de->d_name, &end, 10);
+      if (end != de->d_name && *end == 0 && n > 0) ids.push_back(n);
+    }
+    closedir(dir);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids) {
+    next_job_ = std::max(next_job_, id + 1);
+    auto job = std::make_unique<Job>();
+    job->id = id;
+    job->dir = o_.data + "/" + std::to_string(id);
+    if (!std::filesystem::exists(job->dir + "/journal.db")) {
+      std::filesystem::remove_all(job->dir);  // its upload never completed (no 201 was sent)
+      continue;
+    }
+    std::string err = restore_job(*job);
+    if (!err.empty()) {
+      std::fprintf(diag_, "mxprobe serve: job %llu in %s: %s (skipped)\n",
+                   static_cast<unsigned long long>(id), job->dir.c_str(), err.c_str());
+      continue;
+    }
+    std::fprintf(diag_, "mxprobe serve: job %llu restored: %s, %llu records done\n",
+                 static_cast<unsigned long long>(id), job_state(*job).c_str(),
+                 static_cast<unsigned long long>(job->runner ? job->runner->written() : 0));
+    Job& ref = *job;
+    jobs_[id] = std::move(job);
+    // A paused one too: it reads through what its journal holds (no work), so that its
+    // size and progress are shown.
+    if (ref.runner) ref.runner->begin();
+  }
+}
+
+std::string Service::restore_job(Job& job) {
+  std::error_code ec;
+  job.input_bytes = std::filesystem::file_size(job.dir + "/input", ec);
+  if (ec) return "no input file";
+  if (std::ifstream nf(job.dir + "/name", std::ios::binary); nf) std::getline(nf, job.name, '\0');
+  auto store = store::SqliteStore::open(job.dir + "/journal.db");
+  if (!store) return store.error().message;
+  auto latest = (*store)->latest_job();
+  if (!latest) return latest.error().message;
+  std::optional<store::JobInfo> info;
+  if (latest->has_value()) info = **latest;
+  // The options it was started with (the journal has them once a row was read).
+  json o = info ? json::parse(info->options_json, nullptr, false) : json::object();
+  if (!o.is_object()) return "unreadable job options";
+  auto& vo = job.opts;
+  vo.format = o.value("format", "jsonl") == "csv" ? OutputFormat::Csv : OutputFormat::Jsonl;
+  vo.input = job.dir + "/input";
+  vo.output = job.dir + (vo.format == OutputFormat::Csv ? "/results.csv" : "/results.jsonl");
+  vo.records.column = o.value("column", vo.records.column);
+  vo.records.column_given = o.value("column_given", false);
+  vo.progress = 0;
+  vo.cache_ttl = o_.cache_ttl;
+  vo.no_cache = o_.no_cache;
+  job.created = info ? std::chrono::system_clock::from_time_t(info->created)
+                     : std::chrono::system_clock::now();
+  const std::string state = info ? info->state : "running";
+  if (state == "finished" || state == "cancelled" || state == "failed") {
+    auto counts = (*store)->count_by_verdict(info->id);
+    if (!counts) return counts.error().message;
+    for (const auto& [verdict, n] : *counts)
+      for (int v = 0; v < kVerdictCount; ++v)
+        if (verdict == to_string(static_cast<Verdict>(v))) job.ended_counts[v] = n;
+    job.ended_state = state;
+    if (std::ifstream f(job.dir + "/error"); f) std::getline(f, job.ended_error, '\0');
+    job.finished = true;
+    job.started = job.ended = Clock::now();
+    return "";
+  }
+  if (info && check_input_unchanged(**store, info->id, vo.input, diag_) != 0)
+    return "its input is not the one its journal was read from";
+  store->reset();
+  std::string err;
+  if (!start_job(job, info ? &*info : nullptr, err)) return err;
+  if (state == "paused") job.runner->pause();
+  return "";
+}
+
+void Service::job_done(uint64_t id) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || it->second->finished) return;
+  Job& j = *it->second;
+  j.finished = true;
+  j.ended = Clock::now();
+  // The end state is kept for a restart, also for a job that failed before its first row
+  // (a missing column): that one gets its journal entry, options included, now.
+  const std::string failure = j.runner->failure();
+  if (!failure.empty()) {
+    std::ofstream(j.dir + "/error") << failure;
+    (void)j.runner->ensure_journal_job();
+  }
+  (void)j.journal->set_job_state(j.runner->job(), job_state(j));
+  std::string err;
+  (void)j.out.close(err);
+  // The journal's page cache (tens of MiB) goes with it; downloads open it again.
+  j.runner->set_journal(nullptr, nullptr);
+  j.journal.reset();
+  std::fprintf(diag_, "mxprobe serve: job %llu %s: %llu records\n",
+               static_cast<unsigned long long>(id), job_state(j).c_str(),
+               static_cast<unsigned long long>(j.runner->written()));
+  publish_event(json{{"type", "event"},
+                     {"event", "job_done"},
+                     {"job", id},
+                     {"text", "job " + std::to_string(id) + job_label(j) + " " + job_state(j)}});
+}
+
+// An ended job keeps its counts and state, not its input file nor its runner's buffers
+// (about 2 MiB each): done here, on the tick, never inside the runner's own call.
+void Service::release_ended_jobs() {
+  for (auto& [id, j] : jobs_) {
+    if (!j->finished || j->released || !j->runner) continue;
+    j->released = true;
+    j->in.close();
+    j->runner->release();
+  }
+}
+
+bool Service::job_action(uint64_t id, const std::string& action, std::string& err) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) {
+    err = "no job " + std::to_string(id);
+    return false;
+  }
+  Job& j = *it->second;
+  if (j.finished) {
+    err = "job " + std::to_string(id) + " is " + job_state(j);
+    return false;
+  }
+  if (action == "pause") j.runner->pause();
+  if (action == "resume") j.runner->resume_feeding();
+  if (action == "cancel") j.runner->cancel();
+  if (action != "cancel") j.runner->save_state(action == "pause" ? "paused" : "running");
+  return true;
+}
+
+// An ended job (finished, cancelled, failed) goes with its files: input, journal, results. A
+// running or paused one is refused (cancel it first).
+bool Service::job_delete(uint64_t id, std::string& err) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) {
+    err = "no job " + std::to_string(id);
+    return false;
+  }
+  Job& j = *it->second;
+  if (!j.finished) {
+    err = "job " + std::to_string(id) + " is " + job_state(j) +
+          (job_state(j) == "cancelled" ? " and its sessions are still finishing: try again soon"
+                                       : ": cancel it first");
+    return false;
+  }
+  const std::string dir = j.dir, label = job_label(j);
+  jobs_.erase(it);  // downloads in progress keep their own handle on the journal
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec)
+    std::fprintf(diag_, "mxprobe serve: job %llu: removing %s: %s\n",
+                 static_cast<unsigned long long>(id), dir.c_str(), ec.message().c_str());
+  publish_event(json{{"type", "event"},
+                     {"event", "job_deleted"},
+                     {"job", id},
+                     {"text", "job " + std::to_string(id) + label + " deleted"}});
+  return true;
+}
+
+// "/v1/jobs/ID" or "/v1/jobs/ID/REST": the job (or null) and REST.
+Service::Job* Service::job_of(const std::string& path, std::string& rest) {
+  std::string tail = path.substr(std::string("/v1/jobs/").size());
+  size_t slash = tail.find('/');
+  std::string idtext = tail.substr(0, slash);
+  rest = slash == std::string::npos ? "" : tail.substr(slash + 1);
+  char* end = nullptr;
+  unsigned long long id = std::strtoull(idtext.c_str(), &end, 10);
+  if (idtext.empty() || *end) return nullptr;
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+void Service::job_get(const http::Request& q, server::Responder r) {
+  std::string rest;
+  Job* j = job_of(q.path, rest);
+  if (!j) return r.respond(error(404, "not_found", "no such job"));
+  if (rest.empty()) return r.respond(json_response(200, job_json(*j)));
+  if (rest != "results") return r.respond(error(404, "not_found", "no such resource"));
+  const std::string* fmt = q.param("format");
+  if (fmt && *fmt != "jsonl" && *fmt != "csv")
+    return r.respond(error(400, "bad_request", "format: jsonl or csv"));
+  stream_results(*j, fmt && *fmt == "csv" ? OutputFormat::Csv : OutputFormat::Jsonl, std::move(r));
+}
+
+void Service::job_post(const http::Request& q, server::Responder r) {
+  std::string rest, err;
+  Job* j = job_of(q.path, rest);
+  if (!j) return r.respond(error(404, "not_found", "no such job"));
+  if (rest != "pause" && rest != "resume" && rest != "cancel")
+    return r.respond(error(404, "not_found", "POST /v1/jobs/ID/pause, resume or cancel"));
+  if (!job_action(j->id, rest, err)) return r.respond(error(409, "conflict", err));
+  r.respond(json_response(200, job_json(*j)));
+}
+
+void Service::stream_results(Job& j, OutputFormat f, server::Responder r) {
+  auto store = store::SqliteStore::open(j.dir + "/journal.db");
+  if (!store) return r.respond(error(500, "storage", store.error().message));
+  auto d = std::make_unique<Download>(
+      Download{std::move(*store), RecordFormatter(f, false), std::move(r), 0});
+  auto info = d->journal->latest_job();
+  std::string header;
+  if (info && info->has_value()) {
+    json o = json::parse((*info)->options_json, nullptr, false);
+    if (!o.is_discarded()) {
+      header =
+          o.contains("header") && o["header"].is_string() ? o["header"].get<std::string>() : "";
+      std::string dl = o.contains("delimiter") && o["delimiter"].is_string()
+                           ? o["delimiter"].get<std::string>()
+                           : ",";
+      if (!header.empty())
+        d->fmt.set_input_header(header, static_cast<unsigned char>(dl.empty() ? ',' : dl[0]));
+    }
+  }
+  d->r.begin_chunked(200, {{"Content-Type", f == OutputFormat::Csv ? "text/csv; charset=utf-8"
+                                                                   : "application/x-ndjson"}});
+  d->r.write_chunk(d->fmt.header());
+  downloads_.push_back(std::move(d));
+  pump_downloads();
+}
+
+void Service::pump_downloads() {
+  for (auto& d : downloads_) {
+    while (d->r.alive() && d->r.pending_output() < (1u << 20)) {
+      auto info = d->journal->latest_job();
+      if (!info || !info->has_value()) {
+        d->r.end_chunked();
+        break;
+      }
+      auto page = d->journal->done_page((*info)->id, d->after, 1000);
+      if (!page || page->empty()) {
+        d->r.end_chunked();
+        break;
+      }
+      std::string buf;
+      for (const auto& row : *page) {
+        Result res;
+        std::string err;
+        if (pipeline::parse_json(row.record, res, err)) d->fmt.append(res, row.raw, buf);
+        d->after = row.line;
+      }
+      d->r.write_chunk(buf);
+    }
+  }
+  std::erase_if(downloads_, [](const auto& d) { return !d->r.alive(); });
+  if (!downloads_.empty() && !download_timer_armed_) {
+    download_timer_armed_ = true;
+    download_timer_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(10), *this, 1);
+  }
+}
+
+json Service::policy_json() const {
+  const sched::Policy& p = verifier_.scheduler().policy();
+  json providers = json::array();
+  for (uint32_t i = 0; i < p.provider_count(); ++i)
+    providers.push_back({{"name", p.provider_name(i)},
+                         {"match", p.provider_patterns(i)},
+                         {"group", group_settings_json(p.group_settings(i))},
+                         {"domain", domain_settings_json(p.domain_settings("", i))}});
+  json groups = json::object();
+  for (const auto& [g, keys] : live_groups_)
+    groups[g] = keys;
+  return {{"file", e_.options.policy_file},
+          {"overrides", overrides_},
+          {"live_groups", groups},
+          {"effective",
+           {{"max_sessions", p.max_sessions()},
+            {"defaults",
+             {{"group", group_settings_json(p.group_settings(std::nullopt))},
+              {"domain", domain_settings_json(p.domain_settings("", std::nullopt))}}},
+            {"providers", providers}}}};
+}
+
+// Builds the policy from file + command line + `overrides` + one [provider] per live group
+// change, and swaps it in; on error nothing changes.
+bool Service::apply_overrides(const std::string& overrides,
+                              const std::map<std::string, json>& groups, std::string& err) {
+  std::vector<sched::PolicySource> docs;
+  if (!e_.options.policy_file.empty()) {
+    auto text = sched::read_policy_file(e_.options.policy_file);
+    if (!text) {
+      err = text.error().to_string();
+      return false;
+    }
+    docs.push_back({std::move(*text), e_.options.policy_file});
+  }
+  docs.push_back({policy_overrides(e_.options), "<command line>"});
+  docs.push_back({overrides, "<PUT /v1/policy>"});
+  std::string live;
+  int n = 0;
+  for (const auto& [host, keys] : groups) {
+    live += "[provider.live_" + std::to_string(n++) + "]\nmatch = [" + json(host).dump() + "]\n";
+    for (const auto& [k, v] : keys.items())
+      live += k + " = " + v.dump() + "\n";
+  }
+  docs.push_back({live, "<live group changes>"});
+  auto p = sched::build_policy(docs);
+  if (!p) {
+    err = p.error().to_string();
+    return false;
+  }
+  overrides_ = overrides;
+  live_groups_ = groups;
+  verifier_.set_policy(std::make_shared<const sched::Policy>(std::move(*p)));
+  return true;
+}
+
+std::string Service::prometheus() const {
+  std::string out;
+  out +=
+      "# HELP mxprobe_verifications_total Records answered (verified, from the cache, "
+      "repeats, syntax errors), by verdict and reason.\n";
+  out += "# TYPE mxprobe_verifications_total counter\n";
+  // Every reason with its verdict from the start (at 0); a pair outside that table once seen.
+  for (int v = 0; v < kVerdictCount; ++v)
+    for (int r = 0; r < kReasonCount; ++r)
+      if (by_verdict_reason_[v][r] || kReasonVerdict[r] == static_cast<Verdict>(v))
+        out += "mxprobe_verifications_total{verdict=\"" +
+               std::string(to_string(static_cast<Verdict>(v))) + "\",reason=\"" +
+               std::string(to_string(static_cast<Reason>(r))) + "\"} " +
+               std::to_string(by_verdict_reason_[v][r]) + "\n";
+  const auto& vs = verifier_.stats();
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+           " " + std::to_string(v) + "\n";
+  };
+  auto gauge = [&](const char* name, const char* help, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           " " + buf + "\n";
+  };
+  counter("mxprobe_smtp_sessions_total", "SMTP sessions opened.", vs.sessions_started);
+  counter("mxprobe_smtp_connect_failures_total", "TCP connects that failed.", vs.connect_failures);
+  counter("mxprobe_retries_total", "Tries given another go later.", vs.retries);
+  counter("mxprobe_failovers_total", "Moves to the next MX host.", vs.failovers);
+  const auto& ds = e_.resolver->stats();
+  counter("mxprobe_dns_lookups_total", "Domain lookups.", ds.lookups);
+  counter("mxprobe_dns_cache_hits_total", "Domain lookups answered from the cache.", ds.cache_hits);
+  counter("mxprobe_dns_queries_total", "DNS queries sent.", ds.queries);
+  counter("mxprobe_http_verify_requests_total", "Real-time verifications asked.", requests_);
+  counter("mxprobe_result_cache_hits_total",
+          "Records answered from the results cache (real time and jobs).", cache_hits_);
+  gauge("mxprobe_smtp_active_sessions", "SMTP sessions open now.", vs.active_sessions);
+  gauge("mxprobe_pending_addresses", "Addresses submitted and not finished.",
+        static_cast<double>(verifier_.pending()));
+  auto ss = verifier_.scheduler().stats();
+  gauge("mxprobe_scheduler_waiting_addresses", "Addresses waiting for a retry time.",
+        static_cast<double>(ss.waiting));
+  gauge("mxprobe_scheduler_groups", "MX groups known.", static_cast<double>(ss.groups));
+  counter("mxprobe_scheduler_backoffs_total", "Counted back-off events.", ss.backoffs);
+  counter("mxprobe_scheduler_blocks_total", "Block replies (source IP rested).", ss.blocks);
+  gauge("mxprobe_websocket_clients", "WebSocket clients connected.",
+        static_cast<double>(http_ ? http_->ws_clients() : 0));
+  out += "# HELP mxprobe_jobs Bulk jobs known, by state.\n# TYPE mxprobe_jobs gauge\n";
+  std::map<std::string, uint64_t> by_state = {
+      {"running", 0}, {"paused", 0}, {"finished", 0}, {"cancelled", 0}, {"failed", 0}};
+  for (const auto& [id, j] : jobs_)
+    ++by_state[job_state(*j)];
+  for (const auto& [state, n] : by_state)
+    out +=
+        "mxprobe_jobs{state=\"" + metrics::label_value(state) + "\"} " + std::to_string(n) + "\n";
+  out +=
+      "# HELP mxprobe_build_info The build: version and compiler (value 1).\n"
+      "# TYPE mxprobe_build_info gauge\n"
+      "mxprobe_build_info{version=\"" +
+      metrics::label_value(MXP_VERSION) + "\",compiler=\"" + metrics::label_value(kCompiler) +
+      "\"} 1\n";
+  metrics::append_process_metrics(out);
+  if (const pipeline::ProxyPool* px = verifier_.proxies()) {
+    // Per SOCKS5 proxy, labelled socks5://host:port (never the credentials).
+    auto per_proxy = [&](const char* name, const char* type, const char* help, auto value) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+      for (size_t i = 0; i < px->size(); ++i)
+        out += std::string(name) + "{proxy=\"" + px->url(i).display + "\"} " +
+               std::to_string(value(i)) + "\n";
+    };
+    per_proxy("mxprobe_proxy_up", "gauge", "1 while the proxy is in rotation.",
+              [&](size_t i) { return px->up(i) ? 1 : 0; });
+    per_proxy("mxprobe_proxy_sessions_total", "counter", "SMTP sessions through the proxy.",
+              [&](size_t i) { return px->sessions(i); });
+    per_proxy("mxprobe_proxy_failures_total", "counter",
+              "Sessions or health checks that found the proxy unusable.",
+              [&](size_t i) { return px->health().failures(i); });
+    per_proxy("mxprobe_proxy_checks_total", "counter", "Health checks run.",
+              [&](size_t i) { return px->health().checks(i); });
+  }
+  out += "# HELP mxprobe_smtp_stage_seconds Time waiting in each SMTP stage.\n";
+  out += "# TYPE mxprobe_smtp_stage_seconds histogram\n";
+  for (int i = 0; i < smtp::kStageCount; ++i)
+    stage_[i].append_prometheus(out, "mxprobe_smtp_stage_seconds",
+                                "stage=\"" + std::string(smtp::kStageNames[i]) + "\"");
+  return out;
+}
+
+json Service::snapshot() {
+  const auto now = Clock::now();
+  json rates = json::object(), series = json::object(), totals = json::object();
+  uint64_t per_verdict[kVerdictCount] = {};
+  for (int v = 0; v < kVerdictCount; ++v) {
+    for (int r = 0; r < kReasonCount; ++r)
+      per_verdict[v] += by_verdict_reason_[v][r];
+    std::string name(to_string(static_cast<Verdict>(v)));
+    rates[name] = finished_[v].rate(now, 5);
+    series[name] = finished_[v].series(now, 60);
+    totals[name] = per_verdict[v];
+  }
+  json reasons = json::object();
+  for (int r = 0; r < kReasonCount; ++r) {
+    uint64_t n = 0;
+    for (int v = 0; v < kVerdictCount; ++v)
+      n += by_verdict_reason_[v][r];
+    if (n) reasons[std::string(to_string(static_cast<Reason>(r)))] = n;
+  }
+  json latency = json::object();
+  for (int i = 0; i < smtp::kStageCount; ++i) {
+    const auto& h = stage_[i];
+    if (!h.count()) continue;
+    latency[std::string(smtp::kStageNames[i])] = {{"count", h.count()},
+                                                  {"p50_ms", h.quantile(0.5) * 1000},
+                                                  {"p90_ms", h.quantile(0.9) * 1000},
+                                                  {"p99_ms", h.quantile(0.99) * 1000}};
+  }
+  const auto& ds = e_.resolver->stats();
+  dns_queries_.add(now, ds.queries - last_dns_queries_);
+  last_dns_queries_ = ds.queries;
+  // The busiest MX groups: the top N by open sessions and queued work (no per-session cost).
+  const auto& sch = verifier_.scheduler();
+  std::vector<std::pair<uint64_t, sched::GroupId>> load;
+  for (sched::GroupId g = 0; g < sch.group_count(); ++g) {
+    auto v = sch.group_view(g, now);
+    load.push_back({uint64_t(v.sessions) * 1000 + v.ready, g});
+  }
+  const size_t n = std::min(kTopGroups, load.size());
+  std::partial_sort(load.begin(), load.begin() + static_cast<long>(n), load.end(),
+                    std::greater<>());
+  json groups = json::array();
+  for (size_t i = 0; i < n; ++i) {
+    auto v = sch.group_view(load[i].second, now);
+    groups.push_back({{"name", v.name},
+                      {"provider", v.provider},
+                      {"sessions", v.sessions},
+                      {"session_limit", v.session_limit},
+                      {"ready", v.ready},
+                      {"connect_rate", v.connect_rate},
+                      {"rcpt_rate", v.rcpt_rate},
+                      {"window", v.aimd.window},
+                      {"rate_factor", v.aimd.rate_factor},
+                      {"backing_off", v.aimd.rate_factor < 1.0},
+                      {"backoffs", v.aimd.decreases},
+                      {"parked", v.parked_on_timer || v.parked_on_sessions},
+                      {"replies", reply_classes(load[i].second)},
+                      {"buckets",
+                       {{"connect", {{"tokens", v.connect_tokens}, {"burst", v.connect_burst}}},
+                        {"rcpt", {{"tokens", v.rcpt_tokens}, {"burst", v.rcpt_burst}}}}},
+                      {"last_reply", last_reply_json(v.name)}});
+  }
+  // Source IPs: warm-up level and the MX groups that blocked them (until when).
+  std::erase_if(blocks_, [&](const auto& kv) { return kv.second <= now; });
+  json sources = json::array();
+  for (size_t s = 0; s < sch.source_count(); ++s) {
+    const auto sid = static_cast<sched::SourceId>(s);
+    const std::string& name = sch.source_name(sid);
+    json blocked = json::array();
+    for (const auto& [key, until] : blocks_)
+      if (key.first == sid)
+        blocked.push_back({{"group", sch.group_name(key.second)},
+                           {"for_s", std::chrono::duration<double>(until - now).count()}});
+    // A SOCKS5 proxy out of rotation (failed health check) is "down".
+    const bool down = verifier_.proxies() && !verifier_.proxies()->up(s);
+    sources.push_back({{"ip", name.empty() ? "(kernel's choice)" : name},
+                       {"warmup_level", sch.warmup_state(sid, now).level},
+                       {"state", down              ? "down"
+                                 : blocked.empty() ? "ok"
+                                                   : "blocked"},
+                       {"blocked_by", blocked}});
+  }
+  const auto& vs = verifier_.stats();
+  auto ss = sch.stats();
+  return {{"type", "snapshot"},
+          {"version", kProtocolVersion},
+          {"seq", ++snapshot_seq_},
+          {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count()},
+          {"totals", totals},
+          {"reasons", reasons},
+          {"rates", rates},
+          {"series", series},
+          {"sessions", vs.active_sessions},
+          {"pending", verifier_.pending()},
+          {"waiting", ss.waiting},
+          {"connects_per_s", connects_.rate(now, 5)},
+          {"dns",
+           {{"queries_per_s", dns_queries_.rate(now, 5)},
+            {"cache_hit_rate",
+             ds.lookups ? double(ds.cache_hits + ds.shared) / double(ds.lookups) : 0.0}}},
+          {"latency", latency},
+          {"groups", groups},
+          {"domains", domains_json()},
+          {"sources", sources},
+          {"jobs", jobs_summary()},
+          {"cache_hits", cache_hits_}};
+}
+
+void Service::on_timer(loop::TimerId, uint64_t cookie) {
+  if (cookie == 1) {
+    download_timer_armed_ = false;
+    return pump_downloads();
+  }
+  if (cookie == 2) return reap_probes();
+  const auto now = Clock::now();
+  expire(now);
+  release_ended_jobs();
+  if (http_ && http_->ws_clients()) http_->broadcast_latest(snapshot().dump());
+  if (!stopping_)
+    tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
+}
+
+// `{"cmd":"probe","target":T,"domain":D,"options":{...}}`: the CLI's options, bounded.
+bool Service::probe_options(const json& req, ProbeOptions& po, std::string& err) {
+  if (!req.contains("target") || !req["target"].is_string() ||
+      req["target"].get<std::string>().empty()) {
+    err = "probe needs a target: a domain, HOST[:PORT] or an IP address";
+    return false;
+  }
+  po.target = req["target"].get<std::string>();
+  if (req.contains("domain")) {
+    if (!req["domain"].is_string()) {
+      err = "domain: a string";
+      return false;
+    }
+    po.domain = req["domain"].get<std::string>();
+  }
+  if (!req.contains("options")) return true;
+  if (!req["options"].is_object()) {
+    err = "options: an object";
+    return false;
+  }
+  struct Num {
+    const char* key;
+    double lo, hi;
+    std::function<void(double)> set;
+  };
+  const Num nums[] = {
+      {"samples", 0, 20, [&](double v) { po.samples = int(v); }},
+      {"max_connections", 0, 50, [&](double v) { po.max_connections = int(v); }},
+      {"max_rate", 0, 50, [&](double v) { po.max_rate = v; }},
+      {"rate_step", 0.1, 10, [&](double v) { po.rate_step = v; }},
+      {"bad_rcpts", 0, 50, [&](double v) { po.bad_rcpts = int(v); }},
+      {"greylist_step", 0.1, 600, [&](double v) { po.greylist_step = v; }},
+      {"greylist_wait", 0, 1800, [&](double v) { po.greylist_wait = v; }},
+      {"timeout", 1, 120, [&](double v) { po.timeout = v; }},
+      {"tarpit_ms", 1, 60000, [&](double v) { po.tarpit_ms = v; }},
+  };
+  for (const auto& [k, v] : req["options"].items()) {
+    bool known = false;
+    for (const auto& n : nums) {
+      if (k != n.key) continue;
+      known = true;
+      if (!v.is_number() || v.get<double>() < n.lo || v.get<double>() > n.hi) {
+        err = "options." + k + ": a number from " + json(n.lo).dump() + " to " + json(n.hi).dump();
+        return false;
+      }
+      n.set(v.get<double>());
+    }
+    for (auto [name, flag] : {std::pair<const char*, bool*>{"no_concurrency", &po.no_concurrency},
+                              {"no_rate", &po.no_rate},
+                              {"no_error_limit", &po.no_error_limit}}) {
+      if (k != name) continue;
+      known = true;
+      if (!v.is_boolean()) {
+        err = "options." + k + ": true or false";
+        return false;
+      }
+      *flag = v.get<bool>();
+    }
+    if (!known) {
+      err = "unknown probe option: " + k;
+      return false;
+    }
+  }
+  return true;
+}
+
+void Service::start_probe(uint64_t client, json request_id, ProbeOptions po) {
+  const uint64_t key = ++next_probe_;
+  probes_[key] = RunningProbe{client, request_id, nullptr, false};
+  resolve_probe_target(*e_.resolver, po, e_.options.smtp_port, e_.config.sources,
+                       [this, key, po](std::optional<ProbeTarget> target, std::string why) {
+                         auto it = probes_.find(key);
+                         if (it == probes_.end()) return;
+                         if (!target) {
+                           send_probe(it->second, json{{"error", why}});
+                           probes_.erase(it);
+                           return;
+                         }
+                         it->second.probe = std::make_unique<Probe>(
+                             *e_.loop, po, e_.config.session, *target, [this, key] {
+                               // Not inside the probe's own call:
+                               // reaped from a timer.
+                               probes_[key].done = true;
+                               e_.loop->add_timer(e_.loop->now(), *this, 2);
+                             });
+                         it->second.probe->start();
+                       });
+}
+
+void Service::reap_probes() {
+  for (auto it = probes_.begin(); it != probes_.end();) {
+    if (!it->second.done) {
+      ++it;
+      continue;
+    }
+    send_probe(it->second, json{{"report", probe::to_json(it->second.probe->report())}});
+    it = probes_.erase(it);
+  }
+}
+
+void Service::send_probe(const RunningProbe& p, json body) {
+  body["type"] = "probe";
+  body["id"] = p.request_id;
+  auto ws = ws_.find(p.client);
+  if (ws != ws_.end())
+    ws->second->send_text(body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void Service::on_open(server::WsClient& c) {
+  ws_[c.id()] = &c;
+  c.send_text(json{{"type", "hello"}, {"version", kProtocolVersion}, {"server", "mxprobe"}}.dump());
+  // The recent events first, oldest first (`history: true`): a console opened now sees what
+  // happened before it.
+  for (const auto& ev : event_history_)
+    c.send_text(ev);
+  c.send_latest(snapshot().dump());
+}
+
+// A command that throws (a bug) answers an error ack; it never takes the server down.
+void Service::on_message(server::WsClient& c, const http::WsMessage& m) {
+  try {
+    command(c, m);
+  } catch (const std::exception& e) {
+    c.send_text(json{{"type", "ack"}, {"id", nullptr}, {"ok", false}, {"error", e.what()}}.dump());
+  }
+}
+
+void Service::command(server::WsClient& c, const http::WsMessage& m) {
+  // Bounded before any tree is built: copying or dumping a deeply nested "id" would recurse.
+  json req;
+  std::string perr;
+  const bool parsed = ::mxp::json::parse_bounded(m.data, ::mxp::json::kCommandLimits, req, perr);
+  auto ack = [&](const json& id, bool ok, std::string_view err = {}, json extra = nullptr) {
+    json a = {{"type", "ack"}, {"id", id}, {"ok", ok}};
+    if (!ok) a["error"] = err;
+    if (!extra.is_null()) a["data"] = extra;
+    c.send_text(a.dump());
+  };
+  if (!parsed) return ack(nullptr, false, perr);
+  if (!req.is_object()) return ack(nullptr, false, "not a JSON object");
+  json id = req.contains("id") ? req["id"] : json();
+  if (!req.contains("cmd") || !req["cmd"].is_string())
+    return ack(id, false,
+               "cmd: a string (ping, check, probe, set_group_policy, pause, resume, cancel, "
+               "delete)");
+  const std::string cmd = req["cmd"].get<std::string>();
+  if (cmd == "ping") return ack(id, true);
+  if (cmd == "probe") {
+    ProbeOptions po;
+    std::string err;
+    if (!probe_options(req, po, err)) return ack(id, false, err);
+    if (probes_.size() >= kMaxProbes)
+      return ack(id, false, "two probes are running already: wait for one to end");
+    ack(id, true);
+    return start_probe(c.id(), id, std::move(po));
+  }
+  if (cmd == "check") {
+    if (!req.contains("email") || !req["email"].is_string())
+      return ack(id, false, "check needs an email");
+    ack(id, true);
+    Waiter w;
+    w.ws_client = c.id();
+    w.transcript = true;
+    w.ws_request_id = id;
+    return check(req["email"].get<std::string>(), std::move(w));
+  }
+  if (cmd == "set_group_policy") {
+    std::string group =
+        req.contains("group") && req["group"].is_string() ? req["group"].get<std::string>() : "";
+    if (group.empty() || !req.contains("set") || !req["set"].is_object())
+      return ack(id, false, "set_group_policy needs group and set {key: value}");
+    if (!live_groups_.count(group) && live_groups_.size() >= kMaxLiveGroups)
+      return ack(id, false,
+                 "at most " + std::to_string(kMaxLiveGroups) +
+                     " groups may have live changes: put lasting ones in the policy file");
+    auto groups = live_groups_;
+    for (const auto& [k, v] : req["set"].items()) {
+      if (!live_key(k) || !v.is_number()) return ack(id, false, "unknown or non-numeric key: " + k);
+      groups[group][k] = v;
+    }
+    std::string err;
+    if (!apply_overrides(overrides_, groups, err)) return ack(id, false, err);
+    return ack(id, true, {}, policy_json()["live_groups"]);
+  }
+  if (cmd == "delete") {
+    if (!req.contains("job") || !req["job"].is_number_unsigned())
+      return ack(id, false, "delete needs job: a job id (a number)");
+    std::string err;
+    if (!job_delete(req["job"].get<uint64_t>(), err)) return ack(id, false, err);
+    return ack(id, true);
+  }
+  if (cmd == "pause" || cmd == "resume" || cmd == "cancel") {
+    if (!req.contains("job") || !req["job"].is_number_unsigned())
+      return ack(id, false, cmd + " needs job: a job id (a number)");
+    const uint64_t job = req["job"].get<uint64_t>();
+    std::string err;
+    if (!job_action(job, cmd, err)) return ack(id, false, err);
+    return ack(id, true, {}, job_json(*jobs_.at(job)));
+  }
+  ack(id, false, "unknown command: " + cmd);
+}
+
+bool Service::fresh(const Recent& r) const {
+  const auto age = Clock::now() - r.at;
+  return r.unknown ? age < std::chrono::minutes(1) : age < o_.cache_ttl;
+}
+
+json Service::domains_json() const {
+  json out = json::array();
+  for (const auto& d : verifier_.busiest_domains(kTopGroups))
+    out.push_back({{"name", d.name},
+                   {"group", d.group},
+                   {"pending", d.pending},
+                   {"sessions", d.sessions},
+                   {"catch_all", d.catch_all ? json(*d.catch_all) : json(nullptr)}});
+  return out;
+}
+
+json Service::last_reply_json(const std::string& group) const {
+  auto it = last_reply_.find(group);
+  return it == last_reply_.end() ? json(nullptr) : json(it->second);
+}
+
+json Service::reply_classes(sched::GroupId g) const {
+  std::array<uint64_t, 6> r{};
+  if (g < replies_.size()) r = replies_[g];
+  return {{"2xx", r[2]}, {"4xx", r[4]}, {"5xx", r[5]}, {"none", r[0]}};
+}
+
+}  // namespace mxp::app::serve_impl
+
+namespace mxp::app {
+
+using serve_impl::Service;
+
+int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* diag) {
+  std::string token = opts.token;
+  if (token.empty() && !opts.token_file.empty()) {
+    std::ifstream f(opts.token_file);
+    if (!f || !std::getline(f, token) || token.empty()) {
+      std::fprintf(diag, "mxprobe serve: cannot read a token from %s\n", opts.token_file.c_str());
+      return 2;
+    }
+  }
+  ServeOptions o = opts;
+  if (o.data.empty()) {
+    const char* xdg = std::getenv("XDG_DATA_HOME");
+    const char* home = std::getenv("HOME");
+    o.data = xdg && *xdg     ? std::string(xdg) + "/mxprobe/jobs"
+             : home && *home ? std::string(home) + "/.local/share/mxprobe/jobs"
+                             : std::string("mxprobe-jobs");
+  }
+  if (!make_parent_dirs(o.data + "/x")) {
+    std::fprintf(diag, "mxprobe serve: cannot create %s\n", o.data.c_str());
+    return 2;
+  }
+  Engine e;
+  if (!make_engine(eng, true, e, diag)) return 3;
+  Service svc(e, o, diag);
+  svc.set_token(token);
+  std::string err;
+  if (!svc.start(err)) {
+    std::fprintf(diag, "mxprobe serve: %s\n", err.c_str());
+    return 2;
+  }
+  std::fprintf(diag, "mxprobe serve: %s; listening on http://%s:%u/%s\n", e.loop_why.c_str(),
+               opts.listen.substr(0, opts.listen.rfind(':')).c_str(), svc.port(),
+               token.empty() ? "" : " (token required)");
+  std::fflush(diag);
+  e.loop->run();
+  std::fprintf(diag, "mxprobe serve: stopped\n");
+  return 0;
+}
+
+}  // namespace mxp::app
