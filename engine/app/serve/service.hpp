@@ -361,7 +361,38 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   void on_message(server::WsClient& c, const http::WsMessage& m) override;
 
   void command(server::WsClient& c, const http::WsMessage& m);
+  struct WsAck {
+    server::WsClient& c;
+    void operator()(const json& id, bool ok, std::string_view err = {}, json extra = nullptr) const;
+  };
+  void ws_ping(server::WsClient& c, const json& req, const json& id, const std::string& cmd,
+               const WsAck& ack);
+  void ws_check(server::WsClient& c, const json& req, const json& id, const std::string& cmd,
+                const WsAck& ack);
+  void ws_probe(server::WsClient& c, const json& req, const json& id, const std::string& cmd,
+                const WsAck& ack);
+  void ws_set_group_policy(server::WsClient& c, const json& req, const json& id,
+                           const std::string& cmd, const WsAck& ack);
+  void ws_delete(server::WsClient& c, const json& req, const json& id, const std::string& cmd,
+                 const WsAck& ack);
+  void ws_job_action(server::WsClient& c, const json& req, const json& id, const std::string& cmd,
+                     const WsAck& ack);
 
+ public:
+  // The WebSocket commands (docs/protocol.md): the dispatch, the error that names them all and
+  // the help an unknown command gets (its ack's `data`) all come from this table.
+  struct WsCommand {
+    std::string_view name;
+    void (Service::*handler)(server::WsClient&, const json& req, const json& id,
+                             const std::string& cmd, const WsAck& ack);
+    std::string_view help;
+  };
+  static const std::vector<WsCommand>& ws_commands();
+  static std::string ws_command_names();  // "ping, check, ..."
+  static json ws_help();                  // {name: help}
+  static std::string ws_command_error(const std::string* cmd);
+
+ private:
   Engine& e_;
   const ServeOptions& o_;
   std::FILE* diag_;
