@@ -129,6 +129,9 @@ class Verifier final : private loop::TimerHandler {
   size_t withdraw(uint64_t lo, uint64_t hi, std::vector<uint64_t>& out);
   const VerifierStats& stats() const { return stats_; }
   const VerifierConfig& config() const { return cfg_; }
+  // The DNS resolver is known not to answer (docs/usage.md): lookups are held until it does.
+  bool resolver_down() const { return dns_down_; }
+  std::string resolver_name() const { return resolver_.describe(); }
   // A new policy (SIGHUP): queued and in-flight work is kept, limits apply from now on.
   void set_policy(std::shared_ptr<const sched::Policy> policy);
   const sched::Scheduler& scheduler() const { return sched_; }

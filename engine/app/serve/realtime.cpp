@@ -74,6 +74,23 @@ void Service::check(const std::string& email, Waiter w) {
     pending_[it->second].waiters.push_back(std::move(w));
     return;
   }
+  // A resolver known not to answer: say so now rather than at the timeout (jobs' addresses
+  // wait for it; a caller at the point of use wants an answer and its cause).
+  if (verifier_.resolver_down()) {
+    Result res;
+    res.line = 1;
+    res.email = email;
+    res.normalized = key;
+    res.domain = p.address.domain;
+    res.verdict = Verdict::Unknown;
+    res.reason = Reason::DnsError;
+    res.error = "dns: " + verifier_.resolver_name() +
+                " does not answer (checked again every 10 s; MX lookup of " + p.address.domain +
+                " not sent)";
+    res.checked_at = std::chrono::system_clock::now();
+    tally(res.verdict, res.reason, false);
+    return answer(w, record_json(res, false));
+  }
   const uint64_t id = next_id_++;
   Pending& pd = pending_[id];
   pd.email = email;
@@ -171,13 +188,42 @@ void Service::expire(Clock::time_point now) {
       res.normalized = pd.normalized;
       res.verdict = Verdict::Unknown;
       res.reason = Reason::Timeout;
-      res.error = "still_verifying";
+      // Still verifying; when the resolver does not answer, that is why (docs/api.md).
+      res.error = verifier_.resolver_down()
+                      ? "still_verifying: dns: " + verifier_.resolver_name() + " does not answer"
+                      : "still_verifying";
       res.checked_at = std::chrono::system_clock::now();
       json rec = record_json(res, false);
       rec["pending"] = true;
       w.http.respond(json_response(200, rec));
     }
     std::erase_if(pd.waiters, [](const Waiter& w) { return !w.ws_client && !w.http.alive(); });
+  }
+}
+
+void Service::resolver_down(const std::string& line) {
+  std::fprintf(diag_, "mxprobe: %s: addresses wait for it, checked again every 10 s\n",
+               line.c_str());
+  publish_event(json{{"type", "event"}, {"event", "dns_down"}, {"text", line}});
+  for (auto& [id, pd] : pending_) {
+    if (pd.waiters.empty()) continue;
+    Result res;
+    res.line = 1;
+    res.email = pd.email;
+    res.normalized = pd.normalized;
+    if (auto at = pd.normalized.rfind('@'); at != std::string::npos)
+      res.domain = pd.normalized.substr(at + 1);
+    res.verdict = Verdict::Unknown;
+    res.reason = Reason::DnsError;
+    res.error = "dns: " + verifier_.resolver_name() +
+                " does not answer (checked again every 10 s; the lookup waits for it)";
+    res.checked_at = std::chrono::system_clock::now();
+    const json rec = record_json(res, false);
+    for (auto& w : pd.waiters) {
+      tally(res.verdict, res.reason, false);
+      answer(w, rec);
+    }
+    pd.waiters.clear();
   }
 }
 

@@ -77,6 +77,7 @@ pipeline::VerifierConfig Service::hooks(pipeline::VerifierConfig c) {
   };
   // The same events as text on stderr (the WebSocket gets them structured, above).
   c.log = [this](const std::string& line) { std::fprintf(diag_, "mxprobe: %s\n", line.c_str()); };
+  c.on_resolver_down = [this](const std::string& line) { resolver_down(line); };
   c.catch_all_known = [this](const std::string& d) { return cached_catch_all(cache_.get(), d); };
   c.catch_all_learned = [this](const std::string& d, std::optional<bool> yes) {
     remember_catch_all(cache_writer_.get(), d, yes, o_.cache_ttl);

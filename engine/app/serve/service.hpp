@@ -190,6 +190,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   void tally(const json& rec, bool from_cache);
 
   // HTTP waiters past their deadline get the record "unknown / timeout, still verifying".
+  // The DNS resolver does not answer: said on stderr and as an event; real-time waiters are
+  // answered now (unknown/dns_error with the cause) while their lookups wait for it.
+  void resolver_down(const std::string& line);
   void expire(Clock::time_point now);
 
   // --- Events ---
