@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "smtp/reply_parser.hpp"
 #include "smtp/types.hpp"
 
@@ -23,7 +24,7 @@ namespace mxp::smtp {
 
 // All times are std::chrono::steady_clock time points supplied by the caller ("now"), so tests
 // drive the clock by hand and the session never reads a clock itself.
-using Clock = std::chrono::steady_clock;
+using Clock = core::Clock;
 using TimePoint = Clock::time_point;
 using StageTimeouts = std::array<std::chrono::milliseconds, kStageCount>;
 
