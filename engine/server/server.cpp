@@ -28,6 +28,7 @@
 #include <optional>
 
 #include "core/json_out.hpp"
+#include "core/strings.hpp"
 
 namespace mxp::server {
 
@@ -44,24 +45,9 @@ constexpr int kReadsPerWakeup = 8;
 constexpr int kAcceptsPerWakeup = 64;
 constexpr off_t kMaxStaticFile = 64 << 20;
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i)
-    if (lower(s[i]) != lower(prefix[i])) return false;
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
+using core::istarts_with;
+using core::lower;
+using core::trim;
 
 // RFC 9110 §5.6.2 tchar: what a WebSocket subprotocol name may contain.
 bool token_char(char c) {
