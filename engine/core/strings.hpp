@@ -18,13 +18,18 @@ inline std::string lower(std::string_view s) {
   return out;
 }
 
-// Drops the characters of `chars` (by default space and tab, HTTP's OWS) from both ends.
-constexpr std::string_view trim(std::string_view s, std::string_view chars = " \t") {
-  while (!s.empty() && chars.find(s.front()) != std::string_view::npos)
-    s.remove_prefix(1);
+// Drops the characters of `chars` (by default space and tab, HTTP's OWS) from the end.
+constexpr std::string_view trim_back(std::string_view s, std::string_view chars = " \t") {
   while (!s.empty() && chars.find(s.back()) != std::string_view::npos)
     s.remove_suffix(1);
   return s;
+}
+
+// ... from both ends.
+constexpr std::string_view trim(std::string_view s, std::string_view chars = " \t") {
+  while (!s.empty() && chars.find(s.front()) != std::string_view::npos)
+    s.remove_prefix(1);
+  return trim_back(s, chars);
 }
 
 constexpr bool iequals(std::string_view a, std::string_view b) {

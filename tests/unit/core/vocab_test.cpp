@@ -74,6 +74,7 @@ TEST(Strings, TrimDropsSpaceAndTabByDefault) {
   EXPECT_EQ(trim("a b"), "a b");
   EXPECT_EQ(trim(" x\r"), "x\r");
   EXPECT_EQ(trim(" x\r", " \t\r"), "x");
+  EXPECT_EQ(trim_back(" x\t "), " x");
 }
 
 TEST(Strings, CaseInsensitiveComparisons) {
