@@ -48,12 +48,6 @@ bool demands_tls(const Reply& r) {
 
 }  // namespace
 
-std::optional<StartTlsMode> parse_starttls_mode(std::string_view s) {
-  for (size_t i = 0; i < kStartTlsModeNames.size(); ++i)
-    if (s == kStartTlsModeNames[i]) return static_cast<StartTlsMode>(i);
-  return std::nullopt;
-}
-
 bool is_safe_argument(std::string_view arg, size_t max_len, bool allow_utf8) {
   if (arg.empty() || arg.size() > max_len) return false;
   for (char ch : arg) {
