@@ -8,8 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dns/status.hpp"
 #include "loop/endpoint.hpp"
-#include "verdict/classify.hpp"
 
 namespace mxp::dns {
 
@@ -21,7 +21,7 @@ struct MxTarget {
 
 struct MxAnswer {
   bool ok = false;
-  verdict::DnsStatus failure = verdict::DnsStatus::Timeout;  // when !ok
+  DnsStatus failure = DnsStatus::Timeout;  // when !ok
   bool implicit = false;  // RFC 5321 §5.1: no MX, the domain's own A/AAAA stands in
   // In the order to try: by preference, random among equal preferences, each host's addresses.
   std::vector<MxTarget> targets;
@@ -45,7 +45,6 @@ class MxResolver {
 };
 
 // A fixed table, for tests and for pinning domains to hosts by hand.
-using verdict::DnsStatus;
 
 class TableResolver : public MxResolver {
  public:
@@ -54,7 +53,7 @@ class TableResolver : public MxResolver {
     auto it = table_.find(domain);
     if (it != table_.end()) return done(it->second);
     MxAnswer nx;
-    nx.failure = verdict::DnsStatus::NxDomain;
+    nx.failure = DnsStatus::NxDomain;
     done(nx);
   }
 
