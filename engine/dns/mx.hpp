@@ -8,15 +8,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/endpoint.hpp"
 #include "dns/status.hpp"
-#include "loop/endpoint.hpp"
 
 namespace mxp::dns {
 
 struct MxTarget {
   std::string host;  // the MX host name (or the domain itself for an implicit MX)
   uint16_t preference = 0;
-  loop::Endpoint address;  // port 0: the pipeline sets --smtp-port
+  core::Endpoint address;  // port 0: the pipeline sets --smtp-port
 };
 
 struct MxAnswer {
