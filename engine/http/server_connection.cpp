@@ -14,30 +14,17 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/strings.hpp"
+
 namespace mxp::http {
 
 // [SECTION] helpers ---------------------------------------------------------------------------
 
 namespace {
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
+using core::iequals;
+using core::lower;
+using core::trim;
 
 // Calls f(token) for each element of a comma-separated list header (RFC 9110 §5.6.1), over
 // every field line with this name.
@@ -784,7 +771,8 @@ std::vector<std::string> ServerConnection::offered_subprotocols(const Request& r
   return out;
 }
 
-bool ServerConnection::accept_websocket(const Request& req, std::string_view subprotocol) {
+bool ServerConnection::accept_websocket(const Request& req, std::string_view subprotocol,
+                                        TimePoint now) {
   if (state_ != State::http || chunking_ || owed_.size() <= ready_.size() || !owed_.front().upgrade)
     return false;
   const auto offered = offered_subprotocols(req);
@@ -802,7 +790,7 @@ bool ServerConnection::accept_websocket(const Request& req, std::string_view sub
     if (bad_version) hs.push_back({"Sec-WebSocket-Version", "13"});  // RFC 6455 §4.4
     write_head(error_status_, hs, true, false, body.size());
     out_ += body;
-    after_answer(true, Clock::now());
+    after_answer(true, now);
     return false;
   }
   owed_.pop_front();

@@ -15,9 +15,11 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.hpp"
+
 namespace mxp::http {
 
-using Clock = std::chrono::steady_clock;
+using Clock = core::Clock;
 using TimePoint = Clock::time_point;
 
 struct Limits {
@@ -95,7 +97,7 @@ class ServerConnection {
     closing,    // flush pending_output(), then close the socket
   };
 
-  explicit ServerConnection(Limits limits = {}, TimePoint now = Clock::now());
+  explicit ServerConnection(Limits limits, TimePoint now);
   ~ServerConnection();
   ServerConnection(const ServerConnection&) = delete;
   ServerConnection& operator=(const ServerConnection&) = delete;
@@ -125,14 +127,14 @@ class ServerConnection {
   // The streamed body's bytes received since the last call (once body_state() is not none).
   std::string take_body();
   // The owner saw `ended` or `failed`: the codec reads the requests that follow.
-  void body_taken(TimePoint now = Clock::now());
+  void body_taken(TimePoint now);
   // Answers the oldest request handed out and not yet answered (pipelined answers go in order).
   // Returns false when nothing is owed or a chunked answer is in progress.
-  bool respond(const Response& r, TimePoint now = Clock::now());
+  bool respond(const Response& r, TimePoint now);
   // A chunked answer (RFC 9112 §7.1) to the oldest owed request, for large downloads.
   bool begin_chunked(int status, const std::vector<Header>& headers);
   bool write_chunk(std::string_view data);
-  bool end_chunked(TimePoint now = Clock::now());
+  bool end_chunked(TimePoint now);
 
   // True when `req` is a valid RFC 6455 §4.2.1 opening handshake.
   static bool is_websocket_handshake(const Request& req);
@@ -141,7 +143,7 @@ class ServerConnection {
   // Answers the oldest owed request (which must be `req`, an upgrade) with 101 and switches to
   // WebSocket framing; `subprotocol` must be empty or one the client offered. On an invalid
   // handshake it answers 400 (426 for a wrong version, RFC 6455 §4.4), closes and returns false.
-  bool accept_websocket(const Request& req, std::string_view subprotocol = {});
+  bool accept_websocket(const Request& req, std::string_view subprotocol, TimePoint now);
 
   std::optional<WsMessage> next_ws_message();
   bool ws_send_text(std::string_view data);

@@ -822,7 +822,7 @@ void HttpServer::flush_answers(Conn& c) {
         WsHandler* h = a.ws_handler;
         c.answers.erase(it);
         ++c.head_seq;
-        if (!c.codec.accept_websocket(req, proto)) continue;  // the codec answered 400/426
+        if (!c.codec.accept_websocket(req, proto, now)) continue;  // the codec answered 400/426
         count_response(101);
         c.ws = h;
         c.ws_open = true;
