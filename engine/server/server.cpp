@@ -364,16 +364,19 @@ std::unique_ptr<HttpServer> HttpServer::create(loop::Loop& loop, ServerOptions o
   std::unique_ptr<HttpServer> s(new HttpServer(loop, std::move(options)));
   s->endpoint_ = *ep;
   if (!s->options_.token.empty()) s->token_digest_ = sha256(s->options_.token);
-  if (!s->open_listener(err)) return nullptr;
+  if (auto opened = s->open_listener(); !opened) {
+    err = opened.error();
+    return nullptr;
+  }
   return s;
 }
 
-bool HttpServer::open_listener(std::string& err) {
-  const auto fail = [&](const char* what) {
-    err = std::string(what) + " " + endpoint_.to_string() + ": " + std::strerror(errno);
+core::Expected<void, std::string> HttpServer::open_listener() {
+  const auto fail = [&](const char* what) -> core::Expected<void, std::string> {
+    std::string err = std::string(what) + " " + endpoint_.to_string() + ": " + std::strerror(errno);
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
-    return false;
+    return core::unexpected(std::move(err));
   };
   listen_fd_ = ::socket(endpoint_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return fail("socket");
@@ -395,7 +398,7 @@ bool HttpServer::open_listener(std::string& err) {
     errno = EINVAL;
     return fail("watch");
   }
-  return true;
+  return {};
 }
 
 HttpServer::~HttpServer() {
