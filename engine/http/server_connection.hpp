@@ -1,6 +1,7 @@
-// Sans-I/O HTTP/1.1 server connection (RFC 9112) with a WebSocket upgrade (RFC 6455): bytes in
-// via feed(), bytes out via pending_output()/consume_output(), timers via next_deadline() and
-// on_timeout(). It never touches a socket: engine/server's HttpServer owns the I/O.
+// Sans-I/O HTTP/1.1 server connection (RFC 9112) with a WebSocket upgrade (RFC 6455; the frames
+// after it go through WebSocketCodec, websocket.hpp): bytes in via feed(), bytes out via
+// pending_output()/consume_output(), timers via next_deadline() and on_timeout(). It never
+// touches a socket: engine/server's HttpServer owns the I/O.
 #pragma once
 
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "http/websocket.hpp"
 
 namespace mxp::http {
 
@@ -75,11 +77,6 @@ struct Response {
   static Response text(int status, std::string body);
 };
 
-struct WsMessage {
-  bool binary = false;
-  std::string data;
-};
-
 // Reason phrase for a status code ("Not Found"); "Unknown" for codes we never send.
 std::string_view reason_phrase(int status);
 
@@ -93,7 +90,7 @@ class ServerConnection {
  public:
   enum class State {
     http,       // parsing requests
-    websocket,  // upgraded: frames through wslay
+    websocket,  // upgraded: frames through the WebSocket codec (websocket.hpp)
     closing,    // flush pending_output(), then close the socket
   };
 
@@ -151,7 +148,7 @@ class ServerConnection {
   bool ws_ping(std::string_view data = {});
   bool ws_close(uint16_t code = 1000, std::string_view reason = {});
   // Close code the peer sent (0 before any close frame arrived) and the one we sent.
-  uint16_t ws_close_code_received() const { return ws_close_received_; }
+  uint16_t ws_close_code_received() const { return ws_ ? ws_->close_code_received() : 0; }
   uint16_t ws_close_code_sent() const;
 
   std::string_view pending_output() const { return std::string_view(out_).substr(out_pos_); }
@@ -179,7 +176,7 @@ class ServerConnection {
   }
 
  private:
-  struct Impl;  // http_parser / wslay glue, in server_connection.cpp
+  struct Impl;  // http_parser glue, in server_connection.cpp
   struct Owed {
     bool head = false;
     bool keep_alive = true;
@@ -200,7 +197,7 @@ class ServerConnection {
   void write_head(int status, const std::vector<Header>& headers, bool close, bool chunked,
                   size_t content_length);
   void after_answer(bool close, TimePoint now);
-  void ws_flush();
+  void ws_sync();
 
   Limits limits_;
   State state_ = State::http;
@@ -218,14 +215,13 @@ class ServerConnection {
   int error_status_ = 0;
   std::optional<TimePoint> request_deadline_;
   std::optional<TimePoint> idle_deadline_;
-  std::deque<WsMessage> ws_ready_;
+  std::unique_ptr<WebSocketCodec> ws_;  // after the upgrade: the frames' own codec
   std::function<bool(const Request&)> stream_pred_;
   Body body_ = Body::none;
   bool stream_answer_owed_ = false;  // the streamed request (owed_.back()) is not answered yet
   std::string body_in_;              // streamed body bytes not yet taken
   TimePoint now_{};                  // of the current feed(): restarts a streamed body's deadline
   TimePoint body_start_{};           // when the streamed body's header was complete
-  uint16_t ws_close_received_ = 0;
 };
 
 }  // namespace mxp::http
