@@ -10,6 +10,8 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "core/strings.hpp"
+
 namespace mxp::address {
 
 std::string_view to_string(Error e) {
@@ -60,9 +62,7 @@ constexpr std::array<uint8_t, 256> kClass = make_classes();
 inline uint8_t cls(char c) {
   return kClass[static_cast<unsigned char>(c)];
 }
-inline char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
+using core::lower;
 
 // Validates UTF-8 (Unicode 15 Table 3-7: no overlongs, no surrogates, nothing past U+10FFFF)
 // and spots C1 controls (U+0080..U+009F), which we refuse like C0 ones.

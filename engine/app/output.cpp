@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <set>
 
+#include "core/strings.hpp"
+
 namespace mxp::app {
 
 using pipeline::Result;
@@ -44,7 +46,7 @@ void RecordFormatter::set_input_header(std::string_view header, unsigned char de
   auto names = split_csv_line(header, delimiter);
   input_columns_ = std::max<size_t>(1, names.size());
   for (auto& f : names) {
-    std::transform(f.begin(), f.end(), f.begin(), [](unsigned char c) { return std::tolower(c); });
+    f = core::lower(f);
     theirs.insert(f);
   }
   our_names_.clear();

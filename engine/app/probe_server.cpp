@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "probe/report.hpp"
 #include "smtp/session.hpp"
 
@@ -21,7 +22,7 @@ namespace {
 
 using probe::ConnRecord;
 using probe::Phase;
-using Clock = std::chrono::steady_clock;
+using Clock = core::Clock;
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();

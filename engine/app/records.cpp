@@ -3,22 +3,16 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/strings.hpp"
+
 namespace mxp::app {
 namespace {
 
 // Header names are matched trimmed and ASCII-case-insensitively ("Email", " EMAIL ").
 bool iequals_trimmed(std::string_view a, std::string_view b) {
-  auto trim = [](std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-      s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-      s.remove_suffix(1);
-    return s;
-  };
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c; };
-  a = trim(a), b = trim(b);
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [&](char x, char y) { return lower(x) == lower(y); });
+  // Leading space and tab; trailing space, tab and the CR of a CRLF line.
+  const auto trim = [](std::string_view s) { return core::trim_back(core::trim(s), " \t\r"); };
+  return core::iequals(trim(a), trim(b));
 }
 
 constexpr std::string_view kBom = "\xEF\xBB\xBF";

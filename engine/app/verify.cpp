@@ -21,6 +21,7 @@
 #include "app/reload.hpp"
 #include "app/runner.hpp"
 #include "core/progress.hpp"
+#include "core/strings.hpp"
 #include "pipeline/result.hpp"
 #include "store/sqlite_store.hpp"
 #include "verdict/classify.hpp"
@@ -58,10 +59,7 @@ std::string output_extension(const std::string& path) {
   const size_t slash = path.rfind('/');
   const size_t dot = path.rfind('.');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return {};
-  std::string ext = path.substr(dot);
-  for (auto& c : ext)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext;
+  return core::lower(path.substr(dot));
 }
 
 std::string default_cache_path() {

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.hpp"
+
 namespace mxp {
 
 struct ProgressState {
@@ -45,7 +47,7 @@ size_t terminal_width(std::FILE* f);
 
 class Progress {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = core::Clock;
   // tty: redraw in place about 10 times a second, fitted to the terminal's width; otherwise
   // print a line every `interval`.
   Progress(std::FILE* out, bool tty, std::string unit,

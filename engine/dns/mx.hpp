@@ -8,20 +8,20 @@
 #include <unordered_map>
 #include <vector>
 
-#include "loop/endpoint.hpp"
-#include "verdict/classify.hpp"
+#include "core/endpoint.hpp"
+#include "dns/status.hpp"
 
 namespace mxp::dns {
 
 struct MxTarget {
   std::string host;  // the MX host name (or the domain itself for an implicit MX)
   uint16_t preference = 0;
-  loop::Endpoint address;  // port 0: the pipeline sets --smtp-port
+  core::Endpoint address;  // port 0: the pipeline sets --smtp-port
 };
 
 struct MxAnswer {
   bool ok = false;
-  verdict::DnsStatus failure = verdict::DnsStatus::Timeout;  // when !ok
+  DnsStatus failure = DnsStatus::Timeout;  // when !ok
   bool implicit = false;  // RFC 5321 §5.1: no MX, the domain's own A/AAAA stands in
   // In the order to try: by preference, random among equal preferences, each host's addresses.
   std::vector<MxTarget> targets;
@@ -45,7 +45,6 @@ class MxResolver {
 };
 
 // A fixed table, for tests and for pinning domains to hosts by hand.
-using verdict::DnsStatus;
 
 class TableResolver : public MxResolver {
  public:
@@ -54,7 +53,7 @@ class TableResolver : public MxResolver {
     auto it = table_.find(domain);
     if (it != table_.end()) return done(it->second);
     MxAnswer nx;
-    nx.failure = verdict::DnsStatus::NxDomain;
+    nx.failure = DnsStatus::NxDomain;
     done(nx);
   }
 

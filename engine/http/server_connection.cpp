@@ -1,12 +1,11 @@
 // HTTP/1.1 request parsing on Debian's libhttp-parser, answers serialised by hand, and the
-// RFC 6455 upgrade whose frames go through libwslay's event API fed from memory buffers.
+// RFC 6455 handshake; after it the frames go through the WebSocket codec (websocket.cpp).
 // [SECTION] helpers  [SECTION] http_parser glue  [SECTION] HTTP  [SECTION] WebSocket
 #include "http/server_connection.hpp"
 
 #include <http_parser.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <wslay/wslay.h>
 
 #include <algorithm>
 #include <array>
@@ -14,30 +13,17 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/strings.hpp"
+
 namespace mxp::http {
 
 // [SECTION] helpers ---------------------------------------------------------------------------
 
 namespace {
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
+using core::iequals;
+using core::lower;
+using core::trim;
 
 // Calls f(token) for each element of a comma-separated list header (RFC 9110 §5.6.1), over
 // every field line with this name.
@@ -217,9 +203,6 @@ struct ServerConnection::Impl {
   size_t header_bytes = 0;
   int fail_status = 0;  // set by a callback before it returns an error
   std::string prefix;   // first bytes of the current request: tells 501 from 400 on a bad method
-  wslay_event_context_ptr ws = nullptr;
-  std::string ws_in;
-  size_t ws_in_pos = 0;
 
   bool method_pending = false;  // an unknown method: waiting to see where its token ends
 
@@ -425,50 +408,6 @@ struct ServerConnection::Impl {
     http_parser_pause(p, 1);  // one request per execute() so pipelining is under our control
     return 0;
   }
-
-  // wslay reads what feed() stored and writes into the connection's output buffer.
-  static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t* buf, size_t len, int, void* ud) {
-    Impl& m = *static_cast<Impl*>(ud);
-    const size_t avail = m.ws_in.size() - m.ws_in_pos;
-    if (avail == 0) {
-      wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-      return -1;
-    }
-    const size_t n = std::min(avail, len);
-    std::memcpy(buf, m.ws_in.data() + m.ws_in_pos, n);
-    m.ws_in_pos += n;
-    if (m.ws_in_pos == m.ws_in.size()) {
-      m.ws_in.clear();
-      m.ws_in_pos = 0;
-    }
-    return static_cast<ssize_t>(n);
-  }
-
-  static ssize_t ws_send(wslay_event_context_ptr, const uint8_t* data, size_t len, int, void* ud) {
-    static_cast<Impl*>(ud)->self->out_.append(reinterpret_cast<const char*>(data), len);
-    return static_cast<ssize_t>(len);
-  }
-
-  static void ws_msg(wslay_event_context_ptr, const wslay_event_on_msg_recv_arg* arg, void* ud) {
-    ServerConnection& c = *static_cast<Impl*>(ud)->self;
-    if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
-      c.ws_close_received_ = arg->status_code != 0 ? arg->status_code : 1005;
-    } else if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
-      c.ws_ready_.push_back(
-          WsMessage{arg->opcode == WSLAY_BINARY_FRAME,
-                    std::string(reinterpret_cast<const char*>(arg->msg), arg->msg_length)});
-    }
-    // Pings are answered by wslay itself (RFC 6455 §5.5.2); pongs need nothing.
-  }
-
-  // RFC 6455 §5.5.1: a close frame's payload is empty or starts with a 2-byte code, so a 1-byte
-  // payload is a protocol error (1002). wslay would answer it with an empty close; queue 1002
-  // first (wslay then leaves the close it owes alone).
-  static void ws_frame_start(wslay_event_context_ptr ctx,
-                             const wslay_event_on_frame_recv_start_arg* arg, void*) {
-    if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
-      wslay_event_queue_close(ctx, WSLAY_CODE_PROTOCOL_ERROR, nullptr, 0);
-  }
 };
 
 // [SECTION] HTTP ------------------------------------------------------------------------------
@@ -491,15 +430,13 @@ ServerConnection::ServerConnection(Limits limits, TimePoint now)
   idle_deadline_ = now + std::min<Clock::duration>(limits_.idle_timeout, limits_.header_timeout);
 }
 
-ServerConnection::~ServerConnection() {
-  if (impl_->ws != nullptr) wslay_event_context_free(impl_->ws);
-}
+ServerConnection::~ServerConnection() = default;
 
 void ServerConnection::feed(std::string_view bytes, TimePoint now) {
   if (bytes.empty()) return;
   if (state_ == State::websocket) {
-    impl_->ws_in.append(bytes);
-    ws_flush();
+    ws_->feed(bytes);
+    ws_sync();
     return;
   }
   if (impl_->method_pending && state_ == State::http) {
@@ -784,7 +721,8 @@ std::vector<std::string> ServerConnection::offered_subprotocols(const Request& r
   return out;
 }
 
-bool ServerConnection::accept_websocket(const Request& req, std::string_view subprotocol) {
+bool ServerConnection::accept_websocket(const Request& req, std::string_view subprotocol,
+                                        TimePoint now) {
   if (state_ != State::http || chunking_ || owed_.size() <= ready_.size() || !owed_.front().upgrade)
     return false;
   const auto offered = offered_subprotocols(req);
@@ -802,7 +740,7 @@ bool ServerConnection::accept_websocket(const Request& req, std::string_view sub
     if (bad_version) hs.push_back({"Sec-WebSocket-Version", "13"});  // RFC 6455 §4.4
     write_head(error_status_, hs, true, false, body.size());
     out_ += body;
-    after_answer(true, Clock::now());
+    after_answer(true, now);
     return false;
   }
   owed_.pop_front();
@@ -817,92 +755,59 @@ bool ServerConnection::accept_websocket(const Request& req, std::string_view sub
   }
   out_ += "\r\n";
 
-  wslay_event_callbacks cbs{};
-  cbs.recv_callback = &Impl::ws_recv;
-  cbs.send_callback = &Impl::ws_send;
-  cbs.on_msg_recv_callback = &Impl::ws_msg;
-  cbs.on_frame_recv_start_callback = &Impl::ws_frame_start;
-  if (wslay_event_context_server_init(&impl_->ws, &cbs, impl_.get()) != 0) {
-    impl_->ws = nullptr;
+  ws_ = WebSocketCodec::create(limits_.max_ws_message, out_);
+  if (!ws_) {
     state_ = State::closing;
     return false;
   }
-  wslay_event_config_set_max_recv_msg_length(impl_->ws, limits_.max_ws_message);
   state_ = State::websocket;
   request_deadline_.reset();
   idle_deadline_.reset();
   ready_.clear();
   owed_.clear();
   // Frames the client sent right behind its handshake were left unparsed by http_parser.
-  impl_->ws_in = std::move(in_);
+  const std::string early = std::move(in_);
   in_.clear();
-  ws_flush();
+  ws_->feed(early);
+  ws_sync();
   return true;
 }
 
-void ServerConnection::ws_flush() {
-  if (state_ != State::websocket) return;
-  wslay_event_context_ptr ws = impl_->ws;
-  if (wslay_event_want_read(ws) && !impl_->ws_in.empty() && wslay_event_recv(ws) != 0) {
-    state_ = State::closing;
-    return;
-  }
-  if (wslay_event_want_write(ws) && wslay_event_send(ws) != 0) {
-    state_ = State::closing;
-    return;
-  }
-  // RFC 6455 §7.1.1: once our close frame is out and the peer's arrived (or we stopped
-  // reading, e.g. after 1009 or 1002), the TCP connection is closed.
-  if (wslay_event_get_close_sent(ws) &&
-      (wslay_event_get_close_received(ws) || !wslay_event_get_read_enabled(ws)))
-    state_ = State::closing;
-  if (!wslay_event_want_read(ws) && !wslay_event_want_write(ws)) state_ = State::closing;
+// The WebSocket codec decides when the connection is done; the connection then closes.
+void ServerConnection::ws_sync() {
+  if (state_ == State::websocket && ws_->done()) state_ = State::closing;
 }
 
 std::optional<WsMessage> ServerConnection::next_ws_message() {
-  if (ws_ready_.empty()) return std::nullopt;
-  WsMessage m = std::move(ws_ready_.front());
-  ws_ready_.pop_front();
-  return m;
+  return ws_ ? ws_->next_message() : std::nullopt;
 }
-
-namespace {
-bool queue(wslay_event_context_ptr ws, uint8_t opcode, std::string_view data) {
-  wslay_event_msg msg{opcode, reinterpret_cast<const uint8_t*>(data.data()), data.size()};
-  return wslay_event_queue_msg(ws, &msg) == 0;  // wslay copies the payload
-}
-}  // namespace
 
 bool ServerConnection::ws_send_text(std::string_view data) {
-  if (state_ != State::websocket || !queue(impl_->ws, WSLAY_TEXT_FRAME, data)) return false;
-  ws_flush();
+  if (state_ != State::websocket || !ws_->send_text(data)) return false;
+  ws_sync();
   return true;
 }
 
 bool ServerConnection::ws_send_binary(std::string_view data) {
-  if (state_ != State::websocket || !queue(impl_->ws, WSLAY_BINARY_FRAME, data)) return false;
-  ws_flush();
+  if (state_ != State::websocket || !ws_->send_binary(data)) return false;
+  ws_sync();
   return true;
 }
 
 bool ServerConnection::ws_ping(std::string_view data) {
-  if (state_ != State::websocket || !queue(impl_->ws, WSLAY_PING, data)) return false;
-  ws_flush();
+  if (state_ != State::websocket || !ws_->ping(data)) return false;
+  ws_sync();
   return true;
 }
 
 bool ServerConnection::ws_close(uint16_t code, std::string_view reason) {
-  if (state_ != State::websocket) return false;
-  if (wslay_event_queue_close(impl_->ws, code, reinterpret_cast<const uint8_t*>(reason.data()),
-                              reason.size()) != 0)
-    return false;
-  ws_flush();
+  if (state_ != State::websocket || !ws_->close(code, reason)) return false;
+  ws_sync();
   return true;
 }
 
 uint16_t ServerConnection::ws_close_code_sent() const {
-  if (impl_->ws == nullptr || !wslay_event_get_close_sent(impl_->ws)) return 0;
-  return wslay_event_get_status_code_sent(impl_->ws);
+  return ws_ ? ws_->close_code_sent() : 0;
 }
 
 }  // namespace mxp::http

@@ -1,6 +1,7 @@
-// Sans-I/O HTTP/1.1 server connection (RFC 9112) with a WebSocket upgrade (RFC 6455): bytes in
-// via feed(), bytes out via pending_output()/consume_output(), timers via next_deadline() and
-// on_timeout(). It never touches a socket: engine/server's HttpServer owns the I/O.
+// Sans-I/O HTTP/1.1 server connection (RFC 9112) with a WebSocket upgrade (RFC 6455; the frames
+// after it go through WebSocketCodec, websocket.hpp): bytes in via feed(), bytes out via
+// pending_output()/consume_output(), timers via next_deadline() and on_timeout(). It never
+// touches a socket: engine/server's HttpServer owns the I/O.
 #pragma once
 
 #include <chrono>
@@ -15,9 +16,12 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.hpp"
+#include "http/websocket.hpp"
+
 namespace mxp::http {
 
-using Clock = std::chrono::steady_clock;
+using Clock = core::Clock;
 using TimePoint = Clock::time_point;
 
 struct Limits {
@@ -73,11 +77,6 @@ struct Response {
   static Response text(int status, std::string body);
 };
 
-struct WsMessage {
-  bool binary = false;
-  std::string data;
-};
-
 // Reason phrase for a status code ("Not Found"); "Unknown" for codes we never send.
 std::string_view reason_phrase(int status);
 
@@ -91,11 +90,11 @@ class ServerConnection {
  public:
   enum class State {
     http,       // parsing requests
-    websocket,  // upgraded: frames through wslay
+    websocket,  // upgraded: frames through the WebSocket codec (websocket.hpp)
     closing,    // flush pending_output(), then close the socket
   };
 
-  explicit ServerConnection(Limits limits = {}, TimePoint now = Clock::now());
+  explicit ServerConnection(Limits limits, TimePoint now);
   ~ServerConnection();
   ServerConnection(const ServerConnection&) = delete;
   ServerConnection& operator=(const ServerConnection&) = delete;
@@ -125,14 +124,14 @@ class ServerConnection {
   // The streamed body's bytes received since the last call (once body_state() is not none).
   std::string take_body();
   // The owner saw `ended` or `failed`: the codec reads the requests that follow.
-  void body_taken(TimePoint now = Clock::now());
+  void body_taken(TimePoint now);
   // Answers the oldest request handed out and not yet answered (pipelined answers go in order).
   // Returns false when nothing is owed or a chunked answer is in progress.
-  bool respond(const Response& r, TimePoint now = Clock::now());
+  bool respond(const Response& r, TimePoint now);
   // A chunked answer (RFC 9112 §7.1) to the oldest owed request, for large downloads.
   bool begin_chunked(int status, const std::vector<Header>& headers);
   bool write_chunk(std::string_view data);
-  bool end_chunked(TimePoint now = Clock::now());
+  bool end_chunked(TimePoint now);
 
   // True when `req` is a valid RFC 6455 §4.2.1 opening handshake.
   static bool is_websocket_handshake(const Request& req);
@@ -141,7 +140,7 @@ class ServerConnection {
   // Answers the oldest owed request (which must be `req`, an upgrade) with 101 and switches to
   // WebSocket framing; `subprotocol` must be empty or one the client offered. On an invalid
   // handshake it answers 400 (426 for a wrong version, RFC 6455 §4.4), closes and returns false.
-  bool accept_websocket(const Request& req, std::string_view subprotocol = {});
+  bool accept_websocket(const Request& req, std::string_view subprotocol, TimePoint now);
 
   std::optional<WsMessage> next_ws_message();
   bool ws_send_text(std::string_view data);
@@ -149,7 +148,7 @@ class ServerConnection {
   bool ws_ping(std::string_view data = {});
   bool ws_close(uint16_t code = 1000, std::string_view reason = {});
   // Close code the peer sent (0 before any close frame arrived) and the one we sent.
-  uint16_t ws_close_code_received() const { return ws_close_received_; }
+  uint16_t ws_close_code_received() const { return ws_ ? ws_->close_code_received() : 0; }
   uint16_t ws_close_code_sent() const;
 
   std::string_view pending_output() const { return std::string_view(out_).substr(out_pos_); }
@@ -177,7 +176,7 @@ class ServerConnection {
   }
 
  private:
-  struct Impl;  // http_parser / wslay glue, in server_connection.cpp
+  struct Impl;  // http_parser glue, in server_connection.cpp
   struct Owed {
     bool head = false;
     bool keep_alive = true;
@@ -198,7 +197,7 @@ class ServerConnection {
   void write_head(int status, const std::vector<Header>& headers, bool close, bool chunked,
                   size_t content_length);
   void after_answer(bool close, TimePoint now);
-  void ws_flush();
+  void ws_sync();
 
   Limits limits_;
   State state_ = State::http;
@@ -216,14 +215,13 @@ class ServerConnection {
   int error_status_ = 0;
   std::optional<TimePoint> request_deadline_;
   std::optional<TimePoint> idle_deadline_;
-  std::deque<WsMessage> ws_ready_;
+  std::unique_ptr<WebSocketCodec> ws_;  // after the upgrade: the frames' own codec
   std::function<bool(const Request&)> stream_pred_;
   Body body_ = Body::none;
   bool stream_answer_owed_ = false;  // the streamed request (owed_.back()) is not answered yet
   std::string body_in_;              // streamed body bytes not yet taken
   TimePoint now_{};                  // of the current feed(): restarts a streamed body's deadline
   TimePoint body_start_{};           // when the streamed body's header was complete
-  uint16_t ws_close_received_ = 0;
 };
 
 }  // namespace mxp::http

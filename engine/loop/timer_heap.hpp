@@ -9,9 +9,11 @@
 #include <optional>
 #include <vector>
 
+#include "core/clock.hpp"
+
 namespace mxp::loop {
 
-using Clock = std::chrono::steady_clock;
+using Clock = core::Clock;
 using TimePoint = Clock::time_point;
 using Duration = Clock::duration;
 

@@ -10,9 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.hpp"
+
 namespace mxp::metrics {
 
-using Clock = std::chrono::steady_clock;
+using Clock = core::Clock;
 
 // Latency histogram with fixed buckets (seconds): 1 ms .. 60 s, roughly 1-2-5 steps.
 class Histogram {

@@ -10,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.hpp"
+
 namespace mxp::proxy {
 
-using Clock = std::chrono::steady_clock;
+using Clock = core::Clock;
 using TimePoint = Clock::time_point;
 
 struct HealthSettings {

@@ -312,7 +312,7 @@ std::optional<ProxyUrl> parse_proxy_url(std::string_view text, std::string& err)
     url.credentials = Credentials{std::move(*user), std::move(*pass)};
   }
   // host:port, the port required; [v6]:port.
-  auto ep = loop::Endpoint::parse_host_port(rest, 0);
+  auto ep = core::Endpoint::parse_host_port(rest, 0);
   if (!ep || !ep->valid() || ep->port() == 0) {
     err = "proxy address must be a numeric IP and port, e.g. socks5://192.0.2.1:1080";
     if (url.credentials) err += " (credentials not shown)";

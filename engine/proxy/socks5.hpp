@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "loop/endpoint.hpp"
+#include "core/endpoint.hpp"
 
 namespace mxp::proxy {
 
@@ -59,10 +59,10 @@ struct Credentials {
 
 // Where the proxy should connect: an IPv4/IPv6 address, or a host name the proxy resolves.
 struct Target {
-  loop::Endpoint address;  // with the port; unused when `host` is set
+  core::Endpoint address;  // with the port; unused when `host` is set
   std::string host;        // ATYP 3 (domain name), 1..255 bytes
   uint16_t port = 0;       // with `host`
-  static Target ip(const loop::Endpoint& ep) { return {ep, {}, ep.port()}; }
+  static Target ip(const core::Endpoint& ep) { return {ep, {}, ep.port()}; }
   static Target name(std::string host, uint16_t port) { return {{}, std::move(host), port}; }
 };
 
@@ -119,7 +119,7 @@ class Client {
 
 // A proxy of the pool as given on the command line.
 struct ProxyUrl {
-  loop::Endpoint endpoint;  // numeric IPv4/IPv6 and port
+  core::Endpoint endpoint;  // numeric IPv4/IPv6 and port
   std::optional<Credentials> credentials;
   // "socks5://host:port": what logs, results and metrics show (never the credentials).
   std::string display;

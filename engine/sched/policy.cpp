@@ -15,18 +15,15 @@
 #include <functional>
 #include <sstream>
 
+#include "core/strings.hpp"
+
 namespace mxp::sched {
 
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
+using core::lower;
 
 // Everything a key can set. Group and domain settings are resolved per provider / domain;
 // the rest is global.

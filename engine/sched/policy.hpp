@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "sched/clock.hpp"
-#include "smtp/session.hpp"
+#include "smtp/types.hpp"
 
 namespace mxp::sched {
 

@@ -17,6 +17,8 @@
 #include <bit>
 #include <cmath>
 
+#include "core/strings.hpp"
+
 namespace mxp::sched {
 
 namespace {
@@ -32,9 +34,7 @@ uint64_t bit(uint32_t s) {
 }
 
 std::string lower_host(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  std::string out = core::lower(s);
   if (!out.empty() && out.back() == '.') out.pop_back();
   return out;
 }

@@ -28,6 +28,7 @@
 #include <optional>
 
 #include "core/json_out.hpp"
+#include "core/strings.hpp"
 
 namespace mxp::server {
 
@@ -44,24 +45,9 @@ constexpr int kReadsPerWakeup = 8;
 constexpr int kAcceptsPerWakeup = 64;
 constexpr off_t kMaxStaticFile = 64 << 20;
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i)
-    if (lower(s[i]) != lower(prefix[i])) return false;
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
+using core::istarts_with;
+using core::lower;
+using core::trim;
 
 // RFC 9110 §5.6.2 tchar: what a WebSocket subprotocol name may contain.
 bool token_char(char c) {
@@ -378,16 +364,19 @@ std::unique_ptr<HttpServer> HttpServer::create(loop::Loop& loop, ServerOptions o
   std::unique_ptr<HttpServer> s(new HttpServer(loop, std::move(options)));
   s->endpoint_ = *ep;
   if (!s->options_.token.empty()) s->token_digest_ = sha256(s->options_.token);
-  if (!s->open_listener(err)) return nullptr;
+  if (auto opened = s->open_listener(); !opened) {
+    err = opened.error();
+    return nullptr;
+  }
   return s;
 }
 
-bool HttpServer::open_listener(std::string& err) {
-  const auto fail = [&](const char* what) {
-    err = std::string(what) + " " + endpoint_.to_string() + ": " + std::strerror(errno);
+core::Expected<void, std::string> HttpServer::open_listener() {
+  const auto fail = [&](const char* what) -> core::Expected<void, std::string> {
+    std::string err = std::string(what) + " " + endpoint_.to_string() + ": " + std::strerror(errno);
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
-    return false;
+    return core::unexpected(std::move(err));
   };
   listen_fd_ = ::socket(endpoint_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return fail("socket");
@@ -409,7 +398,7 @@ bool HttpServer::open_listener(std::string& err) {
     errno = EINVAL;
     return fail("watch");
   }
-  return true;
+  return {};
 }
 
 HttpServer::~HttpServer() {
@@ -836,7 +825,7 @@ void HttpServer::flush_answers(Conn& c) {
         WsHandler* h = a.ws_handler;
         c.answers.erase(it);
         ++c.head_seq;
-        if (!c.codec.accept_websocket(req, proto)) continue;  // the codec answered 400/426
+        if (!c.codec.accept_websocket(req, proto, now)) continue;  // the codec answered 400/426
         count_response(101);
         c.ws = h;
         c.ws_open = true;

@@ -46,6 +46,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/expected.hpp"
 #include "http/server_connection.hpp"
 #include "loop/loop.hpp"
 
@@ -243,7 +244,8 @@ class HttpServer final : private loop::FdHandler, private loop::TimerHandler {
   void drop_body(detail::Conn& c);
 
   HttpServer(loop::Loop& loop, ServerOptions options);
-  bool open_listener(std::string& err);
+  // The listening socket, bound and watched; the error names the step and errno.
+  core::Expected<void, std::string> open_listener();
 
   void on_fd_ready(int fd, bool readable, bool writable) override;
   void on_timer(loop::TimerId id, uint64_t cookie) override;

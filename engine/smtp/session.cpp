@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/strings.hpp"
+
 namespace mxp::smtp {
 
 namespace {
@@ -29,23 +31,8 @@ bool has_utf8(std::string_view s) {
                      [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 'a' + 'A');
-    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 'a' + 'A');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-bool icontains(std::string_view hay, std::string_view needle) {
-  if (needle.size() > hay.size()) return false;
-  for (size_t i = 0; i + needle.size() <= hay.size(); ++i)
-    if (iequals(hay.substr(i, needle.size()), needle)) return true;
-  return false;
-}
+using core::icontains;
+using core::iequals;
 
 // RFC 3207 §4: "530 5.7.0 Must issue a STARTTLS command first"; other servers word it
 // "TLS required" (the same phrases as the verdict policy's TlsRequired text rule), always with
@@ -60,12 +47,6 @@ bool demands_tls(const Reply& r) {
 }
 
 }  // namespace
-
-std::optional<StartTlsMode> parse_starttls_mode(std::string_view s) {
-  for (size_t i = 0; i < kStartTlsModeNames.size(); ++i)
-    if (s == kStartTlsModeNames[i]) return static_cast<StartTlsMode>(i);
-  return std::nullopt;
-}
 
 bool is_safe_argument(std::string_view arg, size_t max_len, bool allow_utf8) {
   if (arg.empty() || arg.size() > max_len) return false;

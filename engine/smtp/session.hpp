@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "smtp/reply_parser.hpp"
 #include "smtp/types.hpp"
 
@@ -23,26 +24,8 @@ namespace mxp::smtp {
 
 // All times are std::chrono::steady_clock time points supplied by the caller ("now"), so tests
 // drive the clock by hand and the session never reads a clock itself.
-using Clock = std::chrono::steady_clock;
+using Clock = core::Clock;
 using TimePoint = Clock::time_point;
-using StageTimeouts = std::array<std::chrono::milliseconds, kStageCount>;
-
-// Time allowed for each stage's reply (for Connect: for the TCP connect). RFC 5321 §4.5.3.2
-// suggests minutes (5 min for the greeting, MAIL and RCPT); a verifier gives up sooner, and a
-// tarpit must not hold a session for long. Postfix's smtp_connect_timeout is 30 s.
-inline constexpr StageTimeouts kDefaultStageTimeouts = {
-    std::chrono::seconds(30),  // connect
-    std::chrono::seconds(60),  // banner
-    std::chrono::seconds(60),  // ehlo
-    std::chrono::seconds(60),  // helo
-    std::chrono::seconds(60),  // mail_from
-    std::chrono::seconds(60),  // rcpt_to
-    std::chrono::seconds(30),  // rset
-    std::chrono::seconds(10),  // quit
-    std::chrono::seconds(30),  // starttls: the reply to STARTTLS, then the TLS handshake
-};
-static_assert(kDefaultStageTimeouts.size() == kStageCount);
-
 // EHLO keywords we look for (RFC 5321 §4.1.1.1 ehlo-line; keywords are case-insensitive).
 enum class Capability : uint8_t {
   Pipelining,           // RFC 2920
@@ -62,15 +45,6 @@ constexpr std::string_view to_string(Capability c) {
 inline bool has(const Capabilities& caps, Capability c) {
   return caps.test(static_cast<int>(c));
 }
-
-// STARTTLS (RFC 3207): never; auto = when the server offers it in EHLO or demands it ("530 5.7.0
-// Must issue a STARTTLS command first"), else in clear text; require = no MAIL FROM without TLS.
-enum class StartTlsMode : uint8_t { Never, Auto, Require };
-inline constexpr std::array<std::string_view, 3> kStartTlsModeNames = {"never", "auto", "require"};
-constexpr std::string_view to_string(StartTlsMode m) {
-  return kStartTlsModeNames[static_cast<int>(m)];
-}
-std::optional<StartTlsMode> parse_starttls_mode(std::string_view s);
 
 // Shared by many sessions (a session keeps a pointer: the config must outlive it).
 struct SessionConfig {

@@ -16,4 +16,10 @@ std::string Reply::text() const {
   return out;
 }
 
+std::optional<StartTlsMode> parse_starttls_mode(std::string_view s) {
+  for (size_t i = 0; i < kStartTlsModeNames.size(); ++i)
+    if (s == kStartTlsModeNames[i]) return static_cast<StartTlsMode>(i);
+  return std::nullopt;
+}
+
 }  // namespace mxp::smtp

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "store/status.hpp"
 
 namespace mxp::store {
@@ -164,7 +165,7 @@ UnixSeconds unix_now();
 // (their rows stay pending/in_flight and are redone on resume). Call flush() at the end.
 class ResultBatch {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = core::Clock;
   ResultBatch(JobStore& store, JobId job, size_t max_count, std::chrono::milliseconds max_age);
 
   Status add(ResultRecord r, Clock::time_point now = Clock::now());

@@ -50,7 +50,7 @@ void Writer::post_detached(Work w) {
 void Writer::enqueue(uint64_t ticket, Work w) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back({ticket, std::move(w), std::chrono::steady_clock::now()});
+    queue_.push_back({ticket, std::move(w), core::Clock::now()});
     ++queued_;
   }
   cv_.notify_one();
@@ -62,7 +62,7 @@ void Writer::keep_up() {
   bool late = false;
   {
     std::lock_guard lock(mu_);
-    late = !queue_.empty() && std::chrono::steady_clock::now() - queue_.front().at > kBoostAfter;
+    late = !queue_.empty() && core::Clock::now() - queue_.front().at > kBoostAfter;
   }
   // Work waiting this long means other processes fill the machine and starve an idle-class
   // thread: normal priority until the queue is empty again (run() goes back to idle then).

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "store/sqlite_store.hpp"
 
 namespace mxp::store {
@@ -66,7 +67,7 @@ class Writer {
   struct Queued {
     uint64_t ticket;  // 0: detached
     Work work;
-    std::chrono::steady_clock::time_point at;
+    core::TimePoint at;
   };
   // Work that waited this long lifts the thread's priority (keep_up()).
   static constexpr auto kBoostAfter = std::chrono::milliseconds(300);

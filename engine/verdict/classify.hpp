@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "core/verdict.hpp"
+#include "dns/status.hpp"
 #include "smtp/types.hpp"
 #include "verdict/text_rules.hpp"
 
@@ -55,20 +56,10 @@ struct Classification {
 // unknown" is about a mailbox, not a blocklist (docs/verdicts.md, "Echoed addresses").
 Classification classify(const smtp::Outcome& outcome, const Echoes& echoes = {});
 
-// DNS outcomes that end a verification before any SMTP.
-enum class DnsStatus : uint8_t {
-  NxDomain,      // the domain does not exist (RCODE 3)
-  NullMx,        // RFC 7505 "MX 0 ." : the domain accepts no mail
-  NoMailServer,  // no MX and no A/AAAA (RFC 5321 §5.1 has nothing to fall back to)
-  ServFail,      // the domain's servers failed to answer (RCODE 2)
-  Refused,       // the resolver refused the query (RCODE 5) or another resolver error
-  Timeout,       // no answer in time
-};
-inline constexpr std::array<std::string_view, 6> kDnsStatusNames = {
-    "nxdomain", "null_mx", "no_mail_server", "servfail", "refused", "timeout"};
-constexpr std::string_view to_string(DnsStatus s) {
-  return kDnsStatusNames[static_cast<int>(s)];
-}
+// DNS outcomes that end a verification before any SMTP (dns/status.hpp).
+using dns::DnsStatus;
+using dns::kDnsStatusNames;
+using dns::to_string;
 
 Classification classify_dns(DnsStatus status);
 

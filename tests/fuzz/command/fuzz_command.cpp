@@ -62,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
       t0);
   auto req = c.next_request();
-  if (!req || !c.accept_websocket(*req)) abort();
+  if (!req || !c.accept_websocket(*req, {}, t0)) abort();
   c.consume_output(c.pending_output().size());
   const size_t step = text.size() / pieces + 1;
   for (size_t at = 0, i = 0; at < text.size() || i == 0; at += step, ++i) {

@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     while (auto r = c.next_request()) {
       if (r->upgrade && ServerConnection::is_websocket_handshake(*r)) {
         const auto protos = ServerConnection::offered_subprotocols(*r);
-        c.accept_websocket(*r, protos.empty() ? std::string_view{} : protos.back());
+        c.accept_websocket(*r, protos.empty() ? std::string_view{} : protos.back(), t0);
       } else if (r->path.size() % 2 == 0) {
         c.respond(Response::json(200, r->body), t0);
       } else {

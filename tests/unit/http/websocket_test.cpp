@@ -91,7 +91,7 @@ void upgrade(ServerConnection& c, std::string_view extra = {}) {
   ASSERT_TRUE(r);
   ASSERT_TRUE(r->upgrade);
   ASSERT_TRUE(ServerConnection::is_websocket_handshake(*r));
-  ASSERT_TRUE(c.accept_websocket(*r));
+  ASSERT_TRUE(c.accept_websocket(*r, {}, t0));
   ASSERT_EQ(c.state(), ServerConnection::State::websocket);
   drain(c);
 }
@@ -107,7 +107,7 @@ TEST(WebSocket, HandshakeAnswerWithSubprotocol) {
   ASSERT_TRUE(r);
   EXPECT_EQ(ServerConnection::offered_subprotocols(*r),
             (std::vector<std::string>{"chat", "mxp.token.abc123"}));
-  ASSERT_TRUE(c.accept_websocket(*r, "mxp.token.abc123"));
+  ASSERT_TRUE(c.accept_websocket(*r, "mxp.token.abc123", t0));
   EXPECT_EQ(drain(c),
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
@@ -132,7 +132,7 @@ TEST_P(WebSocketBadHandshake, Rejected) {
   c.feed(h, t0);
   auto r = c.next_request();
   ASSERT_TRUE(r);
-  EXPECT_FALSE(c.accept_websocket(*r, tc.subprotocol));
+  EXPECT_FALSE(c.accept_websocket(*r, tc.subprotocol, t0));
   EXPECT_EQ(c.error_status(), tc.status);
   const std::string out = drain(c);
   EXPECT_EQ(out.rfind("HTTP/1.1 " + std::to_string(tc.status) + " ", 0), 0u) << out;
@@ -158,7 +158,7 @@ TEST(WebSocket, NotAnUpgradeRequest) {
   auto r = c.next_request();
   ASSERT_TRUE(r);
   EXPECT_FALSE(ServerConnection::is_websocket_handshake(*r));
-  EXPECT_FALSE(c.accept_websocket(*r));
+  EXPECT_FALSE(c.accept_websocket(*r, {}, t0));
   EXPECT_TRUE(c.pending_output().empty());  // nothing owed as an upgrade: no answer written
   EXPECT_TRUE(c.respond(Response{}, t0));
 }
@@ -201,7 +201,7 @@ TEST(WebSocket, FramesArrivingBeforeAcceptAreKept) {
   c.feed(frame(0x1, "early"), t0);
   auto r = c.next_request();
   ASSERT_TRUE(r);
-  ASSERT_TRUE(c.accept_websocket(*r));
+  ASSERT_TRUE(c.accept_websocket(*r, {}, t0));
   auto m = c.next_ws_message();
   ASSERT_TRUE(m);
   EXPECT_EQ(m->data, "early");

@@ -1,13 +1,13 @@
 // Endpoint parsing and formatting through inet_pton/inet_ntop (numeric addresses only: names are
 // the DNS module's job).
-#include "loop/endpoint.hpp"
+#include "core/endpoint.hpp"
 
 #include <arpa/inet.h>
 
 #include <charconv>
 #include <cstring>
 
-namespace mxp::loop {
+namespace mxp::core {
 
 std::optional<Endpoint> Endpoint::parse(std::string_view ip, uint16_t port) {
   char buf[INET6_ADDRSTRLEN + 1];
@@ -119,4 +119,4 @@ bool Endpoint::operator==(const Endpoint& o) const {
   return true;
 }
 
-}  // namespace mxp::loop
+}  // namespace mxp::core

@@ -1,0 +1,81 @@
+// A value or the error that stopped it (C++20 has no std::expected). Small on purpose: ok(),
+// value(), error(), operator bool. Build an error with core::unexpected(e), so an Expected whose
+// value and error types coincide is never ambiguous.
+#pragma once
+
+#include <cassert>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace mxp::core {
+
+template <typename E>
+struct Unexpected {
+  E error;
+};
+
+template <typename E>
+Unexpected<std::decay_t<E>> unexpected(E&& e) {
+  return {std::forward<E>(e)};
+}
+
+template <typename T, typename E>
+class Expected {
+ public:
+  Expected() requires std::is_default_constructible_v<T> : v_(std::in_place_index<0>) {}
+  Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}
+  template <typename G>
+  Expected(Unexpected<G> u) : v_(std::in_place_index<1>, std::move(u.error)) {}
+
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+  const E& error() const {
+    assert(!ok());
+    return std::get<1>(v_);
+  }
+
+ private:
+  std::variant<T, E> v_;
+};
+
+// Success without a value, or the error.
+template <typename E>
+class Expected<void, E> {
+ public:
+  Expected() = default;
+  template <typename G>
+  Expected(Unexpected<G> u) : failed_(true), e_(std::move(u.error)) {}
+
+  bool ok() const { return !failed_; }
+  explicit operator bool() const { return ok(); }
+  void value() const { assert(ok()); }
+  const E& error() const {
+    assert(!ok());
+    return e_;
+  }
+
+ private:
+  bool failed_ = false;
+  E e_{};
+};
+
+}  // namespace mxp::core

@@ -1,0 +1,53 @@
+// ASCII string helpers shared by the protocol codecs (header names, SMTP keywords, policy keys,
+// host names): case folding and trimming that never depend on the locale.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace mxp::core {
+
+constexpr char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    c = lower(c);
+  return out;
+}
+
+// Drops the characters of `chars` (by default space and tab, HTTP's OWS) from the end.
+constexpr std::string_view trim_back(std::string_view s, std::string_view chars = " \t") {
+  while (!s.empty() && chars.find(s.back()) != std::string_view::npos)
+    s.remove_suffix(1);
+  return s;
+}
+
+// ... from both ends.
+constexpr std::string_view trim(std::string_view s, std::string_view chars = " \t") {
+  while (!s.empty() && chars.find(s.front()) != std::string_view::npos)
+    s.remove_prefix(1);
+  return trim_back(s, chars);
+}
+
+constexpr bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+constexpr bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+constexpr bool icontains(std::string_view hay, std::string_view needle) {
+  if (needle.size() > hay.size()) return false;
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i)
+    if (iequals(hay.substr(i, needle.size()), needle)) return true;
+  return false;
+}
+
+}  // namespace mxp::core

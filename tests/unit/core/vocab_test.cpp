@@ -1,0 +1,92 @@
+// The shared vocabulary: Expected, the clock's integer round trip, the ASCII string helpers.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/clock.hpp"
+#include "core/expected.hpp"
+#include "core/strings.hpp"
+
+namespace mxp::core {
+namespace {
+
+Expected<int, std::string> parse_digit(char c) {
+  if (c < '0' || c > '9') return unexpected(std::string("not a digit: ") + c);
+  return c - '0';
+}
+
+TEST(Expected, HoldsAValue) {
+  auto r = parse_digit('7');
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(static_cast<bool>(r));
+  EXPECT_EQ(r.value(), 7);
+  EXPECT_EQ(*r, 7);
+}
+
+TEST(Expected, HoldsAnError) {
+  auto r = parse_digit('x');
+  ASSERT_FALSE(r.ok());
+  EXPECT_FALSE(static_cast<bool>(r));
+  EXPECT_EQ(r.error(), "not a digit: x");
+}
+
+TEST(Expected, SameValueAndErrorTypeIsNotAmbiguous) {
+  Expected<std::string, std::string> good = std::string("value");
+  Expected<std::string, std::string> bad = unexpected(std::string("error"));
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good.value(), "value");
+  EXPECT_EQ(good->size(), 5u);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error(), "error");
+}
+
+TEST(Expected, MovesTheValueOut) {
+  Expected<std::string, int> r = std::string(100, 'a');
+  std::string s = std::move(r).value();
+  EXPECT_EQ(s.size(), 100u);
+}
+
+TEST(Expected, VoidSuccessOrError) {
+  Expected<void, std::string> fine;
+  EXPECT_TRUE(fine.ok());
+  Expected<void, std::string> failed = unexpected("disk full");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error(), "disk full");
+}
+
+TEST(Clock, NanosecondsRoundTrip) {
+  const TimePoint t = Clock::now();
+  EXPECT_EQ(from_ns(to_ns(t)), t);
+  EXPECT_EQ(to_ns(TimePoint{} + std::chrono::milliseconds(3)), 3'000'000);
+}
+
+TEST(Strings, LowerFoldsAsciiOnly) {
+  EXPECT_EQ(lower('A'), 'a');
+  EXPECT_EQ(lower('z'), 'z');
+  EXPECT_EQ(lower('['), '[');
+  EXPECT_EQ(lower("MX.Example.ORG"), "mx.example.org");
+  EXPECT_EQ(lower("\xC3\x84"), "\xC3\x84");  // UTF-8 bytes pass through
+}
+
+TEST(Strings, TrimDropsSpaceAndTabByDefault) {
+  EXPECT_EQ(trim(" \t value \t"), "value");
+  EXPECT_EQ(trim("   "), "");
+  EXPECT_EQ(trim("a b"), "a b");
+  EXPECT_EQ(trim(" x\r"), "x\r");
+  EXPECT_EQ(trim(" x\r", " \t\r"), "x");
+  EXPECT_EQ(trim_back(" x\t "), " x");
+}
+
+TEST(Strings, CaseInsensitiveComparisons) {
+  EXPECT_TRUE(iequals("Upgrade", "upgrade"));
+  EXPECT_FALSE(iequals("Upgrade", "upgrades"));
+  EXPECT_FALSE(iequals("a", "b"));
+  EXPECT_TRUE(istarts_with("Bearer abc", "bearer "));
+  EXPECT_FALSE(istarts_with("Bear", "bearer"));
+  EXPECT_TRUE(icontains("530 Must issue a STARTTLS command", "starttls"));
+  EXPECT_FALSE(icontains("530", "starttls"));
+  EXPECT_TRUE(icontains("x", ""));
+}
+
+}  // namespace
+}  // namespace mxp::core
