@@ -231,7 +231,7 @@ expect_match "$(cat "$WORK/e11.txt")" "j9.db: free some space, then run the same
   "a full disk: how to resume"
 
 # 10. Output order: a list whose head is greylisted (answered ~3 s later, after the retry) and
-# slow comes out in input order by default, in completion order with --order completion, with
+# slow comes out in input order with --order input, in completion order with --order completion, with
 # the same records either way. A MAIL FROM of its own per run: each run is greylisted afresh.
 stop_farm
 launch 45 54 --domains 4 --hosts 2 --mailboxes 20 --special greylist,slow
@@ -245,8 +245,7 @@ open(sys.argv[2], "w").write("\n".join(head[:3] + rest + head[3:]) + "\n")
 PY
 for run in input:jsonl completion:jsonl input:csv; do
   order=${run%:*} fmt=${run#*:}
-  args=()
-  [[ $order == completion ]] && args=(--order completion)
+  args=(--order "$order")
   verify "$WORK/e10.txt" -i "$WORK/in10.txt" -o "$WORK/out10-$order.$fmt" --no-cache \
     --mail-from "order-$order-$fmt@client.test" "${args[@]}"
 done
