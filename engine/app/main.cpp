@@ -183,6 +183,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"jsonl", "csv"}))
       ->capture_default_str();
   v->add_flag("--transcript", ver.transcripts, "add each address's SMTP dialogue to its record");
+  std::string order = "completion";
+  v->add_option("--order", order,
+                "output order: input (records in the order of their lines, within a window of "
+                "10,000 records) or completion (as they finish)")
+      ->check(CLI::IsMember({"input", "completion"}))
+      ->capture_default_str();
   v->add_flag("-v,--verbose", ver.verbose, "say which event loop runs, and why");
   v->add_option("--journal", ver.journal,
                 "SQLite journal of the job, for --resume (default: OUTPUT.journal)");
@@ -312,6 +318,7 @@ int main(int argc, char** argv) {
     ver.format = format == "csv" ? mxp::app::OutputFormat::Csv : mxp::app::OutputFormat::Jsonl;
     // Without --format, an output named *.csv is CSV (the user said so by its name).
     ver.format_given = v->count("--format") > 0;
+    ver.order_input = order == "input";
     if (!ver.format_given && mxp::app::output_extension(ver.output) == ".csv")
       ver.format = mxp::app::OutputFormat::Csv;
     auto ttl = mxp::sched::parse_duration(cache_ttl);

@@ -26,6 +26,7 @@
 #include "app/engine_options.hpp"
 #include "app/io.hpp"
 #include "app/output.hpp"
+#include "app/output_order.hpp"
 #include "app/records.hpp"
 #include "app/reload.hpp"
 #include "app/verify.hpp"
@@ -262,6 +263,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     cache_batch_ = {};
     out_buf_ = {};
     parked_ = {};
+    order_ = OutputOrder(opts_.order_input);
   }
   // Why the job could not run to its end (an up-front input error, a read or store error).
   std::string failure() const {
@@ -446,7 +448,8 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   bool flushed() const {
     return failed_ ||
            (rows_.empty() && batch_.empty() && out_buf_.empty() && waiting_out_.empty() &&
-            !(writer_ && writer_->outstanding()) && (header_written_ || !(header_known_ || eof_)));
+            order_.held() == 0 && !(writer_ && writer_->outstanding()) &&
+            (header_written_ || !(header_known_ || eof_)));
   }
   bool done() const { return work_done() && flushed(); }
   bool pending_rows_left() const {
@@ -476,6 +479,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   // The end: the CLI stops the loop, serve hears about it (once).
   void check_done() {
     if (!work_done()) return;
+    order_.drain(out_buf_);    // lines that will never answer (cancelled) hold nothing back
     if (!flushed()) commit();  // the end is reached when the writer says the last batch is in
     if (!flushed()) return;
     if (own_verifier_) {
@@ -536,6 +540,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     last_record_ = r.number;
     if (!header_known_) note_format();
     if (resuming_ && r.number <= resume_after_) return;  // in the journal already
+    order_.expect(r.number);
     std::string_view raw = r.issue == RecordIssue::RecordTooLong ? std::string_view() : r.raw;
     if (r.issue != RecordIssue::None) {
       add_row(r.number, raw, "");
@@ -683,6 +688,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     }
     for (const auto& row : *page) {
       pending_cursor_ = row.line;
+      order_.expect(row.line);
       std::string field = field_of(row.raw);
       auto p = address::parse(field);
       if (!p.ok()) {  // cannot happen for a row stored valid; finish it rather than lose it
@@ -801,10 +807,12 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
       recent_[r.normalized] = json;
       set_seen_bit(r.normalized);
     }
+    std::string text;  // the output's line, in input order through order_ (--order)
     if (fmt_.format() == OutputFormat::Jsonl)
-      out_buf_ += json;  // what fmt_.append would write: append_json, same transcripts flag
+      text = json;  // what fmt_.append would write: append_json, same transcripts flag
     else
-      fmt_.append(r, raw, out_buf_);
+      fmt_.append(r, raw, text);
+    order_.push(r.line, std::move(text), out_buf_);
     count(r);
     if (on_record_) on_record_(r);
     if (journal_) {
@@ -886,6 +894,7 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
 
   // The end of the CLI's run (or an interrupt): everything to the journal and the output now.
   bool flush_now() {
+    order_.drain(out_buf_);  // an interrupt: what was answered goes out, around the gaps
     if (!commit()) return false;
     if (writer_) {
       writer_->drain();
@@ -1008,6 +1017,8 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   loop::TimerId tick_{};
   bool tick_armed_ = false;
   ProgressState ps_;
+  // Finished records wait here for earlier lines (--order input, a bounded window).
+  OutputOrder order_{opts_.order_input};
 };
 
 }  // namespace mxp::app

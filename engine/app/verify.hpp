@@ -36,6 +36,9 @@ struct VerifyOptions {
   bool format_given = true;  // --format was given (else it came from the output's name)
   RecordOptions records;
   bool transcripts = false;
+  // Records in input order (a bounded window, docs/jobs.md "Output order"); false: as they
+  // finish (the default for now: jobs_crash_resume under ASan does not finish with input order).
+  bool order_input = false;
   int progress = -1;     // -1: a bar when stderr is a terminal; 0: never; 1: status lines
   bool quiet = false;    // errors and warnings only: no summary, no scheduler log
   bool verbose = false;  // say which event loop runs

@@ -2,7 +2,8 @@
 # Jobs, end to end against mxfarm: duplicates are verified once (the farm counts the RCPTs), CSV
 # output keeps the user's columns, gzip input gives the same records, the results cache answers
 # a second run without a single RCPT (catch-all facts included) and expires, and Ctrl-C stops
-# cleanly with a resumable journal. Env MXFARM, MXPROBE. Range 127.45-54.0.0/16.
+# cleanly with a resumable journal, and records come out in input order (--order). Env MXFARM,
+# MXPROBE. Range 127.45-54.0.0/16.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
 LAB_POLICY=$ROOT/tools/policy/lab.toml
@@ -228,4 +229,46 @@ expect_match "$(cat "$WORK/e11.txt")" "cannot write /dev/full: No space left on 
   "a full disk: the file named"
 expect_match "$(cat "$WORK/e11.txt")" "j9.db: free some space, then run the same command with --resume" \
   "a full disk: how to resume"
+
+# 10. Output order: a list whose head is greylisted (answered ~3 s later, after the retry) and
+# slow comes out in input order with --order input, in completion order with --order completion, with
+# the same records either way. A MAIL FROM of its own per run: each run is greylisted afresh.
+stop_farm
+launch 45 54 --domains 4 --hosts 2 --mailboxes 20 --special greylist,slow
+"$MXFARM" truth "$SC" >"$WORK/truth10.csv"
+"$PY" - "$WORK/truth10.csv" "$WORK/in10.txt" <<'PY'
+import csv, sys
+emails = [r["email"] for r in csv.DictReader(open(sys.argv[1]))]
+head = [e for e in emails if e.endswith("@greylist.test")] + [e for e in emails if e.endswith("@slow.test")]
+rest = [e for e in emails if e not in head]
+open(sys.argv[2], "w").write("\n".join(head[:3] + rest + head[3:]) + "\n")
+PY
+for run in input:jsonl completion:jsonl input:csv; do
+  order=${run%:*} fmt=${run#*:}
+  args=(--order "$order")
+  verify "$WORK/e10.txt" -i "$WORK/in10.txt" -o "$WORK/out10-$order.$fmt" --no-cache \
+    --mail-from "order-$order-$fmt@client.test" "${args[@]}"
+done
+"$PY" - "$WORK" <<'PY' || fail "output order checks failed"
+import csv, json, sys
+w = sys.argv[1]
+n = sum(1 for _ in open(f"{w}/in10.txt"))
+def recs(path):
+    if path.endswith(".csv"):
+        return [(int(r["line"]), r["verdict"], r["reason"]) for r in csv.DictReader(open(path, newline=""))]
+    return [(r["line"], r["verdict"], r["reason"]) for r in map(json.loads, open(path))]
+inp, comp, csvin = (recs(f"{w}/out10-{o}") for o in ("input.jsonl", "completion.jsonl", "input.csv"))
+lines = [r[0] for r in inp]
+assert lines == list(range(1, n + 1)), f"--order input: lines {lines[:12]}..."
+assert [r[0] for r in csvin] == lines, "CSV: not in input order"
+clines = [r[0] for r in comp]
+assert clines != sorted(clines), "--order completion came out in input order: no greylisting?"
+assert sorted(clines) == lines, "--order completion: not one record per line"
+assert sorted(comp) == inp, set(comp) ^ set(inp)
+assert sorted(csvin) == inp
+grey = [r for r in inp if r[0] == 1][0]
+assert grey[1] != "unknown", f"the greylisted head was not answered: {grey}"
+PY
+ok
+stop_farm
 echo "PASS: $CHECKS checks"
