@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"jsonl", "csv"}))
       ->capture_default_str();
   v->add_flag("--transcript", ver.transcripts, "add each address's SMTP dialogue to its record");
-  std::string order = "completion";
+  std::string order = "input";
   v->add_option("--order", order,
                 "output order: input (records in the order of their lines, within a window of "
                 "10,000 records) or completion (as they finish)")

@@ -37,7 +37,8 @@ struct VerifyOptions {
   RecordOptions records;
   bool transcripts = false;
   // Records in input order (a bounded window, docs/jobs.md "Output order"); false: as they
-  // finish (the default for now: jobs_crash_resume under ASan does not finish with input order).
+  // finish. `verify` defaults to input order (main.cpp); serve's jobs write as they finish (their
+  // download is put in input order by the server).
   bool order_input = false;
   int progress = -1;     // -1: a bar when stderr is a terminal; 0: never; 1: status lines
   bool quiet = false;    // errors and warnings only: no summary, no scheduler log

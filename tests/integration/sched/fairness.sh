@@ -163,7 +163,10 @@ def run(kind):
     global tr
     drain_log()  # the previous run's last lines (sessions closing) go to the old state
     tr = RunState()
-    cmd = [mxprobe, "verify", "--no-cache", "--input", f"{work}/{kind}.txt", "--output", "-", "--no-progress",
+    # --order completion: the fast records must reach the output while the tarpit's addresses,
+    # read before them, still wait (input order would hold them back by design, up to its window).
+    cmd = [mxprobe, "verify", "--no-cache", "--order", "completion", "--input", f"{work}/{kind}.txt",
+           "--output", "-", "--no-progress",
            "--dns", f"127.0.0.1:{dns_port}", "--timeout-dns", "1",
            "--policy", f"{work}/policy.toml", "--source-ip", SOURCE_IP,
            "--helo", "probe.client.test",
