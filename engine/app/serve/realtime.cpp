@@ -70,12 +70,9 @@ void Service::check(const std::string& email, Waiter w) {
       }
     }
   }
-  if (auto it = by_addr_.find(key); it != by_addr_.end()) {
-    pending_[it->second].waiters.push_back(std::move(w));
-    return;
-  }
-  // A resolver known not to answer: say so now rather than at the timeout (jobs' addresses
-  // wait for it; a caller at the point of use wants an answer and its cause).
+  // A resolver known not to answer: say so now rather than at the timeout (jobs' addresses, and
+  // this one if it is already being verified, wait for it; a caller at the point of use wants an
+  // answer and its cause).
   if (verifier_.resolver_down()) {
     Result res;
     res.line = 1;
@@ -90,6 +87,10 @@ void Service::check(const std::string& email, Waiter w) {
     res.checked_at = std::chrono::system_clock::now();
     tally(res.verdict, res.reason, false);
     return answer(w, record_json(res, false));
+  }
+  if (auto it = by_addr_.find(key); it != by_addr_.end()) {
+    pending_[it->second].waiters.push_back(std::move(w));
+    return;
   }
   const uint64_t id = next_id_++;
   Pending& pd = pending_[id];

@@ -100,6 +100,43 @@ if ".0.252:" in dead:
 PY
   ok
 done
+# serve: a real-time check waiting when the resolver is found silent gets unknown/dns_error with
+# the cause then (not "still_verifying" at its 30 s timeout); the next one is answered at once.
+SERVE_PID=""
+trap '[[ -n $SERVE_PID ]] && { kill -KILL "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; }; stop_silent; cleanup' EXIT
+mkfifo "$WORK/serve.fifo"
+"$MXPROBE" serve --backend "$BACKEND" --listen 127.0.0.1:0 --policy "$LAB_POLICY" --no-cache \
+  --dns "127.$NET.0.252:$SILENT_PORT" --timeout-dns 0.5 --helo probe.client.test \
+  --data "$WORK/data" 2>"$WORK/serve.fifo" &
+SERVE_PID=$!
+exec 4<"$WORK/serve.fifo"
+URL=""
+while read -r -t 10 line <&4; do
+  [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] && { URL=${BASH_REMATCH[1]}; break; }
+done
+[[ -n $URL ]] || fail "serve: no start-up line"
+cat <&4 >"$WORK/serve.err" &
+exec 4<&-
+for n in 1 2; do
+  t0=$(date +%s%N)
+  rec=$(curl -sS -m 40 "${URL}v1/verify?email=$FIRST&timeout=30") || fail "serve: /v1/verify $n"
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  "$PY" - "$rec" "127.$NET.0.252:$SILENT_PORT" "$ms" "$n" <<'PY' || fail "serve: check $n: $rec"
+import json, sys
+r, dead, ms, n = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+assert (r["verdict"], r["reason"]) == ("unknown", "dns_error"), r
+assert r["error"].startswith(f"dns: {dead} does not answer ("), r["error"]
+assert "pending" not in r, r
+# The first waits for the lookup's two 0.5 s tries and the check of the root; the second is
+# answered from what is known. Neither waits for the 30 s timeout.
+assert ms < (10000 if n == "1" else 2000), ms
+PY
+  ok
+done
+kill -TERM "$SERVE_PID"
+wait "$SERVE_PID" || true
+SERVE_PID=""
+expect_match "$(cat "$WORK/serve.err")" "does not answer" "serve: the one line on stderr"
 stop_silent
 stop_farm
 echo "PASS dead_resolver $BACKEND ($CHECKS checks)"
