@@ -30,6 +30,7 @@
 #include "app/records.hpp"
 #include "app/reload.hpp"
 #include "app/verify.hpp"
+#include "core/clock.hpp"
 #include "core/progress.hpp"
 #include "pipeline/result.hpp"
 #include "pipeline/verifier.hpp"
@@ -634,11 +635,11 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     // Shared (serve): about a millisecond of reading a call, so the API never waits behind a
     // long read (results, the writer, starvation and the tick call again), but at least one
     // chunk whatever the clock says: a call that read nothing could stall a job.
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+    const auto until = core::Clock::now() + std::chrono::milliseconds(1);
     for (bool first = true;
          !done_reading() && in_flight() < high_ && !failed_ && (!paused_ || catching_up()) &&
          !cancelled_ && !interrupted_ && !writer_behind() &&
-         (own_verifier_ || first || std::chrono::steady_clock::now() < until);
+         (own_verifier_ || first || core::Clock::now() < until);
          first = false)
       read_more();
     check_done();

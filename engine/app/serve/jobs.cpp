@@ -85,8 +85,7 @@ std::unique_ptr<server::BodySink> Service::upload_job(const http::Request& q, se
   // The body is the list itself; a form's parts (curl -F) would be read as addresses, its
   // boundary lines included.
   if (const std::string* ct = q.header("Content-Type")) {
-    std::string t = ct->substr(0, ct->find(';'));
-    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::string t = core::lower(std::string_view(*ct).substr(0, ct->find(';')));
     if (t.starts_with("multipart/")) {
       r.respond(error(415, "unsupported_media_type",
                       "send the list itself as the body (curl --data-binary @list.csv), not a "

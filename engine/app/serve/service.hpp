@@ -26,7 +26,9 @@
 #include "app/runner.hpp"
 #include "app/serve.hpp"
 #include "app/verify.hpp"
+#include "core/clock.hpp"
 #include "core/json_in.hpp"
+#include "core/strings.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/verifier.hpp"
 #include "server/server.hpp"
@@ -36,8 +38,8 @@
 namespace mxp::app::serve_impl {
 
 using json = nlohmann::ordered_json;
+using core::Clock;
 using pipeline::Result;
-using Clock = std::chrono::steady_clock;
 
 inline constexpr int kProtocolVersion = 1;
 #ifndef MXP_VERSION
