@@ -16,6 +16,9 @@ PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
 
 cleanup() {
+  local p
+  for p in "${SERVE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${SERVE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   if [[ -n $FARM_PID ]] && kill -0 "$FARM_PID" 2>/dev/null; then
     kill -TERM "$FARM_PID" 2>/dev/null || true
     wait "$FARM_PID" 2>/dev/null || true
@@ -31,6 +34,53 @@ fail() {
 }
 
 ok() { CHECKS=$((CHECKS + 1)); }
+
+# serve_start NAME ARGS...: `$MXPROBE serve --listen 127.0.0.1:0 ARGS...` (the caller names its
+# DNS, policy, data directory...). Waits for its "listening on" line (warnings may come first;
+# read from a FIFO, no polling) and sets URL and SERVE_PID; its stderr goes to $WORK/NAME.err.
+# Every server started so is stopped on exit. serve_stop [SIGNAL] stops the last one (TERM, or
+# KILL for a crash) and sets SERVE_RC to its exit status.
+SERVE_PIDS=()
+SERVE_PID=""
+serve_start() {
+  local name=$1 fifo=$WORK/$1.fifo line
+  shift
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  "$MXPROBE" serve --listen 127.0.0.1:0 "$@" 2>"$fifo" &
+  SERVE_PID=$!
+  SERVE_PIDS+=("$SERVE_PID")
+  exec 4<"$fifo"
+  URL=""
+  while read -r -t 20 line <&4; do
+    echo "$line" >>"$WORK/$name.err"
+    [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] && { URL=${BASH_REMATCH[1]}; break; }
+  done
+  [[ -n $URL ]] || fail "$name: no start-up line ($(tail -3 "$WORK/$name.err" 2>/dev/null))"
+  cat <&4 >>"$WORK/$name.err" &
+  exec 4<&-
+}
+serve_stop() {
+  SERVE_RC=""
+  [[ -n $SERVE_PID ]] || return 0
+  kill "-${1:-TERM}" "$SERVE_PID" 2>/dev/null || true
+  SERVE_RC=0
+  wait "$SERVE_PID" 2>/dev/null || SERVE_RC=$?
+  SERVE_PID=""
+}
+
+# req METHOD PATH [curl args...]: a request to $URL; sets CODE and BODY. Writes carry
+# X-Mxprobe: 1 (the API's cross-site rule, docs/api.md "Security model"); tests of that rule
+# call curl without it.
+req() {
+  local method=$1 path=$2 xs=()
+  shift 2
+  [[ $method == GET || $method == HEAD ]] || xs=(-H 'X-Mxprobe: 1')
+  BODY=$(curl -sS -o - -w '\n%{http_code}' -X "$method" "${xs[@]}" "$@" "${URL}${path#/}") ||
+    fail "curl $path"
+  CODE=${BODY##*$'\n'}
+  BODY=${BODY%$'\n'*}
+}
 
 # expect_match TEXT REGEX WHAT: TEXT must contain a line matching the extended regex.
 expect_match() {

@@ -102,21 +102,8 @@ PY
 done
 # serve: a real-time check waiting when the resolver is found silent gets unknown/dns_error with
 # the cause then (not "still_verifying" at its 30 s timeout); the next one is answered at once.
-SERVE_PID=""
-trap '[[ -n $SERVE_PID ]] && { kill -KILL "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; }; stop_silent; cleanup' EXIT
-mkfifo "$WORK/serve.fifo"
-"$MXPROBE" serve --backend "$BACKEND" --listen 127.0.0.1:0 --policy "$LAB_POLICY" --no-cache \
-  --dns "127.$NET.0.252:$SILENT_PORT" --timeout-dns 0.5 --helo probe.client.test \
-  --data "$WORK/data" 2>"$WORK/serve.fifo" &
-SERVE_PID=$!
-exec 4<"$WORK/serve.fifo"
-URL=""
-while read -r -t 10 line <&4; do
-  [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] && { URL=${BASH_REMATCH[1]}; break; }
-done
-[[ -n $URL ]] || fail "serve: no start-up line"
-cat <&4 >"$WORK/serve.err" &
-exec 4<&-
+serve_start serve --backend "$BACKEND" --policy "$LAB_POLICY" --no-cache \
+  --dns "127.$NET.0.252:$SILENT_PORT" --timeout-dns 0.5 --helo probe.client.test --data "$WORK/data"
 for n in 1 2; do
   t0=$(date +%s%N)
   rec=$(curl -sS -m 40 "${URL}v1/verify?email=$FIRST&timeout=30") || fail "serve: /v1/verify $n"
@@ -133,9 +120,7 @@ assert ms < (10000 if n == "1" else 2000), ms
 PY
   ok
 done
-kill -TERM "$SERVE_PID"
-wait "$SERVE_PID" || true
-SERVE_PID=""
+serve_stop TERM
 expect_match "$(cat "$WORK/serve.err")" "does not answer" "serve: the one line on stderr"
 stop_silent
 stop_farm

@@ -24,28 +24,9 @@ per_source = { sessions = 4, connect_rate = 0, rcpt_rate = 0 }
 per_domain = { sessions = 1, connect_rate = 0, rcpt_rate = 0 }
 TOML
 
-SERVE_PID=""
-stop_serve() {
-  [[ -n $SERVE_PID ]] && { kill -KILL "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; }
-  SERVE_PID=""
-}
-trap 'stop_serve; cleanup' EXIT
 serve() {  # serve NAME: on an ephemeral port, --data $WORK/data; sets URL
-  local fifo=$WORK/$1.fifo line
-  rm -f "$fifo"
-  mkfifo "$fifo"
-  "$MXPROBE" serve --listen 127.0.0.1:0 --dns "127.0.0.1:$DNS_PORT" --cache "$WORK/cache.db" \
-    --policy "$WORK/policy.toml" --helo jobs.client.test --data "$WORK/data" 2>"$fifo" &
-  SERVE_PID=$!
-  exec 4<"$fifo"
-  while read -r -t 20 line <&4; do
-    echo "$line" >>"$WORK/$1.err"
-    [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] && break
-  done
-  [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] || fail "$1: no start-up line"
-  URL=${BASH_REMATCH[1]}
-  cat <&4 >>"$WORK/$1.err" &
-  exec 4<&-
+  serve_start "$1" --dns "127.0.0.1:$DNS_PORT" --cache "$WORK/cache.db" \
+    --policy "$WORK/policy.toml" --helo jobs.client.test --data "$WORK/data"
 }
 job() { curl -sS "${URL}v1/jobs/$1"; }
 field() { job "$1" | jq -r "$2"; }
@@ -123,7 +104,7 @@ done
 pdone=$(field "$PJ" .done)
 pprog=$(field "$PJ" .progress)
 ((pdone >= 10 && pdone < 100)) || fail "paused job: $pdone done"
-stop_serve
+serve_stop KILL
 serve second
 expect_eq "$(field "$FJ" .state)" failed "a failed job after a restart"
 expect_eq "$(field "$FJ" .error)" "$ferr" "a failed job keeps its error after a restart"

@@ -18,40 +18,12 @@ SLOW_ADDR=$(awk -F, '$1 ~ /@slow\./ && $2=="deliverable" {print $1; exit}' "$WOR
 WS_ADDR=$(awk -F, '$2=="deliverable" && $1 ~ /@d2\./ {print $1; exit}' "$WORK/truth.csv")
 [[ -n $OK_ADDR && -n $BAD_ADDR && -n $SLOW_ADDR && -n $WS_ADDR ]] || fail "truth lacks the addresses we need"
 
-SERVE_PIDS=()
-stop_serve() {
-  for p in "${SERVE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${SERVE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  cleanup
-}
-trap stop_serve EXIT
-
-# serve NAME ARGS...: starts mxprobe serve on an ephemeral port; sets URL from its first line.
+# serve NAME ARGS...: mxprobe serve on an ephemeral port, --data $WORK/data-NAME; sets URL.
 serve() {
-  local name=$1 fifo=$WORK/$1.fifo line
+  local name=$1
   shift
-  mkfifo "$fifo"
-  "$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
-    --no-cache --helo serve.client.test --data "$WORK/data-$name" "$@" 2>"$fifo" &
-  SERVE_PIDS+=($!)
-  exec 4<"$fifo"
-  read -r -t 10 line <&4 || fail "$name: no start-up line"
-  [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] || fail "$name: '$line'"
-  URL=${BASH_REMATCH[1]}
-  cat <&4 >"$WORK/$name.err" &
-  exec 4<&-
-}
-
-# req METHOD PATH [curl args...]: sets CODE and BODY. Writes carry X-Mxprobe: 1 (docs/api.md,
-# Security model); the cross-site checks below call curl without it.
-req() {
-  local method=$1 path=$2 xs=()
-  shift 2
-  [[ $method == GET || $method == HEAD ]] || xs=(-H 'X-Mxprobe: 1')
-  BODY=$(curl -sS -o - -w '\n%{http_code}' -X "$method" "${xs[@]}" "$@" "${URL}${path#/}") ||
-    fail "curl $path"
-  CODE=${BODY##*$'\n'}
-  BODY=${BODY%$'\n'*}
+  serve_start "$name" --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" --no-cache \
+    --helo serve.client.test --data "$WORK/data-$name" "$@"
 }
 jq_eq() {  # jq_eq FILTER WANT WHAT
   local got

@@ -22,27 +22,8 @@ if (($(ulimit -n) < 2048)); then
 fi
 (($(ulimit -n) >= 1200)) || fail "open files limit $(ulimit -n) is too low for 1,030 connections"
 
-SERVE_PID=""
-stop_serve() {
-  if [[ -n $SERVE_PID ]]; then
-    kill -TERM "$SERVE_PID" 2>/dev/null || true
-    wait "$SERVE_PID" 2>/dev/null || true
-  fi
-  cleanup
-}
-trap stop_serve EXIT
-
-mkfifo "$WORK/serve.fifo"
-"$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
-  --backend "${SERVE_BACKEND:-auto}" --no-cache --helo serve.client.test --data "$WORK/data" \
-  2>"$WORK/serve.fifo" &
-SERVE_PID=$!
-exec 4<"$WORK/serve.fifo"
-read -r -t 10 LINE <&4 || fail "serve: no start-up line"
-[[ $LINE =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] || fail "serve: '$LINE'"
-URL=${BASH_REMATCH[1]}
-cat <&4 >"$WORK/serve.err" &
-exec 4<&-
+serve_start serve --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
+  --backend "${SERVE_BACKEND:-auto}" --no-cache --helo serve.client.test --data "$WORK/data"
 
 "$PY" "$HERE_SERVE/hostile.py" "$URL" "$OK_ADDRS" "$BAD_ADDR" "$SERVE_PID" "$WORK/serve.err" ||
   fail "hostile clients (serve stderr: $(tail -5 "$WORK/serve.err"))"
@@ -51,11 +32,8 @@ kill -0 "$SERVE_PID" 2>/dev/null || fail "serve died"
 ok
 
 # It still stops cleanly.
-kill -TERM "$SERVE_PID"
-rc=0
-wait "$SERVE_PID" || rc=$?
-SERVE_PID=""
-expect_eq "$rc" 0 "serve exit status after SIGTERM"
+serve_stop TERM
+expect_eq "$SERVE_RC" 0 "serve exit status after SIGTERM"
 if grep -Eq "AddressSanitizer|LeakSanitizer|runtime error" "$WORK/serve.err"; then
   tail -40 "$WORK/serve.err" >&2
   fail "sanitizer report in serve stderr"

@@ -13,37 +13,12 @@ launch 35 39 --domains 3 --hosts 1 --mx-per-domain 1 --mailboxes 20 --catch-all-
   --special slow
 "$MXFARM" truth "$SC" >"$WORK/truth.csv"
 
-SERVE_PID=""
-stop_serve() {
-  [[ -n $SERVE_PID ]] && kill -TERM "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
-  cleanup
-}
-trap stop_serve EXIT
-
 start_serve() {  # start_serve: mxprobe serve on an ephemeral port, the cache and --data kept
-  local fifo=$WORK/serve.$RANDOM.fifo line
-  mkfifo "$fifo"
-  "$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
-    --cache "$WORK/cache.db" --helo metrics.client.test --data "$WORK/data" 2>"$fifo" &
-  SERVE_PID=$!
-  exec 4<"$fifo"
-  URL=""
-  while read -r -t 10 line <&4; do  # warnings may come first
-    [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] && { URL=${BASH_REMATCH[1]}; break; }
-  done
-  [[ -n $URL ]] || fail "no start-up line"
-  cat <&4 >>"$WORK/serve.err" &
-  exec 4<&-
+  serve_start serve --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" --cache "$WORK/cache.db" \
+    --helo metrics.client.test --data "$WORK/data"
 }
 start_serve
 
-req() {  # req METHOD PATH [curl args...]: sets CODE and BODY
-  local method=$1 path=$2
-  shift 2
-  BODY=$(curl -sS -o - -w '\n%{http_code}' -X "$method" -H 'X-Mxprobe: 1' "$@" "${URL}${path#/}") || fail "curl $path"
-  CODE=${BODY##*$'\n'}
-  BODY=${BODY%$'\n'*}
-}
 metric() {  # metric 'NAME{LABELS}': its value in $M (0 when absent is an error)
   local v
   v=$(awk -v k="$1" '$1 == k {print $2}' <<<"$M")
@@ -213,9 +188,8 @@ asyncio.run(main())
 EOF
 ok
 
-kill -TERM "$SERVE_PID"
-wait "$SERVE_PID" || fail "serve did not exit 0 on SIGTERM"
-SERVE_PID=""
+serve_stop TERM
+((SERVE_RC == 0)) || fail "serve did not exit 0 on SIGTERM (rc $SERVE_RC)"
 ok
 
 # --- Names outlive the server -----------------------------------------------------------------
@@ -224,8 +198,7 @@ req GET "/v1/jobs/$JOB2"
 expect_eq "$(jq -r .name <<<"$BODY")" again "the name kept across a restart"
 scrape
 expect_eq "$(metric 'mxprobe_jobs{state="finished"}')" 1 "the restored finished job counted by state"
-kill -TERM "$SERVE_PID"
-wait "$SERVE_PID" || fail "serve did not exit 0 on SIGTERM"
-SERVE_PID=""
+serve_stop TERM
+((SERVE_RC == 0)) || fail "serve did not exit 0 on SIGTERM (rc $SERVE_RC)"
 ok
 echo "PASS: $CHECKS checks"

@@ -26,28 +26,9 @@ per_source = { sessions = 4, connect_rate = 0, rcpt_rate = 0 }
 per_domain = { sessions = 2, connect_rate = 0, rcpt_rate = 0 }
 EOF
 
-SERVE_PID=""
-stop_serve() {
-  [[ -n $SERVE_PID ]] && { kill -KILL "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; }
-  cleanup
-}
-trap stop_serve EXIT
 serve() {  # serve NAME: on an ephemeral port, --data $WORK/data; sets URL
-  local fifo=$WORK/$1.fifo line
-  rm -f "$fifo"
-  mkfifo "$fifo"
-  "$MXPROBE" serve --listen 127.0.0.1:0 --policy "$WORK/policy.toml" --dns "127.0.0.1:$DNS_PORT" \
-    --no-cache --helo restart.client.test --data "$WORK/data" 2>"$fifo" &
-  SERVE_PID=$!
-  exec 4<"$fifo"
-  while read -r -t 20 line <&4; do
-    echo "$line" >>"$WORK/$1.err"
-    [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] && break
-  done
-  [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] || fail "$1: no start-up line"
-  URL=${BASH_REMATCH[1]}
-  cat <&4 >>"$WORK/$1.err" &
-  exec 4<&-
+  serve_start "$1" --policy "$WORK/policy.toml" --dns "127.0.0.1:$DNS_PORT" --no-cache \
+    --helo restart.client.test --data "$WORK/data"
 }
 job() { curl -sS "${URL}v1/jobs/$1"; }
 field() { job "$1" | jq -r "$2"; }
@@ -74,9 +55,7 @@ for _ in $(seq 600); do
   sleep 0.05
 done
 DONE_AT_KILL=$(field "$J2" .done)
-kill -KILL "$SERVE_PID"
-wait "$SERVE_PID" 2>/dev/null || true
-SERVE_PID=""
+serve_stop KILL
 ((DONE_AT_KILL >= 150 && DONE_AT_KILL < 1200)) || fail "big job at the kill: $DONE_AT_KILL of 1200"
 echo "killed with job $J2 at $DONE_AT_KILL of 1200"
 
