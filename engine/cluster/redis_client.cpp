@@ -157,7 +157,7 @@ void RedisClient::on_closed(loop::ConnId id, loop::Status status) {
   connected_ = false;
   const std::string why = status == loop::Status::PeerClosed
                               ? "the server closed the connection"
-                              : "connection " + std::string(loop::to_string(status));
+                              : "connection lost: " + std::string(loop::to_string(status));
   conn_.on_closed(why, loop_.now());
   went_down(conn_.down_reason());
   rearm_deadline();
