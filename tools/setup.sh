@@ -11,11 +11,14 @@ pkgs=(
   build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev git ca-certificates time python3 python3-websockets jq iproute2
   # engine libraries
   libuv1-dev libc-ares-dev liburing-dev libssl-dev libsqlite3-dev libwslay-dev libhttp-parser-dev
+  libhiredis-dev
   nlohmann-json3-dev libcli11-dev libidn2-dev libtomlplusplus-dev libcsv-dev zlib1g-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # mail and DNS peers for integration tests and benchmarks
   postfix dnsmasq-base swaks bind9-dnsutils microsocks wrk gnuplot-nox openssl
+  # the cluster's Redis (tests start their own; docs/cluster.md)
+  redis-server
   # the progress line at a fixed terminal width (tests/integration/app/progress_tty.sh)
   tmux
   # console: Emscripten, headless browser, node for playwright-core

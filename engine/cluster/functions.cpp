@@ -1,0 +1,106 @@
+// Command lines for the cluster's Redis functions and their replies (see functions.hpp).
+#include "cluster/functions.hpp"
+
+#include <cstdio>
+
+#include "cluster/functions_lua.hpp"
+
+namespace mxp::cluster::functions {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+std::string ms(Duration d) {
+  // At least 1 ms: a zero or negative ttl is refused by the function.
+  return std::to_string(std::max<int64_t>(1, duration_cast<milliseconds>(d).count()));
+}
+
+std::string unexpected_reply(std::string_view function, const Reply& r) {
+  return std::string(function) + ": unexpected reply " + to_string(r);
+}
+
+// An array of `n` integers, or the reason it is not.
+core::Expected<std::vector<int64_t>, std::string> integers(std::string_view function,
+                                                           const Reply& r, size_t n) {
+  if (r.is_error()) return core::unexpected(std::string(function) + ": " + r.str);
+  if (r.type != Reply::Type::Array || (n != 0 && r.elements.size() != n)) {
+    return core::unexpected(unexpected_reply(function, r));
+  }
+  std::vector<int64_t> out;
+  for (const Reply& e : r.elements) {
+    if (e.type != Reply::Type::Integer) return core::unexpected(unexpected_reply(function, r));
+    out.push_back(e.integer);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view library_code() {
+  return generated::kFunctionsLua;
+}
+
+std::vector<std::string> load_command() {
+  return {"FUNCTION", "LOAD", "REPLACE", std::string(library_code())};
+}
+
+std::vector<std::string> rate_lease(std::string_view key, int64_t want, double rate_per_second,
+                                    int64_t burst) {
+  char rate[32];
+  std::snprintf(rate, sizeof(rate), "%.9g", rate_per_second);
+  return {"FCALL", "mxp1_rate_lease",    "1", std::string(key), std::to_string(want),
+          rate,    std::to_string(burst)};
+}
+
+core::Expected<RateLease, std::string> parse_rate_lease(const Reply& reply) {
+  auto v = integers("mxp1_rate_lease", reply, 2);
+  if (!v) return core::unexpected(v.error());
+  return RateLease{(*v)[0], microseconds((*v)[1])};
+}
+
+std::vector<std::string> slot_acquire(std::string_view key, std::string_view holder,
+                                      int64_t capacity, Duration ttl) {
+  return {"FCALL",          "mxp1_slot_acquire", "1",
+          std::string(key), std::string(holder), std::to_string(capacity),
+          ms(ttl)};
+}
+
+core::Expected<SlotGrant, std::string> parse_slot_acquire(const Reply& reply) {
+  auto v = integers("mxp1_slot_acquire", reply, 3);
+  if (!v) return core::unexpected(v.error());
+  return SlotGrant{(*v)[0] == 1, (*v)[1], milliseconds((*v)[2])};
+}
+
+std::vector<std::string> slot_renew(std::string_view key, Duration ttl,
+                                    std::span<const std::string> holders) {
+  std::vector<std::string> argv = {"FCALL", "mxp1_slot_renew", "1", std::string(key), ms(ttl)};
+  argv.insert(argv.end(), holders.begin(), holders.end());
+  return argv;
+}
+
+core::Expected<std::vector<bool>, std::string> parse_slot_renew(const Reply& reply) {
+  auto v = integers("mxp1_slot_renew", reply, 0);
+  if (!v) return core::unexpected(v.error());
+  std::vector<bool> out;
+  for (int64_t x : *v)
+    out.push_back(x == 1);
+  return out;
+}
+
+std::vector<std::string> slot_release(std::string_view key, std::span<const std::string> holders) {
+  std::vector<std::string> argv = {"FCALL", "mxp1_slot_release", "1", std::string(key)};
+  argv.insert(argv.end(), holders.begin(), holders.end());
+  return argv;
+}
+
+core::Expected<int64_t, std::string> parse_slot_release(const Reply& reply) {
+  if (reply.is_error()) return core::unexpected("mxp1_slot_release: " + reply.str);
+  if (reply.type != Reply::Type::Integer) {
+    return core::unexpected(unexpected_reply("mxp1_slot_release", reply));
+  }
+  return reply.integer;
+}
+
+}  // namespace mxp::cluster::functions

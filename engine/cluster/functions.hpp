@@ -1,0 +1,61 @@
+// The cluster's Redis functions (functions.lua, library mxprobe_1): the command lines that load
+// and call them, and their replies read back into plain structs. No I/O: the commands go through
+// RedisClient (or any RESP client), so the limits are decided inside Redis, atomically, by
+// Redis' own clock. Semantics (docs/cluster.md):
+// - rate lease (GCRA): up to `want` tokens for a key at `rate` per second with `burst`, in one
+//   call; the answer says how many were granted and when the next one fits. A node takes tokens
+//   in small leases, so one Redis call pays for many connections or RCPTs.
+// - concurrency slots: a sorted set per key of holders scored by their expiry; acquire up to a
+//   capacity, renew while alive, release when done; a dead node's holds expire by themselves.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/redis_connection.hpp"
+#include "core/expected.hpp"
+
+namespace mxp::cluster::functions {
+
+inline constexpr std::string_view kLibrary = "mxprobe_1";
+
+// The Lua text (functions.lua, embedded at build time).
+std::string_view library_code();
+// FUNCTION LOAD REPLACE <code>: put it into ClientOptions::setup so every connection loads it.
+std::vector<std::string> load_command();
+
+struct RateLease {
+  int64_t granted = 0;
+  // How long until one more token fits after this grant (0: at once).
+  Duration wait{0};
+};
+// FCALL mxp1_rate_lease 1 <key> <want> <rate> <burst>
+std::vector<std::string> rate_lease(std::string_view key, int64_t want, double rate_per_second,
+                                    int64_t burst);
+core::Expected<RateLease, std::string> parse_rate_lease(const Reply& reply);
+
+struct SlotGrant {
+  bool granted = false;
+  int64_t held = 0;  // slots held for the key after the call (all holders)
+  // Refused: how long until the earliest hold expires if its holder does not renew it.
+  Duration wait{0};
+};
+// FCALL mxp1_slot_acquire 1 <key> <holder> <capacity> <ttl_ms>
+std::vector<std::string> slot_acquire(std::string_view key, std::string_view holder,
+                                      int64_t capacity, Duration ttl);
+core::Expected<SlotGrant, std::string> parse_slot_acquire(const Reply& reply);
+
+// FCALL mxp1_slot_renew 1 <key> <ttl_ms> <holder>...: one bool per holder, false when its hold
+// had expired (the slot may be another's now: stop using it).
+std::vector<std::string> slot_renew(std::string_view key, Duration ttl,
+                                    std::span<const std::string> holders);
+core::Expected<std::vector<bool>, std::string> parse_slot_renew(const Reply& reply);
+
+// FCALL mxp1_slot_release 1 <key> <holder>...: how many of them held a slot.
+std::vector<std::string> slot_release(std::string_view key, std::span<const std::string> holders);
+core::Expected<int64_t, std::string> parse_slot_release(const Reply& reply);
+
+}  // namespace mxp::cluster::functions

@@ -1,0 +1,246 @@
+// The cluster's Redis functions (functions.lua) against a real redis-server, on both loop
+// backends: loaded on every connection (again after a restart without persistence), the rate
+// lease's batch grants and its rate over time by Redis' own clock, fractional rates, bad
+// arguments; concurrency slots: capacity held, release, renew, expiry freeing a dead holder's
+// slot, and a renewing holder keeping it. Waits are loop timers until a condition or deadline.
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cluster/functions.hpp"
+#include "redis_fixture.hpp"
+
+namespace mxp::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fn = functions;
+
+class FunctionsTest : public testing::LoopFixture {
+ protected:
+  void SetUp() override {
+    LoopFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    server_ = start_server();
+    ASSERT_TRUE(server_->ok());
+    ClientOptions o;
+    o.setup = {fn::load_command()};
+    o.backoff_initial = 20ms;
+    c_ = client(server_->url(), o);
+    ASSERT_TRUE(c_);
+  }
+  void TearDown() override {
+    c_.reset();
+    server_.reset();
+  }
+
+  fn::RateLease lease(const std::string& key, int64_t want, double rate, int64_t burst) {
+    auto r = fn::parse_rate_lease(reply(*c_, fn::rate_lease(key, want, rate, burst)));
+    EXPECT_TRUE(r.ok()) << r.error();
+    return r.ok() ? *r : fn::RateLease{-1, {}};
+  }
+  fn::SlotGrant acquire(const std::string& key, const std::string& holder, int64_t capacity,
+                        Duration ttl) {
+    auto r = fn::parse_slot_acquire(reply(*c_, fn::slot_acquire(key, holder, capacity, ttl)));
+    EXPECT_TRUE(r.ok()) << r.error();
+    return r.ok() ? *r : fn::SlotGrant{};
+  }
+
+  // Runs the loop for `d` (a timer whose firing is the condition).
+  void pass(Duration d) {
+    struct Fire : loop::TimerHandler {
+      FunctionsTest* self = nullptr;
+      bool fired = false;
+      void on_timer(loop::TimerId, uint64_t) override {
+        fired = true;
+        self->poke();
+      }
+    } f;
+    f.self = this;
+    const auto id = loop_->add_timer(loop_->now() + d, f);
+    const bool ok =
+        run_until([&] { return f.fired; }, std::chrono::ceil<std::chrono::milliseconds>(d) + 10s);
+    if (!ok) loop_->cancel_timer(id);
+    ASSERT_TRUE(ok);
+  }
+
+  std::unique_ptr<testing::RedisServer> server_;
+  std::unique_ptr<RedisClient> c_;
+};
+
+TEST_P(FunctionsTest, LoadedOnEveryConnection) {
+  const Reply list = reply(*c_, {"FUNCTION", "LIST", "LIBRARYNAME", std::string(fn::kLibrary)});
+  ASSERT_EQ(list.type, Reply::Type::Array);
+  ASSERT_EQ(list.elements.size(), 1u) << to_string(list);
+  EXPECT_EQ(lease("k:load", 1, 10, 1).granted, 1);
+  // Restarted without persistence, Redis has no functions: the handshake loads them again.
+  server_->kill();
+  // (A command sent before the client sees the connection end would fail with ConnectionLost:
+  // it may have run. Wait for the loss, so this one waits for the new server instead.)
+  ASSERT_TRUE(run_until([&] { return !c_->up(); }, 10s));
+  ASSERT_TRUE(server_->start()) << server_->error();
+  EXPECT_EQ(lease("k:load", 1, 10, 1).granted, 1);  // a fresh bucket on the fresh server
+  EXPECT_EQ(c_->connection().stats().handshakes, 2u);
+}
+
+TEST_P(FunctionsTest, RateLeaseGrantsBatchesUpToTheBurst) {
+  // 10 per second, burst 20: an idle bucket grants 20 at once, then one per 100 ms.
+  const auto a = lease("k:batch", 8, 10, 20);
+  EXPECT_EQ(a.granted, 8);
+  EXPECT_EQ(a.wait, 0us);
+  const auto b = lease("k:batch", 20, 10, 20);
+  EXPECT_EQ(b.granted, 12);  // what was left of the burst
+  EXPECT_GT(b.wait, 0us);
+  EXPECT_LE(b.wait, 100ms);
+  const auto c = lease("k:batch", 5, 10, 20);
+  EXPECT_EQ(c.granted, 0);
+  EXPECT_GT(c.wait, 0us);
+  EXPECT_LE(c.wait, b.wait);
+  // want 0 only asks when the next token comes; it takes nothing.
+  const auto d = lease("k:batch", 0, 10, 20);
+  EXPECT_EQ(d.granted, 0);
+  EXPECT_GT(d.wait, 0us);
+  // The bucket is a key that lives until its theoretical arrival time passes (~2 s here).
+  const Reply pttl = reply(*c_, {"PTTL", "k:batch"});
+  EXPECT_GT(pttl.integer, 1000);
+  EXPECT_LE(pttl.integer, 2001);
+  // Other keys are other buckets.
+  EXPECT_EQ(lease("k:other", 20, 10, 20).granted, 20);
+}
+
+TEST_P(FunctionsTest, FractionalRate) {
+  // One per 2 s, burst 1.
+  const auto a = lease("k:slow", 3, 0.5, 1);
+  EXPECT_EQ(a.granted, 1);
+  EXPECT_EQ(a.wait, 2s);
+  const auto b = lease("k:slow", 3, 0.5, 1);
+  EXPECT_EQ(b.granted, 0);
+  EXPECT_GT(b.wait, 1500ms);
+  EXPECT_LE(b.wait, 2s);
+}
+
+TEST_P(FunctionsTest, RateHonouredOverTimeByRedisClock) {
+  // 50 per second, burst 10, asked for 1000 at a time whenever the last answer says a token
+  // fits, for a second of Redis time: at most burst + rate * elapsed tokens (GCRA's bound),
+  // and close to it (the loop asks on time; tokens accrue up to the burst if it is late).
+  constexpr double kRate = 50;
+  constexpr int64_t kBurst = 10;
+  const int64_t start_us = redis_time_us(*c_);
+  int64_t granted = 0;
+  int calls = 0;
+  int64_t now_us = start_us;
+  while (now_us - start_us < 1'000'000) {
+    const auto l = lease("k:rate", 1000, kRate, kBurst);
+    ASSERT_GE(l.granted, 0);
+    granted += l.granted;
+    ++calls;
+    pass(std::max<Duration>(l.wait, 1ms));
+    now_us = redis_time_us(*c_);
+  }
+  const double elapsed = static_cast<double>(now_us - start_us) / 1e6;
+  EXPECT_LE(granted, kBurst + static_cast<int64_t>(kRate * elapsed) + 1)
+      << "elapsed " << elapsed << " s, " << calls << " calls";
+  EXPECT_GE(granted, static_cast<int64_t>(kRate * elapsed * 0.7))
+      << "elapsed " << elapsed << " s, " << calls << " calls";
+}
+
+TEST_P(FunctionsTest, BadArgumentsAreErrors) {
+  auto r = fn::parse_rate_lease(reply(*c_, fn::rate_lease("k:bad", 1, 0, 1)));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("rate > 0"), std::string::npos) << r.error();
+  auto s = fn::parse_slot_acquire(reply(*c_, fn::slot_acquire("k:bad2", "h", 0, 1s)));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().find("capacity >= 1"), std::string::npos) << s.error();
+}
+
+TEST_P(FunctionsTest, SlotCapacityReleaseRenew) {
+  const std::string key = "k:slots";
+  for (const char* h : {"n1:1", "n1:2", "n2:1"}) {
+    const auto g = acquire(key, h, 3, 10s);
+    EXPECT_TRUE(g.granted) << h;
+  }
+  const auto full = acquire(key, "n3:1", 3, 10s);
+  EXPECT_FALSE(full.granted);
+  EXPECT_EQ(full.held, 3);
+  EXPECT_GT(full.wait, 9s);  // the earliest hold ends in ~10 s
+  EXPECT_LE(full.wait, 10s);
+  // A holder asking again keeps its one slot.
+  const auto again = acquire(key, "n1:1", 3, 10s);
+  EXPECT_TRUE(again.granted);
+  EXPECT_EQ(again.held, 3);
+  // Release frees a slot for another.
+  const std::vector<std::string> gone = {"n1:2", "never-held"};
+  auto released = fn::parse_slot_release(reply(*c_, fn::slot_release(key, gone)));
+  ASSERT_TRUE(released.ok()) << released.error();
+  EXPECT_EQ(*released, 1);
+  EXPECT_TRUE(acquire(key, "n3:1", 3, 10s).granted);
+  // Renew: the holders that hold are extended, a stranger is not made one.
+  const std::vector<std::string> renew = {"n1:1", "n9:9", "n3:1"};
+  auto renewed = fn::parse_slot_renew(reply(*c_, fn::slot_renew(key, 20s, renew)));
+  ASSERT_TRUE(renewed.ok()) << renewed.error();
+  EXPECT_EQ(*renewed, (std::vector<bool>{true, false, true}));
+  EXPECT_FALSE(acquire(key, "n9:9", 3, 10s).granted);
+  // The set lives as long as its longest hold (20 s now).
+  const Reply pttl = reply(*c_, {"PTTL", key});
+  EXPECT_GT(pttl.integer, 19'000);
+  EXPECT_LE(pttl.integer, 20'001);
+}
+
+TEST_P(FunctionsTest, ExpiryFreesADeadHoldersSlot) {
+  const std::string key = "k:expiry";
+  const auto t0 = loop_->now();
+  ASSERT_TRUE(acquire(key, "dead-node:1", 1, 300ms).granted);
+  // The dead node never renews. Another asks again whenever the answer says a hold may end.
+  fn::SlotGrant g = acquire(key, "live-node:1", 1, 5s);
+  EXPECT_FALSE(g.granted);
+  EXPECT_LE(g.wait, 300ms);
+  while (!g.granted && loop_->now() - t0 < 10s) {
+    pass(std::max<Duration>(g.wait, 1ms));
+    g = acquire(key, "live-node:1", 1, 5s);
+  }
+  EXPECT_TRUE(g.granted);
+  EXPECT_GE(loop_->now() - t0, 250ms) << "the slot was free before the hold expired";
+  EXPECT_EQ(g.held, 1);  // the dead holder is gone, not counted
+  const Reply holders = reply(*c_, {"ZRANGE", key, "0", "-1"});
+  ASSERT_EQ(holders.elements.size(), 1u);
+  EXPECT_EQ(holders.elements[0].str, "live-node:1");
+  // Released, the key goes away at once (nothing left to expire).
+  const std::vector<std::string> mine = {"live-node:1"};
+  EXPECT_EQ(*fn::parse_slot_release(reply(*c_, fn::slot_release(key, mine))), 1);
+  EXPECT_EQ(reply(*c_, {"EXISTS", key}).integer, 0);
+}
+
+TEST_P(FunctionsTest, RenewingHolderKeepsItsSlot) {
+  // Hold 1 s, renewed every 100 ms for 2.5 s (2.5 hold times): the other never gets in.
+  const std::string key = "k:renew";
+  const std::vector<std::string> mine = {"live:1"};
+  ASSERT_TRUE(acquire(key, "live:1", 1, 1s).granted);
+  const auto t0 = loop_->now();
+  while (loop_->now() - t0 < 2500ms) {
+    pass(100ms);
+    auto r = fn::parse_slot_renew(reply(*c_, fn::slot_renew(key, 1s, mine)));
+    ASSERT_TRUE(r.ok()) << r.error();
+    ASSERT_EQ(*r, std::vector<bool>{true}) << "lost the hold while renewing";
+    ASSERT_FALSE(acquire(key, "other:1", 1, 1s).granted);
+  }
+  // It stops renewing: within its hold time the other gets the slot.
+  fn::SlotGrant g = acquire(key, "other:1", 1, 1s);
+  const auto t1 = loop_->now();
+  while (!g.granted && loop_->now() - t1 < 10s) {
+    pass(std::max<Duration>(g.wait, 1ms));
+    g = acquire(key, "other:1", 1, 1s);
+  }
+  EXPECT_TRUE(g.granted);
+  auto r = fn::parse_slot_renew(reply(*c_, fn::slot_renew(key, 1s, mine)));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, std::vector<bool>{false}) << "an expired hold came back";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, FunctionsTest,
+                         ::testing::Values(loop::Backend::Uring, loop::Backend::Uv),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace mxp::cluster
