@@ -3,8 +3,8 @@
 // SOCKS5 leg when proxies are the source pool and through TLS after STARTTLS, takes more
 // recipients from the scheduler while it has room, and hands each recipient's outcome back to
 // the Verifier (on_outcome, session_done). Also here: the Verifier's per-address and per-domain
-// records (Item, Domain), which both read. Private to engine/pipeline: included by verifier.cpp
-// and session_slot.cpp only.
+// records (Item, Domain), which both read, and its timer cookies. Private to engine/pipeline:
+// included by verifier*.cpp and session_slot.cpp only.
 #pragma once
 
 #include <deque>
@@ -67,6 +67,10 @@ struct Verifier::Domain {
   std::string failure_error;
   std::optional<flags::DomainFlags> flags;  // looked up when its first result is emitted
 };
+
+// The Verifier's timer cookies: the kick, the scheduler's next deadline, the resolver's re-check
+// (armed in verifier.cpp and verifier_dns.cpp).
+constexpr uint64_t kKickCookie = 1, kDeadlineCookie = 2, kResolverCookie = 3;
 
 // One SMTP connection granted by the scheduler: drives an smtp::Session with the loop's events,
 // takes more recipients from the scheduler when it has room, and hands each recipient's outcome

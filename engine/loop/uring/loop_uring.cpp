@@ -7,6 +7,14 @@
 //
 // [SECTION] set-up and probing   [SECTION] connections   [SECTION] receive   [SECTION] send
 // [SECTION] foreign fds          [SECTION] run
+//
+// Longer than the ~700 lines engine/ files keep to, on purpose: it is one class, private to this
+// file, whose parts share one set of invariants: a slot is reused only after the kernel returned
+// every operation that named it (ops bits, ops_in_kernel_), a send buffer never moves while the
+// kernel reads it, and the receive path (multishot into the buffer ring, or poll + recv) is the
+// one set-up chose. Connect, receive, send, close and dispatch each keep those for the others, so
+// they read best together; split, the class would have to become a header shared by files that
+// each hold half of a state machine. The sections above are the way in.
 #include "loop/uring/loop_uring.hpp"
 
 #include <liburing.h>
