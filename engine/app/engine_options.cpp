@@ -322,9 +322,10 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
     return false;
   }
   c.transcripts = transcripts;
-  std::string warning, loaded_from;
-  c.domain_data = flags::load_domain_data(o.domain_data, warning, loaded_from);
-  if (!c.domain_data) std::fprintf(diag, "mxprobe: warning: %s\n", warning.c_str());
+  if (auto d = flags::load_domain_data(o.domain_data))
+    c.domain_data = std::move(d->data);
+  else
+    std::fprintf(diag, "mxprobe: warning: %s\n", d.error().c_str());
   return true;
 }
 
