@@ -281,11 +281,12 @@ static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::
   tls::ClientOptions to;
   to.verify_peer = o.tls_verify;
   to.ca_file = o.tls_ca_file;
-  c.tls = tls::ClientContext::create(to, err);
-  if (!c.tls) {
-    std::fprintf(diag, "mxprobe: TLS: %s\n", err.c_str());
+  auto ctx = tls::ClientContext::create(to);
+  if (!ctx) {
+    std::fprintf(diag, "mxprobe: TLS: %s\n", ctx.error().c_str());
     return false;
   }
+  c.tls = std::move(ctx).value();
   c.catch_all_probe = !o.no_catch_all;
   c.max_domains = o.max_domains;
   return true;
