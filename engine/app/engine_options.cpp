@@ -316,12 +316,12 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
   ro.servers = o.dns;
   ro.timeout = ms(o.timeout_dns);
   ro.prefer = o.prefer == "ipv6" ? dns::AddressPreference::Ipv6 : dns::AddressPreference::Ipv4;
-  std::string err;
-  e.resolver = dns::Resolver::create(*e.loop, ro, err);
-  if (!e.resolver) {
-    std::fprintf(diag, "mxprobe: %s\n", err.c_str());
+  auto resolver = dns::Resolver::create(*e.loop, ro);
+  if (!resolver) {
+    std::fprintf(diag, "mxprobe: %s\n", resolver.error().c_str());
     return false;
   }
+  e.resolver = std::move(resolver).value();
   c.transcripts = transcripts;
   if (auto d = flags::load_domain_data(o.domain_data))
     c.domain_data = std::move(d->data);
