@@ -179,11 +179,10 @@ static std::chrono::milliseconds ms(double seconds) {
 
 // --proxy and --proxy-file into the pool. Messages never repeat a URL: it may hold a password.
 static bool load_proxies(const EngineOptions& o, pipeline::VerifierConfig& c, std::FILE* diag) {
-  std::string err;
   for (size_t i = 0; i < o.proxies.size(); ++i) {
-    auto url = proxy::parse_proxy_url(o.proxies[i], err);
+    auto url = proxy::parse_proxy_url(o.proxies[i]);
     if (!url) {
-      std::fprintf(diag, "mxprobe: --proxy #%zu: %s\n", i + 1, err.c_str());
+      std::fprintf(diag, "mxprobe: --proxy #%zu: %s\n", i + 1, url.error().c_str());
       return false;
     }
     c.proxies.push_back(std::move(*url));
@@ -200,9 +199,10 @@ static bool load_proxies(const EngineOptions& o, pipeline::VerifierConfig& c, st
       const auto b = line.find_first_not_of(" \t\r");
       if (b == std::string::npos) continue;
       const auto e = line.find_last_not_of(" \t\r");
-      auto url = proxy::parse_proxy_url(std::string_view(line).substr(b, e - b + 1), err);
+      auto url = proxy::parse_proxy_url(std::string_view(line).substr(b, e - b + 1));
       if (!url) {
-        std::fprintf(diag, "mxprobe: --proxy-file %s:%zu: %s\n", path.c_str(), n, err.c_str());
+        std::fprintf(diag, "mxprobe: --proxy-file %s:%zu: %s\n", path.c_str(), n,
+                     url.error().c_str());
         return false;
       }
       c.proxies.push_back(std::move(*url));
