@@ -41,11 +41,11 @@ bool Service::start(std::string& err) {
                  tr && (*tr == "1" || *tr == "true"), std::move(r));
   });
   route("POST", "/v1/verify", [self](const http::Request& q, server::Responder r) {
-    json body;
-    std::string perr;
-    if (!::mxp::json::parse_bounded(q.body, ::mxp::json::kBodyLimits, body, perr))
-      return r.respond(
-          error(400, "bad_request", "expected a JSON object {\"email\": \"...\"}: " + perr));
+    auto parsed = ::mxp::json::parse_bounded<json>(q.body, ::mxp::json::kBodyLimits);
+    if (!parsed)
+      return r.respond(error(400, "bad_request",
+                             "expected a JSON object {\"email\": \"...\"}: " + parsed.error()));
+    json& body = *parsed;
     if (!body.is_object() || !body.contains("email") || !body["email"].is_string())
       return r.respond(error(400, "bad_request", "expected a JSON object {\"email\": \"...\"}"));
     std::string timeout;
