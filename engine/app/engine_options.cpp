@@ -154,22 +154,17 @@ std::string policy_overrides(const EngineOptions& o) {
   return doc;
 }
 
-std::shared_ptr<const sched::Policy> load_engine_policy(const EngineOptions& o, std::string& err) {
+core::Expected<std::shared_ptr<const sched::Policy>, std::string> load_engine_policy(
+    const EngineOptions& o) {
   std::vector<sched::PolicySource> docs;
   if (!o.policy_file.empty()) {
     auto text = sched::read_policy_file(o.policy_file);
-    if (!text) {
-      err = "policy " + text.error().to_string();
-      return nullptr;
-    }
+    if (!text) return core::unexpected("policy " + text.error().to_string());
     docs.push_back({std::move(*text), o.policy_file});
   }
   docs.push_back({policy_overrides(o), "<command line>"});
   auto p = sched::build_policy(docs);
-  if (!p) {
-    err = "policy " + p.error().to_string();
-    return nullptr;
-  }
+  if (!p) return core::unexpected("policy " + p.error().to_string());
   return std::make_shared<const sched::Policy>(std::move(*p));
 }
 
@@ -227,18 +222,18 @@ static bool load_proxies(const EngineOptions& o, pipeline::VerifierConfig& c, st
 // Everything of the configuration that comes from the user's values (no loop, no resolver):
 // a false here is a usage error.
 static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::FILE* diag) {
-  std::string err;
   for (const auto& s : o.dns)
     if (!loop::Endpoint::parse_host_port(s, 53)) {
       std::fprintf(diag, "mxprobe: --dns '%s' is not IP or IP:PORT ([IPv6]:PORT)\n", s.c_str());
       return false;
     }
   c.smtp_port = o.smtp_port;
-  c.policy = load_engine_policy(o, err);
-  if (!c.policy) {
-    std::fprintf(diag, "mxprobe: %s\n", err.c_str());
+  auto policy = load_engine_policy(o);
+  if (!policy) {
+    std::fprintf(diag, "mxprobe: %s\n", policy.error().c_str());
     return false;
   }
+  c.policy = std::move(policy).value();
   for (int pass = 0; pass < 2; ++pass) {
     for (const auto& s : pass ? o.new_source_ips : o.source_ips) {
       auto ep = loop::Endpoint::parse(s, 0);
