@@ -25,8 +25,12 @@ bool Service::start(std::string& err) {
   // Job uploads are streamed to disk (route_streamed); other bodies are small JSON.
   so.limits.max_body_bytes = 1 << 20;
   so.limits.max_stream_body_bytes = o_.max_upload;
-  http_ = server::HttpServer::create(*e_.loop, so, err);
-  if (!http_) return false;
+  auto made = server::HttpServer::create(*e_.loop, so);
+  if (!made) {
+    err = made.error();
+    return false;
+  }
+  http_ = std::move(made).value();
   auto self = this;
   // Public: also tells the console whether to ask for a token before calling the API.
   route("GET", "/healthz", [self](const http::Request&, server::Responder r) {
