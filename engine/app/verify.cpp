@@ -204,7 +204,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
     if (!path.empty() && make_parent_dirs(path)) {
       auto c = store::SqliteStore::open(path);
       auto w = c ? store::Writer::open(path, diag, "mxprobe verify: cache (results not cached)")
-                 : store::Expected<std::unique_ptr<store::Writer>>(c.error());
+                 : store::Expected<std::unique_ptr<store::Writer>>(core::unexpected(c.error()));
       if (w) {
         cache = std::move(*c);
         cache_writer = std::move(*w);

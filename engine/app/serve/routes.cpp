@@ -9,7 +9,7 @@ bool Service::start(std::string& err) {
     if (!path.empty() && make_parent_dirs(path)) {
       auto c = store::SqliteStore::open(path);
       auto w = c ? store::Writer::open(path, diag_, "mxprobe serve: cache (results not cached)")
-                 : store::Expected<std::unique_ptr<store::Writer>>(c.error());
+                 : store::Expected<std::unique_ptr<store::Writer>>(core::unexpected(c.error()));
       if (w) {
         cache_ = std::move(*c);
         cache_writer_ = std::move(*w);
