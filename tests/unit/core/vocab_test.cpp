@@ -97,6 +97,14 @@ TEST(Strings, LowerFoldsAsciiOnly) {
   EXPECT_EQ(lower("\xC3\x84"), "\xC3\x84");  // UTF-8 bytes pass through
 }
 
+TEST(Strings, UpperFoldsAsciiOnly) {
+  EXPECT_EQ(upper('a'), 'A');
+  EXPECT_EQ(upper('Z'), 'Z');
+  EXPECT_EQ(upper('{'), '{');
+  EXPECT_EQ(upper("8bitmime Pipelining"), "8BITMIME PIPELINING");
+  EXPECT_EQ(upper("\xC3\xA4"), "\xC3\xA4");  // UTF-8 bytes pass through
+}
+
 TEST(Strings, TrimDropsSpaceAndTabByDefault) {
   EXPECT_EQ(trim(" \t value \t"), "value");
   EXPECT_EQ(trim("   "), "");
