@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/strings.hpp"
+
 namespace mxp::app {
 namespace {
 
@@ -55,9 +57,7 @@ std::string command_reference(const CLI::App& cmd, const CommandDoc& doc) {
   out += "\n\n```\nmxprobe " + cmd.get_name() + " [OPTIONS]";
   for (const CLI::Option* o : cmd.get_options())
     if (o->get_positional()) {
-      std::string n = o->get_name(true);
-      for (char& c : n)
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      std::string n = core::upper(o->get_name(true));
       if (o->get_expected_max() > 1) n += "...";
       out += " " + (o->get_required() ? n : "[" + n + "]");
     }
@@ -119,10 +119,8 @@ std::string closest_command(const std::string& typed, const std::vector<std::str
     for (size_t i = 1; i <= typed.size(); ++i) {
       cur[0] = i;
       for (size_t j = 1; j <= n.size(); ++j)
-        cur[j] = std::min(
-            {prev[j] + 1, cur[j - 1] + 1,
-             prev[j - 1] +
-                 (std::tolower(static_cast<unsigned char>(typed[i - 1])) == n[j - 1] ? 0u : 1u)});
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1,
+                           prev[j - 1] + (core::lower(typed[i - 1]) == n[j - 1] ? 0u : 1u)});
       std::swap(prev, cur);
     }
     if (prev[n.size()] < best_d) {

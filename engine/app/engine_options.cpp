@@ -154,22 +154,17 @@ std::string policy_overrides(const EngineOptions& o) {
   return doc;
 }
 
-std::shared_ptr<const sched::Policy> load_engine_policy(const EngineOptions& o, std::string& err) {
+core::Expected<std::shared_ptr<const sched::Policy>, std::string> load_engine_policy(
+    const EngineOptions& o) {
   std::vector<sched::PolicySource> docs;
   if (!o.policy_file.empty()) {
     auto text = sched::read_policy_file(o.policy_file);
-    if (!text) {
-      err = "policy " + text.error().to_string();
-      return nullptr;
-    }
+    if (!text) return core::unexpected("policy " + text.error().to_string());
     docs.push_back({std::move(*text), o.policy_file});
   }
   docs.push_back({policy_overrides(o), "<command line>"});
   auto p = sched::build_policy(docs);
-  if (!p) {
-    err = "policy " + p.error().to_string();
-    return nullptr;
-  }
+  if (!p) return core::unexpected("policy " + p.error().to_string());
   return std::make_shared<const sched::Policy>(std::move(*p));
 }
 
@@ -179,11 +174,10 @@ static std::chrono::milliseconds ms(double seconds) {
 
 // --proxy and --proxy-file into the pool. Messages never repeat a URL: it may hold a password.
 static bool load_proxies(const EngineOptions& o, pipeline::VerifierConfig& c, std::FILE* diag) {
-  std::string err;
   for (size_t i = 0; i < o.proxies.size(); ++i) {
-    auto url = proxy::parse_proxy_url(o.proxies[i], err);
+    auto url = proxy::parse_proxy_url(o.proxies[i]);
     if (!url) {
-      std::fprintf(diag, "mxprobe: --proxy #%zu: %s\n", i + 1, err.c_str());
+      std::fprintf(diag, "mxprobe: --proxy #%zu: %s\n", i + 1, url.error().c_str());
       return false;
     }
     c.proxies.push_back(std::move(*url));
@@ -200,9 +194,10 @@ static bool load_proxies(const EngineOptions& o, pipeline::VerifierConfig& c, st
       const auto b = line.find_first_not_of(" \t\r");
       if (b == std::string::npos) continue;
       const auto e = line.find_last_not_of(" \t\r");
-      auto url = proxy::parse_proxy_url(std::string_view(line).substr(b, e - b + 1), err);
+      auto url = proxy::parse_proxy_url(std::string_view(line).substr(b, e - b + 1));
       if (!url) {
-        std::fprintf(diag, "mxprobe: --proxy-file %s:%zu: %s\n", path.c_str(), n, err.c_str());
+        std::fprintf(diag, "mxprobe: --proxy-file %s:%zu: %s\n", path.c_str(), n,
+                     url.error().c_str());
         return false;
       }
       c.proxies.push_back(std::move(*url));
@@ -227,18 +222,18 @@ static bool load_proxies(const EngineOptions& o, pipeline::VerifierConfig& c, st
 // Everything of the configuration that comes from the user's values (no loop, no resolver):
 // a false here is a usage error.
 static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::FILE* diag) {
-  std::string err;
   for (const auto& s : o.dns)
     if (!loop::Endpoint::parse_host_port(s, 53)) {
       std::fprintf(diag, "mxprobe: --dns '%s' is not IP or IP:PORT ([IPv6]:PORT)\n", s.c_str());
       return false;
     }
   c.smtp_port = o.smtp_port;
-  c.policy = load_engine_policy(o, err);
-  if (!c.policy) {
-    std::fprintf(diag, "mxprobe: %s\n", err.c_str());
+  auto policy = load_engine_policy(o);
+  if (!policy) {
+    std::fprintf(diag, "mxprobe: %s\n", policy.error().c_str());
     return false;
   }
+  c.policy = std::move(policy).value();
   for (int pass = 0; pass < 2; ++pass) {
     for (const auto& s : pass ? o.new_source_ips : o.source_ips) {
       auto ep = loop::Endpoint::parse(s, 0);
@@ -281,11 +276,12 @@ static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::
   tls::ClientOptions to;
   to.verify_peer = o.tls_verify;
   to.ca_file = o.tls_ca_file;
-  c.tls = tls::ClientContext::create(to, err);
-  if (!c.tls) {
-    std::fprintf(diag, "mxprobe: TLS: %s\n", err.c_str());
+  auto ctx = tls::ClientContext::create(to);
+  if (!ctx) {
+    std::fprintf(diag, "mxprobe: TLS: %s\n", ctx.error().c_str());
     return false;
   }
+  c.tls = std::move(ctx).value();
   c.catch_all_probe = !o.no_catch_all;
   c.max_domains = o.max_domains;
   return true;
@@ -315,16 +311,17 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
   ro.servers = o.dns;
   ro.timeout = ms(o.timeout_dns);
   ro.prefer = o.prefer == "ipv6" ? dns::AddressPreference::Ipv6 : dns::AddressPreference::Ipv4;
-  std::string err;
-  e.resolver = dns::Resolver::create(*e.loop, ro, err);
-  if (!e.resolver) {
-    std::fprintf(diag, "mxprobe: %s\n", err.c_str());
+  auto resolver = dns::Resolver::create(*e.loop, ro);
+  if (!resolver) {
+    std::fprintf(diag, "mxprobe: %s\n", resolver.error().c_str());
     return false;
   }
+  e.resolver = std::move(resolver).value();
   c.transcripts = transcripts;
-  std::string warning, loaded_from;
-  c.domain_data = flags::load_domain_data(o.domain_data, warning, loaded_from);
-  if (!c.domain_data) std::fprintf(diag, "mxprobe: warning: %s\n", warning.c_str());
+  if (auto d = flags::load_domain_data(o.domain_data))
+    c.domain_data = std::move(d->data);
+  else
+    std::fprintf(diag, "mxprobe: warning: %s\n", d.error().c_str());
   return true;
 }
 

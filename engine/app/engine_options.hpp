@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/expected.hpp"
 #include "dns/resolver.hpp"
 #include "loop/loop.hpp"
 #include "pipeline/verifier.hpp"
@@ -63,9 +64,10 @@ struct Engine {
   EngineOptions options;  // as given, for policy reloads
 };
 
-// The policy: built-in, then --policy FILE, then the command-line values. Null and err set when
-// the file is missing or wrong.
-std::shared_ptr<const sched::Policy> load_engine_policy(const EngineOptions& o, std::string& err);
+// The policy: built-in, then --policy FILE, then the command-line values. An error ("policy
+// FILE:LINE:COLUMN: ...") when the file is missing or wrong.
+core::Expected<std::shared_ptr<const sched::Policy>, std::string> load_engine_policy(
+    const EngineOptions& o);
 // The command-line values as a policy document (the last layer).
 std::string policy_overrides(const EngineOptions& o);
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/strings.hpp"
 #include "probe/report.hpp"
 #include "smtp/session.hpp"
 
@@ -140,9 +141,7 @@ class ProbeConn final : public loop::ConnHandler, public loop::TimerHandler {
       e.text = rest;
       if (e.verb == "EHLO" && code >= 200 && code < 300) {
         for (size_t i = 1; i < reply_lines_.size(); ++i) {
-          std::string k = reply_lines_[i].size() > 4 ? reply_lines_[i].substr(4) : "";
-          for (auto& ch : k)
-            ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+          std::string k = core::upper(reply_lines_[i].size() > 4 ? reply_lines_[i].substr(4) : "");
           if (!k.empty()) rec_.ehlo_keywords.push_back(k);
         }
       }

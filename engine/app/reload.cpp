@@ -51,13 +51,13 @@ void PolicyReloader::on_fd_ready(int fd, bool, bool) {
   if (stop && on_stop_) on_stop_(stop);
   if (!hup) return;
   if (on_reload_) return on_reload_();
-  std::string err;
-  auto policy = load_engine_policy(e_.options, err);
+  auto policy = load_engine_policy(e_.options);
   if (!policy) {
-    std::fprintf(diag_, "mxprobe: SIGHUP: %s; keeping the policy in force\n", err.c_str());
+    std::fprintf(diag_, "mxprobe: SIGHUP: %s; keeping the policy in force\n",
+                 policy.error().c_str());
     return;
   }
-  v_.set_policy(std::move(policy));
+  v_.set_policy(std::move(policy).value());
   std::fprintf(diag_, "mxprobe: SIGHUP: policy reloaded%s%s\n",
                e_.options.policy_file.empty() ? "" : " from ", e_.options.policy_file.c_str());
 }

@@ -338,15 +338,14 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
       if (!page) return fail_store("journal", page.error());
       if (page->empty()) break;
       for (const auto& row : *page) {
-        Result r;
-        std::string err;
-        if (!pipeline::parse_json(row.record, r, err)) {
+        auto r = pipeline::parse_json(row.record);
+        if (!r) {
           std::fprintf(diag_, "mxprobe verify: journal line %llu: %s\n",
-                       static_cast<unsigned long long>(row.line), err.c_str());
+                       static_cast<unsigned long long>(row.line), r.error().c_str());
           return false;
         }
-        fmt_.append(r, row.raw, buf);
-        count(r);
+        fmt_.append(*r, row.raw, buf);
+        count(*r);
         after = row.line;
       }
       if (!write_out(buf)) return false;
@@ -574,9 +573,8 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
       return;
     }
     if (auto earlier = find_done(key)) {
-      Result r;
-      std::string err;
-      if (pipeline::parse_json(*earlier, r, err)) {
+      if (auto parsed = pipeline::parse_json(*earlier)) {
+        Result& r = *parsed;
         r.line = line;
         r.email.assign(email);
         r.transcript.clear();
@@ -590,9 +588,10 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
         fail_store("cache", hit.error());
         return;
       }
-      Result r;
-      std::string err;
-      if (hit->has_value() && pipeline::parse_json((*hit)->json, r, err)) {
+      auto parsed = hit->has_value() ? pipeline::parse_json((*hit)->json)
+                                     : core::unexpected(std::string("no cached result"));
+      if (parsed) {
+        Result& r = *parsed;
         r.line = line;
         r.email.assign(email);
         r.cached = true;

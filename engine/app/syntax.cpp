@@ -74,9 +74,11 @@ int run_syntax(const SyntaxOptions& opts, std::FILE* diag) {
     return 2;
   }
 
-  std::string warning, loaded_from;
-  auto data = flags::load_domain_data(opts.domain_data, warning, loaded_from);
-  if (!data) std::fprintf(diag, "mxprobe syntax: warning: %s\n", warning.c_str());
+  std::shared_ptr<const flags::DomainData> data;
+  if (auto d = flags::load_domain_data(opts.domain_data))
+    data = std::move(d->data);
+  else
+    std::fprintf(diag, "mxprobe syntax: warning: %s\n", d.error().c_str());
   flags::FlagsMemo memo;
 
   constexpr size_t kBlock = 1 << 20;

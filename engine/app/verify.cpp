@@ -20,6 +20,7 @@
 #include "app/output.hpp"
 #include "app/reload.hpp"
 #include "app/runner.hpp"
+#include "core/expected.hpp"
 #include "core/progress.hpp"
 #include "core/strings.hpp"
 #include "pipeline/result.hpp"
@@ -30,18 +31,15 @@ namespace mxp::app {
 namespace {
 
 // One mxprobe per journal: an exclusive flock on a lock file next to it, held for the run
-// (released by the kernel however the process ends). -1 and `err` when another one holds it.
-int lock_journal(const std::string& path, std::string& err) {
+// (released by the kernel however the process ends). The lock's fd, or why there is none
+// (another one holds it).
+core::Expected<int, std::string> lock_journal(const std::string& path) {
   std::string lock = path + ".lock";
   int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    err = "cannot open " + lock + ": " + std::strerror(errno);
-    return -1;
-  }
+  if (fd < 0) return core::unexpected("cannot open " + lock + ": " + std::strerror(errno));
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    err = path + " is in use by another mxprobe (lock " + lock + ")";
     ::close(fd);
-    return -1;
+    return core::unexpected(path + " is in use by another mxprobe (lock " + lock + ")");
   }
   return fd;
 }
@@ -122,11 +120,12 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
     }
   } lock;
   if (!journal_path.empty()) {
-    lock.fd = lock_journal(journal_path, err);
-    if (lock.fd < 0) {
-      std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+    auto locked = lock_journal(journal_path);
+    if (!locked) {
+      std::fprintf(diag, "mxprobe verify: %s\n", locked.error().c_str());
       return 2;
     }
+    lock.fd = *locked;
   }
   nlohmann::json old_options;
   if (!journal_path.empty()) {
@@ -205,7 +204,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
     if (!path.empty() && make_parent_dirs(path)) {
       auto c = store::SqliteStore::open(path);
       auto w = c ? store::Writer::open(path, diag, "mxprobe verify: cache (results not cached)")
-                 : store::Expected<std::unique_ptr<store::Writer>>(c.error());
+                 : store::Expected<std::unique_ptr<store::Writer>>(core::unexpected(c.error()));
       if (w) {
         cache = std::move(*c);
         cache_writer = std::move(*w);

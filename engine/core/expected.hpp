@@ -1,6 +1,9 @@
 // A value or the error that stopped it (C++20 has no std::expected). Small on purpose: ok(),
 // value(), error(), operator bool. Build an error with core::unexpected(e), so an Expected whose
-// value and error types coincide is never ambiguous.
+// value and error types coincide is never ambiguous. The engine's convention: a function that can
+// fail returns Expected<T, E> (Expected<void, E> when there is no value), with E a std::string
+// when the error is only a message for a person, or a small struct when callers tell causes
+// apart (sched::PolicyError, store::Error). [[nodiscard]]: an error is never dropped unseen.
 #pragma once
 
 #include <cassert>
@@ -15,16 +18,27 @@ struct Unexpected {
   E error;
 };
 
+template <typename U>
+inline constexpr bool is_unexpected_v = false;
+template <typename E>
+inline constexpr bool is_unexpected_v<Unexpected<E>> = true;
+
 template <typename E>
 Unexpected<std::decay_t<E>> unexpected(E&& e) {
   return {std::forward<E>(e)};
 }
 
 template <typename T, typename E>
-class Expected {
+class [[nodiscard]] Expected {
  public:
   Expected() requires std::is_default_constructible_v<T> : v_(std::in_place_index<0>) {}
   Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}
+  // Whatever converts to T, so `return derived_ptr;` or `return std::nullopt;` need no cast.
+  template <typename U>
+  requires(std::is_convertible_v<U&&, T> && !std::is_same_v<std::remove_cvref_t<U>, T> &&
+           !std::is_same_v<std::remove_cvref_t<U>, Expected> &&
+           !is_unexpected_v<std::remove_cvref_t<U>>) Expected(U&& value)
+      : v_(std::in_place_index<0>, std::forward<U>(value)) {}
   template <typename G>
   Expected(Unexpected<G> u) : v_(std::in_place_index<1>, std::move(u.error)) {}
 
@@ -59,7 +73,7 @@ class Expected {
 
 // Success without a value, or the error.
 template <typename E>
-class Expected<void, E> {
+class [[nodiscard]] Expected<void, E> {
  public:
   Expected() = default;
   template <typename G>

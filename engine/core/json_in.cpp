@@ -48,16 +48,13 @@ struct Counter {
 
 }  // namespace
 
-bool check_json(std::string_view text, const ParseLimits& limits, std::string& err) {
-  if (text.size() > limits.max_bytes) {
-    err = "JSON text larger than " + std::to_string(limits.max_bytes) + " bytes";
-    return false;
-  }
-  err.clear();
+core::Expected<void, std::string> check_json(std::string_view text, const ParseLimits& limits) {
+  if (text.size() > limits.max_bytes)
+    return core::unexpected("JSON text larger than " + std::to_string(limits.max_bytes) + " bytes");
+  std::string err;
   Counter c{limits, err};
-  const bool ok = nlohmann::json::sax_parse(text, &c, nlohmann::json::input_format_t::json, true);
-  if (!ok && err.empty()) err = "not JSON";
-  return ok;
+  if (nlohmann::json::sax_parse(text, &c, nlohmann::json::input_format_t::json, true)) return {};
+  return core::unexpected(err.empty() ? "not JSON" : std::move(err));
 }
 
 }  // namespace mxp::json

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/expected.hpp"
+
 namespace mxp::json {
 
 struct ParseLimits {
@@ -23,21 +25,17 @@ struct ParseLimits {
 inline constexpr ParseLimits kCommandLimits{64 * 1024, 16, 4096};
 inline constexpr ParseLimits kBodyLimits{1 << 20, 16, 1 << 16};
 
-// Checks `text` against `limits` without building anything; false with `err` set (a sentence
-// for the client: "nested deeper than 16 levels", "not JSON: ... at byte 7", ...).
-bool check_json(std::string_view text, const ParseLimits& limits, std::string& err);
+// Checks `text` against `limits` without building anything; the error is a sentence for the
+// client: "nested deeper than 16 levels", "not JSON (error at byte 7)", ...
+core::Expected<void, std::string> check_json(std::string_view text, const ParseLimits& limits);
 
-// check_json(), then the tree. False with `err` set; `out` is then left as it was.
-template <class Json>
-bool parse_bounded(std::string_view text, const ParseLimits& limits, Json& out, std::string& err) {
-  if (!check_json(text, limits, err)) return false;
+// check_json(), then the tree (nlohmann::json or nlohmann::ordered_json); check_json's error.
+template <class Json = nlohmann::json>
+core::Expected<Json, std::string> parse_bounded(std::string_view text, const ParseLimits& limits) {
+  if (auto checked = check_json(text, limits); !checked) return core::unexpected(checked.error());
   Json j = Json::parse(text, nullptr, false);
-  if (j.is_discarded()) {
-    err = "not JSON";
-    return false;
-  }
-  out = std::move(j);
-  return true;
+  if (j.is_discarded()) return core::unexpected("not JSON");
+  return j;
 }
 
 }  // namespace mxp::json

@@ -18,6 +18,17 @@ inline std::string lower(std::string_view s) {
   return out;
 }
 
+constexpr char upper(char c) {
+  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+}
+
+inline std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    c = upper(c);
+  return out;
+}
+
 // Drops the characters of `chars` (by default space and tab, HTTP's OWS) from the end.
 constexpr std::string_view trim_back(std::string_view s, std::string_view chars = " \t") {
   while (!s.empty() && chars.find(s.back()) != std::string_view::npos)

@@ -128,15 +128,13 @@ struct Resolver::Query {
   int type;
 };
 
-std::unique_ptr<Resolver> Resolver::create(loop::Loop& loop, const ResolverOptions& opts,
-                                           std::string& err) {
+core::Expected<std::unique_ptr<Resolver>, std::string> Resolver::create(
+    loop::Loop& loop, const ResolverOptions& opts) {
   static std::once_flag once;
   static int lib_status = ARES_SUCCESS;
   std::call_once(once, [] { lib_status = ares_library_init(ARES_LIB_INIT_ALL); });
-  if (lib_status != ARES_SUCCESS) {
-    err = std::string("c-ares: ") + ares_strerror(lib_status);
-    return nullptr;
-  }
+  if (lib_status != ARES_SUCCESS)
+    return core::unexpected(std::string("c-ares: ") + ares_strerror(lib_status));
   std::unique_ptr<Resolver> r(new Resolver(loop, opts));
   ares_options o{};
   o.sock_state_cb = &Resolver::on_sock_state;
@@ -149,26 +147,19 @@ std::unique_ptr<Resolver> Resolver::create(loop::Loop& loop, const ResolverOptio
   o.flags = ARES_FLAG_NOCHECKRESP;
   int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
   int st = ares_init_options(&r->channel_, &o, mask);
-  if (st != ARES_SUCCESS) {
-    err = std::string("c-ares init: ") + ares_strerror(st);
-    return nullptr;
-  }
+  if (st != ARES_SUCCESS) return core::unexpected(std::string("c-ares init: ") + ares_strerror(st));
   if (!opts.servers.empty()) {
     std::string csv;
     for (const auto& s : opts.servers) {
       // Validate here so a typo is a clear error, not a silent fallback.
-      if (!loop::Endpoint::parse_host_port(s, 53)) {
-        err = "bad DNS server '" + s + "' (want IP or IP:PORT, [IPv6]:PORT)";
-        return nullptr;
-      }
+      if (!loop::Endpoint::parse_host_port(s, 53))
+        return core::unexpected("bad DNS server '" + s + "' (want IP or IP:PORT, [IPv6]:PORT)");
       if (!csv.empty()) csv += ',';
       csv += s;
     }
     st = ares_set_servers_ports_csv(r->channel_, csv.c_str());
-    if (st != ARES_SUCCESS) {
-      err = std::string("c-ares servers: ") + ares_strerror(st);
-      return nullptr;
-    }
+    if (st != ARES_SUCCESS)
+      return core::unexpected(std::string("c-ares servers: ") + ares_strerror(st));
   }
   return r;
 }

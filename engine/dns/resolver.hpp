@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/expected.hpp"
 #include "dns/mx.hpp"
 #include "loop/loop.hpp"
 
@@ -51,9 +52,9 @@ struct ResolverStats {
 
 class Resolver final : public MxResolver, private loop::FdHandler, private loop::TimerHandler {
  public:
-  // Fails (null, err set) when c-ares cannot start or a server is not "ip[:port]".
-  static std::unique_ptr<Resolver> create(loop::Loop& loop, const ResolverOptions& opts,
-                                          std::string& err);
+  // Fails, saying why, when c-ares cannot start or a server is not "ip[:port]".
+  static core::Expected<std::unique_ptr<Resolver>, std::string> create(loop::Loop& loop,
+                                                                       const ResolverOptions& opts);
   ~Resolver() override;
 
   void resolve(const std::string& domain, Done done) override;

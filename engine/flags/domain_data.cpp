@@ -34,7 +34,7 @@ bool DomainList::contains(std::string_view domain) const {
   return false;
 }
 
-std::shared_ptr<const DomainData> DomainData::parse(std::string text, std::string& err) {
+core::Expected<std::shared_ptr<const DomainData>, std::string> DomainData::parse(std::string text) {
   auto data = std::shared_ptr<DomainData>(new DomainData());
   data->text_ = std::move(text);
   data->lists_[0].name = "disposable";
@@ -60,17 +60,13 @@ std::shared_ptr<const DomainData> DomainData::parse(std::string text, std::strin
         f[n++] = l.substr(0, sp);
         l.remove_prefix(sp == std::string_view::npos ? l.size() : sp + 1);
       }
-      if (n != 4 || !l.empty() || (f[3] != "exact" && f[3] != "parents")) {
-        err = "line " + std::to_string(line_no) +
-              ": expected \"@LIST PACKAGE VERSION exact|parents\"";
-        return nullptr;
-      }
+      if (n != 4 || !l.empty() || (f[3] != "exact" && f[3] != "parents"))
+        return core::unexpected("line " + std::to_string(line_no) +
+                                ": expected \"@LIST PACKAGE VERSION exact|parents\"");
       int i = f[0] == "disposable" ? 0 : f[0] == "free" ? 1 : -1;
-      if (i < 0 || seen[i]) {
-        err = "line " + std::to_string(line_no) + ": unknown or repeated list \"" +
-              std::string(f[0]) + "\"";
-        return nullptr;
-      }
+      if (i < 0 || seen[i])
+        return core::unexpected("line " + std::to_string(line_no) +
+                                ": unknown or repeated list \"" + std::string(f[0]) + "\"");
       seen[i] = true;
       cur = &data->lists_[i];
       cur->package = f[1];
@@ -78,25 +74,19 @@ std::shared_ptr<const DomainData> DomainData::parse(std::string text, std::strin
       cur->parents = f[3] == "parents";
       continue;
     }
-    if (!cur) {
-      err = "line " + std::to_string(line_no) + ": a domain before any \"@LIST\" line";
-      return nullptr;
-    }
+    if (!cur)
+      return core::unexpected("line " + std::to_string(line_no) +
+                              ": a domain before any \"@LIST\" line");
     const bool bad = std::any_of(line.begin(), line.end(), [](char c) {
       return !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
                c == '_');
     });
-    if (bad || line.find('.') == std::string_view::npos) {
-      err = "line " + std::to_string(line_no) + ": not a lower-case domain name";
-      return nullptr;
-    }
+    if (bad || line.find('.') == std::string_view::npos)
+      return core::unexpected("line " + std::to_string(line_no) + ": not a lower-case domain name");
     cur->domains.push_back(line);
   }
   for (int i = 0; i < 2; ++i) {
-    if (!seen[i]) {
-      err = "no \"@" + data->lists_[i].name + "\" list";
-      return nullptr;
-    }
+    if (!seen[i]) return core::unexpected("no \"@" + data->lists_[i].name + "\" list");
     auto& v = data->lists_[i].domains;
     if (!std::is_sorted(v.begin(), v.end())) std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -104,20 +94,15 @@ std::shared_ptr<const DomainData> DomainData::parse(std::string text, std::strin
   return data;
 }
 
-std::shared_ptr<const DomainData> DomainData::load(const std::string& path, std::string& err) {
+core::Expected<std::shared_ptr<const DomainData>, std::string> DomainData::load(
+    const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    err = path + ": " + std::strerror(errno);
-    return nullptr;
-  }
+  if (!in) return core::unexpected(path + ": " + std::strerror(errno));
   std::ostringstream buf;
   buf << in.rdbuf();
-  if (in.bad()) {
-    err = path + ": read error";
-    return nullptr;
-  }
-  auto d = parse(std::move(buf).str(), err);
-  if (!d) err = path + ": " + err;
+  if (in.bad()) return core::unexpected(path + ": read error");
+  auto d = parse(std::move(buf).str());
+  if (!d) return core::unexpected(path + ": " + d.error());
   return d;
 }
 
@@ -175,33 +160,24 @@ std::vector<std::string> default_domain_data_paths() {
   return out;
 }
 
-std::shared_ptr<const DomainData> load_domain_data(const std::string& path, std::string& warning,
-                                                   std::string& loaded_from) {
-  std::string err;
-  if (!path.empty()) {
-    auto d = DomainData::load(path, err);
+core::Expected<LoadedDomainData, std::string> load_domain_data(const std::string& path) {
+  auto from = [](const std::string& p) -> core::Expected<LoadedDomainData, std::string> {
+    auto d = DomainData::load(p);
     if (!d)
-      warning = "domain data " + err + ": flags.disposable, flags.free and suggestion are null";
-    else
-      loaded_from = path;
-    return d;
-  }
+      return core::unexpected("domain data " + d.error() +
+                              ": flags.disposable, flags.free and suggestion are null");
+    return LoadedDomainData{std::move(d).value(), p};
+  };
+  if (!path.empty()) return from(path);
   auto paths = default_domain_data_paths();
-  for (const auto& p : paths) {
-    if (access(p.c_str(), F_OK) != 0) continue;
-    auto d = DomainData::load(p, err);
-    if (!d) {
-      warning = "domain data " + err + ": flags.disposable, flags.free and suggestion are null";
-      return nullptr;
-    }
-    loaded_from = p;
-    return d;
-  }
-  warning = "no domain data (run tools/setup.sh and build, or give --domain-data PATH; looked at";
+  for (const auto& p : paths)
+    if (access(p.c_str(), F_OK) == 0) return from(p);
+  std::string warning =
+      "no domain data (run tools/setup.sh and build, or give --domain-data PATH; looked at";
   for (const auto& p : paths)
     warning += " " + p;
   warning += "): flags.disposable, flags.free and suggestion are null";
-  return nullptr;
+  return core::unexpected(std::move(warning));
 }
 
 }  // namespace mxp::flags

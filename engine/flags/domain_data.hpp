@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/expected.hpp"
+
 namespace mxp::flags {
 
 // One list of the file: its domains, sorted, and where they came from.
@@ -34,10 +36,11 @@ struct DomainFlags {
 
 class DomainData {
  public:
-  // Parses the file's text (the whole file). Fails with `err` on anything malformed.
-  static std::shared_ptr<const DomainData> parse(std::string text, std::string& err);
-  // Reads and parses PATH.
-  static std::shared_ptr<const DomainData> load(const std::string& path, std::string& err);
+  // Parses the file's text (the whole file). Fails, saying where, on anything malformed.
+  static core::Expected<std::shared_ptr<const DomainData>, std::string> parse(std::string text);
+  // Reads and parses PATH; the error starts with PATH.
+  static core::Expected<std::shared_ptr<const DomainData>, std::string> load(
+      const std::string& path);
 
   const DomainList* list(std::string_view name) const;
   const DomainList& disposable() const { return lists_[0]; }
@@ -81,10 +84,14 @@ class FlagsMemo {
 // (domain-data.txt), then ../share/mxprobe/domain-data.txt from it, then the build tree's copy.
 std::vector<std::string> default_domain_data_paths();
 
-// Loads --domain-data PATH, or the first default path that exists. Null with `warning` set
-// (say why: flags will be null) when there is none or it does not parse; `loaded_from` names the
-// file used.
-std::shared_ptr<const DomainData> load_domain_data(const std::string& path, std::string& warning,
-                                                   std::string& loaded_from);
+// The data and the file it came from.
+struct LoadedDomainData {
+  std::shared_ptr<const DomainData> data;
+  std::string path;
+};
+
+// Loads --domain-data PATH, or the first default path that exists. The error is a warning to
+// show (it says why, and that the flags will be null) when there is none or it does not parse.
+core::Expected<LoadedDomainData, std::string> load_domain_data(const std::string& path);
 
 }  // namespace mxp::flags

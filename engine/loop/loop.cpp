@@ -66,24 +66,26 @@ MakeLoopResult make_loop(const LoopOptions& options) {
   MakeLoopResult result;
   std::string uring_why;
   if (options.backend == Backend::Auto || options.backend == Backend::Uring) {
-    result.loop = create_uring_loop(options, uring_why);
-    if (result.loop) {
+    auto uring = create_uring_loop(options);
+    if (uring) {
+      result.loop = std::move(uring).value();
       result.why = "io_uring: " + result.loop->describe();
       return result;
     }
+    uring_why = uring.error();
     if (options.backend == Backend::Uring) {
       result.status = Status::Unsupported;
       result.why = "io_uring unavailable: " + uring_why;
       return result;
     }
   }
-  std::string uv_why;
-  result.loop = create_uv_loop(options, uv_why);
-  if (!result.loop) {
+  auto uv = create_uv_loop(options);
+  if (!uv) {
     result.status = Status::SystemError;
-    result.why = "libuv failed: " + uv_why;
+    result.why = "libuv failed: " + uv.error();
     return result;
   }
+  result.loop = std::move(uv).value();
   result.why = options.backend == Backend::Uv ? "libuv (requested)"
                                               : "libuv (io_uring unavailable: " + uring_why + ")";
   return result;

@@ -67,13 +67,10 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
-bool parse_json(std::string_view text, Result& r, std::string& err) {
+core::Expected<Result, std::string> parse_json(std::string_view text) {
   using nlohmann::json;
   json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    err = "not a JSON object";
-    return false;
-  }
+  if (j.is_discarded() || !j.is_object()) return core::unexpected("not a JSON object");
   auto str = [&](const char* k) -> std::string {
     auto it = j.find(k);
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -84,11 +81,9 @@ bool parse_json(std::string_view text, Result& r, std::string& err) {
   auto verdict = parse_verdict(str("verdict"));
   auto reason = parse_reason(str("reason"));
   auto when = parse_iso8601(str("checked_at"));
-  if (!verdict || !reason || !when || !j.contains("line") || !j["line"].is_number_unsigned()) {
-    err = "not an mxprobe record (line, verdict, reason, checked_at)";
-    return false;
-  }
-  r = Result{};
+  if (!verdict || !reason || !when || !j.contains("line") || !j["line"].is_number_unsigned())
+    return core::unexpected("not an mxprobe record (line, verdict, reason, checked_at)");
+  Result r;
   r.line = j["line"].get<uint64_t>();
   r.email = str("email");
   r.normalized = str("normalized");
@@ -123,7 +118,7 @@ bool parse_json(std::string_view text, Result& r, std::string& err) {
   r.checked_at = *when;
   if (auto it = j.find("cached"); it != j.end() && it->is_boolean()) r.cached = *it;
   r.transcript = str("transcript");
-  return true;
+  return r;
 }
 
 void append_json(const Result& r, std::string& out, bool with_transcript) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/expected.hpp"
 #include "core/verdict.hpp"
 #include "flags/domain_data.hpp"
 
@@ -50,9 +51,9 @@ void set_domain_flags(Result& r, const flags::DomainFlags& f, std::string_view n
 // Appends the JSON Lines record (with a final newline). `with_transcript` adds "transcript".
 void append_json(const Result& r, std::string& out, bool with_transcript = false);
 
-// Reads a record written by append_json back (journal, cache). False, with `err`, for anything
-// that is not such a record.
-bool parse_json(std::string_view text, Result& out, std::string& err);
+// Reads a record written by append_json back (journal, cache). An error for anything that is
+// not such a record.
+core::Expected<Result, std::string> parse_json(std::string_view text);
 
 // "2026-11-27T20:31:07Z"
 std::string iso8601(std::chrono::system_clock::time_point t);

@@ -111,10 +111,11 @@ const smtp::SessionConfig& Verifier::session_config(const sched::DomainSettings&
 
 std::shared_ptr<const tls::ClientContext> Verifier::tls_context() {
   if (!cfg_.tls) {
-    std::string err;
-    cfg_.tls = tls::ClientContext::create({}, err);
     // Without a context every handshake fails (and auto falls back to clear text).
-    if (!cfg_.tls && cfg_.log) cfg_.log("TLS client context: " + err);
+    if (auto made = tls::ClientContext::create({}))
+      cfg_.tls = std::move(made).value();
+    else if (cfg_.log)
+      cfg_.log("TLS client context: " + made.error());
   }
   return cfg_.tls;
 }

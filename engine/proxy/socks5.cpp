@@ -281,12 +281,10 @@ std::optional<std::string> percent_decode(std::string_view s) {
 }
 }  // namespace
 
-std::optional<ProxyUrl> parse_proxy_url(std::string_view text, std::string& err) {
+core::Expected<ProxyUrl, std::string> parse_proxy_url(std::string_view text) {
   constexpr std::string_view kScheme = "socks5://";
-  if (text.size() < kScheme.size() || text.substr(0, kScheme.size()) != kScheme) {
-    err = "a proxy must be socks5://[user:pass@]host:port";
-    return std::nullopt;
-  }
+  if (text.size() < kScheme.size() || text.substr(0, kScheme.size()) != kScheme)
+    return core::unexpected("a proxy must be socks5://[user:pass@]host:port");
   std::string_view rest = text.substr(kScheme.size());
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   ProxyUrl url;
@@ -295,28 +293,21 @@ std::optional<ProxyUrl> parse_proxy_url(std::string_view text, std::string& err)
     std::string_view userinfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
     const auto colon = userinfo.find(':');
-    if (colon == std::string_view::npos) {
-      err = "proxy credentials must be user:password";
-      return std::nullopt;
-    }
+    if (colon == std::string_view::npos)
+      return core::unexpected("proxy credentials must be user:password");
     auto user = percent_decode(userinfo.substr(0, colon));
     auto pass = percent_decode(userinfo.substr(colon + 1));
-    if (!user || !pass) {
-      err = "bad %-escape in the proxy credentials";
-      return std::nullopt;
-    }
-    if (user->empty() || user->size() > 255 || pass->empty() || pass->size() > 255) {
-      err = "proxy user and password must be 1 to 255 bytes each (RFC 1929)";
-      return std::nullopt;
-    }
+    if (!user || !pass) return core::unexpected("bad %-escape in the proxy credentials");
+    if (user->empty() || user->size() > 255 || pass->empty() || pass->size() > 255)
+      return core::unexpected("proxy user and password must be 1 to 255 bytes each (RFC 1929)");
     url.credentials = Credentials{std::move(*user), std::move(*pass)};
   }
   // host:port, the port required; [v6]:port.
   auto ep = core::Endpoint::parse_host_port(rest, 0);
   if (!ep || !ep->valid() || ep->port() == 0) {
-    err = "proxy address must be a numeric IP and port, e.g. socks5://192.0.2.1:1080";
+    std::string err = "proxy address must be a numeric IP and port, e.g. socks5://192.0.2.1:1080";
     if (url.credentials) err += " (credentials not shown)";
-    return std::nullopt;
+    return core::unexpected(std::move(err));
   }
   url.endpoint = *ep;
   url.display = "socks5://" + ep->to_string();

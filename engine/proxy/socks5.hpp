@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "core/endpoint.hpp"
+#include "core/expected.hpp"
 
 namespace mxp::proxy {
 
@@ -126,8 +127,8 @@ struct ProxyUrl {
 };
 
 // "socks5://[user:pass@]host:port"; host a numeric IPv4 address or a bracketed IPv6 one; user
-// and password percent-decoded (RFC 3986), 1..255 bytes each. nullopt with `err` otherwise
-// (err never repeats the credentials).
-std::optional<ProxyUrl> parse_proxy_url(std::string_view text, std::string& err);
+// and password percent-decoded (RFC 3986), 1..255 bytes each. An error otherwise (it never
+// repeats the credentials).
+core::Expected<ProxyUrl, std::string> parse_proxy_url(std::string_view text);
 
 }  // namespace mxp::proxy

@@ -29,18 +29,19 @@ constexpr size_t kMaxProviders = 1024;
 constexpr size_t kMaxDomainSettings = size_t{1} << 19;
 
 template <class Decl>
-PolicyError PolicyBuilder::err(const Decl& d, std::string key, std::string message) {
+core::Unexpected<PolicyError> PolicyBuilder::err(const Decl& d, std::string key,
+                                                 std::string message) {
   PolicyError e;
   e.source = d.source;
   e.line = d.line;
   e.column = d.column;
   e.key = std::move(key);
   e.message = std::move(message);
-  return e;
+  return core::unexpected(std::move(e));
 }
 
-Expected<Policy, PolicyError> PolicyBuilder::build(const std::vector<const Layer*>& layers,
-                                                   bool builtin_providers_layer0) {
+core::Expected<Policy, PolicyError> PolicyBuilder::build(const std::vector<const Layer*>& layers,
+                                                         bool builtin_providers_layer0) {
   All base = code_defaults();
   for (const Layer* l : layers)
     apply(base, l->global);

@@ -13,9 +13,9 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
-#include <variant>
 #include <vector>
 
+#include "core/expected.hpp"
 #include "sched/clock.hpp"
 #include "smtp/types.hpp"
 
@@ -91,26 +91,6 @@ struct PolicyError {
   std::string to_string() const;
 };
 
-// A small expected<T, E> (std::expected is C++23).
-template <class T, class E>
-class Expected {
- public:
-  Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}
-  Expected(E error) : v_(std::in_place_index<1>, std::move(error)) {}
-  bool has_value() const { return v_.index() == 0; }
-  explicit operator bool() const { return has_value(); }
-  T& value() { return std::get<0>(v_); }
-  const T& value() const { return std::get<0>(v_); }
-  T& operator*() { return value(); }
-  const T& operator*() const { return value(); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  const E& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, E> v_;
-};
-
 class Policy {
  public:
   // Built-in defaults, including the built-in provider table (docs/policy.md).
@@ -168,11 +148,12 @@ class Policy {
 // Parses a policy document; `source` names it in errors. Keys not given keep the built-in
 // defaults; the built-in providers stay unless [global] builtin_providers = false, and a
 // [provider.NAME] in the document replaces the built-in one of that name.
-Expected<Policy, PolicyError> parse_policy(std::string_view toml_text, std::string_view source);
+core::Expected<Policy, PolicyError> parse_policy(std::string_view toml_text,
+                                                 std::string_view source);
 // Reads a policy file's text (errors name the path).
-Expected<std::string, PolicyError> read_policy_file(const std::string& path);
+core::Expected<std::string, PolicyError> read_policy_file(const std::string& path);
 // Reads and parses a policy file (errors name the path).
-Expected<Policy, PolicyError> load_policy(const std::string& path);
+core::Expected<Policy, PolicyError> load_policy(const std::string& path);
 
 // One policy document and the name its errors carry.
 struct PolicySource {
@@ -184,7 +165,7 @@ struct PolicySource {
 // earlier one. mxprobe passes the --policy file, then the command-line options written as a
 // document (so -c 50 beats the file's [global] max_sessions, while provider and domain tables
 // still apply over the defaults).
-Expected<Policy, PolicyError> build_policy(const std::vector<PolicySource>& documents);
+core::Expected<Policy, PolicyError> build_policy(const std::vector<PolicySource>& documents);
 
 // Every key the policy accepts, for docs and tests: dotted name and where it may appear.
 struct PolicyKeyInfo {

@@ -91,11 +91,11 @@ All code_defaults();
 
 // Assembles a Policy from layers; friend of Policy.
 struct PolicyBuilder {
-  static Expected<Policy, PolicyError> build(const std::vector<const detail::Layer*>& layers,
-                                             bool builtin_providers_layer0);
+  static core::Expected<Policy, PolicyError> build(const std::vector<const detail::Layer*>& layers,
+                                                   bool builtin_providers_layer0);
 
   template <class Decl>
-  static PolicyError err(const Decl& d, std::string key, std::string message);
+  static core::Unexpected<PolicyError> err(const Decl& d, std::string key, std::string message);
 };
 
 }  // namespace mxp::sched

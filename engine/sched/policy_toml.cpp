@@ -325,31 +325,31 @@ const Policy& Policy::builtin() {
   return p;
 }
 
-Expected<Policy, PolicyError> parse_policy(std::string_view text, std::string_view source) {
+core::Expected<Policy, PolicyError> parse_policy(std::string_view text, std::string_view source) {
   Layer user;
   DocParser parser{std::string(source)};
-  if (!parser.parse(text, user)) return parser.error();
+  if (!parser.parse(text, user)) return core::unexpected(parser.error());
   return PolicyBuilder::build({&builtin_layer(), &user}, true);
 }
 
-Expected<Policy, PolicyError> build_policy(const std::vector<PolicySource>& documents) {
+core::Expected<Policy, PolicyError> build_policy(const std::vector<PolicySource>& documents) {
   std::vector<Layer> layers(documents.size());
   std::vector<const Layer*> order{&builtin_layer()};
   for (size_t i = 0; i < documents.size(); ++i) {
     DocParser parser{documents[i].name};
-    if (!parser.parse(documents[i].text, layers[i])) return parser.error();
+    if (!parser.parse(documents[i].text, layers[i])) return core::unexpected(parser.error());
     order.push_back(&layers[i]);
   }
   return PolicyBuilder::build(order, true);
 }
 
-Expected<std::string, PolicyError> read_policy_file(const std::string& path) {
+core::Expected<std::string, PolicyError> read_policy_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     PolicyError e;
     e.source = path;
     e.message = std::string("cannot open: ") + std::strerror(errno);
-    return e;
+    return core::unexpected(std::move(e));
   }
   std::ostringstream buf;
   buf << in.rdbuf();
@@ -357,14 +357,14 @@ Expected<std::string, PolicyError> read_policy_file(const std::string& path) {
     PolicyError e;
     e.source = path;
     e.message = "read error";
-    return e;
+    return core::unexpected(std::move(e));
   }
   return buf.str();
 }
 
-Expected<Policy, PolicyError> load_policy(const std::string& path) {
+core::Expected<Policy, PolicyError> load_policy(const std::string& path) {
   auto text = read_policy_file(path);
-  if (!text) return text.error();
+  if (!text) return core::unexpected(text.error());
   return parse_policy(*text, path);
 }
 

@@ -61,33 +61,29 @@ http::Response HttpServer::json_error(int status, std::string_view code, std::st
 HttpServer::HttpServer(loop::Loop& loop, ServerOptions options)
     : loop_(loop), options_(std::move(options)) {}
 
-std::unique_ptr<HttpServer> HttpServer::create(loop::Loop& loop, ServerOptions options,
-                                               std::string& err) {
+core::Expected<std::unique_ptr<HttpServer>, std::string> HttpServer::create(loop::Loop& loop,
+                                                                            ServerOptions options) {
   const auto ep = loop::Endpoint::parse_host_port(options.listen, 8025);
   if (!ep || !ep->valid()) {
-    err = "invalid listen address '" + options.listen +
-          "' (want IPv4 \"IP:PORT\" or \"[IPv6]:PORT\")";
-    return nullptr;
+    return core::unexpected("invalid listen address '" + options.listen +
+                            "' (want IPv4 \"IP:PORT\" or \"[IPv6]:PORT\")");
   }
   if (!options.token.empty() &&
       !std::all_of(options.token.begin(), options.token.end(), token_char)) {
-    err =
+    return core::unexpected(
         "invalid token: only letters, digits and !#$%&'*+-.^_`|~ are allowed (it travels in a "
-        "WebSocket subprotocol)";
-    return nullptr;
+        "WebSocket subprotocol)");
   }
   if (options.token.empty() && !is_loopback(*ep)) {
-    err = "refusing to listen on non-loopback address " + ep->to_string() +
-          " without a token: set a bearer token or listen on 127.0.0.1 / [::1]";
-    return nullptr;
+    return core::unexpected("refusing to listen on non-loopback address " + ep->to_string() +
+                            " without a token: set a bearer token or listen on 127.0.0.1 / [::1]");
   }
   if (options.max_connections == 0) options.max_connections = 1;
   std::unique_ptr<HttpServer> s(new HttpServer(loop, std::move(options)));
   s->endpoint_ = *ep;
   if (!s->options_.token.empty()) s->token_digest_ = sha256(s->options_.token);
   if (auto opened = s->open_listener(); !opened) {
-    err = opened.error();
-    return nullptr;
+    return core::unexpected(opened.error());
   }
   return s;
 }

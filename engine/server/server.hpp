@@ -193,10 +193,10 @@ struct ServerStats {
 
 class HttpServer final : private loop::FdHandler, private loop::TimerHandler {
  public:
-  // Binds and listens (SO_REUSEADDR). Null with `err` set on a bad address, a non-loopback
+  // Binds and listens (SO_REUSEADDR). Fails, saying why, on a bad address, a non-loopback
   // address without a token, an invalid token, or a socket error.
-  static std::unique_ptr<HttpServer> create(loop::Loop& loop, ServerOptions options,
-                                            std::string& err);
+  static core::Expected<std::unique_ptr<HttpServer>, std::string> create(loop::Loop& loop,
+                                                                         ServerOptions options);
   // Closes every connection (WebSocket handlers get on_close) and the listening socket. With
   // io_uring the kernel lets go of the sockets when the loop next runs (its polls are removed
   // then). Do not destroy the server from inside one of its own handlers.

@@ -24,7 +24,7 @@ Status JobStore::for_each_pending(JobId job, const std::function<bool(const Row&
   uint64_t after = 0;
   for (;;) {
     auto rows = pending_rows(job, after, page);
-    if (!rows) return rows.error();
+    if (!rows) return core::unexpected(rows.error());
     for (const Row& r : *rows) {
       if (!fn(r)) return {};
       after = r.line;
@@ -39,7 +39,7 @@ Status JobStore::for_each_result(JobId job,
   uint64_t after = 0;
   for (;;) {
     auto res = result_page(job, after, page);
-    if (!res) return res.error();
+    if (!res) return core::unexpected(res.error());
     for (const auto& [line, json] : *res) {
       if (!fn(line, json)) return {};
       after = line;

@@ -143,8 +143,9 @@ SqliteStore::~SqliteStore() {
   sqlite3_close(db_);
 }
 
-Error SqliteStore::err(const char* what) const {
-  return Error{sqlite3_extended_errcode(db_), std::string(what) + ": " + sqlite3_errmsg(db_)};
+core::Unexpected<Error> SqliteStore::err(const char* what) const {
+  return core::unexpected(
+      Error{sqlite3_extended_errcode(db_), std::string(what) + ": " + sqlite3_errmsg(db_)});
 }
 
 Status SqliteStore::set_meta(std::string_view key, std::string_view value) {
@@ -185,7 +186,7 @@ Status SqliteStore::exec(const char* sql) {
   if (rc == SQLITE_OK) return {};
   Error e{rc, std::string(sql).substr(0, 60) + ": " + (msg ? msg : sqlite3_errstr(rc))};
   sqlite3_free(msg);
-  return e;
+  return core::unexpected(std::move(e));
 }
 
 Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path,
@@ -197,7 +198,7 @@ Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path
   if (rc != SQLITE_OK) {
     Error e{rc, "open " + path + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc))};
     sqlite3_close(db);
-    return e;
+    return core::unexpected(std::move(e));
   }
   std::unique_ptr<SqliteStore> s(new SqliteStore(db));
   sqlite3_extended_result_codes(db, 1);
@@ -214,16 +215,17 @@ Expected<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path
         rc == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(q, 0)) : std::string();
     sqlite3_finalize(q);
     if (rc != SQLITE_ROW) return s->err("PRAGMA journal_mode");
-    if (mode != "wal") return Error{0, "open " + path + ": WAL mode refused (got " + mode + ")"};
+    if (mode != "wal")
+      return core::unexpected(Error{0, "open " + path + ": WAL mode refused (got " + mode + ")"});
   }
-  if (Status st = s->exec("PRAGMA synchronous=NORMAL"); !st) return st.error();
+  if (Status st = s->exec("PRAGMA synchronous=NORMAL"); !st) return core::unexpected(st.error());
   // Checkpoints are where WAL mode fsyncs; the default (every 1000 pages) costs a sync every few
   // thousand results. Every 4096 pages (16 MB of WAL) makes them rarer, and a bigger page cache
   // (32 MB) keeps the B-tree interiors of million-row jobs in memory.
   if (Status st = s->exec("PRAGMA wal_autocheckpoint=4096; PRAGMA cache_size=-32768"); !st)
-    return st.error();
-  if (Status st = s->init_schema(); !st) return st.error();
-  if (Status st = s->prepare_all(); !st) return st.error();
+    return core::unexpected(st.error());
+  if (Status st = s->init_schema(); !st) return core::unexpected(st.error());
+  if (Status st = s->prepare_all(); !st) return core::unexpected(st.error());
   return s;
 }
 
@@ -242,7 +244,8 @@ Status SqliteStore::init_schema() {
     sqlite3_finalize(c);
     if (objects != 0) {
       (void)exec("ROLLBACK");
-      return Error{0, "database has tables but no mxprobe meta table: not an mxprobe store"};
+      return core::unexpected(
+          Error{0, "database has tables but no mxprobe meta table: not an mxprobe store"});
     }
     std::string ddl = std::string(kSchema) + kSchemaV2 +
                       "INSERT INTO meta VALUES('schema_version','" +
@@ -267,12 +270,14 @@ Status SqliteStore::init_schema() {
   }
   (void)exec("ROLLBACK");
   if (version > kSchemaVersion)
-    return Error{0, "store schema version " + std::to_string(version) +
-                        " is newer than this mxprobe supports (" + std::to_string(kSchemaVersion) +
-                        "); use a newer mxprobe or another file"};
+    return core::unexpected(Error{0, "store schema version " + std::to_string(version) +
+                                         " is newer than this mxprobe supports (" +
+                                         std::to_string(kSchemaVersion) +
+                                         "); use a newer mxprobe or another file"});
   if (version < kSchemaVersion)
-    return Error{0, "store schema version " + std::to_string(version) + " is unknown (expected " +
-                        std::to_string(kSchemaVersion) + ")"};
+    return core::unexpected(Error{0, "store schema version " + std::to_string(version) +
+                                         " is unknown (expected " + std::to_string(kSchemaVersion) +
+                                         ")"});
   return {};
 }
 
@@ -340,7 +345,7 @@ Status SqliteStore::begin() {
 Status SqliteStore::commit() {
   Use u(st_->commit);
   if (u.step() != SQLITE_DONE) {
-    Error e = err("COMMIT");
+    auto e = err("COMMIT");
     rollback();
     return e;
   }
@@ -364,7 +369,8 @@ Expected<JobInfo> SqliteStore::get_job(JobId job) {
   Use u(st_->get_job);
   u.i(1, job);
   int rc = u.step();
-  if (rc == SQLITE_DONE) return Error{0, "get_job: no job " + std::to_string(job)};
+  if (rc == SQLITE_DONE)
+    return core::unexpected(Error{0, "get_job: no job " + std::to_string(job)});
   if (rc != SQLITE_ROW) return err("get_job");
   return JobInfo{u.col_i(0), u.col_i(1), u.col_t(2), u.col_t(3), u.col_t(4)};
 }
@@ -373,7 +379,8 @@ Status SqliteStore::set_job_state(JobId job, std::string_view state) {
   Use u(st_->set_job_state);
   u.t(1, state).i(2, job);
   if (u.step() != SQLITE_DONE) return err("set_job_state");
-  if (sqlite3_changes(db_) != 1) return Error{0, "set_job_state: no job " + std::to_string(job)};
+  if (sqlite3_changes(db_) != 1)
+    return core::unexpected(Error{0, "set_job_state: no job " + std::to_string(job)});
   return {};
 }
 
@@ -382,13 +389,13 @@ Status SqliteStore::add_rows(JobId job, std::span<const RowIn> rows) {
   for (const RowIn& r : rows) {
     if (r.line == 0) {
       rollback();
-      return Error{0, "add_rows: line numbers start at 1"};
+      return core::unexpected(Error{0, "add_rows: line numbers start at 1"});
     }
     Use u(st_->add_row);
     u.i(1, job).i(2, static_cast<int64_t>(r.line)).t(3, r.raw).t(4, r.normalized);
     u.i(5, address_hash(r.normalized));
     if (u.step() != SQLITE_DONE) {
-      Error e = err("add_rows");
+      auto e = err("add_rows");
       rollback();
       return e;
     }
@@ -402,7 +409,7 @@ Status SqliteStore::mark_in_flight(JobId job, std::span<const uint64_t> lines) {
     Use u(st_->mark_in_flight);
     u.i(1, job).i(2, static_cast<int64_t>(line));
     if (u.step() != SQLITE_DONE) {
-      Error e = err("mark_in_flight");
+      auto e = err("mark_in_flight");
       rollback();
       return e;
     }
@@ -420,7 +427,7 @@ Status SqliteStore::record_results(JobId job, std::span<const ResultRecord> resu
       Use u(st_->insert_result);
       u.i(1, job).i(2, line).t(3, r.verdict).t(4, r.reason).i(5, r.checked_at).t(6, r.json);
       if (u.step() != SQLITE_DONE) {
-        Error e = err("record_results");
+        auto e = err("record_results");
         rollback();
         return e;
       }
@@ -428,14 +435,14 @@ Status SqliteStore::record_results(JobId job, std::span<const ResultRecord> resu
     Use u(st_->mark_done);
     u.i(1, job).i(2, line);
     if (u.step() != SQLITE_DONE) {
-      Error e = err("record_results: mark done");
+      auto e = err("record_results: mark done");
       rollback();
       return e;
     }
     if (sqlite3_changes(db_) != 1) {
       rollback();
-      return Error{0, "record_results: job " + std::to_string(job) + " has no row " +
-                          std::to_string(r.line)};
+      return core::unexpected(Error{0, "record_results: job " + std::to_string(job) +
+                                           " has no row " + std::to_string(r.line)});
     }
   }
   return commit();
@@ -507,7 +514,7 @@ Status SqliteStore::put_cache(std::span<const CacheEntry> entries) {
     Use u(st_->put_cache);
     u.t(1, e.normalized).i(2, e.checked_at).t(3, e.record);
     if (u.step() != SQLITE_DONE) {
-      Error er = err("put_cache");
+      auto er = err("put_cache");
       rollback();
       return er;
     }
@@ -558,7 +565,7 @@ Expected<StateCounts> SqliteStore::count_by_state(JobId job) {
         c.done = n;
         break;
       default:
-        return Error{0, "count_by_state: unknown row state"};
+        return core::unexpected(Error{0, "count_by_state: unknown row state"});
     }
   }
   if (rc != SQLITE_DONE) return err("count_by_state");

@@ -70,7 +70,7 @@ class SqliteStore final : public JobStore {
   Status init_schema();
   Status prepare_all();
   Status exec(const char* sql);
-  Error err(const char* what) const;
+  core::Unexpected<Error> err(const char* what) const;
   Status begin();
   Status commit();
   void rollback();

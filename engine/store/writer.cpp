@@ -16,9 +16,9 @@ namespace mxp::store {
 Expected<std::unique_ptr<Writer>> Writer::open(const std::string& path, std::FILE* log,
                                                std::string prefix, SqliteOptions opts) {
   auto db = SqliteStore::open(path, opts);
-  if (!db) return db.error();
+  if (!db) return core::unexpected(db.error());
   int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (efd < 0) return Error{0, std::string("eventfd: ") + std::strerror(errno)};
+  if (efd < 0) return core::unexpected(Error{0, std::string("eventfd: ") + std::strerror(errno)});
   return std::unique_ptr<Writer>(new Writer(std::move(*db), efd, log, std::move(prefix)));
 }
 

@@ -79,13 +79,10 @@ size_t ClientContext::tickets() const {
   return ticket_count_;
 }
 
-std::shared_ptr<const ClientContext> ClientContext::create(const ClientOptions& opt,
-                                                           std::string& err) {
+core::Expected<std::shared_ptr<const ClientContext>, std::string> ClientContext::create(
+    const ClientOptions& opt) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) {
-    err = "SSL_CTX_new: " + error_queue_text();
-    return nullptr;
-  }
+  if (ctx == nullptr) return core::unexpected("SSL_CTX_new: " + error_queue_text());
   // Smaller buffers per connection, and no renegotiation surprises from a memory BIO.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
@@ -97,10 +94,11 @@ std::shared_ptr<const ClientContext> ClientContext::create(const ClientOptions& 
                             ? SSL_CTX_set_default_verify_paths(ctx) == 1
                             : SSL_CTX_load_verify_locations(ctx, opt.ca_file.c_str(), nullptr) == 1;
     if (!loaded) {
-      err = "cannot load CA certificates" + (opt.ca_file.empty() ? "" : " from " + opt.ca_file) +
-            ": " + error_queue_text();
+      std::string err = "cannot load CA certificates" +
+                        (opt.ca_file.empty() ? "" : " from " + opt.ca_file) + ": " +
+                        error_queue_text();
       SSL_CTX_free(ctx);
-      return nullptr;
+      return core::unexpected(std::move(err));
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   } else {

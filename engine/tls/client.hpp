@@ -11,6 +11,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/expected.hpp"
+
 // As <openssl/ssl.h> declares it (not in <openssl/types.h>); the header stays light.
 typedef struct ssl_session_st SSL_SESSION;
 
@@ -31,8 +33,9 @@ struct ClientOptions {
 // most of a handshake's client CPU with OpenSSL 3 (docs/performance.md). Used from one thread.
 class ClientContext {
  public:
-  // Nullptr, with `err`, when OpenSSL refuses the options (e.g. an unreadable ca_file).
-  static std::shared_ptr<const ClientContext> create(const ClientOptions& opt, std::string& err);
+  // Fails, saying why, when OpenSSL refuses the options (e.g. an unreadable ca_file).
+  static core::Expected<std::shared_ptr<const ClientContext>, std::string> create(
+      const ClientOptions& opt);
   ~ClientContext();
   ClientContext(const ClientContext&) = delete;
   ClientContext& operator=(const ClientContext&) = delete;

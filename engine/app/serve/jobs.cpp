@@ -435,9 +435,7 @@ void Service::pump_downloads() {
       }
       std::string buf;
       for (const auto& row : *page) {
-        Result res;
-        std::string err;
-        if (pipeline::parse_json(row.record, res, err)) d->fmt.append(res, row.raw, buf);
+        if (auto res = pipeline::parse_json(row.record)) d->fmt.append(*res, row.raw, buf);
         d->after = row.line;
       }
       d->r.write_chunk(buf);

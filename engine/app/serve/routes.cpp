@@ -9,7 +9,7 @@ bool Service::start(std::string& err) {
     if (!path.empty() && make_parent_dirs(path)) {
       auto c = store::SqliteStore::open(path);
       auto w = c ? store::Writer::open(path, diag_, "mxprobe serve: cache (results not cached)")
-                 : store::Expected<std::unique_ptr<store::Writer>>(c.error());
+                 : store::Expected<std::unique_ptr<store::Writer>>(core::unexpected(c.error()));
       if (w) {
         cache_ = std::move(*c);
         cache_writer_ = std::move(*w);
@@ -25,8 +25,12 @@ bool Service::start(std::string& err) {
   // Job uploads are streamed to disk (route_streamed); other bodies are small JSON.
   so.limits.max_body_bytes = 1 << 20;
   so.limits.max_stream_body_bytes = o_.max_upload;
-  http_ = server::HttpServer::create(*e_.loop, so, err);
-  if (!http_) return false;
+  auto made = server::HttpServer::create(*e_.loop, so);
+  if (!made) {
+    err = made.error();
+    return false;
+  }
+  http_ = std::move(made).value();
   auto self = this;
   // Public: also tells the console whether to ask for a token before calling the API.
   route("GET", "/healthz", [self](const http::Request&, server::Responder r) {
@@ -41,11 +45,11 @@ bool Service::start(std::string& err) {
                  tr && (*tr == "1" || *tr == "true"), std::move(r));
   });
   route("POST", "/v1/verify", [self](const http::Request& q, server::Responder r) {
-    json body;
-    std::string perr;
-    if (!::mxp::json::parse_bounded(q.body, ::mxp::json::kBodyLimits, body, perr))
-      return r.respond(
-          error(400, "bad_request", "expected a JSON object {\"email\": \"...\"}: " + perr));
+    auto parsed = ::mxp::json::parse_bounded<json>(q.body, ::mxp::json::kBodyLimits);
+    if (!parsed)
+      return r.respond(error(400, "bad_request",
+                             "expected a JSON object {\"email\": \"...\"}: " + parsed.error()));
+    json& body = *parsed;
     if (!body.is_object() || !body.contains("email") || !body["email"].is_string())
       return r.respond(error(400, "bad_request", "expected a JSON object {\"email\": \"...\"}"));
     std::string timeout;

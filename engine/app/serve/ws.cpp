@@ -69,11 +69,10 @@ std::string Service::ws_command_error(const std::string* cmd) {
 
 void Service::command(server::WsClient& c, const http::WsMessage& m) {
   // Bounded before any tree is built: copying or dumping a deeply nested "id" would recurse.
-  json req;
-  std::string perr;
-  const bool parsed = ::mxp::json::parse_bounded(m.data, ::mxp::json::kCommandLimits, req, perr);
+  auto parsed = ::mxp::json::parse_bounded<json>(m.data, ::mxp::json::kCommandLimits);
   const WsAck ack{c};
-  if (!parsed) return ack(nullptr, false, perr);
+  if (!parsed) return ack(nullptr, false, parsed.error());
+  json& req = *parsed;
   if (!req.is_object()) return ack(nullptr, false, "not a JSON object");
   json id = req.contains("id") ? req["id"] : json();
   if (!req.contains("cmd") || !req["cmd"].is_string())

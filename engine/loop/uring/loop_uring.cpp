@@ -127,7 +127,7 @@ class UringLoop final : public Loop, private TimerHandler {
   explicit UringLoop(const LoopOptions& options) : opts_(options) {}
   ~UringLoop() override;
 
-  bool init(std::string& why);
+  core::Expected<void, std::string> init();
 
   Backend backend() const override { return Backend::Uring; }
   const std::string& describe() const override { return describe_; }
@@ -144,9 +144,9 @@ class UringLoop final : public Loop, private TimerHandler {
  private:
   void on_timer(TimerId id, uint64_t cookie) override;
 
-  bool setup_ring(std::string& why);
-  bool setup_buf_ring(std::string& why);
-  bool probe_multishot_recv(std::string& why);
+  core::Expected<void, std::string> setup_ring();
+  core::Expected<void, std::string> setup_buf_ring();
+  core::Expected<void, std::string> probe_multishot_recv();
   void free_buf_ring();
 
   io_uring_sqe* get_sqe();
@@ -205,15 +205,13 @@ class UringLoop final : public Loop, private TimerHandler {
 
 // [SECTION] set-up and probing ----------------------------------------------------------------
 
-bool UringLoop::init(std::string& why) {
-  if (!setup_ring(why)) return false;
+core::Expected<void, std::string> UringLoop::init() {
+  if (auto ring = setup_ring(); !ring) return ring;
   // Operations this backend issues; IORING_OP_* numbers are stable, the probe says what this
   // kernel implements (connect and async cancel 5.5, send/recv 5.6).
   io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
-  if (probe == nullptr) {
-    why = "io_uring_get_probe_ring failed (kernel older than 5.6)";
-    return false;
-  }
+  if (probe == nullptr)
+    return core::unexpected("io_uring_get_probe_ring failed (kernel older than 5.6)");
   struct Needed {
     int op;
     const char* name;
@@ -227,15 +225,18 @@ bool UringLoop::init(std::string& why) {
   for (const Needed& n : needed) {
     if (!io_uring_opcode_supported(probe, n.op)) {
       io_uring_free_probe(probe);
-      why = std::string("kernel lacks IORING_OP_") + n.name;
-      return false;
+      return core::unexpected(std::string("kernel lacks IORING_OP_") + n.name);
     }
   }
   io_uring_free_probe(probe);
 
   std::string recv_why;
-  multishot_ =
-      opts_.uring_allow_buf_ring && setup_buf_ring(recv_why) && probe_multishot_recv(recv_why);
+  if (opts_.uring_allow_buf_ring) {
+    auto recv = setup_buf_ring();
+    if (recv) recv = probe_multishot_recv();
+    multishot_ = recv.ok();
+    if (!recv) recv_why = recv.error();
+  }
   if (multishot_) {
     describe_ += ", multishot recv, buffer ring " + std::to_string(opts_.recv_buffer_count) + "x" +
                  std::to_string(opts_.recv_buffer_size);
@@ -247,10 +248,10 @@ bool UringLoop::init(std::string& why) {
                  ")";
   }
   describe_ += ")";
-  return true;
+  return {};
 }
 
-bool UringLoop::setup_ring(std::string& why) {
+core::Expected<void, std::string> UringLoop::setup_ring() {
   // Newest first. SINGLE_ISSUER|DEFER_TASKRUN (6.1): completions are processed only when this
   // thread waits, no task-work interrupts. COOP_TASKRUN (5.19) is the milder form. SUBMIT_ALL
   // (5.18) keeps one bad SQE from stalling the rest of a batch. CQSIZE (5.5): 8x the SQ, because
@@ -278,32 +279,27 @@ bool UringLoop::setup_ring(std::string& why) {
     // with thousands of idle connections. NODROP (5.5): completions are never lost.
     if (!(p.features & IORING_FEAT_FAST_POLL) || !(p.features & IORING_FEAT_NODROP)) {
       io_uring_queue_exit(&ring_);
-      why = "kernel lacks IORING_FEAT_FAST_POLL/NODROP (needs 5.7)";
-      return false;
+      return core::unexpected("kernel lacks IORING_FEAT_FAST_POLL/NODROP (needs 5.7)");
     }
     ring_ok_ = true;
     describe_ = std::string("io_uring (") + a.name;
-    return true;
+    return {};
   }
-  why = std::string("io_uring_queue_init failed: ") + std::strerror(-last);
-  return false;
+  return core::unexpected(std::string("io_uring_queue_init failed: ") + std::strerror(-last));
 }
 
-bool UringLoop::setup_buf_ring(std::string& why) {
+core::Expected<void, std::string> UringLoop::setup_buf_ring() {
   // liburing 2.3 has no io_uring_setup_buf_ring: map the ring (page aligned), register it, then
   // hand every buffer to the kernel (docs/platform.md).
   const unsigned count = opts_.recv_buffer_count;
-  if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || opts_.recv_buffer_size == 0) {
-    why = "recv_buffer_count must be a power of two <= 32768";
-    return false;
-  }
+  if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || opts_.recv_buffer_size == 0)
+    return core::unexpected("recv_buffer_count must be a power of two <= 32768");
   br_bytes_ = count * sizeof(io_uring_buf);
   void* ring_mem =
       mmap(nullptr, br_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (ring_mem == MAP_FAILED) {
     br_bytes_ = 0;
-    why = "mmap of the buffer ring failed";
-    return false;
+    return core::unexpected("mmap of the buffer ring failed");
   }
   br_ = static_cast<io_uring_buf_ring*>(ring_mem);
   io_uring_buf_ring_init(br_);
@@ -316,8 +312,8 @@ bool UringLoop::setup_buf_ring(std::string& why) {
     munmap(br_, br_bytes_);
     br_ = nullptr;
     br_bytes_ = 0;
-    why = std::string("provided buffer rings unsupported (5.19): ") + std::strerror(-r);
-    return false;
+    return core::unexpected(std::string("provided buffer rings unsupported (5.19): ") +
+                            std::strerror(-r));
   }
   // Buffers are mapped, not malloc'ed: pages become resident only once data lands in them.
   bufs_bytes_ = size_t{count} * opts_.recv_buffer_size;
@@ -325,8 +321,7 @@ bool UringLoop::setup_buf_ring(std::string& why) {
       mmap(nullptr, bufs_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) {
     bufs_bytes_ = 0;
-    why = "mmap of receive buffers failed";
-    return false;
+    return core::unexpected("mmap of receive buffers failed");
   }
   bufs_ = static_cast<char*>(mem);
   const int mask = io_uring_buf_ring_mask(count);
@@ -335,17 +330,16 @@ bool UringLoop::setup_buf_ring(std::string& why) {
                           mask, static_cast<int>(i));
   }
   io_uring_buf_ring_advance(br_, static_cast<int>(count));
-  return true;
+  return {};
 }
 
 // Multishot receive (6.0) has no probe bit: try it on a socketpair holding one byte and an EOF.
 // Supported: a 1-byte completion with a buffer and F_MORE, then the EOF. Older kernels: -EINVAL.
-bool UringLoop::probe_multishot_recv(std::string& why) {
+core::Expected<void, std::string> UringLoop::probe_multishot_recv() {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    why = "socketpair failed";
-    return false;
-  }
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return core::unexpected("socketpair failed");
+  std::string why;
   const char byte = 'x';
   bool ok = ::write(sv[1], &byte, 1) == 1 && ::shutdown(sv[1], SHUT_WR) == 0;
   bool supported = false;
@@ -376,7 +370,8 @@ bool UringLoop::probe_multishot_recv(std::string& why) {
   }
   ::close(sv[0]);
   ::close(sv[1]);
-  return ok;
+  if (!ok) return core::unexpected(std::move(why));
+  return {};
 }
 
 void UringLoop::free_buf_ring() {
@@ -905,9 +900,9 @@ void UringLoop::dispatch(uint64_t user_data, int res, unsigned flags) {
 
 }  // namespace
 
-std::unique_ptr<Loop> create_uring_loop(const LoopOptions& options, std::string& why) {
+core::Expected<std::unique_ptr<Loop>, std::string> create_uring_loop(const LoopOptions& options) {
   auto loop = std::make_unique<UringLoop>(options);
-  if (!loop->init(why)) return nullptr;
+  if (auto ok = loop->init(); !ok) return core::unexpected(ok.error());
   return loop;
 }
 

@@ -5,11 +5,12 @@
 #include <memory>
 #include <string>
 
+#include "core/expected.hpp"
 #include "loop/loop.hpp"
 
 namespace mxp::loop {
 
-// Null, with the reason in why, when this kernel/sandbox cannot run the backend.
-std::unique_ptr<Loop> create_uring_loop(const LoopOptions& options, std::string& why);
+// Fails, saying why, when this kernel/sandbox cannot run the backend.
+core::Expected<std::unique_ptr<Loop>, std::string> create_uring_loop(const LoopOptions& options);
 
 }  // namespace mxp::loop

@@ -54,7 +54,7 @@ class UvLoop final : public Loop, private TimerHandler {
   explicit UvLoop(const LoopOptions& options) : opts_(options), read_buf_(64 * 1024) {}
   ~UvLoop() override;
 
-  bool init(std::string& why);
+  core::Expected<void, std::string> init();
 
   Backend backend() const override { return Backend::Uv; }
   const std::string& describe() const override { return describe_; }
@@ -100,17 +100,14 @@ class UvLoop final : public Loop, private TimerHandler {
   std::unordered_map<int, Watch*> watches_;
 };
 
-bool UvLoop::init(std::string& why) {
+core::Expected<void, std::string> UvLoop::init() {
   const int r = uv_loop_init(&loop_);
-  if (r != 0) {
-    why = std::string("uv_loop_init: ") + uv_strerror(r);
-    return false;
-  }
+  if (r != 0) return core::unexpected(std::string("uv_loop_init: ") + uv_strerror(r));
   loop_ok_ = true;
   loop_.data = this;
   uv_timer_init(&loop_, &wakeup_);
   describe_ = std::string("libuv ") + uv_version_string() + " (epoll)";
-  return true;
+  return {};
 }
 
 UvLoop::~UvLoop() {
@@ -401,9 +398,9 @@ void UvLoop::on_poll_cb(uv_poll_t* poll, int status, int events) {
 
 }  // namespace
 
-std::unique_ptr<Loop> create_uv_loop(const LoopOptions& options, std::string& why) {
+core::Expected<std::unique_ptr<Loop>, std::string> create_uv_loop(const LoopOptions& options) {
   auto loop = std::make_unique<UvLoop>(options);
-  if (!loop->init(why)) return nullptr;
+  if (auto ok = loop->init(); !ok) return core::unexpected(ok.error());
   return loop;
 }
 

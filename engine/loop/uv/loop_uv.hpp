@@ -5,10 +5,12 @@
 #include <memory>
 #include <string>
 
+#include "core/expected.hpp"
 #include "loop/loop.hpp"
 
 namespace mxp::loop {
 
-std::unique_ptr<Loop> create_uv_loop(const LoopOptions& options, std::string& why);
+// Fails, saying why, when libuv cannot start a loop.
+core::Expected<std::unique_ptr<Loop>, std::string> create_uv_loop(const LoopOptions& options);
 
 }  // namespace mxp::loop

@@ -70,9 +70,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     c.feed(masked_frame(i == 0 ? 0x1 : 0x0, last, text.substr(at, step)), t0);
   }
   while (auto m = c.next_ws_message()) {
+    auto parsed = mxp::json::parse_bounded<ordered>(m->data, mxp::json::kCommandLimits);
+    const bool ok = parsed.ok();
     ordered cmd;
     std::string err;
-    const bool ok = mxp::json::parse_bounded(m->data, mxp::json::kCommandLimits, cmd, err);
+    if (ok)
+      cmd = std::move(*parsed);
+    else
+      err = parsed.error();
     // Whatever the checker accepts, nlohmann's parser accepts and it is within the bounds.
     if (ok && (cmd.is_discarded() || depth_of(cmd) > mxp::json::kCommandLimits.max_depth)) abort();
     if (!ok && err.empty()) abort();  // a refusal always says why

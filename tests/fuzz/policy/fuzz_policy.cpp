@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   auto r = parse_policy(text, "fuzz.toml");
   auto again = parse_policy(text, "fuzz.toml");
-  if (r.has_value() != again.has_value()) abort();
+  if (r.ok() != again.ok()) abort();
   if (!r) {
     const PolicyError& e = r.error();
     if (e.message.empty() || e.source != "fuzz.toml") abort();

@@ -21,9 +21,9 @@ std::chrono::nanoseconds timeout(const sched::DomainSettings& d, Stage s) {
 TEST(EngineOptions, UnsetValuesLeaveThePolicyAlone) {
   EngineOptions o;
   EXPECT_EQ(policy_overrides(o), "");
-  std::string err;
-  auto p = load_engine_policy(o, err);
-  ASSERT_TRUE(p) << err;
+  auto loaded = load_engine_policy(o);
+  ASSERT_TRUE(loaded) << loaded.error();
+  const auto& p = *loaded;
   const auto& b = sched::Policy::builtin();
   EXPECT_EQ(p->max_sessions(), b.max_sessions());
   EXPECT_EQ(p->domain_settings("a.test", std::nullopt), b.domain_settings("a.test", std::nullopt));
@@ -42,10 +42,10 @@ TEST(EngineOptions, GivenValuesBeatTheFileDefaults) {
   o.timeout_command = 2.5;
   o.timeout_connect = 1;
   o.no_catch_all = true;
-  std::string err;
-  auto p = load_engine_policy(o, err);
+  auto loaded = load_engine_policy(o);
   std::remove(path);
-  ASSERT_TRUE(p) << err;
+  ASSERT_TRUE(loaded) << loaded.error();
+  const auto& p = *loaded;
   EXPECT_EQ(p->max_sessions(), 12u);  // command line
   const auto& d = p->domain_settings("a.test", std::nullopt);
   EXPECT_EQ(d.domain.sessions, 3u);              // file
@@ -65,14 +65,15 @@ TEST(EngineOptions, BadPolicyFileIsAClearError) {
   std::ofstream(path) << "[defaults]\nper_mx.sessions = -4\n";
   EngineOptions o;
   o.policy_file = path;
-  std::string err;
-  EXPECT_FALSE(load_engine_policy(o, err));
+  auto bad = load_engine_policy(o);
   std::remove(path);
-  EXPECT_NE(err.find(path), std::string::npos) << err;
-  EXPECT_NE(err.find("per_mx.sessions"), std::string::npos) << err;
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find(path), std::string::npos) << bad.error();
+  EXPECT_NE(bad.error().find("per_mx.sessions"), std::string::npos) << bad.error();
   o.policy_file = "/nonexistent/policy.toml";
-  EXPECT_FALSE(load_engine_policy(o, err));
-  EXPECT_NE(err.find("cannot open"), std::string::npos) << err;
+  auto missing = load_engine_policy(o);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().find("cannot open"), std::string::npos) << missing.error();
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The shared vocabulary: Expected, the clock's integer round trip, the ASCII string helpers.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "core/clock.hpp"
@@ -46,6 +48,33 @@ TEST(Expected, MovesTheValueOut) {
   EXPECT_EQ(s.size(), 100u);
 }
 
+struct Base {
+  virtual ~Base() = default;
+  virtual int id() const { return 1; }
+};
+struct Derived : Base {
+  int id() const override { return 2; }
+};
+
+// What converts to the value type is a value: a derived pointer, a literal for a string.
+Expected<std::shared_ptr<const Base>, std::string> make(bool fail) {
+  if (fail) return unexpected("no");
+  return std::make_shared<Derived>();
+}
+
+TEST(Expected, TakesWhatConvertsToTheValue) {
+  auto r = make(false);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)->id(), 2);
+  EXPECT_EQ(make(true).error(), "no");
+  Expected<std::string, std::string> s = "text";
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(*s, "text");
+  Expected<std::optional<int>, std::string> none = std::nullopt;
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
 TEST(Expected, VoidSuccessOrError) {
   Expected<void, std::string> fine;
   EXPECT_TRUE(fine.ok());
@@ -66,6 +95,14 @@ TEST(Strings, LowerFoldsAsciiOnly) {
   EXPECT_EQ(lower('['), '[');
   EXPECT_EQ(lower("MX.Example.ORG"), "mx.example.org");
   EXPECT_EQ(lower("\xC3\x84"), "\xC3\x84");  // UTF-8 bytes pass through
+}
+
+TEST(Strings, UpperFoldsAsciiOnly) {
+  EXPECT_EQ(upper('a'), 'A');
+  EXPECT_EQ(upper('Z'), 'Z');
+  EXPECT_EQ(upper('{'), '{');
+  EXPECT_EQ(upper("8bitmime Pipelining"), "8BITMIME PIPELINING");
+  EXPECT_EQ(upper("\xC3\xA4"), "\xC3\xA4");  // UTF-8 bytes pass through
 }
 
 TEST(Strings, TrimDropsSpaceAndTabByDefault) {

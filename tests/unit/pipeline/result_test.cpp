@@ -71,10 +71,11 @@ TEST(ResultJson, TlsVersionAndCipher) {
   auto j = to_json(r);
   EXPECT_EQ(j["tls"]["version"], "TLSv1.3");
   EXPECT_EQ(j["tls"]["cipher"], "TLS_AES_256_GCM_SHA384");
-  std::string a, b, err;
+  std::string a, b;
   append_json(r, a);
-  Result back;
-  ASSERT_TRUE(parse_json(a, back, err)) << err;
+  auto parsed = parse_json(a);
+  ASSERT_TRUE(parsed) << parsed.error();
+  const Result& back = *parsed;
   EXPECT_EQ(back.tls_version, "TLSv1.3");
   EXPECT_EQ(back.tls_cipher, "TLS_AES_256_GCM_SHA384");
   append_json(back, b);
@@ -105,10 +106,11 @@ TEST(ResultJson, RecordsReadBackAsWritten) {
   r.disposable = false;
   r.free = true;
   r.suggestion = "Bob@gmail.com";
-  std::string a, b, err;
+  std::string a, b;
   append_json(r, a, true);
-  Result back;
-  ASSERT_TRUE(parse_json(a, back, err)) << err;
+  auto parsed = parse_json(a);
+  ASSERT_TRUE(parsed) << parsed.error();
+  const Result& back = *parsed;
   append_json(back, b, true);
   EXPECT_EQ(a, b);
   EXPECT_TRUE(back.cached);
@@ -117,8 +119,12 @@ TEST(ResultJson, RecordsReadBackAsWritten) {
   EXPECT_EQ(back.disposable, std::optional<bool>(false));
   EXPECT_EQ(back.free, std::optional<bool>(true));
   EXPECT_EQ(back.suggestion, "Bob@gmail.com");
-  EXPECT_FALSE(parse_json("{\"line\":1}", back, err));
-  EXPECT_FALSE(parse_json("not json", back, err));
+  auto partial = parse_json("{\"line\":1}");
+  ASSERT_FALSE(partial);
+  EXPECT_EQ(partial.error(), "not an mxprobe record (line, verdict, reason, checked_at)");
+  auto garbage = parse_json("not json");
+  ASSERT_FALSE(garbage);
+  EXPECT_EQ(garbage.error(), "not a JSON object");
   EXPECT_FALSE(parse_iso8601("2026-11-27 20:31:07Z"));
 }
 

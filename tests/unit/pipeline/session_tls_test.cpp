@@ -17,8 +17,9 @@ using tls::testing::TestCert;
 
 struct Rig {
   Rig() : session(cfg()) {
-    std::string err;
-    ctx = tls::ClientContext::create({}, err);
+    auto made = tls::ClientContext::create({});
+    EXPECT_TRUE(made) << made.error();
+    if (made) ctx = *made;
     session.add_recipient("user@example.org", 1, now);
     session.finish(now);
     session.start(now);

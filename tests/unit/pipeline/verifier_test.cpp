@@ -691,9 +691,8 @@ TEST_P(VerifierTest, ProxyDyingMidSessionGivesTheAddressesToAnotherWithoutATry) 
   auto cfg = config(policy());
   cfg.catch_all_probe = false;
   for (const FakeSocks* s : {&dying, &good}) {
-    std::string err;
-    auto url = proxy::parse_proxy_url(s->url(), err);
-    ASSERT_TRUE(url) << err;
+    auto url = proxy::parse_proxy_url(s->url());
+    ASSERT_TRUE(url) << url.error();
     cfg.proxies.push_back(*url);
   }
   cfg.proxy_check_timeout = 2s;

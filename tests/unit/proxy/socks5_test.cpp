@@ -222,15 +222,14 @@ TEST(Socks5, RequestsThatCannotBeEncodedFailAtOnce) {
 }
 
 TEST(ProxyUrl, Forms) {
-  std::string err;
-  auto a = parse_proxy_url("socks5://127.0.0.1:1080", err);
-  ASSERT_TRUE(a) << err;
+  auto a = parse_proxy_url("socks5://127.0.0.1:1080");
+  ASSERT_TRUE(a) << a.error();
   EXPECT_EQ(a->display, "socks5://127.0.0.1:1080");
   EXPECT_FALSE(a->credentials);
   EXPECT_EQ(a->endpoint.port(), 1080);
 
-  auto b = parse_proxy_url("socks5://us%40er:p%3Ass@w@[::1]:9050/", err);
-  ASSERT_TRUE(b) << err;
+  auto b = parse_proxy_url("socks5://us%40er:p%3Ass@w@[::1]:9050/");
+  ASSERT_TRUE(b) << b.error();
   EXPECT_EQ(b->display, "socks5://[::1]:9050");
   ASSERT_TRUE(b->credentials);
   EXPECT_EQ(b->credentials->user, "us@er");
@@ -244,14 +243,13 @@ TEST(ProxyUrl, RejectedWithoutEchoingSecrets) {
         "socks5://u:%zz@127.0.0.1:1", "socks5://u:%4@127.0.0.1:1", "socks5://u:TOPSECRET@host:1",
         "socks4://1.2.3.4:1080", ""}) {
     SCOPED_TRACE(bad);
-    std::string err;
-    EXPECT_FALSE(parse_proxy_url(bad, err));
-    EXPECT_FALSE(err.empty());
-    EXPECT_EQ(err.find("TOPSECRET"), std::string::npos);
+    auto url = parse_proxy_url(bad);
+    ASSERT_FALSE(url);
+    EXPECT_FALSE(url.error().empty());
+    EXPECT_EQ(url.error().find("TOPSECRET"), std::string::npos);
   }
-  std::string err;
   std::string long_pw = "socks5://u:" + std::string(256, 'p') + "@127.0.0.1:1";
-  EXPECT_FALSE(parse_proxy_url(long_pw, err));
+  EXPECT_FALSE(parse_proxy_url(long_pw));
 }
 
 }  // namespace

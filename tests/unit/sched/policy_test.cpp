@@ -19,13 +19,13 @@ using namespace std::chrono_literals;
 
 Policy parse_ok(std::string_view text) {
   auto r = parse_policy(text, "test.toml");
-  EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().to_string());
+  EXPECT_TRUE(r.ok()) << (r ? "" : r.error().to_string());
   return r ? std::move(*r) : Policy::builtin();
 }
 
 PolicyError parse_err(std::string_view text) {
   auto r = parse_policy(text, "test.toml");
-  EXPECT_FALSE(r.has_value()) << "parsed, but should not have:\n" << text;
+  EXPECT_FALSE(r.ok()) << "parsed, but should not have:\n" << text;
   return r ? PolicyError{} : r.error();
 }
 

@@ -248,13 +248,11 @@ class ServerTest : public ::testing::TestWithParam<Backend> {
 
   std::unique_ptr<HttpServer> make(ServerOptions o = {}) {
     o.listen = "127.0.0.1:0";
-    std::string err;
-    auto s = HttpServer::create(*loop_, std::move(o), err);
-    EXPECT_TRUE(s) << err;
-    if (s) {
-      EXPECT_NE(s->port(), 0);
-    }
-    return s;
+    auto s = HttpServer::create(*loop_, std::move(o));
+    EXPECT_TRUE(s) << s.error();
+    if (!s) return nullptr;
+    EXPECT_NE((*s)->port(), 0);
+    return std::move(s).value();
   }
 
   // Runs `body` on the client thread; the loop runs until it finished and `also` holds.
@@ -561,34 +559,31 @@ ServerOptions opts(std::string listen, std::string token = "") {
 TEST(ServerCreate, RefusesNonLoopbackWithoutTokenAndBadInput) {
   auto made = loop::make_loop({.backend = Backend::Uv});
   ASSERT_TRUE(made.loop);
-  std::string err;
-  EXPECT_FALSE(HttpServer::create(*made.loop, opts("0.0.0.0:0"), err));
+  // The error of a create() that must fail ("" if it did not).
+  auto refusal = [&](ServerOptions o) {
+    auto s = HttpServer::create(*made.loop, std::move(o));
+    EXPECT_FALSE(s);
+    return s ? std::string() : s.error();
+  };
+  std::string err = refusal(opts("0.0.0.0:0"));
   EXPECT_NE(err.find("token"), std::string::npos) << err;
-  err.clear();
-  EXPECT_FALSE(HttpServer::create(*made.loop, opts("[::]:0"), err));
+  err = refusal(opts("[::]:0"));
   EXPECT_NE(err.find("non-loopback"), std::string::npos) << err;
-  err.clear();
-  EXPECT_FALSE(HttpServer::create(*made.loop, opts("192.0.2.7:8025"), err));
+  err = refusal(opts("192.0.2.7:8025"));
   EXPECT_NE(err.find("token"), std::string::npos) << err;
-  err.clear();
-  EXPECT_FALSE(HttpServer::create(*made.loop, opts("localhost:80"), err));
+  err = refusal(opts("localhost:80"));
   EXPECT_NE(err.find("invalid listen address"), std::string::npos) << err;
-  err.clear();
-  EXPECT_FALSE(HttpServer::create(*made.loop, opts("127.0.0.1:0", "a b"), err));
+  err = refusal(opts("127.0.0.1:0", "a b"));
   EXPECT_NE(err.find("invalid token"), std::string::npos) << err;
-  err.clear();
-  auto ok = HttpServer::create(*made.loop, opts("127.0.0.1:0"), err);
-  ASSERT_TRUE(ok) << err;
-  EXPECT_NE(ok->port(), 0);
+  auto ok = HttpServer::create(*made.loop, opts("127.0.0.1:0"));
+  ASSERT_TRUE(ok) << ok.error();
+  EXPECT_NE((*ok)->port(), 0);
   // A second server on the same port fails cleanly.
-  err.clear();
-  EXPECT_FALSE(
-      HttpServer::create(*made.loop, opts("127.0.0.1:" + std::to_string(ok->port())), err));
+  err = refusal(opts("127.0.0.1:" + std::to_string((*ok)->port())));
   EXPECT_NE(err.find("bind"), std::string::npos) << err;
-  err.clear();
-  if (auto v6 = HttpServer::create(*made.loop, opts("[::1]:0"), err)) {
-    EXPECT_NE(v6->port(), 0);
-    EXPECT_EQ(v6->endpoint().family(), AF_INET6);
+  if (auto v6 = HttpServer::create(*made.loop, opts("[::1]:0"))) {
+    EXPECT_NE((*v6)->port(), 0);
+    EXPECT_EQ((*v6)->endpoint().family(), AF_INET6);
   }
 }
 

@@ -18,7 +18,7 @@ using test::TempDb;
 
 std::unique_ptr<SqliteStore> open_ok(const std::string& path) {
   auto s = SqliteStore::open(path);
-  EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message);
+  EXPECT_TRUE(s.ok()) << (s ? "" : s.error().message);
   return s ? std::move(s).value() : nullptr;
 }
 

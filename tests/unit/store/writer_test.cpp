@@ -88,7 +88,9 @@ TEST(Writer, AFailureComesBackWithItsTicketAndDetachedOnesAreLogged) {
     ASSERT_TRUE(w);
     // A row numbered 0: the store refuses it.
     const uint64_t t = (*w)->post([](SqliteStore& s) { return s.add_rows(1, rows(0, 1)); });
-    (*w)->post_detached([](SqliteStore&) { return Status(Error{0, "disk on fire"}); });
+    (*w)->post_detached([](SqliteStore&) {
+      return Status(core::unexpected(Error{0, "disk on fire"}));
+    });
     (*w)->post_detached([](SqliteStore&) { return Status(); });
     (*w)->drain();
     auto done = (*w)->reap();

@@ -29,10 +29,9 @@ void shuttle(Client& c, Server& s) {
 }
 
 std::shared_ptr<const ClientContext> context(ClientOptions o = {}) {
-  std::string err;
-  auto ctx = ClientContext::create(o, err);
-  EXPECT_TRUE(ctx) << err;
-  return ctx;
+  auto ctx = ClientContext::create(o);
+  EXPECT_TRUE(ctx) << ctx.error();
+  return ctx ? *ctx : nullptr;
 }
 
 TEST(TlsClient, HandshakeThenPlaintextBothWays) {
@@ -183,9 +182,9 @@ TEST(TlsClient, UnreadableCaFileIsAnError) {
   ClientOptions o;
   o.verify_peer = true;
   o.ca_file = "/nonexistent/ca.pem";
-  std::string err;
-  EXPECT_EQ(ClientContext::create(o, err), nullptr);
-  EXPECT_NE(err.find("/nonexistent/ca.pem"), std::string::npos) << err;
+  auto ctx = ClientContext::create(o);
+  ASSERT_FALSE(ctx);
+  EXPECT_NE(ctx.error().find("/nonexistent/ca.pem"), std::string::npos) << ctx.error();
 }
 
 TEST(TlsClient, DestroyedMidHandshakeFreesEverything) {
