@@ -159,26 +159,6 @@ void Scheduler::free_item(uint32_t i) {
   free_items_.push_back(i);
 }
 
-bool Scheduler::valid(ItemId id) const {
-  return id.index < items_.size() && items_[id.index].gen == id.gen &&
-         items_[id.index].state != ItemState::Free;
-}
-
-Scheduler::Session* Scheduler::session_of(SessionId s) {
-  if (s.index >= sessions_.size()) return nullptr;
-  Session& ses = sessions_[s.index];
-  return ses.live && ses.gen == s.gen ? &ses : nullptr;
-}
-
-Scheduler::ItemList& Scheduler::ready_list(Domain& D, uint8_t pinned) {
-  if (!pinned) return D.any;
-  if (D.pinned.empty()) {
-    D.pinned.resize(sources_.size());
-    D.pin_links.resize(sources_.size());
-  }
-  return D.pinned[pinned - 1u];
-}
-
 void Scheduler::make_ready(uint32_t i, bool front, TimePoint now) {
   (void)now;
   Item& it = items_[i];

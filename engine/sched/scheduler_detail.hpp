@@ -133,4 +133,89 @@ struct Scheduler::Source {
   Warmup warm;
 };
 
+// The small helpers that every part of the scheduler calls on each decision, inline here so that
+// splitting the scheduler into files did not turn them into calls.
+
+inline bool Scheduler::valid(ItemId id) const {
+  return id.index < items_.size() && items_[id.index].gen == id.gen &&
+         items_[id.index].state != ItemState::Free;
+}
+
+inline Scheduler::Session* Scheduler::session_of(SessionId s) {
+  if (s.index >= sessions_.size()) return nullptr;
+  Session& ses = sessions_[s.index];
+  return ses.live && ses.gen == s.gen ? &ses : nullptr;
+}
+
+inline Scheduler::ItemList& Scheduler::ready_list(Domain& D, uint8_t pinned) {
+  if (!pinned) return D.any;
+  if (D.pinned.empty()) {
+    D.pinned.resize(sources_.size());
+    D.pin_links.resize(sources_.size());
+  }
+  return D.pinned[pinned - 1u];
+}
+
+inline uint32_t Scheduler::source_session_limit(const Group& G, SourceId s) const {
+  return detail::scaled_burst(G.settings->source.sessions, G.per_source[s].share);
+}
+
+inline bool Scheduler::source_blocked(const Group& G, SourceId s, TimePoint now) const {
+  const SourceGroup& sg = G.per_source[s];
+  return sg.blocked && now < sg.blocked_until;
+}
+
+inline void Scheduler::list_push_back(ItemList& l, uint32_t i) {
+  Item& it = items_[i];
+  it.next = kNone;
+  it.prev = l.tail;
+  if (l.tail != kNone)
+    items_[l.tail].next = i;
+  else
+    l.head = i;
+  l.tail = i;
+  ++l.size;
+}
+
+inline void Scheduler::list_push_front(ItemList& l, uint32_t i) {
+  Item& it = items_[i];
+  it.prev = kNone;
+  it.next = l.head;
+  if (l.head != kNone)
+    items_[l.head].prev = i;
+  else
+    l.tail = i;
+  l.head = i;
+  ++l.size;
+}
+
+inline void Scheduler::list_erase(ItemList& l, uint32_t i) {
+  Item& it = items_[i];
+  if (it.prev != kNone)
+    items_[it.prev].next = it.next;
+  else
+    l.head = it.next;
+  if (it.next != kNone)
+    items_[it.next].prev = it.prev;
+  else
+    l.tail = it.prev;
+  it.prev = it.next = kNone;
+  --l.size;
+}
+
+inline bool Scheduler::group_has_work(const Group& G) const {
+  return !G.any_ring.empty() || G.pin_mask != 0;
+}
+
+inline bool Scheduler::has_work_for(const Group& G, SourceId s) const {
+  return !G.any_ring.empty() || (G.pin_mask & detail::bit(s));
+}
+
+inline uint64_t Scheduler::blocked_mask(const Group& G, TimePoint now) const {
+  uint64_t m = 0;
+  for (uint32_t s = 0; s < sources_.size(); ++s)
+    if (source_blocked(G, s, now)) m |= detail::bit(s);
+  return m;
+}
+
 }  // namespace mxp::sched

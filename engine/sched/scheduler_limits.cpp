@@ -6,7 +6,6 @@
 
 namespace mxp::sched {
 
-using detail::bit;
 using detail::scaled_burst;
 
 // ---------------------------------------------------------------------------------------------
@@ -45,22 +44,6 @@ void Scheduler::refresh_source_group(Group& G, SourceId s, TimePoint now) {
   sg.rcpt.configure(l.rcpt.rate * share, scaled_burst(l.rcpt.burst, share), now);
   sg.cfg_epoch = G.cfg_epoch;
   sg.warm_epoch = w.epoch();
-}
-
-uint32_t Scheduler::source_session_limit(const Group& G, SourceId s) const {
-  return scaled_burst(G.settings->source.sessions, G.per_source[s].share);
-}
-
-bool Scheduler::source_blocked(const Group& G, SourceId s, TimePoint now) const {
-  const SourceGroup& sg = G.per_source[s];
-  return sg.blocked && now < sg.blocked_until;
-}
-
-uint64_t Scheduler::blocked_mask(const Group& G, TimePoint now) const {
-  uint64_t m = 0;
-  for (uint32_t s = 0; s < sources_.size(); ++s)
-    if (source_blocked(G, s, now)) m |= bit(s);
-  return m;
 }
 
 // ---------------------------------------------------------------------------------------------

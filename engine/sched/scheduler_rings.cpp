@@ -45,44 +45,6 @@ void Scheduler::ring_erase(Ring& r, uint32_t i, F&& link) {
   --r.size;
 }
 
-void Scheduler::list_push_back(ItemList& l, uint32_t i) {
-  Item& it = items_[i];
-  it.next = kNone;
-  it.prev = l.tail;
-  if (l.tail != kNone)
-    items_[l.tail].next = i;
-  else
-    l.head = i;
-  l.tail = i;
-  ++l.size;
-}
-
-void Scheduler::list_push_front(ItemList& l, uint32_t i) {
-  Item& it = items_[i];
-  it.prev = kNone;
-  it.next = l.head;
-  if (l.head != kNone)
-    items_[l.head].prev = i;
-  else
-    l.tail = i;
-  l.head = i;
-  ++l.size;
-}
-
-void Scheduler::list_erase(ItemList& l, uint32_t i) {
-  Item& it = items_[i];
-  if (it.prev != kNone)
-    items_[it.prev].next = it.next;
-  else
-    l.head = it.next;
-  if (it.next != kNone)
-    items_[it.next].prev = it.prev;
-  else
-    l.tail = it.prev;
-  it.prev = it.next = kNone;
-  --l.size;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Rings: which domains and groups are in the round-robin
 
@@ -144,14 +106,6 @@ void Scheduler::park_domain(DomainId d, std::optional<TimePoint> until) {
     D.wake = wheel_.add(*until, payload(TimerKind::Domain, d));
   else
     D.cap_wait = true;
-}
-
-bool Scheduler::group_has_work(const Group& G) const {
-  return !G.any_ring.empty() || G.pin_mask != 0;
-}
-
-bool Scheduler::has_work_for(const Group& G, SourceId s) const {
-  return !G.any_ring.empty() || (G.pin_mask & bit(s));
 }
 
 void Scheduler::activate_group(GroupId g) {
