@@ -29,9 +29,10 @@ std::string lower_host(std::string_view s) {
 // Construction, registries
 
 Scheduler::Scheduler(std::shared_ptr<const Policy> policy, std::vector<SourceSpec> sources,
-                     TimePoint now)
-    : policy_(std::move(policy)), wheel_(now), last_now_(now) {
+                     TimePoint now, std::unique_ptr<RemoteLimits> limits)
+    : policy_(std::move(policy)), limits_(std::move(limits)), wheel_(now), last_now_(now) {
   if (!policy_) policy_ = std::make_shared<Policy>(Policy::builtin());
+  if (!limits_) limits_ = std::make_unique<LocalRemoteLimits>();
   if (sources.empty()) sources.push_back({});
   if (sources.size() > kMaxSources) sources.resize(kMaxSources);
   for (auto& s : sources)
@@ -95,6 +96,7 @@ bool Scheduler::release_domain(DomainId d) {
   if (D.wake.valid()) wheel_.cancel(D.wake);
   domain_ring_remove(d);
   domain_by_name_.erase(D.name);
+  limits_->release_domain(d);
   D = Domain{};
   free_domains_.push_back(d);
   return true;

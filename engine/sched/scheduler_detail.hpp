@@ -65,15 +65,18 @@ struct Scheduler::Domain {
   std::vector<ItemList> pinned;  // due, by source (sized on first use)
   uint64_t pinned_mask = 0;      // bit s: pinned[s] not empty
   uint32_t pinned_total = 0;
-  ItemList waiting;  // not due yet (in the wheel)
-  uint32_t in_flight = 0, sessions = 0;
-  TokenBucket connect, rcpt;
+  ItemList waiting;                      // not due yet (in the wheel)
+  uint32_t in_flight = 0, sessions = 0;  // sessions: open for it now (its limits: limits_)
   Link any_link;
   std::vector<Link> pin_links;  // by source, sized with pinned
   uint64_t pin_linked = 0;      // bit s: in the group's pin ring s
   TimerId wake;
   bool cap_wait = false;
   uint64_t ready() const { return any.size + pinned_total; }
+  // Due addresses that a session from source s may take.
+  uint32_t ready_for(SourceId s) const {
+    return any.size + ((pinned_mask & detail::bit(s)) ? pinned[s].size : 0);
+  }
 };
 
 struct Scheduler::SourceGroup {
@@ -96,9 +99,7 @@ struct Scheduler::Group {
   Ring any_ring;
   std::vector<Ring> pin_rings;  // by source
   uint64_t pin_mask = 0;        // bit s: pin_rings[s] not empty
-  uint32_t sessions = 0;
-  TokenBucket connect, rcpt;
-  Aimd aimd;
+  uint32_t sessions = 0;        // open to it now (its limits and AIMD state: limits_)
   std::vector<SourceGroup> per_source;
   uint32_t rr = 0;  // next source to try
   int64_t deficit = 0;

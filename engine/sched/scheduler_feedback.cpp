@@ -25,18 +25,14 @@ bool accepted(const verdict::Classification& c) {
 
 void Scheduler::backoff_signal(Session& ses, TimePoint now, std::string_view why) {
   ses.trouble = true;
-  Group& G = groups_[ses.group];
   sources_[ses.source].warm.on_trouble(now);
-  if (G.aimd.on_backoff(now)) {
+  if (limits_->backoff(ses.group, now)) {
     ++stats_.backoffs;
-    const GroupSettings& s = *G.settings;
-    G.connect.configure(s.mx.connect.rate * G.aimd.rate_factor(), s.mx.connect.burst, now);
-    G.rcpt.configure(s.mx.rcpt.rate * G.aimd.rate_factor(), s.mx.rcpt.burst, now);
     SchedEvent e;
     e.kind = SchedEvent::Kind::BackOff;
     e.group = ses.group;
     e.source = ses.source;
-    e.aimd = G.aimd.view();
+    e.aimd = limits_->group_view(ses.group, now).aimd;
     e.reason = std::string(why);
     add_event(std::move(e));
   }
@@ -192,23 +188,15 @@ void Scheduler::on_session_ended(SessionId sid, TimePoint now, SessionEnd how) {
   --D.sessions;
   --G.per_source[ses->source].sessions;
   --open_sessions_;
-  if (!ses->trouble && ses->decided) {
-    const double before = G.aimd.rate_factor();
-    G.aimd.on_clean();
-    sources_[ses->source].warm.on_clean_session();
-    if (G.aimd.rate_factor() != before) {
-      const GroupSettings& s = *G.settings;
-      G.connect.configure(s.mx.connect.rate * G.aimd.rate_factor(), s.mx.connect.burst, now);
-      G.rcpt.configure(s.mx.rcpt.rate * G.aimd.rate_factor(), s.mx.rcpt.burst, now);
-      if (G.aimd.rate_factor() >= 1.0) {
-        SchedEvent e;
-        e.kind = SchedEvent::Kind::Recovered;
-        e.group = g;
-        e.source = ses->source;
-        e.aimd = G.aimd.view();
-        add_event(std::move(e));
-      }
-    }
+  const bool clean = !ses->trouble && ses->decided;
+  if (clean) sources_[ses->source].warm.on_clean_session();
+  if (limits_->session_ended(g, d, clean, now)) {  // the group's rates are back to the policy's
+    SchedEvent e;
+    e.kind = SchedEvent::Kind::Recovered;
+    e.group = g;
+    e.source = ses->source;
+    e.aimd = limits_->group_view(g, now).aimd;
+    add_event(std::move(e));
   }
   ses->live = false;
   ++ses->gen;

@@ -78,13 +78,11 @@ bool Scheduler::try_group(GroupId g, TimePoint now, Grant& out) {
     deactivate_group(g);
     return false;
   }
-  // MX-group level: sessions (AIMD window) and buckets.
-  if (G.sessions >= std::min(G.aimd.limit(), G.settings->mx.sessions)) {
-    park_group(g, std::nullopt, true);
-    return false;
-  }
-  if (!G.connect.can_take(1, now) || !G.rcpt.can_take(1, now)) {
-    park_group(g, std::max(G.connect.ready_at(1, now), G.rcpt.ready_at(1, now)), false);
+  // MX-group level (the remote limits): sessions (AIMD window) and buckets.
+  if (const Admission a = limits_->admit_group(g, now); !a.open()) {
+    limits_->wants(g, kNone, {1, 1, 1}, now);
+    const bool timed = a.kind == Admission::Kind::Until;
+    park_group(g, timed ? std::optional(a.until) : std::nullopt, !timed);
     return false;
   }
   // Deficit round-robin: a turn starts with a quantum of recipients.
@@ -148,19 +146,20 @@ bool Scheduler::try_group(GroupId g, TimePoint now, Grant& out) {
   const DomainId d = lane.head;
   Domain& D = domains_[d];
   const DomainSettings& ds = *D.settings;
-  if (D.sessions >= ds.domain.sessions) {
-    park_domain(d, std::nullopt);
-    return false;
-  }
-  if (!D.connect.can_take(1, now) || !D.rcpt.can_take(1, now)) {
-    park_domain(d, std::max(D.connect.ready_at(1, now), D.rcpt.ready_at(1, now)));
+  if (const Admission a = limits_->admit_domain(d, now); !a.open()) {
+    limits_->wants(g, d, {1, 1, 1}, now);
+    park_domain(d, a.kind == Admission::Kind::Until ? std::optional(a.until) : std::nullopt);
     return false;
   }
 
   // Grant: up to K recipients, K bounded by the session budget (recipients, and rejections so
   // that even an all-rejected batch stays under the error limit) and every RCPT bucket.
-  uint32_t k = std::min(ds.recipients, ds.rejections);
-  k = std::min({k, D.rcpt.available(now), G.rcpt.available(now), sg.rcpt.available(now)});
+  // A remote limit that gives fewer RCPT tokens than the session could use hears how many more.
+  const uint32_t budget = std::min(ds.recipients, ds.rejections);
+  const uint32_t remote = limits_->rcpt_available(g, d, now);
+  if (const uint32_t want = std::min(budget, D.ready_for(pick)); remote < want)
+    limits_->wants(g, d, {0, 0, want - remote}, now);
+  const uint32_t k = std::min({budget, remote, sg.rcpt.available(now)});
   uint32_t si;
   if (!free_sessions_.empty()) {
     si = free_sessions_.back();
@@ -184,11 +183,8 @@ bool Scheduler::try_group(GroupId g, TimePoint now, Grant& out) {
   out.domain = d;
   out.source = pick;
   const uint32_t n = take_items(D, pick, k, ses, sid, out.items);
-  D.connect.try_take(1, now);
-  G.connect.try_take(1, now);
+  limits_->session_opened(g, d, n, now);
   sg.connect.try_take(1, now);
-  D.rcpt.try_take(n, now);
-  G.rcpt.try_take(n, now);
   sg.rcpt.try_take(n, now);
   ++D.sessions;
   ++G.sessions;
@@ -242,14 +238,16 @@ size_t Scheduler::refill(SessionId sid, TimePoint now, std::vector<ItemRef>& out
     return 0;
   refresh_source_group(G, ses->source, now);
   SourceGroup& sg = G.per_source[ses->source];
-  uint32_t k =
+  const uint32_t budget =
       std::min(ds.recipients - ses->granted, ds.rejections - ses->rejections - ses->outstanding);
-  k = std::min({k, D.rcpt.available(now), G.rcpt.available(now), sg.rcpt.available(now)});
+  const uint32_t remote = limits_->rcpt_available(ses->group, ses->domain, now);
+  if (const uint32_t want = std::min(budget, D.ready_for(ses->source)); remote < want)
+    limits_->wants(ses->group, ses->domain, {0, 0, want - remote}, now);
+  const uint32_t k = std::min({budget, remote, sg.rcpt.available(now)});
   if (k == 0) return 0;
   const uint32_t n = take_items(D, ses->source, k, *ses, sid, out);
   if (n == 0) return 0;
-  D.rcpt.try_take(n, now);
-  G.rcpt.try_take(n, now);
+  limits_->take_rcpts(ses->group, ses->domain, n, now);
   sg.rcpt.try_take(n, now);
   ++stats_.refills;
   domain_ring_update(ses->domain);

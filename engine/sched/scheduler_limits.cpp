@@ -1,5 +1,6 @@
-// The scheduler's limits: the policy resolved into the buckets of each MX group, domain and
-// (source IP, MX group), blocks, and the policy swap (SIGHUP) that re-resolves them all.
+// The scheduler's limits: the policy resolved into the buckets of each (source IP, MX group),
+// blocks, the settings of each MX group and domain handed to the RemoteLimits (and its word that
+// it has more), and the policy swap (SIGHUP) that re-resolves them all.
 #include "sched/scheduler_detail.hpp"
 
 #include <algorithm>
@@ -14,11 +15,9 @@ using detail::scaled_burst;
 void Scheduler::configure_group(GroupId g, TimePoint now) {
   Group& G = groups_[g];
   G.settings = &policy_->group_settings(G.provider_index);
-  const GroupSettings& s = *G.settings;
-  G.aimd.configure(s.backoff, s.mx.sessions);
-  const double f = G.aimd.rate_factor();
-  G.connect.configure(s.mx.connect.rate * f, s.mx.connect.burst, now);
-  G.rcpt.configure(s.mx.rcpt.rate * f, s.mx.rcpt.burst, now);
+  // The same key on every node: a provider by name, else the MX host (as in group_by_name_).
+  const std::string key = G.provider ? "provider:" + G.name : G.name;
+  limits_->configure_group(g, key, *G.settings, now);
   ++G.cfg_epoch;
 }
 
@@ -26,9 +25,27 @@ void Scheduler::configure_domain(DomainId d, TimePoint now) {
   Domain& D = domains_[d];
   const auto provider = D.group == kNone ? std::nullopt : groups_[D.group].provider_index;
   D.settings = &policy_->domain_settings(D.name, provider);
-  const LevelLimits& l = D.settings->domain;
-  D.connect.configure(l.connect.rate, l.connect.burst, now);
-  D.rcpt.configure(l.rcpt.rate, l.rcpt.burst, now);
+  limits_->configure_domain(d, D.name, D.settings->domain, now);
+}
+
+// Wakes what is parked: a group or domain parked on something else only looks again and parks
+// again, so waking too much costs one pass, never a wrong grant.
+void Scheduler::remote_limits_changed(GroupId g, DomainId d, TimePoint now) {
+  advance(now);
+  if (g < groups_.size()) {
+    Group& G = groups_[g];
+    if (G.wake.valid()) wheel_.cancel(G.wake);
+    G.wake = {};
+    G.cap_wait = false;
+    activate_group(g);
+  }
+  if (d < domains_.size() && !domains_[d].name.empty()) {
+    Domain& D = domains_[d];
+    if (D.wake.valid()) wheel_.cancel(D.wake);
+    D.wake = {};
+    D.cap_wait = false;
+    activate_domain(d);
+  }
 }
 
 // (Re)derives a (source, group)'s buckets when the group's settings or the source's warm-up

@@ -13,18 +13,15 @@ GroupView Scheduler::group_view(GroupId g, TimePoint now) const {
   v.name = G.name;
   v.provider = G.provider;
   v.sessions = G.sessions;
-  v.session_limit = std::min(G.aimd.limit(), G.settings->mx.sessions);
-  v.aimd = G.aimd.view();
-  v.connect_rate = G.connect.rate();
-  v.rcpt_rate = G.rcpt.rate();
-  if (!G.connect.unlimited()) {
-    v.connect_tokens = G.connect.available(now);
-    v.connect_burst = G.connect.burst();
-  }
-  if (!G.rcpt.unlimited()) {
-    v.rcpt_tokens = G.rcpt.available(now);
-    v.rcpt_burst = G.rcpt.burst();
-  }
+  const RemoteGroupView r = limits_->group_view(g, now);
+  v.session_limit = r.session_limit;
+  v.aimd = r.aimd;
+  v.connect_rate = r.connect_rate;
+  v.rcpt_rate = r.rcpt_rate;
+  v.connect_tokens = r.connect_tokens;
+  v.connect_burst = r.connect_burst;
+  v.rcpt_tokens = r.rcpt_tokens;
+  v.rcpt_burst = r.rcpt_burst;
   v.ready = G.ready;
   v.active = G.active_link.linked();
   v.parked_on_timer = G.wake.valid();
