@@ -1,8 +1,9 @@
 // The scheduler: decides which session the pipeline may open next (MX group, recipient domain,
-// source IP, up to K recipients), enforcing token buckets and concurrency caps per recipient
-// domain, per MX group and per (source IP, MX group) plus a global session cap; serves MX groups
-// by deficit round-robin so that a slow, tarpitting or token-less group never holds up others;
-// keeps not-before times (greylisting retries, token refills) in a timer wheel; retries
+// source IP, up to K recipients), enforcing token buckets and concurrency caps per (source IP,
+// MX group) plus a global session cap, and asking a RemoteLimits (remote_limits.hpp: today's
+// buckets, caps and AIMD per MX group and per recipient domain) for the remote side; serves MX
+// groups by deficit round-robin so that a slow, tarpitting or token-less group never holds up
+// others; keeps not-before times (greylisting retries, token refills) in a timer wheel; retries
 // greylisted addresses from the same source IP; backs off an MX group AIMD-style; rotates source
 // IPs away from blocks and warms new ones up. Sans-I/O: no sockets, no timers, no clock. The
 // pipeline feeds it events with `now`, and arms one loop timer at next_deadline().
@@ -30,20 +31,15 @@
 
 #include "sched/aimd.hpp"
 #include "sched/clock.hpp"
+#include "sched/ids.hpp"
 #include "sched/policy.hpp"
+#include "sched/remote_limits.hpp"
 #include "sched/timer_wheel.hpp"
 #include "sched/token_bucket.hpp"
 #include "sched/warmup.hpp"
 #include "verdict/classify.hpp"
 
 namespace mxp::sched {
-
-inline constexpr uint32_t kNone = UINT32_MAX;
-inline constexpr uint32_t kMaxSources = 64;  // blocked-source sets are 64-bit masks
-
-using GroupId = uint32_t;   // dense, stable for the scheduler's life
-using DomainId = uint32_t;  // dense, stable for the scheduler's life
-using SourceId = uint32_t;  // index into the source pool given at construction
 
 struct ItemId {
   uint32_t index = kNone;
@@ -166,7 +162,9 @@ class Scheduler {
  public:
   // sources: the pool, in order (SourceId = index); empty means one unnamed source (the
   // system's choice of address). At most kMaxSources.
-  Scheduler(std::shared_ptr<const Policy> policy, std::vector<SourceSpec> sources, TimePoint now);
+  // limits: the remote limits (per MX group, per domain); none: a LocalRemoteLimits.
+  Scheduler(std::shared_ptr<const Policy> policy, std::vector<SourceSpec> sources, TimePoint now,
+            std::unique_ptr<RemoteLimits> limits = nullptr);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -246,6 +244,14 @@ class Scheduler {
   uint32_t max_sessions() const {
     return session_cap_ ? std::min(session_cap_, policy_->max_sessions()) : policy_->max_sessions();
   }
+
+  // --- Remote limits ---
+  // The remote limits have more for group g and/or domain d than they last answered (a lease of
+  // tokens or sessions arrived, a peer gave some back): if parked on them, they are looked at
+  // again at the next next_ready(). kNone: not that one.
+  void remote_limits_changed(GroupId g, DomainId d, TimePoint now);
+  RemoteLimits& remote_limits() { return *limits_; }
+  const RemoteLimits& remote_limits() const { return *limits_; }
 
   // --- State ---
   GroupView group_view(GroupId g, TimePoint now) const;
@@ -332,6 +338,7 @@ class Scheduler {
   void add_final(uint32_t item, const verdict::Classification& c);
 
   std::shared_ptr<const Policy> policy_;
+  std::unique_ptr<RemoteLimits> limits_;
   std::vector<Source> sources_;
   std::vector<Group> groups_;
   std::vector<Domain> domains_;
