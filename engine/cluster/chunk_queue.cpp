@@ -88,6 +88,7 @@ ChunkOwner::ChunkOwner(loop::Loop& loop, RedisClient& redis, QueueOptions queue,
 ChunkOwner::~ChunkOwner() {
   *alive_ = false;
   if (armed_) loop_.cancel_timer(timer_);
+  if (audit_armed_) loop_.cancel_timer(audit_timer_);
 }
 
 void ChunkOwner::open(std::function<void(core::Expected<void, std::string>)> done) {
@@ -125,6 +126,7 @@ bool ChunkOwner::push(Chunk chunk) {
     interval_ = opts_.poll_min;
     schedule(interval_);
   }
+  arm_audit();
   return true;
 }
 
@@ -137,6 +139,43 @@ void ChunkOwner::send(uint64_t seq) {
     if (!r.ok() && transient(r.error())) {
       // It may or may not have landed; a second entry only means a second result, dropped.
       ++stats_.push_retries;
+      send(seq);
+      return;
+    }
+    auto it = outstanding_.find(seq);
+    if (r.ok() && r->type == Reply::Type::String && it != outstanding_.end()) {
+      it->second.entry_id = r->str;
+    }
+  });
+}
+
+void ChunkOwner::arm_audit() {
+  if (audit_armed_ || outstanding_.empty()) return;
+  audit_timer_ = loop_.add_timer(loop_.now() + opts_.audit_every, *this, kAudit);
+  audit_armed_ = true;
+}
+
+void ChunkOwner::audit() {
+  if (auditing_ || outstanding_.empty()) return;
+  std::vector<std::string> argv = {"FCALL",      "mxp1_chunk_missing", "3",
+                                   chunks_key(), results_key(),        job_key()};
+  for (const auto& [seq, o] : outstanding_) {
+    if (o.entry_id.empty()) continue;  // its push is still on its way
+    argv.push_back(std::to_string(seq));
+    argv.push_back(o.entry_id);
+  }
+  auditing_ = true;
+  ++stats_.audits;
+  redis_.command(argv, [this, alive = alive_](Result&& r) {
+    if (!*alive) return;
+    auditing_ = false;
+    if (!r.ok() || r->type != Reply::Type::Array) return;
+    for (const Reply& e : r->elements) {
+      uint64_t seq = 0;
+      auto it = parse_u64(e.str, seq) ? outstanding_.find(seq) : outstanding_.end();
+      if (it == outstanding_.end()) continue;
+      it->second.entry_id.clear();
+      ++stats_.resent;
       send(seq);
     }
   });
@@ -156,7 +195,13 @@ void ChunkOwner::schedule(Duration d) {
   armed_ = true;
 }
 
-void ChunkOwner::on_timer(loop::TimerId, uint64_t) {
+void ChunkOwner::on_timer(loop::TimerId, uint64_t cookie) {
+  if (cookie == kAudit) {
+    audit_armed_ = false;
+    audit();
+    arm_audit();
+    return;
+  }
   armed_ = false;
   poll();
 }

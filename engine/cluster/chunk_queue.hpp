@@ -85,6 +85,10 @@ struct OwnerOptions {
   Duration poll_min = std::chrono::milliseconds(20);
   Duration poll_max = std::chrono::seconds(1);
   size_t read_count = 64;  // results entries per XREAD
+  // How often the owner checks that its outstanding chunks are still in Redis (on the chunk
+  // stream, or answered on the results stream) and pushes again those that are not: lost with
+  // Redis' data (a restart without persistence, or a crash with appendfsync everysec).
+  Duration audit_every = std::chrono::seconds(30);
 };
 
 struct OwnerStats {
@@ -93,6 +97,7 @@ struct OwnerStats {
   uint64_t duplicate_chunks = 0;  // results entries for a chunk already delivered
   uint64_t duplicate_lines = 0;   // lines dropped: already delivered, or not in the chunk
   uint64_t polls = 0, empty_polls = 0;
+  uint64_t audits = 0, resent = 0;  // chunks pushed again because Redis had lost them
 };
 
 // The owner's side of one job.
@@ -122,6 +127,8 @@ class ChunkOwner final : private loop::TimerHandler {
   bool push(Chunk chunk);
   // Deletes the job's key and its results stream: workers then drop its remaining chunks.
   void drop(std::function<void()> done = {});
+  // Checks now that the outstanding chunks are still in Redis (also done every audit_every).
+  void audit_now() { audit(); }
 
   const OwnerStats& stats() const { return stats_; }
   std::string job_key() const { return q_.prefix + "job:" + job_; }
@@ -129,11 +136,15 @@ class ChunkOwner final : private loop::TimerHandler {
   std::string chunks_key() const { return q_.prefix + "chunks"; }
 
  private:
+  enum Cookie : uint64_t { kPoll = 0, kAudit = 1 };
   struct Out {
     std::set<uint64_t> lines;  // not delivered yet
     std::vector<std::string> argv;
+    std::string entry_id;  // from XADD's answer (empty until then)
   };
   void on_timer(loop::TimerId id, uint64_t cookie) override;
+  void audit();
+  void arm_audit();
   void send(uint64_t seq);
   void schedule(Duration d);
   void poll();
@@ -148,8 +159,8 @@ class ChunkOwner final : private loop::TimerHandler {
   std::map<uint64_t, Out> outstanding_;
   std::string cursor_ = "0-0";
   Duration interval_;
-  bool armed_ = false, polling_ = false;
-  loop::TimerId timer_{};
+  bool armed_ = false, polling_ = false, audit_armed_ = false, auditing_ = false;
+  loop::TimerId timer_{}, audit_timer_{};
   OwnerStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

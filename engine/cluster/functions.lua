@@ -222,6 +222,32 @@ local function chunk_renew(keys, args)
   return out
 end
 
+-- KEYS[2]: the job's results stream, KEYS[3]: the job's key. ARGV: seq, entry id, seq, entry id,
+-- ... (the owner's outstanding chunks). Returns the seqs of the chunks that are neither on the
+-- chunk stream nor answered on the results stream: lost with Redis' data (a restart without
+-- persistence, or the last second before a crash with appendfsync everysec), for the owner to
+-- push again. Sets the job's key again, which such a loss takes too.
+local function chunk_missing(keys, args)
+  if #keys ~= 3 or #args % 2 ~= 0 then
+    return redis.error_reply('ERR mxp1_chunk_missing: 3 keys; seq, id pairs')
+  end
+  redis.call('SET', keys[3], '1')
+  local answered = {}
+  for _, e in ipairs(redis.call('XRANGE', keys[2], '-', '+')) do
+    local f = e[2]
+    for i = 1, #f - 1, 2 do
+      if f[i] == 'seq' then answered[f[i + 1]] = true end
+    end
+  end
+  local out = {}
+  for i = 1, #args, 2 do
+    if not answered[args[i]] and #redis.call('XRANGE', keys[1], args[i + 1], args[i + 1]) == 0 then
+      out[#out + 1] = args[i]
+    end
+  end
+  return out
+end
+
 redis.register_function('mxp1_rate_lease', rate_lease)
 redis.register_function('mxp1_slot_acquire', slot_acquire)
 redis.register_function('mxp1_slot_renew', slot_renew)
@@ -231,3 +257,4 @@ redis.register_function('mxp1_node_leave', node_leave)
 redis.register_function('mxp1_node_list', node_list)
 redis.register_function('mxp1_chunk_complete', chunk_complete)
 redis.register_function('mxp1_chunk_renew', chunk_renew)
+redis.register_function('mxp1_chunk_missing', chunk_missing)

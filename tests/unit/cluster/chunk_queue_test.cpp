@@ -2,8 +2,10 @@
 // claimed by exactly one of two workers and every line's result delivered once; a worker that
 // dies (stops renewing) loses its chunk to the other after min_idle and not before; a renewing
 // worker keeps its chunk well past min_idle; completing twice publishes once; the owner's
-// window keeps the streams' length and memory bounded over 200 chunks; and Redis killed and
-// restarted mid-job with its append-only file loses nothing (each line's result exactly once).
+// window keeps the streams' length and memory bounded over 200 chunks; Redis killed and
+// restarted mid-job, with its append-only file or without any persistence (the owner's audit
+// pushes the lost chunks again), loses nothing; and a restarted owner that pushes its chunks
+// again gets each line once.
 #include "cluster/chunk_queue.hpp"
 
 #include <gtest/gtest.h>
@@ -423,6 +425,63 @@ TEST_P(ChunkQueueTest, RedisRestartWithAppendOnlyFileLosesNothing) {
   for (auto& c : clients_)
     handshakes += c->connection().stats().handshakes;
   EXPECT_GE(handshakes, 2 * clients_.size() - 1) << "every client reconnected";
+}
+
+TEST_P(ChunkQueueTest, RedisRestartWithoutPersistenceLosesNothing) {
+  // Redis comes back empty: the workers make the group again, the owner's audit finds its
+  // outstanding chunks gone (and its job key) and pushes them again.
+  ASSERT_TRUE(start());
+  constexpr size_t kChunks = 40, kLines = 10;
+  OwnerOptions oo;
+  oo.window = 8;
+  oo.poll_min = 2ms;
+  oo.poll_max = 20ms;
+  oo.audit_every = 100ms;
+  owner(oo, kChunks, kLines);
+  for (const std::string name : {"w1", "w2"}) {
+    ChunkWorker& w = worker(name, quick());
+    w.on_chunk([&w = w](Chunk&& c) { w.complete(c, verify(c)); });
+    w.start();
+  }
+  feed();
+  ASSERT_TRUE(run_until([&] { return chunk_results_.size() >= 10; }, 30s));
+  server_->kill();
+  ASSERT_TRUE(server_->start()) << server_->error();
+  ASSERT_TRUE(run_until([&] { return all_delivered(); }, 60s))
+      << line_results_.size() << " of " << kChunks * kLines << " lines";
+  expect_each_line_once();
+  EXPECT_GT(owner_->stats().resent, 0u);
+}
+
+TEST_P(ChunkQueueTest, RestartedOwnerPushesAgainAndGetsEachLineOnce) {
+  // The owner dies with results waiting for it; its successor pushes again every chunk its
+  // journal lacks (same seqs): the waiting results are delivered, the redone ones dropped.
+  ASSERT_TRUE(start());
+  OwnerOptions oo;
+  oo.poll_min = 1h;  // the first owner never reads
+  oo.poll_max = 1h;
+  owner(oo, 4, 5);
+  ChunkWorker& w = worker("w", quick());
+  w.on_chunk([&w](Chunk&& c) { w.complete(c, verify(c)); });
+  w.start();
+  feed();
+  ASSERT_TRUE(eventually([&] { return w.stats().completed == 4; }, 10s));
+  EXPECT_EQ(xlen(*clients_[0], owner_->results_key()), 4);
+  owner_.reset();  // kill -9: nothing read, nothing dropped
+
+  oo.poll_min = 2ms;
+  oo.poll_max = 20ms;
+  next_chunk_ = 0;
+  ChunkOwner& again = owner(oo, 4, 5);
+  feed();
+  ASSERT_TRUE(run_until([&] { return all_delivered(); }, 10s));
+  // The chunks were done twice; each second result was dropped as a duplicate, or waits unread
+  // (the owner reads no more once nothing is outstanding) until the job is dropped.
+  ASSERT_TRUE(eventually([&] { return w.stats().completed == 8; }, 10s));
+  EXPECT_EQ(again.stats().duplicate_chunks +
+                static_cast<uint64_t>(xlen(*clients_.back(), again.results_key())),
+            4u);
+  expect_each_line_once();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ChunkQueueTest,
