@@ -1,7 +1,9 @@
 #!lua name=mxprobe_1
 -- mxprobe's Redis functions (Redis 7 FUNCTION LOAD): the politeness that must hold across every
 -- node of a cluster, decided inside Redis so that one call is atomic and the time is Redis' own
--- (TIME), never a node's clock. Embedded in the engine at build time (engine/cluster/
+-- (TIME), never a node's clock; and the steps of the node registry and the chunk queue that
+-- must happen together (a heartbeat that refuses a taken name, a chunk acked and its results
+-- published at once). Embedded in the engine at build time (engine/cluster/
 -- CMakeLists.txt) and loaded with FUNCTION LOAD REPLACE on every connection, so a Redis
 -- restarted without persistence has them again before the first FCALL.
 --
@@ -126,7 +128,133 @@ local function slot_release(keys, args)
   return redis.call('ZREM', keys[1], unpack(args))
 end
 
+-- Node registry. A node's record is a hash (KEYS[1], e.g. mxp:node:<name>) that expires unless
+-- its heartbeat renews it; KEYS[2] is the set of names, swept by node_list. The field 'instance'
+-- is random per process start: a name held by another live instance is refused, so two nodes
+-- never share a name, while a node restarted after its record expired takes it back.
+
+-- ARGV: name, instance, ttl_ms, field, value, ... Creates the record or renews our own (its
+-- fields replaced by these). Returns 0 when created (joined), 1 when renewed.
+local function node_beat(keys, args)
+  local name, instance, ttl = args[1], args[2], tonumber(args[3])
+  if #keys ~= 2 or not name or name == '' or not instance or instance == '' or not ttl
+      or ttl <= 0 or (#args - 3) % 2 ~= 0 then
+    return redis.error_reply('ERR mxp1_node_beat: 2 keys; name, instance, ttl_ms > 0, pairs')
+  end
+  local held = redis.call('HGET', keys[1], 'instance')
+  if held and held ~= instance then
+    return redis.error_reply('TAKEN node name ' .. name .. ' is held by a live node (instance '
+        .. held .. ')')
+  end
+  redis.call('DEL', keys[1])
+  redis.call('HSET', keys[1], 'name', name, 'instance', instance, unpack(args, 4))
+  redis.call('PEXPIRE', keys[1], ttl)
+  redis.call('SADD', keys[2], name)
+  if held then return 1 end
+  return 0
+end
+
+-- ARGV: name, instance. Deletes the record if it is ours. Returns 1 if it was.
+local function node_leave(keys, args)
+  if #keys ~= 2 or not args[1] or not args[2] then
+    return redis.error_reply('ERR mxp1_node_leave: 2 keys; name, instance')
+  end
+  if redis.call('HGET', keys[1], 'instance') ~= args[2] then return 0 end
+  redis.call('DEL', keys[1])
+  redis.call('SREM', keys[2], args[1])
+  return 1
+end
+
+-- KEYS[1]: the set of names; ARGV[1]: the records' key prefix (mxp:node:). Returns each live
+-- record as a flat field/value array, and forgets the names whose record expired.
+local function node_list(keys, args)
+  if #keys ~= 1 or not args[1] then
+    return redis.error_reply('ERR mxp1_node_list: 1 key; record prefix')
+  end
+  local out = {}
+  for _, name in ipairs(redis.call('SMEMBERS', keys[1])) do
+    local rec = redis.call('HGETALL', args[1] .. name)
+    if #rec == 0 then
+      redis.call('SREM', keys[1], name)
+    else
+      out[#out + 1] = rec
+    end
+  end
+  return out
+end
+
+-- Chunk queue. KEYS[1]: the chunk stream (one for all jobs, consumer group ARGV[1]).
+
+-- KEYS[2]: the job's results stream, KEYS[3]: the job's key (missing once the job is dropped).
+-- ARGV: group, entry id, field, value, ... (the result entry). Acknowledges the chunk and
+-- publishes its results in one step: XACK answers 1 only for the first completion of an entry
+-- (whoever holds it), so a chunk's results are published once however many nodes finish it.
+-- Returns 1 published, 0 already completed (nothing published), 2 the job is gone (acked and
+-- deleted, results dropped).
+local function chunk_complete(keys, args)
+  if #keys ~= 3 or #args < 4 or #args % 2 ~= 0 then
+    return redis.error_reply('ERR mxp1_chunk_complete: 3 keys; group, id, pairs')
+  end
+  if redis.call('XACK', keys[1], args[1], args[2]) == 0 then return 0 end
+  redis.call('XDEL', keys[1], args[2])
+  if redis.call('EXISTS', keys[3]) == 0 then return 2 end
+  redis.call('XADD', keys[2], '*', unpack(args, 3))
+  return 1
+end
+
+-- ARGV: group, consumer, id... Resets the idle time of each entry the consumer still holds
+-- (XCLAIM JUSTID to itself), so XAUTOCLAIM leaves it alone; an entry completed or reclaimed by
+-- another consumer meanwhile is not taken back. Returns one 1/0 per id.
+local function chunk_renew(keys, args)
+  if #keys ~= 1 or #args < 3 then
+    return redis.error_reply('ERR mxp1_chunk_renew: 1 key; group, consumer, id...')
+  end
+  local out = {}
+  for i = 3, #args do
+    local p = redis.call('XPENDING', keys[1], args[1], args[i], args[i], 1, args[2])
+    if #p == 1 then
+      redis.call('XCLAIM', keys[1], args[1], args[2], 0, args[i], 'JUSTID')
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+  end
+  return out
+end
+
+-- KEYS[2]: the job's results stream, KEYS[3]: the job's key. ARGV: seq, entry id, seq, entry id,
+-- ... (the owner's outstanding chunks). Returns the seqs of the chunks that are neither on the
+-- chunk stream nor answered on the results stream: lost with Redis' data (a restart without
+-- persistence, or the last second before a crash with appendfsync everysec), for the owner to
+-- push again. Sets the job's key again, which such a loss takes too.
+local function chunk_missing(keys, args)
+  if #keys ~= 3 or #args % 2 ~= 0 then
+    return redis.error_reply('ERR mxp1_chunk_missing: 3 keys; seq, id pairs')
+  end
+  redis.call('SET', keys[3], '1')
+  local answered = {}
+  for _, e in ipairs(redis.call('XRANGE', keys[2], '-', '+')) do
+    local f = e[2]
+    for i = 1, #f - 1, 2 do
+      if f[i] == 'seq' then answered[f[i + 1]] = true end
+    end
+  end
+  local out = {}
+  for i = 1, #args, 2 do
+    if not answered[args[i]] and #redis.call('XRANGE', keys[1], args[i + 1], args[i + 1]) == 0 then
+      out[#out + 1] = args[i]
+    end
+  end
+  return out
+end
+
 redis.register_function('mxp1_rate_lease', rate_lease)
 redis.register_function('mxp1_slot_acquire', slot_acquire)
 redis.register_function('mxp1_slot_renew', slot_renew)
 redis.register_function('mxp1_slot_release', slot_release)
+redis.register_function('mxp1_node_beat', node_beat)
+redis.register_function('mxp1_node_leave', node_leave)
+redis.register_function('mxp1_node_list', node_list)
+redis.register_function('mxp1_chunk_complete', chunk_complete)
+redis.register_function('mxp1_chunk_renew', chunk_renew)
+redis.register_function('mxp1_chunk_missing', chunk_missing)
