@@ -116,23 +116,22 @@ inline int check_input_unchanged(store::SqliteStore& journal, store::JobId job,
   const uint64_t want = fp.value("bytes", uint64_t{0});
   const uint64_t want_crc = fp.value("crc32", uint64_t{0});
   InputFile again;
-  std::string err;
-  if (!again.open(input, err)) {
-    std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+  if (auto opened = again.open(input); !opened) {
+    std::fprintf(diag, "mxprobe verify: %s\n", opened.error().c_str());
     return 2;
   }
   uLong crc = crc32_z(0, nullptr, 0);
   uint64_t got = 0;
   std::vector<char> buf(64 * 1024);
   while (got < want) {
-    long n = again.read(buf.data(), std::min<uint64_t>(buf.size(), want - got), err);
-    if (n < 0) {
-      std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+    auto n = again.read(buf.data(), std::min<uint64_t>(buf.size(), want - got));
+    if (!n) {
+      std::fprintf(diag, "mxprobe verify: %s\n", n.error().c_str());
       return 2;
     }
-    if (n == 0) break;
-    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<size_t>(n));
-    got += static_cast<uint64_t>(n);
+    if (*n == 0) break;
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buf.data()), *n);
+    got += *n;
   }
   if (got == want && crc == want_crc) return 0;
   struct stat st {};
@@ -526,9 +525,10 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
   }
 
   bool write_out(std::string_view data) {
-    std::string err;
-    if (data.empty() || out_.write(data, err)) return true;
-    std::fprintf(diag_, "mxprobe verify: %s%s\n", err.c_str(), resume_hint().c_str());
+    if (data.empty()) return true;
+    auto w = out_.write(data);
+    if (w) return true;
+    std::fprintf(diag_, "mxprobe verify: %s%s\n", w.error().c_str(), resume_hint().c_str());
     failed_ = true;
     stop_loop();
     return false;
@@ -722,14 +722,15 @@ class Runner final : private loop::TimerHandler, private loop::FdHandler {
     // journalling a chunk never holds the loop (and the API) for more than a few ms.
     const size_t kChunk = own_verifier_ ? 64 * 1024 : 4 * 1024;
     if (!chunk_) chunk_ = std::make_unique<char[]>(64 * 1024);
-    long n = in_.read(chunk_.get(), kChunk, read_error_);
+    auto got = in_.read(chunk_.get(), kChunk);
+    if (!got) read_error_ = got.error();
+    const size_t n = got ? *got : 0;
     if (n > 0) {
-      fp_crc_ =
-          crc32_z(fp_crc_, reinterpret_cast<const Bytef*>(chunk_.get()), static_cast<size_t>(n));
-      fp_bytes_ += static_cast<uint64_t>(n);
+      fp_crc_ = crc32_z(fp_crc_, reinterpret_cast<const Bytef*>(chunk_.get()), n);
+      fp_bytes_ += n;
     }
-    if (n <= 0 || !reader_.feed({chunk_.get(), static_cast<size_t>(n)})) {
-      if (n == 0) reader_.finish();
+    if (n == 0 || !reader_.feed({chunk_.get(), n})) {
+      if (got && n == 0) reader_.finish();
       eof_ = true;
     } else {
       ps_.bytes_done = in_.consumed();

@@ -219,8 +219,10 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
 
   InputFile in;
   OutputFile out;
-  if (!in.open(opts.input, err) || !out.open(opts.output, err)) {
-    std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+  auto opened = in.open(opts.input);
+  if (opened) opened = out.open(opts.output);
+  if (!opened) {
+    std::fprintf(diag, "mxprobe verify: %s\n", opened.error().c_str());
     return 2;
   }
   Engine e;
@@ -260,7 +262,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   }
   int rc = runner.run();
   runner.set_journal(nullptr, nullptr);  // its writer's connection closes before any removal
-  bool closed = out.close(err);
+  auto closed = out.close();
   if (show) {
     auto& ps = runner.progress_state();
     ps.done = runner.written();
@@ -268,7 +270,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
     progress.finish(ps);
   }
   if (!closed) {
-    std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+    std::fprintf(diag, "mxprobe verify: %s\n", closed.error().c_str());
     return 1;
   }
   if (rc == 130 || rc == 5) {  // Ctrl-C, SIGTERM, or the DNS resolver does not answer
