@@ -17,9 +17,9 @@
 
 #include "address/address.hpp"
 #include "app/io.hpp"
+#include "app/job/file_job.hpp"
 #include "app/output.hpp"
 #include "app/reload.hpp"
-#include "app/runner.hpp"
 #include "core/progress.hpp"
 #include "core/strings.hpp"
 #include "pipeline/result.hpp"
@@ -236,7 +236,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   // A bar on a terminal, a status line every few seconds otherwise, nothing with --no-progress.
   bool show = opts.progress != 0;
   Progress progress(diag, isatty(fileno(diag)) && opts.progress == -1, "verified");
-  Runner runner(e, opts, in, out, diag, show ? &progress : nullptr);
+  FileJob runner(e, opts, in, out, diag, show ? &progress : nullptr);
   if (journal) {
     auto w = store::Writer::open(journal_path, diag, "mxprobe verify: journal");
     if (!w) {

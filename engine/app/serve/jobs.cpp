@@ -171,8 +171,8 @@ bool Service::start_job(Job& job, const store::JobInfo* resume, std::string& err
   }
   job.started = Clock::now();
   const uint64_t id = job.id;
-  job.runner = std::make_unique<Runner>(e_, job.opts, job.in, job.out, diag_, verifier_,
-                                        id << kJobIdShift, [this, id] { job_done(id); });
+  job.runner = std::make_unique<FileJob>(e_, job.opts, job.in, job.out, diag_, verifier_,
+                                         id << kJobIdShift, [this, id] { job_done(id); });
   auto writer = store::Writer::open(job.dir + "/journal.db", diag_, "mxprobe serve: journal");
   if (!writer) {
     err = writer.error().message;
