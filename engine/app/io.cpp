@@ -15,6 +15,9 @@ namespace {
 
 constexpr size_t kGzipIn = 256 * 1024;  // compressed bytes per read(2)
 
+using Status = core::Expected<void, std::string>;
+using Bytes = core::Expected<size_t, std::string>;
+
 }  // namespace
 
 struct InputFile::Gzip {
@@ -32,20 +35,18 @@ struct InputFile::Gzip {
 
 InputFile::InputFile() = default;
 
-bool InputFile::open(const std::string& path, std::string& err) {
+Status InputFile::open(const std::string& path) {
   if (path == "-") {
     fd_ = 0;
   } else {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      err = "cannot open input '" + path + "': " + std::strerror(errno);
-      return false;
-    }
+    if (fd_ < 0)
+      return core::unexpected("cannot open input '" + path + "': " + std::strerror(errno));
     owned_ = true;
   }
   struct stat st {};
   if (fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) size_ = static_cast<uint64_t>(st.st_size);
-  return true;
+  return {};
 }
 
 InputFile::~InputFile() {
@@ -59,33 +60,30 @@ void InputFile::close() {
   gz_.reset();
 }
 
-long InputFile::read_fd(char* buf, size_t cap, std::string& err) {
+Bytes InputFile::read_fd(char* buf, size_t cap) {
   for (;;) {
     ssize_t n = ::read(fd_, buf, cap);
-    if (n >= 0) return static_cast<long>(n);
+    if (n >= 0) return static_cast<size_t>(n);
     if (errno == EINTR) continue;
-    err = std::string("read error: ") + std::strerror(errno);
-    return -1;
+    return core::unexpected(std::string("read error: ") + std::strerror(errno));
   }
 }
 
 // Reads the first two bytes (fewer only at the end of the input) to look for the gzip magic.
-bool InputFile::probe(std::string& err) {
+Status InputFile::probe() {
   while (head_len_ < sizeof head_) {
-    long n = read_fd(head_ + head_len_, sizeof head_ - head_len_, err);
-    if (n < 0) return false;
-    if (n == 0) break;
-    head_len_ += static_cast<size_t>(n);
+    auto n = read_fd(head_ + head_len_, sizeof head_ - head_len_);
+    if (!n) return core::unexpected(n.error());
+    if (*n == 0) break;
+    head_len_ += *n;
   }
   probed_ = true;
   if (head_len_ < 2 || static_cast<unsigned char>(head_[0]) != 0x1f ||
       static_cast<unsigned char>(head_[1]) != 0x8b)
-    return true;
+    return {};
   auto gz = std::make_unique<Gzip>();
-  if (inflateInit2(&gz->zs, 16 + MAX_WBITS) != Z_OK) {  // gzip only, no zlib or raw deflate
-    err = "gzip: cannot initialise zlib";
-    return false;
-  }
+  if (inflateInit2(&gz->zs, 16 + MAX_WBITS) != Z_OK)  // gzip only, no zlib or raw deflate
+    return core::unexpected(std::string("gzip: cannot initialise zlib"));
   gz->ready = true;
   std::memcpy(gz->in.get(), head_, head_len_);
   gz->zs.next_in = gz->in.get();
@@ -93,51 +91,48 @@ bool InputFile::probe(std::string& err) {
   gz->in_total = head_len_;
   head_len_ = 0;
   gz_ = std::move(gz);
-  return true;
+  return {};
 }
 
-long InputFile::read(char* buf, size_t cap, std::string& err) {
-  if (!probed_ && !probe(err)) return -1;
-  if (gz_) return read_gzip(buf, cap, err);
+Bytes InputFile::read(char* buf, size_t cap) {
+  if (!probed_)
+    if (auto p = probe(); !p) return core::unexpected(p.error());
+  if (gz_) return read_gzip(buf, cap);
   if (head_pos_ < head_len_) {
     // Returned alone: reading more could block a pipe whose writer waits for our output.
     size_t n = std::min(cap, head_len_ - head_pos_);
     std::memcpy(buf, head_ + head_pos_, n);
     head_pos_ += n;
     consumed_ += n;
-    return static_cast<long>(n);
+    return n;
   }
-  long n = read_fd(buf, cap, err);
-  if (n > 0) consumed_ += static_cast<uint64_t>(n);
+  auto n = read_fd(buf, cap);
+  if (n) consumed_ += *n;
   return n;
 }
 
 // Inflates until some output is ready, a member boundary at the end of the input, or an error.
 // Members follow each other (as `cat a.gz b.gz` makes); zero bytes between or after members
 // are padding and skipped, as gzip(1) does; anything else must be a gzip member.
-long InputFile::read_gzip(char* buf, size_t cap, std::string& err) {
+Bytes InputFile::read_gzip(char* buf, size_t cap) {
   Gzip& g = *gz_;
-  if (!g.error.empty()) {
-    err = g.error;
-    return -1;
-  }
+  if (!g.error.empty()) return core::unexpected(g.error);
   z_stream& zs = g.zs;
   cap = std::min<size_t>(cap, 1u << 30);
   zs.next_out = reinterpret_cast<Bytef*>(buf);
   zs.avail_out = static_cast<uInt>(cap);
-  auto fail = [&](std::string what) {
+  auto fail = [&](std::string what) -> Bytes {
     g.error = "gzip: " + what + " at byte offset " + std::to_string(consumed_);
-    err = g.error;
-    return -1L;
+    return core::unexpected(g.error);
   };
   while (cap > 0 && zs.avail_out == cap) {
     if (zs.avail_in == 0 && !g.in_eof) {
-      long n = read_fd(reinterpret_cast<char*>(g.in.get()), kGzipIn, err);
-      if (n < 0) return -1;
-      if (n == 0) g.in_eof = true;
+      auto n = read_fd(reinterpret_cast<char*>(g.in.get()), kGzipIn);
+      if (!n) return n;
+      if (*n == 0) g.in_eof = true;
       zs.next_in = g.in.get();
-      zs.avail_in = static_cast<uInt>(n);
-      g.in_total += static_cast<uint64_t>(n);
+      zs.avail_in = static_cast<uInt>(*n);
+      g.in_total += *n;
     }
     if (!g.member_open) {
       while (zs.avail_in > 0 && *zs.next_in == 0) {
@@ -160,7 +155,7 @@ long InputFile::read_gzip(char* buf, size_t cap, std::string& err) {
     else if (rc != Z_OK && !(rc == Z_BUF_ERROR && zs.avail_in == 0))
       return fail(zs.msg ? zs.msg : zError(rc));
   }
-  return static_cast<long>(cap - zs.avail_out);
+  return static_cast<size_t>(cap - zs.avail_out);
 }
 
 std::string printable(std::string_view in) {
@@ -212,47 +207,42 @@ std::string printable(std::string_view in) {
   return out;
 }
 
-bool OutputFile::open(const std::string& path, std::string& err) {
+Status OutputFile::open(const std::string& path) {
   path_ = path == "-" ? "standard output" : path;
   if (path == "-") {
     fd_ = 1;
-    return true;
+    return {};
   }
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
-    err = "cannot open output '" + path + "': " + std::strerror(errno);
-    return false;
-  }
+  if (fd_ < 0)
+    return core::unexpected("cannot open output '" + path + "': " + std::strerror(errno));
   owned_ = true;
-  return true;
+  return {};
 }
 
 OutputFile::~OutputFile() {
   if (owned_ && fd_ >= 0) ::close(fd_);
 }
 
-bool OutputFile::write(std::string_view data, std::string& err) {
+Status OutputFile::write(std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      err = "cannot write " + path_ + ": " + std::strerror(errno);
-      return false;
+      return core::unexpected("cannot write " + path_ + ": " + std::strerror(errno));
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
-  return true;
+  return {};
 }
 
-bool OutputFile::close(std::string& err) {
-  if (!owned_ || fd_ < 0) return true;
+Status OutputFile::close() {
+  if (!owned_ || fd_ < 0) return {};
   int rc = ::close(fd_);
   fd_ = -1;
-  if (rc != 0) {
-    err = "cannot write " + path_ + " (on close): " + std::strerror(errno);
-    return false;
-  }
-  return true;
+  if (rc != 0)
+    return core::unexpected("cannot write " + path_ + " (on close): " + std::strerror(errno));
+  return {};
 }
 
 }  // namespace mxp::app

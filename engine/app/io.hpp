@@ -1,11 +1,13 @@
 // POSIX file plumbing for the bulk commands: big reads (gzip decompressed on the fly), buffered
-// writes, honest errors.
+// writes, honest errors (core::Expected: a value, or the message to show the user).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "core/expected.hpp"
 
 namespace mxp::app {
 
@@ -19,10 +21,11 @@ class InputFile {
   InputFile(const InputFile&) = delete;
   InputFile& operator=(const InputFile&) = delete;
 
-  bool open(const std::string& path, std::string& err);
-  // Reads up to cap bytes (decompressed) into buf; returns bytes read, 0 at end, -1 on error
-  // (err set: "read error: ..." or "gzip: ... at byte offset N").
-  long read(char* buf, size_t cap, std::string& err);
+  // The error: "cannot open input 'PATH': ...".
+  core::Expected<void, std::string> open(const std::string& path);
+  // Reads up to cap bytes (decompressed) into buf: the bytes read, 0 at the end, or the error
+  // ("read error: ..." or "gzip: ... at byte offset N").
+  core::Expected<size_t, std::string> read(char* buf, size_t cap);
   // The input's size on disk (compressed for gzip); 0 when unknown (pipes).
   uint64_t size() const { return size_; }
   // Bytes of the input itself (compressed for gzip) consumed so far: consumed() / size() is
@@ -35,9 +38,9 @@ class InputFile {
 
  private:
   struct Gzip;
-  long read_fd(char* buf, size_t cap, std::string& err);
-  bool probe(std::string& err);
-  long read_gzip(char* buf, size_t cap, std::string& err);
+  core::Expected<size_t, std::string> read_fd(char* buf, size_t cap);
+  core::Expected<void, std::string> probe();
+  core::Expected<size_t, std::string> read_gzip(char* buf, size_t cap);
 
   int fd_ = -1;
   bool owned_ = false;
@@ -57,11 +60,12 @@ std::string printable(std::string_view bytes);
 // An output opened from a path or "-" (stdout), written in large blocks.
 class OutputFile {
  public:
-  bool open(const std::string& path, std::string& err);
+  // The error: "cannot open output 'PATH': ...".
+  core::Expected<void, std::string> open(const std::string& path);
   ~OutputFile();
-  // Writes all of data; false on error (err set).
-  bool write(std::string_view data, std::string& err);
-  bool close(std::string& err);
+  // Writes all of data, or says why not ("cannot write PATH: ...").
+  core::Expected<void, std::string> write(std::string_view data);
+  core::Expected<void, std::string> close();
 
  private:
   int fd_ = -1;

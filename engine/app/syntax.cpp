@@ -66,13 +66,20 @@ void format_syntax_record(const Record& r, std::string& out, SyntaxStats& stats,
 }
 
 int run_syntax(const SyntaxOptions& opts, std::FILE* diag) {
-  std::string err;
   InputFile in;
   OutputFile out;
-  if (!in.open(opts.input, err) || !out.open(opts.output, err)) {
-    std::fprintf(diag, "mxprobe syntax: %s\n", err.c_str());
+  auto opened = in.open(opts.input);
+  if (opened) opened = out.open(opts.output);
+  if (!opened) {
+    std::fprintf(diag, "mxprobe syntax: %s\n", opened.error().c_str());
     return 2;
   }
+  std::string err;  // the first write error
+  auto write = [&](std::string_view data) {
+    auto w = out.write(data);
+    if (!w) err = w.error();
+    return w.ok();
+  };
 
   std::shared_ptr<const flags::DomainData> data;
   if (auto d = flags::load_domain_data(opts.domain_data))
@@ -89,7 +96,7 @@ int run_syntax(const SyntaxOptions& opts, std::FILE* diag) {
   RecordReader reader(opts.records, [&](const Record& r) {
     format_syntax_record(r, buf, stats, data.get(), &memo);
     if (buf.size() >= kBlock) {
-      if (!write_failed && !out.write(buf, err)) write_failed = true;
+      if (!write_failed && !write(buf)) write_failed = true;
       buf.clear();
     }
   });
@@ -108,20 +115,25 @@ int run_syntax(const SyntaxOptions& opts, std::FILE* diag) {
 
   auto chunk = std::make_unique<char[]>(kBlock);
   for (;;) {
-    long n = in.read(chunk.get(), kBlock, err);
-    if (n < 0) {
-      std::fprintf(diag, "mxprobe syntax: %s\n", err.c_str());
+    auto n = in.read(chunk.get(), kBlock);
+    if (!n) {
+      std::fprintf(diag, "mxprobe syntax: %s\n", n.error().c_str());
       return 1;
     }
-    if (n == 0) break;
+    if (*n == 0) break;
     ps.bytes_done = in.consumed();
-    if (!reader.feed({chunk.get(), static_cast<size_t>(n)})) break;
+    if (!reader.feed({chunk.get(), *n})) break;
     if (write_failed) break;
     update(false);
   }
   bool ok = reader.error().empty() && reader.finish();
-  if (!write_failed && !out.write(buf, err)) write_failed = true;
-  if (!write_failed && !out.close(err)) write_failed = true;
+  if (!write_failed && !write(buf)) write_failed = true;
+  if (!write_failed) {
+    if (auto c = out.close(); !c) {
+      err = c.error();
+      write_failed = true;
+    }
+  }
   update(true);
   if (!ok) {
     std::fprintf(diag, "mxprobe syntax: %s\n", reader.error().c_str());

@@ -17,9 +17,9 @@
 
 #include "address/address.hpp"
 #include "app/io.hpp"
+#include "app/job/file_job.hpp"
 #include "app/output.hpp"
 #include "app/reload.hpp"
-#include "app/runner.hpp"
 #include "core/expected.hpp"
 #include "core/progress.hpp"
 #include "core/strings.hpp"
@@ -218,8 +218,10 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
 
   InputFile in;
   OutputFile out;
-  if (!in.open(opts.input, err) || !out.open(opts.output, err)) {
-    std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+  auto opened = in.open(opts.input);
+  if (opened) opened = out.open(opts.output);
+  if (!opened) {
+    std::fprintf(diag, "mxprobe verify: %s\n", opened.error().c_str());
     return 2;
   }
   Engine e;
@@ -233,7 +235,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   // A bar on a terminal, a status line every few seconds otherwise, nothing with --no-progress.
   bool show = opts.progress != 0;
   Progress progress(diag, isatty(fileno(diag)) && opts.progress == -1, "verified");
-  Runner runner(e, opts, in, out, diag, show ? &progress : nullptr);
+  FileJob runner(e, opts, in, out, diag, show ? &progress : nullptr);
   if (journal) {
     auto w = store::Writer::open(journal_path, diag, "mxprobe verify: journal");
     if (!w) {
@@ -259,7 +261,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
   }
   int rc = runner.run();
   runner.set_journal(nullptr, nullptr);  // its writer's connection closes before any removal
-  bool closed = out.close(err);
+  auto closed = out.close();
   if (show) {
     auto& ps = runner.progress_state();
     ps.done = runner.written();
@@ -267,7 +269,7 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
     progress.finish(ps);
   }
   if (!closed) {
-    std::fprintf(diag, "mxprobe verify: %s\n", err.c_str());
+    std::fprintf(diag, "mxprobe verify: %s\n", closed.error().c_str());
     return 1;
   }
   if (rc == 130 || rc == 5) {  // Ctrl-C, SIGTERM, or the DNS resolver does not answer

@@ -163,11 +163,16 @@ bool Service::start_job(Job& job, const store::JobInfo* resume, std::string& err
     return false;
   }
   job.journal = std::move(*journal);
-  if (!job.in.open(job.opts.input, err) || !job.out.open(job.opts.output, err)) return false;
+  auto opened = job.in.open(job.opts.input);
+  if (opened) opened = job.out.open(job.opts.output);
+  if (!opened) {
+    err = opened.error();
+    return false;
+  }
   job.started = Clock::now();
   const uint64_t id = job.id;
-  job.runner = std::make_unique<Runner>(e_, job.opts, job.in, job.out, diag_, verifier_,
-                                        id << kJobIdShift, [this, id] { job_done(id); });
+  job.runner = std::make_unique<FileJob>(e_, job.opts, job.in, job.out, diag_, verifier_,
+                                         id << kJobIdShift, [this, id] { job_done(id); });
   auto writer = store::Writer::open(job.dir + "/journal.db", diag_, "mxprobe serve: journal");
   if (!writer) {
     err = writer.error().message;
@@ -287,8 +292,7 @@ void Service::job_done(uint64_t id) {
     (void)j.runner->ensure_journal_job();
   }
   (void)j.journal->set_job_state(j.runner->job(), job_state(j));
-  std::string err;
-  (void)j.out.close(err);
+  (void)j.out.close();
   // The journal's page cache (tens of MiB) goes with it; downloads open it again.
   j.runner->set_journal(nullptr, nullptr);
   j.journal.reset();

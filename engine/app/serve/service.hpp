@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "address/address.hpp"
+#include "app/job/file_job.hpp"
 #include "app/probe_server.hpp"
 #include "app/reload.hpp"
-#include "app/runner.hpp"
 #include "app/serve.hpp"
 #include "app/verify.hpp"
 #include "core/clock.hpp"
@@ -216,7 +216,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     InputFile in;
     OutputFile out;
     std::unique_ptr<store::SqliteStore> journal;
-    std::unique_ptr<Runner> runner;
+    std::unique_ptr<FileJob> runner;
     std::chrono::system_clock::time_point created;
     Clock::time_point started, ended;
     bool finished = false, released = false;

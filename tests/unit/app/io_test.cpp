@@ -78,22 +78,29 @@ struct ReadResult {
 ReadResult read_all(const std::string& path, size_t cap = 64 * 1024) {
   ReadResult r;
   InputFile in;
-  if (!in.open(path, r.err)) return r;
+  if (auto opened = in.open(path); !opened) {
+    r.err = opened.error();
+    return r;
+  }
   std::string buf(cap, '\0');
   uint64_t last = 0;
   for (;;) {
-    long n = in.read(buf.data(), cap, r.err);
+    auto n = in.read(buf.data(), cap);
     EXPECT_GE(in.consumed(), last);
     last = in.consumed();
-    if (n < 0) break;
-    if (n == 0) {
-      r.ok = true;
-      // The end is the end: reading again gives 0 again.
-      EXPECT_EQ(in.read(buf.data(), cap, r.err), 0);
+    if (!n) {
+      r.err = n.error();
       break;
     }
-    EXPECT_LE(static_cast<size_t>(n), cap);
-    r.data.append(buf.data(), static_cast<size_t>(n));
+    if (*n == 0) {
+      r.ok = true;
+      // The end is the end: reading again gives 0 again.
+      auto again = in.read(buf.data(), cap);
+      EXPECT_TRUE(again.ok() && *again == 0);
+      break;
+    }
+    EXPECT_LE(*n, cap);
+    r.data.append(buf.data(), *n);
   }
   r.consumed = in.consumed();
   r.size = in.size();
@@ -147,13 +154,16 @@ TEST(InputFile, GzipConsumedTracksCompressedBytes) {
   std::string gz = gzip(data);
   TempFile f(gz);
   InputFile in;
-  std::string err;
-  ASSERT_TRUE(in.open(f.path(), err));
+  ASSERT_TRUE(in.open(f.path()).ok());
   std::string buf(64 * 1024, '\0');
   uint64_t out = 0;
   bool midway = false;
-  for (long n; (n = in.read(buf.data(), buf.size(), err)) > 0;) {
-    out += static_cast<uint64_t>(n);
+  std::string err;
+  for (;;) {
+    auto n = in.read(buf.data(), buf.size());
+    if (!n) err = n.error();
+    if (!n || *n == 0) break;
+    out += *n;
     EXPECT_LE(in.consumed(), in.size());
     // Partway through, progress is partway too (neither 0 nor done).
     if (out > data.size() / 3 && out < data.size() / 2 && in.consumed() > 0 &&
@@ -227,19 +237,20 @@ TEST(InputFile, CorruptGzipIsAnErrorAndStaysOne) {
         Case{bad_len, "incorrect length check"}, Case{gz + "garbage", "incorrect header check"}}) {
     TempFile f(c.bytes);
     InputFile in;
-    std::string err;
-    ASSERT_TRUE(in.open(f.path(), err));
+    ASSERT_TRUE(in.open(f.path()).ok());
     std::string buf(64 * 1024, '\0');
-    long n;
-    while ((n = in.read(buf.data(), buf.size(), err)) > 0) {
-    }
-    EXPECT_EQ(n, -1);
+    core::Expected<size_t, std::string> n = size_t{0};
+    do
+      n = in.read(buf.data(), buf.size());
+    while (n && *n > 0);
+    ASSERT_FALSE(n.ok());
+    const std::string& err = n.error();
     EXPECT_EQ(err.rfind("gzip: ", 0), 0u) << err;
     EXPECT_NE(err.find(c.what), std::string::npos) << err;
     EXPECT_NE(err.find("at byte offset "), std::string::npos) << err;
-    std::string again;
-    EXPECT_EQ(in.read(buf.data(), buf.size(), again), -1);  // no resuming past damage
-    EXPECT_EQ(again, err);
+    auto again = in.read(buf.data(), buf.size());
+    ASSERT_FALSE(again.ok());  // no resuming past damage
+    EXPECT_EQ(again.error(), err);
   }
 }
 
