@@ -46,7 +46,8 @@ Verifier::Verifier(loop::Loop& loop, dns::MxResolver& resolver, VerifierConfig c
       resolver_(resolver),
       cfg_(std::move(config)),
       emit_(std::move(emit)),
-      sched_(or_builtin(cfg_.policy), source_specs(cfg_), loop.now()),
+      sched_(or_builtin(cfg_.policy), source_specs(cfg_), loop.now(),
+             cfg_.remote_limits ? cfg_.remote_limits() : nullptr),
       policy_(or_builtin(cfg_.policy)),
       rng_(std::random_device{}()) {
   if (cfg_.sources.size() > sched::kMaxSources) cfg_.sources.resize(sched::kMaxSources);

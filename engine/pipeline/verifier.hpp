@@ -58,6 +58,10 @@ struct VerifierConfig {
   proxy::HealthSettings proxy_health;                             // re-check back-off
   // Rates, caps, retries, timeouts (docs/policy.md). Null: the built-in policy.
   std::shared_ptr<const sched::Policy> policy;
+  // The remote servers' limits (per MX group and per domain) that the scheduler asks before
+  // each grant (docs/architecture.md, "Seams"). Called once, by the constructor; null: the
+  // scheduler's own in-process limits (sched::LocalRemoteLimits).
+  std::function<std::unique_ptr<sched::RemoteLimits>()> remote_limits;
   // Domains remembered at once. Past this, idle domains (nothing queued, in flight or held) are
   // forgotten oldest first, so a list with millions of domains runs in bounded memory; a
   // forgotten domain seen again is looked up (DNS cache) and probed again.

@@ -728,5 +728,80 @@ INSTANTIATE_TEST_SUITE_P(Backends, VerifierTest,
                            return info.param == loop::Backend::Uring ? "uring" : "uv";
                          });
 
+// The remote limits the config names are the ones the verifier's scheduler asks: every session
+// it opens and ends goes through them (the seam a cluster's shared limits plug into).
+class CountingLimits final : public sched::RemoteLimits {
+ public:
+  explicit CountingLimits(std::atomic<int>* opened, std::atomic<int>* ended)
+      : opened_(opened), ended_(ended) {}
+  void configure_group(sched::GroupId g, std::string_view key, const sched::GroupSettings& s,
+                       sched::TimePoint now) override {
+    local_.configure_group(g, key, s, now);
+  }
+  void configure_domain(sched::DomainId d, std::string_view name, const sched::LevelLimits& l,
+                        sched::TimePoint now) override {
+    local_.configure_domain(d, name, l, now);
+  }
+  void release_domain(sched::DomainId d) override { local_.release_domain(d); }
+  sched::Admission admit_group(sched::GroupId g, sched::TimePoint now) const override {
+    return local_.admit_group(g, now);
+  }
+  sched::Admission admit_domain(sched::DomainId d, sched::TimePoint now) const override {
+    return local_.admit_domain(d, now);
+  }
+  uint32_t rcpt_available(sched::GroupId g, sched::DomainId d,
+                          sched::TimePoint now) const override {
+    return local_.rcpt_available(g, d, now);
+  }
+  void session_opened(sched::GroupId g, sched::DomainId d, uint32_t rcpts,
+                      sched::TimePoint now) override {
+    ++*opened_;
+    local_.session_opened(g, d, rcpts, now);
+  }
+  void take_rcpts(sched::GroupId g, sched::DomainId d, uint32_t rcpts,
+                  sched::TimePoint now) override {
+    local_.take_rcpts(g, d, rcpts, now);
+  }
+  bool session_ended(sched::GroupId g, sched::DomainId d, bool clean,
+                     sched::TimePoint now) override {
+    ++*ended_;
+    return local_.session_ended(g, d, clean, now);
+  }
+  bool backoff(sched::GroupId g, sched::TimePoint now) override { return local_.backoff(g, now); }
+  sched::RemoteGroupView group_view(sched::GroupId g, sched::TimePoint now) const override {
+    return local_.group_view(g, now);
+  }
+
+ private:
+  sched::LocalRemoteLimits local_;
+  std::atomic<int>*opened_, *ended_;
+};
+
+TEST_P(VerifierTest, TheConfiguredRemoteLimitsSeeEverySession) {
+  SmtpPeer mx1("127.41.0.2", port_, accepting({"ok@rl.test"}));
+  ASSERT_TRUE(mx1.ok());
+  dns::TableResolver dns;
+  dns::MxAnswer a;
+  a.ok = true;
+  a.targets = {mx("mx1.rl.test", "127.41.0.2", 10)};
+  dns.set("rl.test", a);
+  auto cfg = config(policy());
+  cfg.catch_all_probe = false;
+  std::atomic<int> made{0}, opened{0}, ended{0};
+  cfg.remote_limits = [&] {
+    ++made;
+    return std::make_unique<CountingLimits>(&opened, &ended);
+  };
+  VerifierStats st;
+  auto out = verify(dns, cfg, {"ok@rl.test", "no@rl.test"}, &st);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out["ok@rl.test"].verdict, Verdict::Deliverable);
+  EXPECT_EQ(out["no@rl.test"].verdict, Verdict::Undeliverable);
+  EXPECT_EQ(made.load(), 1);
+  EXPECT_GE(st.sessions_started, 1u);
+  EXPECT_EQ(opened.load(), static_cast<int>(st.sessions_started));
+  EXPECT_EQ(ended.load(), opened.load());
+}
+
 }  // namespace
 }  // namespace mxp::pipeline
