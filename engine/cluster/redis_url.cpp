@@ -1,6 +1,8 @@
 // Parsing redis:// URLs (see redis_url.hpp).
 #include "cluster/redis_url.hpp"
 
+#include "core/strings.hpp"
+
 #include <charconv>
 #include <optional>
 
@@ -12,31 +14,6 @@ using Result = core::Expected<RedisUrl, std::string>;
 Result fail(std::string why) {
   return core::unexpected("bad Redis URL: " + why +
                           " (expected redis://[[user]:password@]host[:port][/db])");
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hex_value(s[i + 1]);
-    const int lo = hex_value(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
 }
 
 // A decimal number in [lo, hi], digits only (no sign, no spaces).
@@ -101,8 +78,8 @@ core::Expected<RedisUrl, std::string> parse_redis_url(std::string_view text) {
       // user without a password, which cannot log in. Ask for the explicit form.
       return fail("credentials must be :password or user:password (note the colon)");
     }
-    auto user = percent_decode(userinfo.substr(0, colon));
-    auto pass = percent_decode(userinfo.substr(colon + 1));
+    auto user = core::percent_decode(userinfo.substr(0, colon));
+    auto pass = core::percent_decode(userinfo.substr(colon + 1));
     if (!user || !pass) return fail("bad %-escape in the credentials (credentials not shown)");
     if (pass->empty()) return fail("the password after ':' is empty");
     url.user = std::move(*user);

@@ -2,6 +2,7 @@
 // host names): case folding and trimming that never depend on the locale.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -59,6 +60,36 @@ constexpr bool icontains(std::string_view hay, std::string_view needle) {
   for (size_t i = 0; i + needle.size() <= hay.size(); ++i)
     if (iequals(hay.substr(i, needle.size()), needle)) return true;
   return false;
+}
+
+// The value of one hexadecimal digit, or -1.
+constexpr int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX escapes decoded (URLs' paths, queries and userinfo); `plus_is_space`: '+' is a space (an
+// HTML form's query). nullopt: a '%' without two hex digits after it.
+inline std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space = false) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return std::nullopt;
+      const int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace mxp::core

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/strings.hpp"
 #include "http/websocket.hpp"
 
 namespace mxp::http {
@@ -84,7 +85,7 @@ std::string_view reason_phrase(int status);
 std::string websocket_accept(std::string_view key);
 
 // Percent-decodes `in` (and '+' as space when `plus_is_space`); nullopt on a bad escape.
-std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space);
+using core::percent_decode;  // %XX (and + in queries) decoded: core/strings.hpp
 
 class ServerConnection {
  public:

@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "core/strings.hpp"
+
 namespace mxp::proxy {
 
 namespace {
@@ -257,30 +259,6 @@ size_t Client::feed(std::string_view bytes) {
   return state_ == State::Failed ? bytes.size() : used;
 }
 
-namespace {
-int hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int h = hex(s[i + 1]), l = hex(s[i + 2]);
-    if (h < 0 || l < 0) return std::nullopt;
-    out.push_back(static_cast<char>(h * 16 + l));
-    i += 2;
-  }
-  return out;
-}
-}  // namespace
-
 core::Expected<ProxyUrl, std::string> parse_proxy_url(std::string_view text) {
   constexpr std::string_view kScheme = "socks5://";
   if (text.size() < kScheme.size() || text.substr(0, kScheme.size()) != kScheme)
@@ -295,8 +273,8 @@ core::Expected<ProxyUrl, std::string> parse_proxy_url(std::string_view text) {
     const auto colon = userinfo.find(':');
     if (colon == std::string_view::npos)
       return core::unexpected("proxy credentials must be user:password");
-    auto user = percent_decode(userinfo.substr(0, colon));
-    auto pass = percent_decode(userinfo.substr(colon + 1));
+    auto user = core::percent_decode(userinfo.substr(0, colon));
+    auto pass = core::percent_decode(userinfo.substr(colon + 1));
     if (!user || !pass) return core::unexpected("bad %-escape in the proxy credentials");
     if (user->empty() || user->size() > 255 || pass->empty() || pass->size() > 255)
       return core::unexpected("proxy user and password must be 1 to 255 bytes each (RFC 1929)");

@@ -125,5 +125,18 @@ TEST(Strings, CaseInsensitiveComparisons) {
   EXPECT_TRUE(icontains("x", ""));
 }
 
+// One decoder for URLs' escapes (HTTP paths and queries, proxy and Redis URLs' userinfo).
+TEST(Strings, PercentDecode) {
+  EXPECT_EQ(percent_decode("p%40ss%3Aw%2fd"), "p@ss:w/d");
+  EXPECT_EQ(percent_decode("a+b"), "a+b");
+  EXPECT_EQ(percent_decode("a+b", true), "a b");
+  EXPECT_EQ(percent_decode("%00x").value().size(), 2u);
+  EXPECT_FALSE(percent_decode("%"));
+  EXPECT_FALSE(percent_decode("ab%4"));
+  EXPECT_FALSE(percent_decode("%g1"));
+  EXPECT_EQ(hex_digit('F'), 15);
+  EXPECT_EQ(hex_digit('x'), -1);
+}
+
 }  // namespace
 }  // namespace mxp::core
