@@ -83,6 +83,10 @@ class Runner : private loop::TimerHandler, private ResultSink::Listener {
   // else of an estimate from the share of the input's bytes read so far.
   double progress_fraction() const;
   uint64_t count_of(Verdict v) const { return counts_[static_cast<int>(v)]; }
+  // Addresses submitted and not answered yet (in a session, or queued in the scheduler).
+  uint64_t addresses_in_flight() const { return in_flight(); }
+  // Every record answered so far is in the journal and the output (or can never be).
+  bool records_saved() const { return flushed(); }
   // A result of an address this runner submitted.
   void deliver(Result&& r) { on_result(std::move(r)); }
   bool owns(uint64_t id) const { return dedupe_.owns(id); }

@@ -63,6 +63,8 @@ json Service::job_json(const Job& j) const {
           {"records", known ? json(records) : json(nullptr)},
           {"done", done},
           {"progress", j.finished ? 1.0 : (j.runner ? j.runner->progress_fraction() : 0.0)},
+          {"in_flight", j.runner && !j.finished ? j.runner->addresses_in_flight() : 0},
+          {"saved", !j.runner || j.finished || j.runner->records_saved()},
           {"counts", counts},
           {"rate_per_s", rate},
           {"eta_s", eta},

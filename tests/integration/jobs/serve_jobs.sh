@@ -97,11 +97,12 @@ expect_match "$ferr" "foo" "the failure names the column"
 PJ=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/all.txt" "${URL}v1/jobs" | jq -r .id)
 for _ in $(seq 600); do (($(field "$PJ" .done) >= 10)) && break; sleep 0.05; done
 expect_eq "$(curl -sS -H 'X-Mxprobe: 1' -X POST "${URL}v1/jobs/$PJ/pause" | jq -r .state)" paused "job paused"
-# Its last sessions finish and are journalled.
-for _ in $(seq 100); do
-  d1=$(field "$PJ" .done); sleep 0.3; d2=$(field "$PJ" .done)
-  [[ $d1 == "$d2" ]] && break
+# Its last sessions finish and are journalled: nothing in flight, everything saved.
+for _ in $(seq 600); do
+  [[ $(field "$PJ" '"\(.in_flight) \(.saved)"') == "0 true" ]] && break
+  sleep 0.05
 done
+expect_eq "$(field "$PJ" '"\(.in_flight) \(.saved)"')" "0 true" "a paused job settles"
 pdone=$(field "$PJ" .done)
 pprog=$(field "$PJ" .progress)
 ((pdone >= 10 && pdone < 100)) || fail "paused job: $pdone done"
