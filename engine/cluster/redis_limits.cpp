@@ -206,11 +206,11 @@ void RedisRemoteLimits::refill(Ref r, TimePoint now) {
       ask.holders.push_back(opts_.holder + ":" + std::to_string(++next_holder_));
   }
   if (ask.want_connects == 0 && ask.want_rcpts == 0 && ask.holders.empty()) {
-    e.demand = {};
     // Nothing Redis could add (the cap is local, or the lease is full): a session's end wakes
-    // the scheduler, or the notifier does for a lease already held.
+    // the scheduler, or, if it was refused and the lease allows now, the notifier.
+    if (e.wanted && admit(e).open()) e.notify = true;
+    e.demand = {};
     e.wanted = false;
-    if (admit(e).open()) e.notify = true;
     return;
   }
   ask.own_factor = e.domain ? 1.0 : e.aimd.rate_factor();
