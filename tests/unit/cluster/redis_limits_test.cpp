@@ -211,8 +211,8 @@ TEST_P(RedisLimitsTest, TwoNodesShareTheConnectionRate) {
   // holds at most 1 s of the rate. Two nodes limited each on their own would open ~2 x rate x T.
   EXPECT_LE(static_cast<double>(ga + gb), kBurst + kRate * (T + 1));
   EXPECT_GE(static_cast<double>(ga + gb), 0.7 * kRate * T);  // and the budget is used
-  EXPECT_GT(ga, 0u);
-  EXPECT_GT(gb, 0u);
+  // (How the budget splits between the nodes is not asserted: the limiter makes it global, not
+  // even; docs/cluster.md gives the splits measured.)
   // Commands per verification, Redis' own count (every FCALL since the start, warm-up too).
   const uint64_t verifications = a.rcpts + b.rcpts;
   const uint64_t commands = fcalls_after - fcalls_before;
