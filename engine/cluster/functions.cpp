@@ -103,4 +103,58 @@ core::Expected<int64_t, std::string> parse_slot_release(const Reply& reply) {
   return reply.integer;
 }
 
+static std::string number(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.9g", x);
+  return buf;
+}
+
+std::vector<std::string> lease(const LeaseKeys& keys, const LeaseAsk& a) {
+  std::vector<std::string> argv = {"FCALL",
+                                   "mxp1_lease",
+                                   "4",
+                                   keys.connect,
+                                   keys.rcpt,
+                                   keys.backoff,
+                                   keys.slots,
+                                   std::to_string(a.want_connects),
+                                   number(a.connect_rate),
+                                   std::to_string(std::max<int64_t>(1, a.connect_burst)),
+                                   std::to_string(a.want_rcpts),
+                                   number(a.rcpt_rate),
+                                   std::to_string(std::max<int64_t>(1, a.rcpt_burst)),
+                                   number(a.own_factor),
+                                   std::to_string(std::max<int64_t>(1, a.capacity)),
+                                   std::to_string(std::max<int64_t>(1, a.window)),
+                                   ms(a.ttl)};
+  argv.insert(argv.end(), a.holders.begin(), a.holders.end());
+  return argv;
+}
+
+core::Expected<Lease, std::string> parse_lease(const Reply& reply) {
+  auto v = integers("mxp1_lease", reply, 7);
+  if (!v) return core::unexpected(v.error());
+  const auto& x = *v;
+  return Lease{x[0],       x[2], microseconds(x[1]), microseconds(x[3]),
+               x[4] / 1e6, x[5], milliseconds(x[6])};
+}
+
+std::vector<std::string> backoff(std::string_view key, double decrease, double min_factor,
+                                 double recover_per_second, Duration holdoff) {
+  return {"FCALL",
+          "mxp1_backoff",
+          "1",
+          std::string(key),
+          number(decrease),
+          number(min_factor),
+          number(recover_per_second),
+          std::to_string(std::max<int64_t>(0, duration_cast<milliseconds>(holdoff).count()))};
+}
+
+core::Expected<Backoff, std::string> parse_backoff(const Reply& reply) {
+  auto v = integers("mxp1_backoff", reply, 2);
+  if (!v) return core::unexpected(v.error());
+  return Backoff{(*v)[0] == 1, (*v)[1] / 1e6};
+}
+
 }  // namespace mxp::cluster::functions

@@ -58,4 +58,41 @@ core::Expected<std::vector<bool>, std::string> parse_slot_renew(const Reply& rep
 std::vector<std::string> slot_release(std::string_view key, std::span<const std::string> holders);
 core::Expected<int64_t, std::string> parse_slot_release(const Reply& reply);
 
+// One key of a node's politeness limiter in one call (mxp1_lease): its connection and RCPT
+// buckets and its concurrency slots, scaled by the group's shared back-off factor.
+struct LeaseKeys {
+  std::string connect, rcpt, backoff, slots;
+};
+struct LeaseAsk {
+  int64_t want_connects = 0;
+  double connect_rate = 0;  // 0: unlimited (nothing taken, `want` granted)
+  int64_t connect_burst = 1;
+  int64_t want_rcpts = 0;
+  double rcpt_rate = 0;
+  int64_t rcpt_burst = 1;
+  double own_factor = 1;  // the node's own AIMD rate factor
+  int64_t capacity = 1;   // sessions (the policy's), scaled by the shared factor
+  int64_t window = 1;     // the node's own AIMD window (caps the capacity)
+  Duration ttl = std::chrono::seconds(10);
+  std::vector<std::string> holders;  // slots wanted (empty: none asked)
+};
+struct Lease {
+  int64_t connects = 0, rcpts = 0;
+  Duration connect_wait{0}, rcpt_wait{0};  // until one more token fits (0: now)
+  double factor = 1;                       // the group's shared back-off factor
+  int64_t slots = 0;                       // the first `slots` holders hold a slot
+  Duration slot_wait{0};                   // refused slots: until the earliest hold expires
+};
+std::vector<std::string> lease(const LeaseKeys& keys, const LeaseAsk& ask);
+core::Expected<Lease, std::string> parse_lease(const Reply& reply);
+
+// FCALL mxp1_backoff 1 <key> <decrease> <min_factor> <recover_per_second> <holdoff_ms>
+struct Backoff {
+  bool counted = false;  // outside the hold-off of the last decrease (by any node)
+  double factor = 1;     // the shared factor after the call
+};
+std::vector<std::string> backoff(std::string_view key, double decrease, double min_factor,
+                                 double recover_per_second, Duration holdoff);
+core::Expected<Backoff, std::string> parse_backoff(const Reply& reply);
+
 }  // namespace mxp::cluster::functions

@@ -23,6 +23,37 @@ local function us(x)
   return string.format('%.0f', x)
 end
 
+-- Takes up to `want` tokens from a GCRA bucket (see rate_lease) at `now`; a rate of 0 is no
+-- limit (the key is not touched). Returns granted, wait_us.
+local function gcra(key, want, rate, burst, now)
+  if rate <= 0 then return want, 0 end
+  want = math.floor(want)
+  burst = math.floor(burst)
+  local interval = 1000000 / rate
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local limit = now + burst * interval
+  local fits = math.floor((limit - tat) / interval + 1e-9)
+  local n = math.max(0, math.min(want, fits))
+  if n > 0 then
+    tat = tat + n * interval
+    redis.call('SET', key, us(tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  end
+  local wait = tat + interval - limit
+  if wait < 0 then wait = 0 end
+  return n, math.ceil(wait)
+end
+
+-- A group's shared back-off factor at `now` (1 when the hash is missing: no back-off).
+local function factor_at(key, now)
+  local v = redis.call('HMGET', key, 'f', 'at', 'rec')
+  local f = tonumber(v[1])
+  if not f then return 1 end
+  f = f + (tonumber(v[3]) or 0) * (now - (tonumber(v[2]) or now)) / 1000000
+  if f > 1 then f = 1 end
+  return f
+end
+
 -- Rate lease, GCRA (the generic cell rate algorithm, a token bucket kept as one number: the
 -- theoretical arrival time TAT of the next token). KEYS[1]: the bucket.
 -- ARGV: want (tokens, >= 0), rate (tokens per second, > 0, may be fractional: 0.2 = one per 5 s),
@@ -126,6 +157,75 @@ local function slot_release(keys, args)
     return redis.error_reply('ERR mxp1_slot_release: 1 key; holder...')
   end
   return redis.call('ZREM', keys[1], unpack(args))
+end
+
+-- A node's politeness lease for one key of its limiter (an MX group or a recipient domain) in
+-- one call, so that a refill costs one command whatever it holds: the key's connection and RCPT
+-- buckets (GCRA, as rate_lease), its concurrency slots (as slot_acquire, several holders at
+-- once), both scaled by the group's shared back-off factor (mxp1_backoff).
+-- KEYS: [1] connection bucket, [2] RCPT bucket, [3] back-off hash (a key nobody writes: factor
+-- 1), [4] slot set.
+-- ARGV: [1] want_c [2] rate_c [3] burst_c [4] want_r [5] rate_r [6] burst_r (a rate of 0:
+-- unlimited, nothing is taken), [7] the node's own AIMD rate factor (0-1), [8] capacity (the
+-- policy's sessions), [9] window (the node's AIMD window, >= 1), [10] ttl_ms, [11...] holders.
+-- Rates are multiplied by min(own factor, shared factor); the slot capacity is
+-- max(1, min(window, floor(capacity x shared factor))).
+-- Returns {granted_c, wait_c_us, granted_r, wait_r_us, shared factor in millionths,
+-- slots granted (the first n holders), slot wait_ms (refused: until the earliest hold expires)}.
+local function lease(keys, args)
+  local n = {}
+  for i = 1, 10 do n[i] = tonumber(args[i]) or -1 end
+  if #keys ~= 4 or n[10] <= 0 or n[1] < 0 or n[4] < 0 or n[2] < 0 or n[5] < 0
+      or n[3] < 1 or n[6] < 1 or n[7] <= 0 or n[8] < 1 or n[9] < 1 then
+    return redis.error_reply('ERR mxp1_lease: 4 keys; want, rate, burst (x2), factor, '
+        .. 'capacity, window, ttl_ms, holder...')
+  end
+  local now = now_us()
+  local shared = factor_at(keys[3], now)
+  local f = math.min(n[7], shared)
+  local gc, wc = gcra(keys[1], n[1], n[2] * f, n[3], now)
+  local gr, wr = gcra(keys[2], n[4], n[5] * f, n[6], now)
+  local slots, swait = 0, 0
+  if #args > 10 then
+    local capacity = math.max(1, math.min(n[9], math.floor(n[8] * shared + 1e-9)))
+    local key = keys[4]
+    sweep(key, now)
+    local expiry = us(now + n[10] * 1000)
+    for i = 11, #args do
+      if redis.call('ZCARD', key) >= capacity then break end
+      redis.call('ZADD', key, expiry, args[i])
+      slots = slots + 1
+    end
+    if slots < #args - 10 then
+      local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      if first[2] then swait = math.max(1, math.ceil((tonumber(first[2]) - now) / 1000)) end
+    end
+    keep_until_last(key, now)
+  end
+  return {gc, wc, gr, wr, math.floor(shared * 1000000), slots, swait}
+end
+
+-- Shared back-off. KEYS[1]: a group's back-off hash: its factor f at time at, recovering
+-- linearly by rec per second back to 1, and the last decrease. ARGV: decrease (0-1),
+-- min_factor (0-1), rec (> 0, per second), holdoff_ms. A decrease within holdoff of the last one
+-- (another node seeing the same storm) does not count again. The hash expires once recovered.
+-- Returns {counted 1/0, factor in millionths after the call}.
+local function backoff(keys, args)
+  local dec, minf, rec, hold = tonumber(args[1]), tonumber(args[2]), tonumber(args[3]),
+      tonumber(args[4])
+  if #keys ~= 1 or not dec or dec <= 0 or dec > 1 or not minf or minf <= 0 or minf > 1
+      or not rec or rec <= 0 or not hold or hold < 0 then
+    return redis.error_reply('ERR mxp1_backoff: 1 key; decrease, min_factor, rec > 0, holdoff_ms')
+  end
+  local now = now_us()
+  local f = factor_at(keys[1], now)
+  local last = tonumber(redis.call('HGET', keys[1], 'last'))
+  if last and now - last < hold * 1000 then return {0, math.floor(f * 1000000)} end
+  f = math.max(minf, f * dec)
+  redis.call('HSET', keys[1], 'f', string.format('%.6f', f), 'at', us(now), 'rec',
+      string.format('%.6f', rec), 'last', us(now))
+  redis.call('PEXPIRE', keys[1], math.ceil(math.max((1 - f) / rec * 1000, hold)) + 1000)
+  return {1, math.floor(f * 1000000)}
 end
 
 -- Node registry. A node's record is a hash (KEYS[1], e.g. mxp:node:<name>) that expires unless
@@ -252,6 +352,8 @@ redis.register_function('mxp1_rate_lease', rate_lease)
 redis.register_function('mxp1_slot_acquire', slot_acquire)
 redis.register_function('mxp1_slot_renew', slot_renew)
 redis.register_function('mxp1_slot_release', slot_release)
+redis.register_function('mxp1_lease', lease)
+redis.register_function('mxp1_backoff', backoff)
 redis.register_function('mxp1_node_beat', node_beat)
 redis.register_function('mxp1_node_leave', node_leave)
 redis.register_function('mxp1_node_list', node_list)

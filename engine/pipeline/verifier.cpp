@@ -291,6 +291,11 @@ void Verifier::evict_idle() {
   }
 }
 
+void Verifier::remote_limits_changed(sched::GroupId g, sched::DomainId d) {
+  sched_.remote_limits_changed(g, d, loop_.now());
+  kick();
+}
+
 void Verifier::kick() {
   if (kick_armed_) return;
   kick_armed_ = true;

@@ -138,6 +138,10 @@ class Verifier final : private loop::TimerHandler {
   std::string resolver_name() const { return resolver_.describe(); }
   // A new policy (SIGHUP): queued and in-flight work is kept, limits apply from now on.
   void set_policy(std::shared_ptr<const sched::Policy> policy);
+  // The remote limits (VerifierConfig::remote_limits) have more for group g and/or domain d
+  // (sched::kNone: not that one): the scheduler looks again, and sessions open on the next
+  // iteration. From the loop, never from inside a call of the RemoteLimits seam.
+  void remote_limits_changed(sched::GroupId g, sched::DomainId d);
   const sched::Scheduler& scheduler() const { return sched_; }
   // The proxy pool (source i of the scheduler is proxy i); null without proxies.
   const ProxyPool* proxies() const { return proxies_.get(); }

@@ -238,6 +238,58 @@ TEST_P(FunctionsTest, RenewingHolderKeepsItsSlot) {
   EXPECT_EQ(*r, std::vector<bool>{false}) << "an expired hold came back";
 }
 
+TEST_P(FunctionsTest, LeaseTakesTokensAndSlotsInOneCall) {
+  const fn::LeaseKeys k{"k:lc", "k:lr", "k:lbo", "k:ls"};
+  fn::LeaseAsk a;
+  a.want_connects = 3;
+  a.connect_rate = 10;
+  a.connect_burst = 2;
+  a.want_rcpts = 50;
+  a.rcpt_rate = 0;  // unlimited: granted as asked, no key written
+  a.capacity = 2;
+  a.window = 2;
+  a.ttl = 10s;
+  a.holders = {"n:1", "n:2", "n:3"};
+  auto l = fn::parse_lease(reply(*c_, fn::lease(k, a)));
+  ASSERT_TRUE(l.ok()) << l.error();
+  EXPECT_EQ(l->connects, 2);  // the burst
+  EXPECT_GT(l->connect_wait, 0us);
+  EXPECT_EQ(l->rcpts, 50);
+  EXPECT_EQ(l->slots, 2);  // the capacity: n:1 and n:2
+  EXPECT_GT(l->slot_wait, 0ms);
+  EXPECT_DOUBLE_EQ(l->factor, 1.0);
+  EXPECT_EQ(reply(*c_, {"EXISTS", "k:lr"}).integer, 0);
+  EXPECT_EQ(reply(*c_, {"ZCARD", "k:ls"}).integer, 2);
+  EXPECT_EQ(reply(*c_, {"ZSCORE", "k:ls", "n:3"}).type, Reply::Type::Nil);
+}
+
+TEST_P(FunctionsTest, SharedBackOffScalesLeasesAndCountsOncePerHoldOff) {
+  auto b1 = fn::parse_backoff(reply(*c_, fn::backoff("k:bo", 0.5, 0.1, 0.001, 2s)));
+  ASSERT_TRUE(b1.ok()) << b1.error();
+  EXPECT_TRUE(b1->counted);
+  EXPECT_NEAR(b1->factor, 0.5, 0.001);
+  // Another node, the same storm: within the hold-off it does not count again.
+  auto b2 = fn::parse_backoff(reply(*c_, fn::backoff("k:bo", 0.5, 0.1, 0.001, 2s)));
+  ASSERT_TRUE(b2.ok());
+  EXPECT_FALSE(b2->counted);
+  EXPECT_NEAR(b2->factor, 0.5, 0.001);
+  // A lease of the group: capacity 4 x 0.5, rates x 0.5 (10/s burst 1: one token, the next in
+  // about 200 ms rather than 100 ms).
+  fn::LeaseAsk a;
+  a.want_connects = 2;
+  a.connect_rate = 10;
+  a.connect_burst = 1;
+  a.capacity = 4;
+  a.window = 4;
+  a.holders = {"n:1", "n:2", "n:3"};
+  auto l = fn::parse_lease(reply(*c_, fn::lease({"k:bc", "k:br", "k:bo", "k:bs"}, a)));
+  ASSERT_TRUE(l.ok()) << l.error();
+  EXPECT_NEAR(l->factor, 0.5, 0.001);
+  EXPECT_EQ(l->slots, 2);
+  EXPECT_EQ(l->connects, 1);
+  EXPECT_GT(l->connect_wait, 150ms);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, FunctionsTest,
                          ::testing::Values(loop::Backend::Uring, loop::Backend::Uv),
                          testing::backend_name);
