@@ -144,10 +144,12 @@ void ClusterNode::ping() {
   redis_->command({"PING"}, [this, alive = alive_](cluster::Result&& r) {
     if (!*alive || leaving_) return;
     if (!r.ok()) {
-      if (r.error().failure == cluster::Failure::HandshakeFailed && !ever_joined_ && s_.fatal)
-        return s_.fatal("Redis at " + display_ + " refused this node: " +
-                        (r.error().message.rfind("Redis ", 0) == 0 ? r.error().message.substr(6)
-                                                                   : r.error().message));
+      if (r.error().failure == cluster::Failure::HandshakeFailed && !ever_joined_ && s_.fatal) {
+        stopped_ = true;  // the down line that follows would only repeat it
+        const std::string& why = redis_->connection().down_reason();
+        return s_.fatal("Redis at " + display_ +
+                        " refused this node: " + (why.empty() ? r.error().message : why));
+      }
       if (r.error().failure == cluster::Failure::Closed) return;
       // QueueFull comes back inside command(): try again from a timer, not from here.
       if (r.error().failure == cluster::Failure::QueueFull)
@@ -159,6 +161,7 @@ void ClusterNode::ping() {
 }
 
 void ClusterNode::join() {
+  if (s_.load) registry_->set_load(s_.load());  // the first record carries them too
   registry_->join([this, alive = alive_](core::Expected<void, std::string> r) {
     if (!*alive || leaving_) return;
     if (r) {
@@ -177,7 +180,10 @@ void ClusterNode::join() {
     // then at once) finds its own old record: wait it out; past one TTL it is another node.
     const bool patient =
         ever_joined_ || loop_.now() - started_ <= s_.registry.ttl + s_.registry.heartbeat;
-    if (!patient && s_.fatal) return s_.fatal(r.error());
+    if (!patient && s_.fatal) {
+      stopped_ = true;
+      return s_.fatal(r.error());
+    }
     if (!name_wait_logged_) {
       std::fprintf(diag_, "%s: cluster: %s; trying again until its record expires\n",
                    s_.who.c_str(), r.error().c_str());
@@ -207,7 +213,7 @@ void ClusterNode::on_state(const cluster::StateEvent& ev) {
     return;
   }
   ++down_events_;
-  if (leaving_) return;
+  if (leaving_ || stopped_) return;
   if (!down_logged_) {
     down_logged_ = true;
     down_since_ = last_reminder_ = now;

@@ -100,6 +100,7 @@ class ClusterNode final : private loop::TimerHandler {
   metrics::Histogram rtt_;
   // Outage bookkeeping for the log: one line when Redis goes, one when it comes back.
   bool ever_up_ = false, down_logged_ = false, ever_joined_ = false, leaving_ = false;
+  bool stopped_ = false;  // refused at start-up: the command is ending
   cluster::TimePoint down_since_{}, last_reminder_{};
   uint64_t reconnects_ = 0, down_events_ = 0;
   cluster::TimePoint started_{};
