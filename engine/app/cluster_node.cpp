@@ -129,7 +129,6 @@ void ClusterNode::arm(uint64_t cookie, cluster::Duration after) {
 }
 
 void ClusterNode::start() {
-  started_ = loop_.now();
   std::fprintf(diag_, "%s: cluster: node %s (%s) connecting to Redis at %s\n", s_.who.c_str(),
                name_.c_str(), s_.role.c_str(), display_.c_str());
   std::fflush(diag_);
@@ -178,8 +177,10 @@ void ClusterNode::join() {
     if (r.error().rfind("joining the cluster:", 0) == 0) return ping();
     // The name is held by a live node. A node restarted within its old record's TTL (kill -9,
     // then at once) finds its own old record: wait it out; past one TTL it is another node.
+    // Counted from the first refusal, not from start-up: Redis may have answered late.
+    if (!name_wait_logged_) first_taken_ = loop_.now();
     const bool patient =
-        ever_joined_ || loop_.now() - started_ <= s_.registry.ttl + s_.registry.heartbeat;
+        ever_joined_ || loop_.now() - first_taken_ <= s_.registry.ttl + s_.registry.heartbeat;
     if (!patient && s_.fatal) {
       stopped_ = true;
       return s_.fatal(r.error());

@@ -103,7 +103,7 @@ class ClusterNode final : private loop::TimerHandler {
   bool stopped_ = false;  // refused at start-up: the command is ending
   cluster::TimePoint down_since_{}, last_reminder_{};
   uint64_t reconnects_ = 0, down_events_ = 0;
-  cluster::TimePoint started_{};
+  cluster::TimePoint first_taken_{};
   bool name_wait_logged_ = false;
   bool listing_ = false;
   std::vector<cluster::NodeInfo> nodes_;  // the last listing
