@@ -8,6 +8,7 @@
 #include "app/serve.hpp"
 #include "app/syntax.hpp"
 #include "app/verify.hpp"
+#include "app/worker.hpp"
 #include "sched/policy.hpp"
 
 namespace {
@@ -52,6 +53,12 @@ std::vector<mxp::app::CommandDoc> command_docs() {
       "parse (nothing was started)"};
   const std::pair<int, std::string> engine{
       3, "the engine could not start (event loop, the system's DNS configuration)"};
+  const std::pair<int, std::string> cluster{
+      mxp::app::kExitCluster,
+      "the cluster refused this node: Redis refused the handshake (wrong password, unknown ACL "
+      "user, db out of range, no Redis 7 functions), its host name does not resolve, or "
+      "--node-name is held by a live node (a Redis that does not answer is not an error: the "
+      "node starts and keeps trying)"};
   return {
       {"check",
        {{0, "every address verified; none is undeliverable"},
@@ -90,12 +97,26 @@ std::vector<mxp::app::CommandDoc> command_docs() {
        {{0, "stopped by SIGINT or SIGTERM"},
         {2,
          "usage error, or the server cannot start as asked (address in use, a non-loopback "
-         "--listen without a token, an unreadable --token-file, --data not creatable)"},
-        engine},
+         "--listen without a token, an unreadable --token-file, --data not creatable, a "
+         "--cluster URL that does not parse)"},
+        engine,
+        cluster},
        {"mxprobe serve --listen 127.0.0.1:8025 --data ~/mxprobe-jobs",
         "mxprobe serve --listen 0.0.0.0:8025 --token-file token --console "
-        "build/release/admin-wasm/dist"},
-       "[api.md](api.md)"},
+        "build/release/admin-wasm/dist",
+        "mxprobe serve --cluster redis://:secret@10.0.0.5:6379/0 --source-ip 198.51.100.7"},
+       "[api.md](api.md), [cluster.md](cluster.md)"},
+      {"worker",
+       {{0, "stopped by SIGINT or SIGTERM (its record deleted from the cluster)"},
+        {2,
+         "usage error: a --cluster URL that does not parse, a --metrics-listen that cannot "
+         "start (address in use, non-loopback without a token)"},
+        engine,
+        cluster},
+       {"mxprobe worker --cluster redis://:secret@10.0.0.5:6379/0 --source-ip 198.51.100.8",
+        "mxprobe worker --cluster redis://10.0.0.5 --node-name mx-b --metrics-listen "
+        "127.0.0.1:8026"},
+       "[cluster.md](cluster.md)"},
       {"probe-server",
        {{0, "every figure asked for was measured"},
         {1,
@@ -224,7 +245,20 @@ int main(int argc, char** argv) {
       ->transform(CLI::AsSizeValue(false))
       ->capture_default_str();
   sv->add_option("--cache-ttl", srv_ttl, "reuse cached results this recent")->capture_default_str();
+  mxp::app::add_cluster_options(*sv, srv.cluster, false);
   mxp::app::add_engine_options(*sv, eng);
+
+  mxp::app::WorkerOptions wrk;
+  auto* wk = app.add_subcommand(
+      "worker", "a cluster node that only verifies: registers with the cluster's Redis (no API)");
+  mxp::app::add_cluster_options(*wk, wrk.cluster, true);
+  wk->add_option("--metrics-listen", wrk.metrics_listen,
+                 "IP:PORT for /metrics, /healthz and /v1/cluster (loopback unless a token is "
+                 "set); default: none");
+  wk->add_option("--token", wrk.token, "Bearer token the metrics listener asks for");
+  wk->add_option("--token-file", wrk.token_file, "read the token from this file (first line)")
+      ->check(CLI::ExistingFile);
+  mxp::app::add_engine_options(*wk, eng);
 
   mxp::app::ProbeOptions prb;
   auto* pr = app.add_subcommand(
@@ -298,7 +332,7 @@ int main(int argc, char** argv) {
     return unknown_command(app, help_for);
   }
   // The engine's values are the user's to get right: a usage error before anything starts.
-  if ((*c || *v || *sv || *pr) && !mxp::app::check_engine_options(eng, stderr)) return 2;
+  if ((*c || *v || *sv || *wk || *pr) && !mxp::app::check_engine_options(eng, stderr)) return 2;
 
   if (*s) {
     syn_list.finish();
@@ -308,6 +342,7 @@ int main(int argc, char** argv) {
   }
   if (*c) return mxp::app::run_check(chk, eng, stdout, stderr);
   if (*pr) return mxp::app::run_probe_server(prb, eng, stdout, stderr);
+  if (*wk) return mxp::app::run_worker(wrk, eng, stderr);
   if (*v) {
     ver_list.finish();
     ver.input = ver_list.input;

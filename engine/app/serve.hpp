@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "app/cluster_node.hpp"
 #include "app/engine_options.hpp"
 
 namespace mxp::app {
@@ -21,6 +22,7 @@ struct ServeOptions {
   bool no_cache = false;
   std::chrono::seconds cache_ttl = std::chrono::hours(24 * 7);
   uint64_t max_upload = uint64_t{4} << 30;  // bytes of one job upload (streamed to disk)
+  ClusterOptions cluster;                   // --cluster: a node of a cluster (docs/cluster.md)
 };
 
 int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* diag);

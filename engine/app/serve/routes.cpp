@@ -79,6 +79,16 @@ bool Service::start(std::string& err) {
     resp.body = self->prometheus();
     r.respond(std::move(resp));
   });
+  // The cluster's live nodes; a node without --cluster has none to show.
+  route("GET", "/v1/cluster", [self](const http::Request&, server::Responder r) {
+    if (!self->cluster_)
+      return r.respond(error(404, "no_cluster",
+                             "this node runs without --cluster: there is no cluster to list"));
+    auto rr = std::make_shared<server::Responder>(std::move(r));
+    self->cluster_->describe([rr](int status, std::string body) {
+      rr->respond(http::Response::json(status, std::move(body)));
+    });
+  });
   http_->route_streamed("POST", "/v1/jobs", [self](const http::Request& q, server::Responder r) {
     return self->upload_job(q, std::move(r));
   });

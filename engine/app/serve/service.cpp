@@ -14,8 +14,21 @@ void Service::reload() {
 }
 
 void Service::stop() {
+  if (stopping_) return;
   stopping_ = true;
+  // A cluster node deletes its record first, so the others see it gone at once.
+  if (cluster_) return cluster_->leave([this] { e_.loop->stop(); });
   e_.loop->stop();
+}
+
+std::map<std::string, int64_t> Service::cluster_load() const {
+  int64_t running = 0;
+  for (const auto& [id, j] : jobs_)
+    running += job_state(*j) == "running";
+  return {{"sessions", verifier_.stats().active_sessions},
+          {"pending", static_cast<int64_t>(verifier_.pending())},
+          {"verified", static_cast<int64_t>(total_)},
+          {"jobs_running", running}};
 }
 
 pipeline::VerifierConfig Service::hooks(pipeline::VerifierConfig c) {
@@ -131,17 +144,41 @@ int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* dia
   Service svc(e, o, diag);
   svc.set_token(token);
   std::string err;
+  int rc = 0;
+  std::unique_ptr<ClusterNode> node;
+  if (!o.cluster.url.empty()) {
+    ClusterNode::Setup cs;
+    cs.role = "serve";
+    cs.addresses = node_addresses(e.config);
+    cs.version = MXP_VERSION;
+    cs.who = "mxprobe serve";
+    cs.load = [&svc] { return svc.cluster_load(); };
+    cs.fatal = [&](const std::string& why) {
+      std::fprintf(diag, "mxprobe serve: cluster: %s; stopping (exit %d)\n", why.c_str(),
+                   kExitCluster);
+      rc = kExitCluster;
+      e.loop->stop();
+    };
+    bool fatal = false;
+    node = ClusterNode::create(*e.loop, o.cluster, std::move(cs), diag, err, fatal);
+    if (!node) {
+      std::fprintf(diag, "mxprobe serve: %s\n", err.c_str());
+      return fatal ? kExitCluster : 2;
+    }
+    svc.set_cluster(node.get());
+  }
   if (!svc.start(err)) {
     std::fprintf(diag, "mxprobe serve: %s\n", err.c_str());
     return 2;
   }
+  if (node) node->start();
   std::fprintf(diag, "mxprobe serve: %s; listening on http://%s:%u/%s\n", e.loop_why.c_str(),
                opts.listen.substr(0, opts.listen.rfind(':')).c_str(), svc.port(),
                token.empty() ? "" : " (token required)");
   std::fflush(diag);
   e.loop->run();
   std::fprintf(diag, "mxprobe serve: stopped\n");
-  return 0;
+  return rc;
 }
 
 }  // namespace mxp::app

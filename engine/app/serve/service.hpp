@@ -149,6 +149,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   bool start(std::string& err);
 
   void set_token(std::string t) { token_ = std::move(t); }
+  // --cluster: the node's link to the cluster (/metrics, /v1/cluster, leaving on SIGTERM).
+  void set_cluster(ClusterNode* c) { cluster_ = c; }
+  // The load figures this node's heartbeat carries.
+  std::map<std::string, int64_t> cluster_load() const;
 
   // Every route through here: a handler that throws (a bug) answers 500 (the Responder does it
   // when unwound) and the server goes on.
@@ -406,6 +410,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   std::unique_ptr<store::SqliteStore> cache_;
   std::unique_ptr<store::Writer> cache_writer_;  // the cache's writes, off the loop's thread
   std::unique_ptr<server::HttpServer> http_;
+  ClusterNode* cluster_ = nullptr;
   std::string token_;
   std::string overrides_;
   std::map<std::string, json> live_groups_;

@@ -92,7 +92,7 @@ TEST_F(CliUsage, NoCommandListsThem) {
 TEST_F(CliUsage, HelpListsCommandsAndPrintsEachReference) {
   Outcome r = run("help");
   EXPECT_EQ(r.rc, 0) << r.err;
-  for (const char* c : {"check", "verify", "syntax", "serve", "probe-server"})
+  for (const char* c : {"check", "verify", "syntax", "serve", "worker", "probe-server"})
     EXPECT_NE(r.out.find(std::string("  ") + c + " "), std::string::npos) << c << "\n" << r.out;
   r = run("help verify");
   EXPECT_EQ(r.rc, 0) << r.err;
@@ -110,7 +110,8 @@ TEST_F(CliUsage, UsageErrorsExitTwoEverywhere) {
   const auto bad_policy = write("bad.toml", "[defaults]\nper_mx = nonsense\n");
   const auto list = write("list.txt", "alice@example.org\n");
   const std::string cmds[] = {"check x@y.invalid", "verify -i " + list.string() + " -o out.jsonl",
-                              "serve --listen 127.0.0.1:0", "probe-server 127.0.0.1:1"};
+                              "serve --listen 127.0.0.1:0", "worker --cluster redis://127.0.0.1:1",
+                              "probe-server 127.0.0.1:1"};
   for (const auto& cmd : cmds) {
     Outcome r = run(cmd + " --dns nonsense");
     EXPECT_EQ(r.rc, 2) << cmd << ": " << r.err;
@@ -130,6 +131,26 @@ TEST_F(CliUsage, UsageErrorsExitTwoEverywhere) {
     EXPECT_LT(r.err.size(), 120u) << r.err;  // not "0 to 1.79e308"
     r = run(cmd + " --source-ip 300.1.1.1");
     EXPECT_EQ(r.rc, 2) << cmd << ": " << r.err;
+  }
+}
+
+// --cluster: required by worker; a URL that does not parse is a usage error (exit 2) naming the
+// option and never repeating the password, in serve and worker alike, before anything starts.
+TEST_F(CliUsage, ClusterUrlErrorsExitTwo) {
+  Outcome r = run("worker --dns 127.0.0.1:1");
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("--cluster"), std::string::npos) << r.err;
+  for (const std::string cmd : {"worker", "serve --listen 127.0.0.1:0"}) {
+    r = run(cmd + " --dns 127.0.0.1:1 --cluster rediss://:hunter2@127.0.0.1:1");
+    EXPECT_EQ(r.rc, 2) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("--cluster: "), std::string::npos) << cmd << ": " << r.err;
+    EXPECT_EQ(r.err.find("hunter2"), std::string::npos) << cmd << ": " << r.err;
+    r = run(cmd + " --dns 127.0.0.1:1 --cluster redis://127.0.0.1:99999");
+    EXPECT_EQ(r.rc, 2) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("--cluster: "), std::string::npos) << cmd << ": " << r.err;
+    r = run(cmd + " --dns 127.0.0.1:1 --cluster redis://127.0.0.1:1 --node-name 'a b'");
+    EXPECT_EQ(r.rc, 2) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("--node-name"), std::string::npos) << cmd << ": " << r.err;
   }
 }
 
