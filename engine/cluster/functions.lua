@@ -69,22 +69,8 @@ local function rate_lease(keys, args)
   if #keys ~= 1 or not want or want < 0 or not rate or rate <= 0 or not burst or burst < 1 then
     return redis.error_reply('ERR mxp1_rate_lease: 1 key; want >= 0, rate > 0, burst >= 1')
   end
-  want = math.floor(want)
-  burst = math.floor(burst)
-  local now = now_us()
-  local interval = 1000000 / rate
-  local tat = tonumber(redis.call('GET', keys[1])) or now
-  if tat < now then tat = now end
-  local limit = now + burst * interval
-  local fits = math.floor((limit - tat) / interval + 1e-9)
-  local n = math.max(0, math.min(want, fits))
-  if n > 0 then
-    tat = tat + n * interval
-    redis.call('SET', keys[1], us(tat), 'PX', math.ceil((tat - now) / 1000) + 1)
-  end
-  local wait = tat + interval - limit
-  if wait < 0 then wait = 0 end
-  return {n, math.ceil(wait)}
+  local n, wait = gcra(keys[1], want, rate, burst, now_us())
+  return {n, wait}
 end
 
 -- Concurrency slots. KEYS[1]: a sorted set of holders scored by when their hold expires. A
