@@ -30,18 +30,23 @@ local function gcra(key, want, rate, burst, now)
   want = math.floor(want)
   burst = math.floor(burst)
   local interval = 1000000 / rate
-  local tat = tonumber(redis.call('GET', key)) or now
-  if tat < now then tat = now end
-  local limit = now + burst * interval
-  local fits = math.floor((limit - tat) / interval + 1e-9)
+  -- In offsets from now, never absolute times: now is about 1.7e15 us, where a double's step is
+  -- 0.25 us, so (now + x) - now is not x and a full bucket could look one token short (granting
+  -- nothing and saying to wait 0). Both stored TAT and now are whole microseconds: exact. The
+  -- stored TAT is rounded to a microsecond, so a token is counted as there 1 us early at most.
+  local ahead = (tonumber(redis.call('GET', key)) or now) - now
+  if ahead < 0 then ahead = 0 end
+  local fits = math.floor((burst * interval - ahead + 1) / interval)
   local n = math.max(0, math.min(want, fits))
   if n > 0 then
-    tat = tat + n * interval
-    redis.call('SET', key, us(tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+    ahead = ahead + n * interval
+    redis.call('SET', key, us(now + ahead), 'PX', math.ceil(ahead / 1000) + 1)
   end
-  local wait = tat + interval - limit
+  local wait = math.ceil(ahead + interval - burst * interval)
+  -- Short of what was asked: the next token is never "now" (a caller would ask again at once).
+  if n < want and wait < 1 then wait = 1 end
   if wait < 0 then wait = 0 end
-  return n, math.ceil(wait)
+  return n, wait
 end
 
 -- A group's shared back-off factor at `now` (1 when the hash is missing: no back-off).

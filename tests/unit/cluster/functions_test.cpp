@@ -263,6 +263,24 @@ TEST_P(FunctionsTest, LeaseTakesTokensAndSlotsInOneCall) {
   EXPECT_EQ(reply(*c_, {"ZSCORE", "k:ls", "n:3"}).type, Reply::Type::Nil);
 }
 
+// A fresh bucket grants its whole burst at any rate, whatever the clock says: times near
+// 1.7e15 us lose a double's precision, and a rate whose interval is not a whole number of
+// microseconds once made a full bucket grant nothing with a wait of 0.
+TEST_P(FunctionsTest, FreshBucketGrantsItsBurstAtAnyRate) {
+  const double rates[] = {5.00005, 7, 3.3, 0.3, 1000, 123.456};
+  int key = 0;
+  for (double rate : rates) {
+    for (int burst : {1, 2, 5}) {
+      for (int i = 0; i < 10; ++i) {
+        const std::string k = "k:fresh:" + std::to_string(key++);
+        auto l = lease(k, burst + 1, rate, burst);
+        EXPECT_EQ(l.granted, burst) << "rate " << rate << " burst " << burst;
+        EXPECT_GT(l.wait, 0us) << "rate " << rate << " burst " << burst;
+      }
+    }
+  }
+}
+
 TEST_P(FunctionsTest, SharedBackOffScalesLeasesAndCountsOncePerHoldOff) {
   auto b1 = fn::parse_backoff(reply(*c_, fn::backoff("k:bo", 0.5, 0.1, 0.001, 2s)));
   ASSERT_TRUE(b1.ok()) << b1.error();
