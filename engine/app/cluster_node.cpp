@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <random>
+
 #include <nlohmann/json.hpp>
 
 #include "cluster/functions.hpp"
@@ -393,6 +395,27 @@ void ClusterNode::describe(std::function<void(int, std::string)> done) {
                         if (--*left == 0) (*fin)();
                       });
   });
+}
+
+}  // namespace mxp::app
+
+namespace mxp::app {
+
+std::function<std::unique_ptr<sched::RemoteLimits>()> ClusterNode::remote_limits(
+    std::function<void(sched::GroupId, sched::DomainId)> changed) {
+  return [this, changed = std::move(changed)]() -> std::unique_ptr<sched::RemoteLimits> {
+    cluster::RedisLimitsOptions o;
+    // The run's own name for its slots: a node restarted under the same name must not take
+    // over the slots its previous run left to expire (their sessions may still be open).
+    std::random_device rd;
+    char run[17];
+    std::snprintf(run, sizeof run, "%08x%08x", rd(), rd());
+    o.holder = name_ + "/" + run;
+    auto l = std::make_unique<cluster::RedisRemoteLimits>(loop_, *redis_, std::move(o));
+    l->set_notifier(changed);
+    limits_ = l.get();
+    return l;
+  };
 }
 
 }  // namespace mxp::app

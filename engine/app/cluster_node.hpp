@@ -21,8 +21,10 @@
 
 #include "cluster/node_registry.hpp"
 #include "cluster/redis_client.hpp"
+#include "cluster/redis_limits.hpp"
 #include "metrics/metrics.hpp"
 #include "pipeline/verifier.hpp"
+#include "sched/remote_limits.hpp"
 
 namespace mxp::app {
 
@@ -76,6 +78,12 @@ class ClusterNode final : private loop::TimerHandler {
 
   const std::string& name() const { return name_; }
   bool redis_up() const { return redis_ && redis_->up(); }
+  cluster::RedisClient& redis() { return *redis_; }
+  // VerifierConfig::remote_limits for this node: the remote servers' limits held in the
+  // cluster's Redis (cluster::RedisRemoteLimits), its slots named after this node and run;
+  // `changed` is told when a lease brings more (pass it to Verifier::remote_limits_changed).
+  std::function<std::unique_ptr<sched::RemoteLimits>()> remote_limits(
+      std::function<void(sched::GroupId, sched::DomainId)> changed);
   bool registered() const { return registry_ && registry_->joined(); }
   const std::string& redis_display() const { return display_; }
 
@@ -97,6 +105,7 @@ class ClusterNode final : private loop::TimerHandler {
   std::string display_;  // the URL without its password
   std::unique_ptr<cluster::RedisClient> redis_;
   std::unique_ptr<cluster::NodeRegistry> registry_;
+  cluster::RedisRemoteLimits* limits_ = nullptr;  // made by remote_limits(), owned by a verifier
   metrics::Histogram rtt_;
   // Outage bookkeeping for the log: one line when Redis goes, one when it comes back.
   bool ever_up_ = false, down_logged_ = false, ever_joined_ = false, leaving_ = false;

@@ -90,6 +90,11 @@ void Runner::init() {
   ps_.bytes_total = source_.bytes_total();
 }
 
+void Runner::set_dispatch(Dispatch* d) {
+  dispatch_ = d;
+  if (d) high_ = ceiling_ = std::max<uint64_t>(1, d->appetite());
+}
+
 pipeline::VerifierConfig Runner::with_hooks(pipeline::VerifierConfig c) {
   c.on_starved = [this] { starved(); };
   c.catch_all_known = [this](const std::string& domain) { return known_catch_all(domain); };
@@ -237,7 +242,10 @@ bool Runner::work_done() const {
 void Runner::withdraw(bool keep) {
   if (!own_id_base_) return;
   std::vector<uint64_t> ids;
-  verifier_.withdraw(own_id_base_, own_id_base_ + (uint64_t{1} << 40), ids);
+  if (dispatch_)
+    dispatch_->withdraw(own_id_base_, own_id_base_ + (uint64_t{1} << 40), ids);
+  else
+    verifier_.withdraw(own_id_base_, own_id_base_ + (uint64_t{1} << 40), ids);
   dedupe_.withdrawn(ids, keep, parked_);
 }
 
@@ -334,6 +342,7 @@ void Runner::refill() {
 // the other groups busy; one page at a time, so this stops as soon as sessions can start
 // again, and never past `ceiling_` queued addresses (memory).
 void Runner::starved() {
+  if (dispatch_) return check_done();  // the cluster verifies: what it holds is its own
   if (!done_reading() && in_flight() < ceiling_ && !interrupted_ && !failed_ && !paused_ &&
       !cancelled_ && !sink_.behind())
     read_more();
@@ -438,7 +447,10 @@ void Runner::handle(uint64_t line, std::string_view email, std::string_view raw,
   }
   const uint64_t id = next_id_++;
   dedupe_.submitted(id, std::move(key), line, email, raw);
-  verifier_.submit(id, line, std::string(email), std::move(a));
+  if (dispatch_)
+    dispatch_->submit(id, line, std::string(email), std::move(a));
+  else
+    verifier_.submit(id, line, std::string(email), std::move(a));
 }
 
 // --- Results ---

@@ -20,6 +20,7 @@
 #include "address/address.hpp"
 #include "app/engine_options.hpp"
 #include "app/job/dedupe.hpp"
+#include "app/job/dispatch.hpp"
 #include "app/job/sink.hpp"
 #include "app/job/source.hpp"
 #include "app/records.hpp"
@@ -91,6 +92,11 @@ class Runner : private loop::TimerHandler, private ResultSink::Listener {
   void deliver(Result&& r) { on_result(std::move(r)); }
   bool owns(uint64_t id) const { return dedupe_.owns(id); }
   void on_starved() { starved(); }
+
+  // Addresses go to `d` instead of the verifier (a cluster job, job/cluster_dispatch.hpp); its
+  // results come back through deliver(). Reading keeps d->appetite() addresses in flight, never
+  // more (starvation of the node's verifier reads nothing more: the cluster works on them).
+  void set_dispatch(Dispatch* d);
 
   // The job's journal (read on the loop's thread; null: none): repeats are answered from it,
   // and a failure's advice names it.
@@ -178,6 +184,7 @@ class Runner : private loop::TimerHandler, private ResultSink::Listener {
   Progress* progress_;
   std::unique_ptr<pipeline::Verifier> own_verifier_;
   pipeline::Verifier& verifier_;
+  Dispatch* dispatch_ = nullptr;
   std::unique_ptr<PolicyReloader> signals_;
   std::function<void()> on_done_;
   Dedupe dedupe_;

@@ -66,6 +66,7 @@ struct Chunk {
   std::string job;
   uint64_t seq = 0;  // the owner's number for it, unique within the job
   std::vector<ChunkLine> lines;
+  std::string options;   // the job's options for the nodes (JSON text)
   std::string entry_id;  // its stream entry (set by a claim)
 };
 

@@ -107,6 +107,12 @@ std::unique_ptr<server::BodySink> Service::upload_job(const http::Request& q, se
     r.respond(error(400, "bad_request", name_err.empty() ? "name: UTF-8 text" : name_err));
     return nullptr;
   }
+  if (cluster_ && !node_number_) {
+    r.respond(error(503, "cluster_unavailable",
+                    "this node has not joined the cluster yet (its Redis has not answered): "
+                    "try again in a moment"));
+    return nullptr;
+  }
   auto job = std::make_unique<Job>();
   job->id = next_job_++;
   job->name = name;
@@ -149,6 +155,7 @@ void Service::create_job(std::unique_ptr<Job> job, server::Responder r) {
   Job& ref = *job;
   jobs_[id] = std::move(job);
   ref.runner->begin();
+  publish_jobs(true);
   r.respond(json_response(201, job_json(ref)));
   publish_event(json{{"type", "event"},
                      {"event", "job_started"},
@@ -173,8 +180,10 @@ bool Service::start_job(Job& job, const store::JobInfo* resume, std::string& err
   }
   job.started = Clock::now();
   const uint64_t id = job.id;
+  // A cluster job's ids never reach this node's verifier (its dispatch has them): any range.
   job.runner = std::make_unique<FileJob>(e_, job.opts, job.in, job.out, diag_, verifier_,
-                                         id << kJobIdShift, [this, id] { job_done(id); });
+                                         cluster_ ? uint64_t{1} << kJobIdShift : id << kJobIdShift,
+                                         [this, id] { job_done(id); });
   auto writer = store::Writer::open(job.dir + "/journal.db", diag_, "mxprobe serve: journal");
   if (!writer) {
     err = writer.error().message;
@@ -183,6 +192,7 @@ bool Service::start_job(Job& job, const store::JobInfo* resume, std::string& err
   job.runner->set_journal(job.journal.get(), std::move(*writer));
   job.runner->set_cache(cache_.get(), cache_writer_.get());
   job.runner->set_on_record([this](const Result& r) { tally(r.verdict, r.reason, r.cached); });
+  if (cluster_) start_cluster_job(job);
   if (resume) {
     json o = json::parse(resume->options_json, nullptr, false);
     if (!o.is_object() || !job.runner->resume(resume->id, o)) {
@@ -280,10 +290,42 @@ std::string Service::restore_job(Job& job) {
   return "";
 }
 
+// A cluster node's job is verified by the cluster: its runner's addresses go out in chunks and
+// their records come back here (job/cluster_dispatch.hpp). Each run of the job has a name of its
+// own in Redis, kept in DIR/ID/cluster_run; a run after a restart drops the previous run's name,
+// so that the nodes discard what is left of its chunks instead of verifying them for no one.
+void Service::start_cluster_job(Job& job) {
+  const uint64_t id = job.id;
+  const std::string run_file = job.dir + "/cluster_run";
+  std::string old;
+  if (std::ifstream f(run_file); f) std::getline(f, old);
+  DispatchOptions dop;
+  if (!old.empty()) {
+    const std::string key = dop.queue.prefix + "job:" + old;
+    cluster_->redis().command({"DEL", key, key + ":results"}, [](cluster::Result&&) {});
+  }
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  const std::string run = cluster_->name() + ":" + std::to_string(id) + ":" + std::to_string(now);
+  std::ofstream(run_file, std::ios::binary | std::ios::trunc) << run << "\n";
+  json options = {{"transcripts", job.opts.transcripts}};
+  job.dispatch = std::make_unique<ClusterDispatch>(
+      *e_.loop, cluster_->redis(), run, options.dump(),
+      [this, id](Result&& r) {
+        auto it = jobs_.find(id);
+        if (it != jobs_.end() && it->second->runner) it->second->runner->deliver(std::move(r));
+      },
+      dop);
+  job.dispatch->open();
+  job.runner->set_dispatch(job.dispatch.get());
+}
+
 void Service::job_done(uint64_t id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end() || it->second->finished) return;
   Job& j = *it->second;
+  if (j.dispatch) j.dispatch->drop();
   j.finished = true;
   j.ended = Clock::now();
   // The end state is kept for a restart, also for a job that failed before its first row
@@ -301,6 +343,7 @@ void Service::job_done(uint64_t id) {
   std::fprintf(diag_, "mxprobe serve: job %llu %s: %llu records\n",
                static_cast<unsigned long long>(id), job_state(j).c_str(),
                static_cast<unsigned long long>(j.runner->written()));
+  publish_jobs(true);
   publish_event(json{{"type", "event"},
                      {"event", "job_done"},
                      {"job", id},
@@ -333,6 +376,7 @@ bool Service::job_action(uint64_t id, const std::string& action, std::string& er
   if (action == "resume") j.runner->resume_feeding();
   if (action == "cancel") j.runner->cancel();
   if (action != "cancel") j.runner->save_state(action == "pause" ? "paused" : "running");
+  publish_jobs(true);
   return true;
 }
 
@@ -355,6 +399,7 @@ bool Service::job_delete(uint64_t id, std::string& err) {
   jobs_.erase(it);  // downloads in progress keep their own handle on the journal
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
+  unpublish_job(id);
   if (ec)
     std::fprintf(diag_, "mxprobe serve: job %llu: removing %s: %s\n",
                  static_cast<unsigned long long>(id), dir.c_str(), ec.message().c_str());
@@ -381,6 +426,7 @@ Service::Job* Service::job_of(const std::string& path, std::string& rest) {
 void Service::job_get(const http::Request& q, server::Responder r) {
   std::string rest;
   Job* j = job_of(q.path, rest);
+  if (!j && cluster_) return remote_job(q, std::move(r));
   if (!j) return r.respond(error(404, "not_found", "no such job"));
   if (rest.empty()) return r.respond(json_response(200, job_json(*j)));
   if (rest != "results") return r.respond(error(404, "not_found", "no such resource"));
@@ -393,6 +439,7 @@ void Service::job_get(const http::Request& q, server::Responder r) {
 void Service::job_post(const http::Request& q, server::Responder r) {
   std::string rest, err;
   Job* j = job_of(q.path, rest);
+  if (!j && cluster_) return remote_job(q, std::move(r));
   if (!j) return r.respond(error(404, "not_found", "no such job"));
   if (rest != "pause" && rest != "resume" && rest != "cancel")
     return r.respond(error(404, "not_found", "POST /v1/jobs/ID/pause, resume or cancel"));

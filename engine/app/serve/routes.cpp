@@ -93,6 +93,7 @@ bool Service::start(std::string& err) {
     return self->upload_job(q, std::move(r));
   });
   route("GET", "/v1/jobs", [self](const http::Request&, server::Responder r) {
+    if (self->cluster_) return self->list_cluster_jobs(std::move(r));
     json list = json::array();
     for (auto& [id, j] : self->jobs_)
       list.push_back(self->job_json(*j));
@@ -105,6 +106,7 @@ bool Service::start(std::string& err) {
   route("DELETE", "/v1/jobs/*", [self](const http::Request& q, server::Responder r) {
     std::string rest, err;
     Job* j = self->job_of(q.path, rest);
+    if (!j && self->cluster_ && rest.empty()) return self->remote_job(q, std::move(r));
     if (!j || !rest.empty()) return r.respond(error(404, "not_found", "no such job"));
     json gone = self->job_json(*j);
     if (!self->job_delete(j->id, err)) return r.respond(error(409, "conflict", err));
@@ -116,6 +118,7 @@ bool Service::start(std::string& err) {
   tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
   // Job ids go on from the highest directory under --data: a restart never reuses one.
   restore_jobs();
+  cluster_start();
   return true;
 }
 

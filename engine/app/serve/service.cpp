@@ -91,6 +91,10 @@ pipeline::VerifierConfig Service::hooks(pipeline::VerifierConfig c) {
   // The same events as text on stderr (the WebSocket gets them structured, above).
   c.log = [this](const std::string& line) { std::fprintf(diag_, "mxprobe: %s\n", line.c_str()); };
   c.on_resolver_down = [this](const std::string& line) { resolver_down(line); };
+  // A cluster node: the remote servers' limits are the cluster's (docs/cluster.md).
+  if (cluster_)
+    c.remote_limits = cluster_->remote_limits(
+        [this](sched::GroupId g, sched::DomainId d) { verifier_.remote_limits_changed(g, d); });
   c.catch_all_known = [this](const std::string& d) { return cached_catch_all(cache_.get(), d); };
   c.catch_all_learned = [this](const std::string& d, std::optional<bool> yes) {
     remember_catch_all(cache_writer_.get(), d, yes, o_.cache_ttl);
@@ -107,6 +111,7 @@ void Service::on_timer(loop::TimerId, uint64_t cookie) {
   const auto now = Clock::now();
   expire(now);
   release_ended_jobs();
+  publish_jobs(false);
   if (http_ && http_->ws_clients()) http_->broadcast_latest(snapshot().dump());
   if (!stopping_)
     tick_ = e_.loop->add_timer(e_.loop->now() + std::chrono::milliseconds(250), *this);
@@ -141,18 +146,20 @@ int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* dia
   }
   Engine e;
   if (!make_engine(eng, true, e, diag)) return 3;
-  Service svc(e, o, diag);
-  svc.set_token(token);
   std::string err;
   int rc = 0;
+  // The node first: the service's verifier takes the cluster's limits from it.
   std::unique_ptr<ClusterNode> node;
+  Service* service = nullptr;
   if (!o.cluster.url.empty()) {
     ClusterNode::Setup cs;
     cs.role = "serve";
     cs.addresses = node_addresses(e.config);
     cs.version = MXP_VERSION;
     cs.who = "mxprobe serve";
-    cs.load = [&svc] { return svc.cluster_load(); };
+    cs.load = [&service] {
+      return service ? service->cluster_load() : std::map<std::string, int64_t>{};
+    };
     cs.fatal = [&](const std::string& why) {
       std::fprintf(diag, "mxprobe serve: cluster: %s; stopping (exit %d)\n", why.c_str(),
                    kExitCluster);
@@ -165,8 +172,10 @@ int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* dia
       std::fprintf(diag, "mxprobe serve: %s\n", err.c_str());
       return fatal ? kExitCluster : 2;
     }
-    svc.set_cluster(node.get());
   }
+  Service svc(e, o, diag, node.get());
+  service = &svc;
+  svc.set_token(token);
   if (!svc.start(err)) {
     std::fprintf(diag, "mxprobe serve: %s\n", err.c_str());
     return 2;

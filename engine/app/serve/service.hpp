@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "address/address.hpp"
+#include "app/cluster_node.hpp"
+#include "app/job/cluster_dispatch.hpp"
 #include "app/job/file_job.hpp"
 #include "app/probe_server.hpp"
 #include "app/reload.hpp"
@@ -134,10 +136,14 @@ inline bool live_key(const std::string& k) {
 
 class Service final : public server::WsHandler, private loop::TimerHandler {
  public:
-  Service(Engine& e, const ServeOptions& o, std::FILE* diag)
+  // `cluster`: the node's link to the cluster (--cluster; null without): the remote servers'
+  // limits are the cluster's, jobs are verified by the cluster's nodes, /metrics and
+  // /v1/cluster show it, and SIGTERM leaves it first.
+  Service(Engine& e, const ServeOptions& o, std::FILE* diag, ClusterNode* cluster)
       : e_(e),
         o_(o),
         diag_(diag),
+        cluster_(cluster),
         verifier_(*e.loop, *e.resolver, hooks(e.config),
                   [this](Result&& r) { on_result(std::move(r)); }),
         reloader_(
@@ -149,8 +155,6 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   bool start(std::string& err);
 
   void set_token(std::string t) { token_ = std::move(t); }
-  // --cluster: the node's link to the cluster (/metrics, /v1/cluster, leaving on SIGTERM).
-  void set_cluster(ClusterNode* c) { cluster_ = c; }
   // The load figures this node's heartbeat carries.
   std::map<std::string, int64_t> cluster_load() const;
 
@@ -220,6 +224,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     InputFile in;
     OutputFile out;
     std::unique_ptr<store::SqliteStore> journal;
+    // A cluster node's job: its addresses go to the cluster (declared before the runner, which
+    // refers to it, so that it outlives the runner).
+    std::unique_ptr<ClusterDispatch> dispatch;
     std::unique_ptr<FileJob> runner;
     std::chrono::system_clock::time_point created;
     Clock::time_point started, ended;
@@ -295,6 +302,21 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   void restore_jobs();
 
   std::string restore_job(Job& job);
+  void start_cluster_job(Job& job);
+
+  // --- The cluster's jobs (cluster_jobs.cpp) ---
+
+  void cluster_start();
+  void set_node_number(uint64_t n);
+  std::string api_base() const;
+  // This node's jobs in Redis for the other nodes (all: now, else at most once a second).
+  void publish_jobs(bool all);
+  void unpublish_job(uint64_t id);
+  void list_cluster_jobs(server::Responder r);
+  void remote_job(const http::Request& q, server::Responder r);
+  uint64_t node_number_ = 0;  // 0: not known yet (a cluster node takes no job until it is)
+  Clock::time_point last_publish_{};
+  std::map<uint64_t, std::string> published_;
 
   void job_done(uint64_t id);
 
@@ -405,12 +427,12 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   Engine& e_;
   const ServeOptions& o_;
   std::FILE* diag_;
+  ClusterNode* cluster_ = nullptr;
   pipeline::Verifier verifier_;
   PolicyReloader reloader_;
   std::unique_ptr<store::SqliteStore> cache_;
   std::unique_ptr<store::Writer> cache_writer_;  // the cache's writes, off the loop's thread
   std::unique_ptr<server::HttpServer> http_;
-  ClusterNode* cluster_ = nullptr;
   std::string token_;
   std::string overrides_;
   std::map<std::string, json> live_groups_;
