@@ -150,7 +150,11 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
 
   void set_token(std::string t) { token_ = std::move(t); }
   // --cluster: the node's link to the cluster (/metrics, /v1/cluster, leaving on SIGTERM).
-  void set_cluster(ClusterNode* c) { cluster_ = c; }
+  void set_cluster(ClusterNode* c) {
+    cluster_ = c;
+    // The view's MX groups and their limits follow the policy in force (SIGHUP, PUT).
+    if (c) c->set_policy([this] { return &verifier_.scheduler().policy(); });
+  }
   // The load figures this node's heartbeat carries.
   std::map<std::string, int64_t> cluster_load() const;
 
