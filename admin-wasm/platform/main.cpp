@@ -387,6 +387,21 @@ struct App final : mxc::Actions {
              {"cmd", model.last_ack->cmd},
              {"ok", model.last_ack->ok},
              {"error", model.last_ack->error}};
+    json cluster = nullptr;
+    if (const auto& c = model.snap.cluster) {
+      json nodes = json::array();
+      for (const auto& n : c->nodes)
+        nodes.push_back({{"name", n.name}, {"role", n.role}, {"addresses", n.addresses}});
+      json cgroups = json::array();
+      for (const auto& g : c->groups)
+        cgroups.push_back(
+            {{"group", g.group}, {"sessions", g.sessions}, {"sessions_limit", g.sessions_limit}});
+      cluster = {{"node", c->node},
+                 {"redisUp", c->redis_up},
+                 {"nodes", nodes},
+                 {"groups", cgroups},
+                 {"haveChunks", c->have_chunks}};
+    }
     json s = {{"link", links[static_cast<int>(conn.link)]},
               {"connected", conn.link == mxc::Link::Live},
               {"snapshots", model.snapshots},
@@ -403,6 +418,7 @@ struct App final : mxc::Actions {
               {"checks", checks},
               {"probes", probes},
               {"lastAck", ack},
+              {"cluster", cluster},
               {"rects", rects},
               {"canvas", {width, height}}};
     // Frame counts change every frame: kept out of the comparison so that an idle console

@@ -32,8 +32,8 @@
 
 namespace mxc {
 
-const char* const kPanelNames[static_cast<int>(Panel::Count)] = {"overview", "domains", "sources",
-                                                                 "jobs",     "check",   "probe"};
+const char* const kPanelNames[static_cast<int>(Panel::Count)] = {
+    "overview", "domains", "sources", "jobs", "check", "probe", "cluster"};
 
 void Marks::mark(const std::string& name) {
   const ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
@@ -346,9 +346,9 @@ void sidebar(Model& m, UiState& ui, Marks& marks, float w) {
   ImGui::PushStyleColor(ImGuiCol_ChildBg, kPanelBg);
   ImGui::BeginChild("sidebar", ImVec2(w, 0), false);
   ImGui::Dummy(ImVec2(0, 4));
-  const char* labels[] = {"Overview", "Domains & MX", "Source IPs",
-                          "Jobs",     "Check",        "Probe server"};
-  std::string badges[6];
+  const char* labels[] = {"Overview", "Domains & MX", "Source IPs", "Jobs",
+                          "Check",    "Probe server", "Cluster"};
+  std::string badges[static_cast<int>(Panel::Count)];
   const auto& s = m.snap;
   if (m.have_snapshot) {
     badges[0] = fmt_rate(s.rate());
@@ -364,7 +364,12 @@ void sidebar(Model& m, UiState& ui, Marks& marks, float w) {
   }
   badges[4] = m.checks.empty() ? "" : std::to_string(m.checks.size());
   badges[5] = m.probes.empty() ? "" : std::to_string(m.probes.size());
+  if (s.cluster)
+    badges[6] = s.cluster->redis_up ? std::to_string(s.cluster->nodes.size()) + " nodes"
+                                    : std::string("Redis down");
   for (int i = 0; i < static_cast<int>(Panel::Count); ++i) {
+    // A node without --cluster has no cluster to show.
+    if (i == static_cast<int>(Panel::Cluster) && !s.cluster) continue;
     const bool sel = static_cast<int>(ui.panel) == i;
     ImGui::PushID(i);
     const ImVec2 p = ImGui::GetCursorScreenPos();
@@ -836,6 +841,137 @@ void sources_panel(const Model& m) {
       text_right(fmt_short(g.window), kDim);
       ImGui::TableNextColumn();
       text_right(fmt_count(g.backoffs), g.backoffs ? kWarn : kDim);
+    }
+    ImGui::EndTable();
+  }
+  end_card();
+}
+
+// ---------------------------------------------------------------------------------------------
+// [SECTION] Cluster
+// ---------------------------------------------------------------------------------------------
+
+// A use bar: green below 70 %, amber to 95 %, red above (the cluster at its limit).
+void use_bar(double use, const std::string& overlay) {
+  const ImVec4 c = use >= 0.95 ? kBad : use >= 0.7 ? kWarn : kGood;
+  ImGui::PushStyleColor(ImGuiCol_PlotHistogram, c);
+  ImGui::ProgressBar(static_cast<float>(std::clamp(use, 0.0, 1.0)),
+                     ImVec2(-FLT_MIN, ImGui::GetFrameHeight()), overlay.c_str());
+  ImGui::PopStyleColor();
+}
+
+void cluster_panel(const Model& m, Marks& marks) {
+  if (!m.snap.cluster) {
+    text_dim("This node is not in a cluster (serve without --cluster).");
+    return;
+  }
+  const Cluster& c = *m.snap.cluster;
+  // The headline: Redis, the chunk queue, this node's leases.
+  const float sp = ImGui::GetStyle().ItemSpacing.x, avail = ImGui::GetContentRegionAvail().x;
+  const float kw = (avail - 3 * sp) / 4;
+  kpi("k_redis", kw, "Redis", c.redis_up ? "up" : "down",
+      c.redis_up ? (c.rtt_ms ? "round trip " + fmt_ms(*c.rtt_ms) : std::string("round trip -"))
+                 : c.redis_down_reason,
+      c.redis_up ? kGood : kBad);
+  marks.mark("cluster.redis");
+  ImGui::SameLine();
+  kpi("k_nodes", kw, "Live nodes", std::to_string(c.nodes.size()),
+      "this one: " + c.node + (c.registered ? "" : " (not registered)"), kAccent);
+  ImGui::SameLine();
+  kpi("k_chunks", kw, "Chunks waiting",
+      c.have_chunks ? fmt_count(c.chunks_waiting) : std::string("-"),
+      c.have_chunks
+          ? fmt_count(c.chunks_claimed) + " claimed by " + fmt_count(c.chunk_consumers) + " workers"
+          : std::string("not read yet"),
+      kAccent);
+  marks.mark("cluster.chunks");
+  ImGui::SameLine();
+  kpi("k_leases", kw, "Lease refills (this node)",
+      c.have_limits ? fmt_count(c.lease_refills) : std::string("-"),
+      c.have_limits
+          ? fmt_count(c.lease_waits) + " short, " + fmt_count(c.lease_failures) + " failed"
+          : std::string("global limits not in use"),
+      c.have_limits && c.lease_failures ? kWarn : kAccent);
+
+  const float h = ImGui::GetContentRegionAvail().y;
+  const float rows_h = 96 + 30 * float(std::max<size_t>(c.nodes.size(), 1));
+  begin_card("cl_nodes", ImVec2(0, std::min(std::max(140.f, h * 0.5f), rows_h)),
+             ("Nodes (Redis " + c.redis_url + ")").c_str());
+  if (ImGui::BeginTable("cluster_nodes", 6,
+                        ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerH |
+                            ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_ScrollY)) {
+    ImGui::TableSetupScrollFreeze(0, 1);
+    ImGui::TableSetupColumn("node", 0, 1.6f);
+    ImGui::TableSetupColumn("role", 0, 0.6f);
+    ImGui::TableSetupColumn("source addresses", 0, 2.4f);
+    ImGui::TableSetupColumn("sessions", 0, 0.7f);
+    ImGui::TableSetupColumn("verified/s", 0, 0.8f);
+    ImGui::TableSetupColumn("heartbeat", 0, 0.8f);
+    ImGui::TableHeadersRow();
+    for (const auto& n : c.nodes) {
+      ImGui::TableNextRow(0, 26);
+      ImGui::TableNextColumn();
+      text_colored(n.self ? kAccent : kText, n.name + (n.self ? "  (this node)" : ""));
+      marks.mark("cluster.node." + n.name);
+      ImGui::TableNextColumn();
+      chip(n.role, n.role == "worker" ? kGrey : kAccent);
+      ImGui::TableNextColumn();
+      std::string addrs;
+      for (const auto& a : n.addresses)
+        addrs += (addrs.empty() ? "" : ", ") + a;
+      if (addrs.empty())
+        text_dim("the kernel's choice");
+      else
+        ImGui::TextUnformatted(addrs.c_str());
+      marks.mark("cluster.node." + n.name + ".addresses");
+      ImGui::TableNextColumn();
+      text_right(fmt_count(n.sessions));
+      ImGui::TableNextColumn();
+      text_right(n.verified_per_s ? fmt_rate(*n.verified_per_s) : std::string("-"), kDim);
+      ImGui::TableNextColumn();
+      // Older than two heartbeats: the node may be in trouble (it is gone at the TTL).
+      const double age = n.heartbeat_age_s.value_or(-1);
+      text_right(age < 0 ? std::string("-") : fmt_duration(age) + " ago", age > 5 ? kWarn : kDim);
+    }
+    ImGui::EndTable();
+  }
+  end_card();
+
+  begin_card("cl_groups", ImVec2(0, 0),
+             "MX groups: the whole cluster's use against each group's global limit");
+  if (c.groups.empty()) text_dim("Not read yet.");
+  if (!c.groups.empty() &&
+      ImGui::BeginTable("cluster_groups", 4,
+                        ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerH |
+                            ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_ScrollY)) {
+    ImGui::TableSetupScrollFreeze(0, 1);
+    ImGui::TableSetupColumn("MX group", 0, 1.4f);
+    ImGui::TableSetupColumn("sessions (held / limit)", 0, 2.4f);
+    ImGui::TableSetupColumn("connections (bucket used)", 0, 1.4f);
+    ImGui::TableSetupColumn("back-off", 0, 0.7f);
+    ImGui::TableHeadersRow();
+    for (const auto& g : c.groups) {
+      ImGui::TableNextRow(0, 26);
+      ImGui::TableNextColumn();
+      ImGui::AlignTextToFramePadding();  // level with the bars
+      ImGui::TextUnformatted(g.group.c_str());
+      ImGui::TableNextColumn();
+      use_bar(g.use,
+              fmt_count(g.sessions) + " / " + fmt_count(g.sessions_limit) +
+                  (g.sessions_cap < g.sessions_limit ? "  (cap " + fmt_count(g.sessions_cap) + ")"
+                                                     : std::string()));
+      marks.mark("cluster.group." + g.group);
+      ImGui::TableNextColumn();
+      if (g.connect_use)
+        use_bar(*g.connect_use, fmt_percent(*g.connect_use) + " of " + fmt_limit(g.connect_rate));
+      else
+        text_dim("unlimited");
+      ImGui::TableNextColumn();
+      ImGui::AlignTextToFramePadding();
+      char f[32];
+      std::snprintf(f, sizeof f, "x %.2f", g.backoff_factor);
+      text_right(g.backoff_factor < 1 ? std::string(f) : std::string("-"),
+                 g.backoff_factor < 1 ? kWarn : kDim);
     }
     ImGui::EndTable();
   }
@@ -1454,6 +1590,9 @@ void draw_console(Model& m, UiState& ui, const Connection& conn, Actions& act, c
         break;
       case Panel::Probe:
         probe_panel(m, ui, act, marks, now);
+        break;
+      case Panel::Cluster:
+        cluster_panel(m, marks);
         break;
       case Panel::Count:
         break;

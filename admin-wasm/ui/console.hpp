@@ -37,7 +37,8 @@ struct Connection {
   std::string host;
 };
 
-enum class Panel : int { Overview, Domains, Sources, Jobs, Check, Probe, Count };
+// Cluster is listed only while the snapshot has a cluster (serve --cluster).
+enum class Panel : int { Overview, Domains, Sources, Jobs, Check, Probe, Cluster, Count };
 extern const char* const kPanelNames[static_cast<int>(Panel::Count)];  // overview, domains, ...
 
 struct UiState {

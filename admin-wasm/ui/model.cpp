@@ -83,6 +83,67 @@ Job parse_job(const json& j) {
   return out;
 }
 
+std::optional<double> maybe_num(const json& o, const char* key) {
+  const json* f = field(o, key);
+  if (f && f->is_number()) return f->get<double>();
+  return std::nullopt;
+}
+
+Cluster parse_cluster(const json& c) {
+  Cluster out;
+  out.node = str(c, "node");
+  out.role = str(c, "role");
+  out.registered = flag(c, "registered");
+  const json& r = obj(c, "redis");
+  out.redis_url = str(r, "url");
+  out.redis_up = flag(r, "up");
+  out.redis_down_reason = str(r, "down_reason");
+  out.rtt_ms = maybe_num(r, "rtt_ms");
+  for (const auto& n : arr(c, "nodes")) {
+    ClusterNodeRow o;
+    o.name = str(n, "name");
+    o.role = str(n, "role");
+    o.version = str(n, "version");
+    for (const auto& a : arr(n, "addresses"))
+      if (a.is_string()) o.addresses.push_back(a.get<std::string>());
+    const json& load = obj(n, "load");
+    o.sessions = count(load, "sessions");
+    o.pending = count(load, "pending");
+    o.verified = count(load, "verified");
+    o.verified_per_s = maybe_num(n, "verified_per_s");
+    o.heartbeat_age_s = maybe_num(n, "heartbeat_age_s");
+    o.self = flag(n, "self");
+    out.nodes.push_back(std::move(o));
+  }
+  for (const auto& g : arr(c, "groups")) {
+    ClusterGroup o;
+    o.group = str(g, "group");
+    o.sessions = count(g, "sessions");
+    o.sessions_limit = count(g, "sessions_limit");
+    o.sessions_cap = count(g, "sessions_cap");
+    o.use = num(g, "use");
+    o.backoff_factor = num(g, "backoff_factor", 1);
+    o.connect_use = maybe_num(obj(g, "connect"), "use");
+    o.rcpt_use = maybe_num(obj(g, "rcpt"), "use");
+    o.connect_rate = num(obj(g, "connect"), "rate");
+    o.rcpt_rate = num(obj(g, "rcpt"), "rate");
+    out.groups.push_back(std::move(o));
+  }
+  if (const json& ch = obj(c, "chunks"); !ch.empty()) {
+    out.have_chunks = true;
+    out.chunks_waiting = count(ch, "waiting");
+    out.chunks_claimed = count(ch, "claimed");
+    out.chunk_consumers = count(ch, "consumers");
+  }
+  if (const json& l = obj(c, "limits"); !l.empty()) {
+    out.have_limits = true;
+    out.lease_refills = count(l, "refills");
+    out.lease_waits = count(l, "waits");
+    out.lease_failures = count(l, "failures");
+  }
+  return out;
+}
+
 }  // namespace
 
 uint64_t Snapshot::total() const {
@@ -303,6 +364,7 @@ void Model::apply_snapshot(const json& j, double now) {
   }
   for (const auto& x : arr(j, "jobs"))
     s.jobs.push_back(parse_job(x));
+  if (const json* c = field(j, "cluster"); c && c->is_object()) s.cluster = parse_cluster(*c);
   snap = std::move(s);
   have_snapshot = true;
   ++snapshots;

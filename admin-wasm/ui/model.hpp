@@ -72,6 +72,35 @@ struct Job {
   std::array<uint64_t, kVerdictCount> counts{};
 };
 
+// The cluster as the node sees it (snapshot "cluster", docs/protocol.md); absent without
+// --cluster.
+struct ClusterNodeRow {
+  std::string name, role, version;
+  std::vector<std::string> addresses;
+  uint64_t sessions = 0, pending = 0, verified = 0;
+  std::optional<double> verified_per_s, heartbeat_age_s;
+  bool self = false;
+};
+struct ClusterGroup {
+  std::string group;
+  uint64_t sessions = 0, sessions_limit = 0, sessions_cap = 0;
+  double use = 0, backoff_factor = 1;
+  // Bucket use (tokens taken beyond the refill against the burst, 0-1); nullopt: unlimited.
+  std::optional<double> connect_use, rcpt_use;
+  double connect_rate = 0, rcpt_rate = 0;
+};
+struct Cluster {
+  std::string node, role, redis_url, redis_down_reason;
+  bool redis_up = false, registered = false;
+  std::optional<double> rtt_ms;
+  std::vector<ClusterNodeRow> nodes;
+  std::vector<ClusterGroup> groups;
+  bool have_chunks = false;
+  uint64_t chunks_waiting = 0, chunks_claimed = 0, chunk_consumers = 0;
+  bool have_limits = false;
+  uint64_t lease_refills = 0, lease_waits = 0, lease_failures = 0;
+};
+
 struct Snapshot {
   uint64_t seq = 0;
   int64_t time_ms = 0;
@@ -87,6 +116,7 @@ struct Snapshot {
   std::vector<Domain> domains;
   std::vector<Source> sources;
   std::vector<Job> jobs;
+  std::optional<Cluster> cluster;  // the node runs with --cluster
   uint64_t total() const;
   double rate() const;
 };

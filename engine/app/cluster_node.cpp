@@ -6,10 +6,13 @@
 
 #include <random>
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "cluster/functions.hpp"
 #include "cluster/redis_url.hpp"
+#include "sched/policy.hpp"
 
 namespace mxp::app {
 
@@ -20,6 +23,13 @@ namespace {
 double seconds(cluster::Duration d) {
   return std::chrono::duration<double>(d).count();
 }
+
+// The view's group and chunk figures are read every kViewEvery refreshes (of 1 s); heartbeat
+// ages only while the view was asked for within kWatched.
+constexpr uint64_t kViewEvery = 2;
+constexpr auto kWatched = std::chrono::seconds(10);
+// Verifications per second are measured over the samples of this window.
+constexpr auto kRateWindow = std::chrono::seconds(10);
 
 std::string default_node_name() {
   char host[256] = {};
@@ -88,7 +98,12 @@ std::unique_ptr<ClusterNode> ClusterNode::create(loop::Loop& loop, const Cluster
     return nullptr;
   }
   n->redis_ = std::move(client).value();
-  n->redis_->set_rtt_observer([self](cluster::Duration d) { self->rtt_.observe(seconds(d)); });
+  n->redis_->set_rtt_observer([self](cluster::Duration d) {
+    self->rtt_.observe(seconds(d));
+    const double ms = seconds(d) * 1000;
+    self->rtt_last_ms_ = ms;
+    self->rtt_avg_ms_ = self->rtt_avg_ms_ < 0 ? ms : 0.8 * self->rtt_avg_ms_ + 0.2 * ms;
+  });
   cluster::NodeInfo info;
   info.name = name;
   info.addresses = n->s_.addresses;
@@ -256,10 +271,13 @@ void ClusterNode::on_timer(loop::TimerId, uint64_t cookie) {
 }
 
 // Every second: the load figures for the next heartbeat, and a listing of the live nodes (for
-// mxprobe_cluster_nodes and the log lines of joins and departures), one at a time.
+// mxprobe_cluster_nodes and the log lines of joins and departures), one at a time; every
+// kViewEvery seconds the view's figures (refresh_view).
 void ClusterNode::refresh() {
   if (s_.load) registry_->set_load(s_.load());
-  if (listing_ || !redis_->up() || leaving_) return;
+  if (!redis_->up() || leaving_) return;
+  if (refreshes_++ % kViewEvery == 0) refresh_view();
+  if (listing_) return;
   listing_ = true;
   registry_->nodes([this, alive = alive_](auto r) {
     if (!*alive) return;
@@ -279,7 +297,111 @@ void ClusterNode::refresh() {
     }
     nodes_ = std::move(*r);
     listed_ = true;
+    // The "verified" figure of each node, for its rate; nodes gone are forgotten.
+    const auto now = loop_.now();
+    std::map<std::string, std::deque<Sample>> kept;
+    for (const auto& n : nodes_) {
+      auto& q = kept[n.name];
+      if (auto it = verified_.find(n.name); it != verified_.end()) q = std::move(it->second);
+      auto v = n.load.find("verified");
+      if (v == n.load.end()) continue;
+      // A restarted node starts from 0 again: its old samples would give a negative rate.
+      if (!q.empty() && v->second < q.back().verified) q.clear();
+      q.push_back({now, v->second});
+      while (q.size() > 1 && now - q.front().at > kRateWindow)
+        q.pop_front();
+    }
+    verified_ = std::move(kept);
+    for (auto it = ages_ms_.begin(); it != ages_ms_.end();)
+      it = verified_.count(it->first) ? std::next(it) : ages_ms_.erase(it);
   });
+}
+
+double ClusterNode::verified_rate(const std::string& name) const {
+  auto it = verified_.find(name);
+  if (it == verified_.end() || it->second.size() < 2) return -1;
+  const auto& q = it->second;
+  const double dt = seconds(q.back().at - q.front().at);
+  // Heartbeats come every 2 s and listings every second: under two heartbeats' span a rate
+  // would jump between 0 and twice the truth.
+  if (dt < 2 * seconds(s_.registry.heartbeat)) return -1;
+  return static_cast<double>(q.back().verified - q.front().verified) / dt;
+}
+
+std::vector<std::pair<std::string, sched::LevelLimits>> ClusterNode::policy_groups() const {
+  const sched::Policy* p = s_.policy ? s_.policy() : nullptr;
+  if (!p) p = &sched::Policy::builtin();
+  std::vector<std::pair<std::string, sched::LevelLimits>> out;
+  for (uint32_t i = 0; i < p->provider_count(); ++i)
+    // The key the scheduler gives a provider's group on every node (scheduler_limits.cpp).
+    out.push_back({"provider:" + p->provider_name(i), p->group_settings(i).mx});
+  return out;
+}
+
+// Two read-only calls, pipelined: the chunk queue's figures and the groups' use; while watched,
+// the heartbeat ages too. A reply that fails keeps the last reading (its age says so).
+void ClusterNode::refresh_view() {
+  if (viewing_) return;
+  viewing_ = true;
+  const std::string& prefix = s_.registry.prefix;
+  auto groups = policy_groups();
+  std::vector<std::string> keys;
+  for (const auto& g : groups)
+    keys.push_back(g.first);
+  auto left = std::make_shared<int>(2);
+  auto done = [this, left] {
+    if (--*left == 0) {
+      viewing_ = false;
+      view_at_ = loop_.now();
+    }
+  };
+  redis_->command(cluster::functions::chunk_counts(prefix + "chunks", "workers"),
+                  [this, alive = alive_, done](cluster::Result&& r) {
+                    if (!*alive) return;
+                    if (r.ok())
+                      if (auto c = cluster::functions::parse_chunk_counts(*r)) {
+                        chunks_ = *c;
+                        chunks_read_ = true;
+                      }
+                    done();
+                  });
+  redis_->command(cluster::functions::group_use(prefix, keys),
+                  [this, alive = alive_, done, groups = std::move(groups)](cluster::Result&& r) {
+                    if (!*alive) return;
+                    if (r.ok())
+                      if (auto u = cluster::functions::parse_group_use(*r, groups.size())) {
+                        groups_.clear();
+                        for (size_t i = 0; i < groups.size(); ++i)
+                          groups_.push_back({groups[i].first, groups[i].second, (*u)[i]});
+                        groups_read_ = true;
+                      }
+                    done();
+                  });
+  if (loop_.now() < watched_until_ && listed_ && !ages_in_flight_) {
+    ages_in_flight_ = true;
+    read_ages(nodes_, [this](std::map<std::string, int64_t> ages) {
+      ages_in_flight_ = false;
+      ages_ms_ = std::move(ages);
+    });
+  }
+}
+
+void ClusterNode::read_ages(const std::vector<cluster::NodeInfo>& list,
+                            std::function<void(std::map<std::string, int64_t>)> done) {
+  auto ages = std::make_shared<std::map<std::string, int64_t>>();
+  if (list.empty()) return done(*ages);
+  auto left = std::make_shared<size_t>(list.size());
+  auto fin = std::make_shared<std::function<void(std::map<std::string, int64_t>)>>(std::move(done));
+  const int64_t ttl_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(s_.registry.ttl).count();
+  for (const auto& n : list)
+    redis_->command({"PTTL", registry_->record_key(n.name)},
+                    [alive = alive_, name = n.name, ages, left, fin, ttl_ms](cluster::Result&& p) {
+                      if (!*alive) return;
+                      if (p.ok() && p->type == cluster::Reply::Type::Integer && p->integer >= 0)
+                        (*ages)[name] = std::max<int64_t>(0, ttl_ms - p->integer);
+                      if (--*left == 0) (*fin)(std::move(*ages));
+                    });
 }
 
 void ClusterNode::leave(std::function<void()> done) {
@@ -335,6 +457,59 @@ void ClusterNode::append_prometheus(std::string& out) const {
       "# HELP mxprobe_cluster_redis_rtt_seconds Redis round trips, from a command's bytes "
       "leaving to its whole reply.\n# TYPE mxprobe_cluster_redis_rtt_seconds histogram\n";
   rtt_.append_prometheus(out, "mxprobe_cluster_redis_rtt_seconds", "");
+  line("mxprobe_cluster_chunks_waiting", "gauge",
+       "Chunks on the cluster's queue that no worker has claimed yet (read every 2 s).",
+       static_cast<double>(std::max<int64_t>(0, chunks_.entries - chunks_.claimed)));
+  line("mxprobe_cluster_chunks_claimed", "gauge",
+       "Chunks claimed by a worker and not yet completed (the consumer group's pending).",
+       static_cast<double>(chunks_.claimed));
+  if (!groups_.empty()) {
+    auto per_group = [&](const char* name, const char* help, auto value) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+      for (const auto& g : groups_) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.6g", static_cast<double>(value(g)));
+        out += std::string(name) + "{group=\"" + metrics::label_value(g.key) + "\"} " + buf + "\n";
+      }
+    };
+    per_group("mxprobe_cluster_group_sessions",
+              "Sessions the whole cluster holds with the MX group (its global slots).",
+              [](const GroupReading& g) { return g.use.slots; });
+    per_group("mxprobe_cluster_group_sessions_limit",
+              "The MX group's session limit (the policy's sessions, for the whole cluster).",
+              [](const GroupReading& g) { return g.limits.sessions; });
+    per_group("mxprobe_cluster_group_connect_debt_seconds",
+              "How far the group's global connection bucket runs ahead of now (x rate = tokens "
+              "taken beyond the refill; burst / rate: empty).",
+              [](const GroupReading& g) { return seconds(g.use.connect_ahead); });
+    per_group("mxprobe_cluster_group_rcpt_debt_seconds",
+              "How far the group's global RCPT bucket runs ahead of now.",
+              [](const GroupReading& g) { return seconds(g.use.rcpt_ahead); });
+    per_group("mxprobe_cluster_group_backoff_factor",
+              "The group's shared back-off factor (1: none; rates and the session cap are scaled "
+              "by it).",
+              [](const GroupReading& g) { return g.use.factor; });
+  }
+  if (const cluster::RedisRemoteLimits::Stats* ls = s_.limits_stats ? s_.limits_stats() : nullptr) {
+    line("mxprobe_cluster_lease_refills_total", "counter",
+         "Leases this node took from Redis (one call each: tokens and slots of one key).",
+         static_cast<double>(ls->leases));
+    line("mxprobe_cluster_lease_waits_total", "counter",
+         "Leases that came back short of what they asked: the cluster's budget was spent.",
+         static_cast<double>(ls->lease_waits));
+    line("mxprobe_cluster_lease_failures_total", "counter",
+         "Leases Redis did not answer (the node used what it held, then waited).",
+         static_cast<double>(ls->lease_failures));
+    out +=
+        "# HELP mxprobe_cluster_lease_grants_total Connection and RCPT tokens and session slots "
+        "granted to this node.\n# TYPE mxprobe_cluster_lease_grants_total counter\n";
+    out += "mxprobe_cluster_lease_grants_total{kind=\"connect\"} " +
+           std::to_string(ls->connects_leased) + "\n";
+    out += "mxprobe_cluster_lease_grants_total{kind=\"rcpt\"} " + std::to_string(ls->rcpts_leased) +
+           "\n";
+    out += "mxprobe_cluster_lease_grants_total{kind=\"slot\"} " + std::to_string(ls->slots_leased) +
+           "\n";
+  }
   out +=
       "# HELP mxprobe_cluster_node_info This node: name, role, Redis (value 1).\n"
       "# TYPE mxprobe_cluster_node_info gauge\nmxprobe_cluster_node_info{node=\"" +
@@ -342,7 +517,98 @@ void ClusterNode::append_prometheus(std::string& out) const {
       metrics::label_value(display_) + "\"} 1\n";
 }
 
+json ClusterNode::view_json(const std::vector<cluster::NodeInfo>& list,
+                            const std::map<std::string, int64_t>& ages_ms) const {
+  json nodes = json::array();
+  for (const auto& n : list) {
+    json load = json::object();
+    for (const auto& [k, v] : n.load)
+      load[k] = v;
+    auto age = ages_ms.find(n.name);
+    const double rate = verified_rate(n.name);
+    nodes.push_back(
+        {{"name", n.name},
+         {"role", n.role},
+         {"addresses", n.addresses},
+         {"version", n.version},
+         {"started_at_ms", n.started_at_ms},
+         {"load", load},
+         {"verified_per_s", rate < 0 ? json(nullptr) : json(rate)},
+         {"heartbeat_age_s",
+          age == ages_ms.end() ? json(nullptr) : json(static_cast<double>(age->second) / 1000.0)},
+         {"self", n.name == name_}});
+  }
+  json groups = json::array();
+  for (const auto& g : groups_) {
+    // A bucket's use: the tokens taken beyond its refill (its debt times the policy's rate)
+    // against its burst; 1 when the cluster takes the whole rate. Unlimited: null.
+    auto bucket = [](const sched::RateLimit& rl, cluster::Duration ahead) -> json {
+      if (rl.rate <= 0) return {{"rate", 0}, {"burst", rl.burst}, {"taken", 0}, {"use", nullptr}};
+      const double taken = seconds(ahead) * rl.rate;
+      return {{"rate", rl.rate},
+              {"burst", rl.burst},
+              {"taken", taken},
+              {"use", std::min(1.0, taken / std::max<uint32_t>(1, rl.burst))}};
+    };
+    const auto cap = std::max<int64_t>(
+        1, static_cast<int64_t>(std::floor(g.limits.sessions * g.use.factor + 1e-9)));
+    groups.push_back(
+        {{"group", g.key},
+         {"sessions", g.use.slots},
+         {"sessions_limit", g.limits.sessions},
+         {"sessions_cap", cap},
+         {"use", static_cast<double>(g.use.slots) / std::max<uint32_t>(1, g.limits.sessions)},
+         {"backoff_factor", g.use.factor},
+         {"connect", bucket(g.limits.connect, g.use.connect_ahead)},
+         {"rcpt", bucket(g.limits.rcpt, g.use.rcpt_ahead)}});
+  }
+  json chunks = nullptr;
+  if (chunks_read_)
+    chunks = {{"waiting", std::max<int64_t>(0, chunks_.entries - chunks_.claimed)},
+              {"claimed", chunks_.claimed},
+              {"consumers", chunks_.consumers}};
+  json limits = nullptr;
+  if (const cluster::RedisRemoteLimits::Stats* ls = s_.limits_stats ? s_.limits_stats() : nullptr)
+    limits = {{"refills", ls->leases},
+              {"waits", ls->lease_waits},
+              {"failures", ls->lease_failures},
+              {"granted",
+               {{"connect", ls->connects_leased},
+                {"rcpt", ls->rcpts_leased},
+                {"slot", ls->slots_leased}}}};
+  const bool read = view_at_ != cluster::TimePoint{};
+  return {{"node", name_},
+          {"role", s_.role},
+          {"redis",
+           {{"url", display_},
+            {"up", redis_up()},
+            {"rtt_ms", rtt_avg_ms_ < 0 ? json(nullptr) : json(rtt_avg_ms_)},
+            {"down_reason", redis_up() ? std::string() : redis_->connection().down_reason()}}},
+          {"registered", registered()},
+          {"ttl_s", seconds(s_.registry.ttl)},
+          {"read_age_s", read ? json(seconds(loop_.now() - view_at_)) : json(nullptr)},
+          {"nodes", nodes},
+          {"groups", groups},
+          {"chunks", chunks},
+          {"limits", limits}};
+}
+
+json ClusterNode::view() {
+  const bool was_watched = loop_.now() < watched_until_;
+  watched_until_ = loop_.now() + kWatched;
+  // The first look reads the ages at once rather than at the next view refresh.
+  if (!was_watched && listed_ && redis_->up() && !ages_in_flight_) {
+    ages_in_flight_ = true;
+    read_ages(nodes_, [this](std::map<std::string, int64_t> ages) {
+      ages_in_flight_ = false;
+      ages_ms_ = std::move(ages);
+    });
+  }
+  return view_json(nodes_, ages_ms_);
+}
+
 void ClusterNode::describe(std::function<void(int, std::string)> done) {
+  watched_until_ = loop_.now() + kWatched;
   auto unavailable = [this](std::function<void(int, std::string)>& d, const std::string& why) {
     json e = {{"error", "redis_unavailable"},
               {"message", "Redis " + display_ + " is not answering: " + why}};
@@ -355,45 +621,13 @@ void ClusterNode::describe(std::function<void(int, std::string)> done) {
   registry_->nodes([this, alive = alive_, done = std::move(done), unavailable](auto r) mutable {
     if (!*alive) return;
     if (!r) return unavailable(done, r.error());
-    // The age of each record's last heartbeat, by Redis' clock: TTL minus the time it has left.
     auto list = std::make_shared<std::vector<cluster::NodeInfo>>(std::move(*r));
-    auto ages = std::make_shared<std::vector<int64_t>>(list->size(), -1);
-    auto left = std::make_shared<size_t>(list->size());
-    auto finish = [this, list, ages, done = std::move(done)]() mutable {
-      json nodes = json::array();
-      for (size_t i = 0; i < list->size(); ++i) {
-        const auto& n = (*list)[i];
-        if ((*ages)[i] < 0) continue;  // gone between the listing and its PTTL
-        json load = json::object();
-        for (const auto& [k, v] : n.load)
-          load[k] = v;
-        nodes.push_back({{"name", n.name},
-                         {"role", n.role},
-                         {"addresses", n.addresses},
-                         {"version", n.version},
-                         {"started_at_ms", n.started_at_ms},
-                         {"load", load},
-                         {"heartbeat_age_s", static_cast<double>((*ages)[i]) / 1000.0},
-                         {"self", n.name == name_}});
-      }
-      json body = {{"node", name_},
-                   {"redis", {{"url", display_}, {"up", redis_->up()}}},
-                   {"ttl_s", seconds(s_.registry.ttl)},
-                   {"nodes", nodes}};
-      done(200, body.dump(-1, ' ', false, json::error_handler_t::replace));
-    };
-    if (list->empty()) return finish();
-    auto fin = std::make_shared<decltype(finish)>(std::move(finish));
-    const int64_t ttl_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(s_.registry.ttl).count();
-    for (size_t i = 0; i < list->size(); ++i)
-      redis_->command({"PTTL", registry_->record_key((*list)[i].name)},
-                      [alive = alive_, i, ages, left, fin, ttl_ms](cluster::Result&& p) {
-                        if (!*alive) return;
-                        if (p.ok() && p->type == cluster::Reply::Type::Integer && p->integer >= 0)
-                          (*ages)[i] = std::max<int64_t>(0, ttl_ms - p->integer);
-                        if (--*left == 0) (*fin)();
-                      });
+    read_ages(*list, [this, alive, list, done = std::move(done)](auto ages) mutable {
+      if (!*alive) return;
+      // A node gone between the listing and its PTTL is left out.
+      std::erase_if(*list, [&](const cluster::NodeInfo& n) { return !ages.count(n.name); });
+      done(200, view_json(*list, ages).dump(-1, ' ', false, json::error_handler_t::replace));
+    });
   });
 }
 
@@ -414,6 +648,11 @@ std::function<std::unique_ptr<sched::RemoteLimits>()> ClusterNode::remote_limits
     auto l = std::make_unique<cluster::RedisRemoteLimits>(loop_, *redis_, std::move(o));
     l->set_notifier(changed);
     limits_ = l.get();
+    // The lease figures in /metrics and the cluster view.
+    if (!s_.limits_stats)
+      s_.limits_stats = [this]() -> const cluster::RedisRemoteLimits::Stats* {
+        return limits_ ? &limits_->stats() : nullptr;
+      };
     return l;
   };
 }

@@ -157,4 +157,35 @@ core::Expected<Backoff, std::string> parse_backoff(const Reply& reply) {
   return Backoff{(*v)[0] == 1, (*v)[1] / 1e6};
 }
 
+std::vector<std::string> group_use(std::string_view prefix, std::span<const std::string> groups) {
+  std::vector<std::string> argv = {"FCALL_RO", "mxp1_group_use", "0", std::string(prefix)};
+  argv.insert(argv.end(), groups.begin(), groups.end());
+  return argv;
+}
+
+core::Expected<std::vector<GroupUse>, std::string> parse_group_use(const Reply& reply,
+                                                                   size_t groups) {
+  if (reply.is_error()) return core::unexpected("mxp1_group_use: " + reply.str);
+  if (reply.type != Reply::Type::Array || reply.elements.size() != groups)
+    return core::unexpected(unexpected_reply("mxp1_group_use", reply));
+  std::vector<GroupUse> out;
+  for (const Reply& e : reply.elements) {
+    auto v = integers("mxp1_group_use", e, 4);
+    if (!v) return core::unexpected(v.error());
+    const auto& x = *v;
+    out.push_back({x[0], microseconds(x[1]), microseconds(x[2]), x[3] / 1e6});
+  }
+  return out;
+}
+
+std::vector<std::string> chunk_counts(std::string_view stream, std::string_view group) {
+  return {"FCALL_RO", "mxp1_chunk_counts", "1", std::string(stream), std::string(group)};
+}
+
+core::Expected<ChunkCounts, std::string> parse_chunk_counts(const Reply& reply) {
+  auto v = integers("mxp1_chunk_counts", reply, 3);
+  if (!v) return core::unexpected(v.error());
+  return ChunkCounts{(*v)[0], (*v)[1], (*v)[2]};
+}
+
 }  // namespace mxp::cluster::functions

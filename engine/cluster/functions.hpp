@@ -95,4 +95,26 @@ std::vector<std::string> backoff(std::string_view key, double decrease, double m
                                  double recover_per_second, Duration holdoff);
 core::Expected<Backoff, std::string> parse_backoff(const Reply& reply);
 
+// What the cluster uses of one MX group now (mxp1_group_use), across every node.
+struct GroupUse {
+  int64_t slots = 0;  // sessions held (slot holds not yet expired)
+  // How far each bucket's TAT runs ahead of now: the tokens taken beyond the refill, in time
+  // (x rate = tokens; the bucket is empty at burst / rate). 0: idle.
+  Duration connect_ahead{0}, rcpt_ahead{0};
+  double factor = 1;  // the group's shared back-off factor
+};
+// FCALL_RO mxp1_group_use 0 <prefix> <group key>...: one GroupUse per group, in order.
+std::vector<std::string> group_use(std::string_view prefix, std::span<const std::string> groups);
+core::Expected<std::vector<GroupUse>, std::string> parse_group_use(const Reply& reply,
+                                                                   size_t groups);
+
+// The chunk queue's figures (mxp1_chunk_counts): entries on the stream, those claimed by a
+// worker (the group's pending) and the group's consumers. Waiting = entries - claimed.
+struct ChunkCounts {
+  int64_t entries = 0, claimed = 0, consumers = 0;
+};
+// FCALL_RO mxp1_chunk_counts 1 <stream> <group>
+std::vector<std::string> chunk_counts(std::string_view stream, std::string_view group);
+core::Expected<ChunkCounts, std::string> parse_chunk_counts(const Reply& reply);
+
 }  // namespace mxp::cluster::functions

@@ -339,6 +339,56 @@ local function chunk_missing(keys, args)
   return out
 end
 
+-- Operations: what the cluster uses now, read without writing anything (flag no-writes, so
+-- FCALL_RO and replicas may run them too).
+
+-- ARGV: [1] the limiter's key prefix (mxp:), [2...] MX group keys (as in <prefix>rl:s:g:<key>).
+-- Per group, in the order asked: {slots held now (holds not yet expired, across every node),
+-- connection bucket ahead_us, RCPT bucket ahead_us, shared back-off factor in millionths}.
+-- A bucket's ahead_us is how far its TAT runs ahead of now: tokens taken beyond what the rate
+-- has refilled, in time (ahead_us x rate / 1e6 tokens; the bucket is empty at burst x
+-- interval). GCRA keeps no count of what was taken over a window, so this is the measure of
+-- use it has: 0 for an idle group, the burst's worth when the cluster takes the whole rate. A
+-- missing key is an idle one: 0 (no back-off: 1000000).
+local function group_use(keys, args)
+  if #keys ~= 0 or not args[1] then
+    return redis.error_reply('ERR mxp1_group_use: 0 keys; prefix, group...')
+  end
+  local now = now_us()
+  local p = args[1] .. 'rl:'
+  local out = {}
+  for i = 2, #args do
+    local g = ':g:' .. args[i]
+    local held = redis.call('ZCOUNT', p .. 's' .. g, '(' .. us(now), '+inf')
+    local function ahead(key)
+      local tat = tonumber(redis.call('GET', key))
+      if not tat or tat <= now then return 0 end
+      return tat - now
+    end
+    out[#out + 1] = {held, ahead(p .. 'c' .. g), ahead(p .. 'r' .. g),
+      math.floor(factor_at(p .. 'bo' .. g, now) * 1000000)}
+  end
+  return out
+end
+
+-- KEYS[1]: the chunk stream; ARGV[1]: its consumer group. Returns {entries on the stream,
+-- entries claimed (the group's pending: delivered to a worker, not yet completed), consumers}.
+-- A completed chunk is deleted from the stream (chunk_complete), so entries minus claimed is
+-- what waits for a worker. A missing stream or group is {0, 0, 0}.
+local function chunk_counts(keys, args)
+  if #keys ~= 1 or not args[1] then
+    return redis.error_reply('ERR mxp1_chunk_counts: 1 key; group')
+  end
+  if redis.call('TYPE', keys[1])['ok'] ~= 'stream' then return {0, 0, 0} end
+  local len = redis.call('XLEN', keys[1])
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', keys[1])) do
+    local f = {}
+    for i = 1, #g - 1, 2 do f[g[i]] = g[i + 1] end
+    if f['name'] == args[1] then return {len, f['pending'] or 0, f['consumers'] or 0} end
+  end
+  return {len, 0, 0}
+end
+
 redis.register_function('mxp1_rate_lease', rate_lease)
 redis.register_function('mxp1_slot_acquire', slot_acquire)
 redis.register_function('mxp1_slot_renew', slot_renew)
@@ -351,3 +401,7 @@ redis.register_function('mxp1_node_list', node_list)
 redis.register_function('mxp1_chunk_complete', chunk_complete)
 redis.register_function('mxp1_chunk_renew', chunk_renew)
 redis.register_function('mxp1_chunk_missing', chunk_missing)
+redis.register_function{function_name = 'mxp1_group_use', callback = group_use,
+  flags = {'no-writes'}}
+redis.register_function{function_name = 'mxp1_chunk_counts', callback = chunk_counts,
+  flags = {'no-writes'}}

@@ -277,6 +277,9 @@ void RedisRemoteLimits::on_lease(Ref r, uint64_t gen, const std::string& slot_ke
   stats_.connects_leased += lease->connects;
   stats_.rcpts_leased += lease->rcpts;
   stats_.slots_leased += lease->slots;
+  if (lease->connects < asked.connects || lease->rcpts < asked.rcpts ||
+      lease->slots < static_cast<int64_t>(holders.size()))
+    ++stats_.lease_waits;
   if (lease->slots > 0 && e.sessions < e.slots.size()) e.idle_since = now;
   if (lease->connects > 0 || lease->rcpts > 0 || lease->slots > 0) {
     e.wanted = false;

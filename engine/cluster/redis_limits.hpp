@@ -61,6 +61,9 @@ class RedisRemoteLimits final : public sched::RemoteLimits, private loop::TimerH
     uint64_t commands = 0;  // sent to Redis (leases, renewals, releases, back-offs)
     uint64_t leases = 0, lease_failures = 0;
     uint64_t connects_leased = 0, rcpts_leased = 0, slots_leased = 0, slots_lost = 0;
+    // Leases that came back short of what they asked (tokens or slots): the cluster's budget
+    // for the key was spent, and the node waits for it (docs/cluster.md, "Operating it").
+    uint64_t lease_waits = 0;
     uint64_t backoffs_shared = 0;
   };
   using Notifier = std::function<void(sched::GroupId, sched::DomainId)>;

@@ -4,6 +4,11 @@
 // what the clicks asked: pause/resume of the job, a group's rate, a check with its transcript;
 // then the token login. Fails on any console error or page error. Screenshots: $MXP_SCREENS.
 // Env: MXFARM, MXPROBE, MXP_CONSOLE_DIR (empty: console not built, exit 77 = skipped).
+// With the argument "cluster" (ctest console_browser_cluster) it runs the cluster panel's test
+// instead: a redis-server of its own (127.0.0.1, a free port of 25000-25999), `serve --cluster`
+// and a worker, each with its source address; the panel lists both nodes with their addresses,
+// a session slot put into Redis shows as the cluster's use of its group, and a node without
+// --cluster shows no Cluster entry. Skipped (77) without redis-server.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,6 +25,12 @@ if (!consoleDir) {
 }
 const MXFARM = process.env.MXFARM, MXPROBE = process.env.MXPROBE;
 if (!MXFARM || !MXPROBE) throw new Error('MXFARM and MXPROBE must name the binaries');
+const clusterMode = process.argv[2] === 'cluster';
+const REDIS_SERVER = '/usr/bin/redis-server', REDIS_CLI = '/usr/bin/redis-cli';
+if (clusterMode && !(fs.existsSync(REDIS_SERVER) && fs.existsSync(REDIS_CLI))) {
+  console.log('SKIP: redis-server and redis-cli are not installed');
+  process.exit(77);
+}
 const screens = process.env.MXP_SCREENS || path.join(os.tmpdir(), 'mxprobe-console-screens');
 const { chromium } = await import(path.join(here, 'node_modules/playwright-core/index.mjs'));
 
@@ -381,9 +392,96 @@ async function main() {
   log(`ok: ${checks} checks, screenshots in ${screens}`);
 }
 
+// --- The cluster panel ---------------------------------------------------------------------------
+
+// A port nobody listens on, drawn from 25000-25999 (docs/testing.md lists the ranges in use).
+async function freePort() {
+  const net = await import('node:net');
+  for (let i = 0; i < 100; i++) {
+    const port = 25000 + Math.floor(Math.random() * 1000);
+    const ok = await new Promise((r) => {
+      const srv = net.createServer();
+      srv.once('error', () => r(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => r(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no free port for redis-server');
+}
+
+async function clusterMain() {
+  fs.mkdirSync(screens, { recursive: true });
+  const port = await freePort();
+  const rdir = path.join(work, 'redis');
+  fs.mkdirSync(rdir);
+  await start(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--dir', rdir], 'stdout', /Ready to accept connections/);
+  const url = `redis://127.0.0.1:${port}/0`;
+  log(`redis-server on ${port}`);
+  // No mail is sent: a DNS address where nothing answers is enough for a node to run. The
+  // nodes, a node without --cluster and the browser start side by side.
+  const common = ['--dns', '127.0.0.1:9', '--no-cache', '--console', consoleDir];
+  const listening = /listening on (http:\/\/[0-9.]+:[0-9]+\/)/;
+  // Another node's session slot with an MX group, as its lease would hold it (expiring in a
+  // minute, scored in microseconds): the cluster's use of that group.
+  const expiry = String((Date.now() + 60000) * 1000);
+  const [s, , lone] = await Promise.all([
+    start(MXPROBE, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(work, 'data-cluster'),
+      '--node-name', 'front', '--source-ip', '127.0.0.1', '--cluster', url, ...common], 'stderr',
+    listening),
+    start(MXPROBE, ['worker', '--node-name', 'back', '--source-ip', '127.0.0.1', '--dns',
+      '127.0.0.1:9', '--cluster', url], 'stderr', /registered as back/),
+    start(MXPROBE, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(work, 'data-lone'),
+      ...common], 'stderr', listening),
+    run(REDIS_CLI, ['-p', String(port), 'ZADD', 'mxp:rl:s:g:provider:google', expiry, 'other:1']),
+    chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--no-sandbox', '--use-gl=angle', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+        '--disable-gpu-sandbox', '--disable-background-networking', '--disable-component-update',
+        '--disable-sync', '--no-first-run'],
+    }).then((b) => { browser = b; }),
+  ]);
+  const base = s.match[1];
+  log('nodes and browser started');
+  const [page, lpage] = await Promise.all([newPage(base), newPage(lone.match[1])]);
+  await waitState(page, (s) => s.connected && s.cluster && s.cluster.nodes.length === 2, null,
+    'the snapshot with both nodes');
+  await show(page, 'cluster');
+  // The panel draws both nodes' rows with their addresses, and the slot shows as the group's
+  // use against its limit (read every 2 s), with its bar; the chunk figures are read. (One
+  // wait for all: each round trip to a browser on a busy machine costs.)
+  const marks = ['front', 'back'].flatMap((n) => [`cluster.node.${n}`, `cluster.node.${n}.addresses`])
+    .concat(['cluster.group.provider:google', 'cluster.redis', 'cluster.chunks']);
+  await waitState(page, (s, ms) => ms.every((k) => s.rects[k]) && s.cluster.haveChunks &&
+    s.cluster.groups.some((g) => g.group === 'provider:google' && g.sessions === 1 &&
+      g.sessions_limit > 0), marks, 'the panel with both nodes, provider:google at 1 session');
+  const c = await page.evaluate(() => window.mxprobe.cluster);
+  const byName = Object.fromEntries(c.nodes.map((n) => [n.name, n]));
+  expect(c.node === 'front' && c.redisUp, `this node, Redis up: ${JSON.stringify(c)}`);
+  expect(byName.front.role === 'serve' && byName.back.role === 'worker', `roles: ${JSON.stringify(c.nodes)}`);
+  expect(JSON.stringify(byName.front.addresses) === '["127.0.0.1"]' &&
+    JSON.stringify(byName.back.addresses) === '["127.0.0.1"]', `source addresses: ${JSON.stringify(c.nodes)}`);
+  // The same view at GET /v1/cluster.
+  const v = (await api(base, 'GET', '/v1/cluster')).json;
+  expect(v.nodes.length === 2 && v.groups.some((g) => g.group === 'provider:google' && g.sessions === 1) &&
+    v.chunks && v.chunks.waiting === 0, `GET /v1/cluster: ${JSON.stringify(v)}`);
+  await screenshot(page, 'cluster');
+  await page.close();
+  log('cluster panel checked');
+
+  // A node without --cluster: no Cluster entry in the sidebar.
+  await waitState(lpage, (s) => s.connected && s.snapshots >= 1 && s.rects['nav.overview'], null,
+    'a node without --cluster live');
+  const l = await lpage.evaluate(() => window.mxprobe);
+  expect(l.cluster === null && !l.rects['nav.cluster'], `no cluster panel: ${JSON.stringify(l.cluster)}`);
+  await lpage.close();
+  expect(errors.length === 0, `no console or page errors:\n${errors.join('\n')}`);
+  log(`ok: ${checks} checks, screenshots in ${screens}`);
+}
+
 let code = 0;
 try {
-  await main();
+  await (clusterMode ? clusterMain() : main());
 } catch (e) {
   console.error(e.stack || String(e));
   if (errors.length) console.error(errors.join('\n'));

@@ -212,7 +212,9 @@ json Service::snapshot() {
           {"domains", domains_json()},
           {"sources", sources},
           {"jobs", jobs_summary()},
-          {"cache_hits", cache_hits_}};
+          {"cache_hits", cache_hits_},
+          // --cluster: the cluster's view (docs/protocol.md); null without.
+          {"cluster", cluster_ ? cluster_->view() : json(nullptr)}};
 }
 
 json Service::domains_json() const {

@@ -147,7 +147,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
         verifier_(*e.loop, *e.resolver, hooks(e.config),
                   [this](Result&& r) { on_result(std::move(r)); }),
         reloader_(
-            e, verifier_, diag, [this](int) { stop(); }, [this] { reload(); }) {}
+            e, verifier_, diag, [this](int) { stop(); }, [this] { reload(); }) {
+    // The cluster view's MX groups and their limits follow the policy in force (SIGHUP, PUT).
+    if (cluster_) cluster_->set_policy([this] { return &verifier_.scheduler().policy(); });
+  }
 
   // SIGHUP: the file again, with the command line, PUT /v1/policy and live group changes.
   void reload();

@@ -121,6 +121,14 @@ expect_match "$BODY" '"version":"[0-9]+\.[0-9]+\.[0-9]+"' "each node's version"
 expect_match "$BODY" '"heartbeat_age_s":[0-9.]+' "each node's heartbeat age"
 expect_match "$BODY" '"load":\{[^}]*"sessions":0' "load figures"
 expect_no_match "$BODY" "$REDIS_PASS" "no password in /v1/cluster"
+# The view's readings (every 2 s): the providers' groups, idle, and the chunk queue, empty.
+view_read() {
+  req GET /v1/cluster
+  [[ $BODY == *'"chunks":{"waiting":0,"claimed":0'* &&
+     $BODY == *'"group":"provider:google","sessions":0,"sessions_limit":'* ]]
+}
+until_ok 5 "groups and chunks in /v1/cluster" view_read
+ok
 expect_match "$(cat "$WORK/worker-1.err")" "registered as worker-1 \(worker; source addresses: $A2, $A3\)" \
   "worker-1 says it is registered"
 expect_match "$(cat "$WORK/worker-1.err")" "waiting for work" "worker-1 says it waits for work"

@@ -308,6 +308,115 @@ TEST_P(FunctionsTest, SharedBackOffScalesLeasesAndCountsOncePerHoldOff) {
   EXPECT_GT(l->connect_wait, 150ms);
 }
 
+// What the whole cluster uses of a group, read in one call: the slots two nodes hold through
+// their leases (an expired hold no longer counts), how far each bucket runs ahead, the shared
+// back-off; an idle group is all zeros with factor 1, and nothing is written.
+TEST_P(FunctionsTest, GroupUseSumsEveryNodesLeases) {
+  const std::string prefix = "mxp:";
+  const auto keys = [&](const std::string& g) {
+    return fn::LeaseKeys{prefix + "rl:c:g:" + g, prefix + "rl:r:g:" + g, prefix + "rl:bo:g:" + g,
+                         prefix + "rl:s:g:" + g};
+  };
+  fn::LeaseAsk a;
+  a.want_connects = 4;
+  a.connect_rate = 2;  // 4 tokens at 2/s: the bucket runs about 2 s ahead
+  a.connect_burst = 10;
+  a.want_rcpts = 0;
+  a.rcpt_rate = 5;
+  a.rcpt_burst = 5;
+  a.capacity = 5;
+  a.window = 5;
+  a.ttl = 10s;
+  a.holders = {"node-a:1", "node-a:2"};
+  ASSERT_TRUE(fn::parse_lease(reply(*c_, fn::lease(keys("provider:google"), a))).ok());
+  a.want_connects = 0;
+  a.want_rcpts = 3;  // 3 RCPTs at 5/s: 600 ms ahead
+  a.holders = {"node-b:1"};
+  ASSERT_TRUE(fn::parse_lease(reply(*c_, fn::lease(keys("provider:google"), a))).ok());
+  // A third node whose hold expires at once (ttl 1 ms) must not count once it has.
+  a.want_rcpts = 0;
+  a.ttl = 1ms;
+  a.holders = {"node-c:1"};
+  ASSERT_TRUE(fn::parse_lease(reply(*c_, fn::lease(keys("provider:google"), a))).ok());
+  ASSERT_TRUE(
+      fn::parse_backoff(reply(*c_, fn::backoff(prefix + "rl:bo:g:mx.example", 0.5, 0.1, 0.001, 0s)))
+          .ok());
+  pass(5ms);
+
+  const std::vector<std::string> groups = {"provider:google", "mx.example", "idle.example"};
+  const Reply before = reply(*c_, {"DBSIZE"});
+  auto u = fn::parse_group_use(reply(*c_, fn::group_use(prefix, groups)), groups.size());
+  ASSERT_TRUE(u.ok()) << u.error();
+  ASSERT_EQ(u->size(), 3u);
+  const auto& g = (*u)[0];
+  EXPECT_EQ(g.slots, 2 + 1);  // node-a's two and node-b's one; node-c's expired
+  EXPECT_GT(g.connect_ahead, 1900ms);
+  EXPECT_LE(g.connect_ahead, 2000ms);
+  EXPECT_GT(g.rcpt_ahead, 500ms);
+  EXPECT_LE(g.rcpt_ahead, 600ms);
+  EXPECT_DOUBLE_EQ(g.factor, 1.0);
+  EXPECT_EQ((*u)[1].slots, 0);
+  EXPECT_NEAR((*u)[1].factor, 0.5, 0.001);
+  EXPECT_EQ((*u)[2].slots, 0);
+  EXPECT_EQ((*u)[2].connect_ahead, 0us);
+  EXPECT_EQ((*u)[2].rcpt_ahead, 0us);
+  EXPECT_DOUBLE_EQ((*u)[2].factor, 1.0);
+  EXPECT_EQ(reply(*c_, {"DBSIZE"}).integer, before.integer);  // read only
+
+  // A released slot no longer counts.
+  ASSERT_EQ(
+      fn::parse_slot_release(reply(*c_, fn::slot_release(prefix + "rl:s:g:provider:google",
+                                                         std::vector<std::string>{"node-a:1"})))
+          .value(),
+      1);
+  u = fn::parse_group_use(reply(*c_, fn::group_use(prefix, groups)), groups.size());
+  ASSERT_TRUE(u.ok()) << u.error();
+  EXPECT_EQ((*u)[0].slots, 2);
+  // No group: an empty answer, not an error.
+  u = fn::parse_group_use(reply(*c_, fn::group_use(prefix, {})), 0);
+  ASSERT_TRUE(u.ok()) << u.error();
+  EXPECT_TRUE(u->empty());
+}
+
+// The chunk queue's figures: a missing stream is zeros; entries pushed, then some claimed by a
+// consumer (pending in the group), then one completed (acked and deleted).
+TEST_P(FunctionsTest, ChunkCountsSeeWaitingAndClaimedEntries) {
+  const std::string stream = "mxp:chunks";
+  auto counts = [&] {
+    auto c = fn::parse_chunk_counts(reply(*c_, fn::chunk_counts(stream, "workers")));
+    EXPECT_TRUE(c.ok()) << c.error();
+    return c.ok() ? *c : fn::ChunkCounts{-1, -1, -1};
+  };
+  auto c = counts();
+  EXPECT_EQ(c.entries, 0);
+  EXPECT_EQ(c.claimed, 0);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(reply(*c_, {"XADD", stream, "*", "seq", std::to_string(i)}).type,
+              Reply::Type::String);
+  c = counts();  // a stream without the group yet
+  EXPECT_EQ(c.entries, 5);
+  EXPECT_EQ(c.claimed, 0);
+  ASSERT_TRUE(reply(*c_, {"XGROUP", "CREATE", stream, "workers", "0"}).is_ok());
+  const Reply got =
+      reply(*c_, {"XREADGROUP", "GROUP", "workers", "w1", "COUNT", "2", "STREAMS", stream, ">"});
+  ASSERT_EQ(got.type, Reply::Type::Array) << to_string(got);
+  c = counts();
+  EXPECT_EQ(c.entries, 5);
+  EXPECT_EQ(c.claimed, 2);
+  EXPECT_EQ(c.consumers, 1);
+  const std::string first = got.elements.at(0).elements.at(1).elements.at(0).elements.at(0).str;
+  ASSERT_EQ(reply(*c_, {"XACK", stream, "workers", first}).integer, 1);
+  ASSERT_EQ(reply(*c_, {"XDEL", stream, first}).integer, 1);
+  c = counts();
+  EXPECT_EQ(c.entries, 4);  // 3 waiting, 1 claimed
+  EXPECT_EQ(c.claimed, 1);
+  // A key of another type is no stream: zeros, not an error.
+  ASSERT_TRUE(reply(*c_, {"SET", "mxp:other", "x"}).is_ok());
+  auto o = fn::parse_chunk_counts(reply(*c_, fn::chunk_counts("mxp:other", "workers")));
+  ASSERT_TRUE(o.ok()) << o.error();
+  EXPECT_EQ(o->entries, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, FunctionsTest,
                          ::testing::Values(loop::Backend::Uring, loop::Backend::Uv),
                          testing::backend_name);

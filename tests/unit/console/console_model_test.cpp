@@ -102,6 +102,61 @@ TEST(ConsoleModel, ParsesEverySnapshotField) {
   EXPECT_DOUBLE_EQ(m.last_snapshot_at, 10.0);
 }
 
+// A node with --cluster: its view of the cluster (docs/protocol.md, "cluster"); without it, or
+// with a null, the snapshot has none.
+TEST(ConsoleModel, ParsesTheClusterView) {
+  Model m;
+  ASSERT_TRUE(m.apply(kSnapshot, 1.0));
+  EXPECT_FALSE(m.snap.cluster.has_value());
+  json j = json::parse(kSnapshot);
+  j["cluster"] = nullptr;
+  ASSERT_TRUE(m.apply(j.dump(), 2.0));
+  EXPECT_FALSE(m.snap.cluster.has_value());
+  j["cluster"] = json::parse(R"({"node":"a","role":"serve",
+   "redis":{"url":"redis://10.0.0.5:6379","up":true,"rtt_ms":0.42,"down_reason":""},
+   "registered":true,"ttl_s":10,"read_age_s":0.8,
+   "nodes":[{"name":"a","role":"serve","addresses":["192.0.2.10","192.0.2.11"],"version":"0.9",
+             "started_at_ms":1,"load":{"sessions":12,"pending":300,"verified":4200},
+             "verified_per_s":35.5,"heartbeat_age_s":1.2,"self":true},
+            {"name":"b","role":"worker","addresses":[],"load":{"sessions":3},
+             "verified_per_s":null,"heartbeat_age_s":null,"self":false}],
+   "groups":[{"group":"provider:google","sessions":15,"sessions_limit":20,"sessions_cap":20,
+              "use":0.75,"backoff_factor":1,"connect":{"rate":5,"burst":5,"taken":2.5,"use":0.5},
+              "rcpt":{"rate":0,"burst":1,"taken":0,"use":null}}],
+   "chunks":{"waiting":7,"claimed":3,"consumers":2},
+   "limits":{"refills":40,"waits":6,"failures":1,"granted":{"connect":80,"rcpt":900,"slot":12}}})");
+  ASSERT_TRUE(m.apply(j.dump(), 3.0));
+  ASSERT_TRUE(m.snap.cluster.has_value());
+  const Cluster& c = *m.snap.cluster;
+  EXPECT_EQ(c.node, "a");
+  EXPECT_TRUE(c.redis_up);
+  EXPECT_EQ(c.redis_url, "redis://10.0.0.5:6379");
+  ASSERT_TRUE(c.rtt_ms.has_value());
+  EXPECT_DOUBLE_EQ(*c.rtt_ms, 0.42);
+  ASSERT_EQ(c.nodes.size(), 2u);
+  EXPECT_EQ(c.nodes[0].addresses, (std::vector<std::string>{"192.0.2.10", "192.0.2.11"}));
+  EXPECT_EQ(c.nodes[0].sessions, 12u);
+  EXPECT_EQ(c.nodes[0].verified, 4200u);
+  EXPECT_DOUBLE_EQ(c.nodes[0].verified_per_s.value_or(-1), 35.5);
+  EXPECT_DOUBLE_EQ(c.nodes[0].heartbeat_age_s.value_or(-1), 1.2);
+  EXPECT_TRUE(c.nodes[0].self);
+  EXPECT_EQ(c.nodes[1].role, "worker");
+  EXPECT_FALSE(c.nodes[1].verified_per_s.has_value());
+  EXPECT_FALSE(c.nodes[1].heartbeat_age_s.has_value());
+  ASSERT_EQ(c.groups.size(), 1u);
+  EXPECT_EQ(c.groups[0].group, "provider:google");
+  EXPECT_EQ(c.groups[0].sessions, 15u);
+  EXPECT_EQ(c.groups[0].sessions_limit, 20u);
+  EXPECT_DOUBLE_EQ(c.groups[0].use, 0.75);
+  EXPECT_DOUBLE_EQ(c.groups[0].connect_use.value_or(-1), 0.5);
+  EXPECT_FALSE(c.groups[0].rcpt_use.has_value());  // unlimited
+  EXPECT_TRUE(c.have_chunks);
+  EXPECT_EQ(c.chunks_waiting, 7u);
+  EXPECT_EQ(c.chunks_claimed, 3u);
+  EXPECT_TRUE(c.have_limits);
+  EXPECT_EQ(c.lease_waits, 6u);
+}
+
 TEST(ConsoleModel, RepliesPerSecondFromSuccessiveSnapshots) {
   Model m;
   auto snap = [&](int64_t t, int replies) {
