@@ -237,7 +237,17 @@ void ChunkExecutor::on_chunk(cluster::Chunk&& c) {
           apply_fact_answer(domains[k], r->elements[k].integer);
       }
       auto it = chunks_.find(serial);
-      if (it == chunks_.end()) return;
+      if (it == chunks_.end() || it->second->lost) {
+        // The chunk went (lost, or handed back by stop()) before the answer: claims made for
+        // it have no line here to probe them.
+        std::vector<std::string> idle;
+        for (const auto& d : domains) {
+          auto s = domains_.find(d);
+          if (s != domains_.end() && s->second.probing && s->second.live == 0) idle.push_back(d);
+        }
+        release_claims(idle);
+        if (it == chunks_.end()) return;
+      }
       Held& h = *it->second;
       if (--h.answers == 0) arrived(h);
     });
