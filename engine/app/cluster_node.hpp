@@ -109,6 +109,9 @@ class ClusterNode final : private loop::TimerHandler {
       std::function<void(sched::GroupId, sched::DomainId)> changed);
   bool registered() const { return registry_ && registry_->joined(); }
   const std::string& redis_display() const { return display_; }
+  // The node's Redis client (the chunk queue, the shared limits and facts use it too); it lives
+  // as long as the node.
+  cluster::RedisClient& redis() { return *redis_; }
 
  private:
   ClusterNode(loop::Loop& loop, Setup s, std::FILE* diag, std::string name);

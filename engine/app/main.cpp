@@ -1,7 +1,11 @@
 // mxprobe's command line: one subcommand per job (docs/usage.md). Parsing only; the work lives
 // in the app library so that tests drive it without a process.
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <optional>
+#include <tuple>
 
 #include "app/cli_reference.hpp"
 #include "app/probe_server.hpp"
@@ -250,7 +254,8 @@ int main(int argc, char** argv) {
 
   mxp::app::WorkerOptions wrk;
   auto* wk = app.add_subcommand(
-      "worker", "a cluster node that only verifies: registers with the cluster's Redis (no API)");
+      "worker",
+      "a cluster node that only verifies: takes chunks of jobs from the cluster's Redis (no API)");
   mxp::app::add_cluster_options(*wk, wrk.cluster, true);
   wk->add_option("--metrics-listen", wrk.metrics_listen,
                  "IP:PORT for /metrics, /healthz and /v1/cluster (loopback unless a token is "
@@ -258,6 +263,21 @@ int main(int argc, char** argv) {
   wk->add_option("--token", wrk.token, "Bearer token the metrics listener asks for");
   wk->add_option("--token-file", wrk.token_file, "read the token from this file (first line)")
       ->check(CLI::ExistingFile);
+  wk->add_option("--chunks", wrk.chunks,
+                 "chunks of work held at once when nothing waits for a retry")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  wk->add_option("--max-chunks", wrk.max_chunks,
+                 "chunks held at most while addresses wait for greylisting retries")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  std::string wrk_cache_ttl = "0", wrk_catch_all_ttl = "7d";
+  wk->add_option("--cache-ttl", wrk_cache_ttl,
+                 "share verified results through Redis for this long (90s, 30m, 12h, 7d); 0: off")
+      ->capture_default_str();
+  wk->add_option("--catch-all-ttl", wrk_catch_all_ttl,
+                 "how long a catch-all fact learned by one node holds for the cluster")
+      ->capture_default_str();
   mxp::app::add_engine_options(*wk, eng);
 
   mxp::app::ProbeOptions prb;
@@ -342,7 +362,23 @@ int main(int argc, char** argv) {
   }
   if (*c) return mxp::app::run_check(chk, eng, stdout, stderr);
   if (*pr) return mxp::app::run_probe_server(prb, eng, stdout, stderr);
-  if (*wk) return mxp::app::run_worker(wrk, eng, stderr);
+  if (*wk) {
+    for (auto [flag, text, out] :
+         {std::tuple{"--cache-ttl", &wrk_cache_ttl, &wrk.cache_ttl},
+          std::tuple{"--catch-all-ttl", &wrk_catch_all_ttl, &wrk.catch_all_ttl}}) {
+      auto ttl = *text == "0" ? std::optional<mxp::sched::Duration>(mxp::sched::Duration(0))
+                              : mxp::sched::parse_duration(*text);
+      if (!ttl) {
+        std::fprintf(stderr, "mxprobe worker: %s '%s' is not a duration (90s, 30m, 12h, 7d)\n",
+                     flag, text->c_str());
+        return 2;
+      }
+      *out = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+    }
+    if (wrk.catch_all_ttl.count() <= 0) wrk.catch_all_ttl = std::chrono::seconds(1);
+    wrk.max_chunks = std::max(wrk.max_chunks, wrk.chunks);
+    return mxp::app::run_worker(wrk, eng, stderr);
+  }
   if (*v) {
     ver_list.finish();
     ver.input = ver_list.input;

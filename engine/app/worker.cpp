@@ -1,12 +1,15 @@
-// `mxprobe worker`: the engine, a cluster node registered with its heartbeat, and an optional
-// metrics listener (worker.hpp). It verifies nothing yet: no job reaches a worker until work
-// distribution lands, and it says so rather than pretending.
+// `mxprobe worker`: the engine, a cluster node registered with its heartbeat, the chunk executor
+// that feeds the node's verifier with the cluster's work, and an optional metrics listener
+// (worker.hpp).
 #include "app/worker.hpp"
 
 #include <fstream>
 #include <memory>
+#include <random>
 
+#include "app/chunk_exec.hpp"
 #include "app/reload.hpp"
+#include "cluster/redis_limits.hpp"
 #include "metrics/metrics.hpp"
 #include "server/server.hpp"
 
@@ -32,19 +35,25 @@ int run_worker(const WorkerOptions& opts, const EngineOptions& eng, std::FILE* d
   }
   Engine e;
   if (!make_engine(eng, false, e, diag)) return 3;
-  // The verifier is the one chunks will feed; until then it holds nothing.
-  pipeline::Verifier verifier(*e.loop, *e.resolver, e.config, [](pipeline::Result&&) {});
-
   int rc = 0;
+  // Made in this order, destroyed in the reverse: the verifier's shared limits and the executor
+  // use the node's Redis client, so the node goes last.
   std::unique_ptr<ClusterNode> node;
+  std::unique_ptr<ChunkExecutor> exec;
+  std::unique_ptr<pipeline::Verifier> verifier;
   ClusterNode::Setup cs;
   cs.role = "worker";
   cs.addresses = node_addresses(e.config);
   cs.version = MXP_VERSION;
   cs.who = "mxprobe worker";
-  cs.load = [&verifier] {
-    return std::map<std::string, int64_t>{{"sessions", verifier.stats().active_sessions},
-                                          {"pending", static_cast<int64_t>(verifier.pending())}};
+  cs.load = [&verifier, &exec] {
+    std::map<std::string, int64_t> load;
+    if (verifier) {
+      load["sessions"] = verifier->stats().active_sessions;
+      load["pending"] = static_cast<int64_t>(verifier->pending());
+    }
+    if (exec) load["chunks"] = static_cast<int64_t>(exec->held());
+    return load;
   };
   cs.fatal = [&](const std::string& why) {
     std::fprintf(diag, "mxprobe worker: cluster: %s; stopping (exit %d)\n", why.c_str(),
@@ -52,11 +61,16 @@ int run_worker(const WorkerOptions& opts, const EngineOptions& eng, std::FILE* d
     rc = kExitCluster;
     e.loop->stop();
   };
-  cs.joined = [diag] {
+  bool stopping = false;
+  cs.joined = [diag, &exec, &stopping, &opts] {
+    if (stopping || !exec) return;
     std::fprintf(diag,
-                 "mxprobe worker: waiting for work (jobs are not yet handed to workers: this "
-                 "node verifies nothing until work distribution lands)\n");
+                 "mxprobe worker: taking work: holding %zu chunks (up to %zu while addresses wait "
+                 "for retries)%s\n",
+                 opts.chunks, opts.max_chunks,
+                 opts.cache_ttl.count() > 0 ? ", shared results cache on" : "");
     std::fflush(diag);
+    exec->start();
   };
   std::string err;
   bool fatal = false;
@@ -66,10 +80,42 @@ int run_worker(const WorkerOptions& opts, const EngineOptions& eng, std::FILE* d
     return fatal ? kExitCluster : 2;
   }
 
-  bool stopping = false;
-  PolicyReloader reloader(e, verifier, diag, [&](int) {
+  ExecutorHooks hooks;
+  hooks.submit = [&verifier](uint64_t id, std::string email, address::Address addr) {
+    verifier->submit(id, 0, std::move(email), std::move(addr));
+  };
+  hooks.waiting = [&verifier] {
+    return verifier ? static_cast<size_t>(verifier->scheduler().stats().waiting) : 0;
+  };
+  ExecutorOptions xo;
+  xo.node = node->name();
+  xo.chunks = opts.chunks;
+  xo.max_chunks = opts.max_chunks;
+  xo.cache_ttl = opts.cache_ttl;
+  xo.catch_all_ttl = opts.catch_all_ttl;
+  exec = std::make_unique<ChunkExecutor>(*e.loop, node->redis(), std::move(hooks), xo);
+
+  pipeline::VerifierConfig vc = e.config;
+  // Kept for every address: a job that asks for transcripts gets them, the others drop them.
+  vc.transcripts = true;
+  vc.remote_limits = node->remote_limits([&verifier](sched::GroupId g, sched::DomainId d) {
+    if (verifier) verifier->remote_limits_changed(g, d);
+  });
+  vc.catch_all_known = [&exec](const std::string& domain) { return exec->known_catch_all(domain); };
+  vc.catch_all_learned = [&exec](const std::string& domain, std::optional<bool> yes) {
+    exec->learned_catch_all(domain, yes);
+  };
+  verifier = std::make_unique<pipeline::Verifier>(
+      *e.loop, *e.resolver, vc, [&exec](pipeline::Result&& r) { exec->deliver(std::move(r)); });
+  // The cluster view's MX groups and their limits follow this node's policy.
+  node->set_policy([&verifier] { return &verifier->scheduler().policy(); });
+
+  PolicyReloader reloader(e, *verifier, diag, [&](int) {
     if (stopping) return;
     stopping = true;
+    // The chunks held go back first (their XCLAIM leaves before the leave's command on the one
+    // connection), so the other nodes take them at their next pass.
+    exec->stop();
     node->leave([&] { e.loop->stop(); });
   });
 
@@ -102,9 +148,10 @@ int run_worker(const WorkerOptions& opts, const EngineOptions& eng, std::FILE* d
       out +=
           "# HELP mxprobe_smtp_active_sessions SMTP sessions open now.\n"
           "# TYPE mxprobe_smtp_active_sessions gauge\nmxprobe_smtp_active_sessions " +
-          std::to_string(verifier.stats().active_sessions) + "\n";
+          std::to_string(verifier->stats().active_sessions) + "\n";
       metrics::append_process_metrics(out);
       node->append_prometheus(out);
+      exec->append_prometheus(out);
       r.respond(std::move(resp));
     });
     http->route("GET", "/v1/cluster", [&](const http::Request&, server::Responder r) {

@@ -119,7 +119,9 @@ bool ChunkOwner::push(Chunk chunk) {
             "seq",
             std::to_string(chunk.seq),
             "lines",
-            encode_lines(chunk.lines)};
+            encode_lines(chunk.lines),
+            "opts",
+            chunk.options.empty() ? std::string("{}") : chunk.options};
   outstanding_.emplace(chunk.seq, std::move(o));
   send(chunk.seq);
   if (!polling_ && !armed_) {
@@ -298,6 +300,52 @@ void ChunkWorker::stop() {
   claim_armed_ = renew_armed_ = reclaim_armed_ = false;
 }
 
+void ChunkWorker::give_back(std::function<void()> done) {
+  stop();
+  // Claimed again to ourselves with IDLE: the entry's last delivery is set a day in the past,
+  // so it looks abandoned to every other worker's next XAUTOCLAIM; JUSTID leaves its delivery
+  // count alone. (If another worker took one of them a moment ago, this takes it back and
+  // leaves it to be reclaimed again: a chunk done twice, which completion makes harmless.)
+  std::vector<std::string> argv = {"XCLAIM", chunks_key(), q_.group, opts_.consumer, "0"};
+  for (const auto& [id, h] : held_) {
+    if (h.completing) continue;
+    argv.push_back(id);
+  }
+  for (auto it = held_.begin(); it != held_.end();) {
+    it = it->second.completing ? std::next(it) : held_.erase(it);
+  }
+  hand_back(std::move(argv), std::move(done));
+}
+
+void ChunkWorker::hand_back(std::vector<std::string> argv, std::function<void()> done) {
+  const size_t n = argv.size() - 5;
+  if (n == 0) {
+    if (done) done();
+    return;
+  }
+  stats_.given_back += n;
+  argv.insert(argv.end(), {"IDLE", "86400000", "JUSTID"});
+  redis_.command(argv, [alive = alive_, done = std::move(done)](Result&&) {
+    if (*alive && done) done();
+  });
+}
+
+void ChunkWorker::set_capacity(size_t capacity) {
+  const size_t before = opts_.capacity;
+  opts_.capacity = std::max<size_t>(1, capacity);
+  if (opts_.capacity > before) claim_now();
+}
+
+void ChunkWorker::claim_now() {
+  if (!running_ || held_.size() >= opts_.capacity) return;
+  if (claim_armed_) {
+    loop_.cancel_timer(claim_timer_);
+    claim_armed_ = false;
+  }
+  interval_ = opts_.poll_min;
+  schedule_claim(Duration(0));
+}
+
 void ChunkWorker::schedule_claim(Duration d) {
   if (!running_ || claim_armed_) return;
   claim_timer_ = loop_.add_timer(loop_.now() + d, *this, kClaim);
@@ -385,8 +433,14 @@ void ChunkWorker::reclaim() {
 }
 
 void ChunkWorker::take(const std::vector<Reply>& entries, bool reclaimed) {
+  // A claim that was on its way when the worker stopped: its chunks go straight back.
+  std::vector<std::string> back = {"XCLAIM", chunks_key(), q_.group, opts_.consumer, "0"};
   for (const Reply& e : entries) {
     if (e.type != Reply::Type::Array || e.elements.size() != 2) continue;
+    if (!running_) {
+      back.push_back(e.elements[0].str);
+      continue;
+    }
     Chunk c;
     c.entry_id = e.elements[0].str;
     const std::string* job = field(e, "job");
@@ -397,11 +451,13 @@ void ChunkWorker::take(const std::vector<Reply>& entries, bool reclaimed) {
     if (!decoded) continue;
     c.job = *job;
     c.lines = std::move(*decoded);
+    if (const std::string* opts = field(e, "opts")) c.options = *opts;
     if (held_.count(c.entry_id)) continue;
     held_[c.entry_id] = Held{c.job, false};
     ++(reclaimed ? stats_.reclaimed : stats_.claimed);
     if (on_chunk_) on_chunk_(std::move(c));
   }
+  hand_back(std::move(back), {});
 }
 
 void ChunkWorker::keep_alive() {

@@ -66,7 +66,9 @@ struct Chunk {
   std::string job;
   uint64_t seq = 0;  // the owner's number for it, unique within the job
   std::vector<ChunkLine> lines;
-  std::string options;   // the job's options for the nodes (JSON text)
+  // The job's options for its workers, as JSON text (the same for every chunk of a job; "{}"
+  // when the entry has none): e.g. {"transcripts": true}. Carried as the entry's "opts" field.
+  std::string options = "{}";
   std::string entry_id;  // its stream entry (set by a claim)
 };
 
@@ -181,6 +183,7 @@ struct WorkerOptions {
 struct WorkerStats {
   uint64_t claimed = 0, reclaimed = 0, completed = 0, already_done = 0, job_gone = 0, lost = 0;
   uint64_t polls = 0, empty_polls = 0, renewals = 0, complete_retries = 0;
+  uint64_t given_back = 0;  // chunks handed back by give_back()
 };
 
 enum class CompleteOutcome : uint8_t {
@@ -207,6 +210,16 @@ class ChunkWorker final : private loop::TimerHandler {
 
   void start();
   void stop();  // no more claims or renewals (what is held then expires to others)
+  // Stops, and hands every chunk still held (and not being completed) back at once: each stays
+  // pending but with a large idle time (XCLAIM ... IDLE), so the other workers' next XAUTOCLAIM
+  // pass takes it without waiting for min_idle. `done` runs once Redis answered (or failed).
+  void give_back(std::function<void()> done = {});
+
+  // Chunks held at once from now on (at least 1). A larger capacity claims at once.
+  void set_capacity(size_t capacity);
+  size_t capacity() const { return opts_.capacity; }
+  // Claims now if there is room (instead of at the next poll).
+  void claim_now();
 
   // Publishes the results and acks the chunk atomically; retried on transport failures (it is
   // idempotent) until Redis answers.
@@ -230,6 +243,8 @@ class ChunkWorker final : private loop::TimerHandler {
   void ensure_group(std::function<void()> then);
   void take(const std::vector<Reply>& entries, bool reclaimed);
   void schedule_claim(Duration d);
+  // XCLAIM argv (5 words, then ids): sends it with IDLE and JUSTID unless it has no id.
+  void hand_back(std::vector<std::string> argv, std::function<void()> done);
   void send_complete(std::shared_ptr<std::vector<std::string>> argv, std::string id,
                      std::function<void(CompleteOutcome)> done);
   std::string chunks_key() const { return q_.prefix + "chunks"; }

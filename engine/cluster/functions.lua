@@ -389,6 +389,72 @@ local function chunk_counts(keys, args)
   return {len, 0, 0}
 end
 
+-- Shared catch-all facts: the cluster probes a domain once, not once per node. KEYS: one key per
+-- domain (e.g. mxp:ca:<domain>), holding '1' (catch-all) or '0' (not) for catch_all_ttl once a
+-- probe told, or 'p:<holder>' while a node probes it (a short claim, renewed by calling again).
+
+-- ARGV: holder, claim_ttl_ms. For each key: 1 or 0 (the fact), 2 (probe it: the caller holds
+-- the claim now, made or renewed), 3 (another holder probes it). A claim that expired is gone
+-- (its key with it), so the next caller takes it.
+local function catch_all(keys, args)
+  local holder, ttl = args[1], tonumber(args[2])
+  if #keys < 1 or not holder or holder == '' or not ttl or ttl <= 0 then
+    return redis.error_reply('ERR mxp1_catch_all: keys; holder, claim_ttl_ms > 0')
+  end
+  local mine = 'p:' .. holder
+  local out = {}
+  for i, key in ipairs(keys) do
+    local v = redis.call('GET', key)
+    if v == '1' then
+      out[i] = 1
+    elseif v == '0' then
+      out[i] = 0
+    elseif not v or v == mine then
+      redis.call('SET', key, mine, 'PX', ttl)
+      out[i] = 2
+    else
+      out[i] = 3
+    end
+  end
+  return out
+end
+
+-- KEYS: domain keys. ARGV: holder, ttl_ms, then one value per key: '1' or '0' (learned: stored
+-- for ttl_ms whoever holds the claim), or '' (the probe could not tell: the caller's claim is
+-- released, another node may try). Returns how many keys were written or released.
+local function catch_all_learned(keys, args)
+  local holder, ttl = args[1], tonumber(args[2])
+  if #keys < 1 or not holder or not ttl or ttl <= 0 or #args ~= #keys + 2 then
+    return redis.error_reply('ERR mxp1_catch_all_learned: keys; holder, ttl_ms > 0, value per key')
+  end
+  local n = 0
+  for i, key in ipairs(keys) do
+    local v = args[i + 2]
+    if v == '1' or v == '0' then
+      redis.call('SET', key, v, 'PX', ttl)
+      n = n + 1
+    elseif redis.call('GET', key) == 'p:' .. holder then
+      redis.call('DEL', key)
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- Shared results cache. KEYS: one key per address (e.g. mxp:rc:<normalized>); ARGV: ttl_ms,
+-- then one record per key. Sets each with the TTL in one call (MSET has no TTL). Returns the
+-- number of keys set.
+local function results_put(keys, args)
+  local ttl = tonumber(args[1])
+  if not ttl or ttl <= 0 or #args ~= #keys + 1 then
+    return redis.error_reply('ERR mxp1_results_put: keys; ttl_ms > 0, value per key')
+  end
+  for i, key in ipairs(keys) do
+    redis.call('SET', key, args[i + 1], 'PX', ttl)
+  end
+  return #keys
+end
+
 redis.register_function('mxp1_rate_lease', rate_lease)
 redis.register_function('mxp1_slot_acquire', slot_acquire)
 redis.register_function('mxp1_slot_renew', slot_renew)
@@ -405,3 +471,6 @@ redis.register_function{function_name = 'mxp1_group_use', callback = group_use,
   flags = {'no-writes'}}
 redis.register_function{function_name = 'mxp1_chunk_counts', callback = chunk_counts,
   flags = {'no-writes'}}
+redis.register_function('mxp1_catch_all', catch_all)
+redis.register_function('mxp1_catch_all_learned', catch_all_learned)
+redis.register_function('mxp1_results_put', results_put)

@@ -131,7 +131,7 @@ until_ok 5 "groups and chunks in /v1/cluster" view_read
 ok
 expect_match "$(cat "$WORK/worker-1.err")" "registered as worker-1 \(worker; source addresses: $A2, $A3\)" \
   "worker-1 says it is registered"
-expect_match "$(cat "$WORK/worker-1.err")" "waiting for work" "worker-1 says it waits for work"
+expect_match "$(cat "$WORK/worker-1.err")" "taking work: holding [0-9]+ chunks" "worker-1 says it takes work"
 expect_no_match "$(cat "$WORK"/*.err)" "$REDIS_PASS" "no password in any log"
 
 # Metrics: serve's, and worker-2's own listener.

@@ -5,7 +5,8 @@
 // window keeps the streams' length and memory bounded over 200 chunks; Redis killed and
 // restarted mid-job, with its append-only file or without any persistence (the owner's audit
 // pushes the lost chunks again), loses nothing; and a restarted owner that pushes its chunks
-// again gets each line once.
+// again gets each line once; a chunk's options travel with it; chunks given back are reclaimed
+// at the next pass, not after min_idle; capacity changes claim at once.
 #include "cluster/chunk_queue.hpp"
 
 #include <gtest/gtest.h>
@@ -482,6 +483,90 @@ TEST_P(ChunkQueueTest, RestartedOwnerPushesAgainAndGetsEachLineOnce) {
                 static_cast<uint64_t>(xlen(*clients_.back(), again.results_key())),
             4u);
   expect_each_line_once();
+}
+
+TEST_P(ChunkQueueTest, ChunkOptionsTravelWithTheChunk) {
+  ASSERT_TRUE(start());
+  OwnerOptions oo;
+  oo.poll_min = 1h;
+  oo.poll_max = 1h;
+  ChunkOwner& o = owner(oo, 0, 0);
+  Chunk c;
+  c.seq = 1;
+  c.lines = {{7, "a@example.com"}};
+  c.options = R"({"transcripts":true})";
+  ASSERT_TRUE(o.push(std::move(c)));
+  // An entry from an owner that sends no options (an older one): the worker reads "{}".
+  reply(*clients_[0], {"XADD", o.chunks_key(), "*", "job", "j1", "seq", "2", "lines",
+                       encode_lines({{8, "b@example.com"}})});
+  ChunkWorker& w = worker("w", quick());
+  std::map<uint64_t, std::string> opts;
+  w.on_chunk([&](Chunk&& c) {
+    opts[c.seq] = c.options;
+    poke();
+  });
+  w.start();
+  ASSERT_TRUE(run_until([&] { return opts.size() == 2; }, 10s));
+  EXPECT_EQ(opts[1], R"({"transcripts":true})");
+  EXPECT_EQ(opts[2], "{}");
+}
+
+TEST_P(ChunkQueueTest, GivenBackChunksAreReclaimedAtOnce) {
+  ASSERT_TRUE(start());
+  OwnerOptions oo;
+  oo.poll_min = 5ms;
+  oo.poll_max = 50ms;
+  owner(oo, 3, 2);
+  WorkerOptions slow = quick();
+  slow.min_idle = 30s;  // abandoned without give_back, the chunks would wait this long
+  ChunkWorker& a = worker("leaving", slow);
+  a.on_chunk([&](Chunk&&) { poke(); });
+  a.start();
+  feed();
+  ASSERT_TRUE(run_until([&] { return a.held() == 3; }, 10s));
+  std::optional<bool> back;
+  a.give_back([&] {
+    back = true;
+    poke();
+  });
+  ASSERT_TRUE(run_until([&] { return back.has_value(); }, 10s));
+  EXPECT_EQ(a.held(), 0u);
+  EXPECT_EQ(a.stats().given_back, 3u);
+  // Still pending (nothing is lost if no worker is there), now idle for a day.
+  const Reply pending = reply(*clients_[0], {"XPENDING", owner_->chunks_key(), "workers"});
+  EXPECT_EQ(pending.elements.at(0).integer, 3);
+  ChunkWorker& b = worker("heir", slow);
+  b.on_chunk([&b](Chunk&& c) { b.complete(c, verify(c)); });
+  const auto t0 = loop_->now();
+  b.start();
+  ASSERT_TRUE(run_until([&] { return all_delivered(); }, 10s));
+  EXPECT_LT(loop_->now() - t0, 2s);
+  EXPECT_EQ(b.stats().reclaimed, 3u);
+  expect_each_line_once();
+}
+
+TEST_P(ChunkQueueTest, CapacityChangesTakeEffectAtOnce) {
+  ASSERT_TRUE(start());
+  OwnerOptions oo;
+  oo.poll_min = 1h;
+  oo.poll_max = 1h;
+  owner(oo, 6, 1);
+  WorkerOptions wo = quick();
+  wo.capacity = 1;
+  wo.poll_max = 1h;  // after the empty polls, only claim_now/set_capacity claim again soon
+  wo.poll_min = 1h;
+  ChunkWorker& w = worker("w", wo);
+  w.on_chunk([&](Chunk&&) { poke(); });
+  w.start();
+  ASSERT_TRUE(eventually([&] { return w.stats().empty_polls >= 1; }, 10s));
+  feed();
+  w.claim_now();
+  ASSERT_TRUE(run_until([&] { return w.held() == 1; }, 10s));
+  w.set_capacity(4);
+  ASSERT_TRUE(run_until([&] { return w.held() == 4; }, 10s));
+  EXPECT_EQ(w.capacity(), 4u);
+  w.set_capacity(0);
+  EXPECT_EQ(w.capacity(), 1u) << "at least one";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ChunkQueueTest,

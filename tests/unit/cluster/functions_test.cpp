@@ -2,7 +2,9 @@
 // backends: loaded on every connection (again after a restart without persistence), the rate
 // lease's batch grants and its rate over time by Redis' own clock, fractional rates, bad
 // arguments; concurrency slots: capacity held, release, renew, expiry freeing a dead holder's
-// slot, and a renewing holder keeping it. Waits are loop timers until a condition or deadline.
+// slot, and a renewing holder keeping it; shared catch-all facts and their probe claims (taken,
+// refused, released, expired); the results cache's put. Waits are loop timers until a condition
+// or deadline.
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -415,6 +417,49 @@ TEST_P(FunctionsTest, ChunkCountsSeeWaitingAndClaimedEntries) {
   auto o = fn::parse_chunk_counts(reply(*c_, fn::chunk_counts("mxp:other", "workers")));
   ASSERT_TRUE(o.ok()) << o.error();
   EXPECT_EQ(o->entries, 0);
+TEST_P(FunctionsTest, CatchAllFactsAndClaims) {
+  auto ask = [&](const std::string& holder, const std::string& ttl_ms) {
+    std::vector<int64_t> out;
+    const Reply r =
+        reply(*c_, {"FCALL", "mxp1_catch_all", "3", "ca:a", "ca:b", "ca:c", holder, ttl_ms});
+    for (const Reply& e : r.elements)
+      out.push_back(e.integer);
+    return out;
+  };
+  // Nothing known: the first asker holds all three claims; another sees them being probed.
+  EXPECT_EQ(ask("n1", "200"), (std::vector<int64_t>{2, 2, 2}));
+  EXPECT_EQ(ask("n2", "200"), (std::vector<int64_t>{3, 3, 3}));
+  // n1 learns a (yes) and b (no), cannot tell about c (its claim goes).
+  EXPECT_EQ(reply(*c_, {"FCALL", "mxp1_catch_all_learned", "3", "ca:a", "ca:b", "ca:c", "n1",
+                        "60000", "1", "0", ""})
+                .integer,
+            3);
+  EXPECT_EQ(ask("n2", "200"), (std::vector<int64_t>{1, 0, 2}));
+  EXPECT_GT(reply(*c_, {"PTTL", "ca:a"}).integer, 50'000);
+  // n2 holds c now; n1's release of c is not n1's to make.
+  EXPECT_EQ(reply(*c_, {"FCALL", "mxp1_catch_all_learned", "1", "ca:c", "n1", "60000", ""}).integer,
+            0);
+  EXPECT_EQ(reply(*c_, {"GET", "ca:c"}).str, "p:n2");
+  // A claim that is not renewed expires: the next asker takes it.
+  ASSERT_TRUE(eventually([&] { return ask("n3", "200")[2] == 2; }, 2s));
+  EXPECT_EQ(reply(*c_, {"GET", "ca:c"}).str, "p:n3");
+  EXPECT_TRUE(reply(*c_, {"FCALL", "mxp1_catch_all", "0", "n1", "200"}).is_error());
+}
+
+TEST_P(FunctionsTest, ResultsPutSetsEachKeyWithItsTtl) {
+  EXPECT_EQ(reply(*c_, {"FCALL", "mxp1_results_put", "2", "rc:a", "rc:b", "30000", "{\"x\":1}",
+                        "{\"y\":2}"})
+                .integer,
+            2);
+  const Reply got = reply(*c_, {"MGET", "rc:a", "rc:b", "rc:none"});
+  ASSERT_EQ(got.elements.size(), 3u);
+  EXPECT_EQ(got.elements[0].str, "{\"x\":1}");
+  EXPECT_EQ(got.elements[1].str, "{\"y\":2}");
+  EXPECT_EQ(got.elements[2].type, Reply::Type::Nil);
+  const int64_t ttl = reply(*c_, {"PTTL", "rc:b"}).integer;
+  EXPECT_GT(ttl, 25'000);
+  EXPECT_LE(ttl, 30'000);
+  EXPECT_TRUE(reply(*c_, {"FCALL", "mxp1_results_put", "1", "rc:a", "30000"}).is_error());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, FunctionsTest,
