@@ -101,7 +101,6 @@ class ClusterNode final : private loop::TimerHandler {
 
   const std::string& name() const { return name_; }
   bool redis_up() const { return redis_ && redis_->up(); }
-  cluster::RedisClient& redis() { return *redis_; }
   // VerifierConfig::remote_limits for this node: the remote servers' limits held in the
   // cluster's Redis (cluster::RedisRemoteLimits), its slots named after this node and run;
   // `changed` is told when a lease brings more (pass it to Verifier::remote_limits_changed).

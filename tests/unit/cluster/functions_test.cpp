@@ -417,6 +417,8 @@ TEST_P(FunctionsTest, ChunkCountsSeeWaitingAndClaimedEntries) {
   auto o = fn::parse_chunk_counts(reply(*c_, fn::chunk_counts("mxp:other", "workers")));
   ASSERT_TRUE(o.ok()) << o.error();
   EXPECT_EQ(o->entries, 0);
+}
+
 TEST_P(FunctionsTest, CatchAllFactsAndClaims) {
   auto ask = [&](const std::string& holder, const std::string& ttl_ms) {
     std::vector<int64_t> out;
