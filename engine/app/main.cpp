@@ -250,6 +250,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   sv->add_option("--cache-ttl", srv_ttl, "reuse cached results this recent")->capture_default_str();
   mxp::app::add_cluster_options(*sv, srv.cluster, false);
+  sv->add_option("--chunks", srv.chunks,
+                 "with --cluster: chunks of the cluster's work held at once (as a worker)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  sv->add_option("--max-chunks", srv.max_chunks,
+                 "with --cluster: chunks held at most while addresses wait for retries")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  std::string srv_shared_ttl = "0";
+  sv->add_option("--shared-cache-ttl", srv_shared_ttl,
+                 "with --cluster: share verified results through Redis for this long; 0: off")
+      ->capture_default_str();
   mxp::app::add_engine_options(*sv, eng);
 
   mxp::app::WorkerOptions wrk;
@@ -409,6 +421,16 @@ int main(int argc, char** argv) {
       return 2;
     }
     srv.cache_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+    auto shared = srv_shared_ttl == "0"
+                      ? std::optional<mxp::sched::Duration>(mxp::sched::Duration(0))
+                      : mxp::sched::parse_duration(srv_shared_ttl);
+    if (!shared) {
+      std::fprintf(stderr, "mxprobe serve: --shared-cache-ttl '%s' is not a duration\n",
+                   srv_shared_ttl.c_str());
+      return 2;
+    }
+    srv.shared_cache_ttl = std::chrono::duration_cast<std::chrono::seconds>(*shared);
+    srv.max_chunks = std::max(srv.max_chunks, srv.chunks);
     return mxp::app::run_serve(srv, eng, stderr);
   }
   return 2;

@@ -148,3 +148,35 @@ void Service::remote_job(const http::Request& q, server::Responder r) {
 }
 
 }  // namespace mxp::app::serve_impl
+
+namespace mxp::app::serve_impl {
+
+// The chunks this node verifies for the cluster (any node's jobs, its own included) go to its
+// verifier under the ids of job kExecutorJob, beside real-time checks; their records go back to
+// each job's owner (app/chunk_exec.hpp).
+void Service::make_executor() {
+  ExecutorHooks hooks;
+  hooks.submit = [this](uint64_t id, std::string email, address::Address addr) {
+    verifier_.submit(id, 0, std::move(email), std::move(addr));
+  };
+  hooks.waiting = [this] { return static_cast<size_t>(verifier_.scheduler().stats().waiting); };
+  ExecutorOptions xo;
+  xo.node = cluster_->name();
+  xo.id_base = kExecutorJob << kJobIdShift;
+  xo.chunks = o_.chunks;
+  xo.max_chunks = o_.max_chunks;
+  xo.cache_ttl = o_.shared_cache_ttl;
+  exec_ = std::make_unique<ChunkExecutor>(*e_.loop, cluster_->redis(), std::move(hooks), xo);
+}
+
+void Service::cluster_joined() {
+  if (!exec_ || stopping_) return;
+  std::fprintf(diag_,
+               "mxprobe serve: cluster: taking work: holding %zu chunks (up to %zu while "
+               "addresses wait for retries)%s\n",
+               o_.chunks, o_.max_chunks,
+               o_.shared_cache_ttl.count() > 0 ? ", shared results cache on" : "");
+  exec_->start();
+}
+
+}  // namespace mxp::app::serve_impl

@@ -79,6 +79,7 @@ std::string Service::prometheus() const {
       "\"} 1\n";
   metrics::append_process_metrics(out);
   if (cluster_) cluster_->append_prometheus(out);
+  if (exec_) exec_->append_prometheus(out);
   if (const pipeline::ProxyPool* px = verifier_.proxies()) {
     // Per SOCKS5 proxy, labelled socks5://host:port (never the credentials).
     auto per_proxy = [&](const char* name, const char* type, const char* help, auto value) {

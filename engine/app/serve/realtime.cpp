@@ -116,6 +116,10 @@ void Service::answer(Waiter& w, json rec) {
 void Service::on_result(Result&& r) {
   count(r);
   if (const uint64_t job = r.id >> kJobIdShift; job != 0) {
+    if (job == kExecutorJob) {
+      if (exec_) exec_->deliver(std::move(r));
+      return;
+    }
     auto it = jobs_.find(job);
     if (it != jobs_.end() && it->second->runner) it->second->runner->deliver(std::move(r));
     return;

@@ -16,7 +16,9 @@ void Service::reload() {
 void Service::stop() {
   if (stopping_) return;
   stopping_ = true;
-  // A cluster node deletes its record first, so the others see it gone at once.
+  // A cluster node hands back the chunks it holds (the others take them at once) and deletes its
+  // record, so the others see it gone at once.
+  if (exec_) exec_->stop();
   if (cluster_) return cluster_->leave([this] { e_.loop->stop(); });
   e_.loop->stop();
 }
@@ -28,7 +30,8 @@ std::map<std::string, int64_t> Service::cluster_load() const {
   return {{"sessions", verifier_.stats().active_sessions},
           {"pending", static_cast<int64_t>(verifier_.pending())},
           {"verified", static_cast<int64_t>(total_)},
-          {"jobs_running", running}};
+          {"jobs_running", running},
+          {"chunks", exec_ ? static_cast<int64_t>(exec_->held()) : 0}};
 }
 
 pipeline::VerifierConfig Service::hooks(pipeline::VerifierConfig c) {
@@ -95,8 +98,15 @@ pipeline::VerifierConfig Service::hooks(pipeline::VerifierConfig c) {
   if (cluster_)
     c.remote_limits = cluster_->remote_limits(
         [this](sched::GroupId g, sched::DomainId d) { verifier_.remote_limits_changed(g, d); });
-  c.catch_all_known = [this](const std::string& d) { return cached_catch_all(cache_.get(), d); };
+  // Catch-all facts: the cluster's first (one probe per domain for the whole cluster), then the
+  // local cache's.
+  c.catch_all_known = [this](const std::string& d) {
+    if (exec_)
+      if (auto yes = exec_->known_catch_all(d)) return yes;
+    return cached_catch_all(cache_.get(), d);
+  };
   c.catch_all_learned = [this](const std::string& d, std::optional<bool> yes) {
+    if (exec_) exec_->learned_catch_all(d, yes);
     remember_catch_all(cache_writer_.get(), d, yes, o_.cache_ttl);
   };
   return c;
@@ -157,6 +167,9 @@ int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* dia
     cs.addresses = node_addresses(e.config);
     cs.version = MXP_VERSION;
     cs.who = "mxprobe serve";
+    cs.joined = [&service] {
+      if (service) service->cluster_joined();
+    };
     cs.load = [&service] {
       return service ? service->cluster_load() : std::map<std::string, int64_t>{};
     };

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "address/address.hpp"
+#include "app/chunk_exec.hpp"
 #include "app/cluster_node.hpp"
 #include "app/job/cluster_dispatch.hpp"
 #include "app/job/file_job.hpp"
@@ -150,7 +151,10 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
             e, verifier_, diag, [this](int) { stop(); }, [this] { reload(); }) {
     // The cluster view's MX groups and their limits follow the policy in force (SIGHUP, PUT).
     if (cluster_) cluster_->set_policy([this] { return &verifier_.scheduler().policy(); });
+    if (cluster_) make_executor();
   }
+  // The node joined the cluster: it takes chunks from now on.
+  void cluster_joined();
 
   // SIGHUP: the file again, with the command line, PUT /v1/policy and live group changes.
   void reload();
@@ -310,6 +314,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   // --- The cluster's jobs (cluster_jobs.cpp) ---
 
   void cluster_start();
+  void make_executor();
+  // Verifier ids of the chunks this node verifies for the cluster: job number kExecutorJob.
+  static constexpr uint64_t kExecutorJob = (uint64_t{1} << (64 - kJobIdShift)) - 1;
   void set_node_number(uint64_t n);
   std::string api_base() const;
   // This node's jobs in Redis for the other nodes (all: now, else at most once a second).
@@ -432,6 +439,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   std::FILE* diag_;
   ClusterNode* cluster_ = nullptr;
   pipeline::Verifier verifier_;
+  // A cluster node verifies the cluster's chunks on its verifier, as a worker does (made after
+  // the verifier, gone before it).
+  std::unique_ptr<ChunkExecutor> exec_;
   PolicyReloader reloader_;
   std::unique_ptr<store::SqliteStore> cache_;
   std::unique_ptr<store::Writer> cache_writer_;  // the cache's writes, off the loop's thread
