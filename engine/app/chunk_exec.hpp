@@ -81,6 +81,9 @@ struct ExecutorStats {
 
 class ChunkExecutor final : private loop::TimerHandler {
  public:
+  using Hooks = ExecutorHooks;
+  using Options = ExecutorOptions;
+
   // The client must outlive the executor.
   ChunkExecutor(loop::Loop& loop, cluster::RedisClient& redis, ExecutorHooks hooks,
                 ExecutorOptions options);
