@@ -7,7 +7,8 @@
 # mxfarm's truth for its verdict and reason; transcripts only in the chunk that asked; each
 # domain's catch-all fact written to Redis once for the whole cluster (the facts' keys equal the
 # probes the two workers shared, and a worker used facts the other learned); both workers did
-# chunks; SIGTERM stops both with exit 0. Usage: workers.sh uring|uv (env MXFARM, MXPROBE).
+# chunks; SIGTERM stops both with exit 0; a third worker stopped while it holds a chunk (its
+# server greets after 60 s) hands it back at once (pending, idle for a day). Usage: workers.sh uring|uv (env MXFARM, MXPROBE).
 # Range 127.235-239.0.0/16. Skipped (exit 77) without redis-server.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
@@ -44,11 +45,16 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 for h in s["hosts"]:
     h["banner_delay_ms"] = 400
+# For the second part: a server that greets after 60 s, so a chunk of its domain stays held.
+base = s["hosts"][0]["ip"].rsplit(".", 2)[0]
+s["hosts"].append({"name": "mx.slow.test", "ip": f"{base}.1.9", "banner_delay_ms": 60000})
+s["domains"].append({"name": "slow.test", "dns": "mx", "style": "postfix",
+    "mx": [{"pref": 10, "host": "mx.slow.test"}], "mailboxes": {"user1": "ok"}})
 json.dump(s, open(sys.argv[2], "w"))
 PY
 }
 farm_in_band 235 239 write_scenario
-"$MXFARM" truth "$SC" --timeout-ms 2000 --invalid 2 >"$WORK/truth.csv"
+"$MXFARM" truth "$SC" --timeout-ms 2000 --invalid 2 | grep -v '@slow\.test,' >"$WORK/truth.csv"
 
 REDIS_PORT=$("$PY" - <<'PY'
 import random, socket
@@ -130,6 +136,14 @@ if mode == "push":
           "lines", encode([(n, e.encode()) for n, e in c]), "opts", opts)
     print(len(chunks))
     sys.exit(0)
+if mode == "push-slow":
+    r("XADD", "mxp:chunks", "*", "job", "j1", "seq", 100, "lines", encode([(1000, b"user1@slow.test")]))
+    sys.exit(0)
+if mode == "pending":
+    # The chunk stream's pending entries: consumer and idle time (ms), one line each.
+    for _, consumer, idle, _ in r("XPENDING", "mxp:chunks", "workers", "-", "+", 10):
+        print(consumer.decode(), idle)
+    sys.exit(0)
 
 # read: every results entry until each line has a record (60 s at most).
 seqs, records = [], {}
@@ -166,6 +180,8 @@ for n, rec in records.items():
 sc = json.load(open(f"{work}/scenario.json"))
 facts = 0
 for d in sc["domains"]:
+    if d["name"] == "slow.test":
+        continue  # the second part's
     v = r("GET", f"mxp:ca:{d['name']}")
     want = b"1" if d.get("catch_all") else b"0"
     if v != want:
@@ -182,7 +198,7 @@ start_worker() {
   local name=$1 ip=$2
   "$MXPROBE" worker --cluster "redis://127.0.0.1:$REDIS_PORT" --node-name "$name" \
     --backend "$BACKEND" --policy "$LAB_POLICY" --dns "127.0.0.1:$DNS_PORT" \
-    --helo probe.client.test --source-ip "$ip" --timeout-connect 2 --timeout-banner 2 \
+    --helo probe.client.test --source-ip "$ip" --timeout-connect 2 --timeout-banner "${BANNER:-2}" \
     --timeout-command 2 --timeout-dns 0.5 --chunks 2 --metrics-listen 127.0.0.1:0 \
     2>"$WORK/$name.err" &
   WORKER_PIDS+=($!)
@@ -220,5 +236,31 @@ for i in 0 1; do
   expect_eq "$rc" 0 "worker $((i + 1)) exit status after SIGTERM"
 done
 WORKER_PIDS=()
+
+# A worker stopped while it holds a chunk (its server has not even greeted) hands it back at
+# once: still pending, but idle for a day, so the next worker's reclaim pass takes it instead of
+# waiting out min_idle (30 s).
+"$PY" "$WORK/owner.py" push-slow "$REDIS_PORT" "$WORK" || fail "the owner could not push"
+BANNER=90 start_worker w3 "127.$NET.9.3"
+held=""
+for _ in $(seq 100); do  # a readiness poll of its metrics: 10 s at most
+  if [[ -f $WORK/w3.err ]] && grep -q 'metrics on' "$WORK/w3.err"; then
+    held=$(metric w3 mxprobe_cluster_chunks_held)
+    [[ $held == 1 ]] && break
+  fi
+  sleep 0.1
+done
+[[ $held == 1 ]] || fail "w3 does not hold the slow chunk (held: '$held'): $(cat "$WORK/w3.err")"
+ok
+rc=0
+kill -TERM "${WORKER_PIDS[0]}"
+wait "${WORKER_PIDS[0]}" || rc=$?
+WORKER_PIDS=()
+expect_eq "$rc" 0 "w3 exit status after SIGTERM"
+PENDING=$("$PY" "$WORK/owner.py" pending "$REDIS_PORT" "$WORK")
+[[ $PENDING =~ ^w3\ ([0-9]+)$ ]] || fail "pending after w3 left: '$PENDING'"
+((BASH_REMATCH[1] > 3600000)) || fail "the chunk was not handed back: idle ${BASH_REMATCH[1]} ms"
+ok
+expect_match "$(cat "$WORK/w3.err")" "chunks_given_back|left the cluster" "w3 left"
 stop_farm
 echo "PASS: $CHECKS checks ($CHUNKS chunks: $DONE1 by w1, $DONE2 by w2; $FACTS catch-all facts, $USED used by the other worker, $WAITED lines waited for them)"
