@@ -72,6 +72,7 @@ ChunkExecutor::~ChunkExecutor() {
 void ChunkExecutor::start() {
   if (running_) return;
   running_ = true;
+  facts_since_ = loop_.now();
   worker_.start();
   arm(kResize, opts_.resize_every);
 }
@@ -129,6 +130,16 @@ void ChunkExecutor::on_timer(loop::TimerId, uint64_t cookie) {
 }
 
 void ChunkExecutor::resize() {
+  // The local copies of the facts start again empty every hour (or catch_all_ttl if shorter),
+  // so that a fact expired in Redis, or a domain whose DNS failed for a while, is asked again.
+  const auto now = loop_.now();
+  if (now - facts_since_ >=
+      std::min<cluster::Duration>(opts_.catch_all_ttl, std::chrono::hours(1))) {
+    facts_.clear();
+    unprobed_.clear();
+    facts_since_ = now;
+  }
+
   // Lines that wait (a retry's time, another node's probe) keep their chunk from completing:
   // hold as many more chunks as they would fill, so the node has work meanwhile.
   const size_t waiting = (hooks_.waiting ? hooks_.waiting() : 0) + held_back_;

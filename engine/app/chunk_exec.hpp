@@ -81,6 +81,9 @@ struct ExecutorStats {
 
 class ChunkExecutor final : private loop::TimerHandler {
  public:
+  using Hooks = ExecutorHooks;
+  using Options = ExecutorOptions;
+
   // The client must outlive the executor.
   ChunkExecutor(loop::Loop& loop, cluster::RedisClient& redis, ExecutorHooks hooks,
                 ExecutorOptions options);
@@ -179,7 +182,8 @@ class ChunkExecutor final : private loop::TimerHandler {
   // them, or their DNS failed): not claimed again.
   std::unordered_set<std::string> unprobed_;
   std::vector<std::string> to_release_;
-  size_t held_back_ = 0;  // lines in Domain::waiting
+  cluster::TimePoint facts_since_{};  // when facts_ and unprobed_ last started empty
+  size_t held_back_ = 0;              // lines in Domain::waiting
   uint64_t next_id_ = 0;
   double avg_lines_ = 0;  // lines per chunk, a moving average
   bool running_ = false, polling_ = false, poll_armed_ = false, resize_armed_ = false;
