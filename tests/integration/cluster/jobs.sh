@@ -179,10 +179,12 @@ PY
 }
 
 # --- Nodes ---------------------------------------------------------------------------------------
+# The nodes run on both event-loop backends at once: worker-1 on libuv, serve-1 and worker-2 on
+# io_uring where the kernel allows it (auto), so one cluster mixes the two.
 declare -A WPID
-worker_start() {  # worker_start NAME SOURCE-IP
-  "$MXPROBE" worker --cluster "$CLUSTER" --node-name "$1" --source-ip "$2" "${ENGINE[@]}" \
-    2>>"$WORK/$SCEN/$1.err" &
+worker_start() {  # worker_start NAME SOURCE-IP BACKEND
+  "$MXPROBE" worker --cluster "$CLUSTER" --node-name "$1" --source-ip "$2" --backend "$3" \
+    "${ENGINE[@]}" 2>>"$WORK/$SCEN/$1.err" &
   WPID[$1]=$!
   SERVE_PIDS+=("$!")
 }
@@ -343,8 +345,8 @@ cluster_scenario() {
   start_redis "$WORK/$SCEN/redis"
   CLUSTER="redis://127.0.0.1:$REDIS_PORT/0"
   owner_start
-  worker_start worker-1 "$A2"
-  worker_start worker-2 "$A3"
+  worker_start worker-1 "$A2" uv
+  worker_start worker-2 "$A3" auto
   until_ok 20 "$SCEN: three nodes listed" listed 3
 
   req POST /v1/jobs --data-binary "@$WORK/$SCEN/list.txt"
