@@ -190,6 +190,7 @@ job_json() { curl -sS "${URL}v1/jobs/$JOB_ID"; }
 job_ended() {
   job_json >"$WORK/job.json" && ! grep -Eq '"state":"(running|paused)"' "$WORK/job.json"
 }
+memory_info() { rcli INFO memory | tr -d '\r' | awk -F: -v k="$1" '$1 == k {print $2+0}'; }
 commands_total() { rcli INFO stats | awk -F: '$1 == "total_commands_processed" {print $2+0}'; }
 
 # run NAME NODES: one job on NODES nodes (ref: no cluster). Sets RES[NAME,...].
@@ -209,6 +210,7 @@ run() {
   if [[ $name != ref ]]; then
     wait_for 30 listed "$nodes" || fail "$name: $nodes nodes not listed"
     rcli CONFIG RESETSTAT >/dev/null
+    RES[$name.mem0]=$(memory_info used_memory)
     cmd0=$(commands_total)
   fi
   t0=$(now_ms)
@@ -227,6 +229,10 @@ run() {
         sub("cmdstat_", "", $1); print $3, $1 }' | sort -rn | head -5 |
       awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1}' >"$WORK/top"
     RES[$name.top]=$(cat "$WORK/top")
+    # What the job added to Redis at its peak: its window of chunks and results, leases, the
+    # registry (a fresh Redis per run, so the peak is this run's).
+    RES[$name.mem]=$(awk -v p="$(memory_info used_memory_peak)" -v b="${RES[$name.mem0]}" \
+      'BEGIN {printf "%.2f", (p - b) / 1048576}')
   fi
   for p in "${NODE_PIDS[@]}"; do ticks=$((ticks + $(cpu_ticks "$p"))); done
   RES[$name.rcpu]="-"
@@ -304,6 +310,7 @@ for r in 2 3; do
 done
 for r in $RUNS; do
   [[ -n ${RES[$r.top]:-} ]] && echo "Redis commands, $r node(s), busiest: ${RES[$r.top]}"
+  [[ -n ${RES[$r.mem]:-} ]] && echo "Redis peak memory above its idle start, $r node(s): ${RES[$r.mem]} MiB (the job: $JOB addresses)"
 done
 echo "(Redis commands include the nodes' heartbeats; the table is also in $OUT)"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
