@@ -191,6 +191,17 @@ worker_start() {  # worker_start NAME SOURCE-IP BACKEND
   WPID[$1]=$!
   SERVE_PIDS+=("$!")
 }
+# serve2_start: a second serve node (scenario 1), which owns no job: it must list the job and
+# hand its results over (a redirect to the owner). Sets URL2.
+serve2_start() {
+  "$MXPROBE" serve --cluster "$CLUSTER" --node-name serve-2 --source-ip "$A3" \
+    --listen 127.0.0.1:0 --data "$WORK/$SCEN/data2" --no-cache "${ENGINE[@]}" \
+    2>>"$WORK/$SCEN/serve-2.err" &
+  WPID[serve-2]=$!
+  SERVE_PIDS+=("$!")
+  until_ok 20 "serve-2 listening" grep -q "listening on" "$WORK/$SCEN/serve-2.err"
+  URL2=$(grep -Eo 'listening on http://[0-9.]+:[0-9]+/' "$WORK/$SCEN/serve-2.err" | head -1 | cut -d' ' -f3)
+}
 owner_start() {
   serve_start "$SCEN/serve-1" --cluster "$CLUSTER" --node-name serve-1 --source-ip "$A1" \
     --data "$WORK/$SCEN/data" --no-cache "${ENGINE[@]}"
@@ -349,7 +360,9 @@ cluster_scenario() {
   CLUSTER="redis://127.0.0.1:$REDIS_PORT/0"
   owner_start
   worker_start worker-1 "$A2" uv
-  worker_start worker-2 "$A3" auto
+  # Scenario 1's third node is a second serve node (it verifies as a worker does, and answers
+  # for the job it does not own); the others' is a worker.
+  if [[ $what == none ]]; then serve2_start; else worker_start worker-2 "$A3" auto; fi
   until_ok 20 "$SCEN: three nodes listed" listed 3
 
   req POST /v1/jobs --data-binary "@$WORK/$SCEN/list.txt"
@@ -380,6 +393,22 @@ cluster_scenario() {
   until_ok 120 "$SCEN: the job ends" job_ended
   expect_eq "$STATE" finished "$SCEN: job state ($BODY)"
   curl -sS -o "$WORK/$SCEN/results.jsonl" "${URL}v1/jobs/$JOB/results" || fail "$SCEN: download"
+  if [[ $what == none ]]; then
+    # Any serve node answers for any job: serve-2 lists it (owned by serve-1), answers GET with
+    # it, and its results are a redirect to the owner that curl -L follows to the same bytes.
+    local listing code
+    listing=$(curl -sS "${URL2}v1/jobs")
+    expect_eq "$("$PY" -c 'import json,sys; j=[x for x in json.loads(sys.argv[1])["jobs"] if x["id"]==int(sys.argv[2])]; print(j[0]["node"] if j else "missing")' "$listing" "$JOB")" \
+      serve-1 "$SCEN: serve-2 lists job $JOB as serve-1's"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "${URL2}v1/jobs/$JOB")
+    expect_eq "$code" 200 "$SCEN: GET /v1/jobs/$JOB on serve-2"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "${URL2}v1/jobs/$JOB/results")
+    expect_eq "$code" 307 "$SCEN: results of serve-1's job on serve-2"
+    curl -sSL -o "$WORK/$SCEN/results-via-2.jsonl" "${URL2}v1/jobs/$JOB/results" ||
+      fail "$SCEN: download through serve-2"
+    expect_eq "$(cmp -s "$WORK/$SCEN/results.jsonl" "$WORK/$SCEN/results-via-2.jsonl" && echo same)" \
+      same "$SCEN: the results through serve-2 (redirected) are the owner's"
+  fi
   stop_nodes
   stop_redis
   stop_farm
