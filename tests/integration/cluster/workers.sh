@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Two `mxprobe worker`s verify a job's chunks from a redis-server this script starts (127.0.0.1,
-# a free port from 23000-23999, its own directory, no persistence, stopped by pid) against
+# a free port from 26000-26999, its own directory, no persistence, stopped by pid) against
 # mxfarm (real dnsmasq), on one event-loop backend. The job's owner is a small Python RESP
 # client here (the serve side does not push chunks yet): it pushes the chunks (the first with
 # {"transcripts": true}) and reads the results stream. Checks: every line exactly once, with
@@ -9,7 +9,7 @@
 # probes the two workers shared, and a worker used facts the other learned); both workers did
 # chunks; SIGTERM stops both with exit 0; a third worker stopped while it holds a chunk (its
 # server greets after 60 s) hands it back at once (pending, idle for a day). Usage: workers.sh uring|uv (env MXFARM, MXPROBE).
-# Range 127.235-239.0.0/16. Skipped (exit 77) without redis-server.
+# Range 127.240-244.0.0/16. Skipped (exit 77) without redis-server.
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 source "$(dirname "$0")/../lib.sh"
 BACKEND=${1:?backend}
@@ -53,13 +53,13 @@ s["domains"].append({"name": "slow.test", "dns": "mx", "style": "postfix",
 json.dump(s, open(sys.argv[2], "w"))
 PY
 }
-farm_in_band 235 239 write_scenario
+farm_in_band 240 244 write_scenario
 "$MXFARM" truth "$SC" --timeout-ms 2000 --invalid 2 | grep -v '@slow\.test,' >"$WORK/truth.csv"
 
 REDIS_PORT=$("$PY" - <<'PY'
 import random, socket
 for _ in range(100):
-    p = random.randint(23000, 23999)
+    p = random.randint(26000, 26999)
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", p))
