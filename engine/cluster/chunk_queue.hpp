@@ -175,9 +175,9 @@ struct WorkerOptions {
   Duration poll_max = std::chrono::seconds(1);
   // Held chunks are renewed this often; min_idle is how long a chunk whose holder stopped
   // renewing waits before another worker takes it (several renewals must fit in it).
-  Duration renew_every = std::chrono::seconds(5);
-  Duration min_idle = std::chrono::seconds(30);
-  Duration reclaim_every = std::chrono::seconds(10);
+  Duration renew_every = std::chrono::seconds(2);
+  Duration min_idle = std::chrono::seconds(12);
+  Duration reclaim_every = std::chrono::seconds(3);
 };
 
 struct WorkerStats {
