@@ -54,7 +54,7 @@ struct ExecutorHooks {
 struct ExecutorOptions {
   std::string node;      // the consumer name in the chunk stream's group: unique in the cluster
   uint64_t id_base = 0;  // ids submitted are id_base + n, n < 2^40
-  size_t chunks = 4;     // chunks held when no line waits for a retry
+  size_t chunks = 2;     // chunks held when no line waits for a retry
   size_t max_chunks = 64;
   std::chrono::seconds cache_ttl{0};                  // 0: no shared results cache
   std::chrono::seconds catch_all_ttl{7 * 24 * 3600};  // how long a shared catch-all fact holds

@@ -24,7 +24,7 @@ struct ServeOptions {
   uint64_t max_upload = uint64_t{4} << 30;  // bytes of one job upload (streamed to disk)
   ClusterOptions cluster;                   // --cluster: a node of a cluster (docs/cluster.md)
   // A cluster node verifies the cluster's chunks as a worker does (mxprobe worker's options).
-  size_t chunks = 4, max_chunks = 64;
+  size_t chunks = 2, max_chunks = 64;
   std::chrono::seconds shared_cache_ttl{0};  // results shared through Redis; 0: none
 };
 

@@ -19,7 +19,7 @@ struct WorkerOptions {
   std::string metrics_listen;  // IP:PORT for /metrics; empty: no listener
   std::string token;           // Bearer token; required to listen on a non-loopback address
   std::string token_file;
-  size_t chunks = 4;                  // chunks held when no line waits for a retry
+  size_t chunks = 2;                  // chunks held when no line waits for a retry
   size_t max_chunks = 64;             // chunks held at most (while lines wait for retries)
   std::chrono::seconds cache_ttl{0};  // shared results cache; 0: none
   std::chrono::seconds catch_all_ttl{7 * 24 * 3600};  // shared catch-all facts
