@@ -242,3 +242,32 @@ skip_without_uring() {
     exit 0
   fi
 }
+
+# free_port LO HI: a TCP port of 127.0.0.1 nobody listens on, drawn from LO..HI (each script that
+# starts a redis-server has a range of its own: docs/testing.md); empty when none was found.
+free_port() {
+  "$PY" - "$1" "$2" <<'PY'
+import random, socket, sys
+lo, hi = int(sys.argv[1]), int(sys.argv[2])
+for _ in range(100):
+    p = random.randint(lo, hi)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+PY
+}
+
+# stop_redis [SIGNAL]: stops the redis-server started as REDIS_PID (TERM by default) and waits.
+REDIS_PID=""
+stop_redis() {
+  [[ -n $REDIS_PID ]] || return 0
+  kill "-${1:-TERM}" "$REDIS_PID" 2>/dev/null || true
+  wait "$REDIS_PID" 2>/dev/null || true
+  REDIS_PID=""
+}

@@ -175,11 +175,24 @@ serve_start() {
   PIDS+=($!)
   exec 4<&-
 }
+METRICS=()  # each node's /metrics URL: the commands it sent to Redis
 worker_start() {  # worker_start NAME SOURCE-IP
   "$MXPROBE" worker --cluster "$CLUSTER" --node-name "$1" --source-ip "$2" "${ENGINE[@]}" \
-    2>>"$WORK/$1.err" &
+    --metrics-listen 127.0.0.1:0 2>>"$WORK/$1.err" &
   NODE_PIDS+=($!)
   PIDS+=($!)
+  wait_for 20 grep -q "metrics on" "$WORK/$1.err" || fail "$1 did not start: $(tail -3 "$WORK/$1.err")"
+  METRICS+=("$(grep -Eo 'metrics on http://[0-9.]+:[0-9]+/' "$WORK/$1.err" | head -1 | cut -d' ' -f3)metrics")
+}
+# The commands the nodes themselves sent to Redis (round trips: what the nodes pay), as
+# opposed to total_commands_processed, which counts the commands run inside the functions too.
+node_commands() {
+  local u t=0 n
+  for u in "${METRICS[@]}"; do
+    n=$(curl -sS "$u" | awk '$1 == "mxprobe_cluster_redis_commands_total" {print $2+0}')
+    t=$((t + ${n:-0}))
+  done
+  echo "$t"
 }
 listed() {
   local n
@@ -196,7 +209,7 @@ commands_total() { rcli INFO stats | awk -F: '$1 == "total_commands_processed" {
 # run NAME NODES: one job on NODES nodes (ref: no cluster). Sets RES[NAME,...].
 declare -A RES
 run() {
-  local name=$1 nodes=$2 i cmd0 cmd1 t0 t1 ticks=0 p
+  local name=$1 nodes=$2 i cmd0 cmd1 ncmd0 t0 t1 ticks=0 p
   rm -rf "$WORK/data" "$WORK"/*.err
   NODE_PIDS=()
   local cluster=()
@@ -206,11 +219,13 @@ run() {
     cluster=(--cluster "$CLUSTER" --node-name serve-1)
   fi
   serve_start "${cluster[@]}"
+  METRICS=("${URL}metrics")
   for ((i = 2; i <= nodes; i++)); do worker_start "worker-$((i - 1))" "${SRC[i - 1]}"; done
   if [[ $name != ref ]]; then
     wait_for 30 listed "$nodes" || fail "$name: $nodes nodes not listed"
     rcli CONFIG RESETSTAT >/dev/null
     RES[$name.mem0]=$(memory_info used_memory)
+    ncmd0=$(node_commands)
     cmd0=$(commands_total)
   fi
   t0=$(now_ms)
@@ -222,6 +237,7 @@ run() {
   t1=$(now_ms)
   if [[ $name != ref ]]; then
     cmd1=$(commands_total)
+    RES[$name.ncmds]=$(($(node_commands) - ncmd0))
     # The two INFO calls count themselves (and CONFIG RESETSTAT is before cmd0).
     RES[$name.cmds]=$(((cmd1 - cmd0 - 1)))
     rcli INFO commandstats | tr -d '\r' |
@@ -310,6 +326,7 @@ for r in 2 3; do
 done
 for r in $RUNS; do
   [[ -n ${RES[$r.top]:-} ]] && echo "Redis commands, $r node(s), busiest: ${RES[$r.top]}"
+  [[ -n ${RES[$r.ncmds]:-} ]] && echo "Redis commands the nodes sent, $r node(s): ${RES[$r.ncmds]}, $(awk -v c="${RES[$r.ncmds]}" -v n="$JOB" 'BEGIN {printf "%.4f", c / n}') per verification, one per $(awk -v c="${RES[$r.ncmds]}" -v n="$JOB" 'BEGIN {printf "%.0f", n / (c > 0 ? c : 1)}') verifications (target: one per 20 or fewer)"
   [[ -n ${RES[$r.mem]:-} ]] && echo "Redis peak memory above its idle start, $r node(s): ${RES[$r.mem]} MiB (the job: $JOB addresses)"
 done
 echo "(Redis commands include the nodes' heartbeats; the table is also in $OUT)"

@@ -46,33 +46,8 @@ KEEP_GOING=${CLUSTER_JOBS_KEEP_GOING:-0}
 CAP=4 RATE=10 BURST=4 REPLY_DELAY_MS=8
 t_start=$(now_ms)
 
-REDIS_PID=""
-stop_redis() {
-  [[ -n $REDIS_PID ]] || return 0
-  kill "-${1:-TERM}" "$REDIS_PID" 2>/dev/null || true
-  wait "$REDIS_PID" 2>/dev/null || true
-  REDIS_PID=""
-}
 trap 'stop_redis; cleanup' EXIT
 
-# A port nobody listens on, drawn from 23000-23999 (cluster_nodes draws from 20000-22999, the
-# unit tests from 17000-19999).
-free_port() {
-  "$PY" - <<'PY'
-import random, socket
-for _ in range(100):
-    p = random.randint(23000, 23999)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(p)
-    break
-PY
-}
 # start_redis DIR: on REDIS_PORT (drawn on the first start of a scenario), persistence on: every
 # write is in the append-only file before Redis answers it, so a kill -9 loses nothing.
 start_redis() {
@@ -359,7 +334,7 @@ cluster_scenario() {
   engine_options
   NODE_IPS=$A1,$A2,$A3
   make_list "$SCEN" "$COUNT"
-  REDIS_PORT=$(free_port)
+  REDIS_PORT=$(free_port 23000 23999)
   [[ -n $REDIS_PORT ]] || fail "no free port for redis-server"
   start_redis "$WORK/$SCEN/redis"
   CLUSTER="redis://127.0.0.1:$REDIS_PORT/0"

@@ -20,34 +20,10 @@ if [[ -z $REDIS_SERVER ]]; then
 fi
 
 pick_net 245 249
-REDIS_PID=""
 REDIS_PASS=s3cret
-stop_redis() {
-  [[ -n $REDIS_PID ]] || return 0
-  kill -TERM "$REDIS_PID" 2>/dev/null || true
-  wait "$REDIS_PID" 2>/dev/null || true
-  REDIS_PID=""
-}
 trap 'stop_redis; cleanup' EXIT
 
-# A port nobody listens on, drawn from 20000-22999 (unit tests draw from 17000-19999).
-free_port() {
-  "$PY" - <<'PY'
-import random, socket
-for _ in range(100):
-    p = random.randint(20000, 22999)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(p)
-    break
-PY
-}
-REDIS_PORT=$(free_port)
+REDIS_PORT=$(free_port 20000 22999)
 [[ -n $REDIS_PORT ]] || fail "no free port for redis-server"
 mkdir -p "$WORK/redis"
 start_redis() {
@@ -229,7 +205,7 @@ expect_eq "$RC" 6 "a live node's name: exit 6 after one TTL"
 expect_match "$(cat "$WORK/dup.err")" "node name worker-2 is held by a live node" "duplicate name said"
 
 # Unreachable Redis at start-up: the worker starts, says so, keeps trying; SIGTERM ends it (0).
-DEAD_PORT=$(free_port)
+DEAD_PORT=$(free_port 20000 22999)
 "$MXPROBE" worker --cluster "redis://127.0.0.1:$DEAD_PORT" --node-name lonely \
   --dns 127.0.0.1:1 2>"$WORK/lonely.err" &
 LONELY=$!

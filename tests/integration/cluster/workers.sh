@@ -22,16 +22,12 @@ if [[ -z $REDIS_SERVER ]]; then
 fi
 skip_without_uring "$BACKEND"
 
-REDIS_PID=""
 WORKER_PIDS=()
 stop_all() {
   local p
   for p in "${WORKER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${WORKER_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [[ -n $REDIS_PID ]]; then
-    kill -TERM "$REDIS_PID" 2>/dev/null || true
-    wait "$REDIS_PID" 2>/dev/null || true
-  fi
+  stop_redis
 }
 trap 'stop_all; cleanup' EXIT
 
@@ -56,21 +52,7 @@ PY
 farm_in_band 240 244 write_scenario
 "$MXFARM" truth "$SC" --timeout-ms 2000 --invalid 2 | grep -v '@slow\.test,' >"$WORK/truth.csv"
 
-REDIS_PORT=$("$PY" - <<'PY'
-import random, socket
-for _ in range(100):
-    p = random.randint(26000, 26999)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(p)
-    break
-PY
-)
+REDIS_PORT=$(free_port 26000 26999)
 [[ -n $REDIS_PORT ]] || fail "no free port for redis-server"
 mkdir -p "$WORK/redis"
 "$REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
