@@ -243,9 +243,16 @@ peaks, rates = {}, {}
 for h, m in sorted(R["mx"].items()):
     peaks[h], rates[h] = m["peak_concurrent"], m["peak_connections_per_second"]
     check(m["peak_concurrent"] <= cap, f"{h}: {m['peak_concurrent']} sessions at once, cap {cap}")
-    check(m["peak_connections_per_second"] <= rate + burst,
-          f"{h}: {m['peak_connections_per_second']} connections in one second, limit {rate}+{burst}")
+    # Redis grants the tokens (GCRA: burst + rate x T in any T seconds); a node uses a token of
+    # its lease a moment later, so a window of the farm's clock may hold one lease more, at most
+    # a burst (docs/cluster.md, "Global politeness"). Three nodes each holding the limit alone
+    # reach 3 x (rate + burst) a second (CLUSTER_JOBS_MODE=local3).
+    check(m["peak_connections_per_second"] <= rate + 2 * burst,
+          f"{h}: {m['peak_connections_per_second']} connections in one second, limit {rate}+{burst}+{burst}")
     conns = m.get("timeline", {}).get("connections", [])
+    for i in range(max(0, len(conns) - 4)):
+        check(sum(conns[i:i + 5]) <= rate * 5 + 2 * burst,
+              f"{h}: {sum(conns[i:i + 5])} connections in 5 s from second {i}: over {rate}/s + {burst} + {burst}")
     first = next((i for i, n in enumerate(conns) if n), 0)
     span = len(conns) - first  # whole seconds touched
     check(sum(conns) <= burst + rate * span,
