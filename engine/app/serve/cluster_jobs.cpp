@@ -125,7 +125,7 @@ void Service::remote_job(const http::Request& q, server::Responder r) {
   auto rr = std::make_shared<server::Responder>(std::move(r));
   cluster_->redis().command(
       {"HGET", jobs_key(), idtext},
-      [this, rr, whole, method = q.method, target = q.target](cluster::Result&& res) {
+      [rr, whole, method = q.method, target = q.target](cluster::Result&& res) {
         if (!res.ok())
           return rr->respond(error(503, "cluster_unavailable",
                                    "the job is not on this node and the cluster's Redis does not "
@@ -144,7 +144,6 @@ void Service::remote_job(const http::Request& q, server::Responder r) {
         resp.headers.push_back({"Location", doc["api"].get<std::string>() + target});
         rr->respond(std::move(resp));
       });
-  (void)this;
 }
 
 }  // namespace mxp::app::serve_impl
