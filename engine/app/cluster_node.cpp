@@ -24,9 +24,12 @@ double seconds(cluster::Duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-// The view's group and chunk figures are read every kViewEvery refreshes (of 1 s); heartbeat
-// ages only while the view was asked for within kWatched.
+// The node listing is read every refresh (1 s) and the view's group and chunk figures every
+// kViewEvery while the view was asked for within kWatched (the console, GET /v1/cluster), and
+// heartbeat ages only then; unwatched, both every kUnwatchedEvery refreshes: a node's fixed
+// Redis cost is what decides its commands per verification.
 constexpr uint64_t kViewEvery = 2;
+constexpr uint64_t kUnwatchedEvery = 5;
 constexpr auto kWatched = std::chrono::seconds(10);
 // Verifications per second are measured over the samples of this window.
 constexpr auto kRateWindow = std::chrono::seconds(10);
@@ -276,7 +279,10 @@ void ClusterNode::on_timer(loop::TimerId, uint64_t cookie) {
 void ClusterNode::refresh() {
   if (s_.load) registry_->set_load(s_.load());
   if (!redis_->up() || leaving_) return;
-  if (refreshes_++ % kViewEvery == 0) refresh_view();
+  const bool watched = loop_.now() < watched_until_;
+  const uint64_t n = refreshes_++;
+  if (!watched && n % kUnwatchedEvery != 0) return;
+  if (!watched || n % kViewEvery == 0) refresh_view();
   if (listing_) return;
   listing_ = true;
   registry_->nodes([this, alive = alive_](auto r) {

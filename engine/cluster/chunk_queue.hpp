@@ -85,8 +85,10 @@ struct QueueOptions {
 
 struct OwnerOptions {
   size_t window = 8;  // chunks outstanding in Redis at most
-  Duration poll_min = std::chrono::milliseconds(20);
-  Duration poll_max = std::chrono::seconds(1);
+  // Results are polled from poll_min after each delivery, doubling to poll_max: a chunk takes
+  // seconds, and the window keeps the nodes busy whatever the owner's delay in reading.
+  Duration poll_min = std::chrono::milliseconds(100);
+  Duration poll_max = std::chrono::seconds(2);
   size_t read_count = 64;  // results entries per XREAD
   // How often the owner checks that its outstanding chunks are still in Redis (on the chunk
   // stream, or answered on the results stream) and pushes again those that are not: lost with

@@ -48,7 +48,7 @@ struct RedisLimitsOptions {
   Duration slot_linger = std::chrono::seconds(1);
   // A slot held this long is given back at the end of a session instead of serving the next
   // one, so that a node with endless work for a group does not keep its slots from the others.
-  Duration slot_max_hold = std::chrono::seconds(2);
+  Duration slot_max_hold = std::chrono::seconds(15);
   Duration retry_every = std::chrono::milliseconds(500);  // refills after a failure or a wait
   Duration command_timeout = std::chrono::seconds(2);
   uint32_t max_slots_per_call = 4;  // slots asked for in one lease
