@@ -52,7 +52,10 @@ int run_worker(const WorkerOptions& opts, const EngineOptions& eng, std::FILE* d
       load["sessions"] = verifier->stats().active_sessions;
       load["pending"] = static_cast<int64_t>(verifier->pending());
     }
-    if (exec) load["chunks"] = static_cast<int64_t>(exec->held());
+    if (exec) {
+      load["chunks"] = static_cast<int64_t>(exec->held());
+      load["verified"] = static_cast<int64_t>(exec->stats().lines_verified);
+    }
     return load;
   };
   cs.fatal = [&](const std::string& why) {
