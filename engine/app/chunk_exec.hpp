@@ -60,7 +60,7 @@ struct ExecutorOptions {
   std::chrono::seconds catch_all_ttl{7 * 24 * 3600};  // how long a shared catch-all fact holds
   // A node's claim on probing a domain: renewed while it probes; a node that dies holding one
   // delays that domain's lines elsewhere by this much at most.
-  cluster::Duration catch_all_claim = std::chrono::seconds(120);
+  cluster::Duration catch_all_claim = std::chrono::seconds(15);
   cluster::Duration catch_all_poll = std::chrono::milliseconds(500);
   cluster::Duration resize_every = std::chrono::seconds(1);  // how often waiting() is read
   cluster::QueueOptions queue;

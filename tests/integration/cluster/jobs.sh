@@ -287,11 +287,8 @@ if mode == "cluster" and scen == "1":
     for ip in node_ips:
         check(srcs[ip] > 0, f"no result from node address {ip}: source_ip counts {dict(srcs)}")
         check(ip in R["clients"], f"the farm saw no connection from {ip}")
-elif mode == "cluster":
-    # 2-4: a node killed (or restarted late: the others may have claimed every chunk left by
-    # then, which is right) need not appear; the work still went to more than one node.
-    check(sum(1 for ip in node_ips if srcs[ip] > 0) >= 2,
-          f"the work was not shared: source_ip counts {dict(srcs)}")
+# 2-4 check loss and duplication, not the share: a node killed, restarted late, or waiting on a
+# dead node's catch-all claim may end up with none of the work, which is right.
 check(set(srcs) <= set(node_ips), f"results from unknown sources: {set(srcs) - set(node_ips)}")
 
 # The owner restarted: nothing in the journal at the kill was asked again.
