@@ -271,3 +271,14 @@ stop_redis() {
   wait "$REDIS_PID" 2>/dev/null || true
   REDIS_PID=""
 }
+
+# wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds (0) or SECONDS pass (1): the
+# one readiness poll the scripts share, for conditions that give no event to block on.
+wait_for() {
+  local end=$(($(now_ms) + $1 * 1000))
+  shift
+  while ! "$@"; do
+    (($(now_ms) < end)) || return 1
+    sleep 0.1
+  done
+}

@@ -70,14 +70,17 @@ void Service::publish_jobs(bool all) {
   if (!all && now - last_publish_ < std::chrono::seconds(1)) return;
   last_publish_ = now;
   std::vector<std::string> argv = {"HSET", jobs_key()};
+  const std::string api = api_base();
   for (const auto& [id, j] : jobs_) {
+    // An ended job changes no more once published: not formatted again every second.
+    if (j->finished && published_.count(id) && !all) continue;
     json doc = job_json(*j);
     std::string text = doc.dump();
     auto& last = published_[id];
     if (last == text) continue;
     last = text;
     doc["node"] = cluster_->name();
-    doc["api"] = api_base();
+    doc["api"] = api;
     argv.push_back(std::to_string(id));
     argv.push_back(doc.dump());
   }

@@ -58,23 +58,11 @@ start_redis() {
   wait_listening 127.0.0.1 "$REDIS_PORT" "$REDIS_PID" ||
     fail "redis-server did not start: $(tail -5 "$1/log")"
   # Loading the append-only file: Redis answers -LOADING until it is in.
-  local end=$(($(now_ms) + 20000))
-  until [[ $(redis_cli PING 2>/dev/null) == PONG ]]; do
-    (($(now_ms) < end)) || fail "redis-server did not answer PING"
-    sleep 0.05
-  done
+  wait_for 20 redis_pong || fail "redis-server did not answer PING"
 }
+redis_pong() { [[ $(redis_cli PING 2>/dev/null) == PONG ]]; }
 redis_cli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
-# wait_for SECONDS CMD...: polls CMD (every 0.1 s) until it succeeds (0) or SECONDS pass (1).
-wait_for() {
-  local end=$(($(now_ms) + $1 * 1000))
-  shift
-  while ! "$@"; do
-    (($(now_ms) < end)) || return 1
-    sleep 0.1
-  done
-}
 # until_ok SECONDS WHAT CMD...: wait_for, failing with the nodes' last log lines after SECONDS.
 until_ok() {
   local t=$1 what=$2

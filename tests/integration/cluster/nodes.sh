@@ -40,13 +40,9 @@ A1=127.$NET.0.1 A2=127.$NET.0.2 A3=127.$NET.0.3 A4=127.$NET.0.4 A5=127.$NET.0.5
 
 # until SECONDS WHAT CMD...: polls CMD (every 0.1 s) until it succeeds; fails after SECONDS.
 until_ok() {
-  local t=$1 what=$2 end
+  local t=$1 what=$2
   shift 2
-  end=$(($(now_ms) + t * 1000))
-  while ! "$@"; do
-    (($(now_ms) < end)) || fail "$what: not within $t s"
-    sleep 0.1
-  done
+  wait_for "$t" "$@" || fail "$what: not within $t s"
 }
 
 # worker_start NAME ARGS...: `mxprobe worker --cluster $CLUSTER --node-name NAME ARGS`, stderr

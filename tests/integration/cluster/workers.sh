@@ -225,13 +225,12 @@ WORKER_PIDS=()
 "$PY" "$WORK/owner.py" push-slow "$REDIS_PORT" "$WORK" || fail "the owner could not push"
 BANNER=90 start_worker w3 "127.$NET.9.3"
 held=""
-for _ in $(seq 100); do  # a readiness poll of its metrics: 10 s at most
-  if [[ -f $WORK/w3.err ]] && grep -q 'metrics on' "$WORK/w3.err"; then
-    held=$(metric w3 mxprobe_cluster_chunks_held)
-    [[ $held == 1 ]] && break
-  fi
-  sleep 0.1
-done
+holds_slow_chunk() {
+  [[ -f $WORK/w3.err ]] && grep -q 'metrics on' "$WORK/w3.err" || return 1
+  held=$(metric w3 mxprobe_cluster_chunks_held)
+  [[ $held == 1 ]]
+}
+wait_for 10 holds_slow_chunk || true
 [[ $held == 1 ]] || fail "w3 does not hold the slow chunk (held: '$held'): $(cat "$WORK/w3.err")"
 ok
 rc=0

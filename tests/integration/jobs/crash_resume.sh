@@ -83,13 +83,8 @@ while ((kills < 40)); do  # slow builds (ASan) need more tries to tear the outpu
   # A resumed run is killed only once it has said so ("resuming: N records"): under a sanitizer
   # on a loaded machine its start can take longer than the shortest delay below, and a run
   # killed before that line would leave the count of resumes short.
-  if ((kills > 0)); then
-    for ((w = 0; w < 600; w++)); do
-      (($(grep -c 'resuming: ' "$WORK/run.err") >= kills)) && break
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-  fi
+  resumed_or_gone() { (($(grep -c 'resuming: ' "$WORK/run.err") >= kills)) || ! kill -0 "$pid" 2>/dev/null; }
+  ((kills == 0)) || wait_for 60 resumed_or_gone || true
   delay=$((500 + RANDOM % 2501)) # ms
   sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"
   if ! kill -0 "$pid" 2>/dev/null; then

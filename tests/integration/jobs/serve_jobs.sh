@@ -98,10 +98,8 @@ PJ=$(curl -sS -H 'X-Mxprobe: 1' --data-binary @"$WORK/all.txt" "${URL}v1/jobs" |
 for _ in $(seq 600); do (($(field "$PJ" .done) >= 10)) && break; sleep 0.05; done
 expect_eq "$(curl -sS -H 'X-Mxprobe: 1' -X POST "${URL}v1/jobs/$PJ/pause" | jq -r .state)" paused "job paused"
 # Its last sessions finish and are journalled: nothing in flight, everything saved.
-for _ in $(seq 600); do
-  [[ $(field "$PJ" '"\(.in_flight) \(.saved)"') == "0 true" ]] && break
-  sleep 0.05
-done
+settled() { [[ $(field "$PJ" '"\(.in_flight) \(.saved)"') == "0 true" ]]; }
+wait_for 30 settled || true
 expect_eq "$(field "$PJ" '"\(.in_flight) \(.saved)"')" "0 true" "a paused job settles"
 pdone=$(field "$PJ" .done)
 pprog=$(field "$PJ" .progress)
