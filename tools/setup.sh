@@ -8,7 +8,7 @@ root=$PWD
 
 pkgs=(
   # toolchain
-  build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev git ca-certificates time python3 python3-websockets jq iproute2
+  build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev lld git ca-certificates time python3 python3-websockets jq iproute2
   # engine libraries
   libuv1-dev libc-ares-dev liburing-dev libssl-dev libsqlite3-dev libwslay-dev libhttp-parser-dev
   libhiredis-dev
