@@ -99,7 +99,9 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o, EngineOptionSet set) {
   cmd.add_option("--timeout-dns", o.timeout_dns, "seconds per DNS try (2 tries)")
       ->check(positive_seconds())
       ->capture_default_str();
-  cmd.add_option("--helo", o.helo, "EHLO/HELO name (default: this host's name)");
+  cmd.add_option("--helo", o.helo,
+                 "EHLO/HELO name (default: each --source-ip's forward-confirmed PTR name, else "
+                 "this host's fully-qualified name; docs/identity.md)");
   cmd.add_option("--mail-from", o.mail_from, "MAIL FROM address (default: the null sender <>)");
   if (!all) return;
   cmd.add_option("-c,--concurrency", o.concurrency,

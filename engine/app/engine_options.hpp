@@ -31,7 +31,7 @@ struct EngineOptions {
   double proxy_recheck = 30;  // seconds: a down proxy is re-checked at most this far apart
   std::optional<double> timeout_connect, timeout_banner, timeout_command;  // seconds
   double timeout_dns = 5;
-  std::string helo;       // default: this host's name
+  std::string helo;       // default: per source address (docs/identity.md)
   std::string mail_from;  // default: the null sender <> (docs/usage.md says why)
   std::optional<uint32_t> concurrency, domain_concurrency, rcpts_per_session;
   std::string policy_file;
