@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "address/address.hpp"
+#include "identity/identity.hpp"
 #include "proxy/socks5.hpp"
 #include "smtp/session.hpp"
 
@@ -98,7 +99,9 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o, EngineOptionSet set) {
   cmd.add_option("--timeout-dns", o.timeout_dns, "seconds per DNS try (2 tries)")
       ->check(positive_seconds())
       ->capture_default_str();
-  cmd.add_option("--helo", o.helo, "EHLO/HELO name (default: this host's name)");
+  cmd.add_option("--helo", o.helo,
+                 "EHLO/HELO name (default: each --source-ip's forward-confirmed PTR name, else "
+                 "this host's fully-qualified name; docs/identity.md)");
   cmd.add_option("--mail-from", o.mail_from, "MAIL FROM address (default: the null sender <>)");
   if (!all) return;
   cmd.add_option("-c,--concurrency", o.concurrency,
@@ -242,7 +245,7 @@ static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::
                      pass ? "--new-source-ip" : "--source-ip", s.c_str());
         return false;
       }
-      c.sources.push_back({*ep, pass == 1});
+      c.sources.push_back({*ep, pass == 1, {}});
     }
   }
   if (c.sources.size() > sched::kMaxSources) {
@@ -250,17 +253,23 @@ static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::
     return false;
   }
   if (!load_proxies(o, c, diag)) return false;
-  std::string helo = o.helo;
-  if (helo.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    helo = host[0] ? host : "localhost";
-  }
-  if (!smtp::is_safe_argument(helo, 255, false)) {
-    std::fprintf(diag, "mxprobe: --helo '%s' cannot be sent as one SMTP argument\n", helo.c_str());
+  if (const std::string why = check_source_pools(*c.policy, c); !why.empty()) {
+    std::fprintf(diag, "mxprobe: %s\n", why.c_str());
     return false;
   }
-  c.session.helo_name = helo;
+  // The HELO name: --helo, else chosen per source address when the engine starts
+  // (resolve_identities). This host's bare name stands in until then.
+  if (!o.helo.empty() && !smtp::is_safe_argument(o.helo, 255, false)) {
+    std::fprintf(diag, "mxprobe: --helo '%s' cannot be sent as one SMTP argument\n",
+                 o.helo.c_str());
+    return false;
+  }
+  c.session.helo_name = o.helo;
+  if (c.session.helo_name.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    c.session.helo_name = host[0] ? host : "localhost";
+  }
   if (!o.mail_from.empty()) {
     auto p = address::parse(o.mail_from);
     if (!p.ok()) {
@@ -285,6 +294,62 @@ static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::
   c.catch_all_probe = !o.no_catch_all;
   c.max_domains = o.max_domains;
   return true;
+}
+
+std::string check_source_pools(const sched::Policy& p, const pipeline::VerifierConfig& c) {
+  std::vector<std::string> names;
+  for (const auto& px : c.proxies)
+    names.push_back(px.display);
+  if (c.proxies.empty())
+    for (const auto& s : c.sources)
+      names.push_back(s.endpoint.ip_string());
+  auto check = [&](const sched::GroupSettings& g, const std::string& table) -> std::string {
+    for (const auto& s : g.sources)
+      if (std::find(names.begin(), names.end(), s) == names.end())
+        return "policy " + table + " sources: " + s + " is not one of our sources (" +
+               (names.empty() ? std::string("none given: the kernel chooses; give --source-ip")
+                : c.proxies.empty() ? "the --source-ip addresses"
+                                    : "the --proxy URLs") +
+               ")";
+    return {};
+  };
+  if (auto why = check(p.group_settings(std::nullopt), "[defaults]"); !why.empty()) return why;
+  for (uint32_t i = 0; i < p.provider_count(); ++i)
+    if (auto why = check(p.group_settings(i), "[provider." + p.provider_name(i) + "]");
+        !why.empty())
+      return why;
+  return {};
+}
+
+// The HELO name of each source address (docs/identity.md): --helo, else its forward-confirmed
+// PTR name asked through our resolver (so --dns counts), else this host's fully-qualified name.
+// A name servers checking it would refuse is one warning line each, never silent.
+static void resolve_identities(const EngineOptions& o, Engine& e, std::FILE* diag) {
+  auto& c = e.config;
+  auto warn = [&](const identity::HeloChoice& h, const std::string& who) {
+    if (auto w = identity::helo_warning(h, who); !w.empty())
+      std::fprintf(diag, "mxprobe: %s\n", w.c_str());
+  };
+  const std::string host = o.helo.empty() ? identity::host_name() : std::string();
+  // Without --source-ip the kernel picks the address per route, and through a proxy the server
+  // sees the proxy's exit, whose PTR we cannot see: --helo or this host's name.
+  const auto fallback = identity::choose_helo(o.helo, nullptr, host);
+  c.session.helo_name = fallback.name;
+  if (!c.proxies.empty() || c.sources.empty() || !o.helo.empty()) {
+    warn(fallback, !c.proxies.empty()  ? "the proxies"
+                   : c.sources.empty() ? "the kernel-chosen source address"
+                                       : "every source address");
+    return;
+  }
+  std::vector<loop::Endpoint> ips;
+  for (const auto& s : c.sources)
+    ips.push_back(s.endpoint);
+  const auto checks = identity::check_ptrs_now(*e.loop, *e.resolver, ips);
+  for (size_t i = 0; i < c.sources.size(); ++i) {
+    const auto h = identity::choose_helo(o.helo, &checks[i], host);
+    c.sources[i].helo = h.name;
+    warn(h, ips[i].ip_string());
+  }
 }
 
 bool check_engine_options(const EngineOptions& o, std::FILE* diag) {
@@ -317,6 +382,7 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
     return false;
   }
   e.resolver = std::move(resolver).value();
+  resolve_identities(o, e, diag);
   c.transcripts = transcripts;
   if (auto d = flags::load_domain_data(o.domain_data))
     c.domain_data = std::move(d->data);

@@ -31,7 +31,7 @@ struct EngineOptions {
   double proxy_recheck = 30;  // seconds: a down proxy is re-checked at most this far apart
   std::optional<double> timeout_connect, timeout_banner, timeout_command;  // seconds
   double timeout_dns = 5;
-  std::string helo;       // default: this host's name
+  std::string helo;       // default: per source address (docs/identity.md)
   std::string mail_from;  // default: the null sender <> (docs/usage.md says why)
   std::optional<uint32_t> concurrency, domain_concurrency, rcpts_per_session;
   std::string policy_file;
@@ -77,7 +77,13 @@ std::string policy_overrides(const EngineOptions& o);
 // the same values the same way, and otherwise only when the engine cannot start (exit 3).
 bool check_engine_options(const EngineOptions& o, std::FILE* diag);
 
-// Builds the engine; on failure prints a clear message to diag and returns false.
+// "" when the policy's source pools (`sources`, docs/identity.md) name only sources of c (its
+// --source-ip addresses or --proxy URLs); else the message.
+std::string check_source_pools(const sched::Policy& p, const pipeline::VerifierConfig& c);
+
+// Builds the engine; on failure prints a clear message to diag and returns false. Before it
+// returns, each source address's HELO name is chosen (a PTR lookup on the engine's loop) and a
+// name servers would refuse is warned about on diag (docs/identity.md).
 bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE* diag);
 
 }  // namespace mxp::app

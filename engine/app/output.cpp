@@ -13,12 +13,13 @@ namespace mxp::app {
 using pipeline::Result;
 
 const std::vector<std::string_view>& RecordFormatter::columns() {
+  // New columns go at the end (helo came last): CSV consumers that count columns keep working.
   static const std::vector<std::string_view> kColumns = {
-      "line",         "email",      "normalized", "verdict",     "reason",
-      "domain",       "mx",         "mx_ip",      "smtp_code",   "smtp_enhanced",
-      "smtp_message", "catch_all",  "role",       "disposable",  "free",
-      "suggestion",   "attempts",   "source_ip",  "proxy",       "elapsed_ms",
-      "error",        "checked_at", "cached",     "tls_version", "tls_cipher"};
+      "line",       "email",      "normalized", "verdict",       "reason",       "domain",
+      "mx",         "mx_ip",      "smtp_code",  "smtp_enhanced", "smtp_message", "catch_all",
+      "role",       "disposable", "free",       "suggestion",    "attempts",     "source_ip",
+      "proxy",      "elapsed_ms", "error",      "checked_at",    "cached",       "tls_version",
+      "tls_cipher", "helo"};
   return kColumns;
 }
 
@@ -134,6 +135,7 @@ void RecordFormatter::append(const Result& r, std::string_view raw, std::string&
   field(out, r.cached ? "true" : "false", false);
   field(out, r.tls_version, false);
   field(out, r.tls_cipher, false);
+  field(out, r.helo, false);
   out.append("\r\n");
 }
 

@@ -57,6 +57,10 @@ void PolicyReloader::on_fd_ready(int fd, bool, bool) {
                  policy.error().c_str());
     return;
   }
+  if (const std::string why = check_source_pools(**policy, v_.config()); !why.empty()) {
+    std::fprintf(diag_, "mxprobe: SIGHUP: %s; keeping the policy in force\n", why.c_str());
+    return;
+  }
   v_.set_policy(std::move(policy).value());
   std::fprintf(diag_, "mxprobe: SIGHUP: policy reloaded%s%s\n",
                e_.options.policy_file.empty() ? "" : " from ", e_.options.policy_file.c_str());

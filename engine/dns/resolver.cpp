@@ -89,6 +89,39 @@ void collect(const unsigned char* abuf, int alen, Parse parse,
   }
 }
 
+// The host names of the PTR records in a reply's answer section (a CNAME on the way, as in
+// RFC 2317 classless delegation, is followed by the resolver and skipped here).
+std::vector<std::string> ptr_names(const unsigned char* abuf, int alen) {
+  std::vector<std::string> names;
+  if (alen < HFIXEDSZ) return names;
+  int qd = (abuf[4] << 8) | abuf[5], an = (abuf[6] << 8) | abuf[7];
+  const unsigned char* p = abuf + HFIXEDSZ;
+  const unsigned char* end = abuf + alen;
+  auto expand = [&](const unsigned char* at, std::string* out, long* len) {
+    char* name = nullptr;
+    if (ares_expand_name(at, abuf, alen, &name, len) != ARES_SUCCESS) return false;
+    if (out) *out = name;
+    ares_free_string(name);
+    return true;
+  };
+  long len = 0;
+  for (int i = 0; i < qd; ++i) {
+    if (!expand(p, nullptr, &len) || end - (p + len) < QFIXEDSZ) return names;
+    p += len + QFIXEDSZ;
+  }
+  for (int i = 0; i < an; ++i) {
+    if (!expand(p, nullptr, &len) || end - (p + len) < RRFIXEDSZ) return names;
+    p += len;
+    const int type = (p[0] << 8) | p[1], rdlen = (p[8] << 8) | p[9];
+    p += RRFIXEDSZ;
+    if (end - p < rdlen) return names;
+    std::string host;
+    if (type == ns_t_ptr && expand(p, &host, &len) && !host.empty()) names.push_back(host);
+    p += rdlen;
+  }
+  return names;
+}
+
 bool transient(DnsStatus s) {
   return s == DnsStatus::ServFail || s == DnsStatus::Timeout || s == DnsStatus::Refused;
 }
@@ -126,6 +159,8 @@ struct Resolver::Query {
   Lookup* lookup;    // MX query
   HostLookup* host;  // A/AAAA query
   int type;
+  // Set: a lookup that is not about mail (lookup_records); lookup and host are null.
+  std::function<void(int status, const unsigned char* abuf, int alen)> records = {};
 };
 
 core::Expected<std::unique_ptr<Resolver>, std::string> Resolver::create(
@@ -223,7 +258,9 @@ void Resolver::on_answer(void* arg, int status, int, unsigned char* abuf, int al
   if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) return;
   Resolver* self = q->self;
   --self->inflight_;
-  if (q->type == ns_t_mx)
+  if (q->records)
+    q->records(status, abuf, alen);
+  else if (q->type == ns_t_mx)
     self->on_mx(q->lookup, status, abuf, alen);
   else
     self->on_addr(q->host, q->type, status, abuf, alen);
@@ -371,20 +408,9 @@ void Resolver::fail(Lookup* l, DnsStatus status, std::string_view stage) {
   MxAnswer a;
   a.ok = false;
   a.failure = status;
-  if (transient(status)) {
-    std::string cause;
-    if (status == DnsStatus::Timeout) {
-      char secs[32];
-      std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(opts_.timeout.count()) / 1000);
-      cause = "no answer from " + describe() + " in " + std::to_string(opts_.tries) + " tries of " +
-              secs + " s";
-    } else if (status == DnsStatus::ServFail) {
-      cause = "SERVFAIL from " + describe();
-    } else {
-      cause = "refused or unusable answer from " + describe();
-    }
-    a.error = "dns: " + cause + " (" + std::string(stage) + " lookup of " + l->domain + ")";
-  }
+  if (transient(status))
+    a.error = "dns: " + failure_text(status) + " (" + std::string(stage) + " lookup of " +
+              l->domain + ")";
   if (!transient(status)) {
     make_room(cache_);
     cache_[l->domain] = {a, loop_.now() + opts_.negative_ttl};
@@ -392,6 +418,75 @@ void Resolver::fail(Lookup* l, DnsStatus status, std::string_view stage) {
   auto node = pending_.extract(l->domain);
   for (auto& w : node.mapped()->waiters)
     w(a);
+}
+
+std::string Resolver::failure_text(DnsStatus status) const {
+  if (status == DnsStatus::Timeout) {
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(opts_.timeout.count()) / 1000);
+    return "no answer from " + describe() + " in " + std::to_string(opts_.tries) + " tries of " +
+           secs + " s";
+  }
+  if (status == DnsStatus::ServFail) return "SERVFAIL from " + describe();
+  return "refused or unusable answer from " + describe();
+}
+
+std::string Resolver::reverse_name(const loop::Endpoint& ip) {
+  std::string name;
+  if (ip.family() == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(ip.sa());
+    const auto* b = reinterpret_cast<const unsigned char*>(&sin->sin_addr);
+    for (int i = 3; i >= 0; --i)
+      name += std::to_string(b[i]) + ".";
+    return name + "in-addr.arpa";
+  }
+  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(ip.sa());
+  const auto* b = reinterpret_cast<const unsigned char*>(&sin6->sin6_addr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    name += kHex[b[i] & 0xf];
+    name += '.';
+    name += kHex[b[i] >> 4];
+    name += '.';
+  }
+  return name + "ip6.arpa";
+}
+
+void Resolver::lookup_ptr(const loop::Endpoint& ip, RecordsDone done) {
+  lookup_records(reverse_name(ip), ns_t_ptr, std::move(done));
+}
+
+void Resolver::lookup_addresses(const std::string& host, int family, RecordsDone done) {
+  lookup_records(host, family == AF_INET6 ? ns_t_aaaa : ns_t_a, std::move(done));
+}
+
+void Resolver::lookup_records(std::string name, int type, RecordsDone done) {
+  auto* q = new Query{this, nullptr, nullptr, type};
+  q->records = [this, name, type, done = std::move(done)](int status, const unsigned char* abuf,
+                                                          int alen) {
+    RecordsAnswer a;
+    if (status == ARES_SUCCESS) {
+      a.answered = true;
+      if (type == ns_t_ptr) {
+        a.names = ptr_names(abuf, alen);
+      } else {
+        uint32_t ttl = UINT32_MAX;
+        if (type == ns_t_a)
+          collect<ares_addrttl>(abuf, alen, ares_parse_a_reply, endpoint_of, a.addresses, ttl);
+        else
+          collect<ares_addr6ttl>(abuf, alen, ares_parse_aaaa_reply, endpoint_of, a.addresses, ttl);
+      }
+    } else if (status == ARES_ENODATA || status == ARES_ENOTFOUND) {
+      a.answered = true;
+      a.nxdomain = status == ARES_ENOTFOUND;
+    } else {
+      const char* what = type == ns_t_ptr ? "PTR" : type == ns_t_a ? "A" : "AAAA";
+      a.error =
+          "dns: " + failure_text(status_of(status)) + " (" + what + " lookup of " + name + ")";
+    }
+    done(a);
+  };
+  query(q, name, type);
 }
 
 struct Resolver::Check {

@@ -50,6 +50,21 @@ struct ResolverStats {
   uint64_t host_hits = 0;   // mail-host addresses reused (cached or in flight), no query
 };
 
+// The answer to a lookup that is not about mail (engine/identity, `doctor`): the names of a PTR
+// answer, or the addresses of an A or AAAA answer.
+struct RecordsAnswer {
+  // The resolver answered about the name: the records, none when the name exists without such
+  // records (NODATA) or does not exist (then nxdomain). False: no usable answer (timeout,
+  // SERVFAIL, REFUSED), error says why.
+  bool answered = false;
+  bool nxdomain = false;
+  std::vector<std::string> names;         // PTR: the host names, in the answer's order
+  std::vector<loop::Endpoint> addresses;  // A/AAAA: port 0
+  // When !answered: "dns: no answer from 127.0.0.1:5353 in 2 tries of 5.0 s (PTR lookup of
+  // 5.0.0.127.in-addr.arpa)".
+  std::string error;
+};
+
 class Resolver final : public MxResolver, private loop::FdHandler, private loop::TimerHandler {
  public:
   // Fails, saying why, when c-ares cannot start or a server is not "ip[:port]".
@@ -60,6 +75,15 @@ class Resolver final : public MxResolver, private loop::FdHandler, private loop:
   void resolve(const std::string& domain, Done done) override;
   void check(std::function<void(bool answered)> done) override;
   std::string describe() const override;
+  // The PTR names of an address (its in-addr.arpa / ip6.arpa name), and the addresses of one
+  // family (AF_INET: A, AF_INET6: AAAA) of a host name. Not cached (start-up and `doctor` ask
+  // each once); queued behind max_inflight like every query. done is called exactly once, from
+  // the loop (c-ares may call it before the call returns for a name it cannot even send).
+  using RecordsDone = std::function<void(const RecordsAnswer&)>;
+  void lookup_ptr(const loop::Endpoint& ip, RecordsDone done);
+  void lookup_addresses(const std::string& host, int family, RecordsDone done);
+  // "5.0.0.127.in-addr.arpa", "1.0.0...8.b.d.0.1.0.0.2.ip6.arpa": where an address's PTR lives.
+  static std::string reverse_name(const loop::Endpoint& ip);
   const ResolverStats& stats() const { return stats_; }
   size_t in_flight() const { return pending_.size(); }
 
@@ -68,6 +92,9 @@ class Resolver final : public MxResolver, private loop::FdHandler, private loop:
   struct HostLookup;
   struct Query;
   struct Check;
+  struct RecordsQuery;
+  void lookup_records(std::string name, int type, RecordsDone done);
+  std::string failure_text(DnsStatus status) const;  // "no answer from X in 2 tries of 2.0 s"
   static void on_check(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
   Resolver(loop::Loop& loop, const ResolverOptions& opts);
 

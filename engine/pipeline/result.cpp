@@ -113,6 +113,7 @@ core::Expected<Result, std::string> parse_json(std::string_view text) {
     r.attempts = it->get<uint32_t>();
   r.source_ip = str("source_ip");
   r.proxy = str("proxy");
+  r.helo = str("helo");
   if (auto it = j.find("elapsed_ms"); it != j.end() && it->is_number()) r.elapsed_ms = *it;
   r.error = str("error");
   r.checked_at = *when;
@@ -174,6 +175,8 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
   json::append_uint(out, r.attempts);
   out.append(",\"source_ip\":");
   str_or_null(out, r.source_ip);
+  out.append(",\"helo\":");
+  str_or_null(out, r.helo);
   out.append(",\"proxy\":");
   str_or_null(out, r.proxy);
   char buf[48];

@@ -37,6 +37,7 @@ struct Result {
   uint32_t attempts = 0;   // SMTP sessions this address took part in
   std::string source_ip;   // "" when the kernel chose (and through a proxy)
   std::string proxy;       // "socks5://host:port" the session went through, "" without one
+  std::string helo;        // the EHLO/HELO name that session gave (docs/identity.md), "" if none
   double elapsed_ms = 0;   // from the first session attempt to the verdict
   std::chrono::system_clock::time_point checked_at{};
   bool cached = false;     // reused from the results cache (checked_at: when it was checked)

@@ -99,10 +99,17 @@ void Verifier::set_policy(std::shared_ptr<const sched::Policy> policy) {
 }
 
 const smtp::SessionConfig& Verifier::session_config(const sched::DomainSettings& ds,
-                                                    bool clear_text) {
-  auto& slot = (clear_text ? clear_configs_ : configs_)[&ds];
+                                                    sched::SourceId source, bool clear_text) {
+  auto& slot = (clear_text ? clear_configs_ : configs_)[{&ds, source}];
   if (!slot) {
     slot = std::make_unique<smtp::SessionConfig>(cfg_.session);
+    // The identity (docs/identity.md): the policy's for the domain, else the source's HELO.
+    if (!ds.helo.empty())
+      slot->helo_name = ds.helo;
+    else if (cfg_.proxies.empty() && source < cfg_.sources.size() &&
+             !cfg_.sources[source].helo.empty())
+      slot->helo_name = cfg_.sources[source].helo;
+    if (ds.mail_from) slot->mail_from = *ds.mail_from;
     slot->timeouts = ds.timeouts;
     slot->max_rcpts_per_transaction = std::max<uint32_t>(1, ds.recipients);
     slot->starttls = clear_text ? smtp::StartTlsMode::Never : ds.starttls;
@@ -356,6 +363,7 @@ void Verifier::schedule() {
         r.mx_ip = it->second.mx_ip;
         r.source_ip = it->second.source_ip;
         r.proxy = it->second.proxy;
+        r.helo = it->second.helo;
       }
       r.error = block_error(g);
     }
@@ -409,7 +417,7 @@ void Verifier::start_session(const sched::Grant& g) {
   const bool clear_text =
       !no_tls_.empty() && no_tls_.count(d.answer.targets[d.target].address.ip_string()) > 0;
   auto slot = std::make_unique<SessionSlot>(
-      *this, d, g, session_config(sched_.domain_settings(d.sid), clear_text));
+      *this, d, g, session_config(sched_.domain_settings(d.sid), g.source, clear_text));
   SessionSlot* s = slot.get();
   s->index = sessions_.size();
   sessions_.push_back(std::move(slot));

@@ -38,6 +38,9 @@ std::string awaited_name(smtp::Stage stage);
 struct SourceAddress {
   loop::Endpoint endpoint;
   bool warming = false;  // new to the pool: starts at the policy's first warm-up share
+  // The EHLO/HELO name sessions from this address give (its forward-confirmed PTR name, chosen
+  // at start-up: docs/identity.md); "": VerifierConfig::session.helo_name.
+  std::string helo;
 };
 
 struct VerifierConfig {
@@ -191,8 +194,11 @@ class Verifier final : private loop::TimerHandler {
   void maybe_idle(Domain& d);  // joins the idle list when nothing is left to do for it
   void evict_idle();
   void log_events();
-  // `clear_text`: the same without STARTTLS, for an MX whose TLS handshake failed.
-  const smtp::SessionConfig& session_config(const sched::DomainSettings& ds, bool clear_text);
+  // For a session of a domain with settings ds from scheduler source `source` (its HELO name;
+  // the policy's helo / mail_from for the domain win). `clear_text`: the same without STARTTLS,
+  // for an MX whose TLS handshake failed.
+  const smtp::SessionConfig& session_config(const sched::DomainSettings& ds, sched::SourceId source,
+                                            bool clear_text);
   std::shared_ptr<const tls::ClientContext> tls_context();
   Item* new_item();
   void free_item(Item* item);
@@ -226,11 +232,17 @@ class Verifier final : private loop::TimerHandler {
   uint32_t resolving_ = 0;            // domains waiting for DNS
   std::vector<std::unique_ptr<SessionSlot>> sessions_;   // live sessions (index kept in slot)
   std::vector<std::unique_ptr<SessionSlot>> graveyard_;  // ended in a callback; freed on kick
-  // Session configurations by the policy's domain settings they were made from; the ones of a
-  // replaced policy stay alive (sessions point at them) until the verifier goes.
-  std::unordered_map<const sched::DomainSettings*, std::unique_ptr<smtp::SessionConfig>> configs_;
-  std::unordered_map<const sched::DomainSettings*, std::unique_ptr<smtp::SessionConfig>>
-      clear_configs_;
+  // Session configurations by the policy's domain settings they were made from and the source;
+  // the ones of a replaced policy stay alive (sessions point at them) until the verifier goes.
+  using ConfigKey = std::pair<const sched::DomainSettings*, sched::SourceId>;
+  struct ConfigKeyHash {
+    size_t operator()(const ConfigKey& k) const {
+      return std::hash<const void*>{}(k.first) * 31 + k.second;
+    }
+  };
+  using Configs =
+      std::unordered_map<ConfigKey, std::unique_ptr<smtp::SessionConfig>, ConfigKeyHash>;
+  Configs configs_, clear_configs_;
   // MX addresses whose TLS handshake failed in `auto`: their later sessions skip STARTTLS
   // (docs/usage.md, "TLS"). Bounded: past kMaxNoTls entries it starts again empty.
   std::unordered_set<std::string> no_tls_;
@@ -241,7 +253,7 @@ class Verifier final : private loop::TimerHandler {
   // unknown/blocked without its own reply says decided (its `error`, `mx`).
   struct BlockCause {
     sched::SourceId source = 0;
-    std::string mx, mx_ip, source_ip, proxy, reply;
+    std::string mx, mx_ip, source_ip, proxy, helo, reply;
   };
   std::unordered_map<sched::GroupId, BlockCause> block_cause_;
   loop::TimerId kick_timer_{}, deadline_timer_{};

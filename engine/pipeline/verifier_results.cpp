@@ -64,6 +64,7 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   r.mx_ip = s.address().address.ip_string();
   r.source_ip = s.source_ip();
   r.proxy = s.proxy_name();
+  r.helo = s.config().helo_name;
   r.tls_version = s.tls().version();  // empty (null) when this session had no TLS
   r.tls_cipher = s.tls().cipher();
   if (cfg_.transcripts) r.transcript = s.transcript();
@@ -95,6 +96,7 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
     b.mx_ip = r.mx_ip;
     b.source_ip = r.source_ip;
     b.proxy = r.proxy;
+    b.helo = r.helo;
     b.reply = outcome.failure == smtp::Failure::None
                   ? std::to_string(outcome.reply.code) +
                         (outcome.reply.enhanced.present ? " " + outcome.reply.enhanced.str() : "") +

@@ -54,6 +54,10 @@ struct GroupSettings {
   BackoffSettings backoff;
   uint32_t weight = 1;                              // deficit round-robin share among groups
   Duration block_cooldown = std::chrono::hours(1);  // a blocked (IP, group) rests this long
+  // The source pool of the group (docs/identity.md): the source addresses (or proxies, by their
+  // "socks5://host:port") its sessions may come from; empty: every source. An MX-group setting
+  // because the scheduler picks the source per MX group before it picks the domain.
+  std::vector<std::string> sources;
   bool operator==(const GroupSettings&) const = default;
 };
 
@@ -71,6 +75,10 @@ struct DomainSettings {
   // The servers accept every address at RCPT and reject unknown ones later: 250 => risky.
   bool rcpt_accepts_all = false;
   smtp::StartTlsMode starttls = smtp::StartTlsMode::Auto;  // docs/usage.md, "TLS"
+  // The identity sessions to the domain use (docs/identity.md): the HELO name ("": the source
+  // address's, chosen at start-up) and the sender (nullopt: --mail-from's; "": the null sender).
+  std::string helo;
+  std::optional<std::string> mail_from;
   bool operator==(const DomainSettings&) const = default;
 };
 

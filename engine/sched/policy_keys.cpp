@@ -70,6 +70,8 @@ std::vector<KeyDef> make_keys() {
                [](All& a, const Value& v) { a.group.weight = static_cast<uint32_t>(v.count); }});
   t.push_back({"block_cooldown", Where::Group, Kind::Duration, 0, 30.0 * 86400, "",
                [](All& a, const Value& v) { a.group.block_cooldown = v.duration; }});
+  t.push_back({"sources", Where::Group, Kind::TextList, 0, 0, "source",
+               [](All& a, const Value& v) { a.group.sources = v.texts; }});
   // Recipient domain level
   add_level(t, "per_domain", Where::Domain, [](All& a) -> LevelLimits& { return a.domain.domain; });
   t.push_back(
@@ -99,6 +101,11 @@ std::vector<KeyDef> make_keys() {
   t.push_back({"starttls", Where::Domain, Kind::Choice, 0, 0, modes, [](All& a, const Value& v) {
                  a.domain.starttls = static_cast<smtp::StartTlsMode>(v.count);
                }});
+  // The sender identity (docs/identity.md).
+  t.push_back({"helo", Where::Domain, Kind::Text, 0, 0, "host",
+               [](All& a, const Value& v) { a.domain.helo = v.text; }});
+  t.push_back({"mail_from", Where::Domain, Kind::Text, 0, 0, "sender",
+               [](All& a, const Value& v) { a.domain.mail_from = v.text; }});
   return t;
 }
 

@@ -27,7 +27,19 @@ struct All {
 };
 
 // Choice: one of the strings listed in the key's `unit`, "a|b|c"; the value is its index.
-enum class Kind : uint8_t { Count, Number, Duration, DurationList, Bool, Shares, Choice };
+// Text: a string, TextList: a list of them; the key's `unit` says which strings are valid
+// ("host", "sender", "source").
+enum class Kind : uint8_t {
+  Count,
+  Number,
+  Duration,
+  DurationList,
+  Bool,
+  Shares,
+  Choice,
+  Text,
+  TextList
+};
 using Where = PolicyKeyInfo::Where;
 
 struct Value {
@@ -37,6 +49,8 @@ struct Value {
   Duration duration{};
   std::vector<Duration> durations;
   std::vector<double> numbers;
+  std::string text;
+  std::vector<std::string> texts;
 };
 
 struct KeyDef {

@@ -5,6 +5,8 @@
 #include "sched/policy.hpp"
 
 #include <toml++/toml.h>
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -14,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/endpoint.hpp"
 #include "core/strings.hpp"
 #include "sched/policy_layer.hpp"
 
@@ -36,6 +39,47 @@ std::string fmt_num(double d) {
   char buf[64];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
   return ec == std::errc() ? std::string(buf, end) : std::to_string(d);
+}
+
+// What a Text key's value must be, by the key's unit: a host name for HELO, a sender address,
+// a source address.
+std::string text_want(std::string_view unit) {
+  if (unit == "host") return "a host name (\"probe.example.net\") or an address literal";
+  if (unit == "sender") return "a sender address (\"probe@example.net\"; \"\" = the null sender)";
+  return "a source address (\"192.0.2.10\") or proxy (\"socks5://host:port\")";
+}
+
+// "" when `s` is a valid value of a Text key of this unit; else the message. A source address
+// is rewritten in the form the engine names sources ("2001:db8::1", not "2001:DB8:0::1").
+std::string text_error(std::string_view unit, std::string& s) {
+  const auto bad = [&] { return "\"" + s + "\" is not " + text_want(unit); };
+  const auto all_of = [&](std::string_view v, std::string_view allowed) {
+    return std::all_of(v.begin(), v.end(), [&](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || allowed.find(c) != std::string::npos;
+    });
+  };
+  if (unit == "host") {
+    if (s.empty() || s.size() > 255) return bad();
+    if (s.front() == '[')
+      return s.size() > 2 && s.back() == ']' && all_of(s.substr(1, s.size() - 2), ":.") ? ""
+                                                                                        : bad();
+    return all_of(s, ".-") && s.front() != '.' && s.front() != '-' ? "" : bad();
+  }
+  if (unit == "sender") {
+    if (s.empty()) return "";
+    const size_t at = s.rfind('@');
+    const bool ok =
+        s.size() <= 254 && at != std::string::npos && at > 0 && at + 1 < s.size() &&
+        std::none_of(s.begin(), s.end(), [](char c) {
+          return static_cast<unsigned char>(c) <= ' ' || c == '<' || c == '>' || c == 0x7f;
+        });
+    return ok ? "" : bad();
+  }
+  if (s.starts_with("socks5://")) return "";
+  auto ep = core::Endpoint::parse(s, 0);
+  if (!ep) return bad();
+  s = ep->ip_string();
+  return "";
 }
 
 enum class Scope : uint8_t { Global, Warmup, Defaults, Provider, Domain };
@@ -254,6 +298,25 @@ class DocParser {
           if (bar == std::string::npos) return fail(n.source(), key, want);
           at = bar + 1;
         }
+      }
+      case Kind::Text: {
+        if (!n.is_string()) return fail(n.source(), key, "expected " + text_want(def.unit));
+        v.text = n.as_string()->get();
+        if (const std::string why = text_error(def.unit, v.text); !why.empty())
+          return fail(n.source(), key, why);
+        return true;
+      }
+      case Kind::TextList: {
+        const toml::array* a = n.as_array();
+        const std::string want = "expected a list of " + text_want(def.unit) + "s";
+        if (!a || a->size() > 64) return fail(n.source(), key, want + " (at most 64)");
+        for (const toml::node& el : *a) {
+          if (!el.is_string()) return fail(el.source(), key, want);
+          v.texts.push_back(el.as_string()->get());
+          if (const std::string why = text_error(def.unit, v.texts.back()); !why.empty())
+            return fail(el.source(), key, why);
+        }
+        return true;
       }
       case Kind::Shares: {
         const toml::array* a = n.as_array();

@@ -99,7 +99,9 @@ struct Scheduler::Group {
   Ring any_ring;
   std::vector<Ring> pin_rings;  // by source
   uint64_t pin_mask = 0;        // bit s: pin_rings[s] not empty
-  uint32_t sessions = 0;        // open to it now (its limits and AIMD state: limits_)
+  // Bit s: source s is outside the group's pool (policy `sources`), never granted for it.
+  uint64_t outside = 0;
+  uint32_t sessions = 0;  // open to it now (its limits and AIMD state: limits_)
   std::vector<SourceGroup> per_source;
   uint32_t rr = 0;  // next source to try
   int64_t deficit = 0;
@@ -212,10 +214,11 @@ inline bool Scheduler::has_work_for(const Group& G, SourceId s) const {
   return !G.any_ring.empty() || (G.pin_mask & detail::bit(s));
 }
 
+// Sources outside the group's pool (policy `sources`) count as blocked by it.
 inline uint64_t Scheduler::blocked_mask(const Group& G, TimePoint now) const {
   uint64_t m = 0;
   for (uint32_t s = 0; s < sources_.size(); ++s)
-    if (source_blocked(G, s, now)) m |= detail::bit(s);
+    if (source_blocked(G, s, now) || (G.outside & detail::bit(s))) m |= detail::bit(s);
   return m;
 }
 

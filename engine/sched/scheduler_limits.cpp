@@ -15,6 +15,17 @@ using detail::scaled_burst;
 void Scheduler::configure_group(GroupId g, TimePoint now) {
   Group& G = groups_[g];
   G.settings = &policy_->group_settings(G.provider_index);
+  // The group's source pool. A pool that names none of our sources is ignored rather than
+  // starving the group: the commands refuse such a policy at start-up and on reload.
+  G.outside = 0;
+  if (!G.settings->sources.empty()) {
+    uint64_t inside = 0;
+    for (uint32_t s = 0; s < sources_.size(); ++s)
+      if (std::find(G.settings->sources.begin(), G.settings->sources.end(), sources_[s].name) !=
+          G.settings->sources.end())
+        inside |= uint64_t{1} << s;
+    if (inside != 0) G.outside = ~inside;
+  }
   // The same key on every node: a provider by name, else the MX host (as in group_by_name_).
   const std::string key = G.provider ? "provider:" + G.name : G.name;
   limits_->configure_group(g, key, *G.settings, now);

@@ -41,8 +41,13 @@ std::string dnsmasq_config(const Scenario& sc, const DnsmasqParams& p) {
     add_tld(h.name);
   for (const auto& d : sc.domains)
     add_tld(d.name);
+  for (const auto& c2 : sc.clients)
+    add_tld(c2.ptr);
   for (const auto& t : tlds)
     c += "local=/" + t + "/\n";
+  // Reverse lookups of loopback addresses are answered here too: an address without a record
+  // is NXDOMAIN ("no PTR"), not a refusal.
+  c += "local=/127.in-addr.arpa/\n";
 
   std::set<std::string, std::less<>> a_names;
   for (const auto& h : sc.hosts) {
@@ -51,6 +56,22 @@ std::string dnsmasq_config(const Scenario& sc, const DnsmasqParams& p) {
     std::string addrs = h.ipv4 ? h.ip : "";
     if (!h.ip6.empty()) addrs += (addrs.empty() ? "" : ",") + h.ip6;
     c += "host-record=" + h.name + "," + addrs + "\n";
+  }
+  // Client addresses' reverse DNS: host-record gives A and PTR (forward-confirmed), ptr-record
+  // the PTR alone.
+  for (const auto& cl : sc.clients) {
+    if (cl.confirm) {
+      c += "host-record=" + cl.ptr + "," + cl.ip + "\n";
+      continue;
+    }
+    std::string rev;
+    for (size_t end = cl.ip.size(); end != std::string::npos && end > 0;) {
+      const size_t dot = cl.ip.rfind('.', end - 1);
+      const size_t from = dot == std::string::npos ? 0 : dot + 1;
+      rev += cl.ip.substr(from, end - from) + ".";
+      end = dot == std::string::npos ? std::string::npos : dot;
+    }
+    c += "ptr-record=" + rev + "in-addr.arpa," + cl.ptr + "\n";
   }
   for (const auto& d : sc.domains) {
     switch (d.dns) {

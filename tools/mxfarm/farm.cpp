@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -37,6 +39,17 @@ namespace {
 constexpr size_t kInCap = 1024;         // per-session input: RFC 5321 lines are <= 512 octets
 constexpr size_t kStreamChunk = 65536;  // endless / over-long replies are written in chunks
 constexpr size_t kTlsRead = 16384;      // ciphertext read per callback (one TLS record)
+
+// What Postfix's reject_non_fqdn_helo_hostname lets pass: an address literal ("[192.0.2.1]")
+// or a host name with a dot (one trailing dot ignored) of letters, digits, hyphens and dots.
+bool fqdn_or_literal(std::string_view name) {
+  if (name.size() > 2 && name.front() == '[' && name.back() == ']') return true;
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (name.empty() || name.find('.') == std::string_view::npos) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // [SECTION] Farm state
@@ -238,6 +251,7 @@ class Session {
   uint32_t session_rcpts_ = 0, session_rcpt_rejections_ = 0;
   bool rcpt_reply_ = false;
   std::string from_;
+  std::string helo_name_;  // the client's EHLO/HELO argument
   std::string_view rcpt_, rcpt_domain_;
 
   char in_[kInCap];
@@ -358,6 +372,7 @@ void Session::reset_state() {
   session_rcpts_ = session_rcpt_rejections_ = 0;
   rcpt_reply_ = false;
   from_.clear();
+  helo_name_.clear();
   rcpt_ = rcpt_domain_ = {};
   len_ = 0;
   skip_line_ = reading_ = false;
@@ -663,6 +678,8 @@ void Session::on_helo(Cmd cmd, std::string_view arg) {
   // RFC 5321 section 4.1.4: EHLO/HELO resets any transaction in progress.
   reset_transaction();
   helo_ = true;
+  helo_name_.assign(arg);
+  pair_->helo(arg);
   if (cmd == Cmd::Ehlo) {
     const HostRt& rt = farm_->host_rt(host_idx_);
     respond_text(tls_on_ ? rt.ehlo_tls : rt.ehlo, After::None, false);
@@ -701,6 +718,14 @@ void Session::on_rcpt(std::string_view arg) {
   if (b.max_rcpts > 0 && rcpts_ >= b.max_rcpts) return respond(Rk::TooManyRcpts, host_->style);
   ++rcpts_;
   if (blocked_ && b.block_at == Cmd::Rcpt) return respond(Rk::Blocked, host_->style);
+  if (b.reject_non_fqdn_helo && !fqdn_or_literal(helo_name_)) {
+    // Postfix's words (smtpd_check.c), sent at RCPT as smtpd_delay_reject = yes does. Braces
+    // in the echoed name would read as template variables: they cannot be in a valid one.
+    std::string t =
+        "504 5.5.2 <" + helo_name_ + ">: Helo command rejected: need fully-qualified hostname";
+    std::replace(t.begin(), t.end(), '{', '?');
+    return respond_text(t, After::None, false);
+  }
   int d = farm_->find_domain(ldomain);
   const DomainRt* drt = d >= 0 ? &farm_->domain_rt(d) : nullptr;
   bool served = false;

@@ -168,6 +168,7 @@ void read_host_behaviour(ObjectReader& r, HostBehaviour& b) {
   if (b.tls_required && !b.starttls) r.fail("tls_required needs starttls");
   b.ehlo = r.flag("ehlo", true);
   b.greylist_delay_s = static_cast<uint32_t>(r.num("greylist_delay_s", 0));
+  b.reject_non_fqdn_helo = r.flag("reject_non_fqdn_helo", false);
   if (const json* v = r.get("conn_rate")) {
     ObjectReader o(*v, r.where() + ".conn_rate", r.error());
     b.rate_count = static_cast<uint32_t>(o.num("count", 0));
@@ -255,6 +256,7 @@ json host_behaviour_to_json(const HostBehaviour& b) {
     j["broken"] = {
         {"kind", to_string(b.broken)}, {"at", to_string(b.broken_at)}, {"bytes", b.broken_bytes}};
   if (b.greylist_delay_s) j["greylist_delay_s"] = b.greylist_delay_s;
+  if (b.reject_non_fqdn_helo) j["reject_non_fqdn_helo"] = true;
   return j;
 }
 
@@ -354,11 +356,26 @@ std::optional<Scenario> scenario_from_json(const json& j, std::string* error) {
   }
   const json* hosts = top.get("hosts");
   const json* domains = top.get("domains");
+  const json* clients = top.get("clients");
   top.get("comment");  // free text, ignored
   top.finish();
   if (!error->empty()) return std::nullopt;
   if (hosts && !hosts->is_array()) top.fail("\"hosts\" must be an array");
   if (domains && !domains->is_array()) top.fail("\"domains\" must be an array");
+  if (clients && !clients->is_array()) top.fail("\"clients\" must be an array");
+  if (!error->empty()) return std::nullopt;
+  for (size_t i = 0; clients && i < clients->size() && error->empty(); ++i) {
+    Client c;
+    ObjectReader r((*clients)[i], "clients[" + std::to_string(i) + "]", error);
+    c.ip = r.str("ip", "", true);
+    c.ptr = lower(r.str("ptr", "", true));
+    c.confirm = r.flag("confirm", true);
+    r.finish();
+    auto ip = parse_ipv4(c.ip);
+    if (!ip || (*ip >> 24) != 127) r.fail("\"ip\" must be an address in 127.0.0.0/8");
+    if (!valid_dns_name(c.ptr)) r.fail("\"ptr\" must be a host name");
+    s.clients.push_back(std::move(c));
+  }
   if (!error->empty()) return std::nullopt;
 
   std::map<std::string, int, std::less<>> host_index;
@@ -502,6 +519,12 @@ json scenario_to_json(const Scenario& s) {
   }
   j["hosts"] = std::move(hosts);
   j["domains"] = std::move(domains);
+  if (!s.clients.empty()) {
+    json clients = json::array();
+    for (const auto& c : s.clients)
+      clients.push_back({{"ip", c.ip}, {"ptr", c.ptr}, {"confirm", c.confirm}});
+    j["clients"] = std::move(clients);
+  }
   return j;
 }
 

@@ -85,6 +85,9 @@ struct HostBehaviour {
   Cmd broken_at = Cmd::Connect;
   uint64_t broken_bytes = 0;      // endless: stop after this many bytes; overlong: line length
   uint32_t greylist_delay_s = 0;  // >0: greylist every recipient of this host
+  // Postfix reject_non_fqdn_helo_hostname with smtpd_delay_reject = yes: a HELO name that is
+  // neither a dotted host name nor an address literal is refused at RCPT TO (504 5.5.2).
+  bool reject_non_fqdn_helo = false;
 };
 
 struct Host {
@@ -119,6 +122,14 @@ struct Domain {
   std::map<std::string, MailboxStatus> mailboxes;  // local part (lower case) -> status
 };
 
+// A client (prober) address and its reverse DNS: `confirm` gives the PTR name an A record with
+// the address too (forward-confirmed); false leaves the PTR alone (a PTR not confirming).
+struct Client {
+  std::string ip;  // in 127.0.0.0/8
+  std::string ptr;
+  bool confirm = true;
+};
+
 struct DnsConfig {
   std::string ip = "127.0.0.1";
   uint16_t port = 5353;
@@ -129,6 +140,7 @@ struct Scenario {
   DnsConfig dns;
   std::vector<Host> hosts;
   std::vector<Domain> domains;
+  std::vector<Client> clients;
 
   // Hosts a domain's mail goes to, in the order a client tries them (MX preference; the implicit
   // MX for AOnly; none for the other DNS kinds). Ties keep the scenario's order.

@@ -89,6 +89,13 @@ void Stats::rcpt(std::string_view addr, std::string_view domain) {
   }
 }
 
+void PairStats::helo(std::string_view name) {
+  for (auto& [n, count] : helo_names)
+    if (n == name) return void(++count);
+  // Past kMaxHelo names, the rest are counted together under one more entry, "(more)".
+  helo_names.emplace_back(helo_names.size() < kMaxHelo ? std::string(name) : "(more)", 1);
+}
+
 namespace {
 
 // Sums of pair counters, for a client, a host or the whole farm.
@@ -98,7 +105,10 @@ struct Sum {
   uint64_t tls_handshakes = 0, tls_failures = 0, tls_resumed = 0;
   std::array<uint64_t, kCmdCount> commands{};
   std::map<int, uint64_t> replies;
+  std::map<std::string, uint64_t> helo;
   void add(const PairStats& p) {
+    for (const auto& [name, n] : p.helo_names)
+      helo[name] += n;
     connections += p.connections;
     limit_rejects += p.limit_rejects;
     data += p.data;
@@ -152,7 +162,8 @@ json to_json(const Sum& s, const Level& l, const Timeline* t = nullptr) {
             {"greylist_early", s.grey_early},
             {"tls_handshakes", s.tls_handshakes},
             {"tls_failures", s.tls_failures},
-            {"tls_resumed", s.tls_resumed}};
+            {"tls_resumed", s.tls_resumed},
+            {"helo", s.helo}};
   if (t)
     j["timeline"] = {{"connections", trimmed(t->connections)},
                      {"limit_rejects", trimmed(t->limit_rejects)}};

@@ -75,6 +75,11 @@ struct PairStats {
   uint64_t tls_resumed = 0;        // of tls_handshakes: resumed with a session ticket
   std::array<uint64_t, kCmdCount> commands{};
   std::vector<std::pair<uint16_t, uint64_t>> replies;  // code -> count, few distinct codes
+  // EHLO/HELO names the client gave -> count (the first kMaxHelo distinct names; more count
+  // under "(more)").
+  static constexpr size_t kMaxHelo = 32;
+  std::vector<std::pair<std::string, uint64_t>> helo_names;
+  void helo(std::string_view name);
   // The levels this pair counts in (itself, its MX, its client, the total) and the timelines
   // (MX, client, total): set once when the pair is created, so that no event needs a lookup.
   std::array<Level*, 4> levels{};

@@ -99,6 +99,7 @@ inline json group_settings_json(const sched::GroupSettings& g) {
           {"per_source", level_json(g.source)},
           {"weight", g.weight},
           {"block_cooldown_s", std::chrono::duration<double>(g.block_cooldown).count()},
+          {"sources", g.sources},
           {"backoff",
            {{"decrease", g.backoff.decrease},
             {"min_factor", g.backoff.min_factor},
@@ -122,7 +123,9 @@ inline json domain_settings_json(const sched::DomainSettings& d) {
           {"attempts", d.attempts},
           {"timeouts_s", timeouts},
           {"catch_all_probe", d.catch_all_probe},
-          {"starttls", smtp::to_string(d.starttls)}};
+          {"starttls", smtp::to_string(d.starttls)},
+          {"helo", d.helo.empty() ? json(nullptr) : json(d.helo)},
+          {"mail_from", d.mail_from ? json(*d.mail_from) : json(nullptr)}};
 }
 
 // The keys a live group change may set (per_mx.* and per_source.*), with their TOML form.

@@ -2,6 +2,9 @@
 # Integration test: the real mxprobe binary against a real Postfix smtpd (Debian's postfix
 # package) with a virtual mailbox domain, on both event-loop backends, with DNS from dnsmasq.
 # Postfix runs privately: its own config directory, its own 127.60.x.y:25, started and stopped here.
+# Postfix refuses HELO names that are not fully-qualified (reject_non_fqdn_helo_hostname, at RCPT
+# as smtpd_delay_reject does), and a source address on 127.60.x.y has a forward-confirmed PTR in
+# dnsmasq: mxprobe without --helo must say that PTR name (docs/identity.md) and get real verdicts.
 # Usage: postfix_verify.py MXPROBE   (exit 77 = skipped: not root, or postfix/dnsmasq missing)
 import ctypes
 import json
@@ -23,6 +26,7 @@ DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 DOMAIN = "pf.test"
 RELAY_DOMAIN = "relay.test"  # its MX is our Postfix too, which does not relay for it
 MX_HOST = "mx.pf.test"
+CLIENT_PTR = "probe.pfclient.test"  # the PTR (and A) name of the source address SOURCE_IP
 RCPTS_PER_SESSION = 8  # under Postfix's smtpd_soft_error_limit (10), with the catch-all probe
 SKIP = 77
 
@@ -111,6 +115,7 @@ class Servers:
         self.dns = None
         self.master = None
         self.ip = None
+        self.source_ip = None  # a client address with a forward-confirmed PTR (CLIENT_PTR)
         self.dns_port = None
 
     def start_dns(self):
@@ -127,6 +132,8 @@ class Servers:
                     f"mx-host={DOMAIN},{MX_HOST},10\n"
                     f"mx-host={RELAY_DOMAIN},{MX_HOST},10\n"
                     f"host-record={MX_HOST},{self.ip}\n"
+                    # A and PTR: the source address's reverse DNS is forward-confirmed.
+                    f"host-record={CLIENT_PTR},{self.source_ip}\n"
                 )
             log = open(os.path.join(self.work, "dnsmasq.err"), "w")
             self.dns = subprocess.Popen(
@@ -179,6 +186,9 @@ virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 smtpd_relay_restrictions = reject_unauth_destination
 smtpd_recipient_restrictions =
+# the sender identity (docs/identity.md): a bare HELO name is refused, at RCPT (delay_reject)
+smtpd_helo_required = yes
+smtpd_helo_restrictions = reject_non_fqdn_helo_hostname
 # no reverse lookup of the client: /etc/resolv.conf names a resolver off loopback
 smtpd_peername_lookup = no
 # else each accepted RCPT under concurrency can stall a second (docs/peers.md)
@@ -197,7 +207,9 @@ cleanup unix n - n - 0 cleanup
 
     def start_postfix(self):
         for _ in range(8):
-            self.ip = f"127.60.{random.randrange(256)}.{random.randrange(1, 255)}"
+            net, host = random.randrange(256), random.randrange(1, 254)
+            self.ip = f"127.60.{net}.{host}"
+            self.source_ip = f"127.60.{net}.{host + 1}"
             if not port_free(self.ip, 25):
                 continue
             self.write_postfix_config()
@@ -281,6 +293,43 @@ def postfix_oracle(ip, addresses):
                 enhanced, _, rest = text.partition(" ")
                 out[a] = (code, enhanced, rest)
     return out
+
+
+def check_helo_restriction(ip, source_ip):
+    """Postfix itself refuses a bare HELO name at RCPT, with the words the engine must read as a
+    refusal of our identity (tests/unit/verdict): else the identity run below proves nothing."""
+    with smtplib.SMTP(ip, 25, local_hostname="vm", timeout=5,
+                      source_address=(source_ip, 0)) as s:
+        s.ehlo()
+        code, _ = s.mail("")
+        check(code == 250, f"bare-HELO oracle MAIL FROM:<> got {code}")
+        code, msg = s.rcpt("alice@pf.test")
+        want = "5.5.2 <vm>: Helo command rejected: need fully-qualified hostname"
+        check((code, msg.decode()) == (504, want), f"Postfix answered {code} {msg!r} to a bare HELO")
+
+
+def check_identity(mxprobe, backend, common, ip, source_ip, in_path, addrs, kinds, oracle, work):
+    """verify from source_ip without --helo: the HELO is its forward-confirmed PTR name (Postfix
+    would refuse this host's bare name), no warning, the verdicts and replies Postfix gives."""
+    out_path = os.path.join(work, f"identity-{backend}.jsonl")
+    no_helo = [a for i, a in enumerate(common) if a != "--helo" and common[i - 1] != "--helo"]
+    p = run([mxprobe, "verify", "--no-cache", "--input", in_path, "--output", out_path,
+             "--backend", backend, "--no-progress", "--rcpts-per-session", str(RCPTS_PER_SESSION),
+             "--source-ip", source_ip] + no_helo)
+    check(p.returncode == 0, f"[{backend}] identity verify exit {p.returncode}: {p.stderr}")
+    check("warning: HELO" not in p.stderr, f"[{backend}] HELO warning: {p.stderr}")
+    records = [json.loads(line) for line in open(out_path) if line.strip()]
+    check(sorted(r["line"] for r in records) == list(range(1, len(addrs) + 1)),
+          f"[{backend}] identity: not one record per input line")
+    for r in records:
+        a = addrs[r["line"] - 1]
+        check((r["helo"], r["source_ip"]) == (CLIENT_PTR, source_ip),
+              f"[{backend}] identity: helo/source_ip {r['helo']}/{r['source_ip']}: {r}")
+        try:
+            expect_record(r, a, kinds[a], ip, oracle)
+        except Fail as e:
+            raise Fail(f"[{backend}] identity: {e}")
+    print(f"[{backend}] identity: {len(records)} records as {CLIENT_PTR} from {source_ip}")
 
 
 def expect_record(r, addr, kind, ip, oracle):
@@ -380,6 +429,7 @@ def main():
         want = {"ok": 250, "unknown": 550, "relay": 554}
         for a, k in cases:
             check(oracle[a][0] == want[k], f"Postfix itself answered {oracle[a]} for {a} ({k})")
+        check_helo_restriction(ip, servers.source_ip)
 
         in_path = os.path.join(work, "list.txt")
         with open(in_path, "w") as f:
@@ -427,6 +477,8 @@ def main():
                 print(f"{tag} {len(records)} records{note}, {took:.2f} s")
             if backend in table.get(addrs[0], {}):
                 check_cli(mxprobe, backend, common, ip, oracle)
+                check_identity(mxprobe, backend, common, ip, servers.source_ip, in_path, addrs,
+                               kinds, oracle, work)
                 ran.append(backend)
 
         check("uv" in ran, "the libuv backend did not run")

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "app/engine_options.hpp"
+#include "identity/identity.hpp"
 
 namespace mxp::app {
 namespace {
@@ -143,4 +144,54 @@ TEST(EngineOptions, ProxiesFromFlagsAndFiles) {
 }
 
 }  // namespace
+// The HELO name per source address (docs/identity.md): --helo for every source; without it a
+// source whose PTR cannot be asked (the resolver here answers nothing) gets this host's name,
+// with the start-up warning exactly when servers would refuse that name.
+TEST(EngineOptions, HeloPerSourceAndTheWarning) {
+  EngineOptions o;
+  o.source_ips = {"127.0.0.1"};
+  o.helo = "probe.example.test";
+  Made m = make(o);
+  ASSERT_TRUE(m.ok) << m.diag;
+  EXPECT_EQ(m.e.config.session.helo_name, "probe.example.test");
+  EXPECT_EQ(m.e.config.sources[0].helo, "");  // the session's, i.e. --helo
+  EXPECT_EQ(m.diag.find("warning: HELO"), std::string::npos) << m.diag;
+
+  o.helo.clear();
+  m = make(o);
+  ASSERT_TRUE(m.ok) << m.diag;
+  const std::string host = identity::host_name();
+  EXPECT_EQ(m.e.config.sources[0].helo, host);
+  const bool warned =
+      m.diag.find("warning: HELO name '" + host + "' for 127.0.0.1") != std::string::npos;
+  EXPECT_EQ(warned, !identity::acceptable_helo(host)) << m.diag;
+
+  o.helo = "vm";  // given, but not fully-qualified: used, and warned about
+  m = make(o);
+  ASSERT_TRUE(m.ok) << m.diag;
+  EXPECT_EQ(m.e.config.session.helo_name, "vm");
+  EXPECT_NE(m.diag.find("warning: HELO name 'vm' for every source address"), std::string::npos)
+      << m.diag;
+}
+
+TEST(EngineOptions, SourcePoolsMustNameOurSources) {
+  char path[] = "/tmp/mxp-pool-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::ofstream(path) << "[provider.p]\nmatch = [\"mx.p.test\"]\nsources = [\"192.0.2.99\"]\n";
+  EngineOptions o;
+  o.policy_file = path;
+  o.source_ips = {"127.0.0.1"};
+  Made m = make(o);
+  EXPECT_FALSE(m.ok);
+  EXPECT_NE(m.diag.find("[provider.p] sources: 192.0.2.99 is not one of our sources"),
+            std::string::npos)
+      << m.diag;
+  o.source_ips.push_back("192.0.2.99");
+  m = make(o);
+  std::remove(path);
+  EXPECT_TRUE(m.ok) << m.diag;
+}
+
 }  // namespace mxp::app

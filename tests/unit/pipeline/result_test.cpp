@@ -82,6 +82,25 @@ TEST(ResultJson, TlsVersionAndCipher) {
   EXPECT_EQ(a, b);
 }
 
+TEST(ResultJson, HeloBesideSourceIp) {
+  Result r;
+  r.line = 1;
+  r.source_ip = "192.0.2.10";
+  r.helo = "probe1.example.test";
+  auto j = to_json(r);
+  EXPECT_EQ(j["helo"], "probe1.example.test");
+  std::string a;
+  append_json(r, a);
+  EXPECT_NE(a.find("\"source_ip\":\"192.0.2.10\",\"helo\":\"probe1.example.test\""),
+            std::string::npos)
+      << a;
+  auto back = parse_json(a);
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->helo, "probe1.example.test");
+  r.helo.clear();
+  EXPECT_TRUE(to_json(r)["helo"].is_null());  // no session decided
+}
+
 TEST(ResultJson, RecordsReadBackAsWritten) {
   Result r;
   r.line = 7;

@@ -284,6 +284,37 @@ struct BadCase {
   const char* message_part;
 };
 
+// The sender identity (docs/identity.md): helo and mail_from per domain, provider or default;
+// the source pool per MX group, source addresses written the way the engine names sources.
+TEST(Policy, IdentityKeys) {
+  const Policy p = parse_ok(R"toml(
+[defaults]
+mail_from = "verify@example.test"
+[provider.acme]
+match = ["*.acme.test"]
+sources = ["192.0.2.10", "2001:DB8:0::1", "socks5://proxy.test:1080"]
+helo = "probe1.example.test"
+[domain."null.test"]
+mail_from = ""
+helo = "[192.0.2.10]"
+)toml");
+  const auto acme = p.provider_by_name("acme");
+  ASSERT_TRUE(acme);
+  EXPECT_EQ(p.group_settings(acme).sources,
+            (std::vector<std::string>{"192.0.2.10", "2001:db8::1", "socks5://proxy.test:1080"}));
+  EXPECT_TRUE(p.group_settings(std::nullopt).sources.empty());  // every source
+  const DomainSettings& d = p.domain_settings("x.test", acme);
+  EXPECT_EQ(d.helo, "probe1.example.test");
+  EXPECT_EQ(d.mail_from, "verify@example.test");
+  const DomainSettings& plain = p.domain_settings("x.test", std::nullopt);
+  EXPECT_EQ(plain.helo, "");  // the source address's own
+  EXPECT_EQ(plain.mail_from, "verify@example.test");
+  const DomainSettings& null = p.domain_settings("null.test", std::nullopt);
+  EXPECT_EQ(null.mail_from, "");  // the null sender, set
+  EXPECT_EQ(null.helo, "[192.0.2.10]");
+  EXPECT_FALSE(Policy::builtin().domain_settings("x.test", std::nullopt).mail_from);
+}
+
 TEST(Policy, ErrorsArePrecise) {
   const BadCase cases[] = {
       {"[defaults]\nper_mx.sessions = 0\n", 2, "defaults.per_mx.sessions",
@@ -319,6 +350,14 @@ TEST(Policy, ErrorsArePrecise) {
       {"title = \"x\"\n", 1, "title", "expected a table"},
       {"[defaults]\nper_mx.sessions = 3\nper_mx.sessions = 4\n", 3, "", ""},  // TOML itself
       {"[defaults\n", 1, "", ""},
+      {"[defaults]\nhelo = \"bad name\"\n", 2, "defaults.helo", "host name"},
+      {"[defaults]\nhelo = 3\n", 2, "defaults.helo", "host name"},
+      {"[defaults]\nmail_from = \"<x@y.test>\"\n", 2, "defaults.mail_from", "sender address"},
+      {"[defaults]\nmail_from = \"nobody\"\n", 2, "defaults.mail_from", "sender address"},
+      {"[defaults]\nsources = [\"300.1.1.1\"]\n", 2, "defaults.sources", "source address"},
+      {"[defaults]\nsources = \"192.0.2.1\"\n", 2, "defaults.sources", "list of"},
+      {"[domain.\"x.test\"]\nsources = [\"192.0.2.1\"]\n", 2, "domain.\"x.test\".sources",
+       "MX-group setting"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.text);

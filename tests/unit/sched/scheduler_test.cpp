@@ -663,6 +663,44 @@ TEST(Scheduler, BlockRotatesToAnotherSourceAndAllBlockedIsFinal) {
   EXPECT_TRUE(h.s.next_ready(h.now, g3));
 }
 
+// A provider's source pool (policy `sources`, docs/identity.md): its sessions come only from the
+// pool's addresses, other groups use every source; when the pool's one address is blocked, the
+// group's addresses end unknown/blocked rather than go out from outside the pool.
+TEST(Scheduler, SourcePoolRestrictsTheGroupOnly) {
+  Harness h(make_policy({{"session.recipients", "1"}, {"block_cooldown", "\"60s\""}},
+                        "[provider.pool]\nmatch = [\"mx.pool.test\"]\nsources = [\"192.0.2.2\"]\n"),
+            3);
+  h.add("pool.test", "mx.pool.test", 30);
+  h.add("free.test", "mx.free.test", 30);
+  const GroupId pool = h.s.group_for_mx("mx.pool.test");
+  std::set<SourceId> pool_sources, free_sources;
+  for (const Grant& g : h.grant_all())
+    (g.group == pool ? pool_sources : free_sources).insert(g.source);
+  EXPECT_EQ(pool_sources, (std::set<SourceId>{1}));  // 192.0.2.2 only
+  EXPECT_EQ(free_sources, (std::set<SourceId>{0, 1, 2}));
+}
+
+TEST(Scheduler, SourcePoolAllBlockedIsFinal) {
+  Harness h(make_policy({{"session.recipients", "1"}, {"block_cooldown", "\"60s\""}},
+                        "[provider.pool]\nmatch = [\"mx.pool.test\"]\nsources = [\"192.0.2.2\"]\n"),
+            2);
+  h.add("pool.test", "mx.pool.test", 3);
+  Grant g1;
+  ASSERT_TRUE(h.s.next_ready(h.now, g1));
+  EXPECT_EQ(g1.source, 1u);
+  const auto disp = h.s.on_outcome(g1.session, g1.items[0].id, blocked_reply(), h.now);
+  h.s.on_session_ended(g1.session, h.now);
+  EXPECT_EQ(disp.kind, Kind::Final);  // the only source of the pool refused it
+  Grant g2;
+  EXPECT_FALSE(h.s.next_ready(h.now, g2));  // never from 192.0.2.1, outside the pool
+  size_t finals = 0;
+  while (auto f = h.s.pop_final()) {
+    EXPECT_EQ(f->result.reason, Reason::Blocked);
+    ++finals;
+  }
+  EXPECT_EQ(finals, 2u);
+}
+
 // One block reply among recipients the same session judged normally is about that recipient
 // (an echoed "<spamhaus@...>" once rested a whole MX group for 5 minutes): the source is not
 // rested for the group, whichever order the replies come in; the blocked address itself ends.

@@ -509,5 +509,21 @@ TEST(RealReplies, EchoedSenderAndHeloName) {
   EXPECT_FALSE(c.source_blocked);
 }
 
+// Postfix reject_non_fqdn_helo_hostname with smtpd_delay_reject = yes (the default) refuses our
+// HELO name at RCPT TO, echoing it: a refusal of our identity (docs/identity.md), never a
+// verdict on the mailbox, whatever words our HELO name holds.
+TEST(RealReplies, PostfixNonFqdnHeloAtRcptIsOurIdentity) {
+  for (const char* helo : {"vm", "localhost", "unknown-user", "mailbox-unavailable"}) {
+    smtp::Outcome o;
+    o.stage = RCPT;
+    o.reply = *smtp::parse_reply("504 5.5.2 <" + std::string(helo) +
+                                 ">: Helo command rejected: need fully-qualified hostname\r\n");
+    const Classification c = classify(o, Echoes{"alice@example.org", "", helo});
+    EXPECT_EQ(c.verdict, V::Unknown) << helo;
+    EXPECT_EQ(c.reason, R::Blocked) << helo;
+    EXPECT_TRUE(c.source_blocked) << helo;
+  }
+}
+
 }  // namespace
 }  // namespace mxp::verdict
