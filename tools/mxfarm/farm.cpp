@@ -191,10 +191,13 @@ class Session {
   void on_rcpt(std::string_view arg);
   void on_data();
   void count_rcpt(std::string_view arg);
+  // The host refuses the sender of this MAIL (from_, lower case; "" is <>): refuse_sender.
+  bool sender_refused() const;
   void reset_transaction() {
     mail_ = false;
     rcpts_ = 0;
     accepted_ = 0;
+    txn_ = -1;
   }
 
   // Replies: `respond` expands a template into reply_ and sends it now or after a delay.
@@ -238,6 +241,7 @@ class Session {
   uint32_t session_rcpts_ = 0, session_rcpt_rejections_ = 0;
   bool rcpt_reply_ = false;
   std::string from_;
+  int64_t txn_ = -1;  // this transaction in the report's "transactions" (run --transactions)
   std::string_view rcpt_, rcpt_domain_;
 
   char in_[kInCap];
@@ -279,6 +283,7 @@ Farm::Farm(const Scenario& sc, const RunOptions& opt)
       hosts_(sc.hosts.size()),
       domains_(sc.domains.size()),
       stats_(sc.hosts.size(), opt.rcpt_map_cap) {
+  stats_.keep_transactions(opt.transactions);
   for (size_t h = 0; h < sc.hosts.size(); ++h) {
     const Host& host = sc.hosts[h];
     HostRt& rt = hosts_[h];
@@ -372,6 +377,7 @@ void Session::reset_state() {
   stream_tail_ = {};
   in_flight_stream_ = 0;
   blocked_ = false;
+  txn_ = -1;
   pair_ = nullptr;
   tls_free();
 }
@@ -680,8 +686,11 @@ void Session::on_mail(std::string_view arg) {
   if (blocked_ && host_->b.block_at == Cmd::Mail) return respond(Rk::Blocked, host_->style);
   from_.resize(path.size());
   lower_into(path, from_.data(), from_.size());
+  if (host_->b.refuse_sender_at == Cmd::Mail && sender_refused())
+    return respond(from_.empty() ? Rk::NullSenderRefused : Rk::SenderRefused, host_->style);
   mail_ = true;
   rcpts_ = accepted_ = 0;
+  txn_ = farm_->stats().transaction(host_idx_, client_ip_, from_);
   respond(Rk::MailOk, host_->style);
 }
 
@@ -701,6 +710,9 @@ void Session::on_rcpt(std::string_view arg) {
   if (b.max_rcpts > 0 && rcpts_ >= b.max_rcpts) return respond(Rk::TooManyRcpts, host_->style);
   ++rcpts_;
   if (blocked_ && b.block_at == Cmd::Rcpt) return respond(Rk::Blocked, host_->style);
+  // Postfix with smtpd_delay_reject (its default) applies the sender restrictions at RCPT.
+  if (b.refuse_sender_at == Cmd::Rcpt && sender_refused())
+    return respond(Rk::SenderRefused, host_->style);
   int d = farm_->find_domain(ldomain);
   const DomainRt* drt = d >= 0 ? &farm_->domain_rt(d) : nullptr;
   bool served = false;
@@ -748,12 +760,24 @@ void Session::on_rcpt(std::string_view arg) {
   }
 }
 
+bool Session::sender_refused() const {
+  const HostBehaviour& b = host_->b;
+  if (from_.empty()) return b.refuse_null_sender;
+  const size_t at = from_.rfind('@');
+  if (at == std::string::npos) return false;
+  const std::string_view domain = std::string_view(from_).substr(at + 1);
+  for (const auto& d : b.refuse_sender_domains)
+    if (d == domain) return true;
+  return false;
+}
+
 void Session::count_rcpt(std::string_view arg) {
   std::string_view path, local, domain;
   char lbuf[512];
   if (!parse_path_arg(arg, "TO:", &path) || !split_mailbox(path, &local, &domain)) return;
   std::string_view addr = lower_into(path, lbuf, sizeof lbuf);
   if (!addr.empty()) farm_->stats().rcpt(addr, addr.substr(local.size() + 1));
+  if (!addr.empty() && mail_) farm_->stats().transaction_rcpt(txn_, addr);
 }
 
 void Session::on_data() {

@@ -85,6 +85,11 @@ struct HostBehaviour {
   Cmd broken_at = Cmd::Connect;
   uint64_t broken_bytes = 0;      // endless: stop after this many bytes; overlong: line length
   uint32_t greylist_delay_s = 0;  // >0: greylist every recipient of this host
+  // Sender checks (docs/mxfarm.md, `refuse_sender`): the null sender and/or senders at these
+  // domains (lower case) are refused at MAIL, or at RCPT like Postfix's smtpd_delay_reject.
+  bool refuse_null_sender = false;
+  std::vector<std::string> refuse_sender_domains;
+  Cmd refuse_sender_at = Cmd::Mail;  // Mail or Rcpt
 };
 
 struct Host {
