@@ -200,8 +200,10 @@ void Session::decide(Rcpt& r, Stage stage, Failure f, const Reply* reply) {
   res.outcome.stage = stage;
   res.outcome.failure = f;
   if (reply != nullptr) res.outcome.reply = *reply;
-  // Only the current batch's recipients were in the transaction that MAIL FROM opened.
-  if (mail_sent_ && &r >= rcpts_.data() && &r < rcpts_.data() + batch_n_)
+  // The sender of the current transaction: its recipients were asked with it, and a refused
+  // MAIL FROM decides the queued ones too.
+  if (mail_sent_ &&
+      (stage == Stage::MailFrom || (&r >= rcpts_.data() && &r < rcpts_.data() + batch_n_)))
     res.outcome.sender = static_cast<int8_t>(batch_sender_);
   results_.push_back(std::move(res));
 }

@@ -127,6 +127,7 @@ TEST(SessionSender, OnlyTheRecipientsWhoseReplyRefusedTheSenderGoAgain) {
 TEST(SessionSender, EverySenderRefusedDecidesWithTheLastRefusal) {
   Harness h(two_senders());
   h.add("a@example.org", 1);
+  h.add("b@example.org", 2, /*alone=*/true);  // queued behind: decided by the same refusal
   greet(h, kEhloPlain);
   EXPECT_EQ(h.take_writes(), kNullMail);
   h.server("550 5.7.1 <>: null sender not accepted\r\n");
@@ -135,6 +136,8 @@ TEST(SessionSender, EverySenderRefusedDecidesWithTheLastRefusal) {
   EXPECT_EQ(h.outcome(1).stage, Stage::MailFrom);
   EXPECT_EQ(h.outcome(1).reply.code, 553);
   EXPECT_EQ(h.outcome(1).sender, 1);
+  EXPECT_EQ(h.outcome(2).reply.code, 553);
+  EXPECT_EQ(h.outcome(2).sender, 1);
   EXPECT_EQ(h.take_writes(), "QUIT\r\n");
   const auto c = verdict::classify(h.outcome(1), {"a@example.org", "verify@mxprobe.test", ""});
   EXPECT_EQ(c.verdict, Verdict::Unknown);
