@@ -14,11 +14,11 @@ using pipeline::Result;
 
 const std::vector<std::string_view>& RecordFormatter::columns() {
   static const std::vector<std::string_view> kColumns = {
-      "line",         "email",      "normalized", "verdict",     "reason",
-      "domain",       "mx",         "mx_ip",      "smtp_code",   "smtp_enhanced",
-      "smtp_message", "catch_all",  "role",       "disposable",  "free",
-      "suggestion",   "attempts",   "source_ip",  "proxy",       "elapsed_ms",
-      "error",        "checked_at", "cached",     "tls_version", "tls_cipher"};
+      "line",       "email",      "normalized", "verdict",       "reason",       "domain",
+      "mx",         "mx_ip",      "smtp_code",  "smtp_enhanced", "smtp_message", "catch_all",
+      "role",       "disposable", "free",       "suggestion",    "attempts",     "source_ip",
+      "proxy",      "elapsed_ms", "error",      "checked_at",    "cached",       "tls_version",
+      "tls_cipher", "mail_from"};
   return kColumns;
 }
 
@@ -134,6 +134,7 @@ void RecordFormatter::append(const Result& r, std::string_view raw, std::string&
   field(out, r.cached ? "true" : "false", false);
   field(out, r.tls_version, false);
   field(out, r.tls_cipher, false);
+  field(out, r.mail_from, false);
   out.append("\r\n");
 }
 

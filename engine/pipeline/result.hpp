@@ -37,7 +37,10 @@ struct Result {
   uint32_t attempts = 0;   // SMTP sessions this address took part in
   std::string source_ip;   // "" when the kernel chose (and through a proxy)
   std::string proxy;       // "socks5://host:port" the session went through, "" without one
-  double elapsed_ms = 0;   // from the first session attempt to the verdict
+  // The MAIL FROM that asked ("<>" for the null sender); "" (null) when no MAIL FROM was sent
+  // for this address (DNS, connect or greeting decided). docs/identity.md, "MAIL FROM".
+  std::string mail_from;
+  double elapsed_ms = 0;  // from the first session attempt to the verdict
   std::chrono::system_clock::time_point checked_at{};
   bool cached = false;     // reused from the results cache (checked_at: when it was checked)
   std::string error;       // syntax or input error code (address parser), "" otherwise

@@ -32,18 +32,21 @@ TEST(RecordFormatter, PlainCsvHasOurColumnsOnly) {
   EXPECT_EQ(fields[1], "a;b@x.test");
   EXPECT_EQ(fields[10], "ok \"fine\"");
   ASSERT_GE(fields.size(), 3u);
-  EXPECT_EQ(fields[fields.size() - 3], "false");  // cached
-  EXPECT_EQ(fields[fields.size() - 2], "");       // tls_version: no TLS
-  EXPECT_EQ(fields.back(), "");                   // tls_cipher
+  EXPECT_EQ(fields[fields.size() - 4], "false");  // cached
+  EXPECT_EQ(fields[fields.size() - 3], "");       // tls_version: no TLS
+  EXPECT_EQ(fields[fields.size() - 2], "");       // tls_cipher
+  EXPECT_EQ(fields.back(), "");                   // mail_from: none sent
   auto tls = sample();
   tls.tls_version = "TLSv1.3";
   tls.tls_cipher = "TLS_AES_128_GCM_SHA256";
+  tls.mail_from = "<>";
   out.clear();
   f.append(tls, "", out);
   fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ',');
-  EXPECT_EQ(fields[fields.size() - 2], "TLSv1.3");
-  EXPECT_EQ(fields.back(), "TLS_AES_128_GCM_SHA256");
-  EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher\r\n"), std::string::npos);
+  EXPECT_EQ(fields[fields.size() - 3], "TLSv1.3");
+  EXPECT_EQ(fields[fields.size() - 2], "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(fields.back(), "<>");
+  EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher,mail_from\r\n"), std::string::npos);
 }
 
 TEST(RecordFormatter, CsvInputColumnsComeFirstWithTheirDelimiter) {
