@@ -392,6 +392,8 @@ std::string check_report(const Result& r, bool verbose) {
   if (!r.error.empty()) o += "  why: " + p(r.error) + "\n";
   if (!r.mx.empty()) o += "  mx: " + p(r.mx) + " [" + p(r.mx_ip) + "]\n";
   if (!r.proxy.empty()) o += "  via: " + p(r.proxy) + "\n";
+  // Only when it is not the default null sender: a fallback --mail-from answered.
+  if (!r.mail_from.empty() && r.mail_from != "<>") o += "  mail from: " + p(r.mail_from) + "\n";
   if (r.has_smtp)
     o += "  smtp: " + std::to_string(r.code) + " " + p(r.enhanced) + " " + p(r.message) + "\n";
   if (!r.tls_version.empty()) o += "  tls: " + p(r.tls_version) + " " + p(r.tls_cipher) + "\n";
