@@ -102,7 +102,10 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o, EngineOptionSet set) {
   cmd.add_option("--helo", o.helo,
                  "EHLO/HELO name (default: each --source-ip's forward-confirmed PTR name, else "
                  "this host's fully-qualified name; docs/identity.md)");
-  cmd.add_option("--mail-from", o.mail_from, "MAIL FROM address (default: the null sender <>)");
+  cmd.add_option("--mail-from", o.mail_from,
+                 "MAIL FROM address, or <> for the null sender (repeatable: tried in order where "
+                 "a server refuses the sender; default: <> only)")
+      ->allow_extra_args(false);
   if (!all) return;
   cmd.add_option("-c,--concurrency", o.concurrency,
                  "SMTP sessions at once, all servers (default: policy, 200)")
@@ -270,14 +273,32 @@ static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::
     gethostname(host, sizeof host - 1);
     c.session.helo_name = host[0] ? host : "localhost";
   }
-  if (!o.mail_from.empty()) {
-    auto p = address::parse(o.mail_from);
-    if (!p.ok()) {
-      std::fprintf(diag, "mxprobe: --mail-from '%s' is not a valid address (%s)\n",
-                   o.mail_from.c_str(), std::string(address::to_string(p.error)).c_str());
+  // The senders in the order given; the first is mail_from, the rest are tried where a server
+  // refuses the ones before (docs/identity.md, "MAIL FROM").
+  std::vector<std::string> senders;
+  for (const std::string& from : o.mail_from) {
+    std::string sender;  // "" is the null sender
+    if (from != "<>" && !from.empty()) {
+      auto p = address::parse(from);
+      if (!p.ok()) {
+        std::fprintf(diag,
+                     "mxprobe: --mail-from '%s' is not a valid address (%s); use <> for "
+                     "the null sender\n",
+                     from.c_str(), std::string(address::to_string(p.error)).c_str());
+        return false;
+      }
+      sender = p.address.normalized();
+    }
+    if (std::find(senders.begin(), senders.end(), sender) != senders.end()) continue;
+    if (senders.size() == smtp::kMaxSenders) {
+      std::fprintf(diag, "mxprobe: --mail-from: at most %zu senders\n", smtp::kMaxSenders);
       return false;
     }
-    c.session.mail_from = p.address.normalized();
+    senders.push_back(std::move(sender));
+  }
+  if (!senders.empty()) {
+    c.session.mail_from = senders.front();
+    c.session.fallback_senders.assign(senders.begin() + 1, senders.end());
   }
   c.session.use_pipelining = !o.no_pipelining;
   // STARTTLS is per domain (policy `starttls`, which --starttls sets in [defaults]). One

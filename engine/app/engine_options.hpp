@@ -31,8 +31,10 @@ struct EngineOptions {
   double proxy_recheck = 30;  // seconds: a down proxy is re-checked at most this far apart
   std::optional<double> timeout_connect, timeout_banner, timeout_command;  // seconds
   double timeout_dns = 5;
-  std::string helo;       // default: per source address (docs/identity.md)
-  std::string mail_from;  // default: the null sender <> (docs/usage.md says why)
+  std::string helo;  // default: per source address (docs/identity.md)
+  // MAIL FROM, in the order tried: "<>" is the null sender; default just <> (docs/identity.md,
+  // "MAIL FROM", says why). A later one is used where a server refused the ones before.
+  std::vector<std::string> mail_from;
   std::optional<uint32_t> concurrency, domain_concurrency, rcpts_per_session;
   std::string policy_file;
   size_t max_domains = 50'000;

@@ -19,7 +19,7 @@ const std::vector<std::string_view>& RecordFormatter::columns() {
       "mx",         "mx_ip",      "smtp_code",  "smtp_enhanced", "smtp_message", "catch_all",
       "role",       "disposable", "free",       "suggestion",    "attempts",     "source_ip",
       "proxy",      "elapsed_ms", "error",      "checked_at",    "cached",       "tls_version",
-      "tls_cipher", "helo"};
+      "tls_cipher", "helo",       "mail_from"};
   return kColumns;
 }
 
@@ -136,6 +136,7 @@ void RecordFormatter::append(const Result& r, std::string_view raw, std::string&
   field(out, r.tls_version, false);
   field(out, r.tls_cipher, false);
   field(out, r.helo, false);
+  field(out, r.mail_from, false);
   out.append("\r\n");
 }
 

@@ -394,6 +394,8 @@ std::string check_report(const Result& r, bool verbose) {
   if (!r.proxy.empty()) o += "  via: " + p(r.proxy) + "\n";
   if (!r.helo.empty())
     o += "  as: " + p(r.helo) + (r.source_ip.empty() ? "" : " from " + p(r.source_ip)) + "\n";
+  // Only when it is not the default null sender: a fallback --mail-from answered.
+  if (!r.mail_from.empty() && r.mail_from != "<>") o += "  mail from: " + p(r.mail_from) + "\n";
   if (r.has_smtp)
     o += "  smtp: " + std::to_string(r.code) + " " + p(r.enhanced) + " " + p(r.message) + "\n";
   if (!r.tls_version.empty()) o += "  tls: " + p(r.tls_version) + " " + p(r.tls_cipher) + "\n";

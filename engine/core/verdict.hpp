@@ -15,6 +15,7 @@ namespace mxp {
   X(Unknown, "unknown")
 
 // proxy_failed: no SOCKS5 proxy of the pool could be used (docs/proxies.md).
+// sender_refused: the server refused every MAIL FROM we have (docs/identity.md, "MAIL FROM").
 #define MXP_REASONS(X)                     \
   X(Accepted, "accepted")                  \
   X(InvalidSyntax, "invalid_syntax")       \
@@ -35,7 +36,8 @@ namespace mxp {
   X(ProtocolError, "protocol_error")       \
   X(TemporaryFailure, "temporary_failure") \
   X(ProxyFailed, "proxy_failed")           \
-  X(TlsRequired, "tls_required")
+  X(TlsRequired, "tls_required")           \
+  X(SenderRefused, "sender_refused")
 
 enum class Verdict : uint8_t {
 #define MXP_X(id, name) id,

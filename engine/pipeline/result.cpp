@@ -115,6 +115,7 @@ core::Expected<Result, std::string> parse_json(std::string_view text) {
   r.proxy = str("proxy");
   r.helo = str("helo");
   if (auto it = j.find("elapsed_ms"); it != j.end() && it->is_number()) r.elapsed_ms = *it;
+  r.mail_from = str("mail_from");
   r.error = str("error");
   r.checked_at = *when;
   if (auto it = j.find("cached"); it != j.end() && it->is_boolean()) r.cached = *it;
@@ -182,6 +183,8 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
   char buf[48];
   std::snprintf(buf, sizeof buf, ",\"elapsed_ms\":%.1f", r.elapsed_ms);
   out.append(buf);
+  out.append(",\"mail_from\":");
+  str_or_null(out, r.mail_from);
   out.append(",\"error\":");
   str_or_null(out, r.error);
   out.append(",\"checked_at\":\"");

@@ -38,7 +38,10 @@ struct Result {
   std::string source_ip;   // "" when the kernel chose (and through a proxy)
   std::string proxy;       // "socks5://host:port" the session went through, "" without one
   std::string helo;        // the EHLO/HELO name that session gave (docs/identity.md), "" if none
-  double elapsed_ms = 0;   // from the first session attempt to the verdict
+  // The MAIL FROM that asked ("<>" for the null sender); "" (null) when no MAIL FROM was sent
+  // for this address (DNS, connect or greeting decided). docs/identity.md, "MAIL FROM".
+  std::string mail_from;
+  double elapsed_ms = 0;  // from the first session attempt to the verdict
   std::chrono::system_clock::time_point checked_at{};
   bool cached = false;     // reused from the results cache (checked_at: when it was checked)
   std::string error;       // syntax or input error code (address parser), "" otherwise

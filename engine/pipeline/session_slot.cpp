@@ -42,6 +42,7 @@ Verifier::SessionSlot::SessionSlot(Verifier& v, Domain& d, const sched::Grant& g
     }
   }
   if (v.cfg_.transcripts) session_.set_transcript(&SessionSlot::on_line, this);
+  session_.set_sender(v.first_sender(group_));
 }
 
 void Verifier::SessionSlot::begin(const std::vector<sched::ItemRef>& refs) {
@@ -108,7 +109,9 @@ void Verifier::SessionSlot::add(const std::vector<sched::ItemRef>& refs, TimePoi
     uint64_t index = items_.size();
     items_.push_back(item);
     if (watched(*item) && !transcript_.text.empty()) replay(*item);
-    session_.add_recipient(item->wire(), index, now);
+    // The catch-all probe goes in a transaction of its own: servers judge a transaction's
+    // recipients together (Outlook: "452 4.5.3 Recipients belong to multiple regions").
+    session_.add_recipient(item->wire(), index, now, item->probe);
   }
 }
 
@@ -318,6 +321,8 @@ void Verifier::SessionSlot::pump() {
       stage_since_ = now;
     }
   }
+  // A server of this group refused the senders before this one: later sessions start here.
+  if (session_.sender_index() > 0) v_.note_sender(group_, session_.sender_index());
   while (auto r = session_.pop_result()) {
     Item* item = items_[r->id];
     items_[r->id] = nullptr;

@@ -111,8 +111,14 @@ const smtp::SessionConfig& Verifier::session_config(const sched::DomainSettings&
       slot->helo_name = cfg_.sources[source].helo;
     if (ds.mail_from) slot->mail_from = *ds.mail_from;
     slot->timeouts = ds.timeouts;
-    slot->max_rcpts_per_transaction = std::max<uint32_t>(1, ds.recipients);
+    // Per transaction: the policy's session.recipients_per_transaction, else the session's.
+    const uint32_t per_txn = ds.recipients_per_transaction > 0
+                                 ? std::min(ds.recipients_per_transaction, ds.recipients)
+                                 : ds.recipients;
+    slot->max_rcpts_per_transaction = std::max<uint32_t>(1, per_txn);
     slot->starttls = clear_text ? smtp::StartTlsMode::Never : ds.starttls;
+    // A reply that refuses our sender is asked again with the next one (docs/identity.md).
+    slot->sender_refused = &verdict::refuses_sender;
   }
   return *slot;
 }

@@ -204,6 +204,13 @@ class Verifier final : private loop::TimerHandler {
   void free_item(Item* item);
   std::string random_local_part();
   std::string block_error(sched::GroupId g);
+  // The record's `error` when the server refused every MAIL FROM up to `last` (an index as in
+  // smtp::Outcome::sender).
+  std::string sender_error(const smtp::SessionConfig& cfg, int last) const;
+  // The sender to start a session of MX group g with: the latest one a session of the group
+  // moved on to because the ones before were refused (0: mail_from).
+  size_t first_sender(sched::GroupId g) const;
+  void note_sender(sched::GroupId g, size_t index);
   void on_local_failure(loop::Status status);
   void size_to_fd_limit();
   // The resolver's health (docs/usage.md): a lookup that got no answer is held while the
@@ -256,6 +263,9 @@ class Verifier final : private loop::TimerHandler {
     std::string mx, mx_ip, source_ip, proxy, helo, reply;
   };
   std::unordered_map<sched::GroupId, BlockCause> block_cause_;
+  // By MX group, the sender its servers made us move on to (absent: the first); see
+  // first_sender().
+  std::unordered_map<sched::GroupId, uint8_t> sender_start_;
   loop::TimerId kick_timer_{}, deadline_timer_{};
   bool kick_armed_ = false, deadline_armed_ = false;
   loop::TimePoint deadline_at_{};

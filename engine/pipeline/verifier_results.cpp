@@ -58,8 +58,16 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   }
   // Phrases count in the server's own words only: the recipient, our sender and HELO name it
   // echoes are not (docs/verdicts.md, "Echoed addresses").
-  const verdict::Echoes echoes{item->wire(), s.config().mail_from, s.config().helo_name};
+  const std::string_view sender =
+      outcome.sender >= 0 ? smtp::sender_at(s.config(), static_cast<size_t>(outcome.sender))
+                          : std::string_view(s.config().mail_from);
+  const verdict::Echoes echoes{item->wire(), sender, s.config().helo_name};
   auto c = verdict::classify(outcome, echoes);
+  // The MAIL FROM that asked for this address ("<>": the null sender); null when none was sent.
+  if (outcome.sender >= 0)
+    r.mail_from = sender.empty() ? std::string("<>") : std::string(sender);
+  else
+    r.mail_from.clear();
   r.mx = s.target().host;
   r.mx_ip = s.address().address.ip_string();
   r.source_ip = s.source_ip();
@@ -120,6 +128,10 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
       return;
     case sched::Disposition::Kind::Final:
       if (disp.result.source_blocked) r.error = block_error(s.group());
+      if (disp.result.sender_refused)
+        r.error = disp.result.source_blocked
+                      ? r.error + "; " + sender_error(s.config(), outcome.sender)
+                      : sender_error(s.config(), outcome.sender);
       finish_item(d, item, disp.result, &outcome);
       return;
     case sched::Disposition::Kind::Invalid:  // the scheduler lost track: finish it here
@@ -242,6 +254,29 @@ std::string Verifier::block_error(sched::GroupId g) {
     when = std::string(" resting until ") + buf;
   }
   return who + when + " after " + b.reply + " at " + b.mx;
+}
+
+std::string Verifier::sender_error(const smtp::SessionConfig& cfg, int last) const {
+  const size_t n = last < 0 ? 1 : static_cast<size_t>(last) + 1;
+  std::string list;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string_view from = smtp::sender_at(cfg, i);
+    list += i ? ", " : "";
+    list += from.empty() ? std::string_view("<>") : from;
+  }
+  return (n > 1 ? "the server refused every MAIL FROM we have ("
+                : "the server refused our MAIL FROM (") +
+         list + "): give --mail-from an address on a domain you own (docs/identity.md)";
+}
+
+size_t Verifier::first_sender(sched::GroupId g) const {
+  auto it = sender_start_.find(g);
+  return it == sender_start_.end() ? 0 : it->second;
+}
+
+void Verifier::note_sender(sched::GroupId g, size_t index) {
+  uint8_t& at = sender_start_[g];
+  at = std::max<uint8_t>(at, static_cast<uint8_t>(index));
 }
 
 std::string Verifier::random_local_part() {

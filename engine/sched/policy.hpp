@@ -65,7 +65,9 @@ struct GroupSettings {
 struct DomainSettings {
   LevelLimits domain;
   uint32_t recipients = 25;  // RCPTs per session
-  uint32_t rejections = 8;   // rejected RCPTs per session, then rotate (Postfix soft limit: 10)
+  // RCPTs per mail transaction (then RSET and a new MAIL FROM); 0: as many as `recipients`.
+  uint32_t recipients_per_transaction = 0;
+  uint32_t rejections = 8;  // rejected RCPTs per session, then rotate (Postfix soft limit: 10)
   // Retry delays for retry_later outcomes: try n (n >= 1) failed -> wait schedule[min(n-1, end)].
   std::vector<Duration> retry_schedule;
   uint32_t attempts = 5;  // tries in all, the first included

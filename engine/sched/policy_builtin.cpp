@@ -53,6 +53,7 @@ rcpt_burst = 40
 
 [defaults.session]
 recipients = 25             # RCPT commands per session
+recipients_per_transaction = 0  # per MAIL FROM (then RSET); 0 = as many as recipients
 rejections = 8              # rejected RCPTs per session, then a new session (Postfix: 10)
 
 [defaults.retry]            # retry_later outcomes (greylisting: same source IP)
@@ -89,13 +90,15 @@ backoff = { holdoff = "5s", min_factor = 0.02 }
 block_cooldown = "4h"
 
 # Microsoft 365 (*.mail.protection.outlook.com) and Outlook.com / Hotmail
-# (*.olc.protection.outlook.com).
+# (*.olc.protection.outlook.com). Their edge answers "452 4.5.3 Too many recipients" and
+# "452 4.5.3 Recipients belong to multiple regions" to transactions far below its documented
+# 200 recipients (docs/policy.md, "Sane defaults for the big providers"): 10 per transaction.
 [provider.microsoft]
 match = ["*.outlook.com"]
 per_mx = { sessions = 20, connect_rate = 4, connect_burst = 8, rcpt_rate = 40, rcpt_burst = 80 }
 per_source = { sessions = 2, connect_rate = 0.5, connect_burst = 2, rcpt_rate = 5, rcpt_burst = 10 }
 per_domain = { sessions = 20, connect_rate = 0, rcpt_rate = 0 }
-session = { recipients = 20, rejections = 8 }
+session = { recipients = 20, recipients_per_transaction = 10, rejections = 8 }
 retry = { schedule = ["2m", "10m", "30m", "1h"], attempts = 5 }
 backoff = { holdoff = "5s", min_factor = 0.02 }
 block_cooldown = "4h"

@@ -77,6 +77,10 @@ std::vector<KeyDef> make_keys() {
   t.push_back(
       {"session.recipients", Where::Domain, Kind::Count, 1, 1000, "",
        [](All& a, const Value& v) { a.domain.recipients = static_cast<uint32_t>(v.count); }});
+  t.push_back({"session.recipients_per_transaction", Where::Domain, Kind::Count, 0, 1000,
+               "0 = session.recipients", [](All& a, const Value& v) {
+                 a.domain.recipients_per_transaction = static_cast<uint32_t>(v.count);
+               }});
   t.push_back(
       {"session.rejections", Where::Domain, Kind::Count, 1, 1000, "",
        [](All& a, const Value& v) { a.domain.rejections = static_cast<uint32_t>(v.count); }});

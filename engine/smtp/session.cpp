@@ -60,6 +60,15 @@ bool is_safe_argument(std::string_view arg, size_t max_len, bool allow_utf8) {
   return true;
 }
 
+size_t sender_count(const SessionConfig& cfg) {
+  return std::min(kMaxSenders, cfg.fallback_senders.size() + 1);
+}
+
+std::string_view sender_at(const SessionConfig& cfg, size_t i) {
+  if (i == 0 || i > cfg.fallback_senders.size()) return cfg.mail_from;
+  return cfg.fallback_senders[i - 1];
+}
+
 void TranscriptBuffer::append(void* self, Direction dir, std::string_view line) {
   auto& t = static_cast<TranscriptBuffer*>(self)->text;
   t += dir == Direction::Sent ? "C: " : "S: ";
@@ -86,9 +95,15 @@ Session::Session(const SessionConfig& config) : cfg_(&config), parser_(config.re
   if (!is_safe_argument(cfg_->helo_name, kMaxDomain, false)) {
     local_error_ = Failure::LocalError;
     local_error_stage_ = Stage::Ehlo;
-  } else if (!cfg_->mail_from.empty() && !is_safe_argument(cfg_->mail_from, kMaxPath, false)) {
-    local_error_ = Failure::LocalError;
-    local_error_stage_ = Stage::MailFrom;
+  } else {
+    senders_ = static_cast<uint8_t>(sender_count(*cfg_));
+    for (size_t i = 0; i < senders_; ++i) {
+      const std::string_view from = sender_at(*cfg_, i);
+      if (!from.empty() && !is_safe_argument(from, kMaxPath, false)) {
+        local_error_ = Failure::LocalError;
+        local_error_stage_ = Stage::MailFrom;
+      }
+    }
   }
   if (local_error_ != Failure::None) want_close_ = true;
 }
@@ -185,6 +200,11 @@ void Session::decide(Rcpt& r, Stage stage, Failure f, const Reply* reply) {
   res.outcome.stage = stage;
   res.outcome.failure = f;
   if (reply != nullptr) res.outcome.reply = *reply;
+  // The sender of the current transaction: its recipients were asked with it, and a refused
+  // MAIL FROM decides the queued ones too.
+  if (mail_sent_ &&
+      (stage == Stage::MailFrom || (&r >= rcpts_.data() && &r < rcpts_.data() + batch_n_)))
+    res.outcome.sender = static_cast<int8_t>(batch_sender_);
   results_.push_back(std::move(res));
 }
 
@@ -310,7 +330,13 @@ void Session::on_closed(TimePoint /*now*/) {
   closed_ = true;
 }
 
-Session::AddResult Session::add_recipient(std::string_view address, uint64_t id, TimePoint now) {
+void Session::set_sender(size_t index) {
+  if (connected_ || closed_) return;
+  sender_ = batch_sender_ = static_cast<uint8_t>(std::min<size_t>(index, senders_ - 1u));
+}
+
+Session::AddResult Session::add_recipient(std::string_view address, uint64_t id, TimePoint now,
+                                          bool alone) {
   if (local_error_ != Failure::None || (accepting() && !is_safe_path(address, kMaxPath))) {
     RecipientResult res;
     res.id = id;
@@ -320,7 +346,7 @@ Session::AddResult Session::add_recipient(std::string_view address, uint64_t id,
     return AddResult::Refused;
   }
   if (!accepting()) return AddResult::Closed;
-  rcpts_.push_back(Rcpt{std::string(address), id, false});
+  rcpts_.push_back(Rcpt{std::string(address), id, false, alone});
   ++undecided_;
   if (greeted_ && !in_flight() && advance()) arm(now);
   return AddResult::Queued;
@@ -435,6 +461,13 @@ void Session::handle_reply(Reply&& r) {
         // again inside TLS. A refused MAIL opened no transaction.
         tls_retry_ = true;
         txn_open_ = false;
+      } else if (!is_2xx(r) && sender_retry_possible(r, st)) {
+        // Our sender was refused and another is configured: the same recipients are asked
+        // with it (RFC 5321 §4.5.5 wants <> accepted, but some servers refuse it). Pipelined
+        // RCPT replies still to come (typically 503) decide nothing.
+        sender_retry_ = true;
+        sender_ = static_cast<uint8_t>(batch_sender_ + 1);
+        txn_open_ = false;
       } else if (!is_2xx(r)) {
         // The sender was refused: no RCPT can be judged on this connection. Pipelined RCPT
         // replies still to come (typically 503) decide nothing.
@@ -444,10 +477,18 @@ void Session::handle_reply(Reply&& r) {
       break;
     case Stage::RcptTo:
       if (!tls_retry_ && tls_retry_possible(r)) tls_retry_ = true;
-      if (tls_retry_)
-        ++rcpt_recv_;  // answered for the wrong reason: sent again inside TLS
-      else
+      if (tls_retry_ || (sender_retry_ && !txn_open_)) {
+        ++rcpt_recv_;  // answered for the wrong reason: sent again inside TLS, or after MAIL
+      } else if (!is_2xx(r) && sender_retry_possible(r, st)) {
+        // Postfix (smtpd_delay_reject, its default) reports a refused sender at RCPT:
+        // "554 5.7.1 <>: Sender address rejected". Not about this mailbox: it is asked again
+        // with the next sender; the batch's other replies still decide their recipients.
+        sender_retry_ = true;
+        sender_ = static_cast<uint8_t>(batch_sender_ + 1);
+        ++rcpt_recv_;
+      } else {
         decide(rcpts_[rcpt_recv_++], st, Failure::None, &r);
+      }
       break;
     case Stage::Quit:
       await_quit_ = false;
@@ -468,6 +509,11 @@ bool Session::tls_retry_possible(const Reply& r) const {
   return cfg_->starttls == StartTlsMode::Auto && !tls_active_ && !starttls_sent_ && demands_tls(r);
 }
 
+bool Session::sender_retry_possible(const Reply& r, Stage stage) const {
+  return cfg_->sender_refused != nullptr && batch_sender_ + 1u < senders_ &&
+         cfg_->sender_refused(r, stage, sender_at(*cfg_, batch_sender_));
+}
+
 void Session::requeue_batch() {
   // The batch's undecided recipients move to the front of the queue, in their order.
   std::stable_partition(rcpts_.begin(), rcpts_.begin() + batch_n_,
@@ -480,11 +526,16 @@ void Session::requeue_batch() {
 }
 
 bool Session::form_batch() {
-  const size_t max = std::max<uint32_t>(1, cfg_->max_rcpts_per_transaction);
+  size_t max = std::max<uint32_t>(1, cfg_->max_rcpts_per_transaction);
   const bool smtputf8 = has(caps_, Capability::SmtpUtf8);
   utf8_batch_ = false;
   size_t n = 0;
   while (n < rcpts_.size() && n < max) {
+    // A recipient that goes alone ends the batch before it, or is the whole batch.
+    if (rcpts_[n].alone) {
+      if (n > 0) break;
+      max = 1;
+    }
     if (has_utf8(rcpts_[n].address)) {
       if (!smtputf8) {
         // RFC 6531 §3.2: without SMTPUTF8 an internationalized address must not be sent.
@@ -514,7 +565,8 @@ void Session::send_batch() {
       if (!pipe) return;
     }
     // RFC 5321 §4.1.1.2; the null reverse-path is "<>" (§4.5.5).
-    send("MAIL FROM:<", cfg_->mail_from, ">", utf8_batch_ ? " SMTPUTF8" : "");
+    batch_sender_ = sender_;
+    send("MAIL FROM:<", sender_at(*cfg_, sender_), ">", utf8_batch_ ? " SMTPUTF8" : "");
     mail_sent_ = true;
     txn_open_ = true;
     await_mail_ = true;
@@ -558,7 +610,13 @@ bool Session::advance() {
     return true;
   }
   if (!greeted_) return false;
-  if (tls_retry_ && batch_n_ > 0) requeue_batch();  // every reply of the refused batch is in
+  // Every reply of the refused batch is in: its undecided recipients go again, inside TLS or
+  // with the next sender (send_batch ends an open transaction with RSET first).
+  if ((tls_retry_ || sender_retry_) && batch_n_ > 0) requeue_batch();
+  if (sender_retry_) {
+    sender_retry_ = false;
+    ++stats_.sender_retries;
+  }
   if (tls_retry_ && txn_open_) {
     // MAIL was accepted and RCPT demanded TLS: end the transaction first (Postfix refuses
     // STARTTLS inside one: "503 5.5.1 Error: MAIL transaction in progress").

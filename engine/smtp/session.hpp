@@ -50,6 +50,16 @@ inline bool has(const Capabilities& caps, Capability c) {
 struct SessionConfig {
   std::string helo_name;  // EHLO/HELO argument, e.g. "probe.example.net" or "[192.0.2.1]"
   std::string mail_from;  // reverse-path; empty means the null sender "MAIL FROM:<>"
+  // Senders tried after mail_from, in order, when a server refuses ours (docs/identity.md,
+  // "MAIL FROM"); empty strings are the null sender. At most kMaxSenders - 1 are used.
+  std::vector<std::string> fallback_senders;
+  // Whether `reply` (to MAIL FROM or to RCPT TO) refuses our sender `sender` ("" for <>) rather
+  // than judging a mailbox. When it does and another sender is configured, the session asks the
+  // same recipients again in a new transaction (RSET, MAIL FROM with the next sender) instead of
+  // deciding them. The Verifier sets it to the verdict policy's answer (verdict::refuses_sender);
+  // null: a refused sender decides the recipients like any other reply.
+  using SenderRefusedFn = bool (*)(const Reply& reply, Stage stage, std::string_view sender);
+  SenderRefusedFn sender_refused = nullptr;
   StageTimeouts timeouts = kDefaultStageTimeouts;
   uint32_t max_rcpts_per_transaction = 50;  // then RSET and a new MAIL FROM; 0 is taken as 1
   bool use_pipelining = true;               // RFC 2920, only when the server offers it
@@ -58,6 +68,13 @@ struct SessionConfig {
   StartTlsMode starttls = StartTlsMode::Never;
   ReplyLimits reply_limits;
 };
+
+// Senders a session can use: mail_from and up to kMaxSenders - 1 fallbacks (Outcome::sender is
+// an int8_t).
+inline constexpr size_t kMaxSenders = 16;
+// Sender `i` of `cfg` (0: mail_from, i: fallback_senders[i - 1]); "" is the null sender.
+std::string_view sender_at(const SessionConfig& cfg, size_t i);
+size_t sender_count(const SessionConfig& cfg);
 
 // True when `arg` can travel as exactly one SMTP argument: non-empty, at most `max_len` bytes,
 // no control byte (CR, LF, NUL, ...), no space, no '<' or '>'. Bytes >= 0x80 pass only when
@@ -77,6 +94,8 @@ struct SessionStats {
   uint32_t replies_received = 0;
   uint32_t rcpts_sent = 0;
   uint32_t transactions = 0;  // MAIL FROM commands sent
+  // Batches asked again with the next sender because the server refused ours.
+  uint32_t sender_retries = 0;
   // Bytes that followed the 220 to STARTTLS in clear text and were thrown away (RFC 3207 §4.2:
   // an injected reply must not be taken for the answer to a command sent inside TLS).
   uint32_t tls_discarded_bytes = 0;
@@ -122,7 +141,15 @@ class Session {
 
   // Queues a recipient (an address already validated by the address parser). May be called
   // before start() and while the connection is open, to reuse it for more recipients.
-  AddResult add_recipient(std::string_view address, uint64_t id, TimePoint now);
+  // `alone`: the recipient gets a mail transaction of its own (RSET before it when one is open,
+  // and before the next recipient): the catch-all probe, which must never share MAIL FROM..RCPT
+  // with a real address (Outlook answers "452 4.5.3 Recipients belong to multiple regions").
+  AddResult add_recipient(std::string_view address, uint64_t id, TimePoint now, bool alone = false);
+  // The sender to start with (an index as in Outcome::sender): the one a server of the same MX
+  // group accepted before, so that a session does not ask again with senders already refused.
+  // Before start(); clamped to the senders configured.
+  void set_sender(size_t index);
+  size_t sender_index() const { return sender_; }  // the sender the next MAIL FROM carries
   // Nothing more will be added: QUIT once every recipient is decided.
   void finish(TimePoint now);
 
@@ -171,6 +198,7 @@ class Session {
     std::string address;
     uint64_t id = 0;
     bool decided = false;
+    bool alone = false;  // a transaction of its own (add_recipient)
   };
 
   static void on_raw_line(void* self, std::string_view line);
@@ -193,6 +221,8 @@ class Session {
   // The server refuses MAIL/RCPT until TLS is up, and we may still try STARTTLS (auto).
   bool tls_retry_possible(const Reply& r) const;
   void requeue_batch();  // after a TLS demand: the undecided recipients wait for the retry
+  // The reply refuses the sender of this batch and another sender is left to try.
+  bool sender_retry_possible(const Reply& r, Stage stage) const;
 
   const SessionConfig* cfg_;
   ReplyParser parser_;
@@ -244,6 +274,12 @@ class Session {
   bool tls_active_ = false;
   bool starttls_sent_ = false;  // once per connection
   bool tls_retry_ = false;      // a TLS demand (530) came: STARTTLS, then the batch again
+  // Our sender was refused (at MAIL, or at RCPT as Postfix's smtpd_delay_reject reports it):
+  // the batch's undecided recipients are asked again with sender_ once every reply is in.
+  bool sender_retry_ = false;
+  uint8_t sender_ = 0;        // the sender the next MAIL FROM carries
+  uint8_t batch_sender_ = 0;  // the sender the current batch's MAIL FROM carried
+  uint8_t senders_ = 1;       // senders configured (mail_from and the fallbacks)
 };
 
 }  // namespace mxp::smtp

@@ -72,6 +72,10 @@ struct Outcome {
   Stage stage = Stage::Connect;
   Failure failure = Failure::None;
   Reply reply;  // meaningful when failure == None
+  // Which of our senders the deciding transaction's MAIL FROM carried: 0 is
+  // SessionConfig::mail_from, i > 0 is fallback_senders[i - 1]; -1 when no MAIL FROM was sent
+  // for this recipient (connect, banner, EHLO, a local refusal).
+  int8_t sender = -1;
 };
 
 using StageTimeouts = std::array<std::chrono::milliseconds, kStageCount>;

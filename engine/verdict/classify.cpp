@@ -107,6 +107,12 @@ Classification from_strong(TextClass t, Scope greylist_scope) {
       // server TLS: the mailbox was not judged.
       c = unknown(Reason::TlsRequired, Scope::Session);
       break;
+    case TextClass::SenderRefused:
+      // Our MAIL FROM, not the mailbox (docs/identity.md, "MAIL FROM"): the session tries its
+      // next sender; rotating the source IP would not help.
+      c = unknown(Reason::SenderRefused, Scope::Transaction);
+      c.sender_refused = true;
+      break;
     case TextClass::SourceBlocked:
     default:
       c = unknown(Reason::Blocked, Scope::Session);
@@ -184,11 +190,8 @@ Classification classify_rcpt(const Reply& r, TextClass t) {
       return finish(make(Verdict::Risky, Reason::MailboxFull, Scope::Recipient), code);
     case Enh::NotResponsible:
       return finish(unknown(Reason::Blocked, Scope::Domain), code);
-    case Enh::SenderRefused: {
-      auto c = unknown(Reason::Blocked, Scope::Session);
-      c.source_blocked = true;
-      return finish(c, code);
-    }
+    case Enh::SenderRefused:
+      return finish(from_strong(TextClass::SenderRefused, Scope::Recipient), code);
     case Enh::Policy: {
       // X.7.x is policy whatever the text says; the text only tells which policy.
       if (t == TextClass::RelayDenied) return finish(unknown(Reason::Blocked, Scope::Domain), code);
@@ -272,8 +275,9 @@ Classification classify_mail_from(const Reply& r, TextClass t) {
     }
     if (e == Enh::Generic && t == TextClass::RetryLater && (code == 450 || code == 451))
       return finish(unknown(Reason::Greylisted, Scope::Transaction), code);
-    if (e == Enh::SenderRefused ||
-        (e == Enh::Generic &&
+    if (e == Enh::SenderRefused)
+      return finish(from_strong(TextClass::SenderRefused, Scope::Transaction), code);
+    if ((e == Enh::Generic &&
          (t == TextClass::Policy || t == TextClass::RelayDenied ||
           t == TextClass::MailboxNotFound || t == TextClass::MailboxDisabled))) {
       auto c = unknown(Reason::Blocked, Scope::Session);
@@ -284,9 +288,13 @@ Classification classify_mail_from(const Reply& r, TextClass t) {
   }
   if (e == Enh::Protocol || (e == Enh::Generic && t == TextClass::None && is_command_error(code)))
     return finish(unknown(Reason::ProtocolError, Scope::Session), code);
-  // Any other 5xx: the server refused our sender (address, domain, or us).
+  if (e == Enh::SenderRefused)
+    return finish(from_strong(TextClass::SenderRefused, Scope::Transaction), code);
+  // Any other 5xx: the server refused our sender's address or domain, or us, without saying
+  // which. Another sender is tried first (sender_refused); after the last, the source rotates.
   auto c = unknown(Reason::Blocked, Scope::Session);
   c.source_blocked = true;
+  c.sender_refused = true;
   return finish(c, code);
 }
 
@@ -368,24 +376,34 @@ bool tls_coded(const Reply& r) {
   return r.code == 530 || (r.enhanced.present && r.enhanced.subject == 7);
 }
 
-}  // namespace
-
-Classification classify(const smtp::Outcome& o, const Echoes& echoes) {
-  if (o.failure != Failure::None) return classify_failure(o.stage, o.failure);
-  const Reply& r = o.reply;
+Classification classify_reply(Stage stage, const Reply& r, const Echoes& echoes) {
   if (!valid_code(r.code)) return out_of_step();
   // Positive replies at RCPT carry nothing the text could change: skip the scan (hot path).
   TextClass t =
       (r.code / 100 == 2 || r.code / 100 == 3) ? TextClass::None : match_reply(r, echoes).cls;
   if (t == TextClass::TlsRequired && !tls_coded(r)) t = TextClass::None;
-  switch (o.stage) {
+  switch (stage) {
     case Stage::RcptTo:
       return classify_rcpt(r, t);
     case Stage::MailFrom:
       return classify_mail_from(r, t);
     default:
-      return classify_session_reply(o.stage, r, t);
+      return classify_session_reply(stage, r, t);
   }
+}
+
+}  // namespace
+
+Classification classify(const smtp::Outcome& o, const Echoes& echoes) {
+  if (o.failure != Failure::None) return classify_failure(o.stage, o.failure);
+  return classify_reply(o.stage, o.reply, echoes);
+}
+
+bool refuses_sender(const smtp::Reply& reply, smtp::Stage stage, std::string_view sender) {
+  if (stage != Stage::MailFrom && stage != Stage::RcptTo) return false;
+  Echoes echoes;
+  echoes.sender = sender;
+  return classify_reply(stage, reply, echoes).sender_refused;
 }
 
 Classification classify_dns(DnsStatus s) {

@@ -35,9 +35,15 @@ struct Classification {
   // Not final: asking again later may give a final answer (4xx replies, timeouts, DNS
   // SERVFAIL). For greylisting, ask again from the SAME source IP: greylists key on it.
   bool retry_later = false;
-  // Our identity (source IP, its PTR, our HELO name or our MAIL FROM address) was refused:
-  // the answer can only change from another source identity. Rotate the source IP.
+  // Our identity (source IP, its PTR, our HELO name) was refused: the answer can only change
+  // from another source identity. Rotate the source IP.
   bool source_blocked = false;
+  // Our MAIL FROM was refused (the address, its domain, the null sender): never a verdict on
+  // the mailbox. Another sender may be accepted: the session asks again with the next one it
+  // has (SessionConfig::fallback_senders); after the last, unknown/sender_refused. A MAIL FROM
+  // refused without saying why also sets source_blocked (it may be about us): the next sender
+  // is tried first, and after the last the source IP rotates as for a block.
+  bool sender_refused = false;
   // The server is limiting or struggling with our traffic: slow down toward this MX.
   bool back_off = false;
   // The connection is unusable after this (421, timeouts, closed, refused banner): QUIT/close
@@ -55,6 +61,11 @@ struct Classification {
 // taken out of the text before phrases are matched, so that "<spamhaus@example.org>: User
 // unknown" is about a mailbox, not a blocklist (docs/verdicts.md, "Echoed addresses").
 Classification classify(const smtp::Outcome& outcome, const Echoes& echoes = {});
+
+// Whether a reply to MAIL FROM or RCPT TO refuses our sender `sender` ("" for <>) rather than
+// judging the mailbox: classify(...).sender_refused. The smtp::Session asks the same
+// recipients again with the next sender when this says yes (SessionConfig::sender_refused).
+bool refuses_sender(const smtp::Reply& reply, smtp::Stage stage, std::string_view sender);
 
 // DNS outcomes that end a verification before any SMTP (dns/status.hpp).
 using dns::DnsStatus;

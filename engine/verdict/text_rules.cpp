@@ -40,7 +40,19 @@ constexpr TextRule kRules[] = {
     {"starttls", C::TlsRequired},
     {"tls required", C::TlsRequired},
     {"requires tls", C::TlsRequired},
-    // --- our IP / PTR / HELO / sender refused, blocklists, reputation ---
+    // --- our sender refused (before the blocklists: "Sender address rejected: ... blocked
+    // using dbl.spamhaus.org" is about the sender's domain, which another sender avoids) ---
+    {"sender address rejected", C::SenderRefused},  // Postfix reports it at RCPT (delay_reject)
+    {"sender verify failed", C::SenderRefused},     // Exim callout on our MAIL FROM
+    {"sender verification", C::SenderRefused},
+    {"sender rejected", C::SenderRefused},
+    {"sender domain", C::SenderRefused},
+    {"null sender", C::SenderRefused},   // "null sender not accepted"
+    {"null reverse", C::SenderRefused},  // "null reverse-path not allowed"
+    {"empty sender", C::SenderRefused},
+    {"empty envelope sender", C::SenderRefused},
+    {"bogus mail from", C::SenderRefused},  // Ipswitch IMail's "Refuse NULL <> Senders": 501
+    // --- our IP / PTR / HELO refused, blocklists, reputation ---
     {"spamhaus", C::SourceBlocked},
     {"spamcop", C::SourceBlocked},
     {"sorbs", C::SourceBlocked},
@@ -89,10 +101,6 @@ constexpr TextRule kRules[] = {
     {"invalid helo", C::SourceBlocked},
     {"bad helo", C::SourceBlocked},
     {"helo name", C::SourceBlocked},
-    {"sender address rejected", C::SourceBlocked},  // Postfix reports it at RCPT (delay_reject)
-    {"sender verify failed", C::SourceBlocked},     // Exim callout on our MAIL FROM
-    {"sender rejected", C::SourceBlocked},
-    {"sender domain", C::SourceBlocked},
     // --- rate limits ---
     {"receiving mail at a rate", C::MailboxRateLimit},  // Gmail 4.2.1
     {"receiving mail too quickly", C::MailboxRateLimit},
@@ -267,19 +275,11 @@ constexpr Bits rules_below(int limit) {
   return b;
 }
 
-constexpr std::array<std::string_view, kTextClassCount> kClassNames = {"none",
-                                                                       "too_many_recipients",
-                                                                       "server_rate_limit",
-                                                                       "mailbox_rate_limit",
-                                                                       "greylisted",
-                                                                       "tls_required",
-                                                                       "source_blocked",
-                                                                       "relay_denied",
-                                                                       "mailbox_disabled",
-                                                                       "mailbox_full",
-                                                                       "mailbox_not_found",
-                                                                       "policy",
-                                                                       "retry_later"};
+constexpr std::array<std::string_view, kTextClassCount> kClassNames = {
+    "none",         "too_many_recipients", "server_rate_limit", "mailbox_rate_limit",
+    "greylisted",   "tls_required",        "source_blocked",    "sender_refused",
+    "relay_denied", "mailbox_disabled",    "mailbox_full",      "mailbox_not_found",
+    "policy",       "retry_later"};
 static_assert(static_cast<int>(TextClass::RetryLater) + 1 == kTextClassCount);
 
 // Byte folding for the text: ASCII upper to lower case, every whitespace byte to a space.

@@ -24,7 +24,8 @@ enum class TextClass : uint8_t {
   MailboxRateLimit,   // this one mailbox receives too fast: retry later, no back-off
   Greylisted,         // greylisting: retry later from the same source IP
   TlsRequired,        // the server wants STARTTLS first
-  SourceBlocked,      // blocklists, reputation, our IP/PTR/HELO/sender refused: rotate source
+  SourceBlocked,      // blocklists, reputation, our IP/PTR/HELO refused: rotate source
+  SenderRefused,      // our MAIL FROM (the address, its domain, the null sender) refused
   // weak
   RelayDenied,      // this server does not take mail for the domain
   MailboxDisabled,  // the mailbox exists but is disabled/suspended
@@ -33,10 +34,10 @@ enum class TextClass : uint8_t {
   Policy,           // refused by an unnamed policy
   RetryLater,       // "try again later" and friends
 };
-inline constexpr int kTextClassCount = 13;
+inline constexpr int kTextClassCount = 14;
 
 constexpr bool is_strong(TextClass c) {
-  return c >= TextClass::TooManyRecipients && c <= TextClass::SourceBlocked;
+  return c >= TextClass::TooManyRecipients && c <= TextClass::SenderRefused;
 }
 std::string_view to_string(TextClass c);
 

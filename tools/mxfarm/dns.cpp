@@ -49,6 +49,8 @@ std::string dnsmasq_config(const Scenario& sc, const DnsmasqParams& p) {
   // is NXDOMAIN ("no PTR"), not a refusal.
   c += "local=/127.in-addr.arpa/\n";
 
+  if (!p.ready_name.empty()) c += "host-record=" + p.ready_name + ",127.0.0.1\n";
+
   std::set<std::string, std::less<>> a_names;
   for (const auto& h : sc.hosts) {
     if (!a_names.insert(h.name).second) continue;

@@ -20,6 +20,10 @@ struct DnsmasqParams {
   uint16_t servfail_port = 0;  // mxfarm's UDP socket answering SERVFAIL
   uint16_t silent_port = 0;    // mxfarm's UDP socket that never answers
   bool log_queries = false;
+  // A name only this farm's dnsmasq answers (with 127.0.0.1), asked by the readiness probe: on a
+  // port another farm's dnsmasq already holds, that one answers the probe with no address, so a
+  // farm never takes another's DNS server for its own.
+  std::string ready_name;
 };
 
 // The configuration file's text. Every name comes from the scenario; unlisted names under the

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <unordered_map>
 #include <vector>
 
@@ -153,6 +154,9 @@ class Farm {
   uv_udp_t servfail_{}, silent_{}, probe_{};
   uv_timer_t probe_timer_{};
   uint16_t probe_id_ = 0x4d58;
+  // The name the readiness probe asks (DnsmasqParams::ready_name): unique to this process.
+  std::string ready_name_ = "ready-" + std::to_string(getpid()) + "-" +
+                            std::to_string(std::random_device{}() % 1000000) + ".mxfarm-probe";
   uint64_t probe_deadline_ = 0;
   bool ready_ = false;
   bool stopping_ = false;
@@ -204,10 +208,13 @@ class Session {
   void on_rcpt(std::string_view arg);
   void on_data();
   void count_rcpt(std::string_view arg);
+  // The host refuses the sender of this MAIL (from_, lower case; "" is <>): refuse_sender.
+  bool sender_refused() const;
   void reset_transaction() {
     mail_ = false;
     rcpts_ = 0;
     accepted_ = 0;
+    txn_ = -1;
   }
 
   // Replies: `respond` expands a template into reply_ and sends it now or after a delay.
@@ -252,6 +259,7 @@ class Session {
   bool rcpt_reply_ = false;
   std::string from_;
   std::string helo_name_;  // the client's EHLO/HELO argument
+  int64_t txn_ = -1;       // this transaction in the report's "transactions" (run --transactions)
   std::string_view rcpt_, rcpt_domain_;
 
   char in_[kInCap];
@@ -293,6 +301,7 @@ Farm::Farm(const Scenario& sc, const RunOptions& opt)
       hosts_(sc.hosts.size()),
       domains_(sc.domains.size()),
       stats_(sc.hosts.size(), opt.rcpt_map_cap) {
+  stats_.keep_transactions(opt.transactions);
   for (size_t h = 0; h < sc.hosts.size(); ++h) {
     const Host& host = sc.hosts[h];
     HostRt& rt = hosts_[h];
@@ -387,6 +396,7 @@ void Session::reset_state() {
   stream_tail_ = {};
   in_flight_stream_ = 0;
   blocked_ = false;
+  txn_ = -1;
   pair_ = nullptr;
   tls_free();
 }
@@ -697,8 +707,11 @@ void Session::on_mail(std::string_view arg) {
   if (blocked_ && host_->b.block_at == Cmd::Mail) return respond(Rk::Blocked, host_->style);
   from_.resize(path.size());
   lower_into(path, from_.data(), from_.size());
+  if (host_->b.refuse_sender_at == Cmd::Mail && sender_refused())
+    return respond(from_.empty() ? Rk::NullSenderRefused : Rk::SenderRefused, host_->style);
   mail_ = true;
   rcpts_ = accepted_ = 0;
+  txn_ = farm_->stats().transaction(host_idx_, client_ip_, from_);
   respond(Rk::MailOk, host_->style);
 }
 
@@ -726,6 +739,9 @@ void Session::on_rcpt(std::string_view arg) {
     std::replace(t.begin(), t.end(), '{', '?');
     return respond_text(t, After::None, false);
   }
+  // Postfix with smtpd_delay_reject (its default) applies the sender restrictions at RCPT.
+  if (b.refuse_sender_at == Cmd::Rcpt && sender_refused())
+    return respond(Rk::SenderRefused, host_->style);
   int d = farm_->find_domain(ldomain);
   const DomainRt* drt = d >= 0 ? &farm_->domain_rt(d) : nullptr;
   bool served = false;
@@ -773,12 +789,24 @@ void Session::on_rcpt(std::string_view arg) {
   }
 }
 
+bool Session::sender_refused() const {
+  const HostBehaviour& b = host_->b;
+  if (from_.empty()) return b.refuse_null_sender;
+  const size_t at = from_.rfind('@');
+  if (at == std::string::npos) return false;
+  const std::string_view domain = std::string_view(from_).substr(at + 1);
+  for (const auto& d : b.refuse_sender_domains)
+    if (d == domain) return true;
+  return false;
+}
+
 void Session::count_rcpt(std::string_view arg) {
   std::string_view path, local, domain;
   char lbuf[512];
   if (!parse_path_arg(arg, "TO:", &path) || !split_mailbox(path, &local, &domain)) return;
   std::string_view addr = lower_into(path, lbuf, sizeof lbuf);
   if (!addr.empty()) farm_->stats().rcpt(addr, addr.substr(local.size() + 1));
+  if (!addr.empty() && mail_) farm_->stats().transaction_rcpt(txn_, addr);
 }
 
 void Session::on_data() {
@@ -1199,11 +1227,8 @@ bool Farm::open_listeners() {
 
 // Readiness: dnsmasq is up once it answers a real query (any answer will do).
 void Farm::send_probe() {
-  std::string name = !sc_.hosts.empty()     ? sc_.hosts[0].name
-                     : !sc_.domains.empty() ? sc_.domains[0].name
-                                            : "mxfarm.test";
   uint8_t q[300];
-  size_t n = build_dns_query(q, sizeof q, probe_id_, name, 1);
+  size_t n = build_dns_query(q, sizeof q, probe_id_, ready_name_, 1);
   sockaddr_in a{};
   uv_ip4_addr(dns_ip_.c_str(), dns_port_, &a);
   uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(q), static_cast<unsigned>(n));
@@ -1227,6 +1252,10 @@ void Farm::on_probe_recv(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sock
   if (n < 12 || f->ready_ || f->stopping_) return;
   auto* p = reinterpret_cast<const uint8_t*>(buf->base);
   if (((p[0] << 8) | p[1]) != f->probe_id_ || (p[2] & 0x80) == 0) return;
+  // Only our own dnsmasq has an address for ready_name_: an answer without one (NXDOMAIN,
+  // REFUSED) comes from another server on this port, and ours will fail to bind and exit.
+  const int rcode = p[3] & 0x0f, answers = (p[6] << 8) | p[7];
+  if (rcode != 0 || answers == 0) return;
   f->on_ready();
 }
 
@@ -1361,7 +1390,8 @@ int Farm::run() {
     }
   }
   if (ok) {
-    DnsmasqParams p{dns_ip_, dns_port_, udp_port(&servfail_), udp_port(&silent_), opt_.log_dns};
+    DnsmasqParams p{dns_ip_,      dns_port_,  udp_port(&servfail_), udp_port(&silent_),
+                    opt_.log_dns, ready_name_};
     std::string conf = workdir_ + "/dnsmasq.conf";
     std::ofstream(conf) << dnsmasq_config(sc_, p);
     std::string err;

@@ -20,6 +20,8 @@ struct RunOptions {
   bool log_dns = false;              // dnsmasq logs queries to stderr
   uint32_t ready_timeout_ms = 5000;  // dnsmasq must answer within this
   size_t rcpt_map_cap = 1'000'000;   // distinct addresses counted in rcpt_by_address
+  // Transactions kept in the report's "transactions" (MX, client, MAIL FROM, RCPTs); 0: none.
+  size_t transactions = 0;
   // PEM files for STARTTLS (both or neither). Without them starttls hosts answer 454.
   std::string tls_cert, tls_key;
   bool tls_no_tickets = false;  // issue no session tickets: every handshake is a full one

@@ -85,6 +85,8 @@ int main(int argc, char** argv) {
   run->add_option("--dnsmasq", r.dnsmasq, "dnsmasq binary")->capture_default_str();
   run->add_option("--ready-timeout-ms", r.ready_timeout_ms, "Wait this long for dnsmasq")
       ->capture_default_str();
+  run->add_option("--transactions", r.transactions,
+                  "Keep up to N transactions (MX, client, MAIL FROM, RCPTs) in the report");
   run->add_option("--rcpt-map-cap", r.rcpt_map_cap, "Distinct addresses in rcpt_by_address")
       ->capture_default_str();
   run->add_option("--tls-cert", r.tls_cert,

@@ -197,6 +197,27 @@ void read_host_behaviour(ObjectReader& r, HostBehaviour& b) {
         b.block_at != Cmd::Rcpt)
       r.fail("block.at must be connect, helo, mail or rcpt");
   }
+  if (const json* v = r.get("refuse_sender")) {
+    ObjectReader o(*v, r.where() + ".refuse_sender", r.error());
+    b.refuse_null_sender = o.flag("null", false);
+    if (const json* d = o.get("domains")) {
+      if (!d->is_array()) o.fail("\"domains\" must be an array");
+      for (const auto& x : d->is_array() ? *d : json::array()) {
+        if (!x.is_string()) {
+          o.fail("\"domains\" must hold strings");
+          break;
+        }
+        std::string name = x.get<std::string>();
+        for (auto& c : name)
+          c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        b.refuse_sender_domains.push_back(std::move(name));
+      }
+    }
+    b.refuse_sender_at = o.enumeration("at", kCmdNames, Cmd::Mail);
+    o.finish();
+    if (b.refuse_sender_at != Cmd::Mail && b.refuse_sender_at != Cmd::Rcpt)
+      r.fail("refuse_sender.at must be mail or rcpt");
+  }
   if (const json* v = r.get("error_limits")) {
     ObjectReader o(*v, r.where() + ".error_limits", r.error());
     b.soft_error_limit = static_cast<uint32_t>(o.num("soft", 10));
@@ -257,6 +278,10 @@ json host_behaviour_to_json(const HostBehaviour& b) {
         {"kind", to_string(b.broken)}, {"at", to_string(b.broken_at)}, {"bytes", b.broken_bytes}};
   if (b.greylist_delay_s) j["greylist_delay_s"] = b.greylist_delay_s;
   if (b.reject_non_fqdn_helo) j["reject_non_fqdn_helo"] = true;
+  if (b.refuse_null_sender || !b.refuse_sender_domains.empty())
+    j["refuse_sender"] = {{"null", b.refuse_null_sender},
+                          {"domains", b.refuse_sender_domains},
+                          {"at", to_string(b.refuse_sender_at)}};
   return j;
 }
 

@@ -88,6 +88,11 @@ struct HostBehaviour {
   // Postfix reject_non_fqdn_helo_hostname with smtpd_delay_reject = yes: a HELO name that is
   // neither a dotted host name nor an address literal is refused at RCPT TO (504 5.5.2).
   bool reject_non_fqdn_helo = false;
+  // Sender checks (docs/mxfarm.md, `refuse_sender`): the null sender and/or senders at these
+  // domains (lower case) are refused at MAIL, or at RCPT like Postfix's smtpd_delay_reject.
+  bool refuse_null_sender = false;
+  std::vector<std::string> refuse_sender_domains;
+  Cmd refuse_sender_at = Cmd::Mail;  // Mail or Rcpt
 };
 
 struct Host {

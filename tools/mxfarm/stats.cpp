@@ -72,6 +72,15 @@ void Stats::limit_reject(PairStats& p, uint64_t now) {
     Timeline::count(t->limit_rejects, sec);
 }
 
+int64_t Stats::transaction(int h, uint32_t ip, std::string_view mail_from) {
+  if (txns_.size() >= txn_cap_) {
+    txn_truncated_ = txn_cap_ > 0;
+    return -1;
+  }
+  txns_.push_back(Transaction{h, ip, std::string(mail_from), {}});
+  return static_cast<int64_t>(txns_.size() - 1);
+}
+
 void Stats::rcpt(std::string_view addr, std::string_view domain) {
   auto it = rcpt_by_address_.find(addr);
   if (it != rcpt_by_address_.end()) {
@@ -224,6 +233,16 @@ json Stats::report(const Scenario& sc, uint64_t uptime_ms) const {
   j["rcpt_by_address"] = addrs;
   j["rcpt_by_address_truncated"] = rcpt_truncated_;
   j["rcpt_by_domain"] = domains;
+  if (txn_cap_ > 0) {
+    json txns = json::array();
+    for (const auto& t : txns_)
+      txns.push_back({{"mx", sc.hosts[static_cast<size_t>(t.host)].name},
+                      {"client", client_name(t.client)},
+                      {"mail_from", t.mail_from},
+                      {"rcpts", t.rcpts}});
+    j["transactions"] = txns;
+    j["transactions_truncated"] = txn_truncated_;
+  }
   return j;
 }
 

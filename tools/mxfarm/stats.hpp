@@ -128,6 +128,13 @@ class Stats {
   void limit_reject(PairStats& p, uint64_t now);
   // An RCPT for `addr` (already lower case) of `domain` (lower case, may be empty).
   void rcpt(std::string_view addr, std::string_view domain);
+  // Transactions for the report (run --transactions N): a MAIL accepted at host `h` from `ip`
+  // opens one (its index, or -1 once N are kept); every RCPT received inside it is added.
+  void keep_transactions(size_t n) { txn_cap_ = n; }
+  int64_t transaction(int h, uint32_t ip, std::string_view mail_from);
+  void transaction_rcpt(int64_t t, std::string_view addr) {
+    if (t >= 0) txns_[static_cast<size_t>(t)].rcpts.emplace_back(addr);
+  }
 
   nlohmann::json report(const Scenario& sc, uint64_t uptime_ms) const;
 
@@ -143,6 +150,15 @@ class Stats {
   CountMap rcpt_by_domain_;
   size_t rcpt_cap_;
   bool rcpt_truncated_ = false;
+  struct Transaction {
+    int host = 0;
+    uint32_t client = 0;
+    std::string mail_from;
+    std::vector<std::string> rcpts;
+  };
+  std::vector<Transaction> txns_;
+  size_t txn_cap_ = 0;
+  bool txn_truncated_ = false;
 };
 
 }  // namespace mxfarm

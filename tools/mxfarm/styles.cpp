@@ -182,6 +182,14 @@ constexpr std::array<Row, kReplyKinds> kTable = {{
     // LineTooLong
     {"500 5.5.2 Error: line too long", "500 5.5.2 Line too long",
      "500 5.5.2 Line too long. {id} - gsmtp", "500 5.5.2 Line too long"},
+    // NullSenderRefused: servers set to refuse <> (RFC 5321 §4.5.5 says they must not)
+    {"550 5.7.1 <>: null sender not accepted", "550 5.7.1 Null sender not allowed",
+     "550 5.7.1 Null sender not accepted. {id} - gsmtp", "553 5.7.1 Null sender not accepted"},
+    // SenderRefused: Postfix's access(5) REJECT on the sender (reported at RCPT with
+    // smtpd_delay_reject), Exchange's 5.1.8 "bad outbound sender"
+    {"554 5.7.1 <{from}>: Sender address rejected: Access denied",
+     "550 5.1.8 Access denied, bad outbound sender",
+     "550 5.7.1 Sender address rejected. {id} - gsmtp", "553 5.1.8 Sender address rejected"},
 }};
 
 // EHLO keywords per style, in the order each server family lists them.

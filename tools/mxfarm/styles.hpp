@@ -50,6 +50,8 @@ enum class Rk : uint8_t {
   TlsActive,    // STARTTLS inside TLS
   Vrfy,
   LineTooLong,
+  NullSenderRefused,  // MAIL FROM:<> refused at MAIL (refuse_sender.null)
+  SenderRefused,      // a refused sender, at MAIL or (Postfix smtpd_delay_reject) at RCPT
   Count
 };
 inline constexpr int kReplyKinds = static_cast<int>(Rk::Count);

@@ -105,12 +105,13 @@ recs = {r["email"]: r for r in map(json.loads, open(sys.argv[2]))}
 want = ["line", "email", "normalized", "verdict", "reason", "domain", "mx", "mx_ip", "smtp_code",
         "smtp_enhanced", "smtp_message", "catch_all", "role", "disposable", "free", "suggestion", "attempts",
         "source_ip", "proxy", "elapsed_ms", "error", "checked_at", "cached", "tls_version", "tls_cipher",
-        "helo"]
+         "helo", "mail_from"]
 assert list(rows[0].keys()) == want, list(rows[0].keys())
 assert sorted(r["email"] for r in rows) == sorted(recs), "not one row per address"
 for r in rows:
     j = recs[r["email"]]
     assert (r["verdict"], r["reason"]) == (j["verdict"], j["reason"]), (r, j)
+    assert r["mail_from"] == (j["mail_from"] or ""), (r, j)
     if j["smtp"]:
         assert r["smtp_code"] == str(j["smtp"]["code"]) and r["smtp_message"] == j["smtp"]["message"], r
     assert r["helo"] == (j["helo"] or ""), (r, j)

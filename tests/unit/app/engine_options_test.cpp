@@ -103,6 +103,30 @@ Made make(EngineOptions o) {
   return m;
 }
 
+// --mail-from: an ordered list, "<>" the null sender, duplicates dropped; the first is the
+// session's mail_from, the rest its fallbacks (docs/identity.md, "MAIL FROM").
+TEST(EngineOptions, MailFromList) {
+  EngineOptions o;
+  Made m = make(o);
+  ASSERT_TRUE(m.ok) << m.diag;
+  EXPECT_EQ(m.e.config.session.mail_from, "");  // the default: <> alone
+  EXPECT_TRUE(m.e.config.session.fallback_senders.empty());
+  o.mail_from = {"<>", "Verify@Example.COM", "<>"};
+  m = make(o);
+  ASSERT_TRUE(m.ok) << m.diag;
+  EXPECT_EQ(m.e.config.session.mail_from, "");
+  EXPECT_EQ(m.e.config.session.fallback_senders, std::vector<std::string>{"Verify@example.com"});
+  o.mail_from = {"bounce@example.org"};
+  m = make(o);
+  ASSERT_TRUE(m.ok) << m.diag;
+  EXPECT_EQ(m.e.config.session.mail_from, "bounce@example.org");
+  o.mail_from = {"<>", "not an address"};
+  m = make(o);
+  EXPECT_FALSE(m.ok);
+  EXPECT_NE(m.diag.find("--mail-from 'not an address' is not a valid address"), std::string::npos)
+      << m.diag;
+}
+
 TEST(EngineOptions, ProxiesFromFlagsAndFiles) {
   char path[] = "/tmp/mxp-proxies-XXXXXX";
   int fd = mkstemp(path);

@@ -31,23 +31,27 @@ TEST(RecordFormatter, PlainCsvHasOurColumnsOnly) {
   ASSERT_EQ(fields.size(), RecordFormatter::columns().size());
   EXPECT_EQ(fields[1], "a;b@x.test");
   EXPECT_EQ(fields[10], "ok \"fine\"");
-  ASSERT_GE(fields.size(), 4u);
-  EXPECT_EQ(fields[fields.size() - 4], "false");  // cached
-  EXPECT_EQ(fields[fields.size() - 3], "");       // tls_version: no TLS
-  EXPECT_EQ(fields[fields.size() - 2], "");       // tls_cipher
-  EXPECT_EQ(fields.back(), "");                   // helo: no session
+  ASSERT_GE(fields.size(), 5u);
+  EXPECT_EQ(fields[fields.size() - 5], "false");  // cached
+  EXPECT_EQ(fields[fields.size() - 4], "");       // tls_version: no TLS
+  EXPECT_EQ(fields[fields.size() - 3], "");       // tls_cipher
+  EXPECT_EQ(fields[fields.size() - 2], "");       // helo: no session
+  EXPECT_EQ(fields.back(), "");                   // mail_from: none sent
   auto tls = sample();
   tls.tls_version = "TLSv1.3";
   tls.tls_cipher = "TLS_AES_128_GCM_SHA256";
   tls.helo = "probe1.example.test";
+  tls.mail_from = "<>";
   out.clear();
   f.append(tls, "", out);
   fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ',');
-  EXPECT_EQ(fields[fields.size() - 3], "TLSv1.3");
-  EXPECT_EQ(fields[fields.size() - 2], "TLS_AES_128_GCM_SHA256");
-  EXPECT_EQ(fields.back(), "probe1.example.test");
+  EXPECT_EQ(fields[fields.size() - 4], "TLSv1.3");
+  EXPECT_EQ(fields[fields.size() - 3], "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(fields[fields.size() - 2], "probe1.example.test");
+  EXPECT_EQ(fields.back(), "<>");
   // New columns are appended: consumers that count columns keep working.
-  EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher,helo\r\n"), std::string::npos);
+  EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher,helo,mail_from\r\n"),
+            std::string::npos);
 }
 
 TEST(RecordFormatter, CsvInputColumnsComeFirstWithTheirDelimiter) {

@@ -16,10 +16,10 @@ nlohmann::json to_json(const Result& r, bool transcript = false) {
   return nlohmann::json::parse(out);
 }
 
-const char* kFields[] = {"line",       "email",      "normalized", "verdict",   "reason",
-                         "domain",     "mx",         "mx_ip",      "smtp",      "catch_all",
-                         "flags",      "suggestion", "attempts",   "source_ip", "proxy",
-                         "elapsed_ms", "error",      "checked_at", "cached",    "tls"};
+const char* kFields[] = {
+    "line",  "email",      "normalized", "verdict",    "reason",     "domain",   "mx",
+    "mx_ip", "smtp",       "catch_all",  "flags",      "suggestion", "attempts", "source_ip",
+    "proxy", "elapsed_ms", "error",      "checked_at", "cached",     "tls",      "mail_from"};
 
 TEST(ResultJson, DeliverableRecordHasTheSchema) {
   Result r;
@@ -118,6 +118,7 @@ TEST(ResultJson, RecordsReadBackAsWritten) {
   r.role = false;
   r.attempts = 3;
   r.proxy = "socks5://192.0.2.9:1080";
+  r.mail_from = "<>";
   r.elapsed_ms = 12.5;
   r.cached = true;
   r.transcript = "C: RCPT\nS: 250\n";
@@ -134,6 +135,7 @@ TEST(ResultJson, RecordsReadBackAsWritten) {
   EXPECT_EQ(a, b);
   EXPECT_TRUE(back.cached);
   EXPECT_EQ(back.proxy, "socks5://192.0.2.9:1080");
+  EXPECT_EQ(back.mail_from, "<>");
   EXPECT_EQ(back.checked_at, r.checked_at);
   EXPECT_EQ(back.disposable, std::optional<bool>(false));
   EXPECT_EQ(back.free, std::optional<bool>(true));
@@ -158,8 +160,8 @@ TEST(ResultJson, NotApplicableFieldsAreNullNeverMissing) {
   auto j = to_json(r);
   for (const char* f : kFields)
     EXPECT_TRUE(j.contains(f)) << f;
-  for (const char* f :
-       {"mx", "mx_ip", "smtp", "catch_all", "source_ip", "proxy", "error", "suggestion", "tls"})
+  for (const char* f : {"mx", "mx_ip", "smtp", "catch_all", "source_ip", "proxy", "error",
+                        "suggestion", "tls", "mail_from"})
     EXPECT_TRUE(j[f].is_null()) << f;
   for (const char* f : {"role", "disposable", "free"})
     EXPECT_TRUE(j["flags"][f].is_null()) << f;

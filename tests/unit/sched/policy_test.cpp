@@ -193,6 +193,31 @@ per_mx.sessions = 2
   EXPECT_TRUE(p.provider_by_name("yahoo"));
 }
 
+// Recipients per transaction (docs/policy.md, "Recipients per transaction"): 0 (as many as the
+// session's) by default, 10 built in for Microsoft, settable per provider and per domain.
+TEST(Policy, RecipientsPerTransaction) {
+  const Policy& b = Policy::builtin();
+  EXPECT_EQ(b.domain_settings("a.example", std::nullopt).recipients_per_transaction, 0u);
+  const auto ms = b.provider_for_mx("hotmail-com.olc.protection.outlook.com");
+  ASSERT_TRUE(ms);
+  EXPECT_EQ(b.domain_settings("hotmail.com", ms).recipients_per_transaction, 10u);
+  EXPECT_EQ(b.domain_settings("gmail.com", b.provider_for_mx("gmail-smtp-in.l.google.com"))
+                .recipients_per_transaction,
+            0u);
+  Policy p = parse_ok(R"(
+[provider.acme]
+match = ["*.acme.test"]
+session.recipients_per_transaction = 3
+
+[domain."slow.example"]
+session = { recipients = 10, recipients_per_transaction = 1 }
+)");
+  EXPECT_EQ(
+      p.domain_settings("x.example", p.provider_for_mx("mx.acme.test")).recipients_per_transaction,
+      3u);
+  EXPECT_EQ(p.domain_settings("slow.example", std::nullopt).recipients_per_transaction, 1u);
+}
+
 // Reply quirks and catch-all probing per provider (docs/policy.md, "Provider quirks"): built in
 // for Yahoo/AOL and Mail.ru, off elsewhere; a policy file's provider table replaces the built-in
 // one whole, and a domain table beats its provider.

@@ -114,8 +114,8 @@ class Harness {
     s.on_timeout(now);
     flush();
   }
-  Session::AddResult add(std::string_view addr, uint64_t id) {
-    auto r = s.add_recipient(addr, id, now);
+  Session::AddResult add(std::string_view addr, uint64_t id, bool alone = false) {
+    auto r = s.add_recipient(addr, id, now, alone);
     flush();
     return r;
   }

@@ -142,10 +142,46 @@ TEST(ClassifyRcpt, BadDestinationSystemMeansNotResponsible) {
 TEST(ClassifyRcpt, SenderCodesAtRcptBlameOurSender) {
   for (int detail : {7, 8}) {
     auto c = run(rcpt(553, enh(5, 1, detail), {"rejected"}));
-    EXPECT_VR(c, Unknown, Blocked);
-    EXPECT_TRUE(c.source_blocked);
-    EXPECT_EQ(c.scope, Scope::Session);
+    EXPECT_VR(c, Unknown, SenderRefused);
+    EXPECT_TRUE(c.sender_refused);
+    EXPECT_FALSE(c.source_blocked);  // another sender, not another IP
+    EXPECT_EQ(c.scope, Scope::Transaction);
   }
+}
+
+TEST(ClassifyRcpt, OutlookRegionsAndRecipientLimitsAreLimits) {
+  for (const char* text :
+       {"Recipients belong to multiple regions ATTR38", "Too many recipients (AS780090)"}) {
+    auto c = run(rcpt(452, enh(4, 5, 3), {text}));
+    EXPECT_VR(c, Unknown, RateLimited);
+    EXPECT_TRUE(c.recipient_limit);
+    EXPECT_TRUE(c.retry_later);
+    EXPECT_FALSE(c.sender_refused);
+  }
+}
+
+TEST(RefusesSender, OnlyRepliesAboutOurSenderAtMailOrRcpt) {
+  const auto r = [](int code, smtp::EnhancedCode e, const char* text) {
+    smtp::Reply x;
+    x.code = code;
+    x.enhanced = e;
+    x.lines = {text};
+    return x;
+  };
+  EXPECT_TRUE(
+      refuses_sender(r(550, enh(5, 7, 1), "<>: null sender not accepted"), Stage::MailFrom, ""));
+  EXPECT_TRUE(refuses_sender(r(554, enh(5, 7, 1), "<>: Sender address rejected: Access denied"),
+                             Stage::RcptTo, ""));
+  EXPECT_TRUE(refuses_sender(r(550, enh(5, 7, 1), "Access denied"), Stage::MailFrom, ""));
+  EXPECT_FALSE(refuses_sender(r(550, enh(5, 7, 1), "Access denied"), Stage::RcptTo, ""));
+  EXPECT_FALSE(refuses_sender(r(550, enh(5, 1, 1), "User unknown"), Stage::RcptTo, ""));
+  EXPECT_FALSE(refuses_sender(r(554, enh(5, 7, 1),
+                                "Client host [192.0.2.1] blocked using "
+                                "zen.spamhaus.org"),
+                              Stage::RcptTo, ""));
+  EXPECT_FALSE(refuses_sender(r(451, enh(4, 7, 1), "Greylisted"), Stage::MailFrom, ""));
+  EXPECT_FALSE(refuses_sender(r(502, {}, "Command not implemented"), Stage::MailFrom, ""));
+  EXPECT_FALSE(refuses_sender(r(554, enh(5, 7, 1), "Sender address rejected"), Stage::Ehlo, ""));
 }
 
 TEST(ClassifyRcpt, PolicyCodes) {
@@ -211,8 +247,8 @@ TEST(ClassifyRcpt, StrongTextBeatsAnyEnhancedCode) {
   auto c = run(rcpt(550, enh(5, 1, 0),
                     {"<me@example.net>: Sender address rejected: User unknown in local "
                      "recipient table"}));
-  EXPECT_VR(c, Unknown, Blocked);
-  EXPECT_TRUE(c.source_blocked);
+  EXPECT_VR(c, Unknown, SenderRefused);
+  EXPECT_TRUE(c.sender_refused);
   // A Spamhaus rejection with a mailbox code is still about us.
   EXPECT_VR(run(rcpt(550, enh(5, 1, 1), {"blocked using zen.spamhaus.org"})), Unknown, Blocked);
 }
@@ -360,6 +396,11 @@ TEST(ClassifyStages, MailFrom) {
   auto sender = run(reply(Stage::MailFrom, 550, enh(5, 1, 1), {"User unknown"}));
   EXPECT_VR(sender, Unknown, Blocked);
   EXPECT_TRUE(sender.source_blocked);
+  EXPECT_TRUE(sender.sender_refused);  // the next sender first, then another source
+  auto null = run(reply(Stage::MailFrom, 550, enh(5, 7, 1), {"<>: null sender not accepted"}));
+  EXPECT_VR(null, Unknown, SenderRefused);
+  EXPECT_TRUE(null.sender_refused);
+  EXPECT_FALSE(null.source_blocked);
   auto syntax = run(reply(Stage::MailFrom, 501, enh(5, 5, 4), {"Syntax error"}));
   EXPECT_VR(syntax, Unknown, ProtocolError);
   EXPECT_VR(run(reply(Stage::MailFrom, 502, {}, {"Command not implemented"})), Unknown,
@@ -374,8 +415,9 @@ TEST(ClassifyStages, MailFrom) {
   EXPECT_VR(defer, Unknown, RateLimited);
   EXPECT_TRUE(defer.back_off);
   auto soft_sender = run(reply(Stage::MailFrom, 450, enh(4, 1, 8), {"Domain not found"}));
-  EXPECT_VR(soft_sender, Unknown, Blocked);
-  EXPECT_TRUE(soft_sender.source_blocked && soft_sender.retry_later);
+  EXPECT_VR(soft_sender, Unknown, SenderRefused);
+  EXPECT_TRUE(soft_sender.sender_refused && soft_sender.retry_later);
+  EXPECT_FALSE(soft_sender.source_blocked);
   EXPECT_VR(run(reply(Stage::MailFrom, 451, enh(4, 3, 0), {"Local error"})), Unknown,
             TemporaryFailure);
   auto shut = run(reply(Stage::MailFrom, 421, {}, {"Service not available"}));
@@ -703,6 +745,7 @@ TEST(Vocabulary, EveryReasonIsProducedByThePolicy) {
   add(apply_rcpt_accepts_all(classify(rcpt(250, enh(2, 1, 5), {"Ok"}))));
   add(classify_proxy_failure());
   add(classify(failure(Stage::StartTls, Failure::TlsUnavailable)));
+  add(classify(reply(Stage::MailFrom, 550, enh(5, 7, 1), {"<>: null sender not accepted"})));
   for (int i = 0; i < kReasonCount; ++i) {
     EXPECT_TRUE(produced.count(static_cast<Reason>(i)))
         << "nothing produced reason " << to_string(static_cast<Reason>(i));

@@ -319,17 +319,44 @@ const Case kCases[] = {
     {"Postfix HELO", RCPT,
      "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname\r\n", V::Unknown,
      R::Blocked, "S"},
+    // Refusals of our MAIL FROM: never about the mailbox; the next sender is tried first.
     {"Postfix sender", MAIL,
      "553 5.1.8 <verify@localhost>: Sender address rejected: Domain not found\r\n", V::Unknown,
-     R::Blocked, "S"},
+     R::SenderRefused, "M"},
     {"Postfix sender (delayed to RCPT)", RCPT,
      "450 4.1.8 <probe@unresolvable.example>: Sender address rejected: Domain not found\r\n",
-     V::Unknown, R::Blocked, "RS"},
+     V::Unknown, R::SenderRefused, "RM"},
+    {"Postfix check_sender_access <> REJECT (delayed to RCPT)", RCPT,
+     "554 5.7.1 <>: Sender address rejected: Access denied\r\n", V::Unknown, R::SenderRefused, "M"},
     {"Exim sender callout", RCPT,
      "550-Verification failed for <probe@example.net>\r\n"
      "550-Unrouteable address\r\n"
      "550 Sender verify failed\r\n",
-     V::Unknown, R::Blocked, "S"},
+     V::Unknown, R::SenderRefused, "M"},
+    {"Ipswitch IMail, Refuse NULL <> Senders", MAIL, "501 bogus mail from\r\n", V::Unknown,
+     R::SenderRefused, "M"},
+    {"null sender refused at MAIL", MAIL, "550 5.7.1 <>: null sender not accepted\r\n", V::Unknown,
+     R::SenderRefused, "M"},
+    {"Exchange bad outbound sender", MAIL, "550 5.1.8 Access denied, bad outbound sender\r\n",
+     V::Unknown, R::SenderRefused, "M"},
+    {"Postfix reject_rhsbl_sender", RCPT,
+     "554 5.7.1 <x@spam.example>: Sender address rejected: Service unavailable; Sender address "
+     "[spam.example] blocked using dbl.spamhaus.org\r\n",
+     V::Unknown, R::SenderRefused, "M"},
+    // A MAIL FROM refused without a reason: the next sender first, then the source rotates.
+    {"MAIL FROM refused, no reason", MAIL, "550 5.7.1 Access denied\r\n", V::Unknown, R::Blocked,
+     "SM"},
+    // Outlook's per-transaction limits: a limit, never a verdict (reported by Reacher's users).
+    {"Outlook multiple regions", RCPT,
+     "452 4.5.3 Recipients belong to multiple regions ATTR38 "
+     "[DM6NAM11FT074.eop-nam11.prod.protection.outlook.com 2023-10-28T12:19:33.163Z "
+     "08DBD79CFB305B7E]\r\n",
+     V::Unknown, R::RateLimited, "RL"},
+    {"Outlook too many recipients", RCPT,
+     "452 4.5.3 Too many recipients (AS780090) "
+     "[SN1NAM02FT003.eop-nam02.prod.protection.outlook.com]"
+     "\r\n",
+     V::Unknown, R::RateLimited, "RL"},
     {"sendmail PTR", RCPT,
      "550 5.7.1 <someone@example.org>... Relaying denied. IP name possibly forged [192.0.2.7]\r\n",
      V::Unknown, R::Blocked, "S"},
@@ -385,6 +412,7 @@ std::string flags_of(const Classification& c) {
   if (c.back_off) f += 'B';
   if (c.session_fatal) f += 'F';
   if (c.recipient_limit) f += 'L';
+  if (c.sender_refused) f += 'M';
   return f;
 }
 
@@ -409,9 +437,9 @@ TEST(RealReplies, EnoughTextsAndEveryReplyReasonCovered) {
   for (const Case& k : kCases)
     reasons.insert(k.reason);
   // Every reason an SMTP reply can produce (the others come from DNS, failures or syntax).
-  for (Reason r : {R::Accepted, R::CatchAll, R::MailboxNotFound, R::MailboxDisabled, R::MailboxFull,
-                   R::Greylisted, R::RateLimited, R::Blocked, R::TemporaryFailure, R::ProtocolError,
-                   R::InvalidSyntax}) {
+  for (Reason r : {R::SenderRefused, R::Accepted, R::CatchAll, R::MailboxNotFound,
+                   R::MailboxDisabled, R::MailboxFull, R::Greylisted, R::RateLimited, R::Blocked,
+                   R::TemporaryFailure, R::ProtocolError, R::InvalidSyntax}) {
     EXPECT_TRUE(reasons.count(r)) << "no real text for " << to_string(r);
   }
 }
