@@ -299,11 +299,14 @@ void evaluate_source(SourceReport& r) {
       break;
     }
     case Port25::CouldNotCheck: {
-      std::vector<std::string> t;
-      for (const auto& a : f.port25)
-        t.push_back(a.target + (a.detail.empty() ? " " + std::string(attempt_word(a.outcome))
-                                                 : ": " + a.detail));
-      add("port 25", Status::Unchecked, join(t));
+      // Usually one cause for every target (a resolver that knows none of them): said once.
+      const auto& a = f.port25.front();
+      std::string first = a.target + (a.detail.empty() ? " " + std::string(attempt_word(a.outcome))
+                                                       : ": " + a.detail);
+      add("port 25", Status::Unchecked,
+          f.port25.size() == 1 ? first
+                               : "none of " + std::to_string(f.port25.size()) +
+                                     " targets could be tried (" + first + ")");
       break;
     }
     case Port25::NotChecked:
@@ -419,7 +422,8 @@ Report evaluate(std::vector<SourceFacts> sources, const GlobalFacts& g, const Op
     rep.failures.push_back("the resolver " + g.resolver + " does not answer");
   if (!rep.sources.empty() && with_port25 == rep.sources.size() && blocked == rep.sources.size())
     rep.failures.push_back(
-        "port 25 looks blocked from every source: use --proxy or another network");
+        "port 25 does not work from any source (blocked or refused): use --proxy or another "
+        "network");
   else if (!rep.sources.empty() && usable == 0)
     rep.failures.push_back("no usable source: every source " +
                            std::string(rep.sources.size() == 1 ? "is" : "is") +

@@ -186,7 +186,9 @@ json Service::snapshot() {
                        {"state", down              ? "down"
                                  : blocked.empty() ? "ok"
                                                    : "blocked"},
-                       {"blocked_by", blocked}});
+                       {"blocked_by", blocked},
+                       // The start-up checks' facts (docs/protocol.md); null until checked.
+                       {"doctor", health_ ? json(health_->source_json(s)) : json(nullptr)}});
   }
   const auto& vs = verifier_.stats();
   auto ss = sch.stats();
