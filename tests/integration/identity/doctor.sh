@@ -165,5 +165,37 @@ expect_match "$err" "no source left in rotation" "verify says why it stopped"
 n=$(cat "$WORK/out2.jsonl" 2>/dev/null | wc -l)
 expect_eq "$n" 0 "verify with every source listed: records written"
 
+# serve: the listed source is out of rotation from the start; GET /v1/doctor gives the report;
+# ?refresh=1 needs X-Mxprobe: 1 and runs the checks again.
+serve_start serve --backend "$BACKEND" --policy "$LAB_POLICY" --no-cache --data "$WORK/jobs" \
+  --dns "$DNS" --source-ip "$GOOD,$LISTED" "${LISTS[@]}" --port25-target mx1.farm.test
+err=$(cat "$WORK/serve.err")
+expect_match "$err" "doctor: $LISTED is out of rotation: listed on bl.farm.test" \
+  "serve says the listed source is out of rotation"
+req GET /v1/doctor
+expect_eq "$CODE" 200 "GET /v1/doctor"
+printf '%s' "$BODY" >"$WORK/doctor.json"
+"$PY" - "$GOOD" "$LISTED" "$WORK/doctor.json" <<'PY' || fail "GET /v1/doctor: report differs"
+import json, sys
+r = json.load(open(sys.argv[3]))
+src = {s["source"]: s for s in r["sources"]}
+ok = (src[sys.argv[1]]["in_rotation"] and not src[sys.argv[2]]["in_rotation"]
+      and src[sys.argv[2]]["dnsbl_listed"] == ["bl.farm.test"] and r["exit_code"] == 0)
+sys.exit(0 if ok else 1)
+PY
+ok
+CODE=$(curl -s -o /dev/null -w '%{http_code}' "${URL}v1/doctor?refresh=1")
+expect_eq "$CODE" 403 "GET /v1/doctor?refresh=1 without X-Mxprobe"
+before=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["checked_at_ms"])' \
+  <<<"$BODY")
+req GET "/v1/doctor?refresh=1" -H 'X-Mxprobe: 1'
+expect_eq "$CODE" 200 "GET /v1/doctor?refresh=1"
+after=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["checked_at_ms"])' \
+  <<<"$BODY")
+[[ $after -ge $before ]] || fail "refresh: checked_at_ms went back ($before -> $after)"
+ok
+serve_stop
+expect_eq "$SERVE_RC" 0 "serve exit status"
+
 stop_farm
 echo "PASS doctor $BACKEND ($CHECKS checks)"
