@@ -235,6 +235,13 @@ size_t SourceHealth::in_rotation() const {
   return n;
 }
 
+bool SourceHealth::none_left() const {
+  if (!report_ || report_->sources.empty()) return false;
+  for (const auto& s : report_->sources)
+    if (s.facts.kind == doctor::SourceFacts::Kind::Proxy || s.in_rotation) return false;
+  return true;
+}
+
 size_t SourceHealth::sources() const {
   return report_ ? report_->sources.size() : e_.config.sources.size();
 }

@@ -68,8 +68,10 @@ class SourceHealth final : private loop::TimerHandler {
   // Sources in rotation / all (with no report: all of them).
   size_t in_rotation() const;
   size_t sources() const;
-  // Every source is out of rotation.
-  bool none_left() const { return report_ && sources() > 0 && in_rotation() == 0; }
+  // Every source IP (or the kernel-chosen one) is out of rotation. Never with proxies: the proxy
+  // pool keeps them out and in itself (docs/proxies.md), and what it cannot reach ends
+  // unknown/proxy_failed as before.
+  bool none_left() const;
   const std::optional<doctor::Report>& report() const { return report_; }
   // The full checks again in the background (serve's GET /v1/doctor?refresh=1): done(report)
   // is called from the loop when they end; a refresh already running is joined.
