@@ -302,7 +302,19 @@ async function main() {
     x.connect_rate <= 3), group, 'the group shown at 3 connects/s');
   await screenshot(page, 'domains');
 
+  // Source IPs: what the start-up checks found about serve's source (no --source-ip here: the
+  // kernel's choice) is in the panel, as GET /v1/doctor reports it.
   await show(page, 'sources');
+  const doc = (await api(base, 'GET', '/v1/doctor')).json;
+  const want = doc && doc.sources && doc.sources[0];
+  expect(want && want.kind === 'default' && want.helo === 'console.test',
+    `GET /v1/doctor reports the kernel-chosen source with --helo: ${JSON.stringify(want)}`);
+  await waitState(page, (s, w) => s.sources.length === 1 && s.sources[0].doctor &&
+    s.sources[0].doctor.helo === w.helo && s.sources[0].doctor.inRotation === w.in_rotation &&
+    s.sources[0].doctor.port25 === w.port25 &&
+    JSON.stringify(s.sources[0].doctor.dnsblListed) === JSON.stringify(w.dnsbl_listed) &&
+    JSON.stringify(s.sources[0].doctor.problems) === JSON.stringify(w.problems), want,
+  'the Source IPs panel showing the start-up checks of GET /v1/doctor');
   await screenshot(page, 'sources');
 
   // Check: type an address, press Enter, see its SMTP dialogue as it happens, then its record.
