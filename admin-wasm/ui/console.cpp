@@ -353,10 +353,16 @@ void sidebar(Model& m, UiState& ui, Marks& marks, float w) {
   if (m.have_snapshot) {
     badges[0] = fmt_rate(s.rate());
     badges[1] = std::to_string(s.groups.size());
-    size_t blocked = 0;
-    for (const auto& x : s.sources)
-      blocked += x.state != "ok";
-    badges[2] = blocked ? std::to_string(blocked) + " blocked" : std::to_string(s.sources.size());
+    // Sources out of rotation (start-up checks, dead proxy) count apart from those an MX group
+    // blocked: the first need the operator, the second wait.
+    size_t blocked = 0, down = 0;
+    for (const auto& x : s.sources) {
+      down += x.state == "down";
+      blocked += x.state != "ok" && x.state != "down";
+    }
+    badges[2] = down      ? std::to_string(down) + " down"
+                : blocked ? std::to_string(blocked) + " blocked"
+                          : std::to_string(s.sources.size());
     size_t running = 0;
     for (const auto& j : s.jobs)
       running += j.state == "running";
