@@ -381,6 +381,21 @@ struct App final : mxc::Actions {
                         {"done", p.done},
                         {"error", p.error},
                         {"report", p.report}});
+    // The start-up checks' summary per source, as the Source IPs panel shows it (null until
+    // checked).
+    json sources = json::array();
+    for (const auto& x : model.snap.sources) {
+      json d = nullptr;
+      if (const auto& c = x.doctor)
+        d = {{"helo", c->helo},
+             {"heloFqdn", c->helo_fqdn},
+             {"ptr", c->ptr ? json(*c->ptr) : json(nullptr)},
+             {"port25", c->port25},
+             {"inRotation", c->in_rotation},
+             {"dnsblListed", c->dnsbl_listed},
+             {"problems", c->problems}};
+      sources.push_back({{"ip", x.ip}, {"state", x.state}, {"doctor", d}});
+    }
     json ack = nullptr;
     if (model.last_ack)
       ack = {{"id", model.last_ack->id},
@@ -415,6 +430,7 @@ struct App final : mxc::Actions {
               {"cacheHits", model.snap.cache_hits},
               {"uploadStatus", ui.upload_status},
               {"groups", groups},
+              {"sources", sources},
               {"checks", checks},
               {"probes", probes},
               {"lastAck", ack},

@@ -353,10 +353,16 @@ void sidebar(Model& m, UiState& ui, Marks& marks, float w) {
   if (m.have_snapshot) {
     badges[0] = fmt_rate(s.rate());
     badges[1] = std::to_string(s.groups.size());
-    size_t blocked = 0;
-    for (const auto& x : s.sources)
-      blocked += x.state != "ok";
-    badges[2] = blocked ? std::to_string(blocked) + " blocked" : std::to_string(s.sources.size());
+    // Sources out of rotation (start-up checks, dead proxy) count apart from those an MX group
+    // blocked: the first need the operator, the second wait.
+    size_t blocked = 0, down = 0;
+    for (const auto& x : s.sources) {
+      down += x.state == "down";
+      blocked += x.state != "ok" && x.state != "down";
+    }
+    badges[2] = down      ? std::to_string(down) + " down"
+                : blocked ? std::to_string(blocked) + " blocked"
+                          : std::to_string(s.sources.size());
     size_t running = 0;
     for (const auto& j : s.jobs)
       running += j.state == "running";
@@ -763,36 +769,107 @@ void domains_panel(Model& m, UiState& ui, Actions& act, Marks& marks) {
 // [SECTION] Source IPs
 // ---------------------------------------------------------------------------------------------
 
+// What the start-up checks found about one source (sources[].doctor): the name it says in EHLO,
+// its PTR, the blocklists and port 25, each on a line of the cell it belongs to.
+void port25_chip(const std::string& v) {
+  if (v == "ok")
+    chip("port 25 ok", kGood);
+  else if (v == "blocked" || v == "refused")
+    chip("port 25 " + v, kBad);
+  else if (v == "could_not_check")
+    text_dim("port 25: could not check");
+  else
+    text_dim("port 25: not checked");
+}
+
 void sources_panel(const Model& m) {
   const auto& s = m.snap;
   const float h = ImGui::GetContentRegionAvail().y;
-  const float rows_h = 96 + 30 * float(std::max<size_t>(s.sources.size(), 1));
+  // Checked sources take two lines (three with problems); unchecked ones one.
+  float rows_h = 96;
+  for (const auto& x : s.sources)
+    rows_h += !x.doctor                    ? 30.f
+              : x.doctor->problems.empty() ? 50.f
+                                           : 50.f + 18.f * float(x.doctor->problems.size());
+  if (s.sources.empty()) rows_h += 30;
   begin_card("src", ImVec2(0, std::min(std::max(140.f, h * 0.45f), rows_h)),
-             "Source addresses (--source-ip)");
-  if (ImGui::BeginTable("sources", 4,
+             "Source addresses (--source-ip) and what the start-up checks found");
+  if (ImGui::BeginTable("sources", 6,
                         ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerH |
                             ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_ScrollY)) {
     ImGui::TableSetupScrollFreeze(0, 1);
-    ImGui::TableSetupColumn("source IP", 0, 1.4f);
-    ImGui::TableSetupColumn("state", 0, 0.8f);
-    ImGui::TableSetupColumn("warm-up level", 0, 0.8f);
-    ImGui::TableSetupColumn("blocked by (time left)", 0, 3.f);
+    ImGui::TableSetupColumn("source IP", 0, 1.2f);
+    ImGui::TableSetupColumn("state", 0, 1.1f);
+    ImGui::TableSetupColumn("warm-up", 0, 0.6f);
+    ImGui::TableSetupColumn("HELO name / PTR", 0, 2.f);
+    ImGui::TableSetupColumn("blocklists / port 25", 0, 1.8f);
+    ImGui::TableSetupColumn("problems / blocked by (time left)", 0, 3.f);
     ImGui::TableHeadersRow();
     for (const auto& x : s.sources) {
+      const SourceDoctor* d = x.doctor ? &*x.doctor : nullptr;
       ImGui::TableNextRow(0, 26);
       ImGui::TableNextColumn();
       ImGui::TextUnformatted(x.ip.c_str());
       ImGui::TableNextColumn();
-      if (x.state == "ok")
+      // Out of rotation (the checks took it out, or its proxy is down) first: nothing is sent
+      // from it until it is back, whatever the MX groups think of it.
+      if (d && !d->in_rotation)
+        chip("out of rotation", kBad);
+      else if (x.state == "down")
+        chip("down", kBad);
+      else if (x.state == "ok")
         chip("ok", kGood);
       else
         chip(x.state + " by " + std::to_string(x.blocked_by.size()) +
                  (x.blocked_by.size() == 1 ? " group" : " groups"),
              kBad);
+      if (d && d->in_rotation) text_dim("in rotation");
       ImGui::TableNextColumn();
       text_right(std::to_string(x.warmup_level));
       ImGui::TableNextColumn();
-      if (x.blocked_by.empty()) text_dim("-");
+      if (!d) {
+        text_dim("not checked");
+      } else {
+        ImGui::TextUnformatted(d->helo.c_str());
+        if (!d->helo_fqdn) {
+          ImGui::SameLine();
+          chip("not an FQDN", kWarn);
+        }
+        if (!d->ptr) {
+          text_dim("PTR: none");
+        } else {
+          text_dim(*d->ptr);
+          ImGui::SameLine();
+          if (d->fcrdns)
+            chip("FCrDNS ok", kGood);
+          else
+            chip("not confirmed", kWarn);
+        }
+      }
+      ImGui::TableNextColumn();
+      if (d) {
+        if (!d->dnsbl_listed.empty()) {
+          std::string zones;
+          for (const auto& z : d->dnsbl_listed)
+            zones += (zones.empty() ? "listed: " : ", ") + z;
+          text_wrapped(kBad, zones);
+        } else if (x.ip == "(kernel's choice)") {
+          // Without --source-ip the address is not known before a connection, so the checks
+          // ask no blocklist (serve names such a source so, engine/app/serve/metrics.cpp).
+          text_dim("not asked (no --source-ip)");
+        } else if (d->dnsbl_unchecked.empty()) {
+          // Also what --no-dnsbl gives: `mxprobe doctor` says which.
+          text_dim("no listing found");
+        }
+        if (!d->dnsbl_unchecked.empty())
+          text_dim("could not check " + std::to_string(d->dnsbl_unchecked.size()));
+        port25_chip(d->port25);
+      }
+      ImGui::TableNextColumn();
+      if (d)
+        for (const auto& p : d->problems)
+          text_wrapped(kWarn, p);
+      if (x.blocked_by.empty() && (!d || d->problems.empty())) text_dim("-");
       for (const auto& b : x.blocked_by) {
         text_colored(kBad, b.group);
         ImGui::SameLine();

@@ -89,6 +89,29 @@ std::optional<double> maybe_num(const json& o, const char* key) {
   return std::nullopt;
 }
 
+std::vector<std::string> strings(const json& o, const char* key) {
+  std::vector<std::string> out;
+  for (const auto& x : arr(o, key))
+    if (x.is_string()) out.push_back(x.get<std::string>());
+  return out;
+}
+
+SourceDoctor parse_source_doctor(const json& d) {
+  SourceDoctor out;
+  out.helo = str(d, "helo");
+  out.helo_fqdn = flag(d, "helo_fqdn");
+  if (const json* p = field(d, "ptr"); p && p->is_string()) out.ptr = p->get<std::string>();
+  out.fcrdns = flag(d, "fcrdns");
+  out.dnsbl_listed = strings(d, "dnsbl_listed");
+  out.dnsbl_unchecked = strings(d, "dnsbl_unchecked");
+  out.port25 = str(d, "port25");
+  // A source is in rotation unless the checks say otherwise.
+  out.in_rotation = maybe_flag(d, "in_rotation").value_or(true);
+  out.checked_at_ms = static_cast<int64_t>(num(d, "checked_at_ms"));
+  out.problems = strings(d, "problems");
+  return out;
+}
+
 Cluster parse_cluster(const json& c) {
   Cluster out;
   out.node = str(c, "node");
@@ -360,6 +383,7 @@ void Model::apply_snapshot(const json& j, double now) {
     o.warmup_level = static_cast<int>(num(x, "warmup_level"));
     for (const auto& b : arr(x, "blocked_by"))
       o.blocked_by.push_back({str(b, "group"), num(b, "for_s")});
+    if (const json* d = field(x, "doctor"); d && d->is_object()) o.doctor = parse_source_doctor(*d);
     s.sources.push_back(std::move(o));
   }
   for (const auto& x : arr(j, "jobs"))

@@ -56,10 +56,25 @@ struct SourceBlock {
   double for_s = 0;
 };
 
+// The start-up checks' facts about one source (sources[].doctor, docs/protocol.md).
+struct SourceDoctor {
+  std::string helo;
+  bool helo_fqdn = false;
+  std::optional<std::string> ptr;  // no PTR record when empty
+  bool fcrdns = false;
+  std::vector<std::string> dnsbl_listed, dnsbl_unchecked;
+  std::string port25;  // ok, blocked, refused, could_not_check, not_checked
+  bool in_rotation = true;
+  int64_t checked_at_ms = 0;
+  std::vector<std::string> problems;
+};
+
 struct Source {
   std::string ip, state;
   int warmup_level = 0;
   std::vector<SourceBlock> blocked_by;
+  // Null until the start-up checks ran, and from servers older than the checks.
+  std::optional<SourceDoctor> doctor;
 };
 
 struct Job {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "app/doctor.hpp"
 #include "core/expected.hpp"
 #include "dns/resolver.hpp"
 #include "loop/loop.hpp"
@@ -44,6 +45,7 @@ struct EngineOptions {
   std::optional<std::string> starttls;  // never | auto | require; unset: the policy's (auto)
   bool tls_verify = false;  // verify the server's certificate (off: we verify mailboxes)
   std::string tls_ca_file;  // with tls_verify: a PEM bundle instead of the system's
+  DoctorOptions doctor;     // the start-up checks (app/doctor.hpp)
 };
 
 // Which engine options a command takes: all of them, or those probe-server uses (its own

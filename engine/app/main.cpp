@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "app/cli_reference.hpp"
+#include "app/doctor.hpp"
 #include "app/probe_server.hpp"
 #include "app/serve.hpp"
 #include "app/syntax.hpp"
@@ -83,6 +84,10 @@ std::vector<mxp::app::CommandDoc> command_docs() {
         {5,
          "the DNS resolver does not answer: the job stopped, finished work is kept; run it "
          "again with --resume and a resolver that answers"},
+        {mxp::app::kExitNoSource,
+         "the start-up checks left no source in rotation (every source IP listed on a "
+         "blocklist, without working port 25, or not binding): nothing was verified "
+         "(--keep-unhealthy-sources, mxprobe doctor)"},
         {130, "stopped by Ctrl-C or SIGTERM: run the same command with --resume"}},
        {"mxprobe verify -i list.csv -o results.jsonl",
         "mxprobe verify -i list.txt -o results.csv --format csv --source-ip "
@@ -121,6 +126,20 @@ std::vector<mxp::app::CommandDoc> command_docs() {
         "mxprobe worker --cluster redis://10.0.0.5 --node-name mx-b --metrics-listen "
         "127.0.0.1:8026"},
        "[cluster.md](cluster.md)"},
+      {"doctor",
+       {{0,
+         "nothing found would make verification fail (warnings and \"could not check\" "
+         "items may remain: docs/identity.md#reading-doctor)"},
+        {1,
+         "something would make verification fail: no usable source (every one listed, "
+         "port-25-blocked or not binding), the resolver does not answer, port 25 blocked from "
+         "every source, or an open-file limit too low"},
+        usage,
+        engine},
+       {"mxprobe doctor --source-ip 198.51.100.7,198.51.100.8",
+        "mxprobe doctor --dns 127.0.0.1 --json",
+        "mxprobe doctor --dnsbl zen.spamhaus.org --port25-target mx.example.org:25"},
+       "[identity.md](identity.md#doctor)"},
       {"probe-server",
        {{0, "every figure asked for was measured"},
         {1,
@@ -227,6 +246,7 @@ int main(int argc, char** argv) {
   v->add_option("--cache-ttl", cache_ttl, "reuse cached results this recent: 90s, 30m, 12h, 7d")
       ->capture_default_str();
   mxp::app::add_engine_options(*v, eng);
+  mxp::app::add_doctor_options(*v, eng.doctor, true);
 
   mxp::app::ServeOptions srv;
   std::string srv_ttl = "7d";
@@ -263,6 +283,7 @@ int main(int argc, char** argv) {
                  "with --cluster: share verified results through Redis for this long; 0: off")
       ->capture_default_str();
   mxp::app::add_engine_options(*sv, eng);
+  mxp::app::add_doctor_options(*sv, eng.doctor, true);
 
   mxp::app::WorkerOptions wrk;
   auto* wk = app.add_subcommand(
@@ -291,6 +312,13 @@ int main(int argc, char** argv) {
                  "how long a catch-all fact learned by one node holds for the cluster")
       ->capture_default_str();
   mxp::app::add_engine_options(*wk, eng);
+  mxp::app::add_doctor_options(*wk, eng.doctor, true);
+
+  mxp::app::DoctorOptions doc;
+  auto* dr = app.add_subcommand(
+      "doctor", "check each source IP or proxy before a job: bind, PTR, HELO, blocklists, port 25");
+  mxp::app::add_doctor_options(*dr, doc, false);
+  mxp::app::add_engine_options(*dr, eng);
 
   mxp::app::ProbeOptions prb;
   auto* pr = app.add_subcommand(
@@ -364,7 +392,13 @@ int main(int argc, char** argv) {
     return unknown_command(app, help_for);
   }
   // The engine's values are the user's to get right: a usage error before anything starts.
-  if ((*c || *v || *sv || *wk || *pr) && !mxp::app::check_engine_options(eng, stderr)) return 2;
+  if ((*c || *v || *sv || *wk || *pr || *dr) && !mxp::app::check_engine_options(eng, stderr))
+    return 2;
+  if ((*v || *sv || *wk) && !mxp::sched::parse_duration(eng.doctor.recheck)) {
+    std::fprintf(stderr, "mxprobe: --source-recheck '%s' is not a duration (90s, 30m, 12h)\n",
+                 eng.doctor.recheck.c_str());
+    return 2;
+  }
 
   if (*s) {
     syn_list.finish();
@@ -373,6 +407,7 @@ int main(int argc, char** argv) {
     return mxp::app::run_syntax(syn, stderr);
   }
   if (*c) return mxp::app::run_check(chk, eng, stdout, stderr);
+  if (*dr) return mxp::app::run_doctor(doc, eng, stdout, stderr);
   if (*pr) return mxp::app::run_probe_server(prb, eng, stdout, stderr);
   if (*wk) {
     for (auto [flag, text, out] :

@@ -123,6 +123,7 @@ class Runner : private loop::TimerHandler, private ResultSink::Listener {
   void set_on_record(std::function<void(const Result&)> f) { on_record_ = std::move(f); }
   ProgressState& progress_state() { return ps_; }
   const pipeline::VerifierStats& stats() const { return verifier_.stats(); }
+  pipeline::Verifier& verifier() { return verifier_; }
   // The verdict counts, exact ("deliverable 1234  undeliverable 56 ..."): the final summary.
   std::string counts() const;
   // The status line's figures: verdict counts, open sessions, and the addresses waiting for a

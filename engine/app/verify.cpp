@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "address/address.hpp"
+#include "app/doctor.hpp"
 #include "app/io.hpp"
 #include "app/job/file_job.hpp"
 #include "app/output.hpp"
@@ -232,10 +233,27 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
       std::fprintf(diag, "mxprobe: %s\n", printable(line).c_str());
     };
 
+  // The start-up checks (doctor's short form): problems in one line each, even with --quiet;
+  // sources listed on a blocklist or without working port 25 start out of rotation.
+  SourceHealth health(e, eng.doctor, [diag](const std::string& line) {
+    std::fprintf(diag, "mxprobe: %s\n", printable(line).c_str());
+  });
+  health.check_now();
+  if (health.none_left()) {
+    std::fprintf(diag,
+                 "mxprobe verify: no source left in rotation (%s): nothing was verified; fix "
+                 "them, use other sources, or --keep-unhealthy-sources (mxprobe doctor says "
+                 "more)\n",
+                 health.report()->failures.empty() ? "see above"
+                                                   : health.report()->failures.front().c_str());
+    return kExitNoSource;
+  }
+
   // A bar on a terminal, a status line every few seconds otherwise, nothing with --no-progress.
   bool show = opts.progress != 0;
   Progress progress(diag, isatty(fileno(diag)) && opts.progress == -1, "verified");
   FileJob runner(e, opts, in, out, diag, show ? &progress : nullptr);
+  health.attach(&runner.verifier());
   if (journal) {
     auto w = store::Writer::open(journal_path, diag, "mxprobe verify: journal");
     if (!w) {

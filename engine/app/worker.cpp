@@ -35,6 +35,16 @@ int run_worker(const WorkerOptions& opts, const EngineOptions& eng, std::FILE* d
   }
   Engine e;
   if (!make_engine(eng, false, e, diag)) return 3;
+  // The start-up checks (doctor's short form), before anything else runs on the loop.
+  SourceHealth health(e, eng.doctor, [diag](const std::string& line) {
+    std::fprintf(diag, "mxprobe worker: %s\n", line.c_str());
+    std::fflush(diag);
+  });
+  health.check_now();
+  if (health.none_left())
+    std::fprintf(diag,
+                 "mxprobe worker: no source left in rotation: running anyway; addresses end "
+                 "unknown/blocked until a source passes its re-check\n");
   int rc = 0;
   // Made in this order, destroyed in the reverse: the verifier's shared limits and the executor
   // use the node's Redis client, so the node goes last.
@@ -110,6 +120,7 @@ int run_worker(const WorkerOptions& opts, const EngineOptions& eng, std::FILE* d
   };
   verifier = std::make_unique<pipeline::Verifier>(
       *e.loop, *e.resolver, vc, [&exec](pipeline::Result&& r) { exec->deliver(std::move(r)); });
+  health.attach(verifier.get());
   // The cluster view's MX groups and their limits follow this node's policy.
   node->set_policy([&verifier] { return &verifier->scheduler().policy(); });
 

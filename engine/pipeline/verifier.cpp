@@ -77,6 +77,17 @@ void Verifier::on_proxy_change(size_t i, bool up, const std::string& why) {
   kick();
 }
 
+void Verifier::set_source_out(size_t i, bool out) {
+  if (proxies_ || i >= cfg_.sources.size()) return;
+  verdict::Classification why;
+  why.verdict = Verdict::Unknown;
+  why.reason = Reason::Blocked;
+  why.scope = verdict::Scope::Session;
+  why.source_blocked = true;
+  sched_.set_source_down(static_cast<sched::SourceId>(i), out, loop_.now(), why);
+  kick();
+}
+
 Verifier::~Verifier() {
   for (auto& s : sessions_)
     s->abort();

@@ -148,6 +148,11 @@ class Verifier final : private loop::TimerHandler {
   const sched::Scheduler& scheduler() const { return sched_; }
   // The proxy pool (source i of the scheduler is proxy i); null without proxies.
   const ProxyPool* proxies() const { return proxies_.get(); }
+  // Source IP i taken out of rotation (out) or back in, by the start-up checks (app/doctor.hpp:
+  // listed on a blocklist, port 25 blocked): no session starts from it, addresses pinned to it
+  // lose the pin, and an MX group left without any source ends its addresses unknown/blocked.
+  // The scheduler's "source down" state, as for proxies; ignored with proxies (the pool decides).
+  void set_source_out(size_t i, bool out);
 
   // The busiest domains (most addresses not yet finished), for the operator's view.
   struct DomainView {

@@ -99,9 +99,16 @@ async function startFarm() {
     await run(MXFARM, ['gen', '--domains', '4', '--hosts', '2', '--mx-per-domain', '1',
       '--mailboxes', '300', '--catch-all-share', '0', '--special', 'styles,slow',
       '--base-ip', `127.${net}.0.0`, '--dns-port', String(dnsPort)], sc);
+    // Blocklists for the start-up checks of the Source IPs panel: one lists the client address
+    // 127.NET.200.12, one refuses every query (docs/mxfarm.md).
+    const listed = `127.${net}.200.12`;
+    const scenario = JSON.parse(fs.readFileSync(sc, 'utf8'));
+    scenario.dnsbl = [{ zone: 'bl.farm.test', listed: { [listed]: '127.0.0.2' } },
+      { zone: 'refused.farm.test', answer_all: '127.255.255.254' }];
+    fs.writeFileSync(sc, JSON.stringify(scenario));
     try {
       const f = await start(MXFARM, ['run', sc], 'stdout', /^ready dns=(\S+)/m);
-      return { sc, dns: f.match[1] };
+      return { sc, dns: f.match[1], clean: `127.${net}.200.11`, listed };
     } catch (e) {
       if (!/already in use|dnsmasq exited/.test(e.stderr || '')) throw e;
       log(`range 127.${net}.0.0 taken, trying another`);
@@ -120,8 +127,9 @@ function run(cmd, args, outFile) {
 }
 
 async function startServe(name, dns, policy, extra = []) {
+  const helo = extra.includes('--helo') ? [] : ['--helo', 'console.test'];
   const s = await start(MXPROBE, ['serve', '--listen', '127.0.0.1:0', '--policy', policy,
-    '--dns', dns, '--no-cache', '--helo', 'console.test', '--data', path.join(work, `data-${name}`),
+    '--dns', dns, '--no-cache', ...helo, '--data', path.join(work, `data-${name}`),
     '--console', consoleDir, ...extra], 'stderr', /listening on (http:\/\/[0-9.]+:[0-9]+\/)/);
   return s.match[1];
 }
@@ -304,7 +312,19 @@ async function main() {
     x.connect_rate <= 3), group, 'the group shown at 3 connects/s');
   await screenshot(page, 'domains');
 
+  // Source IPs: what the start-up checks found about serve's source (no --source-ip here: the
+  // kernel's choice) is in the panel, as GET /v1/doctor reports it.
   await show(page, 'sources');
+  const doc = (await api(base, 'GET', '/v1/doctor')).json;
+  const want = doc && doc.sources && doc.sources[0];
+  expect(want && want.kind === 'default' && want.helo === 'console.test',
+    `GET /v1/doctor reports the kernel-chosen source with --helo: ${JSON.stringify(want)}`);
+  await waitState(page, (s, w) => s.sources.length === 1 && s.sources[0].doctor &&
+    s.sources[0].doctor.helo === w.helo && s.sources[0].doctor.inRotation === w.in_rotation &&
+    s.sources[0].doctor.port25 === w.port25 &&
+    JSON.stringify(s.sources[0].doctor.dnsblListed) === JSON.stringify(w.dnsbl_listed) &&
+    JSON.stringify(s.sources[0].doctor.problems) === JSON.stringify(w.problems), want,
+  'the Source IPs panel showing the start-up checks of GET /v1/doctor');
   await screenshot(page, 'sources');
 
   // Check: type an address, press Enter, see its SMTP dialogue as it happens, then its record.
@@ -370,6 +390,30 @@ async function main() {
   }), cols, 'probe numbers right-aligned under right-aligned headers');
   await screenshot(page, 'probe');
   await page.close();
+
+  log('source IPs with findings: serve with two --source-ip');
+  // Source IPs with findings: two source addresses, one on a farm blocklist (out of rotation),
+  // a HELO name that is not an FQDN; the panel shows what GET /v1/doctor says of each.
+  const dbase = await startServe('doctor', farm.dns, policy, ['--source-ip', farm.clean,
+    '--source-ip', farm.listed, '--helo', 'nodot', '--dnsbl', 'bl.farm.test', '--dnsbl',
+    'refused.farm.test']);
+  const drep = (await api(dbase, 'GET', '/v1/doctor')).json;
+  const dsrc = (ip) => drep.sources.find((x) => x.source === ip) || {};
+  expect(dsrc(farm.listed).in_rotation === false && dsrc(farm.clean).in_rotation === true &&
+    dsrc(farm.listed).dnsbl_listed.includes('bl.farm.test'),
+  `GET /v1/doctor: ${farm.listed} listed and out of rotation, ${farm.clean} in: ${JSON.stringify(drep.sources)}`);
+  const dpage = await newPage(dbase);
+  await waitState(dpage, (s) => s.connected && s.rects['nav.sources'], null, 'live (doctor)');
+  await show(dpage, 'sources');
+  await waitState(dpage, (s, w) => w.every((x) => s.sources.some((y) => y.ip === x.source &&
+    y.state === (x.in_rotation ? 'ok' : 'down') && y.doctor && y.doctor.helo === 'nodot' &&
+    !y.doctor.heloFqdn && y.doctor.inRotation === x.in_rotation &&
+    JSON.stringify(y.doctor.dnsblListed) === JSON.stringify(x.dnsbl_listed) &&
+    JSON.stringify(y.doctor.problems) === JSON.stringify(x.problems))), drep.sources,
+  'the Source IPs panel showing the listed source out of rotation');
+  await screenshot(dpage, 'sources-checks');
+  await dpage.close();
+  log(`source IPs with findings shown (${farm.listed} out of rotation)`);
 
   // Token: a server with a token shows the login; #token= in the URL is used and removed.
   const tokenFile = path.join(work, 'token');

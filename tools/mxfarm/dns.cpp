@@ -51,6 +51,20 @@ std::string dnsmasq_config(const Scenario& sc, const DnsmasqParams& p) {
 
   if (!p.ready_name.empty()) c += "host-record=" + p.ready_name + ",127.0.0.1\n";
 
+  // DNS blocklists (mxprobe doctor): each zone answered here, so unlisted names are NXDOMAIN
+  // ("not listed"); a listed client's reversed-octets name answers its code.
+  for (const auto& z : sc.dnsbl) {
+    c += "local=/" + z.zone + "/\n";
+    if (!z.answer_all.empty()) c += "address=/" + z.zone + "/" + z.answer_all + "\n";
+    for (const auto& [ip, answer] : z.listed) {
+      auto v = parse_ipv4(ip);
+      if (!v) continue;
+      c += "host-record=" + std::to_string(*v & 0xff) + "." + std::to_string((*v >> 8) & 0xff) +
+           "." + std::to_string((*v >> 16) & 0xff) + "." + std::to_string(*v >> 24) + "." + z.zone +
+           "," + answer + "\n";
+    }
+  }
+
   std::set<std::string, std::less<>> a_names;
   for (const auto& h : sc.hosts) {
     if (!a_names.insert(h.name).second) continue;

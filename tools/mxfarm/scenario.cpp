@@ -379,6 +379,30 @@ std::optional<Scenario> scenario_from_json(const json& j, std::string* error) {
     auto ip = parse_ipv4(s.dns.ip);
     if (!ip || (*ip >> 24) != 127) r.fail("\"ip\" must be an address in 127.0.0.0/8");
   }
+  if (const json* bl = top.get("dnsbl")) {
+    if (!bl->is_array()) top.fail("\"dnsbl\" must be an array");
+    for (size_t i = 0; bl->is_array() && i < bl->size() && error->empty(); ++i) {
+      ObjectReader r((*bl)[i], "dnsbl[" + std::to_string(i) + "]", error);
+      DnsblZone z;
+      z.zone = r.str("zone", "", true);
+      z.answer_all = r.str("answer_all", "");
+      if (const json* l = r.get("listed")) {
+        if (!l->is_object()) r.fail("\"listed\" must be an object {\"client IP\": \"answer\"}");
+        for (auto it = l->begin(); l->is_object() && it != l->end(); ++it) {
+          if (!it.value().is_string() || !parse_ipv4(it.key()) ||
+              !parse_ipv4(it.value().get<std::string>()))
+            r.fail("\"listed\": \"" + it.key() + "\" must map an IPv4 address to an IPv4 answer");
+          else
+            z.listed.emplace_back(it.key(), it.value().get<std::string>());
+        }
+      }
+      r.finish();
+      if (!z.zone.empty() && !valid_dns_name(z.zone)) r.fail("bad zone \"" + z.zone + "\"");
+      if (!z.answer_all.empty() && !parse_ipv4(z.answer_all))
+        r.fail("\"answer_all\" must be an IPv4 address");
+      s.dnsbl.push_back(std::move(z));
+    }
+  }
   const json* hosts = top.get("hosts");
   const json* domains = top.get("domains");
   const json* clients = top.get("clients");
@@ -515,6 +539,21 @@ json scenario_to_json(const Scenario& s) {
   json j;
   j["version"] = 1;
   j["dns"] = {{"ip", s.dns.ip}, {"port", s.dns.port}, {"ttl", s.dns.ttl}};
+  if (!s.dnsbl.empty()) {
+    json bl = json::array();
+    for (const auto& z : s.dnsbl) {
+      json o = {{"zone", z.zone}};
+      if (!z.listed.empty()) {
+        json l = json::object();
+        for (const auto& [ip, answer] : z.listed)
+          l[ip] = answer;
+        o["listed"] = std::move(l);
+      }
+      if (!z.answer_all.empty()) o["answer_all"] = z.answer_all;
+      bl.push_back(std::move(o));
+    }
+    j["dnsbl"] = std::move(bl);
+  }
   json hosts = json::array();
   for (const auto& h : s.hosts) {
     json o = {{"name", h.name}, {"ip", h.ip}, {"port", h.port}, {"style", to_string(h.style)}};

@@ -141,8 +141,19 @@ struct DnsConfig {
   uint32_t ttl = 60;
 };
 
+// A DNS blocklist zone served by the farm's dnsmasq (`mxprobe doctor`): names under it answer
+// NXDOMAIN (not listed) unless listed; `listed` maps a client IPv4 address to its answer
+// ("127.0.0.2": listed); `answer_all`, when set, is the A answer of every name under the zone
+// (e.g. "127.255.255.254", Spamhaus's "public resolver refused").
+struct DnsblZone {
+  std::string zone;
+  std::vector<std::pair<std::string, std::string>> listed;  // (client IP, A answer)
+  std::string answer_all;
+};
+
 struct Scenario {
   DnsConfig dns;
+  std::vector<DnsblZone> dnsbl;
   std::vector<Host> hosts;
   std::vector<Domain> domains;
   std::vector<Client> clients;

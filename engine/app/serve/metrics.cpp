@@ -179,14 +179,17 @@ json Service::snapshot() {
       if (key.first == sid)
         blocked.push_back({{"group", sch.group_name(key.second)},
                            {"for_s", std::chrono::duration<double>(until - now).count()}});
-    // A SOCKS5 proxy out of rotation (failed health check) is "down".
-    const bool down = verifier_.proxies() && !verifier_.proxies()->up(s);
+    // A SOCKS5 proxy out of rotation (failed health check), or a source IP the start-up checks
+    // took out (listed on a blocklist, port 25 blocked), is "down".
+    const bool down = (verifier_.proxies() && !verifier_.proxies()->up(s)) || sch.source_down(sid);
     sources.push_back({{"ip", name.empty() ? "(kernel's choice)" : name},
                        {"warmup_level", sch.warmup_state(sid, now).level},
                        {"state", down              ? "down"
                                  : blocked.empty() ? "ok"
                                                    : "blocked"},
-                       {"blocked_by", blocked}});
+                       {"blocked_by", blocked},
+                       // The start-up checks' facts (docs/protocol.md); null until checked.
+                       {"doctor", health_ ? json(health_->source_json(s)) : json(nullptr)}});
   }
   const auto& vs = verifier_.stats();
   auto ss = sch.stats();

@@ -63,6 +63,22 @@ bool Service::start(std::string& err) {
       return r.respond(error(400, "bad_request", "timeout: a number of seconds"));
     self->verify(body["email"].get<std::string>(), false, timeout, transcript, std::move(r));
   });
+  // The start-up checks' report (docs/api.md): the latest, or a new run with ?refresh=1 (which
+  // sends traffic, so it asks for X-Mxprobe: 1 as writes do).
+  route("GET", "/v1/doctor", [self](const http::Request& q, server::Responder r) {
+    if (!self->health_) return r.respond(error(404, "not_found", "no start-up checks here"));
+    const std::string* refresh = q.param("refresh");
+    const bool again = refresh && (*refresh == "1" || *refresh == "true");
+    if (again && q.header("x-mxprobe") == nullptr)
+      return r.respond(error(403, "forbidden",
+                             "GET /v1/doctor?refresh=1 runs the checks again: it needs the "
+                             "header X-Mxprobe: 1"));
+    if (!again && self->health_->report())
+      return r.respond(json_response(200, json(self->health_->report_json())));
+    auto held = std::make_shared<server::Responder>(std::move(r));
+    self->health_->refresh(
+        [self, held] { held->respond(json_response(200, json(self->health_->report_json()))); });
+  });
   route("GET", "/v1/policy", [self](const http::Request&, server::Responder r) {
     r.respond(json_response(200, self->policy_json()));
   });

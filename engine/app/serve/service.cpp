@@ -13,6 +13,11 @@ void Service::reload() {
     std::fprintf(diag_, "mxprobe: SIGHUP: %s; keeping the policy in force\n", err.c_str());
 }
 
+void Service::set_health(SourceHealth* h) {
+  health_ = h;
+  if (h) h->attach(&verifier_);
+}
+
 void Service::stop() {
   if (stopping_) return;
   stopping_ = true;
@@ -156,6 +161,16 @@ int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* dia
   }
   Engine e;
   if (!make_engine(eng, true, e, diag)) return 3;
+  // The start-up checks (doctor's short form), before anything else runs on the loop.
+  SourceHealth health(e, eng.doctor, [diag](const std::string& line) {
+    std::fprintf(diag, "mxprobe serve: %s\n", line.c_str());
+    std::fflush(diag);
+  });
+  health.check_now();
+  if (health.none_left())
+    std::fprintf(diag,
+                 "mxprobe serve: no source left in rotation: serving anyway; addresses end "
+                 "unknown/blocked until a source passes its re-check (GET /v1/doctor)\n");
   std::string err;
   int rc = 0;
   // The node first: the service's verifier takes the cluster's limits from it.
@@ -189,6 +204,7 @@ int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* dia
   Service svc(e, o, diag, node.get());
   service = &svc;
   svc.set_token(token);
+  svc.set_health(&health);
   if (!svc.start(err)) {
     std::fprintf(diag, "mxprobe serve: %s\n", err.c_str());
     return 2;

@@ -23,6 +23,7 @@
 #include "address/address.hpp"
 #include "app/chunk_exec.hpp"
 #include "app/cluster_node.hpp"
+#include "app/doctor.hpp"
 #include "app/job/cluster_dispatch.hpp"
 #include "app/job/file_job.hpp"
 #include "app/probe_server.hpp"
@@ -165,6 +166,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   bool start(std::string& err);
 
   void set_token(std::string t) { token_ = std::move(t); }
+  // The start-up checks (app/doctor.hpp): their rotation applies to this service's verifier, the
+  // snapshot's sources carry their `doctor` object, GET /v1/doctor returns their report.
+  void set_health(SourceHealth* h);
   // The load figures this node's heartbeat carries.
   std::map<std::string, int64_t> cluster_load() const;
 
@@ -442,6 +446,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   std::FILE* diag_;
   ClusterNode* cluster_ = nullptr;
   pipeline::Verifier verifier_;
+  SourceHealth* health_ = nullptr;
   // A cluster node verifies the cluster's chunks on its verifier, as a worker does (made after
   // the verifier, gone before it).
   std::unique_ptr<ChunkExecutor> exec_;

@@ -89,6 +89,7 @@ TEST(ConsoleModel, ParsesEverySnapshotField) {
   EXPECT_EQ(s.sources[0].warmup_level, 2);
   ASSERT_EQ(s.sources[0].blocked_by.size(), 1u);
   EXPECT_DOUBLE_EQ(s.sources[0].blocked_by[0].for_s, 291.5);
+  EXPECT_FALSE(s.sources[0].doctor.has_value());  // a server without start-up checks
   ASSERT_EQ(s.jobs.size(), 2u);
   EXPECT_EQ(s.jobs[0].id, 1u);
   EXPECT_EQ(s.jobs[0].counts[kUnknown], 36u);
@@ -100,6 +101,50 @@ TEST(ConsoleModel, ParsesEverySnapshotField) {
   EXPECT_EQ(s.cache_hits, 12u);
   EXPECT_EQ(m.h_sessions.values().size(), 1u);
   EXPECT_DOUBLE_EQ(m.last_snapshot_at, 10.0);
+}
+
+// sources[].doctor (docs/protocol.md): the start-up checks' facts, null until checked.
+const char* kDoctorSources = R"j({"type":"snapshot","seq":1,"time_ms":1000,"sources":[
+ {"ip":"127.0.0.2","state":"down","warmup_level":0,"blocked_by":[],
+  "doctor":{"helo":"mx","helo_fqdn":false,"ptr":"out.example","fcrdns":true,
+            "dnsbl_listed":["bl.example"],"dnsbl_unchecked":["zen.example","x.example"],
+            "port25":"blocked","in_rotation":false,"checked_at_ms":1795826792000,
+            "problems":["dnsbl: listed on bl.example (127.0.0.2)","port 25: blocked"]}},
+ {"ip":"127.0.0.3","state":"ok","doctor":{"helo":"probe.example","helo_fqdn":true,"ptr":null,
+  "fcrdns":false,"dnsbl_listed":[],"dnsbl_unchecked":[],"port25":"ok","in_rotation":true,
+  "checked_at_ms":1795826792000,"problems":[]}},
+ {"ip":"127.0.0.4","state":"ok","doctor":null},
+ {"ip":"127.0.0.5","state":"ok","doctor":{"helo":7,"dnsbl_listed":"bl"}}]})j";
+
+TEST(ConsoleModel, ParsesTheSourcesDoctorFacts) {
+  Model m;
+  ASSERT_TRUE(m.apply(kDoctorSources, 1.0));
+  const auto& v = m.snap.sources;
+  ASSERT_EQ(v.size(), 4u);
+  ASSERT_TRUE(v[0].doctor.has_value());
+  const auto& d = *v[0].doctor;
+  EXPECT_EQ(d.helo, "mx");
+  EXPECT_FALSE(d.helo_fqdn);
+  EXPECT_EQ(d.ptr, std::optional<std::string>("out.example"));
+  EXPECT_TRUE(d.fcrdns);
+  EXPECT_EQ(d.dnsbl_listed, std::vector<std::string>{"bl.example"});
+  EXPECT_EQ(d.dnsbl_unchecked.size(), 2u);
+  EXPECT_EQ(d.port25, "blocked");
+  EXPECT_FALSE(d.in_rotation);
+  EXPECT_EQ(d.checked_at_ms, 1795826792000);
+  ASSERT_EQ(d.problems.size(), 2u);
+  EXPECT_EQ(d.problems[1], "port 25: blocked");
+  ASSERT_TRUE(v[1].doctor.has_value());
+  EXPECT_TRUE(v[1].doctor->helo_fqdn);
+  EXPECT_FALSE(v[1].doctor->ptr.has_value());  // no PTR record
+  EXPECT_TRUE(v[1].doctor->in_rotation);
+  EXPECT_TRUE(v[1].doctor->problems.empty());
+  EXPECT_FALSE(v[2].doctor.has_value());  // not checked yet
+  // Fields of the wrong type are ignored; a missing in_rotation keeps the source in rotation.
+  ASSERT_TRUE(v[3].doctor.has_value());
+  EXPECT_EQ(v[3].doctor->helo, "");
+  EXPECT_TRUE(v[3].doctor->dnsbl_listed.empty());
+  EXPECT_TRUE(v[3].doctor->in_rotation);
 }
 
 // A node with --cluster: its view of the cluster (docs/protocol.md, "cluster"); without it, or

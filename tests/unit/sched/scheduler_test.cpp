@@ -837,6 +837,38 @@ TEST(Scheduler, DownSourceIsSkippedAndAllDownEndsWithItsReason) {
   EXPECT_EQ(h.s.stats().backoffs, 0u);
 }
 
+// A source IP the start-up checks take out of rotation before any work (listed on a blocklist:
+// Verifier::set_source_out) is never granted, and every address goes through the other; back in
+// rotation after a re-check, it is granted again.
+TEST(Scheduler, SourceOutOfRotationFromTheStartIsNeverGranted) {
+  Harness h(make_policy({{"session.recipients", "1"}, {"per_mx.sessions", "8"}}), 2);
+  auto listed = make(Verdict::Unknown, Reason::Blocked);
+  listed.source_blocked = true;
+  h.s.set_source_down(1, true, h.now, listed);
+  h.add("r.test", "mx.r.test", 12);
+  size_t grants = 0;
+  for (const Grant& g : h.grant_all()) {
+    EXPECT_EQ(g.source, 0u);
+    ++grants;
+    h.finish(g);
+  }
+  for (const Grant& g : h.grant_all()) {  // what the first round's caps held back
+    EXPECT_EQ(g.source, 0u);
+    ++grants;
+    h.finish(g);
+  }
+  EXPECT_GT(grants, 0u);
+  EXPECT_FALSE(h.s.pop_final());  // one source is left: nothing ends on its own
+  h.s.set_source_down(1, false, h.now, listed);
+  h.add("r2.test", "mx.r2.test", 16);
+  bool from_one = false;
+  for (const Grant& g : h.grant_all()) {
+    from_one = from_one || g.source == 1;
+    h.finish(g);
+  }
+  EXPECT_TRUE(from_one);
+}
+
 // A greylisted address is pinned to its source; when that source goes down, the retry comes
 // from another source instead of waiting for it.
 TEST(Scheduler, PinnedRetryMovesOnWhenItsSourceGoesDown) {
