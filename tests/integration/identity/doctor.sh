@@ -63,6 +63,7 @@ expect_match "$OUT" "out of rotation: listed on bl.farm.test" "the listed source
 expect_match "$OUT" "could not check +refused.farm.test refuses this resolver" \
   "the refused answer is 'could not check'"
 expect_match "$OUT" "probe1.client.test \(forward-confirmed\)" "the PTR of $GOOD, confirmed"
+expect_match "$OUT" "no PTR record for $LISTED" "the PTR of $LISTED, absent (NXDOMAIN, not 'could not check')"
 expect_match "$OUT" "mx1.farm.test greeted: 220" "port 25 works against the farm's host"
 "$PY" - "$WORK/doctor.out" <<'PY' || fail "the table is wider than 80 columns"
 import sys
