@@ -13,12 +13,16 @@ namespace mxp::app {
 using pipeline::Result;
 
 const std::vector<std::string_view>& RecordFormatter::columns() {
+  // clang-format off
   static const std::vector<std::string_view> kColumns = {
       "line",         "email",      "normalized", "verdict",     "reason",
       "domain",       "mx",         "mx_ip",      "smtp_code",   "smtp_enhanced",
       "smtp_message", "catch_all",  "role",       "disposable",  "free",
       "suggestion",   "attempts",   "source_ip",  "proxy",       "elapsed_ms",
-      "error",        "checked_at", "cached",     "tls_version", "tls_cipher"};
+      "error",        "checked_at", "cached",     "tls_version", "tls_cipher",
+      // Appended (provider to score_factors), so that consumers of the columns above keep working.
+      "provider", "tag", "base", "canonical", "score", "score_factors"};
+  // clang-format on
   return kColumns;
 }
 
@@ -134,6 +138,13 @@ void RecordFormatter::append(const Result& r, std::string_view raw, std::string&
   field(out, r.cached ? "true" : "false", false);
   field(out, r.tls_version, false);
   field(out, r.tls_cipher, false);
+  const pipeline::Derived d = pipeline::derive(r, std::chrono::system_clock::now());
+  field(out, r.provider, false);
+  field(out, d.forms.tag, false);
+  field(out, d.forms.base, false);
+  field(out, d.forms.canonical, false);
+  field(out, std::to_string(d.score.score), false);
+  field(out, verdict::factors_string(d.score.factors), false);
   out.append("\r\n");
 }
 

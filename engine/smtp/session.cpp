@@ -366,6 +366,7 @@ void Session::handle_reply(Reply&& r) {
   switch (st) {
     case Stage::Banner:
       await_banner_ = false;
+      if (!r.lines.empty()) banner_ = r.lines.front().substr(0, 200);
       if (is_2xx(r)) {
         next_greeting_ = Greeting::Ehlo;
       } else {

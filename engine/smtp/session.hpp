@@ -157,6 +157,10 @@ class Session {
   size_t undecided() const { return undecided_; }  // recipients without a result yet
   // Why the session ended in Failure::ProtocolError (empty otherwise).
   std::string_view protocol_error() const;
+  // The first line of the server's greeting after the code ("mx.google.com ESMTP ... - gsmtp"),
+  // at most 200 bytes; "" until it came. It names the host, which tells the provider when the
+  // MX names do not (verdict/provider.hpp).
+  const std::string& banner() const { return banner_; }
 
   void set_transcript(TranscriptFn fn, void* user) {
     transcript_ = fn;
@@ -233,6 +237,7 @@ class Session {
   bool utf8_batch_ = false;  // the batch has a UTF-8 address: MAIL gets SMTPUTF8 (RFC 6531 §3.4)
   // Replies awaited, besides RCPT replies (rcpt_recv_ < rcpt_sent_).
   bool await_banner_ = false;
+  std::string banner_;
   bool await_ehlo_ = false;
   bool await_helo_ = false;
   bool await_rset_ = false;

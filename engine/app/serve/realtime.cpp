@@ -52,19 +52,16 @@ void Service::check(const std::string& email, Waiter w) {
   if (cache_) {
     auto hit = cache_->get_cache_at(key, o_.cache_ttl, store::unix_now());
     if (hit && hit->has_value()) {
-      json rec = json::parse((*hit)->json, nullptr, false);
-      if (!rec.is_discarded()) {
-        rec["line"] = 1;  // the cache keeps the line of the job that checked it
-        rec["email"] = email;
-        rec["cached"] = true;
-        // The flags come from today's domain data, not the data of the day it was checked.
-        Result fl;
+      if (auto parsed = pipeline::parse_json((*hit)->json)) {
+        Result& res = *parsed;
+        res.line = 1;  // the cache keeps the line of the job that checked it
+        res.email = email;
+        res.cached = true;
+        // The flags come from today's domain data, not the data of the day it was checked, and
+        // the score is written anew (its cache_age factor: how old the answer is now).
         set_domain_flags(
-            fl, flags::domain_flags(verifier_.config().domain_data.get(), p.address.domain), key);
-        auto opt = [](std::optional<bool> b) { return b ? json(*b) : json(nullptr); };
-        rec["flags"]["disposable"] = opt(fl.disposable);
-        rec["flags"]["free"] = opt(fl.free);
-        rec["suggestion"] = fl.suggestion.empty() ? json(nullptr) : json(fl.suggestion);
+            res, flags::domain_flags(verifier_.config().domain_data.get(), p.address.domain), key);
+        json rec = record_json(res, false);
         tally(rec, true);
         return answer(w, rec);
       }

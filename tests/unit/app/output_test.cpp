@@ -5,8 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace mxp::app {
 namespace {
+
+size_t column(std::string_view name) {
+  const auto& c = RecordFormatter::columns();
+  return static_cast<size_t>(std::find(c.begin(), c.end(), name) - c.begin());
+}
 
 pipeline::Result sample() {
   pipeline::Result r;
@@ -31,19 +38,26 @@ TEST(RecordFormatter, PlainCsvHasOurColumnsOnly) {
   ASSERT_EQ(fields.size(), RecordFormatter::columns().size());
   EXPECT_EQ(fields[1], "a;b@x.test");
   EXPECT_EQ(fields[10], "ok \"fine\"");
-  ASSERT_GE(fields.size(), 3u);
-  EXPECT_EQ(fields[fields.size() - 3], "false");  // cached
-  EXPECT_EQ(fields[fields.size() - 2], "");       // tls_version: no TLS
-  EXPECT_EQ(fields.back(), "");                   // tls_cipher
+  EXPECT_EQ(fields[column("cached")], "false");
+  EXPECT_EQ(fields[column("tls_version")], "");  // no TLS
+  EXPECT_EQ(fields[column("tls_cipher")], "");
+  // Issue 21's columns, appended.
+  EXPECT_EQ(fields[column("provider")], "");
+  EXPECT_EQ(fields[column("tag")], "");
+  EXPECT_EQ(fields[column("base")], "a;b@x.test");
+  EXPECT_EQ(fields[column("canonical")], "");
+  EXPECT_EQ(fields[column("score")], "85");
+  EXPECT_EQ(fields[column("score_factors")], "accepted:90;catch_all_unknown:-5");
   auto tls = sample();
   tls.tls_version = "TLSv1.3";
   tls.tls_cipher = "TLS_AES_128_GCM_SHA256";
   out.clear();
   f.append(tls, "", out);
   fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ',');
-  EXPECT_EQ(fields[fields.size() - 2], "TLSv1.3");
-  EXPECT_EQ(fields.back(), "TLS_AES_128_GCM_SHA256");
-  EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher\r\n"), std::string::npos);
+  EXPECT_EQ(fields[column("tls_version")], "TLSv1.3");
+  EXPECT_EQ(fields[column("tls_cipher")], "TLS_AES_128_GCM_SHA256");
+  EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher,"), std::string::npos);
+  EXPECT_NE(f.header().find(",provider,tag,base,canonical,score,score_factors"), std::string::npos);
 }
 
 TEST(RecordFormatter, CsvInputColumnsComeFirstWithTheirDelimiter) {
