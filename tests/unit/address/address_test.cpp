@@ -365,7 +365,7 @@ TEST(Forms, TagBaseCanonical) {
       {"john-smith@yahoo.com", false, "", "john-smith@yahoo.com", ""},
       // A leading "+" leaves no mailbox to be a tag of.
       {"+alice@example.com", false, "", "+alice@example.com", ""},
-      {"\"alice+x\"@example.com", false, "", "\"alice+x\"@example.com", ""},
+      {"\"al ice+x\"@example.com", false, "", "\"al ice+x\"@example.com", ""},
       // Gmail: dots and case do not matter, "+tag" reaches the same inbox, googlemail = gmail.
       {"John.Smith@gmail.com", false, "", "John.Smith@gmail.com", "johnsmith@gmail.com"},
       {"j.o.h.n.smith+shop@GMAIL.com", true, "shop", "j.o.h.n.smith@gmail.com",

@@ -76,7 +76,9 @@ TEST(Provider, EveryProviderHasARealMxCase) {
     tested.insert(c.provider);
   for (const auto& r : provider_rules()) {
     EXPECT_TRUE(tested.count(std::string(r.id))) << r.id;
-    if (!r.alt_id.empty()) EXPECT_TRUE(tested.count(std::string(r.alt_id))) << r.alt_id;
+    if (!r.alt_id.empty()) {
+      EXPECT_TRUE(tested.count(std::string(r.alt_id))) << r.alt_id;
+    }
     EXPECT_FALSE(r.source.empty()) << r.suffix;
     EXPECT_FALSE(provider_name(r.id).empty()) << r.id;
   }
