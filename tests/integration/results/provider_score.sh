@@ -76,7 +76,36 @@ common=(--backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --helo results.client.t
 { echo email; printf '%s\n' "${LIST[@]}"; } >"$WORK/list.csv"
 "$MXPROBE" verify "${common[@]}" --no-cache -i "$WORK/list.csv" -o "$WORK/run.csv" --format csv \
   2>"$WORK/csv.err" || { cat "$WORK/csv.err" >&2; fail "mxprobe verify --format csv failed"; }
+# The API's record (serve's /v1/verify), then the same address from serve's results cache.
+serve_opts=(--backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --helo results.client.test
+            --policy "$WORK/policy.toml" --cache "$WORK/serve-cache.db" --data "$WORK/data")
+serve_start serve "${serve_opts[@]}"
+req GET "/v1/verify?email=Al.Ice%2Bpromo@gmail.com"
+[[ $CODE == 200 ]] || fail "GET /v1/verify: $CODE $BODY"
+echo "$BODY" >"$WORK/api.json"
+req GET "/v1/verify?email=user1@yahoo.com"
+[[ $CODE == 200 ]] || fail "GET /v1/verify: $CODE $BODY"
+echo "$BODY" >>"$WORK/api.json"
+serve_stop
 stop_farm
+serve_start serve2 "${serve_opts[@]}"
+req GET "/v1/verify?email=Al.Ice%2Bpromo@gmail.com"
+[[ $CODE == 200 ]] || fail "GET /v1/verify (cached): $CODE $BODY"
+echo "$BODY" >"$WORK/api_cached.json"
+serve_stop
+"$PY" - "$WORK/run.jsonl" "$WORK/api.json" "$WORK/api_cached.json" <<'PY' || fail "API records"
+import json, sys
+recs = {r["email"]: r for r in map(json.loads, open(sys.argv[1]))}
+api = [json.loads(l) for l in open(sys.argv[2])]
+cached = json.loads(open(sys.argv[3]).read())
+assert [a["email"] for a in api] == ["Al.Ice+promo@gmail.com", "user1@yahoo.com"], api
+for a in api + [cached]:
+    j = recs[a["email"]]
+    for k in ("provider", "tag", "base", "canonical", "score", "score_factors"):
+        assert a[k] == j[k], (k, a, j)
+assert api[0]["cached"] is False and cached["cached"] is True, (api[0], cached)
+PY
+ok
 
 "$PY" - "$WORK/run.jsonl" <<'PY' || fail "provider, address fields and score"
 import json, sys
