@@ -86,6 +86,10 @@ echo "$BODY" >"$WORK/api.json"
 req GET "/v1/verify?email=user1@yahoo.com"
 [[ $CODE == 200 ]] || fail "GET /v1/verify: $CODE $BODY"
 echo "$BODY" >>"$WORK/api.json"
+# Asked again: answered from serve's memory of recent answers.
+req GET "/v1/verify?email=user1@yahoo.com"
+[[ $CODE == 200 ]] || fail "GET /v1/verify (again): $CODE $BODY"
+echo "$BODY" >"$WORK/api_again.json"
 serve_stop
 stop_farm
 serve_start serve2 "${serve_opts[@]}"
@@ -93,13 +97,15 @@ req GET "/v1/verify?email=Al.Ice%2Bpromo@gmail.com"
 [[ $CODE == 200 ]] || fail "GET /v1/verify (cached): $CODE $BODY"
 echo "$BODY" >"$WORK/api_cached.json"
 serve_stop
-"$PY" - "$WORK/run.jsonl" "$WORK/api.json" "$WORK/api_cached.json" <<'PY' || fail "API records"
+"$PY" - "$WORK/run.jsonl" "$WORK/api.json" "$WORK/api_cached.json" "$WORK/api_again.json" <<'PY' || fail "API records"
 import json, sys
 recs = {r["email"]: r for r in map(json.loads, open(sys.argv[1]))}
 api = [json.loads(l) for l in open(sys.argv[2])]
 cached = json.loads(open(sys.argv[3]).read())
+again = json.loads(open(sys.argv[4]).read())
 assert [a["email"] for a in api] == ["Al.Ice+promo@gmail.com", "user1@yahoo.com"], api
-for a in api + [cached]:
+assert again["email"] == "user1@yahoo.com" and again["cached"] is True, again
+for a in api + [cached, again]:
     j = recs[a["email"]]
     for k in ("provider", "tag", "base", "canonical", "score", "score_factors"):
         assert a[k] == j[k], (k, a, j)
