@@ -266,11 +266,11 @@ Forms forms(std::string_view normalized) {
     base_local = local.substr(0, plus);
     f.base.assign(base_local).append(1, '@').append(domain);
   }
-  // Google: "Gmail doesn't recognize dots as characters within usernames", usernames are not
-  // case-sensitive (https://support.google.com/mail/answer/7436150), googlemail.com is the
-  // same service as gmail.com (https://support.google.com/mail/answer/10313), and a "+" and any
-  // word after the username still reach it (https://support.google.com/mail/answer/22370).
-  // None of this holds for Google Workspace domains, where dots do matter (the same page).
+  // Google: "Gmail doesn't recognize dots as characters within usernames" and usernames are not
+  // case-sensitive ("Dots don't matter in Gmail addresses",
+  // https://support.google.com/mail/answer/7436150); googlemail.com addresses are the same
+  // accounts as gmail.com ones, and a "+" and any word after the username still reach it (Gmail
+  // Help). None of this holds for Google Workspace domains, where dots do matter (the same page).
   if (domain == "gmail.com" || domain == "googlemail.com") {
     for (char c : base_local)
       if (c != '.') f.canonical.push_back(lower(c));
