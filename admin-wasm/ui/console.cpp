@@ -1323,6 +1323,7 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
         row("disposable domain", yn(c->disposable), "free provider", yn(c->free));
         if (!c->suggestion.empty()) row("did you mean", c->suggestion, "", " ");
         row("MX address", c->mx_ip, "checked at", c->checked_at);
+        row("provider", c->provider, "score", score_text(*c));
         row("SMTP reply", reply, "error", c->error);
         ImGui::EndTable();
       }

@@ -292,6 +292,13 @@ bool Model::apply(std::string_view message, double now) {
       c.disposable = maybe_flag(obj(r, "flags"), "disposable");
       c.free = maybe_flag(obj(r, "flags"), "free");
       c.suggestion = str(r, "suggestion");
+      c.provider = str(r, "provider");
+      c.score = r.contains("score") && r["score"].is_number_integer() ? r["score"].get<int>() : -1;
+      c.score_factors.clear();
+      if (auto it = r.find("score_factors"); it != r.end() && it->is_array())
+        for (const json& f : *it)
+          if (f.is_object())
+            c.score_factors.emplace_back(str(f, "factor"), static_cast<int>(num(f, "effect")));
       c.cached = maybe_flag(r, "cached");
       if (c.error.empty()) c.error = str(r, "error");
     }
@@ -457,6 +464,16 @@ void Model::reset_connection() {
       c.error = "connection lost before the result";
     }
   reply_hist_.clear();
+}
+
+std::string score_text(const CheckRecord& c) {
+  if (c.score < 0) return {};
+  std::string out = std::to_string(c.score);
+  for (size_t i = 0; i < c.score_factors.size(); ++i) {
+    const auto& [factor, effect] = c.score_factors[i];
+    out += (i ? ", " : ": ") + factor + (effect >= 0 ? " +" : " ") + std::to_string(effect);
+  }
+  return out;
 }
 
 std::string no_transcript_why(const CheckRecord& c) {

@@ -168,7 +168,13 @@ struct CheckRecord {
   uint32_t attempts = 0;
   std::optional<bool> catch_all, role, cached, disposable, free;
   std::string suggestion;  // "alice@gmail.com" for a typo of a big provider's domain, or ""
+  std::string provider;    // "gmail", "microsoft365", ... or "" (docs/providers.md)
+  int score = -1;          // 0..100, -1 until the record came (docs/score.md)
+  std::vector<std::pair<std::string, int>> score_factors;  // {"catch_all", -35}, in order
 };
+
+// "55: accepted +90, catch_all -35": the score with what made it; "" without a score.
+std::string score_text(const CheckRecord& c);
 
 // Why a finished check has no SMTP dialogue, from what its record says: the record's `error`
 // when set, the cache, the syntax check or DNS by reason, else "no mail server was asked".

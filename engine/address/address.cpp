@@ -252,6 +252,33 @@ bool is_role_account(std::string_view local) {
   return std::binary_search(kRoles.begin(), kRoles.end(), std::string_view(buf, local.size()));
 }
 
+Forms forms(std::string_view normalized) {
+  Forms f;
+  const size_t at = normalized.rfind('@');
+  if (at == std::string_view::npos) return f;
+  const std::string_view local = normalized.substr(0, at), domain = normalized.substr(at + 1);
+  f.base.assign(normalized);
+  if (local.empty() || local.front() == '"') return f;  // a quoted local part is taken as is
+  std::string_view base_local = local;
+  if (const size_t plus = local.find('+'); plus != std::string_view::npos && plus > 0) {
+    f.has_tag = true;
+    f.tag.assign(local.substr(plus + 1));
+    base_local = local.substr(0, plus);
+    f.base.assign(base_local).append(1, '@').append(domain);
+  }
+  // Google: "Gmail doesn't recognize dots as characters within usernames" and usernames are not
+  // case-sensitive ("Dots don't matter in Gmail addresses",
+  // https://support.google.com/mail/answer/7436150); googlemail.com addresses are the same
+  // accounts as gmail.com ones, and a "+" and any word after the username still reach it (Gmail
+  // Help). None of this holds for Google Workspace domains, where dots do matter (the same page).
+  if (domain == "gmail.com" || domain == "googlemail.com") {
+    for (char c : base_local)
+      if (c != '.') f.canonical.push_back(lower(c));
+    f.canonical.append("@gmail.com");
+  }
+  return f;
+}
+
 std::string Address::normalized() const {
   std::string out;
   if (!quoted) {

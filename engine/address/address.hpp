@@ -85,6 +85,23 @@ struct ParseResult {
 // only when the domain has non-ASCII bytes.
 ParseResult parse(std::string_view input);
 
+// The spellings of one normalized address (docs/records.md, "Address fields").
+struct Forms {
+  // RFC 5233 sub-address: the text after the first "+" of an unquoted local part that does not
+  // start with "+". Other separators are not split: "-" is a sub-address separator only where a
+  // server is configured so (Postfix recipient_delimiter, Yahoo's disposable addresses), and
+  // "john-smith" is far more often a name than a tag.
+  bool has_tag = false;
+  std::string tag;  // may be empty ("user+@example.com")
+  // The address without "+tag" (the address itself when it has none).
+  std::string base;
+  // The one spelling every equivalent spelling reaches, where the provider documents such
+  // equivalences: Gmail only (dots ignored, case ignored, "+tag" ignored, googlemail.com =
+  // gmail.com). "" elsewhere.
+  std::string canonical;
+};
+Forms forms(std::string_view normalized);
+
 // True if `local` (before any "+tag") names a role rather than a person, case-insensitively.
 bool is_role_account(std::string_view local);
 

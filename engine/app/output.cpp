@@ -13,13 +13,17 @@ namespace mxp::app {
 using pipeline::Result;
 
 const std::vector<std::string_view>& RecordFormatter::columns() {
-  // New columns go at the end (helo came last): CSV consumers that count columns keep working.
+  // clang-format off
   static const std::vector<std::string_view> kColumns = {
-      "line",       "email",      "normalized", "verdict",       "reason",       "domain",
-      "mx",         "mx_ip",      "smtp_code",  "smtp_enhanced", "smtp_message", "catch_all",
-      "role",       "disposable", "free",       "suggestion",    "attempts",     "source_ip",
-      "proxy",      "elapsed_ms", "error",      "checked_at",    "cached",       "tls_version",
-      "tls_cipher", "helo",       "mail_from"};
+      "line",         "email",      "normalized", "verdict",     "reason",
+      "domain",       "mx",         "mx_ip",      "smtp_code",   "smtp_enhanced",
+      "smtp_message", "catch_all",  "role",       "disposable",  "free",
+      "suggestion",   "attempts",   "source_ip",  "proxy",       "elapsed_ms",
+      "error",        "checked_at", "cached",     "tls_version", "tls_cipher",
+      // New columns go at the end (helo came after tls_cipher, provider after mail_from), so
+      // that consumers of the columns before them keep working.
+      "helo", "mail_from", "provider", "tag", "base", "canonical", "score", "score_factors"};
+  // clang-format on
   return kColumns;
 }
 
@@ -137,6 +141,13 @@ void RecordFormatter::append(const Result& r, std::string_view raw, std::string&
   field(out, r.tls_cipher, false);
   field(out, r.helo, false);
   field(out, r.mail_from, false);
+  const pipeline::Derived d = pipeline::derive(r, std::chrono::system_clock::now());
+  field(out, r.provider, false);
+  field(out, d.forms.tag, false);
+  field(out, d.forms.base, false);
+  field(out, d.forms.canonical, false);
+  field(out, std::to_string(d.score.score), false);
+  field(out, verdict::factors_string(d.score.factors), false);
   out.append("\r\n");
 }
 

@@ -424,6 +424,13 @@ std::string check_report(const Result& r, bool verbose) {
   auto yn = [](std::optional<bool> b) { return !b ? "unknown" : *b ? "yes" : "no"; };
   o += std::string("  disposable: ") + yn(r.disposable) + "  free: " + yn(r.free) + "\n";
   if (!r.suggestion.empty()) o += "  did you mean: " + p(r.suggestion) + "\n";
+  // The score with what made it (docs/score.md), and who runs the mail (docs/providers.md).
+  const auto sc = pipeline::derive(r, std::chrono::system_clock::now()).score;
+  o += "  score: " + std::to_string(sc.score) + " (";
+  for (size_t i = 0; i < sc.factors.size(); ++i)
+    o += (i ? ", " : "") + std::string(sc.factors[i].factor) +
+         (sc.factors[i].effect >= 0 ? " +" : " ") + std::to_string(sc.factors[i].effect);
+  o += ")  provider: " + (r.provider.empty() ? std::string("unknown") : p(r.provider)) + "\n";
   if (verbose && !r.transcript.empty()) {
     o += "  transcript:\n";
     size_t pos = 0;

@@ -1,5 +1,6 @@
 #include "pipeline/result.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -22,6 +23,29 @@ void opt_bool(std::string& out, std::optional<bool> b) {
 }
 
 }  // namespace
+
+verdict::ScoreEvidence score_evidence(const Result& r, std::chrono::system_clock::time_point now) {
+  verdict::ScoreEvidence e;
+  e.verdict = r.verdict;
+  e.reason = r.reason;
+  e.catch_all = r.catch_all;
+  e.role = r.role;
+  e.disposable = r.disposable;
+  e.free = r.free;
+  e.tls = !r.tls_version.empty();
+  e.greylist_cleared = r.greylisted && r.reason != Reason::Greylisted;
+  if (r.cached)
+    e.age = std::max(std::chrono::seconds(0),
+                     std::chrono::duration_cast<std::chrono::seconds>(now - r.checked_at));
+  return e;
+}
+
+Derived derive(const Result& r, std::chrono::system_clock::time_point now) {
+  Derived d;
+  if (!r.normalized.empty()) d.forms = address::forms(r.normalized);
+  d.score = verdict::score(score_evidence(r, now));
+  return d;
+}
 
 void set_domain_flags(Result& r, const flags::DomainFlags& f, std::string_view normalized) {
   r.disposable = f.disposable;
@@ -92,6 +116,11 @@ core::Expected<Result, std::string> parse_json(std::string_view text) {
   r.domain = str("domain");
   r.mx = str("mx");
   r.mx_ip = str("mx_ip");
+  r.provider = str("provider");
+  // The score is written anew from the record; only the greylisting it saw is read from it.
+  if (auto it = j.find("score_factors"); it != j.end() && it->is_array())
+    for (const auto& f : *it)
+      if (f.is_object() && f.value("factor", "") == "greylisting_cleared") r.greylisted = true;
   if (auto it = j.find("smtp"); it != j.end() && it->is_object()) {
     r.has_smtp = true;
     r.code = it->value("code", 0);
@@ -124,22 +153,44 @@ core::Expected<Result, std::string> parse_json(std::string_view text) {
 }
 
 void append_json(const Result& r, std::string& out, bool with_transcript) {
+  const Derived d = derive(r, std::chrono::system_clock::now());
   out.append("{\"line\":");
   json::append_uint(out, r.line);
   out.append(",\"email\":");
   json::append_string(out, r.email);
   out.append(",\"normalized\":");
   str_or_null(out, r.normalized);
+  out.append(",\"tag\":");
+  if (d.forms.has_tag)
+    json::append_string(out, d.forms.tag);
+  else
+    out.append("null");
+  out.append(",\"base\":");
+  str_or_null(out, d.forms.base);
+  out.append(",\"canonical\":");
+  str_or_null(out, d.forms.canonical);
   out.append(",\"verdict\":\"");
   out.append(to_string(r.verdict));
   out.append("\",\"reason\":\"");
   out.append(to_string(r.reason));
-  out.append("\",\"domain\":");
+  out.append("\",\"score\":");
+  json::append_uint(out, static_cast<uint64_t>(d.score.score));
+  out.append(",\"score_factors\":[");
+  for (size_t i = 0; i < d.score.factors.size(); ++i) {
+    out.append(i ? ",{\"factor\":" : "{\"factor\":");
+    json::append_string(out, d.score.factors[i].factor);
+    out.append(",\"effect\":");
+    out.append(std::to_string(d.score.factors[i].effect));
+    out.append("}");
+  }
+  out.append("],\"domain\":");
   str_or_null(out, r.domain);
   out.append(",\"mx\":");
   str_or_null(out, r.mx);
   out.append(",\"mx_ip\":");
   str_or_null(out, r.mx_ip);
+  out.append(",\"provider\":");
+  str_or_null(out, r.provider);
   out.append(",\"smtp\":");
   if (r.has_smtp) {
     out.append("{\"code\":");

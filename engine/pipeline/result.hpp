@@ -7,9 +7,11 @@
 #include <string>
 #include <string_view>
 
+#include "address/address.hpp"
 #include "core/expected.hpp"
 #include "core/verdict.hpp"
 #include "flags/domain_data.hpp"
+#include "verdict/score.hpp"
 
 namespace mxp::pipeline {
 
@@ -22,6 +24,9 @@ struct Result {
   Reason reason = Reason::ProtocolError;
   std::string domain;
   std::string mx, mx_ip;  // "" when no server was reached (null in JSON)
+  // Who runs the mail for the domain (verdict/provider.hpp: "gmail", "microsoft365", ...), from
+  // the MX names and the greeting; "" (null) when unknown.
+  std::string provider;
   bool has_smtp = false;  // a reply decided: code, enhanced, message are set
   int code = 0;
   std::string enhanced;  // "" when the reply had none
@@ -43,7 +48,10 @@ struct Result {
   std::string mail_from;
   double elapsed_ms = 0;  // from the first session attempt to the verdict
   std::chrono::system_clock::time_point checked_at{};
-  bool cached = false;     // reused from the results cache (checked_at: when it was checked)
+  bool cached = false;  // reused from the results cache (checked_at: when it was checked)
+  // A try of this address was greylisted (a score factor when a later try got the answer; not a
+  // field of its own: parse_json reads it back from "score_factors").
+  bool greylisted = false;
   std::string error;       // syntax or input error code (address parser), "" otherwise
   std::string transcript;  // with --verbose / check: the SMTP dialogue ("C: ...\nS: ...\n")
 };
@@ -51,6 +59,16 @@ struct Result {
 // Sets disposable, free and suggestion (the normalized address with the suggested domain) from
 // what the domain data said about the domain of `normalized` ("local@domain").
 void set_domain_flags(Result& r, const flags::DomainFlags& f, std::string_view normalized);
+
+// The fields written from the others rather than kept: the address's spellings (tag, base,
+// canonical) and the score with its factors, whose cache_age factor depends on `now` for a
+// cached record. JSON, CSV and the API all write them through this, so they cannot disagree.
+struct Derived {
+  address::Forms forms;
+  verdict::Score score;
+};
+Derived derive(const Result& r, std::chrono::system_clock::time_point now);
+verdict::ScoreEvidence score_evidence(const Result& r, std::chrono::system_clock::time_point now);
 
 // Appends the JSON Lines record (with a final newline). `with_transcript` adds "transcript".
 void append_json(const Result& r, std::string& out, bool with_transcript = false);

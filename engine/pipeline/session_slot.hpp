@@ -91,6 +91,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   sched::SourceId source_id() const { return source_id_; }
   std::string proxy_name() const { return leg_ ? leg_->display() : std::string(); }
   const std::string& transcript() const { return transcript_.text; }
+  const std::string& banner() const { return session_.banner(); }
   const smtp::SessionConfig& config() const { return cfg_; }
   const SessionTls& tls() const { return tls_; }
 

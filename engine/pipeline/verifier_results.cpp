@@ -5,6 +5,7 @@
 #include "pipeline/verifier.hpp"
 
 #include "pipeline/session_slot.hpp"
+#include "verdict/provider.hpp"
 
 #include <ctime>
 
@@ -75,6 +76,7 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   r.helo = s.config().helo_name;
   r.tls_version = s.tls().version();  // empty (null) when this session had no TLS
   r.tls_cipher = s.tls().cipher();
+  r.provider = verdict::identify_provider(r.mx, s.banner(), d.name);
   if (cfg_.transcripts) r.transcript = s.transcript();
 
   if (server_unreachable(outcome) && outcome.failure != smtp::Failure::LocalError) {
@@ -123,6 +125,7 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
       }
       // Kept by the scheduler; the reply stays in the record in case no later try answers.
       ++stats_.retries;
+      if (c.reason == Reason::Greylisted) r.greylisted = true;
       item->cls = c;
       copy_reply(r, outcome);
       return;
@@ -197,6 +200,10 @@ void Verifier::emit_item(Domain& d, Item* item) {
   r.verdict = c.verdict;
   r.reason = c.reason;
   r.domain = d.name;
+  // No session decided (DNS, connections failed everywhere): the MX names still tell who runs
+  // the mail; the most preferred one speaks for the domain.
+  if (r.provider.empty() && !d.answer.targets.empty())
+    r.provider = verdict::provider_for_host(d.answer.targets.front().host, d.name);
   r.role = item->role;
   if (!d.flags) d.flags = flags::domain_flags(cfg_.domain_data.get(), d.name);
   set_domain_flags(r, *d.flags, r.normalized);

@@ -108,6 +108,11 @@ Session::Session(const SessionConfig& config) : cfg_(&config), parser_(config.re
   if (local_error_ != Failure::None) want_close_ = true;
 }
 
+const std::string& Session::banner() const {
+  static const std::string kNone;
+  return banner_ ? *banner_ : kNone;
+}
+
 std::string_view Session::protocol_error() const {
   if (parser_.failed()) return parser_.error();
   return session_error_ != nullptr ? std::string_view(session_error_) : std::string_view{};
@@ -392,6 +397,7 @@ void Session::handle_reply(Reply&& r) {
   switch (st) {
     case Stage::Banner:
       await_banner_ = false;
+      if (!r.lines.empty()) banner_ = std::make_unique<std::string>(r.lines.front().substr(0, 200));
       if (is_2xx(r)) {
         next_greeting_ = Greeting::Ehlo;
       } else {

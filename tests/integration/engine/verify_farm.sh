@@ -105,7 +105,8 @@ recs = {r["email"]: r for r in map(json.loads, open(sys.argv[2]))}
 want = ["line", "email", "normalized", "verdict", "reason", "domain", "mx", "mx_ip", "smtp_code",
         "smtp_enhanced", "smtp_message", "catch_all", "role", "disposable", "free", "suggestion", "attempts",
         "source_ip", "proxy", "elapsed_ms", "error", "checked_at", "cached", "tls_version", "tls_cipher",
-         "helo", "mail_from"]
+         "helo", "mail_from",
+        "provider", "tag", "base", "canonical", "score", "score_factors"]
 assert list(rows[0].keys()) == want, list(rows[0].keys())
 assert sorted(r["email"] for r in rows) == sorted(recs), "not one row per address"
 for r in rows:

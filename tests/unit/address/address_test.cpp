@@ -347,5 +347,46 @@ TEST(AddressNormalized, QuotesOnlyWhatMustBe) {
   EXPECT_EQ(a.normalized(), "plain@example.com");
 }
 
+// tag, base and canonical (docs/records.md, "Address fields"): "+" only, Gmail's documented
+// equivalences only, from the parser's own normal form.
+TEST(Forms, TagBaseCanonical) {
+  struct Case {
+    const char* input;
+    bool has_tag;
+    const char* tag;
+    const char* base;
+    const char* canonical;
+  } cases[] = {
+      {"alice@example.com", false, "", "alice@example.com", ""},
+      {"alice+news@example.com", true, "news", "alice@example.com", ""},
+      {"alice+@example.com", true, "", "alice@example.com", ""},
+      {"alice+a+b@example.com", true, "a+b", "alice@example.com", ""},
+      // "-" is not split: a name far more often than a tag (Yahoo's disposable addresses aside).
+      {"john-smith@yahoo.com", false, "", "john-smith@yahoo.com", ""},
+      // A leading "+" leaves no mailbox to be a tag of.
+      {"+alice@example.com", false, "", "+alice@example.com", ""},
+      {"\"al ice+x\"@example.com", false, "", "\"al ice+x\"@example.com", ""},
+      // Gmail: dots and case do not matter, "+tag" reaches the same inbox, googlemail = gmail.
+      {"John.Smith@gmail.com", false, "", "John.Smith@gmail.com", "johnsmith@gmail.com"},
+      {"j.o.h.n.smith+shop@GMAIL.com", true, "shop", "j.o.h.n.smith@gmail.com",
+       "johnsmith@gmail.com"},
+      {"john.smith@googlemail.com", false, "", "john.smith@googlemail.com", "johnsmith@gmail.com"},
+      // A Google Workspace domain: dots do matter there, so no canonical form.
+      {"john.smith@example.com", false, "", "john.smith@example.com", ""},
+      // Other providers document no such rules.
+      {"John.Smith@outlook.com", false, "", "John.Smith@outlook.com", ""},
+  };
+  for (const auto& c : cases) {
+    auto p = parse(c.input);
+    ASSERT_TRUE(p.ok()) << c.input;
+    const Forms f = forms(p.address.normalized());
+    EXPECT_EQ(f.has_tag, c.has_tag) << c.input;
+    EXPECT_EQ(f.tag, c.tag) << c.input;
+    EXPECT_EQ(f.base, c.base) << c.input;
+    EXPECT_EQ(f.canonical, c.canonical) << c.input;
+  }
+  EXPECT_EQ(forms("").base, "");
+}
+
 }  // namespace
 }  // namespace mxp::address

@@ -5,8 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace mxp::app {
 namespace {
+
+size_t column(std::string_view name) {
+  const auto& c = RecordFormatter::columns();
+  return static_cast<size_t>(std::find(c.begin(), c.end(), name) - c.begin());
+}
 
 pipeline::Result sample() {
   pipeline::Result r;
@@ -31,12 +38,18 @@ TEST(RecordFormatter, PlainCsvHasOurColumnsOnly) {
   ASSERT_EQ(fields.size(), RecordFormatter::columns().size());
   EXPECT_EQ(fields[1], "a;b@x.test");
   EXPECT_EQ(fields[10], "ok \"fine\"");
-  ASSERT_GE(fields.size(), 5u);
-  EXPECT_EQ(fields[fields.size() - 5], "false");  // cached
-  EXPECT_EQ(fields[fields.size() - 4], "");       // tls_version: no TLS
-  EXPECT_EQ(fields[fields.size() - 3], "");       // tls_cipher
-  EXPECT_EQ(fields[fields.size() - 2], "");       // helo: no session
-  EXPECT_EQ(fields.back(), "");                   // mail_from: none sent
+  EXPECT_EQ(fields[column("cached")], "false");
+  EXPECT_EQ(fields[column("tls_version")], "");  // no TLS
+  EXPECT_EQ(fields[column("tls_cipher")], "");
+  EXPECT_EQ(fields[column("helo")], "");       // no session
+  EXPECT_EQ(fields[column("mail_from")], "");  // none sent
+  // Issue 21's columns, appended.
+  EXPECT_EQ(fields[column("provider")], "");
+  EXPECT_EQ(fields[column("tag")], "");
+  EXPECT_EQ(fields[column("base")], "a;b@x.test");
+  EXPECT_EQ(fields[column("canonical")], "");
+  EXPECT_EQ(fields[column("score")], "85");
+  EXPECT_EQ(fields[column("score_factors")], "accepted:90;catch_all_unknown:-5");
   auto tls = sample();
   tls.tls_version = "TLSv1.3";
   tls.tls_cipher = "TLS_AES_128_GCM_SHA256";
@@ -45,13 +58,15 @@ TEST(RecordFormatter, PlainCsvHasOurColumnsOnly) {
   out.clear();
   f.append(tls, "", out);
   fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ',');
-  EXPECT_EQ(fields[fields.size() - 4], "TLSv1.3");
-  EXPECT_EQ(fields[fields.size() - 3], "TLS_AES_128_GCM_SHA256");
-  EXPECT_EQ(fields[fields.size() - 2], "probe1.example.test");
-  EXPECT_EQ(fields.back(), "<>");
+  EXPECT_EQ(fields[column("tls_version")], "TLSv1.3");
+  EXPECT_EQ(fields[column("tls_cipher")], "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(fields[column("helo")], "probe1.example.test");
+  EXPECT_EQ(fields[column("mail_from")], "<>");
   // New columns are appended: consumers that count columns keep working.
-  EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher,helo,mail_from\r\n"),
+  EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher,helo,mail_from,provider,tag,base,"
+                            "canonical,score,score_factors\r\n"),
             std::string::npos);
+  EXPECT_NE(f.header().find(",provider,tag,base,canonical,score,score_factors"), std::string::npos);
 }
 
 TEST(RecordFormatter, CsvInputColumnsComeFirstWithTheirDelimiter) {

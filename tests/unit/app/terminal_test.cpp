@@ -69,6 +69,12 @@ TEST(Terminal, CheckReportSaysWhatDecided) {
       << out;
   r.error.clear();
   EXPECT_EQ(check_report(r, false).find("why:"), std::string::npos);
+  // The score with its factors, and the provider.
+  EXPECT_NE(check_report(r, false).find("  score: 40 (dns_error +40)  provider: unknown\n"),
+            std::string::npos)
+      << check_report(r, false);
+  r.provider = "gmail";
+  EXPECT_NE(check_report(r, false).find("provider: gmail\n"), std::string::npos);
 }
 
 }  // namespace

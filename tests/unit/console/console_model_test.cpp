@@ -316,7 +316,13 @@ TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
                       {"elapsed_ms", 1.5},
                       {"attempts", 1},
                       {"transcript", "C: RCPT TO:<user1@postfix.test>\nS: 250 2.1.5 Ok\n"}}}};
-  ASSERT_TRUE(m.apply(rec.dump(), 5.3));
+  json scored = rec;
+  scored["record"]["provider"] = "google_workspace";
+  scored["record"]["score"] = 65;
+  scored["record"]["score_factors"] = json::parse(
+      R"([{"factor":"accepted","effect":90},{"factor":"catch_all_rejected","effect":5},
+          {"factor":"disposable","effect":-30}])");
+  ASSERT_TRUE(m.apply(scored.dump(), 5.3));
   const CheckRecord& c = m.checks[0];
   EXPECT_TRUE(c.done);
   EXPECT_EQ(c.verdict, "deliverable");
@@ -326,8 +332,14 @@ TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
   EXPECT_EQ(c.disposable, std::optional<bool>(true));
   EXPECT_FALSE(c.free.has_value());  // null: no domain data
   EXPECT_EQ(c.suggestion, "user1@gmail.com");
+  EXPECT_EQ(c.provider, "google_workspace");
+  EXPECT_EQ(c.score, 65);
+  ASSERT_EQ(c.score_factors.size(), 3u);
+  EXPECT_EQ(score_text(c), "65: accepted +90, catch_all_rejected +5, disposable -30");
   EXPECT_NE(c.transcript.find("RCPT TO:<user1@postfix.test>"), std::string::npos);
   EXPECT_DOUBLE_EQ(c.finished, 5.3);
+  // A record without a score (an older server): nothing to show.
+  EXPECT_EQ(score_text(CheckRecord{}), "");
 }
 
 TEST(ConsoleModel, RefusedCommandsAndLostConnections) {

@@ -17,9 +17,10 @@ nlohmann::json to_json(const Result& r, bool transcript = false) {
 }
 
 const char* kFields[] = {
-    "line",  "email",      "normalized", "verdict",    "reason",     "domain",   "mx",
-    "mx_ip", "smtp",       "catch_all",  "flags",      "suggestion", "attempts", "source_ip",
-    "proxy", "elapsed_ms", "error",      "checked_at", "cached",     "tls",      "mail_from"};
+    "line",  "email",      "normalized", "verdict",    "reason",        "domain",   "mx",
+    "mx_ip", "smtp",       "catch_all",  "flags",      "suggestion",    "attempts", "source_ip",
+    "proxy", "elapsed_ms", "error",      "checked_at", "cached",        "tls",      "mail_from",
+    "tag",   "base",       "canonical",  "score",      "score_factors", "provider"};
 
 TEST(ResultJson, DeliverableRecordHasTheSchema) {
   Result r;
@@ -198,6 +199,65 @@ TEST(ResultJson, HostileTextStaysOneValidLine) {
   EXPECT_EQ(j["smtp"]["message"], "line one\r\n550 line two \"quoted\"");
   EXPECT_EQ(j["transcript"], "C: EHLO x\nS: 250 ok\n");
   EXPECT_TRUE(j["smtp"]["enhanced"].is_null());
+}
+
+// Issue 21's fields: provider kept and read back; tag, base, canonical and the score written
+// from the other fields; the score's factors in JSON as {factor, effect}.
+TEST(ResultJson, ProviderAddressFormsAndScore) {
+  Result r;
+  r.line = 1;
+  r.email = r.normalized = "John.Smith+News@gmail.com";
+  r.domain = "gmail.com";
+  r.mx = "gmail-smtp-in.l.google.com";
+  r.provider = "gmail";
+  r.verdict = Verdict::Deliverable;
+  r.reason = Reason::Accepted;
+  r.catch_all = false;
+  r.tls_version = "TLSv1.3";
+  r.greylisted = true;  // greylisted first, then accepted
+  r.checked_at = std::chrono::system_clock::now();
+  auto j = to_json(r);
+  EXPECT_EQ(j["provider"], "gmail");
+  EXPECT_EQ(j["tag"], "News");
+  EXPECT_EQ(j["base"], "John.Smith@gmail.com");
+  EXPECT_EQ(j["canonical"], "johnsmith@gmail.com");
+  EXPECT_EQ(j["score"], 99);
+  EXPECT_EQ(j["score_factors"], nlohmann::json::parse(R"([{"factor":"accepted","effect":90},
+              {"factor":"catch_all_rejected","effect":5},{"factor":"greylisting_cleared","effect":2},
+              {"factor":"starttls","effect":2}])"));
+  std::string a, b;
+  append_json(r, a);
+  auto back = parse_json(a);
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->provider, "gmail");
+  EXPECT_TRUE(back->greylisted);  // read back from its factor
+  append_json(*back, b);
+  EXPECT_EQ(a, b);
+  // No tag: null; base is the address itself; not Gmail: no canonical form.
+  r.normalized = "john.smith@example.org";
+  r.provider.clear();
+  j = to_json(r);
+  EXPECT_TRUE(j["tag"].is_null());
+  EXPECT_EQ(j["base"], "john.smith@example.org");
+  EXPECT_TRUE(j["canonical"].is_null());
+  EXPECT_TRUE(j["provider"].is_null());
+}
+
+// A cached answer's score is written anew when served: its age is a factor.
+TEST(ResultJson, CachedScoreCarriesItsAge) {
+  Result r;
+  r.line = 1;
+  r.normalized = "a@example.org";
+  r.verdict = Verdict::Deliverable;
+  r.reason = Reason::Accepted;
+  r.catch_all = false;
+  r.checked_at = std::chrono::system_clock::now() - std::chrono::days(100);
+  EXPECT_EQ(to_json(r)["score"], 95);  // not served from the cache: no age factor
+  r.cached = true;
+  auto j = to_json(r);
+  EXPECT_EQ(j["score"], 88);
+  EXPECT_EQ(j["score_factors"].back()["factor"], "cache_age");
+  EXPECT_EQ(j["score_factors"].back()["effect"], -7);
 }
 
 }  // namespace
