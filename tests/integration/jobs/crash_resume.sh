@@ -85,6 +85,11 @@ while ((kills < 40)); do  # slow builds (ASan) need more tries to tear the outpu
   # killed before that line would leave the count of resumes short.
   resumed_or_gone() { (($(grep -c 'resuming: ' "$WORK/run.err") >= kills)) || ! kill -0 "$pid" 2>/dev/null; }
   ((kills == 0)) || wait_for 60 resumed_or_gone || true
+  # The first run is killed only once its job is in the journal (its first record is out): a
+  # run killed before that (a slow start under a sanitizer) leaves a journal with no job in it,
+  # which a plain run rightly starts over instead of refusing.
+  started_or_gone() { [[ -s $OUT ]] || ! kill -0 "$pid" 2>/dev/null; }
+  ((kills > 0)) || wait_for 60 started_or_gone || true
   delay=$((500 + RANDOM % 2501)) # ms
   sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"
   if ! kill -0 "$pid" 2>/dev/null; then
