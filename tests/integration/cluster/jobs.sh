@@ -318,6 +318,8 @@ verdict() {
     FAILED+=("$SCEN")
     echo "FAIL scenario $SCEN" >&2
     for f in "$WORK/$SCEN"/*.err; do [[ -e $f ]] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done
+    # The mismatches last, where a report that keeps only the end of the output still has them.
+    grep '^MISMATCH' "$WORK/$SCEN/check.out" >&2 || true
     ((KEEP_GOING)) || fail "scenario $SCEN"
   fi
 }
