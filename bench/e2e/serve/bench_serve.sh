@@ -3,13 +3,15 @@
 # verify.lua) at a fixed rate, a new existing address per request on a fast mxfarm with a warm
 # DNS cache: wrk's latency p50/p99 next to the farm's own reply time as mxprobe saw it (the
 # record's "elapsed_ms", connect to verdict), the difference being what the server adds;
-# (2) GET /metrics scraped during a 100,000-address bulk job (POST /v1/jobs). Prints a Markdown
+# (2) GET /metrics scraped during a 100,000-address bulk job (POST /v1/jobs); (3) GET /v1/verify
+# of addresses a results cache holds (a fresh server on the cache file). Prints a Markdown
 # table and writes it to $BENCH_OUT/bench-serve.md (default: the current directory). Exits 1
 # only when a run is wrong (non-200 answers, cached answers, a repeated address, a job that did
 # not move), not when a target is missed: the targets are printed with the numbers.
 #
 # Usage: bench_serve.sh MXPROBE MXFARM   (env: RATE=1000 DURATION=30 CONNS=20 SCRAPES=200
-#                                           SCRAPE_MS=0 JOB=100000 RT=1)
+#                                           SCRAPE_MS=0 JOB=100000 RT=1
+#                                           CACHED=10000)
 # Server on CPU 1; wrk, mxfarm and the scraper on CPU 0. Range 127.44.0.0/16, DNS port 15444.
 # RT=1 (default, when allowed): server, farm and wrk run SCHED_FIFO (chrt -f 10) during part 1,
 # so that other processes on these CPUs (a shared build machine) cannot preempt them: their
@@ -25,6 +27,7 @@ CONNS=${CONNS:-20}
 SCRAPES=${SCRAPES:-200}
 SCRAPE_MS=${SCRAPE_MS:-0}
 JOB=${JOB:-100000}
+CACHED=${CACHED:-10000}
 RT=${RT:-1}
 OUT=${BENCH_OUT:-$PWD}/bench-serve.md
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -68,6 +71,13 @@ farm_counters() {
   done
   jq -r '"\(.total.commands.RCPT // 0) \(.total.connections)"' "$WORK/report.json"
 }
+# listen_url: reads the server's stderr (fd 4) up to its "listening on" line; sets URL.
+listen_url() {
+  while read -r -t 10 line <&4; do
+    [[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] && { URL=${BASH_REMATCH[1]}; return 0; }
+  done
+  return 1
+}
 metric() {  # metric NAME: the value of an unlabelled series from a /metrics scrape
   curl -sS "${URL}metrics" | awk -v n="$1" '$1 == n {print $2}'
 }
@@ -103,9 +113,8 @@ mkfifo "$WORK/serve.fifo"
 SERVE_PID=$!
 PIDS+=("$SERVE_PID")
 exec 4<"$WORK/serve.fifo"
-read -r -t 10 line <&4 || fail "mxprobe serve did not start"
-[[ $line =~ listening\ on\ (http://[0-9.]+:[0-9]+/) ]] || fail "mxprobe serve: '$line'"
-URL=${BASH_REMATCH[1]}
+# Start-up check warnings (doctor's short form) may come before the "listening on" line.
+listen_url || fail "mxprobe serve did not start: $line"
 cat <&4 >"$WORK/serve.err" &
 PIDS+=($!)
 exec 4<&-
@@ -265,6 +274,67 @@ if grep -Eiv '^$' "$WORK/serve.err" | grep -Eiq 'error|fail|warn'; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# 3. GET /v1/verify for cached addresses: a job of CACHED addresses fills a results cache (a
+# server of its own, with --cache), then a new server on the same cache file (nothing in its
+# memory: every answer is read from SQLite, parsed, its score and flags written anew) answers
+# them at RATE/s. The real-time API's promise for an address it knows: p99 under 1 ms.
+echo
+echo "== 3. GET /v1/verify, ${RATE}/s for ${DURATION}s, addresses in the results cache" \
+  "($CACHED of them; a fresh server on the cache file)"
+start_cached_serve() {  # start_cached_serve: URL and SERVE_PID of a server with the cache
+  mkfifo "$WORK/serve$1.fifo"
+  "${rt[@]}" taskset -c 1 "$MXPROBE" serve --listen 127.0.0.1:0 --policy "$LAB_POLICY" \
+    --cache "$WORK/cache.db" --data "$WORK/data$1" --dns 127.0.0.1:$DNS_PORT \
+    --helo bench.client.test 2>"$WORK/serve$1.fifo" &
+  SERVE_PID=$!
+  PIDS+=("$SERVE_PID")
+  exec 4<"$WORK/serve$1.fifo"
+  listen_url || fail "mxprobe serve (cache) did not start: $line"
+  cat <&4 >"$WORK/serve$1.err" &
+  PIDS+=($!)
+  exec 4<&-
+}
+start_cached_serve 3a
+cmb=$((CACHED / DOMAINS))
+for ((m = 1; m <= cmb; m++)); do
+  for ((d = 1; d <= DOMAINS; d++)); do echo "user$m@d$d.test"; done
+done >"$WORK/cached.txt"
+curl -sS -o "$WORK/job3.json" -w '%{http_code}' -H 'X-Mxprobe: 1' \
+  --data-binary @"$WORK/cached.txt" "${URL}v1/jobs" >"$WORK/job3.code"
+[[ $(cat "$WORK/job3.code") == 201 ]] || fail "POST /v1/jobs (cache fill): $(cat "$WORK/job3.json")"
+JOB_ID=$(jq -r .id "$WORK/job3.json")
+for ((i = 0; i < 1200; i++)); do
+  curl -sS -o "$WORK/job3.json" "${URL}v1/jobs/$JOB_ID"
+  [[ $(jq -r .state "$WORK/job3.json") == running ]] || break
+  sleep 0.1
+done
+[[ $(jq -r '"\(.state) \(.done)"' "$WORK/job3.json") == "finished $((cmb * DOMAINS))" ]] ||
+  fail "cache fill job: $(jq -c '{state, done}' "$WORK/job3.json")"
+kill -TERM "$SERVE_PID"
+wait "$SERVE_PID" || true
+start_cached_serve 3b
+"${rt[@]}" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 11s \
+  -s "$HERE/cached.lua" "$URL" -- $DOMAINS "$cmb" "$RATE" >"$WORK/wrk3.out" 2>&1 || {
+  rc=$?
+  cat "$WORK/wrk3.out" >&2
+  fail "wrk (cached) exited $rc"
+}
+result=$(grep '^RESULT ' "$WORK/wrk3.out") || fail "no RESULT line from cached.lua"
+declare -A C
+for kv in ${result#RESULT }; do C[${kv%%=*}]=${kv#*=}; done
+echo "   ${C[requests]} requests in ${C[secs]} s: p50 ${C[p50]} ms, p90 ${C[p90]} ms, p99" \
+  "${C[p99]} ms, p99.9 ${C[p999]} ms, max ${C[max]} ms"
+((C[non200] == 0 && C[sock_errors] == 0)) ||
+  { echo "   FAIL: ${C[non200]} non-200 answers, ${C[sock_errors]} socket errors" >&2; FAILED=1; }
+((C[not_cached] == 0)) || { echo "   FAIL: ${C[not_cached]} answers not cached" >&2; FAILED=1; }
+((C[no_fields] == 0)) ||
+  { echo "   FAIL: ${C[no_fields]} answers without score/provider/base" >&2; FAILED=1; }
+((C[samples] > 0 && C[unmatched] == 0)) ||
+  { echo "   FAIL: ${C[samples]} samples, ${C[unmatched]} unmatched" >&2; FAILED=1; }
+kill -TERM "$SERVE_PID"
+wait "$SERVE_PID" || true
+
+# ---------------------------------------------------------------------------------------------
 yes_no() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? "yes" : "NO" }'; }
 {
   echo "| mxprobe serve, $(date -u '+%Y-%m-%d'), $(nproc) CPUs," \
@@ -287,13 +357,17 @@ yes_no() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? "yes" : "NO" }'; }
   printf ' %.2f (%d) / %.2f (%d) ms |\n' \
     "${S[reading_max]}" "${S[n_reading]}" "${S[read_max]}" "${S[n_read]}"
   printf '| job addresses/s during the scrapes | %d |\n' "${S[rate]}"
+  printf '| GET /v1/verify of a cached address (%d in the cache, %.0f/s), p50 / p99 / p99.9 / max |' \
+    "$CACHED" "${C[rate]}"
+  printf ' %.2f / %.2f / %.2f / %.2f ms |\n' "${C[p50]}" "${C[p99]}" "${C[p999]}" "${C[max]}"
 } >"$OUT"
 echo
 cat "$OUT"
 echo
 echo "overhead p99 under 1 ms at ${RATE}/s: $(yes_no "${R[ov_p99]}" 1) (percentiles)," \
   "$(yes_no "${R[req_ov_p99]}" 1) (per request);" \
-  "/metrics max under 5 ms: $(yes_no "${S[max]}" 5)"
+  "/metrics max under 5 ms: $(yes_no "${S[max]}" 5);" \
+  "cached address p99 under 1 ms: $(yes_no "${C[p99]}" 1)"
 echo "(per request: wrk's request() to response() in verify.lua, minus that answer's elapsed_ms;"
 echo " elapsed_ms has 0.1 ms steps. Table also in $OUT)"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
