@@ -89,7 +89,11 @@ struct OwnerOptions {
   // seconds, and the window keeps the nodes busy whatever the owner's delay in reading.
   Duration poll_min = std::chrono::milliseconds(100);
   Duration poll_max = std::chrono::seconds(2);
-  size_t read_count = 64;  // results entries per XREAD
+  // Results entries (whole chunks, about a thousand records each) per XREAD. One: the owner
+  // hands each chunk's records to the job in one callback, and several at once held its loop
+  // for seconds under a sanitizer on a loaded machine, past the deadlines of its other Redis
+  // commands (heartbeat, slot renewals). A round trip per chunk costs nothing next to it.
+  size_t read_count = 1;
   // How often the owner checks that its outstanding chunks are still in Redis (on the chunk
   // stream, or answered on the results stream) and pushes again those that are not: lost with
   // Redis' data (a restart without persistence, or a crash with appendfsync everysec).

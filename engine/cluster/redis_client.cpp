@@ -68,6 +68,7 @@ RedisClient::RedisClient(loop::Loop& loop, ClientOptions options, StateFn on_sta
 
 RedisClient::~RedisClient() {
   if (deadline_armed_) loop_.cancel_timer(deadline_timer_);
+  if (check_at_) loop_.cancel_timer(check_timer_);
   if (reconnect_armed_) loop_.cancel_timer(reconnect_timer_);
   if (flush_armed_) loop_.cancel_timer(flush_timer_);
   if (id_.value != 0) loop_.close(id_, loop::CloseMode::Abort);
@@ -166,11 +167,28 @@ void RedisClient::on_closed(loop::ConnId id, loop::Status status) {
 void RedisClient::on_timer(loop::TimerId id, uint64_t cookie) {
   (void)id;
   switch (cookie) {
-    case kDeadline:
+    case kDeadline: {
+      // Both backends run due timers before they look at the sockets, so after the loop was
+      // busy (a long batch of results, a starved process) a reply may sit unread behind a
+      // deadline that has passed: judging now would drop a healthy connection and call Redis
+      // down. The deadlines passed now are judged once the loop has had as long as it was late
+      // (20 ms at least, 2 s at most) to read what came meanwhile.
+      const TimePoint now = loop_.now();
+      const Duration late = deadline_armed_ ? now - *deadline_armed_ : Duration(0);
       deadline_armed_.reset();
-      conn_.on_timeout(loop_.now());
+      check_at_ = now;
+      check_timer_ = loop_.add_timer(
+          now + std::clamp<Duration>(late, std::chrono::milliseconds(20), std::chrono::seconds(2)),
+          *this, kDeadlineCheck);
+      break;
+    }
+    case kDeadlineCheck: {
+      const TimePoint at = *check_at_;
+      check_at_.reset();
+      conn_.on_timeout(at);
       after();
       break;
+    }
     case kReconnect:
       reconnect_armed_ = false;
       attempt();
@@ -228,6 +246,7 @@ void RedisClient::went_down(const std::string& reason) {
 }
 
 void RedisClient::rearm_deadline() {
+  if (check_at_) return;  // the check re-arms (after()) once it has judged
   const auto next = conn_.next_deadline();
   if (next == deadline_armed_) return;
   if (deadline_armed_) loop_.cancel_timer(deadline_timer_);

@@ -88,7 +88,7 @@ class RedisClient final : private loop::ConnHandler, private loop::TimerHandler 
   void set_rtt_observer(std::function<void(Duration)> fn) { conn_.set_rtt_observer(std::move(fn)); }
 
  private:
-  enum Cookie : uint64_t { kDeadline = 1, kReconnect = 2, kFlush = 3 };
+  enum Cookie : uint64_t { kDeadline = 1, kReconnect = 2, kFlush = 3, kDeadlineCheck = 4 };
 
   RedisClient(loop::Loop& loop, ClientOptions options, StateFn on_state,
               std::vector<loop::Endpoint> endpoints);
@@ -118,8 +118,10 @@ class RedisClient final : private loop::ConnHandler, private loop::TimerHandler 
   bool closed_ = false;
   uint64_t attempts_ = 0;
   uint32_t failures_ = 0;
-  loop::TimerId deadline_timer_{}, reconnect_timer_{}, flush_timer_{};
+  loop::TimerId deadline_timer_{}, reconnect_timer_{}, flush_timer_{}, check_timer_{};
   std::optional<TimePoint> deadline_armed_;
+  // A deadline passed at this time, judged once the loop has had time to read (on_timer).
+  std::optional<TimePoint> check_at_;
   bool reconnect_armed_ = false;
   bool flush_armed_ = false;
   std::mt19937_64 rng_{std::random_device{}()};

@@ -23,7 +23,8 @@ cleanup() {
     kill -TERM "$FARM_PID" 2>/dev/null || true
     wait "$FARM_PID" 2>/dev/null || true
   fi
-  rm -rf "$WORK"
+  # MXP_KEEP_WORK=1 keeps the test's files (logs, farm reports) for a look after a failure.
+  if [[ ${MXP_KEEP_WORK:-0} == 1 ]]; then echo "kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "redis_fixture.hpp"
@@ -152,6 +153,36 @@ TEST_P(RedisClientTest, SentCommandTimeoutDropsTheConnectionAndRecovers) {
   // A new connection serves the next command (once the server wakes up).
   EXPECT_EQ(reply(*c, {"GET", "x"}).str, "1");
   EXPECT_EQ(c->connection().stats().handshakes, 2u);
+}
+
+// A loop that was busy past a command's deadline (a long batch of work in one callback, a
+// starved process) finds the reply waiting in the socket; both backends run due timers before
+// they read, and the client must read before it calls the server silent.
+TEST_P(RedisClientTest, ABusyLoopIsNotASilentServer) {
+  auto server = start_server();
+  ASSERT_TRUE(server->ok());
+  auto c = client(server->url());
+  ASSERT_TRUE(c);
+  EXPECT_EQ(reply(*c, {"PING"}).str, "PONG");
+  std::optional<Result> got;
+  c->command(
+      {"PING"},
+      [&](Result&& r) {
+        got = std::move(r);
+        poke();
+      },
+      100ms);
+  // The loop is held for 400 ms by a callback, just after the command goes out (the flush
+  // timer runs first: it was added first, at now). Redis answers within that time.
+  struct Busy : loop::TimerHandler {
+    void on_timer(loop::TimerId, uint64_t) override { std::this_thread::sleep_for(400ms); }
+  } busy;
+  loop_->add_timer(loop_->now(), busy);
+  ASSERT_TRUE(run_until([&] { return got.has_value(); }, 10s));
+  ASSERT_TRUE(got->ok()) << got->error().message;
+  EXPECT_EQ(got->value().str, "PONG");
+  EXPECT_EQ(c->connection().stats().handshakes, 1u);  // the connection was kept
+  EXPECT_EQ(c->connection().stats().timeouts, 0u);
 }
 
 TEST_P(RedisClientTest, ServerKilledAndRestarted) {
