@@ -83,6 +83,7 @@ bool make_parent_dirs(const std::string& path) {
 }
 
 int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag) {
+  if (!opts.retry_unknown.empty()) return run_retry_unknown(opts, eng, diag);
   std::string err;
   // An output named for one format and written in the other would look right and read wrong:
   // without --format the name decides (main.cpp); a --format against the name is refused.
