@@ -247,8 +247,9 @@ int main(int argc, char** argv) {
   v->add_option("--cache-ttl", cache_ttl, "reuse cached results this recent: 90s, 30m, 12h, 7d")
       ->capture_default_str();
   v->add_option("--retry-unknown", ver.retry_unknown,
-                "OLD_OUTPUT: ask again the unknowns of an earlier output (JSON Lines or CSV) "
-                "whose retry_after has come; the other records are copied to -o unchanged")
+                "ask again the unknowns of an earlier output (JSON Lines or CSV) whose "
+                "retry_after has come; the other records are copied to -o unchanged")
+      ->type_name("OLD_OUTPUT")
       ->excludes("--resume");
   mxp::app::add_engine_options(*v, eng);
   mxp::app::add_doctor_options(*v, eng.doctor, true);

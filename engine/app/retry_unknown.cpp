@@ -201,6 +201,19 @@ int run_retry_unknown(const VerifyOptions& opts, const EngineOptions& eng, std::
     return 2;
   }
   const bool csv = rec.empty() || rec.front() != '{';
+  // The new output is in the old one's format: a name or --format that says otherwise is an
+  // error rather than a file that reads wrong.
+  const std::string ext = output_extension(opts.output);
+  const bool csv_name = ext == ".csv";
+  const bool json_name = ext == ".jsonl" || ext == ".ndjson" || ext == ".json";
+  if ((csv && (json_name || (opts.format_given && opts.format != OutputFormat::Csv))) ||
+      (!csv && (csv_name || (opts.format_given && opts.format != OutputFormat::Jsonl)))) {
+    std::fprintf(diag,
+                 "%s: %s is %s, and the new output keeps its format: name it *.%s and leave "
+                 "out --format\n",
+                 me, old_path.c_str(), csv ? "CSV" : "JSON Lines", csv ? "csv" : "jsonl");
+    return 2;
+  }
   std::optional<CsvLayout> layout;
   std::string header;
   if (csv) {

@@ -418,6 +418,18 @@ std::string check_report(const Result& r, bool verbose) {
   if (r.has_smtp)
     o += "  smtp: " + std::to_string(r.code) + " " + p(r.enhanced) + " " + p(r.message) + "\n";
   if (!r.tls_version.empty()) o += "  tls: " + p(r.tls_version) + " " + p(r.tls_cipher) + "\n";
+  // More than one try (failover, retries): each, in order (the record's mx_tried).
+  if (r.mx_tried.size() > 1)
+    for (size_t i = 0; i < r.mx_tried.size(); ++i) {
+      const pipeline::MxTry& t = r.mx_tried[i];
+      o += "  try " + std::to_string(i + 1) + ": " + p(t.mx) + " [" + p(t.ip) + "] " + p(t.stage) +
+           ": " +
+           (t.code ? std::to_string(t.code) + (t.enhanced.empty() ? "" : " " + p(t.enhanced)) +
+                         " " + p(t.message)
+                   : p(t.error)) +
+           "\n";
+    }
+  if (r.retry_after) o += "  ask again after: " + pipeline::iso8601(*r.retry_after) + "\n";
   std::snprintf(num, sizeof num, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",
                 r.catch_all ? (*r.catch_all ? "yes" : "no") : "unknown",
                 r.role.value_or(false) ? "yes" : "no", r.attempts, r.elapsed_ms);
