@@ -419,10 +419,11 @@ std::string check_report(const Result& r, bool verbose) {
     o += "  smtp: " + std::to_string(r.code) + " " + p(r.enhanced) + " " + p(r.message) + "\n";
   if (!r.tls_version.empty()) o += "  tls: " + p(r.tls_version) + " " + p(r.tls_cipher) + "\n";
   // More than one try (failover, retries): each, in order (the record's mx_tried).
-  if (r.mx_tried.size() > 1)
+  if (r.mx_tried.size() > 1 || (r.mx_tried.size() == 1 && r.mx_tried[0].times > 1))
     for (size_t i = 0; i < r.mx_tried.size(); ++i) {
       const pipeline::MxTry& t = r.mx_tried[i];
-      o += "  try " + std::to_string(i + 1) + ": " + p(t.mx) + " [" + p(t.ip) + "] " + p(t.stage) +
+      o += "  try " + std::to_string(i + 1) + ": " + p(t.mx) + " [" + p(t.ip) + "] " +
+           (t.times > 1 ? "(" + std::to_string(t.times) + " times) " : std::string()) + p(t.stage) +
            ": " +
            (t.code ? std::to_string(t.code) + (t.enhanced.empty() ? "" : " " + p(t.enhanced)) +
                          " " + p(t.message)

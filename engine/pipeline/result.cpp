@@ -33,38 +33,61 @@ void add_mx_try(Result& r, MxTry t) {
     t.message.resize(n);
     t.message += "...";
   }
-  if (r.mx_tried.size() >= kMaxMxTried) r.mx_tried.erase(r.mx_tried.begin() + 1);
-  r.mx_tried.push_back(std::move(t));
+  auto& v = r.mx_tried;
+  t.times = 1;
+  auto same = [](const MxTry& a, const MxTry& b) {
+    return a.mx == b.mx && a.ip == b.ip && a.stage == b.stage && a.code == b.code &&
+           a.enhanced == b.enhanced && a.message == b.message && a.error == b.error &&
+           a.source_ip == b.source_ip;
+  };
+  if (!v.empty() && same(v.back(), t))
+    ++v.back().times;
+  else
+    v.push_back(std::move(t));
+  size_t total = 0;
+  for (const auto& x : v)
+    total += x.times;
+  for (; total > kMaxMxTried; --total) {
+    // The oldest try but the first: a repeat of the first, else the second entry's first try.
+    if (v[0].times > 1)
+      --v[0].times;
+    else if (v[1].times > 1)
+      --v[1].times;
+    else
+      v.erase(v.begin() + 1);
+  }
 }
 
 void append_mx_tried(const std::vector<MxTry>& tried, std::string& out) {
   out.push_back('[');
-  for (size_t i = 0; i < tried.size(); ++i) {
-    const MxTry& t = tried[i];
-    out.append(i ? ",{\"mx\":" : "{\"mx\":");
-    json::append_string(out, t.mx);
-    out.append(",\"ip\":");
-    str_or_null(out, t.ip);
-    out.append(",\"stage\":");
-    str_or_null(out, t.stage);
-    out.append(",\"code\":");
-    if (t.code)
-      json::append_uint(out, static_cast<uint64_t>(t.code));
-    else
-      out.append("null");
-    out.append(",\"enhanced\":");
-    str_or_null(out, t.enhanced);
-    out.append(",\"message\":");
-    if (t.code)
-      json::append_string(out, t.message);
-    else
-      out.append("null");
-    out.append(",\"error\":");
-    str_or_null(out, t.error);
-    out.append(",\"source_ip\":");
-    str_or_null(out, t.source_ip);
-    out.push_back('}');
-  }
+  bool first = true;
+  for (const MxTry& t : tried)
+    for (uint32_t n = 0; n < t.times; ++n) {
+      out.append(first ? "{\"mx\":" : ",{\"mx\":");
+      first = false;
+      json::append_string(out, t.mx);
+      out.append(",\"ip\":");
+      str_or_null(out, t.ip);
+      out.append(",\"stage\":");
+      str_or_null(out, t.stage);
+      out.append(",\"code\":");
+      if (t.code)
+        json::append_uint(out, static_cast<uint64_t>(t.code));
+      else
+        out.append("null");
+      out.append(",\"enhanced\":");
+      str_or_null(out, t.enhanced);
+      out.append(",\"message\":");
+      if (t.code)
+        json::append_string(out, t.message);
+      else
+        out.append("null");
+      out.append(",\"error\":");
+      str_or_null(out, t.error);
+      out.append(",\"source_ip\":");
+      str_or_null(out, t.source_ip);
+      out.push_back('}');
+    }
   out.push_back(']');
 }
 

@@ -25,6 +25,9 @@ struct MxTry {
   std::string enhanced, message;
   std::string error;      // "connection refused", "timed out waiting for the banner", ...
   std::string source_ip;  // "" when the kernel chose (and through a proxy)
+  // The same try this many times in a row (a greylisting retried at one host says the same
+  // each time): kept once in memory, written out `times` times.
+  uint32_t times = 1;
   bool operator==(const MxTry&) const = default;
 };
 
@@ -81,8 +84,9 @@ struct Result {
   std::string transcript;  // with --verbose / check: the SMTP dialogue ("C: ...\nS: ...\n")
 };
 
-// Appends a try to r.mx_tried within its bounds: past kMaxMxTried the oldest try but the first
-// gives way, and the message is cut (at a character boundary) to kMaxTryMessage bytes.
+// Appends a try to r.mx_tried within its bounds: past kMaxMxTried tries the oldest one but the
+// first gives way, and the message is cut (at a character boundary) to kMaxTryMessage bytes.
+// A try that says what the one before said adds to that one's `times`.
 void add_mx_try(Result& r, MxTry t);
 
 // The mx_tried array as JSON ("[{...},...]"): the record's field, and the CSV column's text.

@@ -336,7 +336,43 @@ TEST(ResultJson, MxTriedIsBounded) {
     big["mx_tried"].push_back(big["mx_tried"][0]);
   auto back = parse_json(big.dump());
   ASSERT_TRUE(back) << back.error();
-  EXPECT_EQ(back->mx_tried.size(), kMaxMxTried);
+  EXPECT_EQ(to_json(*back)["mx_tried"].size(), kMaxMxTried);
+  EXPECT_EQ(back->mx_tried.front().mx, "mx0.x.test");
+}
+
+// The same answer again and again (a long greylisting at one host) is kept once with a count,
+// and written out as often as it came; the bound counts every try.
+TEST(ResultJson, RepeatedTriesAreKeptOnceAndWrittenEachTime) {
+  Result r;
+  r.email = r.normalized = "a@x.test";
+  r.checked_at = std::chrono::system_clock::from_time_t(1795811467);
+  MxTry refused;
+  refused.mx = "mx1.x.test";
+  refused.stage = "connect";
+  refused.error = "connection refused";
+  add_mx_try(r, refused);
+  for (int i = 0; i < 3; ++i)
+    add_mx_try(r, reply_try("mx2.x.test", "127.0.0.2", 451, "4.7.1", "Greylisted"));
+  ASSERT_EQ(r.mx_tried.size(), 2u);
+  EXPECT_EQ(r.mx_tried[1].times, 3u);
+  auto j = to_json(r);
+  ASSERT_EQ(j["mx_tried"].size(), 4u);
+  EXPECT_EQ(j["mx_tried"][3], j["mx_tried"][1]);
+  auto back = parse_json(j.dump());
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->mx_tried, r.mx_tried);
+  for (int i = 0; i < 20; ++i)
+    add_mx_try(r, reply_try("mx2.x.test", "127.0.0.2", 451, "4.7.1", "Greylisted"));
+  ASSERT_EQ(r.mx_tried.size(), 2u);
+  EXPECT_EQ(r.mx_tried[0].error, "connection refused");  // the first stays
+  EXPECT_EQ(r.mx_tried[1].times, kMaxMxTried - 1);
+  EXPECT_EQ(to_json(r)["mx_tried"].size(), kMaxMxTried);
+  // A first try repeated past the bound keeps its first and latest copies only.
+  Result same;
+  for (int i = 0; i < 20; ++i)
+    add_mx_try(same, refused);
+  ASSERT_EQ(same.mx_tried.size(), 1u);
+  EXPECT_EQ(same.mx_tried[0].times, kMaxMxTried);
 }
 
 // How many MX agreed (the score's evidence): other hosts that judged the mailbox at RCPT.
