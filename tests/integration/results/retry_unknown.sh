@@ -11,6 +11,7 @@
 #    their retry_after has come: they get real verdicts on their original lines, every other
 #    record is copied unchanged, and the farm's rcpt_by_address shows dead.test (not yet due)
 #    was never asked.
+#  - serve's API record carries retry_after and mx_tried as well.
 # Usage: retry_unknown.sh uring|uv   (env MXFARM, MXPROBE). Range 127.72.0.0/16.
 source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
@@ -33,7 +34,7 @@ def dom(name, mx, boxes):
     return {"name": name, "dns": "mx", "mx": [{"pref": 10 * (i + 1), "host": h} for i, h in enumerate(mx)],
             "mailboxes": {b: "ok" for b in boxes}}
 domains = [
-    dom("grey.test", ["mx.grey.test"], ["ann", "ben"]),
+    dom("grey.test", ["mx.grey.test"], ["ann", "ben", "eve"]),
     dom("fo.test", ["mx1.fo.test", "mx2.fo.test"], ["cat"]),
     dom("dead.test", ["mx.dead.test"], ["dan"]),
 ]
@@ -55,8 +56,26 @@ common=(--backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --helo retry.client.tes
   { cat "$WORK/run1.err" >&2; fail "mxprobe verify failed"; }
 "$MXPROBE" verify "${common[@]}" -i "$WORK/list.txt" -o "$WORK/run1.csv" 2>"$WORK/run1csv.err" ||
   { cat "$WORK/run1csv.err" >&2; fail "mxprobe verify (CSV) failed"; }
+# The API's record (serve's /v1/verify) carries both fields too.
+serve_start serve --backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --helo retry.client.test \
+  --policy "$WORK/policy.toml" --no-cache --data "$WORK/data"
+req GET "/v1/verify?email=eve@grey.test"
+[[ $CODE == 200 ]] || fail "GET /v1/verify: $CODE $BODY"
+echo "$BODY" >"$WORK/api.json"
+serve_stop
 stop_farm
 cp "$REPORT" "$WORK/report1.json"
+"$PY" - "$WORK/api.json" <<'PY' || fail "the API record"
+import json, sys
+from datetime import datetime
+r = json.loads(open(sys.argv[1]).read())
+assert (r["verdict"], r["reason"]) == ("unknown", "greylisted"), r
+t = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
+assert t(r["retry_after"]) > t(r["checked_at"]), r
+# As many tries as the record's attempts (the API waits for the policy's retries), each the same.
+assert [(x["mx"], x["stage"], x["code"]) for x in r["mx_tried"]] == [("mx.grey.test", "rcpt_to", 450)] * r["attempts"], r
+PY
+ok
 
 "$PY" - "$WORK/run1.jsonl" "$WORK/run1.csv" "$NET" <<'PY' || fail "retry_after and mx_tried"
 import csv, json, sys
