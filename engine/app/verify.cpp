@@ -14,6 +14,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 
 #include "address/address.hpp"
 #include "app/doctor.hpp"
@@ -265,6 +266,14 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
     runner.set_journal(journal.get(), std::move(*w));
   }
   runner.set_cache(cache.get(), cache_writer.get());
+  // Unknowns worth asking again (retry_after): counted for the summary's hint.
+  uint64_t retryable = 0;
+  std::optional<std::chrono::system_clock::time_point> first_retry;
+  runner.set_on_record([&](const Result& r) {
+    if (!r.retry_after) return;
+    ++retryable;
+    if (!first_retry || *r.retry_after < *first_retry) first_retry = r.retry_after;
+  });
   if (old_job && opts.resume) {
     // Said before the output is rebuilt (a large journal takes a moment): what is done already.
     auto counts = journal->count_by_state(old_job->id);
@@ -323,6 +332,12 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
           (unsigned long long)st.sessions_started, (unsigned long long)st.retries,
           (unsigned long long)st.failovers, (unsigned long long)runner.deduped(),
           (unsigned long long)runner.from_cache(), (unsigned long long)st.domains_evicted);
+    if (!opts.quiet && retryable > 0)
+      std::fprintf(diag,
+                   "mxprobe verify: %llu unknown worth asking again, the first from %s: mxprobe "
+                   "verify --retry-unknown %s -o NEW_OUTPUT (docs/jobs.md)\n",
+                   (unsigned long long)retryable, pipeline::iso8601(*first_retry).c_str(),
+                   opts.output == "-" ? "OLD_OUTPUT" : opts.output.c_str());
   }
   return rc;
 }

@@ -63,6 +63,9 @@ req GET "/v1/verify?email=eve@grey.test"
 [[ $CODE == 200 ]] || fail "GET /v1/verify: $CODE $BODY"
 echo "$BODY" >"$WORK/api.json"
 serve_stop
+grep -q "mxprobe verify: 3 unknown worth asking again, the first from .*: mxprobe verify --retry-unknown $WORK/run1.jsonl -o NEW_OUTPUT" "$WORK/run1.err" ||
+  { cat "$WORK/run1.err" >&2; fail "the run's hint to ask again"; }
+ok
 stop_farm
 cp "$REPORT" "$WORK/report1.json"
 "$PY" - "$WORK/api.json" <<'PY' || fail "the API record"
