@@ -5,12 +5,13 @@
 #    retry's wait (2 s) and both tries in mx_tried; dead.test's only MX refuses connections:
 #    unknown/connection_failed, retry_after an hour on; deliverable addresses have none;
 #  - fo.test's MX 10 refuses connections and MX 20 answers: mx_tried lists both, in order;
-#  - the CSV output carries mx_tried (the same JSON array) and retry_after as its last columns;
+#  - the CSV output (of a CSV input with columns of its own) carries mx_tried (the same JSON
+#    array) and retry_after as its last columns;
 #  - the farm is then restarted without greylisting and with dead.test's MX listening, and
 #    `verify --retry-unknown` (JSON Lines and CSV) asks again only the greylisted addresses, once
-#    their retry_after has come: they get real verdicts on their original lines, every other
-#    record is copied unchanged, and the farm's rcpt_by_address shows dead.test (not yet due)
-#    was never asked.
+#    their retry_after has come: they get real verdicts on their original lines (a CSV row keeps
+#    the input's own columns), every other record is copied unchanged, and the farm's
+#    rcpt_by_address shows dead.test (not yet due) was never asked;
 #  - serve's API record carries retry_after and mx_tried as well.
 # Usage: retry_unknown.sh uring|uv   (env MXFARM, MXPROBE). Range 127.72.0.0/16.
 source "$(dirname "$0")/../lib.sh"
@@ -54,7 +55,11 @@ common=(--backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --helo retry.client.tes
         --policy "$WORK/policy.toml" --no-progress --no-journal --no-cache)
 "$MXPROBE" verify "${common[@]}" -i "$WORK/list.txt" -o "$WORK/run1.jsonl" 2>"$WORK/run1.err" ||
   { cat "$WORK/run1.err" >&2; fail "mxprobe verify failed"; }
-"$MXPROBE" verify "${common[@]}" -i "$WORK/list.txt" -o "$WORK/run1.csv" 2>"$WORK/run1csv.err" ||
+# The CSV run reads a CSV of the user's own (";", a quoted note holding the delimiter): its columns
+# come first and must survive --retry-unknown as they were.
+i=0
+{ echo 'id;email;note'; while read -r a; do i=$((i + 1)); echo "$i;$a;\"n$i; \"\"x\"\"\""; done <"$WORK/list.txt"; } >"$WORK/list.csv"
+"$MXPROBE" verify "${common[@]}" -i "$WORK/list.csv" -o "$WORK/run1.csv" 2>"$WORK/run1csv.err" ||
   { cat "$WORK/run1csv.err" >&2; fail "mxprobe verify (CSV) failed"; }
 # The API's record (serve's /v1/verify) carries both fields too.
 serve_start serve --backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --helo retry.client.test \
@@ -113,13 +118,15 @@ r = recs["nobody@fo.test"]
 assert (r["verdict"], r["retry_after"]) == ("undeliverable", None), r
 assert r["mx_tried"][-1]["code"] == 550 and r["mx_tried"][-1]["enhanced"] == "5.1.1", r
 # CSV: the two new columns last, after score_factors; the same values as the JSON records.
-rows = list(csv.DictReader(open(sys.argv[2], newline="")))
+rows = list(csv.DictReader(open(sys.argv[2], newline=""), delimiter=";"))
 keys = list(rows[0].keys())
+assert keys[:3] == ["id", "email", "note"] and keys[4] == "mxprobe_email", keys
 assert keys[-3:] == ["score_factors", "mx_tried", "retry_after"], keys
 assert len(rows) == len(recs), rows
 for row in rows:
     j = recs[row["email"]]
-    assert row["line"] == str(j["line"]), (row, j)
+    assert row["line"] == str(j["line"] + 1), (row, j)  # CSV: the header is record 1
+    assert row["note"] == f'n{row["id"]}; "x"', row
     strip = lambda l: [{k: v for k, v in x.items() if k != "message"} for x in l]
     assert strip(json.loads(row["mx_tried"])) == strip(j["mx_tried"]), (row, j)
     assert (row["retry_after"] != "") == (j["retry_after"] is not None), (row, j)
@@ -156,7 +163,7 @@ import csv, json, sys
 from datetime import datetime, timezone
 now = datetime.now(timezone.utc).replace(tzinfo=None)
 times = [r["retry_after"] for r in map(json.loads, open(sys.argv[1])) if r["reason"] == "greylisted"]
-times += [r["retry_after"] for r in csv.DictReader(open(sys.argv[2], newline="")) if r["reason"] == "greylisted"]
+times += [r["retry_after"] for r in csv.DictReader(open(sys.argv[2], newline=""), delimiter=";") if r["reason"] == "greylisted"]
 sys.exit(0 if all(datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ") <= now for t in times) else 1)
 PY
 }
@@ -187,13 +194,15 @@ for o, n in zip(old, new):
         assert jn["mx_tried"][-1]["code"] == 250, jn
     else:
         assert o == n, (o, n)  # copied through, byte for byte
-rows_old = list(csv.DictReader(open(sys.argv[3], newline="")))
-rows_new = list(csv.DictReader(open(sys.argv[4], newline="")))
+rows_old = list(csv.DictReader(open(sys.argv[3], newline=""), delimiter=";"))
+rows_new = list(csv.DictReader(open(sys.argv[4], newline=""), delimiter=";"))
 assert list(rows_old[0].keys()) == list(rows_new[0].keys())
 assert [r["line"] for r in rows_old] == [r["line"] for r in rows_new]
 for o, n in zip(rows_old, rows_new):
     if o["reason"] == "greylisted":
         assert (n["verdict"], n["reason"], n["retry_after"]) == ("deliverable", "accepted", ""), n
+        # The user's own columns of a row asked again, as they were.
+        assert (n["id"], n["email"], n["note"]) == (o["id"], o["email"], o["note"]), (o, n)
     else:
         assert o == n, (o, n)
 rcpt = json.load(open(sys.argv[5]))["rcpt_by_address"]
