@@ -373,7 +373,9 @@ struct App final : mxc::Actions {
            {"why", c.done && !c.verdict.empty() && c.transcript.empty() ? mxc::no_transcript_why(c)
                                                                         : std::string()},
            {"transcript", c.transcript},
-           {"live_lines", c.live_lines}});
+           {"live_lines", c.live_lines},
+           {"mx_tried", c.mx_tried},
+           {"retry_after", c.retry_after}});
     json probes = json::array();
     for (const auto& p : model.probes)
       probes.push_back({{"id", p.id},

@@ -1325,7 +1325,16 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
         row("MX address", c->mx_ip, "checked at", c->checked_at);
         row("provider", c->provider, "score", score_text(*c));
         row("SMTP reply", reply, "error", c->error);
+        // An unknown worth asking again says when (docs/verdicts.md, "When to ask again").
+        if (!c->retry_after.empty()) row("retry after", c->retry_after, "", " ");
         ImGui::EndTable();
+      }
+      // Every MX host and address asked, in order, with what each said (the record's mx_tried).
+      if (!c->mx_tried.empty()) {
+        text_dim("MX tried");
+        for (size_t i = 0; i < c->mx_tried.size(); ++i)
+          text_wrapped(kText, std::to_string(i + 1) + ". " + c->mx_tried[i]);
+        marks.mark("check.mx_tried");
       }
       ImGui::Separator();
       text_dim("SMTP transcript");

@@ -299,6 +299,10 @@ bool Model::apply(std::string_view message, double now) {
         for (const json& f : *it)
           if (f.is_object())
             c.score_factors.emplace_back(str(f, "factor"), static_cast<int>(num(f, "effect")));
+      c.mx_tried.clear();
+      for (const json& t : arr(r, "mx_tried"))
+        if (t.is_object()) c.mx_tried.push_back(mx_try_text(t));
+      c.retry_after = str(r, "retry_after");
       c.cached = maybe_flag(r, "cached");
       if (c.error.empty()) c.error = str(r, "error");
     }
@@ -464,6 +468,22 @@ void Model::reset_connection() {
       c.error = "connection lost before the result";
     }
   reply_hist_.clear();
+}
+
+std::string mx_try_text(const json& t) {
+  std::string out = str(t, "mx");
+  if (std::string ip = str(t, "ip"); !ip.empty()) out += " [" + ip + "]";
+  if (std::string stage = str(t, "stage"); !stage.empty()) out += " " + stage;
+  out += ": ";
+  if (const int code = static_cast<int>(num(t, "code")); code > 0) {
+    out += std::to_string(code);
+    if (std::string e = str(t, "enhanced"); !e.empty()) out += " " + e;
+    if (std::string m = str(t, "message"); !m.empty()) out += " " + m;
+  } else {
+    out += str(t, "error");
+  }
+  if (std::string from = str(t, "source_ip"); !from.empty()) out += " (from " + from + ")";
+  return out;
 }
 
 std::string score_text(const CheckRecord& c) {

@@ -171,7 +171,14 @@ struct CheckRecord {
   std::string provider;    // "gmail", "microsoft365", ... or "" (docs/providers.md)
   int score = -1;          // 0..100, -1 until the record came (docs/score.md)
   std::vector<std::pair<std::string, int>> score_factors;  // {"catch_all", -35}, in order
+  // The record's mx_tried, one line per try in order: "mx1.x.test [192.0.2.1] rcpt_to: 451
+  // 4.7.1 Greylisted" or "mx1.x.test [192.0.2.1] connect: connection refused".
+  std::vector<std::string> mx_tried;
+  std::string retry_after;  // RFC 3339, "" when null (docs/records.md)
 };
+
+// One mx_tried entry of a record as the check panel shows it.
+std::string mx_try_text(const nlohmann::json& t);
 
 // "55: accepted +90, catch_all -35": the score with what made it; "" without a score.
 std::string score_text(const CheckRecord& c);

@@ -92,7 +92,8 @@ std::vector<mxp::app::CommandDoc> command_docs() {
        {"mxprobe verify -i list.csv -o results.jsonl",
         "mxprobe verify -i list.txt -o results.csv --format csv --source-ip "
         "198.51.100.7,198.51.100.8",
-        "mxprobe verify -i list.csv -o results.jsonl --resume   # after Ctrl-C or a crash"},
+        "mxprobe verify -i list.csv -o results.jsonl --resume   # after Ctrl-C or a crash",
+        "mxprobe verify --retry-unknown results.jsonl -o results2.jsonl   # unknowns now due"},
        "[usage.md](usage.md#mxprobe-verify), [jobs.md](jobs.md)"},
       {"syntax",
        {{0, "every record written (invalid addresses are results, not failures)"},
@@ -245,6 +246,11 @@ int main(int argc, char** argv) {
   std::string cache_ttl = "7d";
   v->add_option("--cache-ttl", cache_ttl, "reuse cached results this recent: 90s, 30m, 12h, 7d")
       ->capture_default_str();
+  v->add_option("--retry-unknown", ver.retry_unknown,
+                "ask again the unknowns of an earlier output (JSON Lines or CSV) whose "
+                "retry_after has come; the other records are copied to -o unchanged")
+      ->type_name("OLD_OUTPUT")
+      ->excludes("--resume");
   mxp::app::add_engine_options(*v, eng);
   mxp::app::add_doctor_options(*v, eng.doctor, true);
 
@@ -427,6 +433,12 @@ int main(int argc, char** argv) {
     return mxp::app::run_worker(wrk, eng, stderr);
   }
   if (*v) {
+    if (!ver.retry_unknown.empty() && v->count("--input") > 0) {
+      std::fprintf(stderr,
+                   "mxprobe verify: --retry-unknown reads its addresses from the old output: "
+                   "leave out -i\n");
+      return 2;
+    }
     ver_list.finish();
     ver.input = ver_list.input;
     ver.output = ver_list.output;

@@ -22,7 +22,9 @@ const std::vector<std::string_view>& RecordFormatter::columns() {
       "error",        "checked_at", "cached",     "tls_version", "tls_cipher",
       // New columns go at the end (helo came after tls_cipher, provider after mail_from), so
       // that consumers of the columns before them keep working.
-      "helo", "mail_from", "provider", "tag", "base", "canonical", "score", "score_factors"};
+      "helo", "mail_from", "provider", "tag", "base", "canonical", "score", "score_factors",
+      // mx_tried: the record's JSON array as one field ("" when no server was tried).
+      "mx_tried", "retry_after"};
   // clang-format on
   return kColumns;
 }
@@ -148,6 +150,10 @@ void RecordFormatter::append(const Result& r, std::string_view raw, std::string&
   field(out, d.forms.canonical, false);
   field(out, std::to_string(d.score.score), false);
   field(out, verdict::factors_string(d.score.factors), false);
+  std::string tried;
+  if (!r.mx_tried.empty()) pipeline::append_mx_tried(r.mx_tried, tried);
+  field(out, tried, false);
+  field(out, r.retry_after ? pipeline::iso8601(*r.retry_after) : std::string(), false);
   out.append("\r\n");
 }
 

@@ -14,6 +14,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 
 #include "address/address.hpp"
 #include "app/doctor.hpp"
@@ -83,6 +84,7 @@ bool make_parent_dirs(const std::string& path) {
 }
 
 int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag) {
+  if (!opts.retry_unknown.empty()) return run_retry_unknown(opts, eng, diag);
   std::string err;
   // An output named for one format and written in the other would look right and read wrong:
   // without --format the name decides (main.cpp); a --format against the name is refused.
@@ -264,6 +266,14 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
     runner.set_journal(journal.get(), std::move(*w));
   }
   runner.set_cache(cache.get(), cache_writer.get());
+  // Unknowns worth asking again (retry_after): counted for the summary's hint.
+  uint64_t retryable = 0;
+  std::optional<std::chrono::system_clock::time_point> first_retry;
+  runner.set_on_record([&](const Result& r) {
+    if (!r.retry_after) return;
+    ++retryable;
+    if (!first_retry || *r.retry_after < *first_retry) first_retry = r.retry_after;
+  });
   if (old_job && opts.resume) {
     // Said before the output is rebuilt (a large journal takes a moment): what is done already.
     auto counts = journal->count_by_state(old_job->id);
@@ -322,6 +332,12 @@ int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* d
           (unsigned long long)st.sessions_started, (unsigned long long)st.retries,
           (unsigned long long)st.failovers, (unsigned long long)runner.deduped(),
           (unsigned long long)runner.from_cache(), (unsigned long long)st.domains_evicted);
+    if (!opts.quiet && retryable > 0)
+      std::fprintf(diag,
+                   "mxprobe verify: %llu unknown worth asking again, the first from %s: mxprobe "
+                   "verify --retry-unknown %s -o NEW_OUTPUT (docs/jobs.md)\n",
+                   (unsigned long long)retryable, pipeline::iso8601(*first_retry).c_str(),
+                   opts.output == "-" ? "OLD_OUTPUT" : opts.output.c_str());
   }
   return rc;
 }
@@ -417,6 +433,19 @@ std::string check_report(const Result& r, bool verbose) {
   if (r.has_smtp)
     o += "  smtp: " + std::to_string(r.code) + " " + p(r.enhanced) + " " + p(r.message) + "\n";
   if (!r.tls_version.empty()) o += "  tls: " + p(r.tls_version) + " " + p(r.tls_cipher) + "\n";
+  // More than one try (failover, retries): each, in order (the record's mx_tried).
+  if (r.mx_tried.size() > 1 || (r.mx_tried.size() == 1 && r.mx_tried[0].times > 1))
+    for (size_t i = 0; i < r.mx_tried.size(); ++i) {
+      const pipeline::MxTry& t = r.mx_tried[i];
+      o += "  try " + std::to_string(i + 1) + ": " + p(t.mx) + " [" + p(t.ip) + "] " +
+           (t.times > 1 ? "(" + std::to_string(t.times) + " times) " : std::string()) + p(t.stage) +
+           ": " +
+           (t.code ? std::to_string(t.code) + (t.enhanced.empty() ? "" : " " + p(t.enhanced)) +
+                         " " + p(t.message)
+                   : p(t.error)) +
+           "\n";
+    }
+  if (r.retry_after) o += "  ask again after: " + pipeline::iso8601(*r.retry_after) + "\n";
   std::snprintf(num, sizeof num, "  catch-all: %s  role: %s  attempts: %u  elapsed: %.1f ms\n",
                 r.catch_all ? (*r.catch_all ? "yes" : "no") : "unknown",
                 r.role.value_or(false) ? "yes" : "no", r.attempts, r.elapsed_ms);

@@ -50,8 +50,15 @@ struct VerifyOptions {
   std::string cache;
   bool no_cache = false;
   std::chrono::seconds cache_ttl = std::chrono::hours(24 * 7);
+  // --retry-unknown OLD_OUTPUT: the earlier output (JSON Lines or CSV) whose due unknowns are
+  // asked again; run_verify hands such a run to run_retry_unknown.
+  std::string retry_unknown;
 };
 int run_verify(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag);
+// `verify --retry-unknown`: the unknowns of opts.retry_unknown whose retry_after has come are
+// verified again, every other record is copied through; written to opts.output in the old
+// output's format and order (docs/jobs.md, "Asking again").
+int run_retry_unknown(const VerifyOptions& opts, const EngineOptions& eng, std::FILE* diag);
 
 // $XDG_CACHE_HOME/mxprobe/cache.db, else ~/.cache/mxprobe/cache.db; "" without either.
 std::string default_cache_path();

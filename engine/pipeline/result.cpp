@@ -24,6 +24,104 @@ void opt_bool(std::string& out, std::optional<bool> b) {
 
 }  // namespace
 
+void add_mx_try(Result& r, MxTry t) {
+  if (t.message.size() > kMaxTryMessage) {
+    size_t n = kMaxTryMessage;
+    // Not in the middle of a UTF-8 sequence: back to the start of the character cut through.
+    while (n > 0 && (static_cast<unsigned char>(t.message[n]) & 0xC0) == 0x80)
+      --n;
+    t.message.resize(n);
+    t.message += "...";
+  }
+  auto& v = r.mx_tried;
+  t.times = 1;
+  auto same = [](const MxTry& a, const MxTry& b) {
+    return a.mx == b.mx && a.ip == b.ip && a.stage == b.stage && a.code == b.code &&
+           a.enhanced == b.enhanced && a.message == b.message && a.error == b.error &&
+           a.source_ip == b.source_ip;
+  };
+  if (!v.empty() && same(v.back(), t))
+    ++v.back().times;
+  else
+    v.push_back(std::move(t));
+  size_t total = 0;
+  for (const auto& x : v)
+    total += x.times;
+  for (; total > kMaxMxTried; --total) {
+    // The oldest try but the first: a repeat of the first, else the second entry's first try.
+    if (v[0].times > 1)
+      --v[0].times;
+    else if (v[1].times > 1)
+      --v[1].times;
+    else
+      v.erase(v.begin() + 1);
+  }
+}
+
+void append_mx_tried(const std::vector<MxTry>& tried, std::string& out) {
+  out.push_back('[');
+  bool first = true;
+  for (const MxTry& t : tried)
+    for (uint32_t n = 0; n < t.times; ++n) {
+      out.append(first ? "{\"mx\":" : ",{\"mx\":");
+      first = false;
+      json::append_string(out, t.mx);
+      out.append(",\"ip\":");
+      str_or_null(out, t.ip);
+      out.append(",\"stage\":");
+      str_or_null(out, t.stage);
+      out.append(",\"code\":");
+      if (t.code)
+        json::append_uint(out, static_cast<uint64_t>(t.code));
+      else
+        out.append("null");
+      out.append(",\"enhanced\":");
+      str_or_null(out, t.enhanced);
+      out.append(",\"message\":");
+      if (t.code)
+        json::append_string(out, t.message);
+      else
+        out.append("null");
+      out.append(",\"error\":");
+      str_or_null(out, t.error);
+      out.append(",\"source_ip\":");
+      str_or_null(out, t.source_ip);
+      out.push_back('}');
+    }
+  out.push_back(']');
+}
+
+namespace {
+// What a try said about the mailbox: +1 it took the address at RCPT, -1 it refused it as unknown
+// or disabled (RFC 3463 X.1.x, X.2.1), 0 nothing (a temporary answer, a block, no reply).
+int judgement(const MxTry& t) {
+  if (t.stage != "rcpt_to") return 0;
+  if (t.code >= 200 && t.code < 300) return 1;
+  if (t.code >= 500 && (t.enhanced.rfind("5.1.", 0) == 0 || t.enhanced == "5.2.1")) return -1;
+  return 0;
+}
+}  // namespace
+
+MxAgreement mx_agreement(const Result& r) {
+  MxAgreement a;
+  if (r.mx_tried.empty()) return a;
+  const MxTry& decided = r.mx_tried.back();
+  const int said = judgement(decided);
+  if (said == 0) return a;
+  std::vector<std::string_view> seen{decided.mx};
+  for (size_t i = r.mx_tried.size() - 1; i-- > 0;) {
+    const MxTry& t = r.mx_tried[i];
+    const int j = judgement(t);
+    if (j == 0 || std::find(seen.begin(), seen.end(), t.mx) != seen.end()) continue;
+    seen.push_back(t.mx);
+    if (j == said)
+      ++a.agreed;
+    else
+      ++a.disagreed;
+  }
+  return a;
+}
+
 verdict::ScoreEvidence score_evidence(const Result& r, std::chrono::system_clock::time_point now) {
   verdict::ScoreEvidence e;
   e.verdict = r.verdict;
@@ -34,6 +132,9 @@ verdict::ScoreEvidence score_evidence(const Result& r, std::chrono::system_clock
   e.free = r.free;
   e.tls = !r.tls_version.empty();
   e.greylist_cleared = r.greylisted && r.reason != Reason::Greylisted;
+  const MxAgreement a = mx_agreement(r);
+  e.mx_agreed = a.agreed;
+  e.mx_disagreed = a.disagreed;
   if (r.cached)
     e.age = std::max(std::chrono::seconds(0),
                      std::chrono::duration_cast<std::chrono::seconds>(now - r.checked_at));
@@ -149,6 +250,27 @@ core::Expected<Result, std::string> parse_json(std::string_view text) {
   r.checked_at = *when;
   if (auto it = j.find("cached"); it != j.end() && it->is_boolean()) r.cached = *it;
   r.transcript = str("transcript");
+  if (auto it = j.find("retry_after"); it != j.end() && it->is_string())
+    r.retry_after = parse_iso8601(it->get<std::string>());
+  if (auto it = j.find("mx_tried"); it != j.end() && it->is_array()) {
+    auto field = [](const json& o, const char* k) -> std::string {
+      auto f = o.find(k);
+      return f != o.end() && f->is_string() ? f->get<std::string>() : std::string();
+    };
+    for (const auto& t : *it) {
+      if (!t.is_object()) continue;
+      MxTry m;
+      m.mx = field(t, "mx");
+      m.ip = field(t, "ip");
+      m.stage = field(t, "stage");
+      if (auto c = t.find("code"); c != t.end() && c->is_number_unsigned()) m.code = c->get<int>();
+      m.enhanced = field(t, "enhanced");
+      m.message = field(t, "message");
+      m.error = field(t, "error");
+      m.source_ip = field(t, "source_ip");
+      add_mx_try(r, std::move(m));
+    }
+  }
   return r;
 }
 
@@ -183,7 +305,15 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
     out.append(std::to_string(d.score.factors[i].effect));
     out.append("}");
   }
-  out.append("],\"domain\":");
+  out.append("],\"retry_after\":");
+  if (r.retry_after) {
+    out.push_back('"');
+    out.append(iso8601(*r.retry_after));
+    out.push_back('"');
+  } else {
+    out.append("null");
+  }
+  out.append(",\"domain\":");
   str_or_null(out, r.domain);
   out.append(",\"mx\":");
   str_or_null(out, r.mx);
@@ -191,6 +321,8 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
   str_or_null(out, r.mx_ip);
   out.append(",\"provider\":");
   str_or_null(out, r.provider);
+  out.append(",\"mx_tried\":");
+  append_mx_tried(r.mx_tried, out);
   out.append(",\"smtp\":");
   if (r.has_smtp) {
     out.append("{\"code\":");

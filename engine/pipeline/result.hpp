@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "address/address.hpp"
 #include "core/expected.hpp"
@@ -14,6 +15,27 @@
 #include "verdict/score.hpp"
 
 namespace mxp::pipeline {
+
+// One try of an address at one MX address (the record's `mx_tried`, docs/records.md): a reply
+// (code, enhanced, message) or, without one, what went wrong (error).
+struct MxTry {
+  std::string mx, ip;  // the MX host and the address connected to
+  std::string stage;   // the SMTP stage that answered or failed: "connect", "banner", "rcpt_to"...
+  int code = 0;        // 0: no reply; `error` says why
+  std::string enhanced, message;
+  std::string error;      // "connection refused", "timed out waiting for the banner", ...
+  std::string source_ip;  // "" when the kernel chose (and through a proxy)
+  // The same try this many times in a row (a greylisting retried at one host says the same
+  // each time): kept once in memory, written out `times` times.
+  uint32_t times = 1;
+  bool operator==(const MxTry&) const = default;
+};
+
+// mx_tried holds at most this many tries: the first and the latest ones (a long greylisting
+// with many retries would otherwise grow a record without bound); messages are cut to
+// kMaxTryMessage bytes.
+inline constexpr size_t kMaxMxTried = 8;
+inline constexpr size_t kMaxTryMessage = 200;
 
 struct Result {
   uint64_t id = 0;         // the caller's id (submit order)
@@ -52,9 +74,30 @@ struct Result {
   // A try of this address was greylisted (a score factor when a later try got the answer; not a
   // field of its own: parse_json reads it back from "score_factors").
   bool greylisted = false;
-  std::string error;       // syntax or input error code (address parser), "" otherwise
+  std::string error;  // syntax or input error code (address parser), "" otherwise
+  // Every MX host and address asked for this address, in order, with what each said (bounded:
+  // kMaxMxTried); empty when no server was tried (DNS decided, or a list's answer).
+  std::vector<MxTry> mx_tried;
+  // For an `unknown` worth asking again (docs/verdicts.md, "When to ask again"): when; nullopt
+  // (null) otherwise.
+  std::optional<std::chrono::system_clock::time_point> retry_after;
   std::string transcript;  // with --verbose / check: the SMTP dialogue ("C: ...\nS: ...\n")
 };
+
+// Appends a try to r.mx_tried within its bounds: past kMaxMxTried tries the oldest one but the
+// first gives way, and the message is cut (at a character boundary) to kMaxTryMessage bytes.
+// A try that says what the one before said adds to that one's `times`.
+void add_mx_try(Result& r, MxTry t);
+
+// The mx_tried array as JSON ("[{...},...]"): the record's field, and the CSV column's text.
+void append_mx_tried(const std::vector<MxTry>& tried, std::string& out);
+
+// How many other MX hosts agreed and disagreed with the deciding answer at RCPT (the score's
+// mx_agreed and mx_disagreed evidence, docs/score.md).
+struct MxAgreement {
+  uint8_t agreed = 0, disagreed = 0;
+};
+MxAgreement mx_agreement(const Result& r);
 
 // Sets disposable, free and suggestion (the normalized address with the suggested domain) from
 // what the domain data said about the domain of `normalized` ("local@domain").

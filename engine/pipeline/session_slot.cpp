@@ -83,6 +83,7 @@ void Verifier::SessionSlot::begin(const std::vector<sched::ItemRef>& refs) {
   }
   if (r.status != loop::Status::Ok) {
     connect_failed_ = true;
+    connect_status_ = r.status;
     note("connect failed: " + std::string(loop::to_string(r.status)));
     session_.on_closed(now);
   } else {
@@ -190,6 +191,7 @@ void Verifier::SessionSlot::on_connect(loop::ConnId, loop::Status status) {
   } else {
     conn_open_ = false;
     connect_failed_ = true;
+    connect_status_ = status;
     note("connect failed after " + ms_since(started_at_, now) + ": " +
          std::string(loop::to_string(status)));
     ++v_.stats_.connect_failures;

@@ -94,6 +94,9 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   const std::string& banner() const { return session_.banner(); }
   const smtp::SessionConfig& config() const { return cfg_; }
   const SessionTls& tls() const { return tls_; }
+  // Why the TCP connect failed (the loop's status: refused, unreachable...); Ok when it did not
+  // fail, or when it failed through a proxy (the proxy does not say why).
+  loop::Status connect_status() const { return connect_status_; }
 
   void begin(const std::vector<sched::ItemRef>& refs);
 
@@ -163,6 +166,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   loop::TimerId timer_{};
   std::optional<loop::TimePoint> armed_for_;
   bool conn_open_ = false, timer_armed_ = false, ended_ = false, connect_failed_ = false;
+  loop::Status connect_status_ = loop::Status::Ok;
   smtp::Stage stage_ = smtp::Stage::Connect;  // for on_stage
   loop::TimePoint stage_since_{};
   // For the transcript's own lines (with cfg.transcripts): when the connect began, when it

@@ -196,6 +196,9 @@ class Verifier final : private loop::TimerHandler {
   void fail_domain(Domain& d);
   void release_held(Domain& d);
   void emit_item(Domain& d, Item* item);
+  // The record's retry_after for an unknown (verdict/retry.hpp), from the domain's retry
+  // schedule and, for a block, how long our source still rests.
+  std::optional<std::chrono::system_clock::time_point> retry_after(Domain& d, Item& item);
   void maybe_idle(Domain& d);  // joins the idle list when nothing is left to do for it
   void evict_idle();
   void log_events();

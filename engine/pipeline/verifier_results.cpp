@@ -6,7 +6,9 @@
 
 #include "pipeline/session_slot.hpp"
 #include "verdict/provider.hpp"
+#include "verdict/retry.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 namespace mxp::pipeline {
@@ -32,9 +34,52 @@ static void copy_reply(Result& r, const smtp::Outcome& outcome) {
   r.message = outcome.reply.text();
 }
 
+// What a try that got no reply ran into, in words, for its mx_tried entry ("" with a reply).
+static std::string try_error(const smtp::Outcome& o, loop::Status connect, const SessionTls& tls) {
+  switch (o.failure) {
+    case smtp::Failure::None:
+      return {};
+    case smtp::Failure::ConnectFailed: {
+      if (connect == loop::Status::Ok) return "connection failed";
+      std::string why(loop::to_string(connect));  // "connection_refused" -> "connection refused"
+      std::replace(why.begin(), why.end(), '_', ' ');
+      return why;
+    }
+    case smtp::Failure::Timeout:
+      return "timed out waiting for " + awaited_name(o.stage);
+    case smtp::Failure::Closed:
+      return "connection closed waiting for " + awaited_name(o.stage);
+    case smtp::Failure::ProtocolError:
+      return "unreadable reply waiting for " + awaited_name(o.stage);
+    case smtp::Failure::LocalError:
+      return "not sent: refused locally";
+    case smtp::Failure::TlsUnavailable:
+      return "STARTTLS not available";
+    case smtp::Failure::TlsFailed:
+      return tls.error().empty() ? "TLS handshake failed" : "TLS handshake failed: " + tls.error();
+  }
+  return "no reply";
+}
+
 void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outcome) {
   Domain& d = s.domain();
   TimePoint now = loop_.now();
+  if (!item->probe) {
+    // The record's mx_tried: every try, failed-over, retried or final, as it happens.
+    MxTry t;
+    t.mx = s.target().host;
+    t.ip = s.address().address.ip_string();
+    t.stage = smtp::to_string(outcome.stage);
+    if (outcome.failure == smtp::Failure::None) {
+      t.code = outcome.reply.code;
+      t.enhanced = outcome.reply.enhanced.str();
+      t.message = outcome.reply.text();
+    } else {
+      t.error = try_error(outcome, s.connect_status(), s.tls());
+    }
+    t.source_ip = s.source_ip();
+    add_mx_try(item->result(), std::move(t));
+  }
   if (cfg_.on_reply)
     cfg_.on_reply(s.group(), outcome.failure == smtp::Failure::None ? outcome.reply.code / 100 : 0);
   Result& r = item->result();
@@ -213,12 +258,42 @@ void Verifier::emit_item(Domain& d, Item* item) {
                      loop_.now() - (item->started ? item->first_attempt : item->submitted))
                      .count();
   r.checked_at = std::chrono::system_clock::now();
+  if (r.verdict == Verdict::Unknown) r.retry_after = retry_after(d, *item);
   Result out = std::move(r);
   --d.live;
   free_item(item);
   ++stats_.finished;
   maybe_idle(d);
   emit_(std::move(out));
+}
+
+std::optional<std::chrono::system_clock::time_point> Verifier::retry_after(Domain& d, Item& item) {
+  using std::chrono::ceil;
+  using std::chrono::seconds;
+  const Result& r = item.result();
+  verdict::RetryEvidence e;
+  e.verdict = r.verdict;
+  e.reason = r.reason;
+  e.code = r.has_smtp ? r.code : 0;
+  if (d.sid != sched::kNone) {
+    const auto& schedule = sched_.domain_settings(d.sid).retry_schedule;
+    if (!schedule.empty()) {
+      const size_t n = item.attempts > 0 ? item.attempts - 1 : 0;
+      e.next_wait = ceil<seconds>(schedule[std::min(n, schedule.size() - 1)]);
+    }
+    if (r.reason == Reason::Blocked) {
+      const auto g = sched_.domain_group(d.sid);
+      const TimePoint now = loop_.now();
+      if (auto it = block_cause_.find(g); it != block_cause_.end() && g != sched::kNone) {
+        const TimePoint until = sched_.source_group_view(it->second.source, g, now).blocked_until;
+        if (until > now) e.blocked_for = ceil<seconds>(until - now);
+      }
+    }
+  }
+  const auto delay = verdict::retry_delay(e);
+  if (!delay) return std::nullopt;
+  // Whole seconds (the record's times have no fraction), never earlier than the delay says.
+  return ceil<seconds>(r.checked_at) + *delay;
 }
 
 void Verifier::fail_domain(Domain& d) {

@@ -88,11 +88,13 @@ Score score(const ScoreEvidence& e) {
       add("catch_all_unknown", -5);
     if (e.greylist_cleared) add("greylisting_cleared", 2);
     if (e.tls) add("starttls", 2);
+    if (e.mx_agreed > 0) add("mx_agreed", 3);
   }
   // The rest lower every verdict alike (a rejection is near 0 already), so that a step towards
   // "the mailbox exists" can never lower the score.
   if (e.role == true) add("role", -10);
   if (e.disposable == true) add("disposable", -30);
+  if (e.mx_disagreed > 0) add("mx_disagreed", -20);
   if (e.age) add("cache_age", age_effect(*e.age));
   int sum = 0;
   for (const auto& f : s.factors)

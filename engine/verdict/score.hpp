@@ -22,6 +22,10 @@ struct ScoreEvidence {
   std::optional<bool> role, disposable, free;
   bool tls = false;               // the deciding session ran STARTTLS
   bool greylist_cleared = false;  // a try was greylisted and a later one got the answer
+  // Other MX hosts of the domain that judged the mailbox at RCPT too (the record's mx_tried):
+  // how many said the same as the deciding answer, and how many said the opposite (one took the
+  // address, another refused it as unknown or disabled).
+  uint8_t mx_agreed = 0, mx_disagreed = 0;
   // How old the answer is when served from the results cache; nullopt for a fresh one.
   std::optional<std::chrono::seconds> age;
 };

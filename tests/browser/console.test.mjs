@@ -341,6 +341,11 @@ async function main() {
   const rec = await page.evaluate((e) => window.mxprobe.checks.find((c) => c.email === e), checkAddr);
   expect(rec.verdict === 'deliverable', `check verdict (${rec.verdict} ${rec.reason} ${rec.error})`);
   expect(rec.transcript.includes(`RCPT TO:<${checkAddr}>`), 'transcript with the RCPT');
+  // Every MX asked, in order, with what it said (the record's mx_tried); a verdict has no
+  // retry_after.
+  expect(rec.mx_tried.length >= 1 && / rcpt_to: 250 /.test(rec.mx_tried[rec.mx_tried.length - 1]) &&
+    rec.retry_after === '', `the check's MX tried and retry_after: ${JSON.stringify(rec.mx_tried)} ${rec.retry_after}`);
+  await rect(page, 'check.mx_tried');
   // Its longest line (a 550 of 100+ characters at the catch-all probe) wraps inside the panel.
   const longest = await rect(page, 'transcript.longest'), pane = await rect(page, 'check.transcript');
   expect(longest[0] + longest[2] <= pane[0] + pane[2] + 1 && longest[3] > 25,

@@ -106,7 +106,7 @@ want = ["line", "email", "normalized", "verdict", "reason", "domain", "mx", "mx_
         "smtp_enhanced", "smtp_message", "catch_all", "role", "disposable", "free", "suggestion", "attempts",
         "source_ip", "proxy", "elapsed_ms", "error", "checked_at", "cached", "tls_version", "tls_cipher",
          "helo", "mail_from",
-        "provider", "tag", "base", "canonical", "score", "score_factors"]
+        "provider", "tag", "base", "canonical", "score", "score_factors", "mx_tried", "retry_after"]
 assert list(rows[0].keys()) == want, list(rows[0].keys())
 assert sorted(r["email"] for r in rows) == sorted(recs), "not one row per address"
 for r in rows:

@@ -155,7 +155,8 @@ ok
 import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
 keys = list(rows[0].keys())
-tail = ["provider", "tag", "base", "canonical", "score", "score_factors"]
+tail = ["provider", "tag", "base", "canonical", "score", "score_factors", "mx_tried",
+        "retry_after"]
 assert all(k in keys for k in tail) and keys.index("tls_cipher") < keys.index("provider"), keys
 recs = {r["email"]: r for r in map(json.loads, open(sys.argv[2]))}
 assert len(rows) == len(recs), rows

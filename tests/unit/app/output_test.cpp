@@ -50,6 +50,8 @@ TEST(RecordFormatter, PlainCsvHasOurColumnsOnly) {
   EXPECT_EQ(fields[column("canonical")], "");
   EXPECT_EQ(fields[column("score")], "85");
   EXPECT_EQ(fields[column("score_factors")], "accepted:90;catch_all_unknown:-5");
+  EXPECT_EQ(fields[column("mx_tried")], "");  // no server tried
+  EXPECT_EQ(fields[column("retry_after")], "");
   auto tls = sample();
   tls.tls_version = "TLSv1.3";
   tls.tls_cipher = "TLS_AES_128_GCM_SHA256";
@@ -64,9 +66,36 @@ TEST(RecordFormatter, PlainCsvHasOurColumnsOnly) {
   EXPECT_EQ(fields[column("mail_from")], "<>");
   // New columns are appended: consumers that count columns keep working.
   EXPECT_NE(f.header().find(",cached,tls_version,tls_cipher,helo,mail_from,provider,tag,base,"
-                            "canonical,score,score_factors\r\n"),
+                            "canonical,score,score_factors,mx_tried,retry_after\r\n"),
             std::string::npos);
   EXPECT_NE(f.header().find(",provider,tag,base,canonical,score,score_factors"), std::string::npos);
+}
+
+// mx_tried is the record's JSON array in one field (quoted for CSV), retry_after RFC 3339.
+TEST(RecordFormatter, MxTriedAndRetryAfterColumns) {
+  RecordFormatter f(OutputFormat::Csv, false);
+  auto r = sample();
+  r.verdict = Verdict::Unknown;
+  r.reason = Reason::Greylisted;
+  pipeline::MxTry t;
+  t.mx = "mx1.x.test";
+  t.ip = "127.0.0.1";
+  t.stage = "rcpt_to";
+  t.code = 451;
+  t.enhanced = "4.7.1";
+  t.message = "try again, later";
+  pipeline::add_mx_try(r, t);
+  r.retry_after = r.checked_at + std::chrono::seconds(60);
+  std::string out;
+  f.append(r, "", out);
+  auto fields = RecordFormatter::split_csv_line(out.substr(0, out.size() - 2), ',');
+  ASSERT_EQ(fields.size(), RecordFormatter::columns().size());
+  EXPECT_EQ(fields[column("mx_tried")],
+            R"([{"mx":"mx1.x.test","ip":"127.0.0.1","stage":"rcpt_to","code":451,)"
+            R"("enhanced":"4.7.1","message":"try again, later","error":null,"source_ip":null}])");
+  EXPECT_EQ(fields[column("retry_after")], "2026-11-27T20:32:07Z");
+  EXPECT_EQ(column("mx_tried"), column("score_factors") + 1);
+  EXPECT_EQ(column("retry_after"), RecordFormatter::columns().size() - 1);
 }
 
 TEST(RecordFormatter, CsvInputColumnsComeFirstWithTheirDelimiter) {

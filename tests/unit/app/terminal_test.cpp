@@ -77,5 +77,36 @@ TEST(Terminal, CheckReportSaysWhatDecided) {
   EXPECT_NE(check_report(r, false).find("provider: gmail\n"), std::string::npos);
 }
 
+// More than one try: each, in order, escaped; an unknown worth asking again says when.
+TEST(Terminal, CheckReportListsTriesAndWhenToAskAgain) {
+  pipeline::Result r;
+  r.email = r.normalized = "bob@example.org";
+  r.verdict = Verdict::Unknown;
+  r.reason = Reason::Greylisted;
+  pipeline::MxTry refused;
+  refused.mx = "mx1.example.org";
+  refused.ip = "192.0.2.1";
+  refused.stage = "connect";
+  refused.error = "connection refused";
+  pipeline::add_mx_try(r, refused);
+  EXPECT_EQ(check_report(r, false).find("try 1:"), std::string::npos);  // one try: mx says it
+  pipeline::MxTry grey;
+  grey.mx = "mx2.example.org";
+  grey.ip = "192.0.2.2";
+  grey.stage = "rcpt_to";
+  grey.code = 451;
+  grey.enhanced = "4.7.1";
+  grey.message = "greylisted\x1b[2J";
+  pipeline::add_mx_try(r, grey);
+  r.retry_after = std::chrono::system_clock::from_time_t(1795811467);
+  const std::string out = check_report(r, false);
+  EXPECT_FALSE(has_control(out)) << out;
+  EXPECT_NE(out.find("  try 1: mx1.example.org [192.0.2.1] connect: connection refused\n"
+                     "  try 2: mx2.example.org [192.0.2.2] rcpt_to: 451 4.7.1 greylisted\\x1b[2J\n"
+                     "  ask again after: 2026-11-27T20:31:07Z\n"),
+            std::string::npos)
+      << out;
+}
+
 }  // namespace
 }  // namespace mxp::app

@@ -322,6 +322,12 @@ TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
   scored["record"]["score_factors"] = json::parse(
       R"([{"factor":"accepted","effect":90},{"factor":"catch_all_rejected","effect":5},
           {"factor":"disposable","effect":-30}])");
+  scored["record"]["mx_tried"] = json::parse(
+      R"([{"mx":"mx1.postfix.test","ip":"127.0.0.1","stage":"connect","code":null,
+           "enhanced":null,"message":null,"error":"connection refused","source_ip":null},
+          {"mx":"mx.postfix.test","ip":"127.0.0.2","stage":"rcpt_to","code":250,
+           "enhanced":"2.1.5","message":"Ok","error":null,"source_ip":"127.0.0.9"}])");
+  scored["record"]["retry_after"] = nullptr;
   ASSERT_TRUE(m.apply(scored.dump(), 5.3));
   const CheckRecord& c = m.checks[0];
   EXPECT_TRUE(c.done);
@@ -336,8 +342,17 @@ TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
   EXPECT_EQ(c.score, 65);
   ASSERT_EQ(c.score_factors.size(), 3u);
   EXPECT_EQ(score_text(c), "65: accepted +90, catch_all_rejected +5, disposable -30");
+  ASSERT_EQ(c.mx_tried.size(), 2u);
+  EXPECT_EQ(c.mx_tried[0], "mx1.postfix.test [127.0.0.1] connect: connection refused");
+  EXPECT_EQ(c.mx_tried[1], "mx.postfix.test [127.0.0.2] rcpt_to: 250 2.1.5 Ok (from 127.0.0.9)");
+  EXPECT_EQ(c.retry_after, "");  // null: a verdict, nothing to ask again
   EXPECT_NE(c.transcript.find("RCPT TO:<user1@postfix.test>"), std::string::npos);
   EXPECT_DOUBLE_EQ(c.finished, 5.3);
+  json later = scored;
+  later["record"]["verdict"] = "unknown";
+  later["record"]["retry_after"] = "2026-12-07T09:00:00Z";
+  ASSERT_TRUE(m.apply(later.dump(), 5.4));
+  EXPECT_EQ(m.checks[0].retry_after, "2026-12-07T09:00:00Z");
   // A record without a score (an older server): nothing to show.
   EXPECT_EQ(score_text(CheckRecord{}), "");
 }

@@ -16,11 +16,12 @@ nlohmann::json to_json(const Result& r, bool transcript = false) {
   return nlohmann::json::parse(out);
 }
 
-const char* kFields[] = {
-    "line",  "email",      "normalized", "verdict",    "reason",        "domain",   "mx",
-    "mx_ip", "smtp",       "catch_all",  "flags",      "suggestion",    "attempts", "source_ip",
-    "proxy", "elapsed_ms", "error",      "checked_at", "cached",        "tls",      "mail_from",
-    "tag",   "base",       "canonical",  "score",      "score_factors", "provider"};
+const char* kFields[] = {"line",          "email",      "normalized", "verdict",    "reason",
+                         "domain",        "mx",         "mx_ip",      "smtp",       "catch_all",
+                         "flags",         "suggestion", "attempts",   "source_ip",  "proxy",
+                         "elapsed_ms",    "error",      "checked_at", "cached",     "tls",
+                         "mail_from",     "tag",        "base",       "canonical",  "score",
+                         "score_factors", "provider",   "mx_tried",   "retry_after"};
 
 TEST(ResultJson, DeliverableRecordHasTheSchema) {
   Result r;
@@ -258,6 +259,146 @@ TEST(ResultJson, CachedScoreCarriesItsAge) {
   EXPECT_EQ(j["score"], 88);
   EXPECT_EQ(j["score_factors"].back()["factor"], "cache_age");
   EXPECT_EQ(j["score_factors"].back()["effect"], -7);
+}
+
+MxTry reply_try(std::string mx, std::string ip, int code, std::string enhanced,
+                std::string message) {
+  MxTry t;
+  t.mx = std::move(mx);
+  t.ip = std::move(ip);
+  t.stage = "rcpt_to";
+  t.code = code;
+  t.enhanced = std::move(enhanced);
+  t.message = std::move(message);
+  t.source_ip = "192.0.2.7";
+  return t;
+}
+
+// mx_tried: every try in order, a failed connection as an error, read back by parse_json;
+// retry_after as RFC 3339 or null, read back too.
+TEST(ResultJson, MxTriedAndRetryAfterRoundTrip) {
+  Result r;
+  r.line = 3;
+  r.email = r.normalized = "a@x.test";
+  r.verdict = Verdict::Unknown;
+  r.reason = Reason::Greylisted;
+  r.checked_at = std::chrono::system_clock::from_time_t(1795811467);
+  auto j = to_json(r);
+  EXPECT_EQ(j["mx_tried"], nlohmann::json::array());
+  EXPECT_TRUE(j["retry_after"].is_null());
+  MxTry refused;
+  refused.mx = "mx1.x.test";
+  refused.ip = "127.0.0.1";
+  refused.stage = "connect";
+  refused.error = "connection refused";
+  add_mx_try(r, refused);
+  add_mx_try(r, reply_try("mx2.x.test", "127.0.0.2", 451, "4.7.1", "Greylisted, \"come back\""));
+  r.retry_after = r.checked_at + std::chrono::minutes(5);
+  j = to_json(r);
+  EXPECT_EQ(j["retry_after"], "2026-11-27T20:36:07Z");
+  EXPECT_EQ(j["mx_tried"], nlohmann::json::parse(R"([
+    {"mx":"mx1.x.test","ip":"127.0.0.1","stage":"connect","code":null,"enhanced":null,
+     "message":null,"error":"connection refused","source_ip":null},
+    {"mx":"mx2.x.test","ip":"127.0.0.2","stage":"rcpt_to","code":451,"enhanced":"4.7.1",
+     "message":"Greylisted, \"come back\"","error":null,"source_ip":"192.0.2.7"}])"));
+  std::string a, b;
+  append_json(r, a);
+  auto back = parse_json(a);
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->mx_tried, r.mx_tried);
+  EXPECT_EQ(back->retry_after, r.retry_after);
+  append_json(*back, b);
+  EXPECT_EQ(a, b);
+}
+
+// A long greylisting does not grow the record: the first try and the latest ones are kept, and
+// a long message is cut at a character boundary.
+TEST(ResultJson, MxTriedIsBounded) {
+  Result r;
+  for (int i = 0; i < 20; ++i)
+    add_mx_try(r,
+               reply_try("mx" + std::to_string(i) + ".x.test", "127.0.0.1", 451, "4.7.1", "wait"));
+  ASSERT_EQ(r.mx_tried.size(), kMaxMxTried);
+  EXPECT_EQ(r.mx_tried.front().mx, "mx0.x.test");
+  EXPECT_EQ(r.mx_tried.back().mx, "mx19.x.test");
+  EXPECT_EQ(r.mx_tried[1].mx, "mx13.x.test");
+  // 199 ASCII bytes then a two-byte character across the cut: the character goes whole.
+  std::string msg(kMaxTryMessage - 1, 'a');
+  msg += "\xc3\xa9 and more";
+  Result m;
+  add_mx_try(m, reply_try("mx.x.test", "127.0.0.1", 550, "5.1.1", msg));
+  EXPECT_EQ(m.mx_tried[0].message, std::string(kMaxTryMessage - 1, 'a') + "...");
+  // parse_json bounds what it reads as well (a record written by hand or an older cap).
+  std::string text;
+  append_json(r, text);
+  auto big = nlohmann::json::parse(text);
+  for (int i = 0; i < 30; ++i)
+    big["mx_tried"].push_back(big["mx_tried"][0]);
+  auto back = parse_json(big.dump());
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(to_json(*back)["mx_tried"].size(), kMaxMxTried);
+  EXPECT_EQ(back->mx_tried.front().mx, "mx0.x.test");
+}
+
+// The same answer again and again (a long greylisting at one host) is kept once with a count,
+// and written out as often as it came; the bound counts every try.
+TEST(ResultJson, RepeatedTriesAreKeptOnceAndWrittenEachTime) {
+  Result r;
+  r.email = r.normalized = "a@x.test";
+  r.checked_at = std::chrono::system_clock::from_time_t(1795811467);
+  MxTry refused;
+  refused.mx = "mx1.x.test";
+  refused.stage = "connect";
+  refused.error = "connection refused";
+  add_mx_try(r, refused);
+  for (int i = 0; i < 3; ++i)
+    add_mx_try(r, reply_try("mx2.x.test", "127.0.0.2", 451, "4.7.1", "Greylisted"));
+  ASSERT_EQ(r.mx_tried.size(), 2u);
+  EXPECT_EQ(r.mx_tried[1].times, 3u);
+  auto j = to_json(r);
+  ASSERT_EQ(j["mx_tried"].size(), 4u);
+  EXPECT_EQ(j["mx_tried"][3], j["mx_tried"][1]);
+  auto back = parse_json(j.dump());
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->mx_tried, r.mx_tried);
+  for (int i = 0; i < 20; ++i)
+    add_mx_try(r, reply_try("mx2.x.test", "127.0.0.2", 451, "4.7.1", "Greylisted"));
+  ASSERT_EQ(r.mx_tried.size(), 2u);
+  EXPECT_EQ(r.mx_tried[0].error, "connection refused");  // the first stays
+  EXPECT_EQ(r.mx_tried[1].times, kMaxMxTried - 1);
+  EXPECT_EQ(to_json(r)["mx_tried"].size(), kMaxMxTried);
+  // A first try repeated past the bound keeps its first and latest copies only.
+  Result same;
+  for (int i = 0; i < 20; ++i)
+    add_mx_try(same, refused);
+  ASSERT_EQ(same.mx_tried.size(), 1u);
+  EXPECT_EQ(same.mx_tried[0].times, kMaxMxTried);
+}
+
+// How many MX agreed (the score's evidence): other hosts that judged the mailbox at RCPT.
+TEST(ResultJson, MxAgreementFromTheTries) {
+  Result r;
+  r.verdict = Verdict::Deliverable;
+  r.reason = Reason::Accepted;
+  add_mx_try(r, reply_try("mx1.x.test", "127.0.0.1", 451, "4.7.1", "greylisted"));
+  add_mx_try(r, reply_try("mx2.x.test", "127.0.0.2", 250, "2.1.5", "ok"));
+  EXPECT_EQ(mx_agreement(r).agreed, 0);  // a temporary answer judges nothing
+  EXPECT_EQ(mx_agreement(r).disagreed, 0);
+  Result agree = r;
+  agree.mx_tried.insert(agree.mx_tried.begin(),
+                        reply_try("mx3.x.test", "127.0.0.3", 250, "", "ok"));
+  EXPECT_EQ(mx_agreement(agree).agreed, 1);
+  auto j = to_json(agree);
+  EXPECT_NE(j["score_factors"].dump().find("mx_agreed"), std::string::npos);
+  Result disagree = r;
+  disagree.mx_tried.insert(disagree.mx_tried.begin(),
+                           reply_try("mx3.x.test", "127.0.0.3", 550, "5.1.1", "no such user"));
+  EXPECT_EQ(mx_agreement(disagree).disagreed, 1);
+  EXPECT_LT(to_json(disagree)["score"], to_json(r)["score"]);
+  // The same host twice counts once, and the deciding host is not its own second opinion.
+  Result same = r;
+  same.mx_tried.insert(same.mx_tried.begin(), reply_try("mx2.x.test", "127.0.0.2", 250, "", "ok"));
+  EXPECT_EQ(mx_agreement(same).agreed, 0);
 }
 
 }  // namespace

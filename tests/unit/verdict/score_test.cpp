@@ -47,6 +47,10 @@ TEST(Score, Table) {
   disposable.disposable = true;
   auto old = probed;
   old.age = days(400);
+  auto agreed = probed;
+  agreed.mx_agreed = 1;
+  auto disagreed = probed;
+  disagreed.mx_disagreed = 1;
   auto old_reject = ev(Verdict::Undeliverable, Reason::MailboxNotFound);
   old_reject.age = days(400);
   const std::vector<Case> cases = {
@@ -58,6 +62,8 @@ TEST(Score, Table) {
       {"role account", role, 80, 90},
       {"disposable", disposable, 60, 70},
       {"a year-old cached accept", old, 70, 76},
+      {"accepted, another MX accepted it too", agreed, 96, 100},
+      {"accepted, another MX refused the mailbox", disagreed, 70, 80},
       {"mailbox full", ev(Verdict::Risky, Reason::MailboxFull), 25, 35},
       {"greylisted, never cleared", ev(Verdict::Unknown, Reason::Greylisted), 45, 55},
       {"timeout", ev(Verdict::Unknown, Reason::Timeout), 35, 45},
@@ -140,49 +146,60 @@ TEST(Score, MoreEvidenceOfExistenceNeverLowersTheScore) {
   const std::optional<bool> catch_alls[] = {true, std::nullopt, false};  // weakest first
   const std::optional<std::chrono::seconds> ages[] = {days(400), days(100), days(10),
                                                       std::nullopt};  // oldest first
+  // Other MX hosts: one refused the mailbox, none judged, one accepted it too (weakest first).
+  const std::pair<uint8_t, uint8_t> others[] = {{0, 1}, {0, 0}, {1, 0}};
   for (size_t li = 0; li < ladder.size(); ++li)
     for (int ci = 0; ci < 3; ++ci)
       for (int ai = 0; ai < 4; ++ai)
-        for (int bits = 0; bits < 16; ++bits) {
-          ScoreEvidence e = ev(ladder[li].first, ladder[li].second);
-          e.catch_all = catch_alls[ci];
-          e.age = ages[ai];
-          e.tls = bits & 1;
-          e.greylist_cleared = bits & 2;
-          e.role = !(bits & 4);
-          e.disposable = !(bits & 8);
-          const int s = score(e).score;
-          auto stronger = [&](ScoreEvidence m, const char* what) {
-            EXPECT_GE(score(m).score, s) << what << " from " << factors_string(score(e).factors);
-          };
-          if (li + 1 < ladder.size()) {
-            auto m = e;
-            m.verdict = ladder[li + 1].first;
-            m.reason = ladder[li + 1].second;
-            stronger(m, "a stronger reason");
+        for (int oi = 0; oi < 3; ++oi)
+          for (int bits = 0; bits < 16; ++bits) {
+            ScoreEvidence e = ev(ladder[li].first, ladder[li].second);
+            e.catch_all = catch_alls[ci];
+            e.age = ages[ai];
+            e.mx_agreed = others[oi].first;
+            e.mx_disagreed = others[oi].second;
+            e.tls = bits & 1;
+            e.greylist_cleared = bits & 2;
+            e.role = !(bits & 4);
+            e.disposable = !(bits & 8);
+            const int s = score(e).score;
+            auto stronger = [&](ScoreEvidence m, const char* what) {
+              EXPECT_GE(score(m).score, s) << what << " from " << factors_string(score(e).factors);
+            };
+            if (li + 1 < ladder.size()) {
+              auto m = e;
+              m.verdict = ladder[li + 1].first;
+              m.reason = ladder[li + 1].second;
+              stronger(m, "a stronger reason");
+            }
+            if (ci < 2) {
+              auto m = e;
+              m.catch_all = catch_alls[ci + 1];
+              stronger(m, "the probe rejected");
+            }
+            if (ai < 3) {
+              auto m = e;
+              m.age = ages[ai + 1];
+              stronger(m, "a fresher answer");
+            }
+            if (oi < 2) {
+              auto m = e;
+              m.mx_agreed = others[oi + 1].first;
+              m.mx_disagreed = others[oi + 1].second;
+              stronger(m, "another MX on the side of the mailbox");
+            }
+            for (int b : {1, 2, 4, 8}) {
+              if (bits & b) continue;
+              auto m = e;
+              if (b == 1) m.tls = true;
+              if (b == 2) m.greylist_cleared = true;
+              if (b == 4) m.role = false;
+              if (b == 8) m.disposable = false;
+              stronger(m, "one more piece of evidence");
+            }
+            EXPECT_GE(s, 0);
+            EXPECT_LE(s, 100);
           }
-          if (ci < 2) {
-            auto m = e;
-            m.catch_all = catch_alls[ci + 1];
-            stronger(m, "the probe rejected");
-          }
-          if (ai < 3) {
-            auto m = e;
-            m.age = ages[ai + 1];
-            stronger(m, "a fresher answer");
-          }
-          for (int b : {1, 2, 4, 8}) {
-            if (bits & b) continue;
-            auto m = e;
-            if (b == 1) m.tls = true;
-            if (b == 2) m.greylist_cleared = true;
-            if (b == 4) m.role = false;
-            if (b == 8) m.disposable = false;
-            stronger(m, "one more piece of evidence");
-          }
-          EXPECT_GE(s, 0);
-          EXPECT_LE(s, 100);
-        }
 }
 
 }  // namespace
