@@ -161,7 +161,7 @@ void Sender::on_closed(loop::ConnId id, loop::Status status) {
 }
 
 // The attempt's outcome, kept before anything else happens: a 2xx is the acknowledgement.
-void Sender::finish(int status, const std::string& error) {
+void Sender::finish(int status, std::string error) {
   if (!current_) return;
   if (conn_.value) loop_.close(std::exchange(conn_, {}), loop::CloseMode::Abort);
   const Delivery d = *current_;

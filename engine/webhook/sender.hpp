@@ -57,7 +57,7 @@ class Sender final : private loop::ConnHandler {
  private:
   void start(const Delivery& d);
   void resolved(const std::vector<loop::Endpoint>& addrs, const std::string& err);
-  void finish(int status, const std::string& error);
+  void finish(int status, std::string error);
   void on_connect(loop::ConnId id, loop::Status status) override;
   void on_data(loop::ConnId id, std::string_view bytes) override;
   void on_closed(loop::ConnId id, loop::Status status) override;
