@@ -30,6 +30,7 @@ int base_of(Reason r) {
     case Reason::Blocked:
     case Reason::ProxyFailed:
     case Reason::TlsRequired:
+    case Reason::SenderRefused:
       return 50;
     case Reason::TemporaryFailure:
     case Reason::ProtocolError:
