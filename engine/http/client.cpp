@@ -170,9 +170,19 @@ void ClientExchange::fail(std::string why) {
 
 void ClientExchange::feed(std::string_view bytes) {
   if (finished() || bytes.empty()) return;
+  // Past the limit, a response whose status line and header are in is taken as answered (its
+  // body is not wanted); one whose header is not is refused.
+  if (received_ + bytes.size() > max_response_) {
+    bytes = bytes.substr(0, max_response_ - received_);
+    http_parser_execute(&impl_->parser, &impl_->settings, bytes.data(), bytes.size());
+    received_ = max_response_;
+    if (headers_done_ || impl_->complete) {
+      state_ = State::Done;
+      return;
+    }
+    return fail("response header larger than " + std::to_string(max_response_) + " bytes");
+  }
   received_ += bytes.size();
-  if (received_ > max_response_)
-    return fail("response larger than " + std::to_string(max_response_) + " bytes");
   http_parser_execute(&impl_->parser, &impl_->settings, bytes.data(), bytes.size());
   if (impl_->complete) {
     state_ = State::Done;

@@ -39,8 +39,9 @@ class ClientExchange {
  public:
   enum class State : uint8_t { Sending, Waiting, Done, Failed };
 
-  // `max_response`: bytes of the response read at most (status line, headers and body); a
-  // longer response fails. The body is not kept: the status is the answer.
+  // `max_response`: bytes of the response read at most. A response whose header is in by then
+  // counts as answered (the rest of its body is not read); a longer header fails. The body is
+  // never kept: the status is the answer.
   explicit ClientExchange(std::string request, size_t max_response = 64 * 1024);
   ~ClientExchange();
   ClientExchange(const ClientExchange&) = delete;

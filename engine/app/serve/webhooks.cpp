@@ -66,7 +66,10 @@ bool Service::start_webhook(Job& j, const webhook::Config* fresh, std::string& e
 
 // The job ended (now, or before a restart that found its end event not yet made).
 void Service::webhook_job_ended(Job& j) {
-  if (j.hook) j.hook->job_ended(job_json(j).dump(-1, ' ', false, json::error_handler_t::replace));
+  if (!j.hook) return;
+  json summary = job_json(j);
+  summary.erase("webhook");  // the deliveries' own count, not part of the job's result
+  j.hook->job_ended(summary.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 void Service::poll_webhooks() {

@@ -2,10 +2,10 @@
 # Webhooks of a bulk job, end to end: `mxprobe serve` runs a job of 1,200 addresses against
 # mxfarm with webhook_batch=25 to a receiver (a Python http.server written here) that
 #  - answers its first delivery 500 and closes the connection on the second without a word,
-#  - is SIGKILLed once it acknowledged two batches, and started again on the same port once
-#    serve saw the refused connection,
-# while serve itself is SIGKILLed mid-job (after more batches were acknowledged) and started
-# again on the same --data. At the end:
+#  - is SIGKILLed once it acknowledged two batches; once serve met the refused connection,
+#    serve is SIGKILLed too (a delivery waiting for its retry), the receiver started again on the
+#    same port and serve on the same --data,
+# and serve is SIGKILLed once more mid-job, while batches flow, and started again. At the end:
 #  - every delivery (the batches 1..N-1 and the end event N) was acknowledged exactly once by
 #    seq; a seq received again was never acknowledged before, except the one acknowledged last
 #    before a kill (an answer sent but not yet recorded by serve, or a 200 logged by the
@@ -15,7 +15,8 @@
 #  - every signature verifies with Python's hmac over "t.body", the delivery id header is
 #    JOB-SEQ and matches the body;
 #  - the end event carries the job's summary (finished, 1,200 done) and the delivery log in the
-#    API shows the 500, the close and the refused connection, nothing pending or failed.
+#    API shows the 500, the close and the refused connection, nothing pending or failed; the
+#    delivery that waited for its retry at the first kill was acknowledged after the restart.
 # Usage: delivery.sh uring|uv   (env MXFARM, MXPROBE). Range 127.40.0.0/16 (the farm in
 # 127.40.10-59.0 for uring, 127.40.60-109.0 for uv; the receiver on 127.40.250.x).
 source "$(dirname "$0")/../lib.sh"
@@ -139,7 +140,14 @@ KILL_RECV_AT=$(wc -l <"$WORK/hooks.jsonl")
 stop_receiver
 refused() { hooklog | grep -q connection_refused; }
 wait_for 60 refused || fail "serve never met the refused connection: $(hooklog | tail -c 600)"
+# serve is killed too while the delivery waits for its next try: the restart must send it.
+WAITING=$(hooklog | jq -r '[.deliveries[] | select(.state == "pending" and .attempts > 0)][0].seq')
+[[ $WAITING =~ ^[0-9]+$ ]] || fail "no delivery waiting for a retry: $(hooklog | tail -c 600)"
+KILL_SERVE1_AT=$(wc -l <"$WORK/hooks.jsonl")
+serve_stop KILL
 receiver "$RECV_PORT" ""
+serve second
+expect_match "$(cat "$WORK/second.err")" "job $JOB restored: running" "the job goes on after the kill"
 
 # serve is killed once two more batches were acknowledged, with the job still running.
 ACKED=$(acked)
@@ -151,7 +159,7 @@ serve_stop KILL
 echo "serve killed with $DONE_AT_KILL of $TOTAL done, $(acked) deliveries acknowledged"
 ((DONE_AT_KILL < TOTAL)) || fail "the job was over at the kill"
 
-serve second
+serve third
 ended() { grep -q '"Mxprobe-Event": "job.ended".*"answer": "200"' "$WORK/hooks.jsonl"; }
 wait_for 120 ended || fail "no end event acknowledged: $(hooklog | tail -c 800)"
 expect_eq "$(field .state)" finished "the job finished after the restart"
@@ -161,13 +169,14 @@ curl -sS "${URL}v1/jobs/$JOB/results" >"$WORK/results.jsonl"
 hooklog >"$WORK/log.json"
 
 "$PY" - "$WORK/hooks.jsonl" "$WORK/results.jsonl" "$WORK/log.json" "$SECRET" "$JOB" \
-  "$KILL_RECV_AT" "$KILL_SERVE_AT" "$TOTAL" <<'PY' || fail "the deliveries"
+  "$KILL_RECV_AT,$KILL_SERVE1_AT,$KILL_SERVE_AT" "$TOTAL" "$WAITING" <<'PY' || fail "the deliveries"
 import hashlib, hmac, json, sys, time
 hooks = [json.loads(l) for l in open(sys.argv[1])]
 results = {r["line"]: r for r in map(json.loads, open(sys.argv[2]))}
 log = json.load(open(sys.argv[3]))
 secret, job = sys.argv[4].encode(), sys.argv[5]
-kills, total = [int(sys.argv[6]), int(sys.argv[7])], int(sys.argv[8])
+kills, total = [int(k) for k in sys.argv[6].split(",")], int(sys.argv[7])
+waiting = int(sys.argv[8])
 
 # Signatures: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">, t recent.
 for h in hooks:
@@ -231,6 +240,10 @@ assert any(a["status"] == 500 for a in errors), "no 500 in the log"
 assert any(a["error"] == "connection closed without a response" for a in errors), "no close in the log"
 assert any("connection_refused" in (a["error"] or "") for a in errors), "no refused connection in the log"
 assert log["webhook"]["failed"] == 0 and log["webhook"]["pending"] == 0
+# The delivery that waited for its retry when serve was killed went after the restart.
+w = d[waiting - 1]
+assert any("connection_refused" in (a["error"] or "") for a in w["attempt_log"]), w
+assert w["attempt_log"][-1]["status"] == 200, w
 print(f"{len(hooks)} requests, {last - 1} batches + the end event, "
       f"{sum(acks.values()) - len(acks)} repeated after a kill")
 PY
