@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Webhooks of a bulk job, end to end: `mxprobe serve` runs a job of 1,200 addresses against
-# mxfarm with webhook_batch=25 to a receiver (a Python http.server written here) that
+# mxfarm with webhook_batch=25 to a receiver (a Python http.server written here, named by the
+# farm's DNS) that
 #  - answers its first delivery 500 and closes the connection on the second without a word,
 #  - is SIGKILLed once it acknowledged two batches; once serve met the refused connection,
 #    serve is SIGKILLed too (a delivery waiting for its retry), the receiver started again on the
@@ -18,7 +19,7 @@
 #    API shows the 500, the close and the refused connection, nothing pending or failed; the
 #    delivery that waited for its retry at the first kill was acknowledged after the restart.
 # Usage: delivery.sh uring|uv   (env MXFARM, MXPROBE). Range 127.40.0.0/16 (the farm in
-# 127.40.10-59.0 for uring, 127.40.60-109.0 for uv; the receiver on 127.40.250.x).
+# 127.40.10-59.0 for uring, 127.40.60-109.0 for uv; the receiver beside its first host).
 source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
@@ -87,7 +88,9 @@ server = HTTPServer((ip, port), Hook)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 PY
-RECV_IP=127.40.250.$((1 + RANDOM % 200))
+# The receiver listens beside a farm host (its address, another port) and the URL names that
+# host: serve finds it through the farm's DNS, as it would a real endpoint.
+read -r RECV_IP RECV_HOST < <("$PY" -c 'import json,sys; h=json.load(open(sys.argv[1]))["hosts"][0]; print(h["ip"], h["name"])' "$SC")
 RECV_PID=""
 receiver() {  # receiver PORT PLAN: starts it; sets RECV_PORT once it listens
   rm -f "$WORK/recv.port"
@@ -126,7 +129,7 @@ expect_match "$BODY" 'webhook_secret: 16 to 256 bytes' "its message"
 req POST "/v1/jobs?webhook_url=ftp://x/&webhook_secret=$SECRET" --data-binary @"$WORK/list.txt"
 expect_match "$CODE $BODY" '^400 .*webhook_url: an absolute http:// URL' "another scheme"
 
-req POST "/v1/jobs?webhook_url=http://$RECV_IP:$RECV_PORT/hook%3Fk%3D1&webhook_batch=25&webhook_interval=0.5" \
+req POST "/v1/jobs?webhook_url=http://$RECV_HOST:$RECV_PORT/hook%3Fk%3D1&webhook_batch=25&webhook_interval=0.5" \
   -H "Mxprobe-Webhook-Secret: $SECRET" --data-binary @"$WORK/list.txt"
 expect_eq "$CODE" 201 "the job with a webhook"
 JOB=$(jq -r .id <<<"$BODY")
@@ -136,15 +139,15 @@ expect_eq "$(jq -r '.webhook | has("secret")' <<<"$BODY")" false "but never its 
 # The receiver is killed once it acknowledged two batches, and comes back (same port) once
 # serve has met the refused connection.
 wait_for 60 acked_at_least 2 || fail "no two batches acknowledged: $(tail -3 "$WORK/hooks.jsonl")"
-KILL_RECV_AT=$(wc -l <"$WORK/hooks.jsonl")
 stop_receiver
+KILL_RECV_AT=$(wc -l <"$WORK/hooks.jsonl")  # counted once it is dead: nothing comes after
 refused() { hooklog | grep -q connection_refused; }
 wait_for 60 refused || fail "serve never met the refused connection: $(hooklog | tail -c 600)"
 # serve is killed too while the delivery waits for its next try: the restart must send it.
 WAITING=$(hooklog | jq -r '[.deliveries[] | select(.state == "pending" and .attempts > 0)][0].seq')
 [[ $WAITING =~ ^[0-9]+$ ]] || fail "no delivery waiting for a retry: $(hooklog | tail -c 600)"
-KILL_SERVE1_AT=$(wc -l <"$WORK/hooks.jsonl")
 serve_stop KILL
+KILL_SERVE1_AT=$(wc -l <"$WORK/hooks.jsonl")
 receiver "$RECV_PORT" ""
 serve second
 expect_match "$(cat "$WORK/second.err")" "job $JOB restored: running" "the job goes on after the kill"
@@ -153,9 +156,9 @@ expect_match "$(cat "$WORK/second.err")" "job $JOB restored: running" "the job g
 ACKED=$(acked)
 wait_for 60 acked_at_least $((ACKED + 2)) || fail "no batch acknowledged after the receiver's restart"
 [[ $(field .state) == running ]] || fail "the job ended before serve could be killed: $(field .done) done"
-KILL_SERVE_AT=$(wc -l <"$WORK/hooks.jsonl")
 DONE_AT_KILL=$(field .done)
 serve_stop KILL
+KILL_SERVE_AT=$(wc -l <"$WORK/hooks.jsonl")
 echo "serve killed with $DONE_AT_KILL of $TOTAL done, $(acked) deliveries acknowledged"
 ((DONE_AT_KILL < TOTAL)) || fail "the job was over at the kill"
 
