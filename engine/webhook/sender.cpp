@@ -18,6 +18,21 @@ Sender::Sender(loop::Loop& loop, dns::Resolver* resolver, std::unique_ptr<Store>
       o_(std::move(options)) {
   std::string err;
   if (auto u = http::parse_client_url(config_.url, err)) url_ = *u;
+  path_ = store_->path();
+}
+
+Expected<Store*> Sender::store() {
+  if (!store_) {
+    auto st = Store::open(path_);
+    if (!st) return core::unexpected(st.error());
+    store_ = std::move(*st);
+  }
+  return store_.get();
+}
+
+Expected<Totals> Sender::totals() {
+  if (settled_) return final_totals_;
+  return store_->totals();
 }
 
 Sender::~Sender() {
@@ -36,6 +51,10 @@ void Sender::store_failed(const std::string& what) {
 }
 
 void Sender::poll() {
+  if (settled_) {
+    store_.reset();  // opened again for a reader of the log since the last poll
+    return;
+  }
   const auto now = loop_.now();
   if (current_) {
     if (now >= deadline_)
@@ -64,11 +83,23 @@ void Sender::poll() {
   }
   auto next = store_->next_pending();
   if (!next) return store_failed(next.error().message);
-  if (!*next || (*next)->next_try > unix_now()) return;
+  if (!*next) return settle();
+  if ((*next)->next_try > unix_now()) return;
   start(**next);
 }
 
+void Sender::settle() {
+  auto ended = store_->ended();
+  if (!ended || !*ended) return;
+  auto t = store_->totals();
+  if (!t) return;
+  final_totals_ = *t;
+  settled_ = true;
+  store_.reset();
+}
+
 void Sender::job_ended(const std::string& summary_json) {
+  if (settled_) return;  // its end event was made (and sent) before
   if (Status st = store_->end(job_, config_.batch, summary_json, unix_now()); !st)
     return store_failed(st.error().message);
   waiting_since_.reset();

@@ -48,7 +48,13 @@ class Sender final : private loop::ConnHandler {
   void job_ended(const std::string& summary_json);
 
   const Config& config() const { return config_; }
-  Store& store() { return *store_; }
+  // The journal, for reading the delivery log: opened again if it was let go (settled).
+  Expected<Store*> store();
+  // The deliveries' totals; those of the end once every delivery is settled.
+  Expected<Totals> totals();
+  // The job ended and every delivery was acknowledged or failed: nothing more will happen, and
+  // the journal's connection is let go (a server keeps many ended jobs).
+  bool settled() const { return settled_; }
   // The attempt under way: its delivery's seq (0: none).
   int64_t sending() const { return current_ ? current_->seq : 0; }
   // The last store error (said once in the log), empty if none.
@@ -62,6 +68,7 @@ class Sender final : private loop::ConnHandler {
   void on_data(loop::ConnId id, std::string_view bytes) override;
   void on_closed(loop::ConnId id, loop::Status status) override;
   void store_failed(const std::string& what);
+  void settle();
   static Millis unix_now();
 
   loop::Loop& loop_;
@@ -78,6 +85,9 @@ class Sender final : private loop::ConnHandler {
   // When unbatched records were first seen (for webhook_interval); empty: none waiting.
   std::optional<core::TimePoint> waiting_since_;
   std::string store_error_;
+  std::string path_;
+  bool settled_ = false;
+  Totals final_totals_;
   // Callbacks that may come after this sender is gone (the resolver's) check this first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -145,7 +145,7 @@ constexpr const char* kDeliveryColumns =
 Expected<std::unique_ptr<Store>> Store::open(const std::string& path) {
   auto db = store::SqliteStore::open(path);
   if (!db) return core::unexpected(db.error());
-  return std::unique_ptr<Store>(new Store(std::move(*db)));
+  return std::unique_ptr<Store>(new Store(std::move(*db), path));
 }
 
 Status Store::exec(const std::string& sql) {

@@ -82,12 +82,15 @@ class Store {
   Expected<Totals> totals();
 
   store::SqliteStore& sqlite() { return *db_; }
+  const std::string& path() const { return path_; }
 
  private:
-  explicit Store(std::unique_ptr<store::SqliteStore> db) : db_(std::move(db)) {}
+  Store(std::unique_ptr<store::SqliteStore> db, std::string path)
+      : db_(std::move(db)), path_(std::move(path)) {}
   Status exec(const std::string& sql);
   Expected<bool> has_tables();
   std::unique_ptr<store::SqliteStore> db_;
+  std::string path_;
 };
 
 }  // namespace mxp::webhook

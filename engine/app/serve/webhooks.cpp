@@ -85,7 +85,7 @@ json Service::webhook_json(const Job& j) const {
       {"url", c.url},
       {"batch", c.batch},
       {"interval_s", c.interval.count() ? json(double(c.interval.count()) / 1000) : json(nullptr)}};
-  if (auto t = j.hook->store().totals()) {
+  if (auto t = j.hook->totals()) {
     out["deliveries"] = t->deliveries;
     out["acknowledged"] = t->acked;
     out["pending"] = t->pending;
@@ -112,7 +112,9 @@ void Service::webhooks_get(Job& j, const http::Request& q, server::Responder r) 
       return r.respond(error(400, "bad_request", "limit: 1 to 1000 deliveries"));
     limit = n;
   }
-  auto& st = j.hook->store();
+  auto opened = j.hook->store();
+  if (!opened) return r.respond(error(500, "storage", opened.error().message));
+  webhook::Store& st = **opened;
   auto ds = st.deliveries(limit);
   if (!ds) return r.respond(error(500, "storage", ds.error().message));
   json list = json::array();

@@ -170,6 +170,11 @@ settled() { [[ $(field '.webhook.pending') == 0 ]]; }
 wait_for 10 settled || fail "deliveries still pending: $(field .webhook)"
 curl -sS "${URL}v1/jobs/$JOB/results" >"$WORK/results.jsonl"
 hooklog >"$WORK/log.json"
+# Settled, the job's webhook lets its journal go (a server keeps many ended jobs): no fd of
+# serve's names it once the log's reader is done.
+journal_closed() { ! ls -l "/proc/$SERVE_PID/fd" 2>/dev/null | grep -q "data/$JOB/journal.db"; }
+wait_for 10 journal_closed || fail "serve still holds the settled job's journal open"
+ok
 
 "$PY" - "$WORK/hooks.jsonl" "$WORK/results.jsonl" "$WORK/log.json" "$SECRET" "$JOB" \
   "$KILL_RECV_AT,$KILL_SERVE1_AT,$KILL_SERVE_AT" "$TOTAL" "$WAITING" <<'PY' || fail "the deliveries"
