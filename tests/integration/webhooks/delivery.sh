@@ -18,6 +18,9 @@
 #  - the end event carries the job's summary (finished, 1,200 done) and the delivery log in the
 #    API shows the 500, the close and the refused connection, nothing pending or failed; the
 #    delivery that waited for its retry at the first kill was acknowledged after the restart.
+# Then two jobs of 200: with webhook_batch=1000 and webhook_interval=0.2 several smaller batches
+# go before the end (the RCPT rate makes the job last seconds); without webhook_batch only the
+# end event (seq 1) goes.
 # Usage: delivery.sh uring|uv   (env MXFARM, MXPROBE). Range 127.40.0.0/16 (the farm in
 # 127.40.10-59.0 for uring, 127.40.60-109.0 for uv; the receiver beside its first host).
 source "$(dirname "$0")/../lib.sh"
@@ -257,4 +260,38 @@ print(f"{len(hooks)} requests, {last - 1} batches + the end event, "
 PY
 ok
 expect_match "$(cat "$WORK/first.err")" "webhook $JOB-1: HTTP 500; next try in 1.0 s" "the log says why and when"
+
+# webhook_interval: batches of up to 1,000 records go out when their first record waited 0.2 s,
+# so a job of 200 that lasts seconds sends several before its end. Without webhook_batch, only
+# the end event is sent.
+head -n 200 "$WORK/list.txt" >"$WORK/small.txt"
+req POST "/v1/jobs?webhook_url=http://$RECV_HOST:$RECV_PORT/timed&webhook_batch=1000&webhook_interval=0.2" \
+  -H "Mxprobe-Webhook-Secret: $SECRET" --data-binary @"$WORK/small.txt"
+expect_eq "$CODE" 201 "a job with timed batches"
+TIMED=$(jq -r .id <<<"$BODY")
+req POST "/v1/jobs?webhook_url=http://$RECV_HOST:$RECV_PORT/end&webhook_secret=$SECRET" \
+  --data-binary @"$WORK/small.txt"
+expect_eq "$CODE" 201 "a job with the end event only"
+END_ONLY=$(jq -r .id <<<"$BODY")
+ended_both() {
+  grep -q "\"Mxprobe-Delivery\": \"$TIMED-[0-9]*\", \"Mxprobe-Event\": \"job.ended\"" "$WORK/hooks.jsonl" &&
+    grep -q "\"Mxprobe-Delivery\": \"$END_ONLY-1\", \"Mxprobe-Event\": \"job.ended\"" "$WORK/hooks.jsonl"
+}
+wait_for 60 ended_both || fail "the small jobs' end events: $(tail -c 600 "$WORK/hooks.jsonl")"
+"$PY" - "$WORK/hooks.jsonl" "$TIMED" "$END_ONLY" <<'PY' || fail "timed batches and the end event alone"
+import json, sys
+hooks = [json.loads(l) for l in open(sys.argv[1])]
+timed = [json.loads(h["body"]) for h in hooks if h["path"] == "/timed"]
+batches = [b for b in timed if b["event"] == "records"]
+assert len(batches) >= 2, f"{len(batches)} batch(es): webhook_interval did not send early"
+assert all(b["count"] < 200 for b in batches)
+assert sorted(r["line"] for b in batches for r in b["records"]) == list(range(1, 201))
+assert timed[-1]["event"] == "job.ended" and timed[-1]["seq"] == len(batches) + 1
+end = [json.loads(h["body"]) for h in hooks if h["path"] == "/end"]
+assert [e["event"] for e in end] == ["job.ended"], end
+assert end[0]["delivery"] == f"{sys.argv[3]}-1" and end[0]["batches"] == 0
+assert end[0]["summary"]["done"] == 200 and end[0]["summary"]["state"] == "finished"
+print(f"timed: {len(batches)} batches of {[b['count'] for b in batches]}")
+PY
+ok
 echo "webhooks ($BACKEND): $CHECKS checks passed"
