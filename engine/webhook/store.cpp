@@ -36,7 +36,7 @@ constexpr const char* kTrigger =
 // A statement prepared for one call, finalized when it leaves scope.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
+  Stmt(sqlite3* db, const char* sql) {
     ok_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) == SQLITE_OK;
   }
   ~Stmt() { sqlite3_finalize(s_); }
@@ -59,7 +59,6 @@ class Stmt {
   }
 
  private:
-  sqlite3* db_;
   sqlite3_stmt* s_ = nullptr;
   bool ok_ = false;
 };
