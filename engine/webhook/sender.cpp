@@ -108,6 +108,7 @@ void Sender::job_ended(const std::string& summary_json) {
 
 void Sender::start(const Delivery& d) {
   current_ = d;
+  ++attempt_;
   deadline_ = loop_.now() + o_.attempt_timeout;
   auto body = store_->body(d, job_);
   if (!body) {
@@ -130,14 +131,23 @@ void Sender::start(const Delivery& d) {
   const std::string host = url_.host == "localhost" ? "127.0.0.1" : url_.host;
   if (auto ep = loop::Endpoint::parse(host, url_.port)) return resolved({*ep}, "");
   if (!resolver_) return finish(0, "cannot resolve " + url_.host + ": no resolver");
+  lookup(attempt_, AF_INET);
+}
+
+// The host's IPv4 addresses, else its IPv6 ones.
+// `attempt`: the answer is for that attempt only (a late one after its timeout is dropped).
+void Sender::lookup(uint64_t attempt, int family) {
   std::weak_ptr<bool> alive = alive_;
-  const int64_t seq = d.seq;
-  resolver_->lookup_addresses(url_.host, AF_INET, [this, alive, seq](const dns::RecordsAnswer& a) {
-    if (alive.expired() || !current_ || current_->seq != seq) return;
-    if (!a.answered) return resolved({}, a.error);
-    if (a.addresses.empty()) return resolved({}, "no IPv4 address for " + url_.host);
-    resolved(a.addresses, "");
-  });
+  resolver_->lookup_addresses(url_.host, family,
+                              [this, alive, attempt, family](const dns::RecordsAnswer& a) {
+                                if (alive.expired() || !current_ || attempt_ != attempt) return;
+                                if (a.answered && a.addresses.empty() && family == AF_INET)
+                                  return lookup(attempt, AF_INET6);
+                                if (!a.answered) return resolved({}, a.error);
+                                if (a.addresses.empty())
+                                  return resolved({}, "no address for " + url_.host);
+                                resolved(a.addresses, "");
+                              });
 }
 
 void Sender::resolved(const std::vector<loop::Endpoint>& addrs, const std::string& err) {

@@ -62,6 +62,7 @@ class Sender final : private loop::ConnHandler {
 
  private:
   void start(const Delivery& d);
+  void lookup(uint64_t attempt, int family);
   void resolved(const std::vector<loop::Endpoint>& addrs, const std::string& err);
   void finish(int status, std::string error);
   void on_connect(loop::ConnId id, loop::Status status) override;
@@ -79,6 +80,7 @@ class Sender final : private loop::ConnHandler {
   uint64_t job_;
   SenderOptions o_;
   std::optional<Delivery> current_;
+  uint64_t attempt_ = 0;  // attempts started by this sender
   std::unique_ptr<http::ClientExchange> exchange_;
   loop::ConnId conn_{};
   core::TimePoint deadline_{};
