@@ -160,8 +160,12 @@ void Service::create_job(std::unique_ptr<Job> job, server::Responder r) {
   std::string err;
   if (!start_job(*job, nullptr, err)) return r.respond(error(500, "storage", err));
   // The webhook's tables and trigger are in the journal before the first result is.
-  if (job->hook_config && !start_webhook(*job, &*job->hook_config, err))
+  if (job->hook_config && !start_webhook(*job, &*job->hook_config, err)) {
+    const std::string dir = job->dir;
+    job.reset();  // its runner and journal first, then its files: it never started
+    std::filesystem::remove_all(dir);
     return r.respond(error(500, "storage", "webhook: " + err));
+  }
   const uint64_t id = job->id;
   Job& ref = *job;
   jobs_[id] = std::move(job);
