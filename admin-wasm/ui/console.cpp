@@ -1189,6 +1189,27 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
       ImGui::SameLine();
     }
     ImGui::NewLine();
+    // The webhook in one line: where to, and how its deliveries stand (docs/webhooks.md).
+    if (j.webhook) {
+      const JobWebhook& w = *j.webhook;
+      text_dim("webhook");
+      ImGui::SameLine();
+      ImGui::TextUnformatted(w.url.c_str());
+      ImGui::SameLine(0, 24);
+      char line[160];
+      std::snprintf(line, sizeof line, "%s of %s acknowledged", fmt_count(w.acknowledged).c_str(),
+                    fmt_count(w.deliveries).c_str());
+      ImGui::TextUnformatted(line);
+      if (w.pending) {
+        ImGui::SameLine(0, 16);
+        chip(fmt_count(w.pending) + " pending", rgb(200, 160, 60));
+      }
+      if (w.failed) {
+        ImGui::SameLine(0, 16);
+        chip(fmt_count(w.failed) + " failed", rgb(200, 70, 70));
+      }
+      marks.mark("job." + id + ".webhook");
+    }
     end_card();
     ImGui::PopID();
   }

@@ -80,6 +80,16 @@ Job parse_job(const json& j) {
   for (int v = 0; v < kVerdictCount; ++v)
     out.counts[v] = count(obj(j, "counts"), kVerdictNames[v]);
   out.results_link = str(obj(j, "links"), "results");
+  if (const json* w = field(j, "webhook"); w && w->is_object()) {
+    JobWebhook h;
+    h.url = str(*w, "url");
+    h.batch = count(*w, "batch");
+    h.deliveries = count(*w, "deliveries");
+    h.acknowledged = count(*w, "acknowledged");
+    h.pending = count(*w, "pending");
+    h.failed = count(*w, "failed");
+    out.webhook = std::move(h);
+  }
   return out;
 }
 

@@ -77,6 +77,12 @@ struct Source {
   std::optional<SourceDoctor> doctor;
 };
 
+// A job's webhook as GET /v1/jobs/{id} and the snapshot show it (docs/webhooks.md).
+struct JobWebhook {
+  std::string url;
+  uint64_t batch = 0, deliveries = 0, acknowledged = 0, pending = 0, failed = 0;
+};
+
 struct Job {
   uint64_t id = 0;
   std::string name;  // given at upload, may be empty
@@ -85,6 +91,7 @@ struct Job {
   double progress = 0, rate_per_s = 0;
   std::optional<double> eta_s;
   std::array<uint64_t, kVerdictCount> counts{};
+  std::optional<JobWebhook> webhook;  // none without webhook_url
 };
 
 // The cluster as the node sees it (snapshot "cluster", docs/protocol.md); absent without

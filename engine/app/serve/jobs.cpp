@@ -71,6 +71,7 @@ json Service::job_json(const Job& j) const {
           {"error", j.runner && !j.runner->failure().empty() ? json(j.runner->failure())
                     : !j.ended_error.empty()                 ? json(j.ended_error)
                                                              : json(nullptr)},
+          {"webhook", webhook_json(j)},
           {"links",
            {{"self", "/v1/jobs/" + std::to_string(j.id)},
             {"results", "/v1/jobs/" + std::to_string(j.id) + "/results"}}}};
@@ -107,6 +108,12 @@ std::unique_ptr<server::BodySink> Service::upload_job(const http::Request& q, se
     r.respond(error(400, "bad_request", name_err.empty() ? "name: UTF-8 text" : name_err));
     return nullptr;
   }
+  std::optional<webhook::Config> hook;
+  std::string hook_err;
+  if (!webhook_settings(q, hook, hook_err)) {
+    r.respond(error(400, "bad_request", hook_err));
+    return nullptr;
+  }
   if (cluster_ && !node_number_) {
     r.respond(error(503, "cluster_unavailable",
                     "this node has not joined the cluster yet (its Redis has not answered): "
@@ -116,6 +123,7 @@ std::unique_ptr<server::BodySink> Service::upload_job(const http::Request& q, se
   auto job = std::make_unique<Job>();
   job->id = next_job_++;
   job->name = name;
+  job->hook_config = std::move(hook);
   job->dir = o_.data + "/" + std::to_string(job->id);
   if (!make_parent_dirs(job->dir + "/x")) {
     r.respond(error(500, "storage", "cannot create " + job->dir));
@@ -151,6 +159,13 @@ void Service::create_job(std::unique_ptr<Job> job, server::Responder r) {
   job->created = std::chrono::system_clock::now();
   std::string err;
   if (!start_job(*job, nullptr, err)) return r.respond(error(500, "storage", err));
+  // The webhook's tables and trigger are in the journal before the first result is.
+  if (job->hook_config && !start_webhook(*job, &*job->hook_config, err)) {
+    const std::string dir = job->dir;
+    job.reset();  // its runner and journal first, then its files: it never started
+    std::filesystem::remove_all(dir);
+    return r.respond(error(500, "storage", "webhook: " + err));
+  }
   const uint64_t id = job->id;
   Job& ref = *job;
   jobs_[id] = std::move(job);
@@ -237,6 +252,12 @@ void Service::restore_jobs() {
                  static_cast<unsigned long long>(job->runner ? job->runner->written() : 0));
     Job& ref = *job;
     jobs_[id] = std::move(job);
+    // Its webhook goes on: what was not acknowledged is sent again; a job that ended before
+    // its end event was made gets it now.
+    if (!start_webhook(ref, nullptr, err))
+      std::fprintf(diag_, "mxprobe serve: job %llu: webhook: %s (not sent)\n",
+                   static_cast<unsigned long long>(id), err.c_str());
+    if (ref.finished) webhook_job_ended(ref);
     // A paused one too: it reads through what its journal holds (no work), so that its
     // size and progress are shown.
     if (ref.runner) ref.runner->begin();
@@ -343,6 +364,7 @@ void Service::job_done(uint64_t id) {
   std::fprintf(diag_, "mxprobe serve: job %llu %s: %llu records\n",
                static_cast<unsigned long long>(id), job_state(j).c_str(),
                static_cast<unsigned long long>(j.runner->written()));
+  webhook_job_ended(j);
   publish_jobs(true);
   publish_event(json{{"type", "event"},
                      {"event", "job_done"},
@@ -429,6 +451,7 @@ void Service::job_get(const http::Request& q, server::Responder r) {
   if (!j && cluster_) return remote_job(q, std::move(r));
   if (!j) return r.respond(error(404, "not_found", "no such job"));
   if (rest.empty()) return r.respond(json_response(200, job_json(*j)));
+  if (rest == "webhooks") return webhooks_get(*j, q, std::move(r));
   if (rest != "results") return r.respond(error(404, "not_found", "no such resource"));
   const std::string* fmt = q.param("format");
   if (fmt && *fmt != "jsonl" && *fmt != "csv")

@@ -126,6 +126,7 @@ void Service::on_timer(loop::TimerId, uint64_t cookie) {
   const auto now = Clock::now();
   expire(now);
   release_ended_jobs();
+  poll_webhooks();
   publish_jobs(false);
   if (http_ && http_->ws_clients()) http_->broadcast_latest(snapshot().dump());
   if (!stopping_)

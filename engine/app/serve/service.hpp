@@ -38,6 +38,7 @@
 #include "server/server.hpp"
 #include "store/sqlite_store.hpp"
 #include "verdict/classify.hpp"
+#include "webhook/sender.hpp"
 
 namespace mxp::app::serve_impl {
 
@@ -250,6 +251,9 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
     // A job that had ended before this run of the server: what its journal says (no runner).
     std::string ended_state, ended_error;
     std::array<uint64_t, kVerdictCount> ended_counts{};
+    // Its webhook (docs/webhooks.md): the settings until the job starts, then the sender.
+    std::optional<webhook::Config> hook_config;
+    std::unique_ptr<webhook::Sender> hook;
   };
   static constexpr int kJobIdShift = 40;  // verifier ids: job << 40 | sequence; 0 = real time
 
@@ -317,6 +321,16 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
 
   std::string restore_job(Job& job);
   void start_cluster_job(Job& job);
+
+  // --- Webhooks (webhooks.cpp) ---
+
+  bool webhook_settings(const http::Request& q, std::optional<webhook::Config>& out,
+                        std::string& err);
+  bool start_webhook(Job& j, const webhook::Config* fresh, std::string& err);
+  void webhook_job_ended(Job& j);
+  void poll_webhooks();
+  json webhook_json(const Job& j) const;
+  void webhooks_get(Job& j, const http::Request& q, server::Responder r);
 
   // --- The cluster's jobs (cluster_jobs.cpp) ---
 

@@ -36,8 +36,12 @@ const char* kSnapshot = R"({"type":"snapshot","version":1,"seq":14,"time_ms":179
  "jobs":[{"id":1,"state":"running","created":"2026-11-28T00:46:30Z","format":"csv","input_bytes":5140,
           "records":205,"done":169,"progress":0.824,"counts":{"deliverable":42,"undeliverable":66,
           "risky":25,"unknown":36},"rate_per_s":83.2,"eta_s":0.43,
-          "links":{"self":"/v1/jobs/1","results":"/v1/jobs/1/results"}},
-         {"id":2,"name":"list.csv","state":"finished","records":40,"done":40,"eta_s":null}],
+          "links":{"self":"/v1/jobs/1","results":"/v1/jobs/1/results"},
+          "webhook":{"url":"http://127.0.0.1:9000/hook","batch":25,"interval_s":null,
+                     "deliveries":7,"acknowledged":5,"pending":1,"failed":1,"records_waiting":3,
+                     "link":"/v1/jobs/1/webhooks"}},
+         {"id":2,"name":"list.csv","state":"finished","records":40,"done":40,"eta_s":null,
+          "webhook":null}],
  "cache_hits":12})";
 
 TEST(ConsoleModel, ParsesEverySnapshotField) {
@@ -98,6 +102,14 @@ TEST(ConsoleModel, ParsesEverySnapshotField) {
   EXPECT_FALSE(s.jobs[1].eta_s.has_value());
   EXPECT_EQ(s.jobs[0].name, "");
   EXPECT_EQ(s.jobs[1].name, "list.csv");
+  ASSERT_TRUE(s.jobs[0].webhook.has_value());  // docs/webhooks.md
+  EXPECT_EQ(s.jobs[0].webhook->url, "http://127.0.0.1:9000/hook");
+  EXPECT_EQ(s.jobs[0].webhook->batch, 25u);
+  EXPECT_EQ(s.jobs[0].webhook->deliveries, 7u);
+  EXPECT_EQ(s.jobs[0].webhook->acknowledged, 5u);
+  EXPECT_EQ(s.jobs[0].webhook->pending, 1u);
+  EXPECT_EQ(s.jobs[0].webhook->failed, 1u);
+  EXPECT_FALSE(s.jobs[1].webhook.has_value());
   EXPECT_EQ(s.cache_hits, 12u);
   EXPECT_EQ(m.h_sessions.values().size(), 1u);
   EXPECT_DOUBLE_EQ(m.last_snapshot_at, 10.0);

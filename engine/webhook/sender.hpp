@@ -1,0 +1,97 @@
+// A job's webhook on the engine's loop: makes the batches that are due, sends the deliveries
+// one at a time in order (HTTP/1.1 POST, signed, a connection each), and keeps each attempt's
+// outcome in the job's journal (store.hpp) before the next. A 2xx answer is the
+// acknowledgement; anything else (refused, reset, no answer in time, another status, a
+// redirect included: none is followed) is tried again by the retry schedule (webhook.hpp).
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "http/client.hpp"
+#include "loop/loop.hpp"
+#include "webhook/store.hpp"
+#include "webhook/webhook.hpp"
+
+namespace mxp::dns {
+class Resolver;
+}
+
+namespace mxp::webhook {
+
+struct SenderOptions {
+  RetryPolicy retry;
+  // From connecting to the answer's end; past it the attempt failed.
+  std::chrono::milliseconds attempt_timeout{10'000};
+  std::string user_agent = "mxprobe";
+  // A line for the operator's log ("job 3 webhook 3-2: HTTP 500; next try in 2 s").
+  std::function<void(const std::string&)> log;
+};
+
+class Sender final : private loop::ConnHandler {
+ public:
+  // `resolver` finds the addresses of a host name (an IP address or "localhost" needs none;
+  // null: names are not resolved and their deliveries fail).
+  Sender(loop::Loop& loop, dns::Resolver* resolver, std::unique_ptr<Store> store, Config config,
+         uint64_t job, SenderOptions options);
+  ~Sender();
+  Sender(const Sender&) = delete;
+  Sender& operator=(const Sender&) = delete;
+
+  // Called often (the service's tick): makes the batches that are due, starts the next
+  // delivery whose time has come, and ends an attempt that ran out of time.
+  void poll();
+  // The job ended: its last batch and the end event (with `summary_json`) are made now.
+  void job_ended(const std::string& summary_json);
+
+  const Config& config() const { return config_; }
+  // The journal, for reading the delivery log: opened again if it was let go (settled).
+  Expected<Store*> store();
+  // The deliveries' totals; those of the end once every delivery is settled.
+  Expected<Totals> totals();
+  // The job ended and every delivery was acknowledged or failed: nothing more will happen, and
+  // the journal's connection is let go (a server keeps many ended jobs).
+  bool settled() const { return settled_; }
+  // The attempt under way: its delivery's seq (0: none).
+  int64_t sending() const { return current_ ? current_->seq : 0; }
+  // The last store error (said once in the log), empty if none.
+  const std::string& store_error() const { return store_error_; }
+
+ private:
+  void start(const Delivery& d);
+  void lookup(uint64_t attempt, int family);
+  void resolved(const std::vector<loop::Endpoint>& addrs, const std::string& err);
+  void finish(int status, std::string error);
+  void on_connect(loop::ConnId id, loop::Status status) override;
+  void on_data(loop::ConnId id, std::string_view bytes) override;
+  void on_closed(loop::ConnId id, loop::Status status) override;
+  void store_failed(const std::string& what);
+  void settle();
+  static Millis unix_now();
+
+  loop::Loop& loop_;
+  dns::Resolver* resolver_;
+  std::unique_ptr<Store> store_;
+  Config config_;
+  http::ClientUrl url_;
+  uint64_t job_;
+  SenderOptions o_;
+  std::optional<Delivery> current_;
+  uint64_t attempt_ = 0;  // attempts started by this sender
+  std::unique_ptr<http::ClientExchange> exchange_;
+  loop::ConnId conn_{};
+  core::TimePoint deadline_{};
+  // When unbatched records were first seen (for webhook_interval); empty: none waiting.
+  std::optional<core::TimePoint> waiting_since_;
+  std::string store_error_;
+  std::string path_;
+  bool settled_ = false;
+  Totals final_totals_;
+  // Callbacks that may come after this sender is gone (the resolver's) check this first.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace mxp::webhook
