@@ -30,6 +30,7 @@ int base_of(Reason r) {
     case Reason::Blocked:
     case Reason::ProxyFailed:
     case Reason::TlsRequired:
+    case Reason::SenderRefused:  // our MAIL FROM refused: nothing about the mailbox
       return 50;
     case Reason::TemporaryFailure:
     case Reason::ProtocolError:
