@@ -138,7 +138,9 @@ void Service::on_result(Result&& r) {
   // Kept for a retry after a timeout: in memory, and in the cache when the answer is final.
   std::string line = rec.dump();
   if (recent_.size() >= kRecentCap) recent_.clear();
-  recent_[pd.normalized] = Recent{line, Clock::now(), r.verdict == Verdict::Unknown};
+  // Not an answer of the lists: they decide again at each ask (SIGHUP may change them).
+  if (r.reason != Reason::Denied && r.reason != Reason::NotAllowed)
+    recent_[pd.normalized] = Recent{line, Clock::now(), r.verdict == Verdict::Unknown};
   if (cache_writer_ && r.verdict != Verdict::Unknown) {
     Result plain = r;
     plain.transcript.clear();
