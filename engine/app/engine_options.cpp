@@ -124,12 +124,12 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o, EngineOptionSet set) {
   cmd.add_flag("--no-catch-all", o.no_catch_all, "do not probe domains with a random address");
   cmd.add_option("--deny", o.deny_files,
                  "file of domains (example.com, *.example.com) and addresses never to contact, "
-                 "one a line (repeatable; answered unknown/denied; reloaded on SIGHUP)")
+                 "one a line (answered unknown/denied; reloaded on SIGHUP)")
       ->allow_extra_args(false)
       ->check(CLI::ExistingFile);
   cmd.add_option("--allow", o.allow_files,
-                 "file of the only domains and addresses to contact, same form (repeatable; the "
-                 "rest are answered unknown/not_allowed)")
+                 "file of the only domains and addresses to contact, same form (the rest are "
+                 "answered unknown/not_allowed)")
       ->allow_extra_args(false)
       ->check(CLI::ExistingFile);
   cmd.add_flag("--no-pipelining", o.no_pipelining,

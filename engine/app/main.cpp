@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> chk_domains;
   c->add_option("--domain", chk_domains,
                 "check a domain instead: its MX hosts, whether it takes mail, catch-all, "
-                "STARTTLS, provider (repeatable; docs/usage.md)")
+                "STARTTLS, provider (docs/usage.md)")
       ->allow_extra_args(false);
   c->add_flag("--json", chk.json, "print the JSON record of each address");
   c->add_flag("-v,--verbose", chk.verbose, "show the SMTP transcript and the event loop chosen");
