@@ -150,6 +150,19 @@ void Verifier::finish_item(Domain& d, Item* item, const verdict::Classification&
                            const smtp::Outcome* outcome) {
   item->cls = c;
   if (outcome) copy_reply(item->result(), *outcome);
+  if (item->probe_role && c.verdict == Verdict::Unknown && cfg_.max_tries != 1) {
+    // A domain check answers after one try, but the probe it carried deserves the policy's
+    // retries (greylisting, a timeout): a probe of its own takes over, and the domain's
+    // addresses wait for that one, as they would have.
+    Item* probe = new_item();
+    probe->probe = true;
+    probe->domain = &d;
+    probe->email = item->email;  // the same random address: a greylisting triplet clears
+    probe->sid = sched_.enqueue(probe->slot, d.sid, loop_.now(), {}, true);
+    ++d.live;
+    item->probe_role = false;
+    return emit_check(d, item);
+  }
   if (item->probe || item->probe_role) {
     d.probe = Domain::Probe::Done;
     d.probe_cls = c;

@@ -8,6 +8,8 @@
 #  - null MX, a name without MX or address, NXDOMAIN: takes no mail, exit status 4, no session;
 #  - MX hosts listed by preference with their addresses; the farm's report shows one RCPT per
 #    checked domain (the random probe), never DATA;
+#  - a greylisted domain: the check answers at once (catch-all unknown) and its probe, handed on
+#    to the policy's retries, gives the domain's addresses their catch-all answer;
 #  - the text report fits 80 columns; serve answers the same, a second ask from its memory, and a
 #    serve restarted on the same results cache knows the catch-all answer without a new probe
 #    (it asks postmaster instead).
@@ -27,6 +29,7 @@ hosts = [
     {"name": "mx.catch.test", "ip": f"127.{net}.1.3", "style": "exchange"},
     {"name": "mx.tls.test", "ip": f"127.{net}.1.4", "style": "postfix", "starttls": True},
     {"name": "aonly.test", "ip": f"127.{net}.1.5", "style": "postfix"},
+    {"name": "mx.grey.test", "ip": f"127.{net}.1.6", "style": "postfix"},
 ]
 domains = [
     {"name": "plain.test", "dns": "mx", "mailboxes": {"alice": "ok"},
@@ -39,6 +42,8 @@ domains = [
     {"name": "nullmx.test", "dns": "null_mx", "mailboxes": {}},
     {"name": "nomail.test", "dns": "no_mail", "mailboxes": {}},
     {"name": "gone.test", "dns": "nxdomain", "mailboxes": {}},
+    {"name": "grey.test", "dns": "mx", "mailboxes": {"dan": "ok"}, "greylist_delay_s": 1,
+     "mx": [{"pref": 10, "host": "mx.grey.test"}]},
 ]
 json.dump({"dns": {"ip": "127.0.0.1", "port": port, "ttl": 60}, "hosts": hosts,
            "domains": domains}, open(sys.argv[1], "w"))
@@ -126,8 +131,13 @@ expect_eq "$rc" 2 "check with addresses and --domain"
 
 # serve: the same through GET /v1/domains/{domain}; the second ask from its memory; a restart on
 # the same results cache knows catch.test's answer and asks postmaster instead of a new probe.
+# Retries seconds apart, so that greylisting clears within the test.
+cat >"$WORK/policy.toml" <<'TOML'
+[defaults]
+retry = { schedule = ["2s"], attempts = 3 }
+TOML
 serve_opts=(--backend "$BACKEND" --dns "127.0.0.1:$DNS_PORT" --helo domains.client.test
-            --domain-data "$WORK/domain-data.txt" --cache "$WORK/cache.db" --data "$WORK/data")
+            --policy "$WORK/policy.toml" --domain-data "$WORK/domain-data.txt" --cache "$WORK/cache.db" --data "$WORK/data")
 serve_start serve "${serve_opts[@]}"
 for d in catch.test tls.test nullmx.test gone.test aonly.test; do
   req GET "/v1/domains/$d?timeout=60"
@@ -139,6 +149,22 @@ req GET "/v1/domains/catch.test"
 echo "$BODY" >"$WORK/api_again.json"
 req GET "/v1/domains/not..a.domain"
 expect_eq "$CODE" 400 "GET /v1/domains/ with a malformed domain"
+# A greylisted domain: the check answers after one try (catch-all unknown); its probe goes on
+# with the policy's retries, and an address of the domain gets the catch-all answer from it.
+req GET "/v1/domains/grey.test?timeout=60"
+[[ $CODE == 200 ]] || fail "GET /v1/domains/grey.test: $CODE $BODY"
+echo "$BODY" >"$WORK/api_grey.json"
+req GET "/v1/verify?email=dan@grey.test&timeout=60"
+[[ $CODE == 200 ]] || fail "GET /v1/verify dan@grey.test: $CODE $BODY"
+echo "$BODY" >"$WORK/api_dan.json"
+"$PY" - "$WORK/api_grey.json" "$WORK/api_dan.json" <<'PY' || fail "greylisted domain check"
+import json, sys
+g = json.load(open(sys.argv[1]))
+d = json.load(open(sys.argv[2]))
+assert g["mail"] == "accepts" and g["reason"] == "greylisted" and g["catch_all"] is None, g
+assert (d["verdict"], d["reason"], d["catch_all"]) == ("deliverable", "accepted", False), d
+PY
+ok
 serve_stop
 serve_start serve2 "${serve_opts[@]}"
 req GET "/v1/domains/catch.test?timeout=60"
