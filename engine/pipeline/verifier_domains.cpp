@@ -4,6 +4,8 @@
 // share) or, when the catch-all answer is known already or probing is off, postmaster (RFC 5321
 // §4.5.1: every domain that takes mail has one). Its sessions' greeting, EHLO and reply make a
 // DomainReport instead of a record.
+#include <algorithm>
+
 #include "pipeline/session_slot.hpp"
 #include "pipeline/verifier.hpp"
 #include "verdict/provider.hpp"
