@@ -72,12 +72,12 @@ core::Expected<size_t, std::string> AccessList::add(std::string_view text,
 }
 
 const AccessList::Origin* AccessList::match_domain(std::string_view domain) const {
-  if (auto it = domains_.find(std::string(domain)); it != domains_.end()) return &it->second;
+  if (auto it = domains_.find(domain); it != domains_.end()) return &it->second;
   if (wildcards_.empty()) return nullptr;
   // The nearest parent first: "a.b.example.com" asks b.example.com, then example.com, ...
   for (size_t dot = domain.find('.'); dot != std::string_view::npos;
        dot = domain.find('.', dot + 1))
-    if (auto it = wildcards_.find(std::string(domain.substr(dot + 1))); it != wildcards_.end())
+    if (auto it = wildcards_.find(domain.substr(dot + 1)); it != wildcards_.end())
       return &it->second;
   return nullptr;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -45,10 +46,16 @@ class AccessList {
   const std::vector<std::string>& files() const { return files_; }
 
  private:
+  // Looked up by string_view: no allocation per address checked.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Map = std::unordered_map<std::string, Origin, Hash, std::equal_to<>>;
   std::vector<std::string> files_;
-  std::unordered_map<std::string, Origin> domains_;    // "example.com"
-  std::unordered_map<std::string, Origin> wildcards_;  // "example.com" for *.example.com
-  std::unordered_map<std::string, Origin> addresses_;  // "alice@example.com", local lower case
+  Map domains_;    // "example.com"
+  Map wildcards_;  // "example.com" for *.example.com
+  Map addresses_;  // "alice@example.com", local part in lower case
 };
 
 // What the lists say of an address or a domain.
