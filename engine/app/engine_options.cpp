@@ -122,6 +122,16 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o, EngineOptionSet set) {
       ->check(positive_number())
       ->capture_default_str();
   cmd.add_flag("--no-catch-all", o.no_catch_all, "do not probe domains with a random address");
+  cmd.add_option("--deny", o.deny_files,
+                 "file of domains (example.com, *.example.com) and addresses never to contact, "
+                 "one a line (answered unknown/denied; reloaded on SIGHUP)")
+      ->allow_extra_args(false)
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--allow", o.allow_files,
+                 "file of the only domains and addresses to contact, same form (the rest are "
+                 "answered unknown/not_allowed)")
+      ->allow_extra_args(false)
+      ->check(CLI::ExistingFile);
   cmd.add_flag("--no-pipelining", o.no_pipelining,
                "one command per reply even when PIPELINING is offered");
   cmd.add_option("--domain-data", o.domain_data,
@@ -314,7 +324,28 @@ static bool configure(const EngineOptions& o, pipeline::VerifierConfig& c, std::
   c.tls = std::move(ctx).value();
   c.catch_all_probe = !o.no_catch_all;
   c.max_domains = o.max_domains;
+  if (!o.deny_files.empty() || !o.allow_files.empty()) {
+    auto lists = flags::load_access_lists(o.deny_files, o.allow_files);
+    if (!lists) {
+      std::fprintf(diag, "mxprobe: %s\n", lists.error().c_str());
+      return false;
+    }
+    c.lists = std::move(lists).value();
+  }
   return true;
+}
+
+void reload_lists(const EngineOptions& o, pipeline::Verifier& v, std::FILE* diag) {
+  if (o.deny_files.empty() && o.allow_files.empty()) return;
+  auto lists = flags::load_access_lists(o.deny_files, o.allow_files);
+  if (!lists) {
+    std::fprintf(diag, "mxprobe: SIGHUP: %s; keeping the lists in force\n", lists.error().c_str());
+    return;
+  }
+  const auto& l = **lists;
+  std::fprintf(diag, "mxprobe: SIGHUP: lists reloaded (%zu deny, %zu allow entries)\n",
+               l.deny.size(), l.allow.size());
+  v.set_lists(std::move(lists).value());
 }
 
 std::string check_source_pools(const sched::Policy& p, const pipeline::VerifierConfig& c) {

@@ -46,6 +46,8 @@ struct EngineOptions {
   bool tls_verify = false;  // verify the server's certificate (off: we verify mailboxes)
   std::string tls_ca_file;  // with tls_verify: a PEM bundle instead of the system's
   DoctorOptions doctor;     // the start-up checks (app/doctor.hpp)
+  // Deny and allow lists (docs/usage.md, "Deny and allow lists"), reloaded on SIGHUP.
+  std::vector<std::string> deny_files, allow_files;
 };
 
 // Which engine options a command takes: all of them, or those probe-server uses (its own
@@ -84,6 +86,10 @@ bool check_engine_options(const EngineOptions& o, std::FILE* diag);
 // "" when the policy's source pools (`sources`, docs/identity.md) name only sources of c (its
 // --source-ip addresses or --proxy URLs); else the message.
 std::string check_source_pools(const sched::Policy& p, const pipeline::VerifierConfig& c);
+
+// SIGHUP: the --deny and --allow files again, into v (a bad file keeps the lists in force).
+// Says what it did on diag ("mxprobe: SIGHUP: ..."); nothing without lists.
+void reload_lists(const EngineOptions& o, pipeline::Verifier& v, std::FILE* diag);
 
 // Builds the engine; on failure prints a clear message to diag and returns false. Before it
 // returns, each source address's HELO name is chosen (a PTR lookup on the engine's loop) and a

@@ -9,6 +9,7 @@
 
 #include "app/cli_reference.hpp"
 #include "app/doctor.hpp"
+#include "app/domain_check.hpp"
 #include "app/probe_server.hpp"
 #include "app/serve.hpp"
 #include "app/syntax.hpp"
@@ -66,13 +67,20 @@ std::vector<mxp::app::CommandDoc> command_docs() {
       "node starts and keeps trying)"};
   return {
       {"check",
-       {{0, "every address verified; none is undeliverable"},
-        {4, "at least one address is undeliverable"},
-        usage,
+       {{0,
+         "every address verified and none is undeliverable; with --domain: every domain takes "
+         "mail, or could not be judged"},
+        {4,
+         "at least one address is undeliverable; with --domain: a domain takes no mail (null "
+         "MX, no such domain, no mail server, every server refuses)"},
+        {2,
+         "usage error: unknown option, bad value, a --domain that is not a domain, addresses "
+         "and --domain together, a --deny/--allow file with a bad line (nothing was started)"},
         engine},
        {"mxprobe check alice@example.org",
         "mxprobe check --verbose alice@example.org bob@example.net",
-        "mxprobe check --json --tries 0 alice@example.org   # wait out greylisting"},
+        "mxprobe check --json --tries 0 alice@example.org   # wait out greylisting",
+        "mxprobe check --domain example.org"},
        "[usage.md](usage.md#mxprobe-check)"},
       {"verify",
        {{0, "every record written"},
@@ -208,7 +216,12 @@ int main(int argc, char** argv) {
   mxp::app::EngineOptions eng;
   mxp::app::CheckOptions chk;
   auto* c = app.add_subcommand("check", "verify a few addresses and print a readable report");
-  c->add_option("address", chk.addresses, "addresses to verify")->required();
+  c->add_option("address", chk.addresses, "addresses to verify");
+  std::vector<std::string> chk_domains;
+  c->add_option("--domain", chk_domains,
+                "check a domain instead: its MX hosts, whether it takes mail, catch-all, "
+                "STARTTLS, provider (docs/usage.md)")
+      ->allow_extra_args(false);
   c->add_flag("--json", chk.json, "print the JSON record of each address");
   c->add_flag("-v,--verbose", chk.verbose, "show the SMTP transcript and the event loop chosen");
   c->add_option("--tries", chk.max_tries,
@@ -412,7 +425,18 @@ int main(int argc, char** argv) {
                                 syn_list.progress(), syn_domain_data};
     return mxp::app::run_syntax(syn, stderr);
   }
-  if (*c) return mxp::app::run_check(chk, eng, stdout, stderr);
+  if (*c) {
+    if (chk_domains.empty() == chk.addresses.empty()) {
+      std::fprintf(stderr,
+                   "mxprobe check: give addresses, or --domain DOMAIN, not %s (mxprobe "
+                   "help check)\n",
+                   chk_domains.empty() ? "neither" : "both");
+      return 2;
+    }
+    if (!chk_domains.empty())
+      return mxp::app::run_check_domains(chk_domains, chk.json, chk.verbose, eng, stdout, stderr);
+    return mxp::app::run_check(chk, eng, stdout, stderr);
+  }
   if (*dr) return mxp::app::run_doctor(doc, eng, stdout, stderr);
   if (*pr) return mxp::app::run_probe_server(prb, eng, stdout, stderr);
   if (*wk) {

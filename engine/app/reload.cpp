@@ -51,6 +51,7 @@ void PolicyReloader::on_fd_ready(int fd, bool, bool) {
   if (stop && on_stop_) on_stop_(stop);
   if (!hup) return;
   if (on_reload_) return on_reload_();
+  reload_lists(e_.options, v_, diag_);
   auto policy = load_engine_policy(e_.options);
   if (!policy) {
     std::fprintf(diag_, "mxprobe: SIGHUP: %s; keeping the policy in force\n",

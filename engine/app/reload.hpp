@@ -1,7 +1,7 @@
 // Signals as loop events (a signalfd watched by the engine's loop, so handlers run between
 // events, never inside one): SIGHUP reloads the scheduling policy (--policy FILE and the
-// command-line values) without losing work; SIGINT/SIGTERM, when a stop handler is given, ask
-// the command to stop cleanly.
+// command-line values) and the --deny / --allow lists without losing work; SIGINT/SIGTERM, when a
+// stop handler is given, ask the command to stop cleanly.
 #pragma once
 
 #include <cstdio>

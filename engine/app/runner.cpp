@@ -426,7 +426,10 @@ void Runner::handle(uint64_t line, std::string_view email, std::string_view raw,
       return emit(std::move(r), raw);
     }
   }
-  auto hit = dedupe_.find_cached(key);
+  // A listed address (--deny, --allow) is answered from the list by the verifier, never from
+  // the cache nor by another node of the cluster: the list in force decides, not an old answer.
+  const bool listed = verifier_.listed(a) != flags::Listed::No;
+  auto hit = listed ? Dedupe::Lookup(std::nullopt) : dedupe_.find_cached(key);
   if (!hit) {
     fail_store("cache", hit.error());
     return;
@@ -447,7 +450,7 @@ void Runner::handle(uint64_t line, std::string_view email, std::string_view raw,
   }
   const uint64_t id = next_id_++;
   dedupe_.submitted(id, std::move(key), line, email, raw);
-  if (dispatch_)
+  if (dispatch_ && !listed)
     dispatch_->submit(id, line, std::string(email), std::move(a));
   else
     verifier_.submit(id, line, std::string(email), std::move(a));

@@ -16,6 +16,7 @@ namespace mxp {
 
 // proxy_failed: no SOCKS5 proxy of the pool could be used (docs/proxies.md).
 // sender_refused: the server refused every MAIL FROM we have (docs/identity.md, "MAIL FROM").
+// denied, not_allowed: answered from --deny / --allow, never contacted (docs/usage.md).
 #define MXP_REASONS(X)                     \
   X(Accepted, "accepted")                  \
   X(InvalidSyntax, "invalid_syntax")       \
@@ -37,7 +38,9 @@ namespace mxp {
   X(TemporaryFailure, "temporary_failure") \
   X(ProxyFailed, "proxy_failed")           \
   X(TlsRequired, "tls_required")           \
-  X(SenderRefused, "sender_refused")
+  X(SenderRefused, "sender_refused")       \
+  X(Denied, "denied")                      \
+  X(NotAllowed, "not_allowed")
 
 enum class Verdict : uint8_t {
 #define MXP_X(id, name) id,

@@ -112,7 +112,7 @@ void Verifier::SessionSlot::add(const std::vector<sched::ItemRef>& refs, TimePoi
     if (watched(*item) && !transcript_.text.empty()) replay(*item);
     // The catch-all probe goes in a transaction of its own: servers judge a transaction's
     // recipients together (Outlook: "452 4.5.3 Recipients belong to multiple regions").
-    session_.add_recipient(item->wire(), index, now, item->probe);
+    session_.add_recipient(item->wire(), index, now, item->probe || item->check);
   }
 }
 

@@ -31,6 +31,10 @@ struct Verifier::Item {
   std::string normalized;
   const std::string& wire() const { return normalized.empty() ? email : normalized; }
   bool probe = false;
+  // A domain check (Verifier::check_domain): its outcome makes a DomainReport, not a record.
+  // probe_role: its RCPT is the domain's catch-all probe (else it asks postmaster).
+  bool check = false, probe_role = false;
+  std::unique_ptr<DomainReport> report;  // with `check`: filled as its sessions go
   uint32_t attempts = 0;
   bool started = false;
   loop::TimePoint first_attempt{};
@@ -62,6 +66,7 @@ struct Verifier::Domain {
   verdict::Classification probe_cls;
   std::vector<Item*> held;      // waiting for the catch-all probe
   std::vector<Item*> unqueued;  // submitted to a failed domain: finished on the next kick
+  std::vector<Item*> checks;    // domain checks waiting for the MX answer (assign_check)
   // Why the domain cannot be verified (its DNS failure), and the stage and cause for `error`.
   verdict::Classification failure;
   std::string failure_error;
@@ -92,6 +97,7 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   std::string proxy_name() const { return leg_ ? leg_->display() : std::string(); }
   const std::string& transcript() const { return transcript_.text; }
   const std::string& banner() const { return session_.banner(); }
+  const smtp::Capabilities& capabilities() const { return session_.capabilities(); }
   const smtp::SessionConfig& config() const { return cfg_; }
   const SessionTls& tls() const { return tls_; }
   // Why the TCP connect failed (the loop's status: refused, unreachable...); Ok when it did not

@@ -166,6 +166,12 @@ void Verifier::free_item(Item* item) {
 }
 
 void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Address addr) {
+  if (cfg_.lists) {
+    std::string why;
+    if (auto l = cfg_.lists->check(addr, &why); l != flags::Listed::No)
+      return answer_listed(id, line, std::move(email), addr, l == flags::Listed::Denied,
+                           std::move(why));
+  }
   Item* item = new_item();
   item->id = id;
   item->line = line;
@@ -209,6 +215,26 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
       resolve_domain(d);
     }
   }
+  kick();
+}
+
+void Verifier::answer_listed(uint64_t id, uint64_t line, std::string email,
+                             const address::Address& addr, bool denied, std::string why) {
+  const auto c = verdict::classify_listed(denied);
+  Result r;
+  r.id = id;
+  r.line = line;
+  r.email = std::move(email);
+  r.normalized = addr.normalized();
+  r.domain = addr.domain;
+  r.verdict = c.verdict;
+  r.reason = c.reason;
+  r.role = addr.role;
+  set_domain_flags(r, flags::domain_flags(cfg_.domain_data.get(), addr.domain), r.normalized);
+  r.error = std::move(why);
+  r.checked_at = std::chrono::system_clock::now();
+  listed_.push_back(std::move(r));
+  ++stats_.submitted;
   kick();
 }
 
@@ -350,6 +376,20 @@ void Verifier::on_timer(loop::TimerId, uint64_t cookie) {
   for (Domain* d : failing) {
     d->failing = false;
     fail_domain(*d);
+  }
+  if (!listed_.empty()) {
+    auto listed = std::move(listed_);  // emit_ may submit more
+    listed_.clear();
+    for (Result& r : listed) {
+      ++stats_.finished;
+      emit_(std::move(r));
+    }
+  }
+  if (!listed_domains_.empty()) {
+    auto listed = std::move(listed_domains_);
+    listed_domains_.clear();
+    for (DomainReport& r : listed)
+      if (cfg_.on_domain_report) cfg_.on_domain_report(std::move(r));
   }
   schedule();
   if (domains_.size() > cfg_.max_domains) evict_idle();

@@ -19,8 +19,10 @@
 
 #include "address/address.hpp"
 #include "dns/mx.hpp"
+#include "flags/access_list.hpp"
 #include "flags/domain_data.hpp"
 #include "loop/loop.hpp"
+#include "pipeline/domain_report.hpp"
 #include "pipeline/proxy_pool.hpp"
 #include "pipeline/result.hpp"
 #include "pipeline/session_tls.hpp"
@@ -75,6 +77,12 @@ struct VerifierConfig {
   bool catch_all_probe = true;  // false: never probe (else as the policy says, per domain)
   // Disposable/free lists and typo suggestions (engine/flags). Null: those fields are null.
   std::shared_ptr<const flags::DomainData> domain_data;
+  // Deny and allow lists (docs/usage.md, "Deny and allow lists"): a listed address or domain is
+  // answered from the list (unknown/denied, unknown/not_allowed) and never sent anywhere, its
+  // MX lookup included. Null: no lists.
+  std::shared_ptr<const flags::AccessLists> lists;
+  // Where domain checks (check_domain) report; called on the loop, never from check_domain.
+  std::function<void(DomainReport&&)> on_domain_report;
   bool transcripts = false;  // keep each address's SMTP dialogue in its result
   // With `transcripts`: each line of the dialogue as it is sent or received ("C: ...", "S: ..."),
   // for the addresses (by submit id) for which `watched` says yes — a check someone watches
@@ -129,6 +137,12 @@ class Verifier final : private loop::TimerHandler {
   // Queues one address (already parsed and valid). Work starts on the loop's next iteration;
   // the result comes through emit (never from inside submit).
   void submit(uint64_t id, uint64_t line, std::string email, address::Address addr);
+  // Queues a domain check (docs/usage.md, "Domain checks"): the domain's MX lookup, then one
+  // session through the scheduler like any address's, asking RCPT for a random address (the
+  // domain's catch-all probe, shared with the addresses of the domain) or, when the catch-all
+  // answer is known already or probing is off, for postmaster. `domain` is normalised (the
+  // address parser's form). The report comes through config().on_domain_report.
+  void check_domain(uint64_t id, std::string domain);
   // Addresses submitted and not yet emitted (nor withdrawn).
   uint64_t pending() const { return stats_.submitted - stats_.finished - stats_.withdrawn; }
   // Takes back the addresses with lo <= id < hi that no session has taken yet (queued or waiting
@@ -141,6 +155,13 @@ class Verifier final : private loop::TimerHandler {
   std::string resolver_name() const { return resolver_.describe(); }
   // A new policy (SIGHUP): queued and in-flight work is kept, limits apply from now on.
   void set_policy(std::shared_ptr<const sched::Policy> policy);
+  // New deny/allow lists (SIGHUP): they apply to what is submitted from now on.
+  void set_lists(std::shared_ptr<const flags::AccessLists> lists) { cfg_.lists = std::move(lists); }
+  // What the lists say of an address (flags::Listed::No without lists), for callers that answer
+  // from a cache before they submit: a listed address is answered from the list instead.
+  flags::Listed listed(const address::Address& a) const {
+    return cfg_.lists ? cfg_.lists->check(a) : flags::Listed::No;
+  }
   // The remote limits (VerifierConfig::remote_limits) have more for group g and/or domain d
   // (sched::kNone: not that one): the scheduler looks again, and sessions open on the next
   // iteration. From the loop, never from inside a call of the RemoteLimits seam.
@@ -228,6 +249,15 @@ class Verifier final : private loop::TimerHandler {
   void resolver_answers();
   void resolve_domain(Domain& d);
   void fail_dns(Domain& d, const verdict::Classification& c, std::string error);
+  // The lists say no: the record is made now and emitted on the next kick (never from submit).
+  void answer_listed(uint64_t id, uint64_t line, std::string email, const address::Address& addr,
+                     bool denied, std::string why);
+  // Domain checks (verifier_domains.cpp): what the check's RCPT asks (the probe or postmaster)
+  // once the domain is ready; what each of its sessions showed; its report.
+  void assign_check(Domain& d, Item* item);
+  void note_check(SessionSlot& s, Item* item, const smtp::Outcome& outcome);
+  void emit_check(Domain& d, Item* item);
+  Domain& domain_slot(std::string name);
 
   loop::Loop& loop_;
   dns::MxResolver& resolver_;
@@ -241,10 +271,12 @@ class Verifier final : private loop::TimerHandler {
   std::vector<std::unique_ptr<Item>> items_;  // slab: the scheduler's key is the index
   std::vector<uint32_t> free_items_;
   std::unordered_map<std::string, std::unique_ptr<Domain>> domains_;
-  std::vector<Domain*> by_sched_id_;  // sched::DomainId -> Domain
-  std::list<Domain*> idle_;           // oldest first
-  std::vector<Domain*> to_fail_;      // failed domains with queued work, finished on kick
-  uint32_t resolving_ = 0;            // domains waiting for DNS
+  std::vector<Domain*> by_sched_id_;          // sched::DomainId -> Domain
+  std::list<Domain*> idle_;                   // oldest first
+  std::vector<Domain*> to_fail_;              // failed domains with queued work, finished on kick
+  std::vector<Result> listed_;                // answered from the deny/allow lists, emitted on kick
+  std::vector<DomainReport> listed_domains_;  // domain checks the lists answered, likewise
+  uint32_t resolving_ = 0;                    // domains waiting for DNS
   std::vector<std::unique_ptr<SessionSlot>> sessions_;   // live sessions (index kept in slot)
   std::vector<std::unique_ptr<SessionSlot>> graveyard_;  // ended in a callback; freed on kick
   // Session configurations by the policy's domain settings they were made from and the source;

@@ -54,6 +54,7 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
     unreachable = before - t.size();
   }
   if (!answer.ok || d.answer.targets.empty()) {
+    d.checks.clear();  // queued: fail_domain finishes them with the rest
     d.state = Domain::State::Failed;
     d.failure =
         verdict::classify_dns(answer.ok ? verdict::DnsStatus::NoMailServer : answer.failure);
@@ -95,6 +96,11 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
       d.probe = Domain::Probe::Done;  // probed before this domain was forgotten
       d.probe_cls = *catch_all_.probe(d.name);
     }
+    // Domain checks that waited for this answer: the first may be the probe (below, none then).
+    auto checks = std::move(d.checks);
+    d.checks.clear();
+    for (Item* c : checks)
+      assign_check(d, c);
     if (want_probe && d.probe == Domain::Probe::NotStarted && catch_all_.begin_probe(d.name)) {
       Item* probe = new_item();
       probe->probe = true;

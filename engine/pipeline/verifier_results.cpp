@@ -123,6 +123,7 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   r.tls_cipher = s.tls().cipher();
   r.provider = verdict::identify_provider(r.mx, s.banner(), d.name);
   if (cfg_.transcripts) r.transcript = s.transcript();
+  if (item->check) note_check(s, item, outcome);
 
   if (server_unreachable(outcome) && outcome.failure != smtp::Failure::LocalError) {
     const bool last = s.target_index() + 1 >= d.answer.targets.size();
@@ -162,7 +163,8 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
   auto disp = sched_.on_outcome(s.id(), item->sid, c, now);
   switch (disp.kind) {
     case sched::Disposition::Kind::Retry:
-      if (cfg_.max_tries && disp.tries >= cfg_.max_tries && !c.recipient_limit &&
+      // A domain check answers now (one try): what it saw is the answer.
+      if (((cfg_.max_tries && disp.tries >= cfg_.max_tries) || item->check) && !c.recipient_limit &&
           !c.source_blocked) {
         sched_.remove(item->sid);
         finish_item(d, item, c, &outcome);
@@ -193,7 +195,20 @@ void Verifier::finish_item(Domain& d, Item* item, const verdict::Classification&
                            const smtp::Outcome* outcome) {
   item->cls = c;
   if (outcome) copy_reply(item->result(), *outcome);
-  if (item->probe) {
+  if (item->probe_role && c.verdict == Verdict::Unknown && cfg_.max_tries != 1) {
+    // A domain check answers after one try, but the probe it carried deserves the policy's
+    // retries (greylisting, a timeout): a probe of its own takes over, and the domain's
+    // addresses wait for that one, as they would have.
+    Item* probe = new_item();
+    probe->probe = true;
+    probe->domain = &d;
+    probe->email = item->email;  // the same random address: a greylisting triplet clears
+    probe->sid = sched_.enqueue(probe->slot, d.sid, loop_.now(), {}, true);
+    ++d.live;
+    item->probe_role = false;
+    return emit_check(d, item);
+  }
+  if (item->probe || item->probe_role) {
     d.probe = Domain::Probe::Done;
     d.probe_cls = c;
     // Kept for the run, within a bound: past 4x max_domains a forgotten domain is probed again.
@@ -206,6 +221,10 @@ void Verifier::finish_item(Domain& d, Item* item, const verdict::Classification&
       cfg_.catch_all_learned(d.name, fact == verdict::CatchAll::Unknown
                                          ? std::nullopt
                                          : std::optional<bool>(fact == verdict::CatchAll::Yes));
+    }
+    if (item->check) {  // a domain check's RCPT was the probe: its report goes out too
+      release_held(d);
+      return emit_check(d, item);
     }
     --d.live;
     free_item(item);
@@ -227,6 +246,7 @@ void Verifier::release_held(Domain& d) {
 }
 
 void Verifier::emit_item(Domain& d, Item* item) {
+  if (item->check) return emit_check(d, item);
   Result& r = item->result();
   verdict::Classification c = item->cls;
   if (cfg_.catch_all_probe && d.probe == Domain::Probe::Done) {

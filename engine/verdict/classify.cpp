@@ -434,6 +434,10 @@ Classification classify_proxy_failure() {
   return make(Verdict::Unknown, Reason::ProxyFailed, Scope::Session);
 }
 
+Classification classify_listed(bool denied) {
+  return make(Verdict::Unknown, denied ? Reason::Denied : Reason::NotAllowed, Scope::Recipient);
+}
+
 CatchAll catch_all_from_probe(const Classification& p) {
   if (p.verdict == Verdict::Deliverable) return CatchAll::Yes;
   if (p.verdict == Verdict::Risky && p.reason == Reason::CatchAll) return CatchAll::Yes;  // 252

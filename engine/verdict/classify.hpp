@@ -78,6 +78,9 @@ Classification classify_dns(DnsStatus status);
 Classification classify_syntax_error();
 // No SOCKS5 proxy of the pool could be used: unknown, the mailbox was not judged.
 Classification classify_proxy_failure();
+// On the deny list, or not on the allow list (docs/usage.md, "Deny and allow lists"): never
+// contacted, so unknown (denied / not_allowed); the list, not a server, decided.
+Classification classify_listed(bool denied);
 
 // Catch-all knowledge about the address's domain, for the record's "catch_all" field.
 enum class CatchAll : uint8_t { No, Yes, Unknown };

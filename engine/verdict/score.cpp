@@ -40,6 +40,10 @@ int base_of(Reason r) {
       return 40;
     case Reason::ConnectionFailed:
       return 30;
+    // Answered from the deny or allow list: never asked, nothing is known either way.
+    case Reason::Denied:
+    case Reason::NotAllowed:
+      return 40;
   }
   return 40;
 }

@@ -41,7 +41,10 @@ void Service::check(const std::string& email, Waiter w) {
     return answer(w, record_json(res, false));
   }
   std::string key = p.address.normalized();
-  if (auto it = recent_.find(key); it != recent_.end() && fresh(it->second)) {
+  // A listed address (--deny, --allow) is answered from the list by the verifier, never from a
+  // cache: the lists in force decide (they may have changed on SIGHUP).
+  const bool listed = verifier_.listed(p.address) != flags::Listed::No;
+  if (auto it = recent_.find(key); !listed && it != recent_.end() && fresh(it->second)) {
     // Through the record code, so that the score gets the answer's age (--cache-ttl may keep
     // it for longer than the first step of cache_age, docs/score.md).
     if (auto parsed = pipeline::parse_json(it->second.json)) {
@@ -54,7 +57,7 @@ void Service::check(const std::string& email, Waiter w) {
       return answer(w, rec);
     }
   }
-  if (cache_) {
+  if (cache_ && !listed) {
     auto hit = cache_->get_cache_at(key, o_.cache_ttl, store::unix_now());
     if (hit && hit->has_value()) {
       if (auto parsed = pipeline::parse_json((*hit)->json)) {
@@ -75,7 +78,7 @@ void Service::check(const std::string& email, Waiter w) {
   // A resolver known not to answer: say so now rather than at the timeout (jobs' addresses, and
   // this one if it is already being verified, wait for it; a caller at the point of use wants an
   // answer and its cause).
-  if (verifier_.resolver_down()) {
+  if (!listed && verifier_.resolver_down()) {
     Result res;
     res.line = 1;
     res.email = email;
@@ -135,7 +138,9 @@ void Service::on_result(Result&& r) {
   // Kept for a retry after a timeout: in memory, and in the cache when the answer is final.
   std::string line = rec.dump();
   if (recent_.size() >= kRecentCap) recent_.clear();
-  recent_[pd.normalized] = Recent{line, Clock::now(), r.verdict == Verdict::Unknown};
+  // Not an answer of the lists: they decide again at each ask (SIGHUP may change them).
+  if (r.reason != Reason::Denied && r.reason != Reason::NotAllowed)
+    recent_[pd.normalized] = Recent{line, Clock::now(), r.verdict == Verdict::Unknown};
   if (cache_writer_ && r.verdict != Verdict::Unknown) {
     Result plain = r;
     plain.transcript.clear();

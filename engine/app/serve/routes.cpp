@@ -63,6 +63,9 @@ bool Service::start(std::string& err) {
       return r.respond(error(400, "bad_request", "timeout: a number of seconds"));
     self->verify(body["email"].get<std::string>(), false, timeout, transcript, std::move(r));
   });
+  // A domain check (docs/api.md): DNS and one session through the scheduler.
+  route("GET", "/v1/domains/*",
+        [self](const http::Request& q, server::Responder r) { self->domain_get(q, std::move(r)); });
   // The start-up checks' report (docs/api.md): the latest, or a new run with ?refresh=1 (which
   // sends traffic, so it asks for X-Mxprobe: 1 as writes do).
   route("GET", "/v1/doctor", [self](const http::Request& q, server::Responder r) {

@@ -6,6 +6,7 @@ namespace mxp::app::serve_impl {
 
 // SIGHUP: the file again, with the command line, PUT /v1/policy and live group changes.
 void Service::reload() {
+  reload_lists(e_.options, verifier_, diag_);
   std::string err;
   if (apply_overrides(overrides_, live_groups_, err))
     std::fprintf(diag_, "mxprobe: SIGHUP: policy reloaded\n");
@@ -99,6 +100,7 @@ pipeline::VerifierConfig Service::hooks(pipeline::VerifierConfig c) {
   // The same events as text on stderr (the WebSocket gets them structured, above).
   c.log = [this](const std::string& line) { std::fprintf(diag_, "mxprobe: %s\n", line.c_str()); };
   c.on_resolver_down = [this](const std::string& line) { resolver_down(line); };
+  c.on_domain_report = [this](pipeline::DomainReport&& r) { on_domain_report(std::move(r)); };
   // A cluster node: the remote servers' limits are the cluster's (docs/cluster.md).
   if (cluster_)
     c.remote_limits = cluster_->remote_limits(
@@ -125,6 +127,7 @@ void Service::on_timer(loop::TimerId, uint64_t cookie) {
   if (cookie == 2) return reap_probes();
   const auto now = Clock::now();
   expire(now);
+  expire_domains(now);
   release_ended_jobs();
   poll_webhooks();
   publish_jobs(false);

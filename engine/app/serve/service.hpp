@@ -220,6 +220,18 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   void resolver_down(const std::string& line);
   void expire(Clock::time_point now);
 
+  // --- Domain checks (domains.cpp): GET /v1/domains/{domain} ---
+
+  void domain_get(const http::Request& q, server::Responder r);
+  void on_domain_report(pipeline::DomainReport&& r);
+  void expire_domains(Clock::time_point now);  // "still checking" past a waiter's deadline
+  struct DomainPending {
+    std::string domain;
+    std::vector<Waiter> waiters;
+  };
+  std::unordered_map<uint64_t, DomainPending> domain_pending_;
+  std::unordered_map<std::string, uint64_t> by_domain_;
+
   // --- Events ---
 
   // Stamps an event with the server's time, sends it to the WebSocket clients and keeps it for
@@ -482,6 +494,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   };
   bool fresh(const Recent& r) const;
   std::unordered_map<std::string, Recent> recent_;
+  std::unordered_map<std::string, Recent> domain_recent_;  // domain check reports, likewise
   std::unordered_map<uint64_t, server::WsClient*> ws_;
   uint64_t next_id_ = 1, requests_ = 0, total_ = 0, snapshot_seq_ = 0, last_dns_queries_ = 0;
   uint64_t cache_hits_ = 0;  // records answered from the results cache (real time and jobs)

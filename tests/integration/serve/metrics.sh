@@ -63,11 +63,12 @@ done <<<"$names"
 # Label sets known in advance are there at 0 before anything happened.
 for pair in deliverable:accepted undeliverable:invalid_syntax undeliverable:mailbox_not_found \
   undeliverable:no_such_domain risky:catch_all risky:mailbox_full unknown:blocked \
-  unknown:greylisted unknown:timeout unknown:tls_required unknown:sender_refused; do
+  unknown:greylisted unknown:timeout unknown:tls_required unknown:sender_refused unknown:denied \
+  unknown:not_allowed; do
   expect_eq "$(metric "mxprobe_verifications_total{verdict=\"${pair%%:*}\",reason=\"${pair#*:}\"}")" 0 \
     "verifications $pair at 0 from the start"
 done
-expect_eq "$(grep -c '^mxprobe_verifications_total{' <<<"$M")" 21 "one series per reason"
+expect_eq "$(grep -c '^mxprobe_verifications_total{' <<<"$M")" 23 "one series per reason"
 for st in running paused finished cancelled failed; do
   expect_eq "$(metric "mxprobe_jobs{state=\"$st\"}")" 0 "jobs $st at 0"
 done

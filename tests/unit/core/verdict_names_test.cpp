@@ -16,7 +16,7 @@ TEST(VerdictNames, RoundTripAndUnique) {
     EXPECT_EQ(parse_reason(to_string(r)), r);
     EXPECT_TRUE(seen.insert(std::string(to_string(r))).second);
   }
-  EXPECT_EQ(kReasonCount, 21);
+  EXPECT_EQ(kReasonCount, 23);
   for (int i = 0; i < kVerdictCount; ++i) {
     auto v = static_cast<Verdict>(i);
     EXPECT_EQ(parse_verdict(to_string(v)), v);

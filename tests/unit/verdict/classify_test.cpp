@@ -746,6 +746,8 @@ TEST(Vocabulary, EveryReasonIsProducedByThePolicy) {
   add(classify_proxy_failure());
   add(classify(failure(Stage::StartTls, Failure::TlsUnavailable)));
   add(classify(reply(Stage::MailFrom, 550, enh(5, 7, 1), {"<>: null sender not accepted"})));
+  add(classify_listed(true));
+  add(classify_listed(false));
   for (int i = 0; i < kReasonCount; ++i) {
     EXPECT_TRUE(produced.count(static_cast<Reason>(i)))
         << "nothing produced reason " << to_string(static_cast<Reason>(i));
