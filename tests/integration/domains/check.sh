@@ -18,18 +18,21 @@ source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:?backend}
 skip_without_uring "$BACKEND"
+# The band is one /16: each backend's farm takes a /24 of it (127.N.1.x for uring, 127.N.2.x
+# for uv), so the _uring and _uv runs can go side by side.
+SUB=$([[ $BACKEND == uring ]] && echo 1 || echo 2)
 
 write_scenario() {
-  "$PY" - "$SC" "$NET" "$DNS_PORT" <<'PY'
+  "$PY" - "$SC" "$NET.$SUB" "$DNS_PORT" <<'PY'
 import json, sys
 net, port = sys.argv[2], int(sys.argv[3])
 hosts = [
-    {"name": "mx1.plain.test", "ip": f"127.{net}.1.1", "style": "postfix"},
-    {"name": "mx2.plain.test", "ip": f"127.{net}.1.2", "style": "postfix"},
-    {"name": "mx.catch.test", "ip": f"127.{net}.1.3", "style": "exchange"},
-    {"name": "mx.tls.test", "ip": f"127.{net}.1.4", "style": "postfix", "starttls": True},
-    {"name": "aonly.test", "ip": f"127.{net}.1.5", "style": "postfix"},
-    {"name": "mx.grey.test", "ip": f"127.{net}.1.6", "style": "postfix"},
+    {"name": "mx1.plain.test", "ip": f"127.{net}.1", "style": "postfix"},
+    {"name": "mx2.plain.test", "ip": f"127.{net}.2", "style": "postfix"},
+    {"name": "mx.catch.test", "ip": f"127.{net}.3", "style": "exchange"},
+    {"name": "mx.tls.test", "ip": f"127.{net}.4", "style": "postfix", "starttls": True},
+    {"name": "aonly.test", "ip": f"127.{net}.5", "style": "postfix"},
+    {"name": "mx.grey.test", "ip": f"127.{net}.6", "style": "postfix"},
 ]
 domains = [
     {"name": "plain.test", "dns": "mx", "mailboxes": {"alice": "ok"},
@@ -68,7 +71,7 @@ rc=0
 "$MXPROBE" check "${common[@]}" --json "${args[@]}" >"$WORK/check.jsonl" 2>"$WORK/check.err" || rc=$?
 expect_eq "$rc" 4 "check --domain exit status with domains that take no mail ($(cat "$WORK/check.err"))"
 
-"$PY" - "$WORK/check.jsonl" "$NET" <<'PY' || fail "domain reports (CLI)"
+"$PY" - "$WORK/check.jsonl" "$NET.$SUB" <<'PY' || fail "domain reports (CLI)"
 import json, sys
 net = sys.argv[2]
 reps = [json.loads(l) for l in open(sys.argv[1])]
@@ -78,7 +81,7 @@ r = {x["domain"]: x for x in reps}
 p = r["plain.test"]
 assert p["mail"] == "accepts" and p["accepts_mail"] is True, p
 assert [(m["host"], m["preference"], m["addresses"]) for m in p["mx"]] == [
-    ("mx1.plain.test", 10, [f"127.{net}.1.1"]), ("mx2.plain.test", 20, [f"127.{net}.1.2"])], p
+    ("mx1.plain.test", 10, [f"127.{net}.1"]), ("mx2.plain.test", 20, [f"127.{net}.2"])], p
 assert p["catch_all"] is False and p["catch_all_cached"] is False, p
 assert p["starttls"] is False and p["tls"] is None, p
 assert p["mx_reached"] == "mx1.plain.test" and p["smtp"]["code"] == 550, p
@@ -90,7 +93,7 @@ t = r["tls.test"]
 assert t["starttls"] is True and t["tls"]["version"].startswith("TLSv1"), t
 a = r["aonly.test"]
 assert a["implicit_mx"] is True and a["mail"] == "accepts", a
-assert [(m["host"], m["addresses"]) for m in a["mx"]] == [("aonly.test", [f"127.{net}.1.5"])], a
+assert [(m["host"], m["addresses"]) for m in a["mx"]] == [("aonly.test", [f"127.{net}.5"])], a
 n = r["nullmx.test"]
 assert n["mail"] == "null_mx" and n["null_mx"] is True and n["accepts_mail"] is False, n
 assert n["mx"] == [] and n["mx_reached"] is None and n["reason"] == "null_mx", n
