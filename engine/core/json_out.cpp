@@ -106,4 +106,15 @@ void append_uint(std::string& out, uint64_t v) {
   out.append(buf, end);
 }
 
+void append_string_or_null(std::string& out, std::string_view s) {
+  if (s.empty())
+    out.append("null");
+  else
+    append_string(out, s);
+}
+
+void append_bool_or_null(std::string& out, std::optional<bool> b) {
+  out.append(!b ? "null" : *b ? "true" : "false");
+}
+
 }  // namespace mxp::json

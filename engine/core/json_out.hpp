@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,12 @@ namespace mxp::json {
 
 // Appends s as a quoted JSON string.
 void append_string(std::string& out, std::string_view s);
+
+// Appends s as a quoted JSON string, or null when s is empty (a field that has no value).
+void append_string_or_null(std::string& out, std::string_view s);
+
+// Appends true, false, or null when b has no value.
+void append_bool_or_null(std::string& out, std::optional<bool> b);
 
 // Appends an unsigned integer in decimal.
 void append_uint(std::string& out, uint64_t v);

@@ -6,20 +6,6 @@
 #include "pipeline/result.hpp"
 
 namespace mxp::pipeline {
-namespace {
-
-void str_or_null(std::string& out, const std::string& s) {
-  if (s.empty())
-    out.append("null");
-  else
-    json::append_string(out, s);
-}
-
-void bool_or_null(std::string& out, std::optional<bool> b) {
-  out.append(!b ? "null" : *b ? "true" : "false");
-}
-
-}  // namespace
 
 void append_json(const DomainReport& r, std::string& out) {
   out.append("{\"domain\":");
@@ -44,15 +30,15 @@ void append_json(const DomainReport& r, std::string& out) {
   out.append(",\"null_mx\":");
   out.append(r.null_mx ? "true" : "false");
   out.append(",\"provider\":");
-  str_or_null(out, r.provider);
+  json::append_string_or_null(out, r.provider);
   out.append(",\"accepts_mail\":");
-  bool_or_null(out, r.accepts_mail);
+  json::append_bool_or_null(out, r.accepts_mail);
   out.append(",\"catch_all\":");
-  bool_or_null(out, r.catch_all);
+  json::append_bool_or_null(out, r.catch_all);
   out.append(",\"catch_all_cached\":");
   out.append(r.catch_all_cached ? "true" : "false");
   out.append(",\"starttls\":");
-  bool_or_null(out, r.starttls);
+  json::append_bool_or_null(out, r.starttls);
   out.append(",\"tls\":");
   if (r.tls_version.empty()) {
     out.append("null");
@@ -64,17 +50,17 @@ void append_json(const DomainReport& r, std::string& out) {
     out.append("}");
   }
   out.append(",\"disposable\":");
-  bool_or_null(out, r.disposable);
+  json::append_bool_or_null(out, r.disposable);
   out.append(",\"free\":");
-  bool_or_null(out, r.free);
+  json::append_bool_or_null(out, r.free);
   out.append(",\"mx_reached\":");
-  str_or_null(out, r.mx_reached);
+  json::append_string_or_null(out, r.mx_reached);
   out.append(",\"mx_ip\":");
-  str_or_null(out, r.mx_ip);
+  json::append_string_or_null(out, r.mx_ip);
   out.append(",\"banner\":");
-  str_or_null(out, r.banner);
+  json::append_string_or_null(out, r.banner);
   out.append(",\"rcpt\":");
-  str_or_null(out, r.rcpt);
+  json::append_string_or_null(out, r.rcpt);
   out.append(",\"verdict\":\"");
   out.append(to_string(r.verdict));
   out.append("\",\"reason\":\"");
@@ -86,13 +72,13 @@ void append_json(const DomainReport& r, std::string& out) {
     out.append("{\"code\":");
     json::append_uint(out, static_cast<uint64_t>(r.code));
     out.append(",\"enhanced\":");
-    str_or_null(out, r.enhanced);
+    json::append_string_or_null(out, r.enhanced);
     out.append(",\"message\":");
     json::append_string(out, r.message);
     out.append("}");
   }
   out.append(",\"error\":");
-  str_or_null(out, r.error);
+  json::append_string_or_null(out, r.error);
   char ms[32];
   std::snprintf(ms, sizeof ms, "%.1f", r.elapsed_ms);
   out.append(",\"elapsed_ms\":");

@@ -9,20 +9,6 @@
 #include "core/json_out.hpp"
 
 namespace mxp::pipeline {
-namespace {
-
-void str_or_null(std::string& out, const std::string& s) {
-  if (s.empty())
-    out.append("null");
-  else
-    json::append_string(out, s);
-}
-
-void opt_bool(std::string& out, std::optional<bool> b) {
-  out.append(!b ? "null" : *b ? "true" : "false");
-}
-
-}  // namespace
 
 void add_mx_try(Result& r, MxTry t) {
   if (t.message.size() > kMaxTryMessage) {
@@ -67,25 +53,25 @@ void append_mx_tried(const std::vector<MxTry>& tried, std::string& out) {
       first = false;
       json::append_string(out, t.mx);
       out.append(",\"ip\":");
-      str_or_null(out, t.ip);
+      json::append_string_or_null(out, t.ip);
       out.append(",\"stage\":");
-      str_or_null(out, t.stage);
+      json::append_string_or_null(out, t.stage);
       out.append(",\"code\":");
       if (t.code)
         json::append_uint(out, static_cast<uint64_t>(t.code));
       else
         out.append("null");
       out.append(",\"enhanced\":");
-      str_or_null(out, t.enhanced);
+      json::append_string_or_null(out, t.enhanced);
       out.append(",\"message\":");
       if (t.code)
         json::append_string(out, t.message);
       else
         out.append("null");
       out.append(",\"error\":");
-      str_or_null(out, t.error);
+      json::append_string_or_null(out, t.error);
       out.append(",\"source_ip\":");
-      str_or_null(out, t.source_ip);
+      json::append_string_or_null(out, t.source_ip);
       out.push_back('}');
     }
   out.push_back(']');
@@ -281,16 +267,16 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
   out.append(",\"email\":");
   json::append_string(out, r.email);
   out.append(",\"normalized\":");
-  str_or_null(out, r.normalized);
+  json::append_string_or_null(out, r.normalized);
   out.append(",\"tag\":");
   if (d.forms.has_tag)
     json::append_string(out, d.forms.tag);
   else
     out.append("null");
   out.append(",\"base\":");
-  str_or_null(out, d.forms.base);
+  json::append_string_or_null(out, d.forms.base);
   out.append(",\"canonical\":");
-  str_or_null(out, d.forms.canonical);
+  json::append_string_or_null(out, d.forms.canonical);
   out.append(",\"verdict\":\"");
   out.append(to_string(r.verdict));
   out.append("\",\"reason\":\"");
@@ -314,13 +300,13 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
     out.append("null");
   }
   out.append(",\"domain\":");
-  str_or_null(out, r.domain);
+  json::append_string_or_null(out, r.domain);
   out.append(",\"mx\":");
-  str_or_null(out, r.mx);
+  json::append_string_or_null(out, r.mx);
   out.append(",\"mx_ip\":");
-  str_or_null(out, r.mx_ip);
+  json::append_string_or_null(out, r.mx_ip);
   out.append(",\"provider\":");
-  str_or_null(out, r.provider);
+  json::append_string_or_null(out, r.provider);
   out.append(",\"mx_tried\":");
   append_mx_tried(r.mx_tried, out);
   out.append(",\"smtp\":");
@@ -328,7 +314,7 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
     out.append("{\"code\":");
     json::append_uint(out, static_cast<uint64_t>(r.code));
     out.append(",\"enhanced\":");
-    str_or_null(out, r.enhanced);
+    json::append_string_or_null(out, r.enhanced);
     out.append(",\"message\":");
     json::append_string(out, r.message);
     out.append("}");
@@ -340,36 +326,36 @@ void append_json(const Result& r, std::string& out, bool with_transcript) {
     out.append("{\"version\":");
     json::append_string(out, r.tls_version);
     out.append(",\"cipher\":");
-    str_or_null(out, r.tls_cipher);
+    json::append_string_or_null(out, r.tls_cipher);
     out.append("}");
   } else {
     out.append("null");
   }
   out.append(",\"catch_all\":");
-  opt_bool(out, r.catch_all);
+  json::append_bool_or_null(out, r.catch_all);
   out.append(",\"flags\":{\"role\":");
-  opt_bool(out, r.role);
+  json::append_bool_or_null(out, r.role);
   out.append(",\"disposable\":");
-  opt_bool(out, r.disposable);
+  json::append_bool_or_null(out, r.disposable);
   out.append(",\"free\":");
-  opt_bool(out, r.free);
+  json::append_bool_or_null(out, r.free);
   out.append("},\"suggestion\":");
-  str_or_null(out, r.suggestion);
+  json::append_string_or_null(out, r.suggestion);
   out.append(",\"attempts\":");
   json::append_uint(out, r.attempts);
   out.append(",\"source_ip\":");
-  str_or_null(out, r.source_ip);
+  json::append_string_or_null(out, r.source_ip);
   out.append(",\"helo\":");
-  str_or_null(out, r.helo);
+  json::append_string_or_null(out, r.helo);
   out.append(",\"proxy\":");
-  str_or_null(out, r.proxy);
+  json::append_string_or_null(out, r.proxy);
   char buf[48];
   std::snprintf(buf, sizeof buf, ",\"elapsed_ms\":%.1f", r.elapsed_ms);
   out.append(buf);
   out.append(",\"mail_from\":");
-  str_or_null(out, r.mail_from);
+  json::append_string_or_null(out, r.mail_from);
   out.append(",\"error\":");
-  str_or_null(out, r.error);
+  json::append_string_or_null(out, r.error);
   out.append(",\"checked_at\":\"");
   out.append(iso8601(r.checked_at));
   out.append(r.cached ? "\",\"cached\":true" : "\",\"cached\":false");
