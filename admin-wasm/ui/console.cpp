@@ -1345,6 +1345,9 @@ void check_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now) 
         if (!c->suggestion.empty()) row("did you mean", c->suggestion, "", " ");
         row("MX address", c->mx_ip, "checked at", c->checked_at);
         row("provider", c->provider, "score", score_text(*c));
+        // The address without its +tag, the tag, and the provider's canonical spelling.
+        row("base address", c->base, "tag", c->tag);
+        if (!c->canonical.empty()) row("canonical", c->canonical, "", " ");
         row("SMTP reply", reply, "error", c->error);
         // An unknown worth asking again says when (docs/verdicts.md, "When to ask again").
         if (!c->retry_after.empty()) row("retry after", c->retry_after, "", " ");

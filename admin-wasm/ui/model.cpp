@@ -313,6 +313,9 @@ bool Model::apply(std::string_view message, double now) {
       for (const json& t : arr(r, "mx_tried"))
         if (t.is_object()) c.mx_tried.push_back(mx_try_text(t));
       c.retry_after = str(r, "retry_after");
+      c.tag = str(r, "tag");
+      c.base = str(r, "base");
+      c.canonical = str(r, "canonical");
       c.cached = maybe_flag(r, "cached");
       if (c.error.empty()) c.error = str(r, "error");
     }

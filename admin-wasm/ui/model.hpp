@@ -182,6 +182,9 @@ struct CheckRecord {
   // 4.7.1 Greylisted" or "mx1.x.test [192.0.2.1] connect: connection refused".
   std::vector<std::string> mx_tried;
   std::string retry_after;  // RFC 3339, "" when null (docs/records.md)
+  // The address's forms (docs/records.md): the +tag ("" when none), the address without it,
+  // and the canonical spelling where the provider documents one ("" when none).
+  std::string tag, base, canonical;
 };
 
 // One mx_tried entry of a record as the check panel shows it.

@@ -340,6 +340,9 @@ TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
           {"mx":"mx.postfix.test","ip":"127.0.0.2","stage":"rcpt_to","code":250,
            "enhanced":"2.1.5","message":"Ok","error":null,"source_ip":"127.0.0.9"}])");
   scored["record"]["retry_after"] = nullptr;
+  scored["record"]["tag"] = "news";
+  scored["record"]["base"] = "first.last@gmail.com";
+  scored["record"]["canonical"] = "firstlast@gmail.com";
   ASSERT_TRUE(m.apply(scored.dump(), 5.3));
   const CheckRecord& c = m.checks[0];
   EXPECT_TRUE(c.done);
@@ -358,6 +361,9 @@ TEST(ConsoleModel, CheckIsAckedThenAnsweredWithItsRecord) {
   EXPECT_EQ(c.mx_tried[0], "mx1.postfix.test [127.0.0.1] connect: connection refused");
   EXPECT_EQ(c.mx_tried[1], "mx.postfix.test [127.0.0.2] rcpt_to: 250 2.1.5 Ok (from 127.0.0.9)");
   EXPECT_EQ(c.retry_after, "");  // null: a verdict, nothing to ask again
+  EXPECT_EQ(c.tag, "news");
+  EXPECT_EQ(c.base, "first.last@gmail.com");
+  EXPECT_EQ(c.canonical, "firstlast@gmail.com");
   EXPECT_NE(c.transcript.find("RCPT TO:<user1@postfix.test>"), std::string::npos);
   EXPECT_DOUBLE_EQ(c.finished, 5.3);
   json later = scored;
