@@ -346,12 +346,18 @@ struct App final : mxc::Actions {
     for (const auto& [k, r] : marks.rects)
       rects[k] = {r[0], r[1], r[2], r[3]};
     json jobs = json::array();
-    for (const auto& j : model.snap.jobs)
+    for (const auto& j : model.snap.jobs) {
+      json recent = json::array();  // the webhook's last deliveries, as the model has them
+      if (j.webhook)
+        for (const auto& d : j.webhook->recent)
+          recent.push_back({{"seq", d.seq}, {"state", d.state}, {"last_status", d.last_status}});
       jobs.push_back({{"id", j.id},
                       {"name", j.name},
                       {"state", j.state},
                       {"done", j.done},
-                      {"records", j.records}});
+                      {"records", j.records},
+                      {"webhook_recent", recent}});
+    }
     json events = json::array();
     for (const auto& e : model.events)
       events.push_back({{"kind", e.kind}, {"text", e.text}, {"time_ms", e.time_ms}});

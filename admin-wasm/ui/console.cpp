@@ -1067,6 +1067,68 @@ ImVec4 job_state_color(const std::string& st) {
   return kGrey;
 }
 
+// The time of day of an RFC 3339 time ("2026-12-07T08:09:02Z": "08:09:02 UTC").
+std::string time_of_day(const std::string& rfc3339) {
+  return rfc3339.size() >= 19 ? rfc3339.substr(11, 8) + " UTC" : rfc3339;
+}
+
+// The table of a job's last webhook deliveries (webhook.recent, newest first): its rows all
+// fit, so the card grows by this much.
+float webhook_log_height(const JobWebhook& w) {
+  const ImGuiStyle& st = ImGui::GetStyle();
+  const float row = ImGui::GetTextLineHeight() + 2 + 2 * st.CellPadding.y;  // a chip's height
+  return st.ItemSpacing.y + row * float(w.recent.size() + 1) + 10;
+}
+
+void webhook_log(const JobWebhook& w, float h) {
+  ImGui::Spacing();
+  if (!ImGui::BeginTable("webhook_log", 6,
+                         ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerH |
+                             ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_ScrollY,
+                         ImVec2(0, h - ImGui::GetStyle().ItemSpacing.y - 6)))
+    return;
+  ImGui::TableSetupScrollFreeze(0, 1);
+  ImGui::TableSetupColumn("delivery", 0, 0.6f);
+  ImGui::TableSetupColumn("event", 0, 0.8f);
+  ImGui::TableSetupColumn("state", 0, 1.f);
+  ImGui::TableSetupColumn("attempts", 0, 0.6f);
+  ImGui::TableSetupColumn("last answer", 0, 2.4f);
+  ImGui::TableSetupColumn("next try / acknowledged", 0, 1.4f);
+  ImGui::TableHeadersRow();
+  for (const auto& d : w.recent) {
+    ImGui::TableNextRow();
+    ImGui::TableNextColumn();
+    ImGui::TextUnformatted(std::to_string(d.seq).c_str());
+    ImGui::TableNextColumn();
+    ImGui::TextUnformatted(d.event.c_str());
+    ImGui::TableNextColumn();
+    chip(d.state, d.state == "acknowledged" ? kGood
+                  : d.state == "failed"     ? kBad
+                  : d.state == "sending"    ? rgb(130, 180, 255)
+                                            : kWarn);
+    ImGui::TableNextColumn();
+    ImGui::TextUnformatted(std::to_string(d.attempts).c_str());
+    ImGui::TableNextColumn();
+    // The HTTP status when there was one, else why the attempt failed (refused, no answer...).
+    if (!d.last_error.empty())
+      text_colored(kBad, d.last_error);
+    else if (d.last_status)
+      ImGui::TextUnformatted(("HTTP " + std::to_string(d.last_status)).c_str());
+    else
+      text_dim("not tried yet");
+    ImGui::TableNextColumn();
+    if (!d.acknowledged.empty())
+      text_dim(time_of_day(d.acknowledged));
+    else if (!d.next_try.empty())
+      ImGui::TextUnformatted(time_of_day(d.next_try).c_str());
+    else if (d.state == "failed")
+      text_dim("gave up");
+    else
+      text_dim("-");
+  }
+  ImGui::EndTable();
+}
+
 void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
                 const std::string& host) {
   const auto& s = m.snap;
@@ -1090,7 +1152,11 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
     const Job& j = *it;
     const std::string id = std::to_string(j.id);
     ImGui::PushID(static_cast<int>(j.id));
-    begin_card("job", ImVec2(0, 132));
+    // A job's last webhook deliveries, when shown, make its card taller by their table.
+    const bool log_open =
+        j.webhook && !j.webhook->recent.empty() && ui.webhook_log_open.count(j.id);
+    const float log_h = log_open ? webhook_log_height(*j.webhook) : 0;
+    begin_card("job", ImVec2(0, 132 + log_h));
     {
       FontScope f(g_fonts ? g_fonts->big : nullptr);
       ImGui::TextUnformatted(("Job " + id + (j.name.empty() ? "" : "  " + j.name)).c_str());
@@ -1209,6 +1275,20 @@ void jobs_panel(Model& m, UiState& ui, Actions& act, Marks& marks, double now,
         chip(fmt_count(w.failed) + " failed", rgb(200, 70, 70));
       }
       marks.mark("job." + id + ".webhook");
+      if (!w.recent.empty()) {
+        ImGui::SameLine(0, 24);
+        if (ImGui::SmallButton(log_open ? "Hide deliveries" : "Last deliveries")) {
+          if (log_open)
+            ui.webhook_log_open.erase(j.id);
+          else
+            ui.webhook_log_open.insert(j.id);
+        }
+        marks.mark("job." + id + ".webhook_log");
+      }
+      if (log_open) {
+        webhook_log(w, log_h);
+        marks.mark("job." + id + ".webhook_table");
+      }
     }
     end_card();
     ImGui::PopID();

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <map>
+#include <set>
 #include <string>
 
 #include "model.hpp"
@@ -58,6 +59,7 @@ struct UiState {
   double cancel_armed_at = 0;
   std::string upload_status;  // "job 4 started (list.csv)" or why not
   bool upload_ok = true;
+  std::set<uint64_t> webhook_log_open;  // jobs whose last webhook deliveries are shown
   // Check
   char check_email[256] = "";
   int64_t selected_check = 0;  // id; 0 = newest

@@ -88,6 +88,19 @@ Job parse_job(const json& j) {
     h.acknowledged = count(*w, "acknowledged");
     h.pending = count(*w, "pending");
     h.failed = count(*w, "failed");
+    for (const auto& r : arr(*w, "recent")) {
+      if (!r.is_object()) continue;
+      WebhookDelivery d;
+      d.seq = static_cast<int64_t>(count(r, "seq"));
+      d.event = str(r, "event");
+      d.state = str(r, "state");
+      d.attempts = count(r, "attempts");
+      d.last_status = static_cast<int>(count(r, "last_status"));
+      d.last_error = str(r, "last_error");
+      d.next_try = str(r, "next_try");
+      d.acknowledged = str(r, "acknowledged");
+      h.recent.push_back(std::move(d));
+    }
     out.webhook = std::move(h);
   }
   return out;

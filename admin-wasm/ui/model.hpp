@@ -77,10 +77,23 @@ struct Source {
   std::optional<SourceDoctor> doctor;
 };
 
+// One of a job's last webhook deliveries (webhook.recent[], docs/webhooks.md).
+struct WebhookDelivery {
+  int64_t seq = 0;
+  std::string event;  // "records" or "job.ended"
+  std::string state;  // pending, sending, acknowledged, failed
+  uint64_t attempts = 0;
+  int last_status = 0;     // the last attempt's HTTP status; 0: none
+  std::string last_error;  // empty: none
+  std::string next_try;    // RFC 3339, only while pending; empty: none
+  std::string acknowledged;
+};
+
 // A job's webhook as GET /v1/jobs/{id} and the snapshot show it (docs/webhooks.md).
 struct JobWebhook {
   std::string url;
   uint64_t batch = 0, deliveries = 0, acknowledged = 0, pending = 0, failed = 0;
+  std::vector<WebhookDelivery> recent;  // newest first; empty from servers without it
 };
 
 struct Job {

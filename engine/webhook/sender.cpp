@@ -19,6 +19,13 @@ Sender::Sender(loop::Loop& loop, dns::Resolver* resolver, std::unique_ptr<Store>
   std::string err;
   if (auto u = http::parse_client_url(config_.url, err)) url_ = *u;
   path_ = store_->path();
+  load_recent();
+}
+
+void Sender::load_recent() {
+  auto ds = store_->deliveries(kRecent);
+  if (!ds) return store_failed(ds.error().message);
+  recent_.assign(ds->rbegin(), ds->rend());  // the journal gives them oldest first
 }
 
 Expected<Store*> Sender::store() {
@@ -78,6 +85,7 @@ void Sender::poll() {
         auto made = store_->make_batches(config_.batch, rest, unix_now());
         if (!made) return store_failed(made.error().message);
         waiting_since_.reset();
+        if (*made) load_recent();
       }
     }
   }
@@ -103,6 +111,7 @@ void Sender::job_ended(const std::string& summary_json) {
   if (Status st = store_->end(job_, config_.batch, summary_json, unix_now()); !st)
     return store_failed(st.error().message);
   waiting_since_.reset();
+  load_recent();
   poll();
 }
 
@@ -220,8 +229,21 @@ void Sender::finish(int status, std::string error) {
     // not start the clock again).
     if (auto wait = retry_delay(o_.retry, d.attempts + 1, d.created, now)) next = now + *wait;
   }
-  if (Status st = store_->record_attempt(d.seq, now, status, acked ? "" : why, acked, next); !st)
+  if (Status st = store_->record_attempt(d.seq, now, status, acked ? "" : why, acked, next); !st) {
     store_failed(st.error().message);
+  } else {
+    // The same change as the journal's (store.cpp), if the delivery is among the last ones.
+    for (Delivery& r : recent_) {
+      if (r.seq != d.seq) continue;
+      ++r.attempts;
+      r.last_status = status;
+      r.last_error = acked ? "" : why;
+      r.last_attempt = now;
+      r.next_try = acked ? Millis{0} : next;
+      r.acked = acked ? now : Millis{0};
+      r.failed = !acked && next.count() == 0;
+    }
+  }
   if (o_.log && !acked) {
     const std::string id = std::to_string(job_) + "-" + std::to_string(d.seq);
     char wait[64];

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "http/client.hpp"
 #include "loop/loop.hpp"
@@ -57,6 +58,12 @@ class Sender final : private loop::ConnHandler {
   bool settled() const { return settled_; }
   // The attempt under way: its delivery's seq (0: none).
   int64_t sending() const { return current_ ? current_->seq : 0; }
+  // The job's last deliveries (at most kRecent, newest first) as the journal has them. They are
+  // kept here so that the job's `webhook` object, built for every snapshot, reads no journal:
+  // read from it when the sender starts (a restart included) and when deliveries are made, and
+  // updated in place by each attempt's outcome once the journal has it.
+  static constexpr size_t kRecent = 8;
+  const std::vector<Delivery>& recent() const { return recent_; }
   // The last store error (said once in the log), empty if none.
   const std::string& store_error() const { return store_error_; }
 
@@ -70,6 +77,7 @@ class Sender final : private loop::ConnHandler {
   void on_closed(loop::ConnId id, loop::Status status) override;
   void store_failed(const std::string& what);
   void settle();
+  void load_recent();
   static Millis unix_now();
 
   loop::Loop& loop_;
@@ -90,6 +98,7 @@ class Sender final : private loop::ConnHandler {
   std::string path_;
   bool settled_ = false;
   Totals final_totals_;
+  std::vector<Delivery> recent_;
   // Callbacks that may come after this sender is gone (the resolver's) check this first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -2,7 +2,7 @@
 // with a rate-limited bulk job, drives the console in headless Chromium (Debian's, through npm's
 // playwright-core) by canvas coordinates published in window.mxprobe, and checks the server saw
 // what the clicks asked: pause/resume of the job, a group's rate, a check with its transcript;
-// then the token login. Fails on any console error or page error. Screenshots: $MXP_SCREENS.
+// a job's last webhook deliveries opened under its webhook line; then the token login. Fails on any console error or page error. Screenshots: $MXP_SCREENS.
 // Env: MXFARM, MXPROBE, MXP_CONSOLE_DIR (empty: console not built, exit 77 = skipped).
 // With the argument "cluster" (ctest console_browser_cluster) it runs the cluster panel's test
 // instead: a redis-server of its own (127.0.0.1, a free port of 25000-25999), `serve --cluster`
@@ -11,6 +11,7 @@
 // --cluster shows no Cluster entry. Skipped (77) without redis-server.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -289,6 +290,35 @@ async function main() {
   await click(page, `job.${upId}.delete`);
   await waitState(page, (s, id) => !s.jobs.some((x) => x.id === id), upId, 'the job gone from the list');
   expect((await api(base, 'GET', `/v1/jobs/${upId}`)).status === 404, 'the deleted job is gone on the server');
+
+  // A job with a webhook whose receiver answers 503: its end event waits for its next try, and
+  // the job's "Last deliveries" table (webhook.recent, docs/webhooks.md) shows it.
+  const receiver = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => { res.writeHead(503); res.end(); });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  const hookUrl = encodeURIComponent(`http://127.0.0.1:${receiver.address().port}/hook`);
+  const hooked = await api(base, 'POST',
+    `/v1/jobs?name=hooked.txt&webhook_url=${hookUrl}&webhook_secret=${'s'.repeat(16)}`, 'not-an-address\n');
+  expect(hooked.status === 201, `job with a webhook created (${hooked.status} ${hooked.text})`);
+  const hookId = hooked.json.id;
+  await waitState(page, (s, id) => s.jobs.some((x) => x.id === id && x.webhook_recent.length === 1 &&
+    x.webhook_recent[0].state === 'pending' && x.webhook_recent[0].last_status === 503), hookId,
+    'the end event shown pending after a 503');
+  const hj = (await api(base, 'GET', `/v1/jobs/${hookId}`)).json;
+  const last = hj.webhook.recent[0];
+  expect(last.seq === 1 && last.event === 'job.ended' && last.attempts >= 1 && last.last_error === 'HTTP 503',
+    `the server's last delivery: ${JSON.stringify(hj.webhook.recent)}`);
+  await click(page, `job.${hookId}.webhook_log`);
+  const line = await rect(page, `job.${hookId}.webhook`);
+  const table = await rect(page, `job.${hookId}.webhook_table`);
+  expect(table[1] > line[1] && table[3] > 0 && table[1] + table[3] <= 800,
+    `the deliveries' table under the webhook line, in view (${line} / ${table})`);
+  await screenshot(page, 'jobs-webhook');
+  await click(page, `job.${hookId}.webhook_log`);
+  await waitState(page, (s, id) => !s.rects[`job.${id}.webhook_table`], hookId, 'the table closed');
+  receiver.close();
 
   // Domains and MX groups: select the busiest ordinary group, set its connect rate to 3/s.
   await show(page, 'domains');

@@ -12,6 +12,14 @@ json time_or_null(webhook::Millis ms) {
       std::chrono::duration_cast<std::chrono::system_clock::duration>(ms)));
 }
 
+// pending (waiting for its next try), sending (the attempt under way), acknowledged, failed.
+std::string delivery_state(const webhook::Delivery& d, int64_t sending) {
+  return d.acked.count()    ? "acknowledged"
+         : d.failed         ? "failed"
+         : sending == d.seq ? "sending"
+                            : "pending";
+}
+
 }  // namespace
 
 // webhook_url, webhook_secret (or the header Mxprobe-Webhook-Secret, which keeps it out of
@@ -77,7 +85,8 @@ void Service::poll_webhooks() {
     if (j->hook) j->hook->poll();
 }
 
-// The job's `webhook` object: its settings (not the secret) and the deliveries' totals.
+// The job's `webhook` object: its settings (not the secret), the deliveries' totals and the last
+// deliveries (from the sender's memory: this is built for every snapshot).
 json Service::webhook_json(const Job& j) const {
   if (!j.hook) return nullptr;
   const auto& c = j.hook->config();
@@ -92,6 +101,19 @@ json Service::webhook_json(const Job& j) const {
     out["failed"] = t->failed;
     out["records_waiting"] = t->queued_records;
   }
+  json recent = json::array();
+  for (const auto& d : j.hook->recent()) {
+    const std::string state = delivery_state(d, j.hook->sending());
+    recent.push_back({{"seq", d.seq},
+                      {"event", d.kind},
+                      {"state", state},
+                      {"attempts", d.attempts},
+                      {"last_status", d.last_status ? json(d.last_status) : json(nullptr)},
+                      {"last_error", d.last_error.empty() ? json(nullptr) : json(d.last_error)},
+                      {"next_try", state == "pending" ? time_or_null(d.next_try) : json(nullptr)},
+                      {"acknowledged", time_or_null(d.acked)}});
+  }
+  out["recent"] = std::move(recent);
   out["link"] = "/v1/jobs/" + std::to_string(j.id) + "/webhooks";
   return out;
 }
@@ -126,10 +148,7 @@ void Service::webhooks_get(Job& j, const http::Request& q, server::Responder r) 
                             {"at", time_or_null(a.at)},
                             {"status", a.status ? json(a.status) : json(nullptr)},
                             {"error", a.error.empty() ? json(nullptr) : json(a.error)}});
-    const std::string state = d.acked.count()              ? "acknowledged"
-                              : d.failed                   ? "failed"
-                              : j.hook->sending() == d.seq ? "sending"
-                                                           : "pending";
+    const std::string state = delivery_state(d, j.hook->sending());
     json item = {{"id", std::to_string(j.id) + "-" + std::to_string(d.seq)},
                  {"seq", d.seq},
                  {"event", d.kind},

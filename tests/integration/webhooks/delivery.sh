@@ -17,7 +17,10 @@
 #    JOB-SEQ and matches the body;
 #  - the end event carries the job's summary (finished, 1,200 done) and the delivery log in the
 #    API shows the 500, the close and the refused connection, nothing pending or failed; the
-#    delivery that waited for its retry at the first kill was acknowledged after the restart.
+#    delivery that waited for its retry at the first kill was acknowledged after the restart;
+#  - the job's webhook.recent (GET /v1/jobs/ID) has the last 8 deliveries, newest first (the end
+#    event first), as the delivery log has them; while a delivery waited for its retry it showed
+#    it pending (or on its next try) with the refused connection.
 # Then two jobs of 200: with webhook_batch=1000 and webhook_interval=0.2 several smaller batches
 # go before the end (the RCPT rate makes the job last seconds); without webhook_batch only the
 # end event (seq 1) goes.
@@ -149,6 +152,7 @@ wait_for 60 refused || fail "serve never met the refused connection: $(hooklog |
 # serve is killed too while the delivery waits for its next try: the restart must send it.
 WAITING=$(hooklog | jq -r '[.deliveries[] | select(.state == "pending" and .attempts > 0)][0].seq')
 [[ $WAITING =~ ^[0-9]+$ ]] || fail "no delivery waiting for a retry: $(hooklog | tail -c 600)"
+curl -sS "${URL}v1/jobs/$JOB" >"$WORK/job_waiting.json"  # its webhook.recent, checked below
 serve_stop KILL
 KILL_SERVE1_AT=$(wc -l <"$WORK/hooks.jsonl")
 receiver "$RECV_PORT" ""
@@ -173,6 +177,7 @@ settled() { [[ $(field '.webhook.pending') == 0 ]]; }
 wait_for 10 settled || fail "deliveries still pending: $(field .webhook)"
 curl -sS "${URL}v1/jobs/$JOB/results" >"$WORK/results.jsonl"
 hooklog >"$WORK/log.json"
+curl -sS "${URL}v1/jobs/$JOB" >"$WORK/job.json"
 # Settled, the job's webhook lets its journal go (a server keeps many ended jobs): no fd of
 # serve's names it once the log's reader is done.
 journal_closed() { ! ls -l "/proc/$SERVE_PID/fd" 2>/dev/null | grep -q "data/$JOB/journal.db"; }
@@ -180,7 +185,8 @@ wait_for 10 journal_closed || fail "serve still holds the settled job's journal 
 ok
 
 "$PY" - "$WORK/hooks.jsonl" "$WORK/results.jsonl" "$WORK/log.json" "$SECRET" "$JOB" \
-  "$KILL_RECV_AT,$KILL_SERVE1_AT,$KILL_SERVE_AT" "$TOTAL" "$WAITING" <<'PY' || fail "the deliveries"
+  "$KILL_RECV_AT,$KILL_SERVE1_AT,$KILL_SERVE_AT" "$TOTAL" "$WAITING" \
+  "$WORK/job.json" "$WORK/job_waiting.json" <<'PY' || fail "the deliveries"
 import hashlib, hmac, json, sys, time
 hooks = [json.loads(l) for l in open(sys.argv[1])]
 results = {r["line"]: r for r in map(json.loads, open(sys.argv[2]))}
@@ -255,8 +261,31 @@ assert log["webhook"]["failed"] == 0 and log["webhook"]["pending"] == 0
 w = d[waiting - 1]
 assert any("connection_refused" in (a["error"] or "") for a in w["attempt_log"]), w
 assert w["attempt_log"][-1]["status"] == 200, w
+
+# The job's own last deliveries (webhook.recent, kept in serve's memory, read from the journal
+# at the restart): the newest 8, newest first, the end event first, as the delivery log has them.
+recent = json.load(open(sys.argv[9]))["webhook"]["recent"]
+assert [x["seq"] for x in recent] == list(range(last, max(last - 8, 0), -1)), recent
+assert recent[0]["event"] == "job.ended" and all(x["event"] == "records" for x in recent[1:])
+keys = ["seq", "event", "state", "attempts", "last_status", "last_error", "next_try", "acknowledged"]
+for x in recent:
+    assert sorted(x) == sorted(keys), x
+    assert {k: x[k] for k in keys} == {k: d[x["seq"] - 1][k] for k in keys}, (x, d[x["seq"] - 1])
+    assert x["state"] == "acknowledged" and x["last_status"] == 200 and x["next_try"] is None
+# While a delivery waited for its retry, the job showed it so (if it was among the newest 8).
+before = json.load(open(sys.argv[10]))["webhook"]["recent"]
+seqs = [x["seq"] for x in before]
+assert 0 < len(before) <= 8 and seqs == sorted(seqs, reverse=True), seqs
+shown = "not among the job's last 8"
+for x in before:
+    if x["seq"] == waiting:  # or already on its next try, which the dead receiver refuses
+        shown = f"shown {x['state']} in the job's last 8"
+        assert x["state"] in ("pending", "sending") and x["attempts"] > 0, x
+        assert bool(x["next_try"]) == (x["state"] == "pending"), x
+        assert "connection_refused" in x["last_error"] and x["last_status"] is None, x
 print(f"{len(hooks)} requests, {last - 1} batches + the end event, "
-      f"{sum(acks.values()) - len(acks)} repeated after a kill")
+      f"{sum(acks.values()) - len(acks)} repeated after a kill; delivery {waiting} waiting "
+      f"for its retry: {shown}")
 PY
 ok
 expect_match "$(cat "$WORK/first.err")" "webhook $JOB-1: HTTP 500; next try in 1.0 s" "the log says why and when"

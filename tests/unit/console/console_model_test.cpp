@@ -39,6 +39,16 @@ const char* kSnapshot = R"({"type":"snapshot","version":1,"seq":14,"time_ms":179
           "links":{"self":"/v1/jobs/1","results":"/v1/jobs/1/results"},
           "webhook":{"url":"http://127.0.0.1:9000/hook","batch":25,"interval_s":null,
                      "deliveries":7,"acknowledged":5,"pending":1,"failed":1,"records_waiting":3,
+                     "recent":[{"seq":7,"event":"records","state":"pending","attempts":2,
+                                "last_status":503,"last_error":"HTTP 503",
+                                "next_try":"2026-11-28T00:46:34Z","acknowledged":null},
+                               {"seq":6,"event":"records","state":"failed","attempts":9,
+                                "last_status":null,"last_error":"connect: refused",
+                                "next_try":null,"acknowledged":null},
+                               {"seq":5,"event":"records","state":"acknowledged","attempts":1,
+                                "last_status":200,"last_error":null,"next_try":null,
+                                "acknowledged":"2026-11-28T00:46:31Z"},
+                               "not a delivery"],
                      "link":"/v1/jobs/1/webhooks"}},
          {"id":2,"name":"list.csv","state":"finished","records":40,"done":40,"eta_s":null,
           "webhook":null}],
@@ -109,6 +119,26 @@ TEST(ConsoleModel, ParsesEverySnapshotField) {
   EXPECT_EQ(s.jobs[0].webhook->acknowledged, 5u);
   EXPECT_EQ(s.jobs[0].webhook->pending, 1u);
   EXPECT_EQ(s.jobs[0].webhook->failed, 1u);
+  // The last deliveries, newest first as sent; an entry that is not an object is skipped.
+  const auto& recent = s.jobs[0].webhook->recent;
+  ASSERT_EQ(recent.size(), 3u);
+  EXPECT_EQ(recent[0].seq, 7);
+  EXPECT_EQ(recent[0].event, "records");
+  EXPECT_EQ(recent[0].state, "pending");
+  EXPECT_EQ(recent[0].attempts, 2u);
+  EXPECT_EQ(recent[0].last_status, 503);
+  EXPECT_EQ(recent[0].last_error, "HTTP 503");
+  EXPECT_EQ(recent[0].next_try, "2026-11-28T00:46:34Z");
+  EXPECT_EQ(recent[0].acknowledged, "");
+  EXPECT_EQ(recent[1].state, "failed");
+  EXPECT_EQ(recent[1].last_status, 0);  // null: no HTTP answer
+  EXPECT_EQ(recent[1].last_error, "connect: refused");
+  EXPECT_EQ(recent[1].next_try, "");
+  EXPECT_EQ(recent[2].seq, 5);
+  EXPECT_EQ(recent[2].state, "acknowledged");
+  EXPECT_EQ(recent[2].last_status, 200);
+  EXPECT_EQ(recent[2].last_error, "");
+  EXPECT_EQ(recent[2].acknowledged, "2026-11-28T00:46:31Z");
   EXPECT_FALSE(s.jobs[1].webhook.has_value());
   EXPECT_EQ(s.cache_hits, 12u);
   EXPECT_EQ(m.h_sessions.values().size(), 1u);
