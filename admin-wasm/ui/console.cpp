@@ -1537,8 +1537,13 @@ void probe_report(const nlohmann::json& r) {
   text_dim("Latency per SMTP stage (ms)");
   if (r.contains("latency") && r["latency"].is_object() &&
       ImGui::BeginTable("lat", 6, ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_RowBg)) {
-    for (const char* h : {"stage", "count", "min", "p50", "p90", "max"})
-      ImGui::TableSetupColumn(h);
+    // The numbers' columns have a fixed width (room for "999999.9"): proportional columns are
+    // sized from earlier frames' contents, and until they settle (several frames, longer on a
+    // loaded machine) a header and its numbers could end at different places.
+    const float num_w = ImGui::CalcTextSize("999999.9").x;
+    ImGui::TableSetupColumn("stage", ImGuiTableColumnFlags_WidthStretch);
+    for (const char* h : {"count", "min", "p50", "p90", "max"})
+      ImGui::TableSetupColumn(h, ImGuiTableColumnFlags_WidthFixed, num_w);
     // Numbers right-aligned under right-aligned headers.
     ImGui::TableNextRow(ImGuiTableRowFlags_Headers);
     ImGui::TableNextColumn();
