@@ -118,8 +118,12 @@ UvLoop::~UvLoop() {
   while (!watches_.empty())
     unwatch_fd(watches_.begin()->first);
   uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
-  // Close callbacks (and the ECANCELED callbacks of pending writes and connects) run here.
-  uv_run(&loop_, UV_RUN_DEFAULT);
+  // Close callbacks (and the ECANCELED callbacks of pending writes and connects) run here. A
+  // stop() made outside run() (a job answered wholly from the cache stops a loop that never
+  // ran) leaves libuv's stop flag set, and the first uv_run only clears it: run again while
+  // handles are still closing, or uv_loop_close fails and their memory is lost.
+  for (int i = 0; i < 3 && uv_loop_alive(&loop_); ++i)
+    uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
 }
 
