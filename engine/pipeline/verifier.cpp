@@ -202,18 +202,7 @@ void Verifier::submit(uint64_t id, uint64_t line, std::string email, address::Ad
     }
   } else {
     item->sid = sched_.enqueue(item->slot, d.sid, loop_.now());
-    if (d.state == Domain::State::New) {
-      if (!dns_checked_) {
-        // Does the resolver answer at all? Asked beside the first lookup, so that a dead or
-        // mistyped --dns is known as soon as the first lookups go unanswered.
-        dns_checked_ = dns_checking_ = true;
-        std::weak_ptr<bool> alive = alive_;
-        resolver_.check([this, alive](bool ok) {
-          if (alive.lock()) on_resolver_check(ok);
-        });
-      }
-      resolve_domain(d);
-    }
+    if (d.state == Domain::State::New) resolve_domain(d);
   }
   kick();
 }

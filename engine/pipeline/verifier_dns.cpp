@@ -115,6 +115,16 @@ void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
 }
 
 void Verifier::resolve_domain(Domain& d) {
+  if (!dns_checked_) {
+    // Does the resolver answer at all? Asked beside the first lookup (of an address's domain or
+    // a domain check), so that a dead or mistyped --dns is known as soon as the first lookups go
+    // unanswered.
+    dns_checked_ = dns_checking_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    resolver_.check([this, alive](bool ok) {
+      if (alive.lock()) on_resolver_check(ok);
+    });
+  }
   d.state = Domain::State::Resolving;
   ++resolving_;
   Domain* dp = &d;

@@ -74,16 +74,7 @@ void Verifier::check_domain(uint64_t id, std::string domain) {
     assign_check(d, item);
   } else {
     d.checks.push_back(item);
-    if (d.state == Domain::State::New) {
-      if (!dns_checked_) {
-        dns_checked_ = dns_checking_ = true;
-        std::weak_ptr<bool> alive = alive_;
-        resolver_.check([this, alive](bool ok) {
-          if (alive.lock()) on_resolver_check(ok);
-        });
-      }
-      resolve_domain(d);
-    }
+    if (d.state == Domain::State::New) resolve_domain(d);
   }
   kick();
 }
