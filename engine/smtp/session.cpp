@@ -498,6 +498,7 @@ void Session::handle_reply(Reply&& r) {
       break;
     case Stage::Quit:
       await_quit_ = false;
+      quit_answered_ = true;
       want_close_ = true;  // RFC 5321 §4.1.1.10: the server closes after its reply
       deadline_armed_ = false;
       break;

@@ -171,6 +171,9 @@ class Session {
   // Close the connection once pending_output() is written (after QUIT's reply, a 421, a timeout,
   // a protocol error or a local refusal).
   bool want_close() const { return want_close_; }
+  // The server answered our QUIT: the dialogue ended as RFC 5321 says, nothing is left to read,
+  // and the server closes its side after that reply.
+  bool quit_answered() const { return quit_answered_; }
   // Nothing more will happen: closed, or closing with no output left.
   bool done() const { return closed_ || (want_close_ && out_off_ == out_.size()); }
   // Takes recipients now (add_recipient would return Queued).
@@ -276,6 +279,7 @@ class Session {
   bool await_rset_ = false;
   bool await_mail_ = false;
   bool await_quit_ = false;
+  bool quit_answered_ = false;
   bool quit_sent_ = false;
   bool await_starttls_ = false;  // the reply to STARTTLS
   bool tls_wait_ = false;        // 220 received: the owner is doing the handshake
