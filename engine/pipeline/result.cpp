@@ -1,5 +1,7 @@
 #include "pipeline/result.hpp"
 
+#include <charconv>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -9,6 +11,8 @@
 #include "core/json_out.hpp"
 
 namespace mxp::pipeline {
+
+using namespace std::string_view_literals;
 
 void add_mx_try(Result& r, MxTry t) {
   if (t.message.size() > kMaxTryMessage) {
@@ -52,25 +56,25 @@ void append_mx_tried(const std::vector<MxTry>& tried, std::string& out) {
       out.append(first ? "{\"mx\":" : ",{\"mx\":");
       first = false;
       json::append_string(out, t.mx);
-      out.append(",\"ip\":");
+      out.append(",\"ip\":"sv);
       json::append_string_or_null(out, t.ip);
-      out.append(",\"stage\":");
+      out.append(",\"stage\":"sv);
       json::append_string_or_null(out, t.stage);
-      out.append(",\"code\":");
+      out.append(",\"code\":"sv);
       if (t.code)
         json::append_uint(out, static_cast<uint64_t>(t.code));
       else
-        out.append("null");
-      out.append(",\"enhanced\":");
+        out.append("null"sv);
+      out.append(",\"enhanced\":"sv);
       json::append_string_or_null(out, t.enhanced);
-      out.append(",\"message\":");
+      out.append(",\"message\":"sv);
       if (t.code)
         json::append_string(out, t.message);
       else
-        out.append("null");
-      out.append(",\"error\":");
+        out.append("null"sv);
+      out.append(",\"error\":"sv);
       json::append_string_or_null(out, t.error);
-      out.append(",\"source_ip\":");
+      out.append(",\"source_ip\":"sv);
       json::append_string_or_null(out, t.source_ip);
       out.push_back('}');
     }
@@ -141,6 +145,30 @@ void set_domain_flags(Result& r, const flags::DomainFlags& f, std::string_view n
   const size_t at = normalized.rfind('@');
   if (!f.suggestion.empty() && at != std::string_view::npos)
     r.suggestion.append(normalized.substr(0, at + 1)).append(f.suggestion);
+}
+
+void append_iso8601(std::string& out, std::chrono::system_clock::time_point t) {
+  // Records come by the thousand per second: the text of the last second is kept (per thread:
+  // the store's writer formats too) instead of a gmtime_r and strftime per record.
+  thread_local std::time_t last = -1;
+  thread_local char text[24];
+  thread_local size_t len = 0;
+  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  if (tt != last) {
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    len = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    last = tt;
+  }
+  out.append(text, len);
+}
+
+void append_fixed1(std::string& out, double v) {
+  // printf's "%.1f", without printf's parsing and locale work (std::to_chars rounds the same).
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, 1);
+  if (ec != std::errc()) return out.append("0.0"sv), void();
+  out.append(buf, end);
 }
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
@@ -262,108 +290,107 @@ core::Expected<Result, std::string> parse_json(std::string_view text) {
 
 void append_json(const Result& r, std::string& out, bool with_transcript) {
   const Derived d = derive(r, std::chrono::system_clock::now());
-  out.append("{\"line\":");
+  out.append("{\"line\":"sv);
   json::append_uint(out, r.line);
-  out.append(",\"email\":");
+  out.append(",\"email\":"sv);
   json::append_string(out, r.email);
-  out.append(",\"normalized\":");
+  out.append(",\"normalized\":"sv);
   json::append_string_or_null(out, r.normalized);
-  out.append(",\"tag\":");
+  out.append(",\"tag\":"sv);
   if (d.forms.has_tag)
     json::append_string(out, d.forms.tag);
   else
-    out.append("null");
-  out.append(",\"base\":");
+    out.append("null"sv);
+  out.append(",\"base\":"sv);
   json::append_string_or_null(out, d.forms.base);
-  out.append(",\"canonical\":");
+  out.append(",\"canonical\":"sv);
   json::append_string_or_null(out, d.forms.canonical);
-  out.append(",\"verdict\":\"");
+  out.append(",\"verdict\":\""sv);
   out.append(to_string(r.verdict));
-  out.append("\",\"reason\":\"");
+  out.append("\",\"reason\":\""sv);
   out.append(to_string(r.reason));
-  out.append("\",\"score\":");
+  out.append("\",\"score\":"sv);
   json::append_uint(out, static_cast<uint64_t>(d.score.score));
-  out.append(",\"score_factors\":[");
+  out.append(",\"score_factors\":["sv);
   for (size_t i = 0; i < d.score.factors.size(); ++i) {
     out.append(i ? ",{\"factor\":" : "{\"factor\":");
     json::append_string(out, d.score.factors[i].factor);
-    out.append(",\"effect\":");
+    out.append(",\"effect\":"sv);
     out.append(std::to_string(d.score.factors[i].effect));
-    out.append("}");
+    out.append("}"sv);
   }
-  out.append("],\"retry_after\":");
+  out.append("],\"retry_after\":"sv);
   if (r.retry_after) {
     out.push_back('"');
     out.append(iso8601(*r.retry_after));
     out.push_back('"');
   } else {
-    out.append("null");
+    out.append("null"sv);
   }
-  out.append(",\"domain\":");
+  out.append(",\"domain\":"sv);
   json::append_string_or_null(out, r.domain);
-  out.append(",\"mx\":");
+  out.append(",\"mx\":"sv);
   json::append_string_or_null(out, r.mx);
-  out.append(",\"mx_ip\":");
+  out.append(",\"mx_ip\":"sv);
   json::append_string_or_null(out, r.mx_ip);
-  out.append(",\"provider\":");
+  out.append(",\"provider\":"sv);
   json::append_string_or_null(out, r.provider);
-  out.append(",\"mx_tried\":");
+  out.append(",\"mx_tried\":"sv);
   append_mx_tried(r.mx_tried, out);
-  out.append(",\"smtp\":");
+  out.append(",\"smtp\":"sv);
   if (r.has_smtp) {
-    out.append("{\"code\":");
+    out.append("{\"code\":"sv);
     json::append_uint(out, static_cast<uint64_t>(r.code));
-    out.append(",\"enhanced\":");
+    out.append(",\"enhanced\":"sv);
     json::append_string_or_null(out, r.enhanced);
-    out.append(",\"message\":");
+    out.append(",\"message\":"sv);
     json::append_string(out, r.message);
-    out.append("}");
+    out.append("}"sv);
   } else {
-    out.append("null");
+    out.append("null"sv);
   }
-  out.append(",\"tls\":");
+  out.append(",\"tls\":"sv);
   if (!r.tls_version.empty()) {
-    out.append("{\"version\":");
+    out.append("{\"version\":"sv);
     json::append_string(out, r.tls_version);
-    out.append(",\"cipher\":");
+    out.append(",\"cipher\":"sv);
     json::append_string_or_null(out, r.tls_cipher);
-    out.append("}");
+    out.append("}"sv);
   } else {
-    out.append("null");
+    out.append("null"sv);
   }
-  out.append(",\"catch_all\":");
+  out.append(",\"catch_all\":"sv);
   json::append_bool_or_null(out, r.catch_all);
-  out.append(",\"flags\":{\"role\":");
+  out.append(",\"flags\":{\"role\":"sv);
   json::append_bool_or_null(out, r.role);
-  out.append(",\"disposable\":");
+  out.append(",\"disposable\":"sv);
   json::append_bool_or_null(out, r.disposable);
-  out.append(",\"free\":");
+  out.append(",\"free\":"sv);
   json::append_bool_or_null(out, r.free);
-  out.append("},\"suggestion\":");
+  out.append("},\"suggestion\":"sv);
   json::append_string_or_null(out, r.suggestion);
-  out.append(",\"attempts\":");
+  out.append(",\"attempts\":"sv);
   json::append_uint(out, r.attempts);
-  out.append(",\"source_ip\":");
+  out.append(",\"source_ip\":"sv);
   json::append_string_or_null(out, r.source_ip);
-  out.append(",\"helo\":");
+  out.append(",\"helo\":"sv);
   json::append_string_or_null(out, r.helo);
-  out.append(",\"proxy\":");
+  out.append(",\"proxy\":"sv);
   json::append_string_or_null(out, r.proxy);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, ",\"elapsed_ms\":%.1f", r.elapsed_ms);
-  out.append(buf);
-  out.append(",\"mail_from\":");
+  out.append(",\"elapsed_ms\":"sv);
+  append_fixed1(out, r.elapsed_ms);
+  out.append(",\"mail_from\":"sv);
   json::append_string_or_null(out, r.mail_from);
-  out.append(",\"error\":");
+  out.append(",\"error\":"sv);
   json::append_string_or_null(out, r.error);
-  out.append(",\"checked_at\":\"");
-  out.append(iso8601(r.checked_at));
+  out.append(",\"checked_at\":\""sv);
+  append_iso8601(out, r.checked_at);
   out.append(r.cached ? "\",\"cached\":true" : "\",\"cached\":false");
   if (with_transcript) {
-    out.append(",\"transcript\":");
+    out.append(",\"transcript\":"sv);
     json::append_string(out, r.transcript);
   }
-  out.append("}\n");
+  out.append("}\n"sv);
 }
 
 }  // namespace mxp::pipeline

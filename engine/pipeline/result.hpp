@@ -120,6 +120,10 @@ void append_json(const Result& r, std::string& out, bool with_transcript = false
 // not such a record.
 core::Expected<Result, std::string> parse_json(std::string_view text);
 
+// Appends iso8601(t) to out; a second's text is made once per thread and second.
+void append_iso8601(std::string& out, std::chrono::system_clock::time_point t);
+// Appends v as printf's "%.1f" would ("12.3").
+void append_fixed1(std::string& out, double v);
 // "2026-11-27T20:31:07Z"
 std::string iso8601(std::chrono::system_clock::time_point t);
 // The inverse of iso8601; nullopt unless exactly that form.

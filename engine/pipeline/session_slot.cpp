@@ -1,5 +1,7 @@
 #include "pipeline/session_slot.hpp"
 
+#include "verdict/provider.hpp"
+
 #include <cstdio>
 
 namespace mxp::pipeline {
@@ -41,8 +43,21 @@ Verifier::SessionSlot::SessionSlot(Verifier& v, Domain& d, const sched::Grant& g
       source_ip_ = ep.ip_string();
     }
   }
+  address_ip_ = address().address.ip_string();
   if (v.cfg_.transcripts) session_.set_transcript(&SessionSlot::on_line, this);
   session_.set_sender(v.first_sender(group_));
+}
+
+std::string_view Verifier::SessionSlot::provider() {
+  // The greeting is in by the first outcome that reached the server; an outcome before it
+  // (a failed connect) is not cached, so that a later greeting still counts.
+  if (provider_known_) return provider_;
+  const std::string_view p = verdict::identify_provider(target().host, banner(), d_.name);
+  if (!banner().empty()) {
+    provider_ = p;
+    provider_known_ = true;
+  }
+  return p;
 }
 
 void Verifier::SessionSlot::begin(const std::vector<sched::ItemRef>& refs) {

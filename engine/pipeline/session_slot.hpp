@@ -92,6 +92,11 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   // ...and the address connected to: the target's, or the same host's of the source's family.
   const dns::MxTarget& address() const { return d_.answer.targets[address_]; }
   size_t target_index() const { return target_; }
+  // address()'s IP as text: made once per session, not once per recipient's record.
+  const std::string& address_ip() const { return address_ip_; }
+  // The mailbox provider behind this session's MX (verdict/provider.hpp), from the MX name and
+  // the greeting: worked out at the first recipient's record, then reused for the others.
+  std::string_view provider();
   const std::string& source_ip() const { return source_ip_; }
   sched::SourceId source_id() const { return source_id_; }
   std::string proxy_name() const { return leg_ ? leg_->display() : std::string(); }
@@ -157,6 +162,9 @@ class Verifier::SessionSlot final : public loop::ConnHandler, public loop::Timer
   const smtp::SessionConfig& cfg_;
   std::optional<loop::Endpoint> source_;
   std::string source_ip_;
+  std::string address_ip_;
+  std::string_view provider_;  // a name from the provider table, or empty
+  bool provider_known_ = false;
   // Through a SOCKS5 proxy (source proxy_ of the scheduler); on the heap: ~300 bytes that a
   // session without proxies (most) does not carry.
   std::unique_ptr<ProxyLeg> leg_;

@@ -293,6 +293,8 @@ class Verifier final : private loop::TimerHandler {
   // MX addresses whose TLS handshake failed in `auto`: their later sessions skip STARTTLS
   // (docs/usage.md, "TLS"). Bounded: past kMaxNoTls entries it starts again empty.
   std::unordered_set<std::string> no_tls_;
+  // Replies classified before (a run of "550 5.1.1 User unknown" is classified once).
+  verdict::ClassifyMemo classify_memo_;
   std::vector<std::unique_ptr<smtp::SessionConfig>> retired_configs_;
   std::shared_ptr<const sched::Policy> policy_;
   std::unique_ptr<ProxyPool> proxies_;  // with cfg_.proxies

@@ -68,7 +68,7 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
     // The record's mx_tried: every try, failed-over, retried or final, as it happens.
     MxTry t;
     t.mx = s.target().host;
-    t.ip = s.address().address.ip_string();
+    t.ip = s.address_ip();
     t.stage = smtp::to_string(outcome.stage);
     if (outcome.failure == smtp::Failure::None) {
       t.code = outcome.reply.code;
@@ -108,20 +108,20 @@ void Verifier::on_outcome(SessionSlot& s, Item* item, const smtp::Outcome& outco
       outcome.sender >= 0 ? smtp::sender_at(s.config(), static_cast<size_t>(outcome.sender))
                           : std::string_view(s.config().mail_from);
   const verdict::Echoes echoes{item->wire(), sender, s.config().helo_name};
-  auto c = verdict::classify(outcome, echoes);
+  auto c = classify_memo_.classify(outcome, echoes);
   // The MAIL FROM that asked for this address ("<>": the null sender); null when none was sent.
   if (outcome.sender >= 0)
     r.mail_from = sender.empty() ? std::string("<>") : std::string(sender);
   else
     r.mail_from.clear();
   r.mx = s.target().host;
-  r.mx_ip = s.address().address.ip_string();
+  r.mx_ip = s.address_ip();
   r.source_ip = s.source_ip();
   r.proxy = s.proxy_name();
   r.helo = s.config().helo_name;
   r.tls_version = s.tls().version();  // empty (null) when this session had no TLS
   r.tls_cipher = s.tls().cipher();
-  r.provider = verdict::identify_provider(r.mx, s.banner(), d.name);
+  r.provider = s.provider();
   if (cfg_.transcripts) r.transcript = s.transcript();
   if (item->check) note_check(s, item, outcome);
 

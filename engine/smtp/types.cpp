@@ -1,10 +1,19 @@
 #include "smtp/types.hpp"
 
+#include <charconv>
+
 namespace mxp::smtp {
 
 std::string EnhancedCode::str() const {
   if (!present) return {};
-  return std::to_string(cls) + '.' + std::to_string(subject) + '.' + std::to_string(detail);
+  // Every record carries one or two of these: to_chars into one buffer, not three strings.
+  char buf[20];  // room for the largest values the types hold: 255.65535.65535
+  char* p = std::to_chars(buf, buf + 3, cls).ptr;
+  *p++ = '.';
+  p = std::to_chars(p, p + 5, subject).ptr;
+  *p++ = '.';
+  p = std::to_chars(p, p + 5, detail).ptr;
+  return std::string(buf, p);
 }
 
 std::string Reply::text() const {

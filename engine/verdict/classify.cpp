@@ -399,6 +399,36 @@ Classification classify(const smtp::Outcome& o, const Echoes& echoes) {
   return classify_reply(o.stage, o.reply, echoes);
 }
 
+Classification ClassifyMemo::classify(const smtp::Outcome& o, const Echoes& echoes) {
+  // Failures and positive replies cost little to classify (no phrase matching): not kept.
+  if (o.failure != Failure::None || (o.reply.code / 100 != 4 && o.reply.code / 100 != 5))
+    return verdict::classify(o, echoes);
+  const size_t at = echoes.recipient.rfind('@');
+  const std::string_view rcpt_domain =
+      at == std::string_view::npos ? echoes.recipient : echoes.recipient.substr(at + 1);
+  // Our names end with '\n' (they hold no CR/LF); the reply's lines carry their length first, so
+  // no two different replies make one key whatever bytes they hold.
+  key_.clear();
+  key_.push_back(static_cast<char>('0' + static_cast<int>(o.stage)));
+  key_.append(std::to_string(o.reply.code));
+  key_.append(o.reply.enhanced.str()).push_back('\n');
+  key_.append(echoes.sender).push_back('\n');
+  key_.append(echoes.helo).push_back('\n');
+  key_.append(rcpt_domain).push_back('\n');
+  for (const auto& line : o.reply.lines) {
+    const auto len = static_cast<uint32_t>(line.size());
+    key_.append(reinterpret_cast<const char*>(&len), sizeof len).append(line);
+  }
+  Entry& e = entries_[std::hash<std::string_view>{}(key_) % kEntries];
+  if (e.key == key_) {
+    ++hits_;
+    return e.c;
+  }
+  e.c = verdict::classify(o, echoes);
+  e.key = key_;
+  return e.c;
+}
+
 bool refuses_sender(const smtp::Reply& reply, smtp::Stage stage, std::string_view sender) {
   if (stage != Stage::MailFrom && stage != Stage::RcptTo) return false;
   Echoes echoes;

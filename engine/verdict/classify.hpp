@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "core/verdict.hpp"
@@ -61,6 +62,29 @@ struct Classification {
 // taken out of the text before phrases are matched, so that "<spamhaus@example.org>: User
 // unknown" is about a mailbox, not a blocklist (docs/verdicts.md, "Echoed addresses").
 Classification classify(const smtp::Outcome& outcome, const Echoes& echoes = {});
+
+// classify() with a memory of recent 4xx/5xx replies. A server answers a run of unknown
+// recipients with the same words ("550 5.1.1 User unknown..."), and matching phrases in them is
+// most of what classifying costs; a reply seen before with the same stage, code, enhanced code
+// and text, from the same sender, HELO name and recipient domain, gets the classification it got
+// then. Those are all the inputs: the recipient counts only through its domain, because every
+// word holding an '@' is an echo whatever address it is (text_rules.hpp). Direct-mapped, a
+// fixed number of entries; not thread-safe (one per verifier).
+class ClassifyMemo {
+ public:
+  Classification classify(const smtp::Outcome& outcome, const Echoes& echoes);
+  uint64_t hits() const { return hits_; }
+
+ private:
+  struct Entry {
+    std::string key;
+    Classification c;
+  };
+  static constexpr size_t kEntries = 128;
+  std::array<Entry, kEntries> entries_;
+  std::string key_;  // scratch
+  uint64_t hits_ = 0;
+};
 
 // Whether a reply to MAIL FROM or RCPT TO refuses our sender `sender` ("" for <>) rather than
 // judging the mailbox: classify(...).sender_refused. The smtp::Session asks the same

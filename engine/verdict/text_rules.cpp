@@ -308,11 +308,17 @@ std::span<const TextRule> text_rules() {
 namespace {
 
 // Bytes around a word that are not part of what it names: "<a@b>:", "[192.0.2.1]", "x.org.".
+constexpr std::array<bool, 256> kPunct = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : std::string_view("<>[]()\"'`,;:.!?"))
+    t[c] = true;
+  return t;
+}();
+
 std::string_view trim_word(std::string_view w) {
-  constexpr std::string_view kPunct = "<>[]()\"'`,;:.!?";
-  while (!w.empty() && kPunct.find(w.front()) != std::string_view::npos)
+  while (!w.empty() && kPunct[static_cast<unsigned char>(w.front())])
     w.remove_prefix(1);
-  while (!w.empty() && kPunct.find(w.back()) != std::string_view::npos)
+  while (!w.empty() && kPunct[static_cast<unsigned char>(w.back())])
     w.remove_suffix(1);
   return w;
 }

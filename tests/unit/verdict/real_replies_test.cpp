@@ -5,6 +5,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "smtp/reply_parser.hpp"
 #include "verdict/classify.hpp"
@@ -550,6 +551,52 @@ TEST(RealReplies, PostfixNonFqdnHeloAtRcptIsOurIdentity) {
     EXPECT_EQ(c.verdict, V::Unknown) << helo;
     EXPECT_EQ(c.reason, R::Blocked) << helo;
     EXPECT_TRUE(c.source_blocked) << helo;
+  }
+}
+
+// The memo (ClassifyMemo) answers what classify() answers, for every reply of the corpus under
+// several sets of echoes, asked in turns so that entries are both made and found.
+TEST(ClassifyMemo, SameAnswersAsClassify) {
+  const Echoes sets[] = {
+      {"alice@example.org", "", "probe"},
+      {"x@dnsbl-watch.example", "verify@probe.example.net", "probe"},
+      {"x@example.org", "bounce@dnsbl-watch.example", "blocklist-probe.example.net"},
+      {"graylist@example.org", "verify@probe.example.net", "vm"},
+  };
+  std::vector<smtp::Outcome> outcomes;
+  for (const Case& k : kCases) {
+    smtp::Outcome o;
+    o.stage = k.stage;
+    o.reply = *smtp::parse_reply(k.wire);
+    outcomes.push_back(o);
+  }
+  for (const EchoCase& k : kEchoCases) {
+    smtp::Outcome o;
+    o.stage = RCPT;
+    o.reply = *smtp::parse_reply(k.wire);
+    outcomes.push_back(o);
+  }
+  ClassifyMemo memo;
+  for (int round = 0; round < 3; ++round)
+    for (const auto& o : outcomes)
+      for (const Echoes& e : sets)
+        EXPECT_EQ(memo.classify(o, e), classify(o, e)) << o.reply.text() << " / " << e.recipient;
+  EXPECT_GT(memo.hits(), 0u);
+}
+
+// One text, two recipient domains: the word that names the domain is an echo for one and the
+// server's own word for the other. The memo keeps them apart.
+TEST(ClassifyMemo, TheRecipientDomainIsPartOfTheAnswer) {
+  smtp::Outcome o;
+  o.stage = RCPT;
+  o.reply = *smtp::parse_reply("550 5.1.1 Rejected: spamhaus.org\r\n");
+  const Echoes echoed{"x@spamhaus.org", "", "probe"};
+  const Echoes other{"x@example.org", "", "probe"};
+  ASSERT_NE(classify(o, echoed), classify(o, other));  // the case this test is about
+  ClassifyMemo memo;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(memo.classify(o, echoed), classify(o, echoed));
+    EXPECT_EQ(memo.classify(o, other), classify(o, other));
   }
 }
 
