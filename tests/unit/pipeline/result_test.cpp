@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 namespace mxp::pipeline {
@@ -149,6 +152,27 @@ TEST(ResultJson, RecordsReadBackAsWritten) {
   ASSERT_FALSE(garbage);
   EXPECT_EQ(garbage.error(), "not a JSON object");
   EXPECT_FALSE(parse_iso8601("2026-11-27 20:31:07Z"));
+}
+
+// The record's time and elapsed_ms are written without strftime and printf per record: the
+// same text as those, whatever order the seconds come in (the last second's text is kept).
+TEST(ResultJson, TimeAndElapsedTextsAreStrftimeAndPrintfs) {
+  using std::chrono::seconds;
+  using std::chrono::system_clock;
+  const system_clock::time_point base{seconds(1'796'500'000)};
+  for (const auto t : {base, base, base + seconds(1), base, base + std::chrono::milliseconds(999),
+                       base + seconds(86'400 * 400)}) {
+    std::string out = "x";
+    append_iso8601(out, t);
+    EXPECT_EQ(out, "x" + iso8601(t));
+  }
+  for (double v : {0.0, 0.04, 0.05, 0.15, 1.25, 109.55, 2.0 / 3, 123456.789, 1e9, -0.5}) {
+    char want[64];
+    std::snprintf(want, sizeof want, "%.1f", v);
+    std::string out;
+    append_fixed1(out, v);
+    EXPECT_EQ(out, want) << v;
+  }
 }
 
 TEST(ResultJson, NotApplicableFieldsAreNullNeverMissing) {
