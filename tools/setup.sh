@@ -17,6 +17,8 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # mail and DNS peers for integration tests and benchmarks
   postfix dnsmasq-base swaks bind9-dnsutils microsocks wrk gnuplot-nox openssl
+  # the wire and system-call counts of bench_wire.sh
+  tcpdump linux-perf
   # the cluster's Redis (tests start their own; docs/cluster.md)
   redis-server
   # the progress line at a fixed terminal width (tests/integration/app/progress_tty.sh)
