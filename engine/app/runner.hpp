@@ -203,6 +203,7 @@ class Runner : private loop::TimerHandler, private ResultSink::Listener {
   uint64_t next_id_ = 1;
   uint64_t own_id_base_ = 0;    // shared verifier: this runner's ids are [base, base + 2^40)
   std::vector<Waiter> parked_;  // taken back by pause(), submitted again by resume_feeding()
+  size_t json_reserve_ = 1024;  // bytes reserved for the next record's JSON (emit)
   uint64_t written_ = 0, emitted_ = 0, rebuilt_ = 0, deduped_ = 0, from_cache_ = 0;
   std::function<void(const Result&)> on_record_;
   std::array<uint64_t, kVerdictCount> counts_{};

@@ -71,6 +71,9 @@ struct Verifier::Domain {
   verdict::Classification failure;
   std::string failure_error;
   std::optional<flags::DomainFlags> flags;  // looked up when its first result is emitted
+  // The provider of the answer's most preferred MX (for records no session decided), worked
+  // out once per answer rather than once per record.
+  std::optional<std::string_view> mx_provider;
 };
 
 // The Verifier's timer cookies: the kick, the scheduler's next deadline, the resolver's re-check

@@ -17,6 +17,7 @@ constexpr auto kResolverRecheck = std::chrono::seconds(10);
 
 void Verifier::on_resolved(Domain& d, const dns::MxAnswer& answer) {
   d.answer = answer;
+  d.mx_provider.reset();
   --resolving_;
   TimePoint now = loop_.now();
   if (!answer.ok && answer.failure == verdict::DnsStatus::Timeout) {

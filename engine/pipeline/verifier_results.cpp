@@ -267,8 +267,11 @@ void Verifier::emit_item(Domain& d, Item* item) {
   r.domain = d.name;
   // No session decided (DNS, connections failed everywhere): the MX names still tell who runs
   // the mail; the most preferred one speaks for the domain.
-  if (r.provider.empty() && !d.answer.targets.empty())
-    r.provider = verdict::provider_for_host(d.answer.targets.front().host, d.name);
+  if (r.provider.empty() && !d.answer.targets.empty()) {
+    if (!d.mx_provider)
+      d.mx_provider = verdict::provider_for_host(d.answer.targets.front().host, d.name);
+    r.provider = *d.mx_provider;
+  }
   r.role = item->role;
   if (!d.flags) d.flags = flags::domain_flags(cfg_.domain_data.get(), d.name);
   set_domain_flags(r, *d.flags, r.normalized);
