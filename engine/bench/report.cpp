@@ -134,10 +134,11 @@ std::string to_text(const json& run) {
   std::string o;
   const json& p = run["parameters"];
   o += "mxprobe bench-server " + run.value("target", std::string()) + " (" +
-       run.value("address", std::string()) + "), " + std::to_string(p.value("rcpts", 1)) +
-       (p.value("rcpts", 1) == 1 ? " RCPT" : " RCPTs") + " per session" +
+       run.value("address", std::string()) + ")\n";
+  const int rcpts = p.value("rcpts", 1);
+  o += "  " + std::to_string(rcpts) + (rcpts == 1 ? " RCPT" : " RCPTs") + " per session" +
        (p.value("data", false) ? " + DATA" : "") + ", " + fmt_rate(p.value("step_time_s", 0.0)) +
-       " s per step, " + run.value("backend", std::string()) + "\n";
+       " s per step, backend " + run.value("backend", std::string()) + "\n";
   const auto& steps = run["steps"];
   for (size_t i = 0; i < steps.size(); ++i) {
     const json& s = steps[i];
@@ -160,7 +161,10 @@ std::string to_text(const json& run) {
     const json& b = s["behind_schedule_ms"];
     o += "  sessions started behind schedule: p99 " + fmt_ms(num(b, "p99")) + " ms, max " +
          fmt_ms(num(b, "max")) + " ms\n";
-    o += "  stage        2xx   4xx   5xx   421      p50      p90      p99    p99.9      max\n";
+    o += printf_s("  %-9s %5s %5s %5s %5s", "stage", "2xx", "4xx", "5xx", "421");
+    for (const char* q : kQuantileNames)
+      o += printf_s(" %8s", q);
+    o += "\n";
     for (const auto& name : kStageNames) {
       const json& st = s["stages"][std::string(name)];
       const json& lat = st[shown_key(name)];
@@ -204,7 +208,7 @@ std::string to_text(const json& run) {
              ? "last good rate " + fmt_rate(k["last_good_rate"].get<double>()) + "/s\n"
              : "no step before it was good\n";
   } else {
-    o += "Knee: none found (every step within 95% of its rate, p99 within 3x, errors <= 1%)\n";
+    o += "Knee: none (every step: achieved >= 95%, p99 <= 3x step 1's, errors <= 1%)\n";
   }
   if (run.contains("stopped_early") && run["stopped_early"].is_string())
     o += "Stopped early: " + run["stopped_early"].get<std::string>() + "\n";
