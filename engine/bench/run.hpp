@@ -77,12 +77,13 @@ struct StepStats {
   // the stage's command was sent (connect: from the connect call; greeting: from the
   // connection). Session: intended start to end, both histograms.
   std::array<Histogram, kStageCount> from_start, from_send;
-  Histogram behind;  // how late each session started against its intended time
-  std::optional<TimePoint> first_end, last_end;
+  Histogram behind;             // how late each session started against its intended time
+  std::vector<TimePoint> ends;  // of the completed sessions
 
   void add(const SessionOutcome& s);
-  // Completed sessions per second: completions over the step's length or, when longer, the
-  // span of their completion times (an overloaded server's own rate).
+  // Completed sessions per second: the middle 95% of the completions over the time they took
+  // (an overloaded server's own rate; a few slow sessions do not count against it), or, with
+  // under 40 completions, all of them over the step's length or their span when longer.
   double achieved() const;
   double achieved_rcpts() const;
   double error_share() const { return started ? double(failed) / started : 0; }

@@ -90,7 +90,7 @@ StepStats step(double rate, int n, int each, double queue_ms = 0, int failed = 0
     SessionOutcome s = session(intended, 0, each);
     s.measures.back().received += std::chrono::microseconds(int64_t(i * queue_ms * 1000));
     s.ended = s.measures.back().received;
-    if (i < failed) {
+    if (failed > 0 && i % (n / failed) == 0) {  // spread over the step
       s.ok = false;
       s.failure = Failure::Refused;
       s.connected.reset();
