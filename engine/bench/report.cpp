@@ -52,6 +52,25 @@ uint64_t count(const json& j, const char* key) {
   return it != j.end() && it->is_number() ? it->get<uint64_t>() : 0;
 }
 
+// Text in lines of at most 80 columns, each indented by two spaces.
+std::string wrap(const std::string& text) {
+  std::string out, line;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(' ', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string word = text.substr(pos, end - pos);
+    if (!line.empty() && 2 + line.size() + 1 + word.size() > 80) {
+      out += "  " + line + "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+    pos = end + 1;
+  }
+  if (!line.empty()) out += "  " + line + "\n";
+  return out;
+}
+
 // The latency shown in the text table for a stage: connect and session from the intended start
 // (what the open loop is for), the others from when their command was sent.
 const char* shown_key(std::string_view stage) {
@@ -203,15 +222,16 @@ std::string to_text(const json& run) {
   const json& k = run["knee"];
   if (k.value("found", false)) {
     o += "Knee: step " + std::to_string(k.value("step", 0)) + " at " + fmt_rate(num(k, "rate")) +
-         "/s (" + k.value("criterion", std::string()) + "); ";
-    o += k["last_good_rate"].is_number()
-             ? "last good rate " + fmt_rate(k["last_good_rate"].get<double>()) + "/s\n"
-             : "no step before it was good\n";
+         "/s; " +
+         (k["last_good_rate"].is_number()
+              ? "last good rate " + fmt_rate(k["last_good_rate"].get<double>()) + "/s\n"
+              : std::string("no step before it was good\n"));
+    o += wrap(k.value("criterion", std::string()));
   } else {
     o += "Knee: none (every step: achieved >= 95%, p99 <= 3x step 1's, errors <= 1%)\n";
   }
   if (run.contains("stopped_early") && run["stopped_early"].is_string())
-    o += "Stopped early: " + run["stopped_early"].get<std::string>() + "\n";
+    o += "Stopped early:\n" + wrap(run["stopped_early"].get<std::string>());
   o += printf_s("Percentiles within %.1f%% (log-bucketed histogram); max exact.\n",
                 100 * run.value("histogram_relative_error", Histogram::kRelativeError));
   return o;

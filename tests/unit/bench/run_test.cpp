@@ -187,8 +187,15 @@ TEST(Report, JsonTextAndCompare) {
   EXPECT_TRUE(check_run(nlohmann::json::parse(R"({"tool": "other"})")));
   EXPECT_TRUE(check_run(nlohmann::json::parse(R"({"tool": "mxprobe bench-server"})")));
   EXPECT_TRUE(check_run(nlohmann::json::parse("[1, 2]")));
-  // The text report fits 80 columns.
-  const std::string t = to_text(ja);
+  // The text report fits 80 columns, with a knee and a stop too.
+  auto jc = jb;
+  jc["stopped_early"] =
+      "the server fell over at 400 sessions/s (achieved 12.5/s, 3999 of 4000 sessions failed): "
+      "the higher rates were not tried";
+  jc["knee"]["criterion"] =
+      "achieved < 95% of offered; session p99 > 3x the first step's; errors > 1% of sessions";
+  const std::string t = to_text(ja) + to_text(jc);
+  EXPECT_NE(t.find("Stopped early:\n  the server fell over"), std::string::npos) << t;
   size_t start = 0;
   while (start < t.size()) {
     const size_t end = t.find('\n', start);
