@@ -9,7 +9,9 @@
 #      the open loop reports it in p99.9/max of the session (>= 900 ms) while p50 stays low;
 #  (d) a host allowing 2 connections per client: the others' 421 greetings counted as 421, not
 #      as connection failures; a closed port counted as refused (exit 1: nothing completed);
-# plus --data to a loopback host, the usage errors (exit 2), --compare and --chart.
+# plus --timeout-banner as a timeout, --max-sessions queueing without skipping (its wait counted),
+# --source-ip in turn, --data to a loopback host with --warmup, the usage errors (exit 2),
+# --compare and --chart.
 # Usage: bench_server.sh [uring|uv]. Env MXFARM, MXPROBE. Bands: 127.252 (uring), 127.253 (uv).
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 BACKEND=${1:-auto}
@@ -24,7 +26,8 @@ write_scenario() {
   {"name": "mx.cap.test", "ip": "127.$NET.0.11", "reply_delay_ms": 20, "capacity_per_s": 1000},
   {"name": "mx.stall.test", "ip": "127.$NET.0.12", "stall_every_s": 4, "stall_ms": 1000},
   {"name": "mx.limit.test", "ip": "127.$NET.0.13", "max_conn_per_ip": 2, "reply_delay_ms": 100},
-  {"name": "mx.closed.test", "ip": "127.$NET.0.14", "listen": false}],
+  {"name": "mx.closed.test", "ip": "127.$NET.0.14", "listen": false},
+  {"name": "mx.tarpit.test", "ip": "127.$NET.0.15", "tarpit_byte_ms": 1000}],
  "domains": [
   {"name": "slow.test", "dns": "mx", "mx": [{"pref": 10, "host": "mx.slow.test"}],
    "catch_all": true, "mailboxes": {}}]}
@@ -36,12 +39,13 @@ else
   farm_in_band 252 252 write_scenario
 fi
 
-# bench NAME WANT_RC ARGS...: the --json run in $WORK/NAME.json, stderr in $WORK/NAME.err.
+# bench NAME WANT_RC ARGS...: the --json run in $WORK/NAME.json, stderr in $WORK/NAME.err;
+# BANNER: the --timeout-banner (5 s).
 bench() {
   local name=$1 want=$2 rc=0
   shift 2
   "$MXPROBE" bench-server --backend "$BACKEND" --helo bench.client.test --json \
-    --timeout-connect 5 --timeout-banner 5 --timeout-command 5 "$@" \
+    --timeout-connect 5 --timeout-banner "${BANNER:-5}" --timeout-command 5 "$@" \
     >"$WORK/$name.json" 2>"$WORK/$name.err" || rc=$?
   [[ $rc == "$want" ]] || fail "$name: exit $rc, want $want ($(cat "$WORK/$name.err"))"
 }
@@ -95,9 +99,34 @@ bench closed 1 "127.$NET.0.14" --domain slow.test --rate 20 --step-time 1
 expect_eq "$(get closed '.steps[0].connection_failures.refused')" 20 "closed: refused"
 expect_eq "$(get closed '.steps[0].sessions.completed')" 0 "closed: nothing completed"
 
-# --data to a loopback host: DATA, the message, its 250.
+# --timeout-banner honoured: a greeting sent one byte a second times out, as a timeout.
+BANNER=0.5 bench tarpit 1 "127.$NET.0.15" --domain slow.test --rate 10 --step-time 1
+expect_eq "$(get tarpit '.steps[0].connection_failures.timeout')" 10 "tarpit: 10 timeouts"
+
+# --max-sessions 2 with 200 ms sessions (4 replies 50 ms late) at 40/s: nothing is skipped, and
+# the last arrivals wait ~3 s for a slot, which their latency from the intended start shows.
+bench queued 0 "127.$NET.0.10" --domain slow.test --rate 40 --step-time 1 --max-sessions 2
+expect_eq "$(get queued '.steps[0].sessions.completed')" 40 "queued: every arrival served"
+within "$(get queued '.steps[0].behind_schedule_ms.max')" 2000 60000 "queued: started late"
+within "$(get queued '.steps[0].stages.session.latency_ms.max')" 2000 60000 "queued: wait counted"
+within "$(get queued '.steps[0].stages.rcpt.service_ms.p50')" 45 70 "queued: RCPT still ~50 ms"
+
+# Several --source-ip: sessions take them in turn (the farm counts connections per client).
+bench sources 0 "127.$NET.0.10" --domain slow.test --rate 20 --step-time 1 \
+  --source-ip "127.$NET.1.1,127.$NET.1.2"
+expect_eq "$(get sources '.sources | join(",")')" "127.$NET.1.1,127.$NET.1.2" "sources: listed"
+rm -f "$REPORT"
+kill -USR1 "$FARM_PID"
+wait_for 5 test -s "$REPORT" || fail "no farm report after SIGUSR1"
+for ip in "127.$NET.1.1" "127.$NET.1.2"; do
+  expect_eq "$(jq ".mx[\"mx.slow.test\"].clients[\"$ip\"].connections" "$REPORT")" 10 \
+    "sources: 10 sessions from $ip"
+done
+
+# --data to a loopback host: DATA, the message, its 250; a warm-up first, not reported.
 bench data 0 "127.$NET.0.10" --domain slow.test --rate 10 --step-time 1 --data --rcpts 2 \
-  --message-size 3000 --mail-from bench@client.test
+  --message-size 3000 --mail-from bench@client.test --warmup 0.5
+expect_eq "$(get data '.steps[0].sessions.started')" 10 "data: the warm-up not reported"
 expect_eq "$(get data '.steps[0].stages.data.replies["2xx"]')" 10 "data: 10 messages accepted"
 expect_eq "$(get data '.steps[0].stages.rcpt.replies["2xx"]')" 20 "data: 2 RCPTs each"
 expect_eq "$(get data .parameters.data)" true "data: in the parameters"
