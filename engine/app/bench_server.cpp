@@ -544,6 +544,7 @@ int run_bench_server(const BenchOptions& o, const EngineOptions& eng, std::FILE*
   info.domain = s.domain;
   info.backend = std::string(loop::to_string(e.loop->backend()));
   info.sources = source_names;
+  info.rates = rates;
   info.step_time = o.step_time;
   info.warmup = o.warmup;
   info.rcpts = o.rcpts;

@@ -89,8 +89,11 @@ json to_json(const RunInfo& info, const std::vector<StepStats>& steps) {
   j["backend"] = info.backend;
   j["sources"] = info.sources;
   json rates = json::array();
-  for (const auto& s : steps)
-    rates.push_back(s.offered);
+  for (double r : info.rates)
+    rates.push_back(r);
+  if (info.rates.empty())
+    for (const auto& s : steps)
+      rates.push_back(s.offered);
   j["parameters"] = {{"rates", rates},
                      {"step_time_s", info.step_time},
                      {"warmup_s", info.warmup},

@@ -14,6 +14,7 @@ namespace mxp::bench {
 struct RunInfo {
   std::string target, address, domain, backend;
   std::vector<std::string> sources;
+  std::vector<double> rates;  // the steps asked for (those run: `steps`)
   double step_time = 10, warmup = 0;
   int rcpts = 1;
   bool data = false;

@@ -95,9 +95,13 @@ expect_eq "$((refused421 + completed))" "$started" "limit: every session greeted
 within "$refused421" 30 48 "limit: most greetings 421"
 expect_eq "$(get limit '[.steps[0].connection_failures[]] | add')" 0 "limit: no connection failure"
 expect_match "$(get limit .knee.criterion)" "errors > 1% of sessions" "limit: errors"
-bench closed 1 "127.$NET.0.14" --domain slow.test --rate 20 --step-time 1
+# ... and a server that fell over stops the ramp, saying so.
+bench closed 1 "127.$NET.0.14" --domain slow.test --rate 20,40 --step-time 1
 expect_eq "$(get closed '.steps[0].connection_failures.refused')" 20 "closed: refused"
 expect_eq "$(get closed '.steps[0].sessions.completed')" 0 "closed: nothing completed"
+expect_eq "$(get closed '.steps | length')" 1 "closed: stopped after the first step"
+expect_eq "$(get closed '.parameters.rates | length')" 2 "closed: two steps asked for"
+expect_match "$(get closed .stopped_early)" "fell over at 20 sessions/s" "closed: why it stopped"
 
 # --timeout-banner honoured: a greeting sent one byte a second times out, as a timeout.
 BANNER=0.5 bench tarpit 1 "127.$NET.0.15" --domain slow.test --rate 10 --step-time 1
