@@ -82,6 +82,7 @@ SESSIONS=$(jq '[.steps[].sessions.started] | add' "$WORK/run.json")
 BS_RATE=$(jq '[.steps[] | select(.sessions.failed <= 0.01 * .sessions.started
   and .achieved_sessions_per_s >= 0.95 * .offered_per_s) | .achieved_sessions_per_s] | max // 0' \
   "$WORK/run.json")
+BS_RATE=$(printf "%.1f" "$BS_RATE")
 BS_CPU=$(awk -v c="$(cpu_s)" -v n="$SESSIONS" 'BEGIN {printf "%.1f", c * 1e6 / n}')
 
 {
@@ -95,7 +96,7 @@ BS_CPU=$(awk -v c="$(cpu_s)" -v n="$SESSIONS" 'BEGIN {printf "%.1f", c * 1e6 / n
   echo "(bench-server: $SESSIONS sessions over the ramp $FROM:$TO:x1.5, $STEP_TIME s per step;" \
     "its rate is its best step with achieved >= 95% of offered and <= 1% failed)"
   echo
-  jq -r '"bench-server steps: " + ([.steps[] | "\(.offered_per_s)/s -> \(.achieved_sessions_per_s)/s, p99 \(.stages.session.latency_ms.p99) ms"] | join("; "))' "$WORK/run.json"
+  jq -r '"bench-server steps: " + ([.steps[] | "\(.offered_per_s | round)/s -> \(.achieved_sessions_per_s | round)/s, p99 \(.stages.session.latency_ms.p99) ms"] | join("; "))' "$WORK/run.json"
   jq -r 'if .knee.found then "knee: \(.knee.rate)/s (\(.knee.criterion))" else "knee: none" end' \
     "$WORK/run.json"
 } | tee "$OUT/bench-server-sink.txt"
