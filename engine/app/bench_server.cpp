@@ -141,13 +141,13 @@ class Bench final : private loop::TimerHandler {
     stats_.offered = rate;
     stats_.seconds = secs;
     open_loop_.emplace(rate, count, loop_.now(), s_.max_sessions);
-    if (progress_)
-      std::fprintf(
-          diag_, "mxprobe bench-server: %s %g sessions/s for %g s...\n",
+    if (progress_) {
+      const std::string what =
           k < 0 ? "warm-up at"
-                : ("step " + std::to_string(k + 1) + "/" + std::to_string(rates_.size()) + ":")
-                      .c_str(),
-          rate, secs);
+                : "step " + std::to_string(k + 1) + "/" + std::to_string(rates_.size()) + ":";
+      std::fprintf(diag_, "mxprobe bench-server: %s %g sessions/s for %g s...\n", what.c_str(),
+                   rate, secs);
+    }
     tick();
   }
 
@@ -198,8 +198,7 @@ class Bench final : private loop::TimerHandler {
   void step_done() {
     if (step_ < 0) return start_step(0);
     steps_.push_back(stats_);
-    if (progress_)
-      std::fputs(bench::progress_line(steps_.size() - 1, rates_.size(), stats_).c_str(), diag_);
+    if (progress_) std::fputs(bench::progress_line(stats_).c_str(), diag_);
     const bool more = steps_.size() < rates_.size();
     if (more && bench::fell_over(stats_)) {
       char b[200];
@@ -533,7 +532,8 @@ int run_bench_server(const BenchOptions& o, const EngineOptions& eng, std::FILE*
   const bool progress = o.progress < 0 ? isatty(fileno(diag)) != 0 : o.progress > 0;
   if (progress)
     std::fprintf(diag, "mxprobe bench-server: %s (%s), RCPTs at %s, %s\n", target->host.c_str(),
-                 s.peer.to_string().c_str(), s.domain.c_str(), e.loop->describe().c_str());
+                 s.peer.to_string().c_str(), s.domain.c_str(),
+                 std::string(loop::to_string(e.loop->backend())).c_str());
   Bench b(*e.loop, s, rates, o.step_time, o.warmup, progress, diag);
   b.start();
   if (!b.done()) e.loop->run();

@@ -142,14 +142,11 @@ json to_json(const RunInfo& info, const std::vector<StepStats>& steps) {
   return j;
 }
 
-std::string progress_line(size_t index, size_t total, const StepStats& s) {
+std::string progress_line(const StepStats& s) {
   const auto& h = s.from_start[static_cast<int>(Stage::Session)];
-  return printf_s(
-      "mxprobe bench-server: step %zu/%zu: offered %s/s, achieved %s/s, %llu failed, "
-      "session p50 %s ms, p99 %s ms\n",
-      index + 1, total, fmt_rate(s.offered).c_str(), fmt_rate(s.achieved()).c_str(),
-      static_cast<unsigned long long>(s.failed), fmt_ms(ms(h.percentile(0.5))).c_str(),
-      fmt_ms(ms(h.percentile(0.99))).c_str());
+  return printf_s("  achieved %s/s, %llu failed, session p50 %s ms, p99 %s ms\n",
+                  fmt_rate(s.achieved()).c_str(), static_cast<unsigned long long>(s.failed),
+                  fmt_ms(ms(h.percentile(0.5))).c_str(), fmt_ms(ms(h.percentile(0.99))).c_str());
 }
 
 std::string to_text(const json& run) {

@@ -26,8 +26,9 @@ struct RunInfo {
 nlohmann::json to_json(const RunInfo& info, const std::vector<StepStats>& steps);
 // The 80-column report: a block per step, then a summary line per step and the knee.
 std::string to_text(const nlohmann::json& run);
-// One line per step for a terminal's progress (stderr).
-std::string progress_line(size_t index, size_t total, const StepStats& s);
+// The progress line of a step that ended (stderr on a terminal; indented under the line that
+// announced the step).
+std::string progress_line(const StepStats& s);
 
 // --compare: two earlier --json outputs side by side, steps matched in order; an error message
 // when a document is not a bench-server run.

@@ -69,6 +69,7 @@ within "$(get slow '.steps[0].stages.ehlo.service_ms.p50')" 45 70 "slow: EHLO p5
 within "$(get slow '.steps[0].stages.session.latency_ms.p50')" 195 280 "slow: session ~ 200 ms"
 expect_eq "$(get slow .knee.found)" false "slow: no knee at 20/s"
 expect_eq "$(get slow .histogram_relative_error)" 0.00390625 "slow: the stated bound"
+expect_no_match "$(cat "$WORK/slow.err")" "step 1/1" "slow: no progress when stderr is a file"
 
 # (b) The knee at a known rate.
 bench cap 0 "127.$NET.0.11" --domain slow.test --rate 50,100,400 --step-time 2
@@ -129,7 +130,11 @@ done
 
 # --data to a loopback host: DATA, the message, its 250; a warm-up first, not reported.
 bench data 0 "127.$NET.0.10" --domain slow.test --rate 10 --step-time 1 --data --rcpts 2 \
-  --message-size 3000 --mail-from bench@client.test --warmup 0.5
+  --message-size 3000 --mail-from bench@client.test --warmup 0.5 --progress
+expect_match "$(cat "$WORK/data.err")" "^mxprobe bench-server: warm-up at 10 sessions/s" \
+  "data: --progress announces the warm-up"
+expect_match "$(cat "$WORK/data.err")" "^  achieved [0-9.]+/s, 0 failed, session p50" \
+  "data: --progress reports the step"
 expect_eq "$(get data '.steps[0].sessions.started')" 10 "data: the warm-up not reported"
 expect_eq "$(get data '.steps[0].stages.data.replies["2xx"]')" 10 "data: 10 messages accepted"
 expect_eq "$(get data '.steps[0].stages.rcpt.replies["2xx"]')" 20 "data: 2 RCPTs each"
