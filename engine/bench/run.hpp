@@ -98,7 +98,8 @@ struct Knee {
   double rate = 0;                       // its offered rate
   std::optional<double> last_good_rate;  // the step before it, if any
 };
-// The first step where achieved < 95% of offered, or session p99 > 3x the first step's, or
+// The first step where achieved < 95% of offered, or session p99 > 3x the first step's (and
+// more than 1 ms above it), or
 // more than 1% of sessions failed.
 Knee find_knee(const std::vector<StepStats>& steps);
 // A step after which more steps would only pile on: achieved below half the offered rate, or
