@@ -161,6 +161,33 @@ TEST(Knee, FirstStepPastAnyCriterion) {
   EXPECT_TRUE(fell_over(step(100, 200, 1, 0, 150)));
 }
 
+// Sessions that each take `us` microseconds from their intended start, at `rate` for 1 s.
+StepStats quick_step(double rate, int us) {
+  StepStats st;
+  st.offered = rate;
+  st.seconds = 1;
+  for (int i = 0; i < rate; ++i) {
+    SessionOutcome s;
+    s.intended = TimePoint{} + std::chrono::microseconds(int64_t(i * 1e6 / rate));
+    s.started = s.intended;
+    s.ended = s.intended + std::chrono::microseconds(us);
+    s.ok = true;
+    st.add(s);
+  }
+  return st;
+}
+
+TEST(Knee, LatencyCriterionIgnoresSubMillisecondNoise) {
+  // 0.3 ms -> 0.95 ms is over 3x but under 1 ms more: noise on a loopback sink, no knee.
+  std::vector<StepStats> steps = {quick_step(100, 300), quick_step(200, 950)};
+  EXPECT_FALSE(find_knee(steps).found);
+  steps.push_back(quick_step(400, 1400));  // 3x and 1.1 ms more
+  const Knee k = find_knee(steps);
+  ASSERT_TRUE(k.found);
+  EXPECT_EQ(k.step, 2u);
+  EXPECT_EQ(k.criterion, "session p99 > 3x the first step's");
+}
+
 TEST(Report, JsonTextAndCompare) {
   RunInfo info;
   info.target = "127.0.0.1:2525";
