@@ -86,6 +86,8 @@ void add_engine_options(CLI::App& cmd, EngineOptions& o, EngineOptionSet set) {
     cmd.add_option("--policy", o.policy_file,
                    "scheduling policy, TOML (docs/policy.md); reloaded on SIGHUP")
         ->check(CLI::ExistingFile);
+  }
+  if (all || set == EngineOptionSet::BenchServer) {
     cmd.add_option("--timeout-connect", o.timeout_connect,
                    "seconds to connect (default: policy, 30)")
         ->check(positive_seconds());
@@ -436,7 +438,8 @@ bool make_engine(const EngineOptions& o, bool transcripts, Engine& e, std::FILE*
   e.resolver = std::move(resolver).value();
   resolve_identities(o, e, diag);
   c.transcripts = transcripts;
-  if (auto d = flags::load_domain_data(o.domain_data))
+  if (o.no_domain_data) {
+  } else if (auto d = flags::load_domain_data(o.domain_data))
     c.domain_data = std::move(d->data);
   else
     std::fprintf(diag, "mxprobe: warning: %s\n", d.error().c_str());

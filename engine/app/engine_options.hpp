@@ -48,11 +48,14 @@ struct EngineOptions {
   DoctorOptions doctor;     // the start-up checks (app/doctor.hpp)
   // Deny and allow lists (docs/usage.md, "Deny and allow lists"), reloaded on SIGHUP.
   std::vector<std::string> deny_files, allow_files;
+  // Commands that verify nothing (bench-server) do without the domain data, and its warning.
+  bool no_domain_data = false;
 };
 
-// Which engine options a command takes: all of them, or those probe-server uses (its own
-// timeouts and no scheduler, policy, proxies or TLS of its own).
-enum class EngineOptionSet { All, ProbeServer };
+// Which engine options a command takes: all of them, those probe-server uses (its own
+// timeouts and no scheduler, policy, proxies or TLS of its own), or bench-server's (probe-server's
+// and the --timeout-* options).
+enum class EngineOptionSet { All, ProbeServer, BenchServer };
 void add_engine_options(CLI::App& cmd, EngineOptions& o,
                         EngineOptionSet set = EngineOptionSet::All);
 

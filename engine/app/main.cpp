@@ -7,6 +7,7 @@
 #include <optional>
 #include <tuple>
 
+#include "app/bench_server.hpp"
 #include "app/cli_reference.hpp"
 #include "app/doctor.hpp"
 #include "app/domain_check.hpp"
@@ -160,6 +161,22 @@ std::vector<mxp::app::CommandDoc> command_docs() {
        {"mxprobe probe-server mx1.example.org", "mxprobe probe-server example.org --json",
         "mxprobe probe-server 192.0.2.25:2525 --domain example.org --no-rate"},
        "[probe.md](probe.md)"},
+      {"bench-server",
+       {{0, "every step ran and was reported (a server that fell over is a finding, not an error)"},
+        {1,
+         "the target could not be resolved, or no session of any step completed (the report "
+         "is still printed and says why)"},
+        {2,
+         "usage error: bad --rate/--ramp, a --domain that is not a domain, --data to a public "
+         "address without --i-own-this-server, a --compare file that is not a bench-server "
+         "run (nothing was started)"},
+        engine,
+        {4, "the report was printed but gnuplot could not draw --chart"}},
+       {"mxprobe bench-server 127.0.0.1:2525 --rate 100,200,400 --step-time 10",
+        "mxprobe bench-server mx1.example.org --ramp 100:2000:x2 --json > run.json",
+        "mxprobe bench-server 10.0.0.5 --data --rate 500 --chart run.png",
+        "mxprobe bench-server --compare before.json after.json --chart compare.png"},
+       "[bench-server.md](bench-server.md)"},
       {"help",
        {{0, "the reference was printed"}, {2, "no such command"}},
        {"mxprobe help verify", "mxprobe help --markdown > docs/cli.md"},
@@ -372,6 +389,44 @@ int main(int argc, char** argv) {
   pr->add_flag("--no-error-limit", prb.no_error_limit, "skip the error-limit test");
   mxp::app::add_engine_options(*pr, eng, mxp::app::EngineOptionSet::ProbeServer);
 
+  mxp::app::BenchOptions bch;
+  auto* bs = app.add_subcommand(
+      "bench-server",
+      "load-test a mail server at fixed arrival rates: latency per stage, knee (open loop)");
+  bs->add_option("target", bch.target, "HOST[:PORT], IP[:PORT], or a domain (its best MX)");
+  bs->add_option("--rate", bch.rates,
+                 "sessions started per second, or a list of steps: 100,200,400 (default: 10)");
+  bs->add_option("--ramp", bch.ramp, "steps FROM:TO:xFACTOR or FROM:TO:+STEP (100:2000:x2)");
+  bs->add_option("--step-time", bch.step_time, "seconds per step")
+      ->check(mxp::app::positive_seconds())
+      ->capture_default_str();
+  bs->add_option("--warmup", bch.warmup, "seconds at the first rate first, not reported")
+      ->check(CLI::Range(0.0, 3600.0));
+  bs->add_option("--rcpts", bch.rcpts, "RCPT TO commands per session (random local parts)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  bs->add_option("--domain", bch.domain, "domain of the RCPT addresses (default: the target's)");
+  bs->add_flag("--data", bch.data,
+               "send a small message (DATA) after the RCPTs: only to loopback/private addresses "
+               "or with --i-own-this-server");
+  bs->add_option("--message-size", bch.message_size, "with --data: body bytes")
+      ->check(CLI::Range(0, 10 * 1024 * 1024))
+      ->capture_default_str();
+  bs->add_flag("--i-own-this-server", bch.i_own_this_server,
+               "allow --data to a public address: you run this server and may load it");
+  bs->add_option("--max-sessions", bch.max_sessions,
+                 "sessions open at once at most; later arrivals wait, their wait counted")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  bs->add_flag("--json", bch.json, "print the run as JSON (keys: docs/bench-server.md)");
+  bs->add_option("--chart", bch.chart, "draw latency against offered rate: FILE.png or FILE.svg");
+  bs->add_option("--compare", bch.compare, "compare two earlier --json runs: A.json B.json")
+      ->expected(2);
+  bool bch_no_progress = false, bch_progress = false;
+  bs->add_flag("--no-progress", bch_no_progress, "no progress lines on stderr");
+  bs->add_flag("--progress", bch_progress, "progress lines even when stderr is not a terminal");
+  mxp::app::add_engine_options(*bs, eng, mxp::app::EngineOptionSet::BenchServer);
+
   std::string help_for;
   bool help_markdown = false;
   auto* hp =
@@ -411,7 +466,15 @@ int main(int argc, char** argv) {
     return unknown_command(app, help_for);
   }
   // The engine's values are the user's to get right: a usage error before anything starts.
-  if ((*c || *v || *sv || *wk || *pr || *dr) && !mxp::app::check_engine_options(eng, stderr))
+  if (*bs && !bch.compare.empty()) {  // reads two files: no server, no engine
+    if (!bch.target.empty()) {
+      std::fprintf(stderr,
+                   "mxprobe bench-server: --compare reads two files; leave out the server\n");
+      return 2;
+    }
+    return mxp::app::run_bench_compare(bch, stdout, stderr);
+  }
+  if ((*c || *v || *sv || *wk || *pr || *dr || *bs) && !mxp::app::check_engine_options(eng, stderr))
     return 2;
   if ((*v || *sv || *wk) && !mxp::sched::parse_duration(eng.doctor.recheck)) {
     std::fprintf(stderr, "mxprobe: --source-recheck '%s' is not a duration (90s, 30m, 12h)\n",
@@ -439,6 +502,10 @@ int main(int argc, char** argv) {
   }
   if (*dr) return mxp::app::run_doctor(doc, eng, stdout, stderr);
   if (*pr) return mxp::app::run_probe_server(prb, eng, stdout, stderr);
+  if (*bs) {
+    bch.progress = bch_no_progress ? 0 : bch_progress ? 1 : -1;
+    return mxp::app::run_bench_server(bch, eng, stdout, stderr);
+  }
   if (*wk) {
     for (auto [flag, text, out] :
          {std::tuple{"--cache-ttl", &wrk_cache_ttl, &wrk.cache_ttl},

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -66,6 +67,26 @@ struct HostRt {
   bool listening = false, listening6 = false;
   Farm* farm = nullptr;
   int index = -1;
+  double queue_free_ms = 0;  // capacity_per_s: when the host's one queue is next free
+
+  // The wait, on top of `delay_ms`, of a reply ready to go out `delay_ms` after `now_ms` (ms
+  // since the farm started): capacity_per_s queues it behind the host's earlier replies, and
+  // a stall (stall_every_s, stall_ms) holds it until the stall is over.
+  uint32_t extra_wait(const HostBehaviour& b, double now_ms, uint32_t delay_ms) {
+    const double ready = now_ms + delay_ms;
+    double out = ready;
+    if (b.capacity_per_s > 0) {
+      out = std::max(ready, queue_free_ms) + 1000.0 / b.capacity_per_s;
+      queue_free_ms = out;
+    }
+    if (b.stall_every_s > 0) {
+      const double every = b.stall_every_s * 1000.0;
+      const double k = std::floor(out / every);
+      if (k >= 1 && out - k * every < b.stall_ms) out = k * every + b.stall_ms;
+      if (b.capacity_per_s > 0) queue_free_ms = std::max(queue_free_ms, out);
+    }
+    return static_cast<uint32_t>(std::ceil(out - ready));
+  }
 };
 
 struct DomainRt {
@@ -87,6 +108,7 @@ class Farm {
   uv_loop_t* loop() { return &loop_; }
   const Scenario& sc() const { return sc_; }
   HostRt& host_rt(int h) { return hosts_[h]; }
+  double elapsed_ms() const { return static_cast<double>(uv_hrtime() - started_ns_) / 1e6; }
   Stats& stats() { return stats_; }
   bool log() const { return opt_.log; }
   SSL_CTX* tls_ctx() const { return tls_ctx_; }  // null: no --tls-cert, STARTTLS answers 454
@@ -837,6 +859,8 @@ void Session::respond_text(std::string_view tmpl, After after, bool greeting) {
   // Postfix's smtpd_error_sleep_time: once the client has made soft_error_limit errors, every
   // reply is delayed.
   if (b.soft_error_limit > 0 && errors_ >= b.soft_error_limit) delay += b.error_sleep_ms;
+  if (b.capacity_per_s > 0 || b.stall_every_s > 0)
+    delay += farm_->host_rt(host_idx_).extra_wait(b, farm_->elapsed_ms(), delay);
   if (code >= 400) ++errors_;
   if (farm_->log()) log_line('S', std::string_view(reply_).substr(0, reply_.size() - 2));
   send_reply(delay, after);

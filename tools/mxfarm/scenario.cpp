@@ -160,6 +160,11 @@ void read_host_behaviour(ObjectReader& r, HostBehaviour& b) {
   b.banner_delay_ms = static_cast<uint32_t>(r.num("banner_delay_ms", 0));
   b.reply_delay_ms = static_cast<uint32_t>(r.num("reply_delay_ms", 0));
   b.tarpit_byte_ms = static_cast<uint32_t>(r.num("tarpit_byte_ms", 0));
+  b.capacity_per_s = static_cast<uint32_t>(r.num("capacity_per_s", 0));
+  b.stall_every_s = static_cast<uint32_t>(r.num("stall_every_s", 0));
+  b.stall_ms = static_cast<uint32_t>(r.num("stall_ms", 0));
+  if (b.stall_every_s > 0 && (b.stall_ms == 0 || b.stall_ms >= b.stall_every_s * 1000))
+    r.fail("stall_ms must be above 0 and shorter than stall_every_s");
   b.max_conn_per_ip = static_cast<uint32_t>(r.num("max_conn_per_ip", 0));
   b.max_rcpts = static_cast<uint32_t>(r.num("max_rcpts", 0));
   b.pipelining = r.flag("pipelining", true);
@@ -255,6 +260,11 @@ json host_behaviour_to_json(const HostBehaviour& b) {
   if (b.banner_delay_ms) j["banner_delay_ms"] = b.banner_delay_ms;
   if (b.reply_delay_ms) j["reply_delay_ms"] = b.reply_delay_ms;
   if (b.tarpit_byte_ms) j["tarpit_byte_ms"] = b.tarpit_byte_ms;
+  if (b.capacity_per_s) j["capacity_per_s"] = b.capacity_per_s;
+  if (b.stall_every_s) {
+    j["stall_every_s"] = b.stall_every_s;
+    j["stall_ms"] = b.stall_ms;
+  }
   if (b.max_conn_per_ip) j["max_conn_per_ip"] = b.max_conn_per_ip;
   if (b.rate_count) j["conn_rate"] = {{"count", b.rate_count}, {"window_s", b.rate_window_s}};
   if (!b.block_clients.empty()) {

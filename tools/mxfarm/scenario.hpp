@@ -73,6 +73,13 @@ struct HostBehaviour {
   uint32_t hard_error_limit = 0;
   uint32_t error_sleep_ms = 0;
   uint32_t max_rcpts = 0;  // >0: RCPTs beyond this many per transaction get 452 4.5.3
+  // >0: the host's replies (greetings included) go through one queue served at this many per
+  // second: below it a reply waits about reply_delay_ms, above it the queue and the wait grow.
+  uint32_t capacity_per_s = 0;
+  // >0: every stall_every_s seconds from the farm's start the host answers nothing for stall_ms,
+  // then sends what came due meanwhile.
+  uint32_t stall_every_s = 0;
+  uint32_t stall_ms = 0;
   bool pipelining = true;
   bool starttls = false;
   // MAIL before TLS gets "530 5.7.0 Must issue a STARTTLS command first" (needs starttls, and
