@@ -19,7 +19,7 @@
 
 namespace mxp::app {
 
-// Without a journal, finished records kept for dedupe (about 0.5 KB each).
+// Without a journal, finished records kept for dedupe (about 1 KB each: ~100 MB when full).
 inline constexpr size_t kRecentWithoutJournal = 100'000;
 
 // One input line waiting for the result of its address.
