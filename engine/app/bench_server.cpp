@@ -464,25 +464,12 @@ int run_bench_server(const BenchOptions& o, const EngineOptions& eng, std::FILE*
   ProbeOptions po;
   po.target = o.target;
   po.domain = o.domain;
-  std::optional<ProbeTarget> target;
-  std::string err;
-  bool resolved = false, running = false;
-  resolve_probe_target(*e.resolver, po, eng.smtp_port, {},
-                       [&](std::optional<ProbeTarget> t, std::string why) {
-                         target = std::move(t);
-                         err = std::move(why);
-                         resolved = true;
-                         if (running) e.loop->stop();
-                       });
+  auto resolved = resolve_probe_target_now(*e.loop, *e.resolver, po, eng.smtp_port, {});
   if (!resolved) {
-    running = true;
-    e.loop->run();
-    running = false;
-  }
-  if (!target) {
-    std::fprintf(diag, "mxprobe bench-server: %s\n", err.c_str());
+    std::fprintf(diag, "mxprobe bench-server: %s\n", resolved.error().c_str());
     return 1;
   }
+  std::optional<ProbeTarget> target = std::move(*resolved);
   if (o.domain.empty() && loop::Endpoint::parse(target->domain, 0)) {
     // An address target: RCPTs go to its address literal (RFC 5321 4.1.3).
     target->domain =

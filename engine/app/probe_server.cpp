@@ -610,6 +610,30 @@ void resolve_probe_target(dns::MxResolver& resolver, const ProbeOptions& opts, u
   });
 }
 
+core::Expected<ProbeTarget, std::string> resolve_probe_target_now(
+    loop::Loop& loop, dns::MxResolver& resolver, const ProbeOptions& opts, uint16_t port,
+    const std::vector<pipeline::SourceAddress>& sources) {
+  std::optional<ProbeTarget> target;
+  std::string err;
+  bool resolved = false, running = false;
+  resolve_probe_target(resolver, opts, port, sources,
+                       [&](std::optional<ProbeTarget> t, std::string why) {
+                         target = std::move(t);
+                         err = std::move(why);
+                         resolved = true;
+                         // An address answers at once, outside run(): a stop() then would
+                         // make the next run() return at once (loop.hpp).
+                         if (running) loop.stop();
+                       });
+  if (!resolved) {
+    running = true;
+    loop.run();
+    running = false;
+  }
+  if (!target) return core::unexpected(err);
+  return std::move(*target);
+}
+
 int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FILE* out,
                      std::FILE* diag) {
   Engine e;
@@ -618,27 +642,13 @@ int run_probe_server(const ProbeOptions& opts, const EngineOptions& eng, std::FI
     std::fprintf(diag, "mxprobe: probe-server does not go through --proxy\n");
     return 2;
   }
-  std::optional<ProbeTarget> target;
-  std::string err;
-  bool resolved = false, running = false;
-  resolve_probe_target(*e.resolver, opts, eng.smtp_port, e.config.sources,
-                       [&](std::optional<ProbeTarget> t, std::string why) {
-                         target = std::move(t);
-                         err = std::move(why);
-                         resolved = true;
-                         // An address answers at once, outside run(): a stop() then would
-                         // make the probe's run() return at once (loop.hpp).
-                         if (running) e.loop->stop();
-                       });
+  auto resolved =
+      resolve_probe_target_now(*e.loop, *e.resolver, opts, eng.smtp_port, e.config.sources);
   if (!resolved) {
-    running = true;
-    e.loop->run();
-    running = false;
-  }
-  if (!target) {
-    std::fprintf(diag, "mxprobe probe-server: %s\n", err.c_str());
+    std::fprintf(diag, "mxprobe probe-server: %s\n", resolved.error().c_str());
     return 1;
   }
+  std::optional<ProbeTarget> target = std::move(*resolved);
   std::fprintf(diag, "mxprobe probe-server: %s (%s), RCPT probes at %s\n", target->host.c_str(),
                target->peer.to_string().c_str(), target->domain.c_str());
   Probe p(*e.loop, opts, e.config.session, *target, [&] { e.loop->stop(); });

@@ -48,6 +48,11 @@ struct ProbeTarget {
 void resolve_probe_target(dns::MxResolver& resolver, const ProbeOptions& opts, uint16_t port,
                           const std::vector<pipeline::SourceAddress>& sources,
                           std::function<void(std::optional<ProbeTarget>, std::string)> done);
+// The same for a command about to run: runs `loop` until the answer is in (an address answers
+// at once, without running it). The target, or why there is none.
+core::Expected<ProbeTarget, std::string> resolve_probe_target_now(
+    loop::Loop& loop, dns::MxResolver& resolver, const ProbeOptions& opts, uint16_t port,
+    const std::vector<pipeline::SourceAddress>& sources);
 
 // One probe on a loop (the CLI's own, or serve's): start(), then `on_done` runs (on the loop)
 // when it has finished; report() then says what it found. Never sends DATA.
