@@ -23,11 +23,14 @@
 # session, as a scheduler without per-group caps would, and the check must then fail;
 # FAIR_MAX_SESSIONS, FAIR_RECIPIENTS change the policy's max_sessions and session.recipients
 # (mxprobe's input read-ahead is 4 x their product); FAIR_ROUNDS (2) the number of (a, b) pairs.
+# FAIR_MIN_RATIO (0.9) is the done-when's bound; sanitizer builds set a lower one (CMakeLists:
+# there both processes are CPU-bound, so (b)'s 5,000 extra lines cost fast verifications too).
 # Env MXFARM, MXPROBE. Range 127.215-224.0.0/16 (see pick_net in lib.sh).
 source "$(dirname "$0")/../lib.sh"
 MXPROBE=${MXPROBE:?MXPROBE must name the mxprobe binary}
 PER_MX=${FAIR_PER_MX:-10}
 ROUNDS=${FAIR_ROUNDS:-2}
+export FAIR_MIN_RATIO=${FAIR_MIN_RATIO:-0.9}
 
 cat >"$WORK/policy.toml" <<EOF
 # Polite but fast: no rate limits (our own farm), 10 sessions per MX group (window open from
@@ -252,9 +255,10 @@ print(f"tarpit host: {tarpit.get('connections')} connections, peak {tarpit.get('
 times = {k: ", ".join(f"{t:.2f}" for t in v) for k, v in results.items()}
 print(f"fast rate without the tarpit {rate_a:.0f}/s (best of {times['a']} s), "
       f"with it {rate_b:.0f}/s (best of {times['b']} s): ratio {ratio:.3f}")
-if ratio < 0.9:
+min_ratio = float(os.environ["FAIR_MIN_RATIO"])
+if ratio < min_ratio:
     bad.append(f"fast domains slowed by the tarpit: {rate_b:.0f}/s with it, {rate_a:.0f}/s without "
-               f"(ratio {ratio:.3f} < 0.9)")
+               f"(ratio {ratio:.3f} < {min_ratio})")
 for b in bad:
     print("FAIL:", b)
 sys.exit(1 if bad else 0)
