@@ -478,10 +478,12 @@ void Runner::on_result(Result&& r) {
 // A record is final: it answers later repeats, is counted, and goes to the sink.
 void Runner::emit(Result&& r, std::string_view raw) {
   std::string json;
-  // A record is about 1 KB: grown from empty it was copied seven times on the way.
+  // A record is about 1 KB: grown from empty it was copied seven times on the way. The last
+  // record's size is the guess (not the largest seen: the sink may hold many records, and one
+  // long transcript should not make them all carry its capacity).
   json.reserve(json_reserve_);
   pipeline::append_json(r, json, opts_.transcripts);
-  json_reserve_ = std::clamp<size_t>(json.size() + 64, json_reserve_, 16384);
+  json_reserve_ = std::clamp<size_t>(json.size() + 64, 512, 16384);
   dedupe_.remember(r.normalized, json);
   count(r);
   if (on_record_) on_record_(r);
