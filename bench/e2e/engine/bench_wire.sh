@@ -10,7 +10,7 @@
 #   c>s, s>c        segments client to server, server to client
 #   pure ACKs       segments without payload, SYN, FIN or RST (ACKs nobody's data rode on)
 #   client sys      system calls of the client (perf stat raw_syscalls:sys_enter)
-#   sink sys        system calls of the sink over the run
+#   sink sys        system calls of the sink (a fresh one per run; its start-up included)
 #   client csw      context switches of the client
 # and per session, the TIME_WAIT sockets the server is left with (ss, right after the run).
 # With MXPROBE_BEFORE=path, that binary's two backends are measured too ("uring@before"...), so
@@ -90,27 +90,28 @@ measure() {  # measure LABEL CLIENT BINARY RCPTS (CLIENT: smtp-source, mxprobe-u
   # each run gets a sink port of its own.
   local port=$((2500 + ${#ROWS_DONE}))
   ROWS_DONE+=x
-  taskset -c 1 smtp-sink -u postfix -f RCPT \
+  # The sink runs under perf stat, which counts its system calls from its start: no attaching
+  # to a running process, and so no moment to wait for.
+  taskset -c 1 perf stat -x, -e raw_syscalls:sys_enter -o "$WORK/sink.perf" -- \
+    smtp-sink -u postfix -f RCPT \
     -B "550 5.1.1 Recipient address rejected: User unknown in local recipient table" \
     -m 2000 "$SINK_IP:$port" 1024 2>"$WORK/sink.err" &
-  sink_pid=$!
-  PIDS+=("$sink_pid")
+  perf_pid=$!
+  PIDS+=("$perf_pid")
   for ((i = 0; i < 100; i++)); do
     [[ -n $(ss -Hltn src "$SINK_IP" "sport = :$port") ]] && break
     sleep 0.05
   done
-  tcpdump -i lo -n -s 96 -w "$WORK/cap.pcap" "host $SINK_IP and tcp port $port" \
-    2>"$WORK/tcpdump.err" &
+  sink_pid=$(pgrep -P "$perf_pid" smtp-sink)
+  # Packet-buffered and immediate: every segment is in the file as soon as tcpdump has it.
+  tcpdump -i lo -n -s 96 -U --immediate-mode -w "$WORK/cap.pcap" \
+    "host $SINK_IP and tcp port $port" 2>"$WORK/tcpdump.err" &
   tcpdump_pid=$!
   PIDS+=("$tcpdump_pid")
   for ((i = 0; i < 100; i++)); do
     grep -q "listening on" "$WORK/tcpdump.err" && break
     sleep 0.05
   done
-  perf stat -x, -e raw_syscalls:sys_enter -p "$sink_pid" -o "$WORK/sink.perf" 2>/dev/null &
-  perf_pid=$!
-  PIDS+=("$perf_pid")
-  sleep 0.2  # perf attaches to a running process: let it
   if [[ $client == smtp-source ]]; then
     taskset -c 0 perf stat -x, -e raw_syscalls:sys_enter,context-switches -o "$WORK/client.perf" \
       smtp-source -A -s $CONC -m $((N / rcpts)) -r "$rcpts" -f x@a.test -t y@wire.test \
@@ -127,13 +128,23 @@ measure() {  # measure LABEL CLIENT BINARY RCPTS (CLIENT: smtp-source, mxprobe-u
     ((got == N)) || echo "note: $label rcpts=$rcpts: $got of $N records mailbox_not_found" >&2
   fi
   tw=$(ss -Htan state time-wait src "$SINK_IP" "sport = :$port" | wc -l)
-  kill -INT "$perf_pid"
-  wait "$perf_pid" 2>/dev/null || true
-  sleep 0.3  # the last segments (the closes) reach the capture
+  # The capture is complete once no connection of the run is left (but TIME_WAIT, which sends
+  # nothing) and the file has stopped growing.
+  for ((i = 0; i < 100; i++)); do
+    [[ -z $(ss -Htan exclude listening exclude time-wait src "$SINK_IP" "sport = :$port") ]] &&
+      break
+    sleep 0.05
+  done
+  local size=-1
+  for ((i = 0; i < 100; i++)); do
+    [[ $(stat -c %s "$WORK/cap.pcap") == "$size" ]] && break
+    size=$(stat -c %s "$WORK/cap.pcap")
+    sleep 0.05
+  done
   kill "$tcpdump_pid"
   wait "$tcpdump_pid" 2>/dev/null || true
-  kill "$sink_pid"
-  wait "$sink_pid" 2>/dev/null || true
+  kill "$sink_pid"  # perf stat writes its count when its workload ends
+  wait "$perf_pid" 2>/dev/null || true
   local seg c2s s2c pure csys ssys csw
   seg=$(count "tcp")
   c2s=$(count "dst host $SINK_IP")
