@@ -150,8 +150,13 @@ KILL_RECV_AT=$(wc -l <"$WORK/hooks.jsonl")  # counted once it is dead: nothing c
 refused() { hooklog | grep -q connection_refused; }
 wait_for 60 refused || fail "serve never met the refused connection: $(hooklog | tail -c 600)"
 # serve is killed too while the delivery waits for its next try: the restart must send it.
-WAITING=$(hooklog | jq -r '[.deliveries[] | select(.state == "pending" and .attempts > 0)][0].seq')
-[[ $WAITING =~ ^[0-9]+$ ]] || fail "no delivery waiting for a retry: $(hooklog | tail -c 600)"
+# A delivery on its next try shows "sending" for that moment (a slow build can catch it there):
+# wait until one is "pending" again with its attempts counted.
+waiting() {
+  WAITING=$(hooklog | jq -r '[.deliveries[] | select(.state == "pending" and .attempts > 0)][0].seq')
+  [[ $WAITING =~ ^[0-9]+$ ]]
+}
+wait_for 30 waiting || fail "no delivery waiting for a retry: $(hooklog | tail -c 600)"
 curl -sS "${URL}v1/jobs/$JOB" >"$WORK/job_waiting.json"  # its webhook.recent, checked below
 serve_stop KILL
 KILL_SERVE1_AT=$(wc -l <"$WORK/hooks.jsonl")
