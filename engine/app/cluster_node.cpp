@@ -3,6 +3,7 @@
 #include "app/cluster_node.hpp"
 
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <random>
 

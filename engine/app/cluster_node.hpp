@@ -19,7 +19,6 @@
 // and joins when Redis comes.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <deque>
 #include <functional>
@@ -29,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "app/cli_fwd.hpp"
 #include "cluster/functions.hpp"
 #include "cluster/node_registry.hpp"
 #include "cluster/redis_client.hpp"

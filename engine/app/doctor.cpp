@@ -1,5 +1,6 @@
 #include "app/doctor.hpp"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 
 #include "app/engine_options.hpp"

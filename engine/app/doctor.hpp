@@ -3,7 +3,6 @@
 // rotation and are checked again on a schedule (docs/identity.md, docs/usage.md).
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -12,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "app/cli_fwd.hpp"
 #include "doctor/doctor.hpp"
 #include "loop/loop.hpp"
 

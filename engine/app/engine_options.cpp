@@ -1,6 +1,7 @@
 #include "app/engine_options.hpp"
 
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>

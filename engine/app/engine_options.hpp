@@ -2,13 +2,13 @@
 // CLI11 registration, and building the loop, resolver and verifier configuration from them.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "app/cli_fwd.hpp"
 #include "app/doctor.hpp"
 #include "core/expected.hpp"
 #include "dns/resolver.hpp"
