@@ -19,15 +19,27 @@ endfunction()
 
 # mxp_backend_test(NAME SCRIPT TIMEOUT [ENV k=v...] [SANITIZED_BACKEND b]): an integration
 # script run once per event-loop backend (NAME_uring, NAME_uv; the script gets the backend as its
-# argument), with MXFARM and MXPROBE in its environment. SANITIZED_BACKEND: sanitizer builds run
-# only that backend's script, for a long test whose findings do not depend on the backend (the
-# release suite runs both; the backends themselves are the loop's unit tests' business).
+# argument), with MXFARM and MXPROBE in its environment. The release suite runs both. Sanitizer
+# builds run one: SANITIZED_BACKEND's, or else uring and uv in turn from one script to the next,
+# so that each backend runs about half of the scripts under ASan (the backends' own code is the
+# loop's unit tests' business, which run in full; this halves the sanitizer suite's time).
 function(mxp_backend_test name script timeout)
   cmake_parse_arguments(T "" "SANITIZED_BACKEND" "ENV" ${ARGN})
   set(env "MXFARM=$<TARGET_FILE:mxfarm>" "MXPROBE=$<TARGET_FILE:mxprobe>" ${T_ENV})
   set(backends uring uv)
-  if(MXP_SANITIZE AND T_SANITIZED_BACKEND)
-    set(backends ${T_SANITIZED_BACKEND})
+  if(MXP_SANITIZE OR MXP_TSAN)
+    if(T_SANITIZED_BACKEND)
+      set(backends ${T_SANITIZED_BACKEND})
+    else()
+      get_property(turn GLOBAL PROPERTY MXP_SANITIZED_TURN)
+      if(turn STREQUAL "uv")
+        set(backends uv)
+        set_property(GLOBAL PROPERTY MXP_SANITIZED_TURN uring)
+      else()
+        set(backends uring)
+        set_property(GLOBAL PROPERTY MXP_SANITIZED_TURN uv)
+      endif()
+    endif()
   endif()
   foreach(backend IN LISTS backends)
     add_test(NAME ${name}_${backend} COMMAND bash ${script} ${backend})
