@@ -1,6 +1,8 @@
 // mxprobe's command line: one subcommand per job (docs/usage.md). Parsing only; the work lives
 // in the app library so that tests drive it without a process.
+#include <unistd.h>
 #include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -99,10 +101,11 @@ std::vector<mxp::app::CommandDoc> command_docs() {
          "(--keep-unhealthy-sources, mxprobe doctor)"},
         {130, "stopped by Ctrl-C or SIGTERM: run the same command with --resume"}},
        {"mxprobe verify -i list.csv -o results.jsonl",
-        "mxprobe verify -i list.txt -o results.csv --format csv --source-ip "
-        "198.51.100.7,198.51.100.8",
-        "mxprobe verify -i list.csv -o results.jsonl --resume   # after Ctrl-C or a crash",
-        "mxprobe verify --retry-unknown results.jsonl -o results2.jsonl   # unknowns now due"},
+        "mxprobe verify -i list.txt -o results.csv --format csv \\",
+        "    --source-ip 198.51.100.7,198.51.100.8",
+        "# after Ctrl-C or a crash:", "mxprobe verify -i list.csv -o results.jsonl --resume",
+        "# the unknowns whose retry is now due:",
+        "mxprobe verify --retry-unknown results.jsonl -o results2.jsonl"},
        "[usage.md](usage.md#mxprobe-verify), [jobs.md](jobs.md)"},
       {"syntax",
        {{0, "every record written (invalid addresses are results, not failures)"},
@@ -121,9 +124,10 @@ std::vector<mxp::app::CommandDoc> command_docs() {
         engine,
         cluster},
        {"mxprobe serve --listen 127.0.0.1:8025 --data ~/mxprobe-jobs",
-        "mxprobe serve --listen 0.0.0.0:8025 --token-file token --console "
-        "build/release/admin-wasm/dist",
-        "mxprobe serve --cluster redis://:secret@10.0.0.5:6379/0 --source-ip 198.51.100.7"},
+        "mxprobe serve --listen 0.0.0.0:8025 --token-file token \\",
+        "    --console build/release/admin-wasm/dist",
+        "mxprobe serve --cluster redis://:secret@10.0.0.5:6379/0 \\",
+        "    --source-ip 198.51.100.7"},
        "[api.md](api.md), [cluster.md](cluster.md)"},
       {"worker",
        {{0, "stopped by SIGINT or SIGTERM (its record deleted from the cluster)"},
@@ -132,9 +136,10 @@ std::vector<mxp::app::CommandDoc> command_docs() {
          "start (address in use, non-loopback without a token)"},
         engine,
         cluster},
-       {"mxprobe worker --cluster redis://:secret@10.0.0.5:6379/0 --source-ip 198.51.100.8",
-        "mxprobe worker --cluster redis://10.0.0.5 --node-name mx-b --metrics-listen "
-        "127.0.0.1:8026"},
+       {"mxprobe worker --cluster redis://:secret@10.0.0.5:6379/0 \\",
+        "    --source-ip 198.51.100.8",
+        "mxprobe worker --cluster redis://10.0.0.5 --node-name mx-b \\",
+        "    --metrics-listen 127.0.0.1:8026"},
        "[cluster.md](cluster.md)"},
       {"doctor",
        {{0,
@@ -194,26 +199,30 @@ int unknown_command(const CLI::App& app, const std::string& typed) {
   std::string list;
   for (const auto& n : names)
     list += (list.empty() ? "" : ", ") + n;
-  if (best.empty())
-    std::fprintf(stderr, "mxprobe: '%s' is not a command (commands: %s; mxprobe help COMMAND)\n",
-                 typed.c_str(), list.c_str());
-  else
-    std::fprintf(stderr,
-                 "mxprobe: '%s' is not a command; did you mean 'mxprobe %s'? (commands: %s)\n",
-                 typed.c_str(), best.c_str(), list.c_str());
+  const std::string msg =
+      best.empty() ? "mxprobe: '" + typed + "' is not a command (commands: " + list +
+                         "; mxprobe help COMMAND)"
+                   : "mxprobe: '" + typed + "' is not a command; did you mean 'mxprobe " + best +
+                         "'? (commands: " + list + ")";
+  std::fprintf(stderr, "%s\n",
+               mxp::app::wrap_text(msg, mxp::app::help_width(STDERR_FILENO), 2).c_str());
   return 2;
 }
 
 // The list of commands (mxprobe help; mxprobe alone).
 void print_commands(const CLI::App& app, std::FILE* out) {
+  const std::size_t width = mxp::app::help_width(fileno(out));
   std::fprintf(out, "%s\n\nUsage: mxprobe COMMAND [OPTIONS]\n\nCommands:\n",
-               app.get_description().c_str());
+               mxp::app::wrap_text(app.get_description(), width).c_str());
   for (const auto& d : command_docs())
-    std::fprintf(out, "  %-14s%s\n", d.name.c_str(),
-                 app.get_subcommand(d.name)->get_description().c_str());
-  std::fprintf(out,
-               "\nmxprobe help COMMAND: its options, exit codes and examples "
-               "(all of them: docs/cli.md)\n");
+    std::fprintf(
+        out, "  %-14s%s\n", d.name.c_str(),
+        mxp::app::wrap_text(app.get_subcommand(d.name)->get_description(), width, 16).c_str());
+  std::fprintf(out, "\n%s\n",
+               mxp::app::wrap_text("mxprobe help COMMAND: its options, exit codes and examples "
+                                   "(all of them: docs/cli.md)",
+                                   width)
+                   .c_str());
 }
 
 }  // namespace
@@ -221,6 +230,8 @@ void print_commands(const CLI::App& app, std::FILE* out) {
 int main(int argc, char** argv) {
   CLI::App app{"mxprobe: verify email addresses by asking their mail servers (never sends DATA)"};
   app.set_version_flag("--version", "mxprobe 0.1.0");
+  // Before any command is added: each takes its parent's formatter when it is made.
+  app.formatter(mxp::app::wrapping_formatter(mxp::app::help_width(STDOUT_FILENO)));
   app.require_subcommand(1);
 
   ListOptions syn_list;
@@ -460,7 +471,10 @@ int main(int argc, char** argv) {
     if (help_for.empty()) return print_commands(app, stdout), 0;
     for (const auto& d : docs)
       if (d.name == help_for) {
-        std::fputs(mxp::app::command_reference(*app.get_subcommand(help_for), d).c_str(), stdout);
+        std::fputs(mxp::app::command_reference_text(*app.get_subcommand(help_for), d,
+                                                    mxp::app::help_width(STDOUT_FILENO))
+                       .c_str(),
+                   stdout);
         return 0;
       }
     return unknown_command(app, help_for);
