@@ -6,7 +6,8 @@
 #  - serve with --webhook-ca-file ca.pem: a job of 200 addresses with webhook_batch=50 to
 #    https://NAME:PORT/hook: every delivery (the batches and the end event) acknowledged, in
 #    order, once each; every signature verifies with Python's hmac over "t.body"; the batches'
-#    records are the job's results; the receiver saw NAME as SNI;
+#    records are the job's results; the receiver saw NAME as SNI; a job to https://ADDRESS:PORT
+#    (the certificate names the address too) is acknowledged as well;
 #  - the same serve, a job to the receiver whose certificate names another host: the delivery is
 #    not acknowledged, its log says "tls: certificate verify failed: hostname mismatch", the
 #    receiver saw the handshake fail and never got a request;
@@ -172,6 +173,9 @@ UNTRUSTED=$URL
 URL=$TRUSTED
 job "$TRUSTED" "https://$RECV_HOST:$GOOD_PORT/hook" 50
 GOOD_JOB=$JOB
+# The same receiver by its address (the certificate names it too): verified, no SNI.
+job "$TRUSTED" "https://$RECV_IP:$GOOD_PORT/ip"
+IP_JOB=$JOB
 # (c) The same serve, a certificate for another name.
 job "$TRUSTED" "https://$RECV_HOST:$WRONG_PORT/wrong"
 WRONG_JOB=$JOB
@@ -194,7 +198,7 @@ results = {r["line"]: r for r in map(json.loads, open(sys.argv[2]))}
 log = json.load(open(sys.argv[3]))
 secret, job, total, host, port = sys.argv[4].encode(), sys.argv[5], int(sys.argv[6]), sys.argv[7], sys.argv[8]
 hooks = [e for e in entries if e.get("path") == "/hook"]
-snis = {e["sni"] for e in entries if "sni" in e}
+snis = {e["sni"] for e in entries if "sni" in e} - {None}  # None: the URL with an address
 assert snis == {host}, f"SNI {snis}, want {host}"
 lines = []
 for i, h in enumerate(hooks):
@@ -217,6 +221,10 @@ assert all(x["state"] == "acknowledged" and x["attempts"] == 1 for x in d), d
 print(f"https: {len(hooks)} deliveries acknowledged, SNI {host}")
 PY
 ok
+
+ip_acked() { [[ $(hooklog "$TRUSTED" "$IP_JOB" | jq -r '.deliveries[0].state') == acknowledged ]]; }
+wait_for 20 ip_acked || fail "the URL with an address: $(hooklog "$TRUSTED" "$IP_JOB" | tail -c 600)"
+expect_match "$(cat "$WORK/good.jsonl")" '"Mxprobe-Delivery": "'"$IP_JOB"'-1".*"path": "/ip"' "delivered by address"
 
 # (b) and (c): failed attempts with the certificate's reason, no request received, the handshake
 # failed on the receiver's side too (serve reached it and left during the handshake).
