@@ -120,7 +120,7 @@ std::vector<mxp::app::CommandDoc> command_docs() {
         {2,
          "usage error, or the server cannot start as asked (address in use, a non-loopback "
          "--listen without a token, an unreadable --token-file, --data not creatable, a "
-         "--cluster URL that does not parse)"},
+         "--cluster URL that does not parse, a --webhook-ca-file without a PEM certificate)"},
         engine,
         cluster},
        {"mxprobe serve --listen 127.0.0.1:8025 --data ~/mxprobe-jobs",
@@ -329,6 +329,9 @@ int main(int argc, char** argv) {
   sv->add_option("--shared-cache-ttl", srv_shared_ttl,
                  "with --cluster: share verified results through Redis for this long; 0: off")
       ->capture_default_str();
+  sv->add_option("--webhook-ca-file", srv.webhook_ca_file,
+                 "trust this CA (PEM) for https:// webhooks, besides the system's store")
+      ->type_name("FILE");
   mxp::app::add_engine_options(*sv, eng);
   mxp::app::add_doctor_options(*sv, eng.doctor, true);
 

@@ -26,6 +26,9 @@ struct ServeOptions {
   // A cluster node verifies the cluster's chunks as a worker does (mxprobe worker's options).
   size_t chunks = 2, max_chunks = 64;
   std::chrono::seconds shared_cache_ttl{0};  // results shared through Redis; 0: none
+  // PEM: a private CA that https:// webhook endpoints' certificates may chain to, besides the
+  // system's trust store (docs/webhooks.md).
+  std::string webhook_ca_file;
 };
 
 int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* diag);

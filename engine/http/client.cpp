@@ -13,7 +13,7 @@ namespace mxp::http {
 
 std::string ClientUrl::authority() const {
   std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  if (port != 80) h += ":" + std::to_string(port);
+  if (port != (tls ? 443 : 80)) h += ":" + std::to_string(port);
   return h;
 }
 
@@ -28,15 +28,12 @@ std::optional<ClientUrl> parse_client_url(std::string_view url, std::string& err
       return std::nullopt;
     }
   const std::string lower = core::lower(url.substr(0, std::min<size_t>(url.size(), 8)));
-  if (lower.starts_with("https://")) {
-    err = "https:// is not supported yet: use an http:// URL (e.g. a TLS proxy on loopback)";
+  const bool tls = lower.starts_with("https://");
+  if (!tls && !lower.starts_with("http://")) {
+    err = "an absolute http:// or https:// URL, e.g. https://hooks.example.com/mxprobe";
     return std::nullopt;
   }
-  if (!lower.starts_with("http://")) {
-    err = "an absolute http:// URL, e.g. http://127.0.0.1:8080/hook";
-    return std::nullopt;
-  }
-  std::string_view rest = url.substr(7);
+  std::string_view rest = url.substr(tls ? 8 : 7);
   const size_t end = rest.find_first_of("/?#");
   std::string_view auth = rest.substr(0, end);
   std::string_view tail = end == std::string_view::npos ? std::string_view() : rest.substr(end);
@@ -49,6 +46,8 @@ std::optional<ClientUrl> parse_client_url(std::string_view url, std::string& err
     return std::nullopt;
   }
   ClientUrl u;
+  u.tls = tls;
+  u.port = tls ? 443 : 80;
   std::string_view port_text;
   if (auth.starts_with('[')) {
     const size_t close = auth.find(']');

@@ -16,17 +16,18 @@
 
 namespace mxp::http {
 
-// An http:// URL split for a client: where to connect and what to send.
+// An http:// or https:// URL split for a client: where to connect and what to send.
 struct ClientUrl {
   std::string host;    // a name, an IPv4 address, or an IPv6 address without its brackets
-  uint16_t port = 80;  // as given, else 80
+  uint16_t port = 80;  // as given, else 80 (http) or 443 (https)
   std::string target;  // path and query ("/" when the URL has no path)
+  bool tls = false;    // https://: the exchange runs inside TLS (the caller's business)
   std::string authority() const;  // the Host header: "host[:port]", IPv6 in brackets
 };
 
-// Parses an absolute http:// URL. Refused, with a message a user understands: another scheme
-// (https:// included: this client has no TLS), user information, a fragment, an empty host, a
-// port outside 1-65535, control characters or spaces, more than 2048 bytes.
+// Parses an absolute http:// or https:// URL. Refused, with a message a user understands:
+// another scheme, user information, a fragment, an empty host, a port outside 1-65535, control
+// characters or spaces, more than 2048 bytes.
 std::optional<ClientUrl> parse_client_url(std::string_view url, std::string& err);
 
 // The request's bytes: request line, Host, the given headers, Content-Length, Connection: close,

@@ -90,9 +90,11 @@ core::Expected<std::shared_ptr<const ClientContext>, std::string> ClientContext:
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx, on_new_session);
   if (opt.verify_peer) {
-    const bool loaded = opt.ca_file.empty()
-                            ? SSL_CTX_set_default_verify_paths(ctx) == 1
-                            : SSL_CTX_load_verify_locations(ctx, opt.ca_file.c_str(), nullptr) == 1;
+    bool loaded = opt.ca_file.empty()
+                      ? SSL_CTX_set_default_verify_paths(ctx) == 1
+                      : SSL_CTX_load_verify_locations(ctx, opt.ca_file.c_str(), nullptr) == 1;
+    if (loaded && !opt.ca_file.empty() && opt.default_paths_too)
+      loaded = SSL_CTX_set_default_verify_paths(ctx) == 1;
     if (!loaded) {
       std::string err = "cannot load CA certificates" +
                         (opt.ca_file.empty() ? "" : " from " + opt.ca_file) + ": " +
@@ -167,8 +169,10 @@ void Client::fail(const char* what, int ssl_error) {
   if (!q.empty()) error_ += ": " + q;
   if (ssl_ != nullptr) {
     const long v = SSL_get_verify_result(ssl_);
-    if (ctx_->options().verify_peer && v != X509_V_OK)
-      error_ += std::string(": certificate: ") + X509_verify_cert_error_string(v);
+    if (ctx_->options().verify_peer && v != X509_V_OK) {
+      verify_error_ = X509_verify_cert_error_string(v);
+      error_ += ": certificate: " + verify_error_;
+    }
   }
 }
 

@@ -25,6 +25,9 @@ struct ClientOptions {
   // certificate that does not verify fails the handshake.
   bool verify_peer = false;
   std::string ca_file;  // PEM bundle; empty: OpenSSL's default paths
+  // With `ca_file`: trust OpenSSL's default paths (the system's store) as well, so that a private
+  // CA adds to the public ones instead of replacing them (webhooks to many endpoints).
+  bool default_paths_too = false;
 };
 
 // The one SSL_CTX of a process (or of a Verifier): sessions share it, and the TLS session tickets
@@ -95,6 +98,9 @@ class Client {
   bool established() const { return state_ == State::Established; }
   bool failed() const { return state_ == State::Failed; }
   const std::string& error() const { return error_; }
+  // Failed because the certificate did not verify (verify_peer): why, in OpenSSL's words
+  // ("self-signed certificate", "hostname mismatch"); empty otherwise.
+  const std::string& verify_error() const { return verify_error_; }
   // Negotiated protocol ("TLSv1.3") and cipher suite ("TLS_AES_256_GCM_SHA384"); empty before
   // the handshake completes.
   const std::string& version() const { return version_; }
@@ -114,7 +120,7 @@ class Client {
   size_t cipher_off_ = 0;
   std::string plain_;  // decrypted bytes waiting for the session
   size_t plain_off_ = 0;
-  std::string error_, version_, cipher_name_;
+  std::string error_, verify_error_, version_, cipher_name_;
   std::string peer_;
   State state_ = State::Idle;
   bool resumed_ = false;

@@ -1,5 +1,6 @@
-// A job's webhook deliveries on the engine's loop (sender.hpp). The HTTP bytes come from the
-// sans-I/O http::ClientExchange; this file only connects, moves them and keeps the outcome.
+// A job's webhook deliveries on the engine's loop (sender.hpp). The bytes come from the sans-I/O
+// Exchange (HTTP/1.1, inside TLS for https://); this file only connects, moves them and keeps
+// the outcome.
 #include "webhook/sender.hpp"
 
 #include <sys/socket.h>
@@ -64,8 +65,12 @@ void Sender::poll() {
   }
   const auto now = loop_.now();
   if (current_) {
-    if (now >= deadline_)
-      finish(0, "no answer in " + std::to_string(o_.attempt_timeout.count() / 1000) + " s");
+    if (now >= deadline_) {
+      const std::string s = std::to_string(o_.attempt_timeout.count() / 1000) + " s";
+      finish(0, connected_ && exchange_ && exchange_->handshaking()
+                    ? "tls: handshake not done in " + s
+                    : "no answer in " + s);
+    }
     return;
   }
   if (config_.batch) {
@@ -127,15 +132,16 @@ void Sender::start(const Delivery& d) {
   }
   const int64_t t = std::chrono::duration_cast<std::chrono::seconds>(unix_now()).count();
   const std::string id = std::to_string(job_) + "-" + std::to_string(d.seq);
-  exchange_ = std::make_unique<http::ClientExchange>(
+  request_ =
       http::build_request("POST", url_,
                           {{"User-Agent", o_.user_agent},
                            {"Content-Type", "application/json"},
                            {"Mxprobe-Event", d.kind},
                            {"Mxprobe-Delivery", id},
                            {"Mxprobe-Signature", signature_header(config_.secret, t, *body)}},
-                          *body));
+                          *body);
   if (url_.host.empty()) return finish(0, "webhook_url cannot be read");
+  if (url_.tls && !o_.tls) return finish(0, "https:// is not available: no TLS context");
   // An address, or "localhost" (the loopback, whatever the DNS server says), needs no lookup.
   const std::string host = url_.host == "localhost" ? "127.0.0.1" : url_.host;
   if (auto ep = loop::Endpoint::parse(host, url_.port)) return resolved({*ep}, "");
@@ -163,6 +169,18 @@ void Sender::resolved(const std::vector<loop::Endpoint>& addrs, const std::strin
   if (addrs.empty()) return finish(0, err);
   loop::Endpoint peer = addrs.front();
   peer.set_port(url_.port);
+  // The exchange is made for this address: its TLS session tickets are kept by address and name
+  // (tls::ClientContext), and the name is the one sent as SNI and checked in the certificate.
+  auto request = std::make_unique<http::ClientExchange>(std::move(request_));
+  request_.clear();
+  if (url_.tls) {
+    exchange_ = std::make_unique<Exchange>(
+        std::move(request),
+        std::make_unique<tls::Client>(o_.tls, url_.host, peer.to_string() + "|" + url_.host));
+  } else {
+    exchange_ = std::make_unique<Exchange>(std::move(request));
+  }
+  connected_ = false;
   loop::ConnectOptions co;
   co.peer = peer;
   co.timeout = o_.attempt_timeout;
@@ -179,7 +197,15 @@ void Sender::on_connect(loop::ConnId id, loop::Status status) {
     conn_ = {};
     return finish(0, "connect: " + std::string(loop::to_string(status)));
   }
+  connected_ = true;
+  flush();
+}
+
+// Whatever the exchange has for the socket: the request, or TLS records (the ClientHello, the
+// handshake's end and then the request, an alert).
+void Sender::flush() {
   const std::string_view out = exchange_->pending_output();
+  if (out.empty()) return;
   if (loop_.send(conn_, out) != loop::Status::Ok) {
     loop_.close(std::exchange(conn_, {}), loop::CloseMode::Abort);
     return finish(0, "send failed");
@@ -190,11 +216,13 @@ void Sender::on_connect(loop::ConnId id, loop::Status status) {
 void Sender::on_data(loop::ConnId id, std::string_view bytes) {
   if (!(id == conn_)) return;
   exchange_->feed(bytes);
-  if (!exchange_->finished()) return;
-  loop_.close(std::exchange(conn_, {}), loop::CloseMode::Abort);
-  if (exchange_->state() == http::ClientExchange::State::Done)
-    return finish(exchange_->status(), "");
-  finish(0, exchange_->error());
+  flush();  // e.g. the request, once the handshake is done
+  if (!(id == conn_) || !exchange_->finished()) return;  // or the send failed: finished
+  // A TLS failure's alert (e.g. bad_certificate), just queued, still goes: the server's log
+  // then says why the connection ended. Otherwise nothing more is needed of the connection.
+  const bool alert = exchange_->tls() && !exchange_->answered();
+  loop_.close(std::exchange(conn_, {}), alert ? loop::CloseMode::Graceful : loop::CloseMode::Abort);
+  check_finished();
 }
 
 void Sender::on_closed(loop::ConnId id, loop::Status status) {
@@ -205,8 +233,12 @@ void Sender::on_closed(loop::ConnId id, loop::Status status) {
   } else if (!exchange_->finished()) {
     return finish(0, "connection " + std::string(loop::to_string(status)));
   }
-  if (exchange_->state() == http::ClientExchange::State::Done)
-    return finish(exchange_->status(), "");
+  check_finished();
+}
+
+// The exchange is over: its status, or why there is none.
+void Sender::check_finished() {
+  if (exchange_->answered()) return finish(exchange_->status(), "");
   finish(0, exchange_->error());
 }
 
@@ -217,6 +249,7 @@ void Sender::finish(int status, std::string error) {
   const Delivery d = *current_;
   current_.reset();
   exchange_.reset();
+  request_.clear();
   const Millis now = unix_now();
   const bool acked = status >= 200 && status < 300;
   Millis next{0};

@@ -1,7 +1,8 @@
 // A job's webhook on the engine's loop: makes the batches that are due, sends the deliveries
-// one at a time in order (HTTP/1.1 POST, signed, a connection each), and keeps each attempt's
-// outcome in the job's journal (store.hpp) before the next. A 2xx answer is the
-// acknowledgement; anything else (refused, reset, no answer in time, another status, a
+// one at a time in order (HTTP/1.1 POST, signed, a connection each; inside TLS with the server's
+// certificate verified for an https:// URL), and keeps each attempt's outcome in the job's
+// journal (store.hpp) before the next. A 2xx answer is the acknowledgement; anything else
+// (refused, reset, a certificate that does not verify, no answer in time, another status, a
 // redirect included: none is followed) is tried again by the retry schedule (webhook.hpp).
 #pragma once
 
@@ -14,6 +15,8 @@
 
 #include "http/client.hpp"
 #include "loop/loop.hpp"
+#include "tls/client.hpp"
+#include "webhook/exchange.hpp"
 #include "webhook/store.hpp"
 #include "webhook/webhook.hpp"
 
@@ -28,6 +31,10 @@ struct SenderOptions {
   // From connecting to the answer's end; past it the attempt failed.
   std::chrono::milliseconds attempt_timeout{10'000};
   std::string user_agent = "mxprobe";
+  // For https:// URLs: a context that verifies the peer (verify_peer), shared by every sender of
+  // the process so that its session tickets resume the next connection to the same endpoint.
+  // Null: https:// deliveries fail.
+  std::shared_ptr<const tls::ClientContext> tls;
   // A line for the operator's log ("job 3 webhook 3-2: HTTP 500; next try in 2 s").
   std::function<void(const std::string&)> log;
 };
@@ -72,6 +79,8 @@ class Sender final : private loop::ConnHandler {
   void lookup(uint64_t attempt, int family);
   void resolved(const std::vector<loop::Endpoint>& addrs, const std::string& err);
   void finish(int status, std::string error);
+  void flush();
+  void check_finished();
   void on_connect(loop::ConnId id, loop::Status status) override;
   void on_data(loop::ConnId id, std::string_view bytes) override;
   void on_closed(loop::ConnId id, loop::Status status) override;
@@ -89,8 +98,10 @@ class Sender final : private loop::ConnHandler {
   SenderOptions o_;
   std::optional<Delivery> current_;
   uint64_t attempt_ = 0;  // attempts started by this sender
-  std::unique_ptr<http::ClientExchange> exchange_;
+  std::string request_;   // the attempt's request until its exchange is made (resolved())
+  std::unique_ptr<Exchange> exchange_;
   loop::ConnId conn_{};
+  bool connected_ = false;  // the attempt's connection is up (its TLS handshake may not be)
   core::TimePoint deadline_{};
   // When unbatched records were first seen (for webhook_interval); empty: none waiting.
   std::optional<core::TimePoint> waiting_since_;

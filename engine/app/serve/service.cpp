@@ -151,6 +151,20 @@ int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* dia
       return 2;
     }
   }
+  // Every https:// webhook's TLS: the endpoint's certificate verified against the system's trust
+  // store and --webhook-ca-file. Made once, so that a bad file stops serve now and the session
+  // tickets of all jobs' deliveries are shared.
+  tls::ClientOptions wto;
+  wto.verify_peer = true;
+  wto.ca_file = opts.webhook_ca_file;
+  wto.default_paths_too = true;
+  auto webhook_tls = tls::ClientContext::create(wto);
+  if (!webhook_tls) {
+    std::fprintf(diag, "mxprobe serve: %s: %s\n",
+                 opts.webhook_ca_file.empty() ? "webhooks' TLS" : "--webhook-ca-file",
+                 webhook_tls.error().c_str());
+    return 2;
+  }
   ServeOptions o = opts;
   if (o.data.empty()) {
     const char* xdg = std::getenv("XDG_DATA_HOME");
@@ -208,6 +222,7 @@ int run_serve(const ServeOptions& opts, const EngineOptions& eng, std::FILE* dia
   Service svc(e, o, diag, node.get());
   service = &svc;
   svc.set_token(token);
+  svc.set_webhook_tls(*webhook_tls);
   svc.set_health(&health);
   if (!svc.start(err)) {
     std::fprintf(diag, "mxprobe serve: %s\n", err.c_str());

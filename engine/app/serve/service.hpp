@@ -167,6 +167,8 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   bool start(std::string& err);
 
   void set_token(std::string t) { token_ = std::move(t); }
+  // The TLS context of every https:// webhook of this process (run_serve makes it).
+  void set_webhook_tls(std::shared_ptr<const tls::ClientContext> c) { webhook_tls_ = std::move(c); }
   // The start-up checks (app/doctor.hpp): their rotation applies to this service's verifier, the
   // snapshot's sources carry their `doctor` object, GET /v1/doctor returns their report.
   void set_health(SourceHealth* h);
@@ -481,6 +483,7 @@ class Service final : public server::WsHandler, private loop::TimerHandler {
   std::unique_ptr<store::Writer> cache_writer_;  // the cache's writes, off the loop's thread
   std::unique_ptr<server::HttpServer> http_;
   std::string token_;
+  std::shared_ptr<const tls::ClientContext> webhook_tls_;
   std::string overrides_;
   std::map<std::string, json> live_groups_;
   std::unordered_map<uint64_t, Pending> pending_;

@@ -64,6 +64,7 @@ bool Service::start_webhook(Job& j, const webhook::Config* fresh, std::string& e
   }
   webhook::SenderOptions so;
   so.user_agent = "mxprobe/" MXP_VERSION;
+  so.tls = webhook_tls_;
   so.log = [this](const std::string& line) {
     std::fprintf(diag_, "mxprobe serve: %s\n", line.c_str());
   };

@@ -126,14 +126,14 @@ receiver 0 "500,close"
 serve first
 
 # Bad settings are refused with a clear 400, before the list is read.
-req POST "/v1/jobs?webhook_url=https://127.0.0.1/x&webhook_secret=$SECRET" --data-binary @"$WORK/list.txt"
-expect_eq "$CODE" 400 "an https:// webhook URL"
-expect_match "$BODY" 'webhook_url: https:// is not supported' "its message"
+req POST "/v1/jobs?webhook_url=ws://127.0.0.1/x&webhook_secret=$SECRET" --data-binary @"$WORK/list.txt"
+expect_eq "$CODE" 400 "a ws:// webhook URL"
+expect_match "$BODY" 'webhook_url: an absolute http:// or https:// URL' "its message"
 req POST "/v1/jobs?webhook_url=http://$RECV_IP:$RECV_PORT/hook" --data-binary @"$WORK/list.txt"
 expect_eq "$CODE" 400 "a webhook without a secret"
 expect_match "$BODY" 'webhook_secret: 16 to 256 bytes' "its message"
 req POST "/v1/jobs?webhook_url=ftp://x/&webhook_secret=$SECRET" --data-binary @"$WORK/list.txt"
-expect_match "$CODE $BODY" '^400 .*webhook_url: an absolute http:// URL' "another scheme"
+expect_match "$CODE $BODY" '^400 .*webhook_url: an absolute http:// or https:// URL' "another scheme"
 
 req POST "/v1/jobs?webhook_url=http://$RECV_HOST:$RECV_PORT/hook%3Fk%3D1&webhook_batch=25&webhook_interval=0.5" \
   -H "Mxprobe-Webhook-Secret: $SECRET" --data-binary @"$WORK/list.txt"

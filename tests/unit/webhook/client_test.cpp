@@ -37,11 +37,37 @@ TEST(ClientUrl, SplitsHostPortAndTarget) {
   EXPECT_EQ(u.host, "::1");
   EXPECT_EQ(u.target, "/?x");
   EXPECT_EQ(u.authority(), "[::1]:9000");
+  EXPECT_FALSE(u.tls);
+}
+
+TEST(ClientUrl, HttpsDefaultsToPort443) {
+  auto u = url_of("https://hooks.example.com/in");
+  EXPECT_TRUE(u.tls);
+  EXPECT_EQ(u.host, "hooks.example.com");
+  EXPECT_EQ(u.port, 443);
+  EXPECT_EQ(u.target, "/in");
+  EXPECT_EQ(u.authority(), "hooks.example.com");  // the default port is not named
+  u = url_of("HTTPS://Hooks.Example.com:8443/x");
+  EXPECT_TRUE(u.tls);
+  EXPECT_EQ(u.host, "hooks.example.com");
+  EXPECT_EQ(u.port, 8443);
+  EXPECT_EQ(u.target, "/x");
+  EXPECT_EQ(u.authority(), "hooks.example.com:8443");
+  u = url_of("https://[::1]?q");
+  EXPECT_EQ(u.port, 443);
+  EXPECT_EQ(u.target, "/?q");
+  EXPECT_EQ(u.authority(), "[::1]");
+  // Port 80 is not the default of https://: named in the Host header, and the reverse.
+  EXPECT_EQ(url_of("https://h:80/").authority(), "h:80");
+  EXPECT_EQ(url_of("http://h:443/").authority(), "h:443");
+  EXPECT_FALSE(url_of("http://h:443/").tls);
 }
 
 TEST(ClientUrl, RefusesWhatItCannotUse) {
-  EXPECT_NE(refused("https://example.com/").find("https:// is not supported"), std::string::npos);
-  EXPECT_NE(refused("ftp://example.com/").find("http://"), std::string::npos);
+  EXPECT_NE(refused("ftp://example.com/").find("an absolute http:// or https:// URL"),
+            std::string::npos);
+  EXPECT_NE(refused("ws://example.com/").find("http://"), std::string::npos);
+  EXPECT_NE(refused("https:/example.com/").find("http://"), std::string::npos);
   EXPECT_NE(refused("example.com/hook").find("http://"), std::string::npos);
   EXPECT_NE(refused("http://user:pw@example.com/").find("user name"), std::string::npos);
   EXPECT_NE(refused("http://example.com/#x").find("fragment"), std::string::npos);
@@ -54,6 +80,12 @@ TEST(ClientUrl, RefusesWhatItCannotUse) {
   EXPECT_NE(refused("http://h%41/").find("host may hold"), std::string::npos);
   EXPECT_NE(refused("http://[::1/").find("closing"), std::string::npos);
   EXPECT_NE(refused("http://h/" + std::string(2100, 'a')).find("2048"), std::string::npos);
+  // The same refusals for https://.
+  EXPECT_NE(refused("https://user@example.com/").find("user name"), std::string::npos);
+  EXPECT_NE(refused("https://example.com/#x").find("fragment"), std::string::npos);
+  EXPECT_NE(refused("https:///x").find("no host"), std::string::npos);
+  EXPECT_NE(refused("https://h:0/").find("port"), std::string::npos);
+  EXPECT_NE(refused("https://h:/").find("port"), std::string::npos);
 }
 
 TEST(ClientRequest, FramesHeadersLengthAndBody) {

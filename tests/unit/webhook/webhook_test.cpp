@@ -74,12 +74,16 @@ TEST(Config, TakesTheSettings) {
   c = parse_config("http://127.0.0.1:9/h", "0123456789abcdef", "", "", given, err);
   ASSERT_TRUE(c) << err;
   EXPECT_EQ(c->batch, 0u);
+  c = parse_config("https://hooks.example.com/in", "0123456789abcdef", "", "", given, err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->url, "https://hooks.example.com/in");
 }
 
 TEST(Config, SaysWhatIsWrong) {
   const std::string s = "0123456789abcdef";
   EXPECT_NE(config_error("", s, "", "").find("webhook_url: required"), std::string::npos);
-  EXPECT_NE(config_error("https://h/", s, "", "").find("webhook_url: https://"), std::string::npos);
+  EXPECT_NE(config_error("ws://h/", s, "", "").find("webhook_url: an absolute http://"),
+            std::string::npos);
   EXPECT_NE(config_error("http://h/", "", "", "").find("webhook_secret: 16 to 256 bytes"),
             std::string::npos);
   EXPECT_NE(config_error("http://h/", "short", "", "").find("webhook_secret"), std::string::npos);
