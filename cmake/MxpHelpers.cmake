@@ -23,8 +23,12 @@ endfunction()
 # builds run one: SANITIZED_BACKEND's, or else uring and uv in turn from one script to the next,
 # so that each backend runs about half of the scripts under ASan (the backends' own code is the
 # loop's unit tests' business, which run in full; this halves the sanitizer suite's time).
+#
+# COST: the script's usual seconds, for a long one. ctest starts the costliest tests first, and a
+# fresh tree (CI's) has no timing history: without it a two-minute test can start last and
+# alone make the suite's tail.
 function(mxp_backend_test name script timeout)
-  cmake_parse_arguments(T "" "SANITIZED_BACKEND" "ENV" ${ARGN})
+  cmake_parse_arguments(T "" "SANITIZED_BACKEND;COST" "ENV" ${ARGN})
   set(env "MXFARM=$<TARGET_FILE:mxfarm>" "MXPROBE=$<TARGET_FILE:mxprobe>" ${T_ENV})
   set(backends uring uv)
   if(MXP_SANITIZE OR MXP_TSAN)
@@ -46,6 +50,9 @@ function(mxp_backend_test name script timeout)
     set_tests_properties(${name}_${backend} PROPERTIES
       LABELS integration TIMEOUT ${timeout}
       ENVIRONMENT "${env}")
+    if(T_COST)
+      set_tests_properties(${name}_${backend} PROPERTIES COST ${T_COST})
+    endif()
   endforeach()
 endfunction()
 
