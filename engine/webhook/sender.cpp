@@ -63,6 +63,7 @@ void Sender::poll() {
     store_.reset();  // opened again for a reader of the log since the last poll
     return;
   }
+  if (unrecorded_ && !record_outcome()) return;
   const auto now = loop_.now();
   if (current_) {
     if (now >= deadline_) {
@@ -262,21 +263,8 @@ void Sender::finish(int status, std::string error) {
     // not start the clock again).
     if (auto wait = retry_delay(o_.retry, d.attempts + 1, d.created, now)) next = now + *wait;
   }
-  if (Status st = store_->record_attempt(d.seq, now, status, acked ? "" : why, acked, next); !st) {
-    store_failed(st.error().message);
-  } else {
-    // The same change as the journal's (store.cpp), if the delivery is among the last ones.
-    for (Delivery& r : recent_) {
-      if (r.seq != d.seq) continue;
-      ++r.attempts;
-      r.last_status = status;
-      r.last_error = acked ? "" : why;
-      r.last_attempt = now;
-      r.next_try = acked ? Millis{0} : next;
-      r.acked = acked ? now : Millis{0};
-      r.failed = !acked && next.count() == 0;
-    }
-  }
+  unrecorded_ = Outcome{d.seq, now, status, acked ? "" : why, acked, next};
+  const bool recorded = record_outcome();
   if (o_.log && !acked) {
     const std::string id = std::to_string(job_) + "-" + std::to_string(d.seq);
     char wait[64];
@@ -285,7 +273,32 @@ void Sender::finish(int status, std::string error) {
            (next.count() ? std::string(wait) : std::string("; giving up (retries ran out)")));
   }
   // The next delivery goes at once (not on the next tick): a backlog of batches drains fast.
-  if (acked) poll();
+  if (acked && recorded) poll();
+}
+
+bool Sender::record_outcome() {
+  const Outcome& o = *unrecorded_;
+  if (Status st = store_->record_attempt(o.seq, o.at, o.status, o.error, o.acked, o.next_try);
+      !st) {
+    store_failed(st.error().message + " (the attempt's outcome is written again on the next tick)");
+    return false;
+  }
+  // The same change as the journal's (store.cpp), if the delivery is among the last ones.
+  for (Delivery& r : recent_) {
+    if (r.seq != o.seq) continue;
+    ++r.attempts;
+    r.last_status = o.status;
+    r.last_error = o.error;
+    r.last_attempt = o.at;
+    r.next_try = o.acked ? Millis{0} : o.next_try;
+    r.acked = o.acked ? o.at : Millis{0};
+    r.failed = !o.acked && o.next_try.count() == 0;
+  }
+  unrecorded_.reset();
+  if (!store_error_.empty() && o_.log)
+    o_.log("job " + std::to_string(job_) + " webhook: the journal takes writes again");
+  store_error_.clear();
+  return true;
 }
 
 }  // namespace mxp::webhook

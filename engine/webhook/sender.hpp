@@ -85,6 +85,9 @@ class Sender final : private loop::ConnHandler {
   void on_data(loop::ConnId id, std::string_view bytes) override;
   void on_closed(loop::ConnId id, loop::Status status) override;
   void store_failed(const std::string& what);
+  // Writes the last attempt's outcome to the journal; false (and kept for the next poll) when
+  // the journal refuses for now (e.g. locked past its busy timeout by the job's writer).
+  bool record_outcome();
   void settle();
   void load_recent();
   static Millis unix_now();
@@ -105,6 +108,17 @@ class Sender final : private loop::ConnHandler {
   core::TimePoint deadline_{};
   // When unbatched records were first seen (for webhook_interval); empty: none waiting.
   std::optional<core::TimePoint> waiting_since_;
+  // An attempt's outcome not yet in the journal. Nothing else is sent until it is: a delivery
+  // acknowledged but not recorded would otherwise go again.
+  struct Outcome {
+    int64_t seq;
+    Millis at;
+    int status;
+    std::string error;
+    bool acked;
+    Millis next_try;
+  };
+  std::optional<Outcome> unrecorded_;
   std::string store_error_;
   std::string path_;
   bool settled_ = false;
