@@ -25,9 +25,10 @@ stop_all() {
 }
 trap 'stop_all; cleanup' EXIT
 
-# The receiver: logs every delivery; answers the first only once the file `go` exists.
+# The receiver: logs every delivery; answers the first only once the test writes to the FIFO
+# `go` (the read blocks until then: an event, not a poll).
 cat >"$WORK/receiver.py" <<'PY'
-import json, os, sys, time
+import json, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 log, go = sys.argv[1], sys.argv[2]
@@ -43,8 +44,8 @@ class Hook(BaseHTTPRequestHandler):
                                 "event": self.headers.get("Mxprobe-Event")}) + "\n")
         if Hook.first:
             Hook.first = False
-            while not os.path.exists(go):  # the test's signal, not a timing
-                time.sleep(0.05)
+            with open(go) as signal:
+                signal.read()
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -56,6 +57,9 @@ server = HTTPServer(("127.0.0.1", 0), Hook)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 PY
+mkfifo "$WORK/go" "$WORK/unlock"
+# tell FIFO: the line that ends a wait on the other side (at most 10 s: a dead reader fails).
+tell() { timeout 10 bash -c 'echo go >"$1"' _ "$1" || fail "nobody read $1"; }
 "$PY" "$WORK/receiver.py" "$WORK/hooks.jsonl" "$WORK/go" >"$WORK/recv.port" 2>"$WORK/recv.err" &
 RECV_PID=$!
 wait_for 10 test -s "$WORK/recv.port" || fail "the receiver did not start: $(cat "$WORK/recv.err")"
@@ -70,24 +74,24 @@ wait_for 30 finished || fail "the job did not finish: $(curl -sS "${URL}v1/jobs/
 first_held() { grep -q "\"$JOB-1\"" "$WORK/hooks.jsonl" 2>/dev/null; }
 wait_for 10 first_held || fail "the first delivery never reached the receiver"
 
-# Another writer holds the journal until told (the file `unlock`).
+# Another writer holds the journal until told (the FIFO `unlock`).
 cat >"$WORK/lock.py" <<'PY'
-import os, sqlite3, sys, time
+import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
 db.execute("BEGIN EXCLUSIVE")
 print("locked", flush=True)
-while not os.path.exists(sys.argv[2]):  # the test's signal, not a timing
-    time.sleep(0.05)
+with open(sys.argv[2]) as signal:  # blocks until the test writes
+    signal.read()
 db.execute("ROLLBACK")
 PY
 "$PY" "$WORK/lock.py" "$WORK/data/$JOB/journal.db" "$WORK/unlock" >"$WORK/lock.out" 2>&1 &
 LOCK_PID=$!
 wait_for 30 grep -q locked "$WORK/lock.out" || fail "no lock: $(cat "$WORK/lock.out")"
-touch "$WORK/go"
+tell "$WORK/go"
 kept() { grep -q "webhook store: .*database is locked" "$WORK/serve.err"; }
 wait_for 30 kept || fail "serve never met the locked journal: $(tail -5 "$WORK/serve.err")"
 ok
-touch "$WORK/unlock"
+tell "$WORK/unlock"
 wait "$LOCK_PID" || fail "the locker: $(cat "$WORK/lock.out")"
 LOCK_PID=""
 ended() { grep -q '"job.ended"' "$WORK/hooks.jsonl"; }
